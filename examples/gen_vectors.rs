@@ -1,0 +1,1084 @@
+//! Generates `tests/vectors/*.json` from a fixed seed and a fixed clock.
+//!
+//!     cargo run --example gen_vectors            # rewrite the files
+//!     cargo run --example gen_vectors -- --check # fail if they would change
+//!
+//! Every case states its intended outcome (an error code, or the tools, expiry
+//! and depth it must authorize); generation stops if `verify` disagrees, so a
+//! vector records intent checked against the code, not just what the code did.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use biscuit_auth::builder::{Algorithm, BlockBuilder};
+use biscuit_auth::{KeyPair, UnverifiedBiscuit};
+use mcpvault::{
+    attenuate, mint, verify, ArgLimit, ArgRule, Grant, Request, Restriction, Scalar, TOOLS_CALL,
+};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use serde_json::{json, Value};
+
+/// 2027-01-15T08:00:00Z: the clock every vector is minted and verified at.
+const NOW: u64 = 1_800_000_000;
+const SEED: u64 = 0x6d63_7076_6175_6c74; // "mcpvault"
+
+struct Gen {
+    rng: ChaCha20Rng,
+    private_key: String,
+    public_key: String,
+    other_public_key: String,
+    cases: BTreeMap<String, Value>,
+}
+
+/// What a case must produce.
+enum Expect {
+    /// Allowed, with exactly these effective tools, expiry and depth.
+    Ok {
+        tools: &'static [&'static str],
+        expires_at: u64,
+        depth: usize,
+    },
+    /// Refused with this code.
+    Err(&'static str),
+    /// Refused with one of these codes (tampering: which byte breaks first).
+    OneOf(&'static [&'static str]),
+}
+
+fn grant(tools: &[&str], ttl: u64) -> Grant {
+    Grant {
+        tools: tools.iter().map(|t| t.to_string()).collect(),
+        ttl,
+        issuer: "auth-server".into(),
+        subject: "agent-a".into(),
+        audience: None,
+        max_depth: None,
+        arg_limits: vec![],
+    }
+}
+
+fn tools(t: &[&str]) -> Restriction {
+    Restriction {
+        tools: Some(t.iter().map(|s| s.to_string()).collect()),
+        ..Default::default()
+    }
+}
+
+fn limit(tool: &str, arg: &str, rule: ArgRule) -> ArgLimit {
+    ArgLimit {
+        tool: tool.into(),
+        arg: arg.into(),
+        rule,
+    }
+}
+
+fn call(tool: &str, args: Value) -> Request {
+    Request::tool(tool).with_arguments(args.as_object().cloned().unwrap_or_default())
+}
+
+impl Gen {
+    fn new() -> Self {
+        let mut rng = ChaCha20Rng::seed_from_u64(SEED);
+        let keys = mcpvault::keygen(&mut rng);
+        let other = mcpvault::keygen(&mut rng);
+        Gen {
+            rng,
+            private_key: keys.private_key,
+            public_key: keys.public_key,
+            other_public_key: other.public_key,
+            cases: BTreeMap::new(),
+        }
+    }
+
+    fn mint(&mut self, g: &Grant) -> String {
+        mint(&self.private_key, g, NOW, &mut self.rng).unwrap()
+    }
+
+    fn att(&mut self, token: &str, r: &Restriction) -> String {
+        attenuate(token, r, NOW, &mut self.rng).unwrap().token
+    }
+
+    /// Appends a hand-written block with biscuit-auth directly.
+    fn raw_block(&mut self, token: &str, code: &str) -> String {
+        let t = UnverifiedBiscuit::from_base64(token).unwrap();
+        let kp = KeyPair::new_with_rng(Algorithm::Ed25519, &mut self.rng);
+        t.append_with_keypair(&kp, BlockBuilder::new().code(code).unwrap())
+            .unwrap()
+            .to_base64()
+            .unwrap()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn case_with(
+        &mut self,
+        name: &str,
+        description: &str,
+        token: &str,
+        public_key: &str,
+        request: &Request,
+        now: u64,
+        expect: Expect,
+    ) {
+        let result = verify(token, public_key, request, now);
+        let expect_json = match (&expect, &result) {
+            (
+                Expect::Ok {
+                    tools,
+                    expires_at,
+                    depth,
+                },
+                Ok(facts),
+            ) => {
+                assert_eq!(facts.tools, *tools, "{name}: tools");
+                assert_eq!(facts.expires_at, *expires_at, "{name}: expires_at");
+                assert_eq!(facts.depth, *depth, "{name}: depth");
+                json!({ "ok": facts })
+            }
+            (Expect::Err(code), Err(e)) => {
+                assert_eq!(e.code(), *code, "{name}: {e}");
+                json!({ "error": code })
+            }
+            (Expect::OneOf(codes), Err(e)) => {
+                assert!(codes.contains(&e.code()), "{name}: {e}");
+                json!({ "error": e.code() })
+            }
+            (_, other) => panic!("{name}: unexpected {other:?}"),
+        };
+        assert!(!self.cases.contains_key(name), "duplicate case {name}");
+        self.cases.insert(
+            name.to_string(),
+            json!({
+                "name": name,
+                "description": description,
+                "operation": "verify",
+                "public_key": public_key,
+                "token": token,
+                "request": request,
+                "now": now,
+                "expect": expect_json,
+            }),
+        );
+    }
+
+    fn case(
+        &mut self,
+        name: &str,
+        description: &str,
+        token: &str,
+        request: &Request,
+        expect: Expect,
+    ) {
+        let pk = self.public_key.clone();
+        self.case_with(name, description, token, &pk, request, NOW, expect);
+    }
+}
+
+const EXP: u64 = NOW + 3600;
+
+fn build() -> Gen {
+    let mut g = Gen::new();
+    let root = g.mint(&grant(&["db_query", "file_read"], 3600));
+    let both: &[&str] = &["db_query", "file_read"];
+
+    // --- the basics -------------------------------------------------------
+    g.case(
+        "basic-allow-granted-tool",
+        "a freshly minted token allows a granted tool",
+        &root,
+        &Request::tool("db_query"),
+        Expect::Ok {
+            tools: both,
+            expires_at: EXP,
+            depth: 0,
+        },
+    );
+    g.case(
+        "basic-allow-second-tool",
+        "the other granted tool is allowed too",
+        &root,
+        &Request::tool("file_read"),
+        Expect::Ok {
+            tools: both,
+            expires_at: EXP,
+            depth: 0,
+        },
+    );
+    g.case(
+        "basic-refuse-ungranted-tool",
+        "a tool the issuer did not grant is refused",
+        &root,
+        &Request::tool("admin_delete"),
+        Expect::Err("tool_not_allowed"),
+    );
+    let pk = g.public_key.clone();
+    g.case_with(
+        "time-valid-one-second-before-expiry",
+        "valid while now < expires_at",
+        &root,
+        &pk,
+        &Request::tool("db_query"),
+        EXP - 1,
+        Expect::Ok {
+            tools: both,
+            expires_at: EXP,
+            depth: 0,
+        },
+    );
+    g.case_with(
+        "time-expired-at-expiry",
+        "expires_at itself is already expired",
+        &root,
+        &pk,
+        &Request::tool("db_query"),
+        EXP,
+        Expect::Err("expired"),
+    );
+    g.case_with(
+        "time-expired-later",
+        "a day after expiry",
+        &root,
+        &pk,
+        &Request::tool("db_query"),
+        EXP + 86_400,
+        Expect::Err("expired"),
+    );
+    g.case_with(
+        "time-expired-beats-wrong-tool",
+        "expired is reported before tool_not_allowed",
+        &root,
+        &pk,
+        &Request::tool("admin_delete"),
+        EXP + 1,
+        Expect::Err("expired"),
+    );
+    let other = g.other_public_key.clone();
+    g.case_with(
+        "key-wrong-public-key",
+        "a valid token checked with another issuer's key",
+        &root,
+        &other,
+        &Request::tool("db_query"),
+        NOW,
+        Expect::Err("bad_signature"),
+    );
+    g.case_with(
+        "key-not-hex",
+        "the public key is not hex",
+        &root,
+        &"zz".repeat(32),
+        &Request::tool("db_query"),
+        NOW,
+        Expect::Err("invalid_key"),
+    );
+    g.case_with(
+        "key-too-short",
+        "the public key is 31 bytes",
+        &root,
+        &pk[..62],
+        &Request::tool("db_query"),
+        NOW,
+        Expect::Err("invalid_key"),
+    );
+
+    // --- bad tokens -------------------------------------------------------
+    g.case(
+        "token-garbage",
+        "not base64 at all",
+        "this is not a token!",
+        &Request::tool("db_query"),
+        Expect::Err("malformed_token"),
+    );
+    g.case(
+        "token-empty",
+        "an empty token",
+        "",
+        &Request::tool("db_query"),
+        Expect::Err("malformed_token"),
+    );
+    g.case(
+        "token-valid-base64-garbage",
+        "base64url of bytes that are not a biscuit",
+        "AAECAwQFBgcICQ==",
+        &Request::tool("db_query"),
+        Expect::Err("malformed_token"),
+    );
+    let truncated = root[..root.len() / 2].to_string();
+    g.case(
+        "token-truncated",
+        "the first half of a valid token",
+        &truncated,
+        &Request::tool("db_query"),
+        Expect::Err("malformed_token"),
+    );
+    let mut bytes = base64_decode(&root);
+    let last = bytes.len() - 10;
+    bytes[last] ^= 0x01;
+    g.case(
+        "token-flipped-signature-byte",
+        "one bit flipped near the end (signature/proof)",
+        &base64_encode(&bytes),
+        &Request::tool("db_query"),
+        Expect::OneOf(&["bad_signature", "malformed_token"]),
+    );
+    let mut bytes = base64_decode(&root);
+    let pos = bytes.windows(8).position(|w| w == b"db_query").unwrap();
+    bytes[pos] = b'x';
+    g.case(
+        "token-flipped-payload-byte",
+        "a tool name edited in the signed block: xb_query",
+        &base64_encode(&bytes),
+        &Request::tool("xb_query"),
+        Expect::OneOf(&["bad_signature", "malformed_token"]),
+    );
+    let huge = "A".repeat(70_000);
+    g.case(
+        "token-oversized",
+        "a token longer than the 64 KiB limit",
+        &huge,
+        &Request::tool("db_query"),
+        Expect::Err("limits_exceeded"),
+    );
+    {
+        let kp = KeyPair::from(&mcpvault::parse_private_key(&g.private_key).unwrap());
+        let foreign = biscuit_auth::Biscuit::builder()
+            .code(r#"right("db_query"); check if time($t), $t < 2030-01-01T00:00:00Z;"#)
+            .unwrap()
+            .build_with_rng(
+                &kp,
+                biscuit_auth::datalog::SymbolTable::default(),
+                &mut g.rng,
+            )
+            .unwrap()
+            .to_base64()
+            .unwrap();
+        g.case(
+            "token-not-mcpvault",
+            "a biscuit signed by the same key without mcpvault(1) allows nothing",
+            &foreign,
+            &Request::tool("db_query"),
+            Expect::Err("malformed_token"),
+        );
+    }
+
+    // --- requests ---------------------------------------------------------
+    g.case(
+        "request-empty-tool",
+        "a tools/call naming an empty tool",
+        &root,
+        &Request::tool(""),
+        Expect::Err("invalid_request"),
+    );
+    let mut other_method = Request::tool("db_query");
+    other_method.method = "tools/list".into();
+    g.case(
+        "request-tool-on-other-method",
+        "only tools/call may name a tool",
+        &root,
+        &other_method,
+        Expect::Err("invalid_request"),
+    );
+    let list = Request {
+        method: "tools/list".into(),
+        tool: None,
+        arguments: Default::default(),
+        audience: None,
+    };
+    g.case(
+        "method-tools-list-allowed",
+        "methods other than tools/call need a valid token, no tool grant",
+        &root,
+        &list,
+        Expect::Ok {
+            tools: both,
+            expires_at: EXP,
+            depth: 0,
+        },
+    );
+    let mut call_without_tool = list.clone();
+    call_without_tool.method = TOOLS_CALL.into();
+    g.case(
+        "request-call-without-tool",
+        "tools/call without a tool",
+        &root,
+        &call_without_tool,
+        Expect::Err("invalid_request"),
+    );
+
+    // --- attenuation ------------------------------------------------------
+    let only_db = g.att(&root, &tools(&["db_query"]));
+    g.case(
+        "attenuate-keeps-db-query",
+        "attenuated to db_query: db_query allowed",
+        &only_db,
+        &Request::tool("db_query"),
+        Expect::Ok {
+            tools: &["db_query"],
+            expires_at: EXP,
+            depth: 1,
+        },
+    );
+    g.case(
+        "attenuate-refuses-file-read",
+        "attenuated to db_query: file_read refused",
+        &only_db,
+        &Request::tool("file_read"),
+        Expect::Err("tool_not_allowed"),
+    );
+    g.case(
+        "attenuate-refuses-admin-delete",
+        "attenuated to db_query: admin_delete refused",
+        &only_db,
+        &Request::tool("admin_delete"),
+        Expect::Err("tool_not_allowed"),
+    );
+    let widen = g.att(&root, &tools(&["db_query", "admin_delete"]));
+    g.case(
+        "attenuate-cannot-widen",
+        "naming admin_delete in a restriction does not grant it",
+        &widen,
+        &Request::tool("admin_delete"),
+        Expect::Err("tool_not_allowed"),
+    );
+    let two = g.att(&root, &tools(&["db_query", "file_read"]));
+    g.case(
+        "attenuate-two-tool-set-usable",
+        "a two-tool restriction is one set check: both tools usable",
+        &two,
+        &Request::tool("file_read"),
+        Expect::Ok {
+            tools: both,
+            expires_at: EXP,
+            depth: 1,
+        },
+    );
+    let short = g.att(
+        &root,
+        &Restriction {
+            ttl: Some(300),
+            ..Default::default()
+        },
+    );
+    g.case(
+        "attenuate-shorter-ttl-allows",
+        "ttl 300: allowed now",
+        &short,
+        &Request::tool("db_query"),
+        Expect::Ok {
+            tools: both,
+            expires_at: NOW + 300,
+            depth: 1,
+        },
+    );
+    g.case_with(
+        "attenuate-shorter-ttl-expires",
+        "ttl 300: expired 301 s later though the root still lives",
+        &short,
+        &pk,
+        &Request::tool("db_query"),
+        NOW + 301,
+        Expect::Err("expired"),
+    );
+    let long = g.att(
+        &root,
+        &Restriction {
+            ttl: Some(86_400),
+            ..Default::default()
+        },
+    );
+    g.case_with(
+        "attenuate-longer-ttl-cannot-extend",
+        "a 1-day ttl does not outlive the 1-hour root",
+        &long,
+        &pk,
+        &Request::tool("db_query"),
+        EXP + 10,
+        Expect::Err("expired"),
+    );
+    let disjoint = g.att(&only_db, &tools(&["file_read"]));
+    g.case(
+        "attenuate-disjoint-sets-allow-nothing",
+        "db_query then file_read: no tool left",
+        &disjoint,
+        &Request::tool("file_read"),
+        Expect::Err("tool_not_allowed"),
+    );
+
+    // --- chains of 1–10 hops ------------------------------------------------
+    let wide: Vec<String> = (0..10).map(|i| format!("tool_{i}")).collect();
+    let wide_refs: Vec<&str> = wide.iter().map(String::as_str).collect();
+    let mut chain = g.mint(&grant(&wide_refs, 7200));
+    for hop in 1..=10usize {
+        // hop n keeps tool_0 .. tool_{9-n}... and every hop shortens the ttl
+        let keep: Vec<&str> = wide_refs[..=(10 - hop).min(9)].to_vec();
+        chain = g.att(
+            &chain,
+            &Restriction {
+                tools: Some(keep.iter().map(|s| s.to_string()).collect()),
+                ttl: Some(7200 - 300 * hop as u64),
+                ..Default::default()
+            },
+        );
+        if [1, 3, 5, 10].contains(&hop) {
+            let expect_tools: &'static [&'static str] = match hop {
+                1 => &[
+                    "tool_0", "tool_1", "tool_2", "tool_3", "tool_4", "tool_5", "tool_6", "tool_7",
+                    "tool_8", "tool_9",
+                ],
+                3 => &[
+                    "tool_0", "tool_1", "tool_2", "tool_3", "tool_4", "tool_5", "tool_6", "tool_7",
+                ],
+                5 => &["tool_0", "tool_1", "tool_2", "tool_3", "tool_4", "tool_5"],
+                _ => &["tool_0"],
+            };
+            g.case(
+                &format!("chain-{hop:02}-hops-allows-first-tool"),
+                &format!("{hop} attenuations, tool_0 kept by all"),
+                &chain,
+                &Request::tool("tool_0"),
+                Expect::Ok {
+                    tools: expect_tools,
+                    expires_at: NOW + 7200 - 300 * hop as u64,
+                    depth: hop,
+                },
+            );
+            let dropped = format!("tool_{}", 11 - hop.max(2));
+            if hop >= 2 {
+                g.case(
+                    &format!("chain-{hop:02}-hops-refuses-dropped-tool"),
+                    &format!("{dropped} was dropped at some hop"),
+                    &chain,
+                    &Request::tool(&dropped),
+                    Expect::Err("tool_not_allowed"),
+                );
+            }
+            g.case_with(
+                &format!("chain-{hop:02}-hops-expires-with-last-block"),
+                "the last hop's ttl is the earliest",
+                &chain,
+                &pk.clone(),
+                &Request::tool("tool_0"),
+                NOW + 7200 - 300 * hop as u64,
+                Expect::Err("expired"),
+            );
+        }
+    }
+
+    // --- argument limits ------------------------------------------------------
+    let mut lg = grant(&["db_query", "file_read"], 3600);
+    lg.arg_limits = vec![
+        limit("db_query", "max_rows", ArgRule::Max(100)),
+        limit(
+            "db_query",
+            "table",
+            ArgRule::OneOf(vec![
+                Scalar::Str("users".into()),
+                Scalar::Str("orders".into()),
+            ]),
+        ),
+        limit("file_read", "path", ArgRule::Prefix("/srv/public/".into())),
+    ];
+    let limited = g.mint(&lg);
+    g.case(
+        "args-within-limits",
+        "max_rows 100 and table users",
+        &limited,
+        &call(
+            "db_query",
+            json!({"max_rows": 100, "table": "users", "extra": [1, 2]}),
+        ),
+        Expect::Ok {
+            tools: both,
+            expires_at: EXP,
+            depth: 0,
+        },
+    );
+    g.case(
+        "args-max-exceeded",
+        "max_rows 101 > 100",
+        &limited,
+        &call("db_query", json!({"max_rows": 101, "table": "users"})),
+        Expect::Err("argument_not_allowed"),
+    );
+    g.case(
+        "args-missing",
+        "max_rows missing",
+        &limited,
+        &call("db_query", json!({"table": "users"})),
+        Expect::Err("argument_not_allowed"),
+    );
+    g.case(
+        "args-wrong-type-string",
+        "max_rows as the string \"50\"",
+        &limited,
+        &call("db_query", json!({"max_rows": "50", "table": "users"})),
+        Expect::Err("argument_not_allowed"),
+    );
+    g.case(
+        "args-wrong-type-float",
+        "max_rows 50.5 is not an integer",
+        &limited,
+        &call("db_query", json!({"max_rows": 50.5, "table": "users"})),
+        Expect::Err("argument_not_allowed"),
+    );
+    g.case(
+        "args-wrong-type-null",
+        "max_rows null counts as missing",
+        &limited,
+        &call("db_query", json!({"max_rows": null, "table": "users"})),
+        Expect::Err("argument_not_allowed"),
+    );
+    g.case(
+        "args-one-of-refused",
+        "table secrets is not one of users, orders",
+        &limited,
+        &call("db_query", json!({"max_rows": 5, "table": "secrets"})),
+        Expect::Err("argument_not_allowed"),
+    );
+    g.case(
+        "args-prefix-ok",
+        "path under /srv/public/",
+        &limited,
+        &call("file_read", json!({"path": "/srv/public/a.txt"})),
+        Expect::Ok {
+            tools: both,
+            expires_at: EXP,
+            depth: 0,
+        },
+    );
+    g.case(
+        "args-prefix-refused",
+        "path /etc/passwd",
+        &limited,
+        &call("file_read", json!({"path": "/etc/passwd"})),
+        Expect::Err("argument_not_allowed"),
+    );
+    g.case(
+        "args-limits-of-other-tool-ignored",
+        "db_query limits do not apply to file_read",
+        &limited,
+        &call("file_read", json!({"path": "/srv/public/b"})),
+        Expect::Ok {
+            tools: both,
+            expires_at: EXP,
+            depth: 0,
+        },
+    );
+    g.case(
+        "args-other-method-ignores-limits",
+        "tools/list passes argument limits",
+        &limited,
+        &list,
+        Expect::Ok {
+            tools: both,
+            expires_at: EXP,
+            depth: 0,
+        },
+    );
+    let tighter = g.att(
+        &limited,
+        &Restriction {
+            arg_limits: vec![
+                limit("db_query", "max_rows", ArgRule::Max(10)),
+                limit("db_query", "dry_run", ArgRule::Eq(Scalar::Bool(true))),
+                limit("db_query", "shard", ArgRule::Min(2)),
+            ],
+            ..Default::default()
+        },
+    );
+    g.case(
+        "args-attenuated-tighter-ok",
+        "max_rows 10, dry_run true, shard 2",
+        &tighter,
+        &call(
+            "db_query",
+            json!({"max_rows": 10, "table": "orders", "dry_run": true, "shard": 2}),
+        ),
+        Expect::Ok {
+            tools: both,
+            expires_at: EXP,
+            depth: 1,
+        },
+    );
+    g.case(
+        "args-attenuated-tighter-max",
+        "max_rows 50 passes the root but not hop 1",
+        &tighter,
+        &call(
+            "db_query",
+            json!({"max_rows": 50, "table": "orders", "dry_run": true, "shard": 2}),
+        ),
+        Expect::Err("argument_not_allowed"),
+    );
+    g.case(
+        "args-attenuated-eq-bool",
+        "dry_run false refused",
+        &tighter,
+        &call(
+            "db_query",
+            json!({"max_rows": 5, "table": "orders", "dry_run": false, "shard": 2}),
+        ),
+        Expect::Err("argument_not_allowed"),
+    );
+    g.case(
+        "args-attenuated-min",
+        "shard 1 < 2",
+        &tighter,
+        &call(
+            "db_query",
+            json!({"max_rows": 5, "table": "orders", "dry_run": true, "shard": 1}),
+        ),
+        Expect::Err("argument_not_allowed"),
+    );
+    let looser = g.att(
+        &limited,
+        &Restriction {
+            arg_limits: vec![limit("db_query", "max_rows", ArgRule::Max(1_000_000))],
+            ..Default::default()
+        },
+    );
+    g.case(
+        "args-attenuated-looser-no-effect",
+        "a looser max in a later block does not lift the root's",
+        &looser,
+        &call("db_query", json!({"max_rows": 500, "table": "users"})),
+        Expect::Err("argument_not_allowed"),
+    );
+
+    // --- audience -------------------------------------------------------------
+    let mut ag = grant(&["db_query"], 3600);
+    ag.audience = Some("mcp.example.com".into());
+    let aud = g.mint(&ag);
+    g.case(
+        "audience-match",
+        "verifier names the token's audience",
+        &aud,
+        &Request::tool("db_query").with_audience("mcp.example.com"),
+        Expect::Ok {
+            tools: &["db_query"],
+            expires_at: EXP,
+            depth: 0,
+        },
+    );
+    g.case(
+        "audience-mismatch",
+        "verifier is another server",
+        &aud,
+        &Request::tool("db_query").with_audience("evil.example.com"),
+        Expect::Err("wrong_audience"),
+    );
+    g.case(
+        "audience-verifier-names-none",
+        "a token with an audience needs a verifier that names one",
+        &aud,
+        &Request::tool("db_query"),
+        Expect::Err("wrong_audience"),
+    );
+    g.case(
+        "audience-token-has-none",
+        "a token without audience verifies on a named server",
+        &root,
+        &Request::tool("db_query").with_audience("mcp.example.com"),
+        Expect::Ok {
+            tools: both,
+            expires_at: EXP,
+            depth: 0,
+        },
+    );
+    let aud_att = g.att(
+        &root,
+        &Restriction {
+            audience: Some("a.example".into()),
+            ..Default::default()
+        },
+    );
+    g.case(
+        "audience-set-by-attenuation",
+        "hop 1 binds the token to a.example",
+        &aud_att,
+        &Request::tool("db_query").with_audience("b.example"),
+        Expect::Err("wrong_audience"),
+    );
+
+    // --- depth --------------------------------------------------------------------
+    let mut dg = grant(&["db_query"], 3600);
+    dg.max_depth = Some(2);
+    let d0 = g.mint(&dg);
+    let d1 = g.att(
+        &d0,
+        &Restriction {
+            ttl: Some(3000),
+            ..Default::default()
+        },
+    );
+    let d2 = g.att(
+        &d1,
+        &Restriction {
+            ttl: Some(2000),
+            ..Default::default()
+        },
+    );
+    let d3 = g.att(
+        &d2,
+        &Restriction {
+            ttl: Some(1000),
+            ..Default::default()
+        },
+    );
+    g.case(
+        "depth-at-max",
+        "max depth 2 with 2 attenuations",
+        &d2,
+        &Request::tool("db_query"),
+        Expect::Ok {
+            tools: &["db_query"],
+            expires_at: NOW + 2000,
+            depth: 2,
+        },
+    );
+    g.case(
+        "depth-exceeded",
+        "max depth 2 with 3 attenuations",
+        &d3,
+        &Request::tool("db_query"),
+        Expect::Err("depth_exceeded"),
+    );
+    let mut zero = grant(&["db_query"], 3600);
+    zero.max_depth = Some(0);
+    let z0 = g.mint(&zero);
+    let z1 = g.att(&z0, &tools(&["db_query"]));
+    g.case(
+        "depth-zero-forbids-delegation",
+        "max depth 0: any attenuation is refused",
+        &z1,
+        &Request::tool("db_query"),
+        Expect::Err("depth_exceeded"),
+    );
+    let hop_limit = g.att(
+        &root,
+        &Restriction {
+            max_depth: Some(1),
+            ..Default::default()
+        },
+    );
+    let hop_limit2 = g.att(&hop_limit, &tools(&["db_query"]));
+    g.case(
+        "depth-set-by-attenuation",
+        "hop 1 sets max depth 1; hop 2 exceeds it",
+        &hop_limit2,
+        &Request::tool("db_query"),
+        Expect::Err("depth_exceeded"),
+    );
+
+    // --- hostile blocks, written with biscuit-auth directly ---------------------------
+    let h = g.raw_block(&only_db, r#"right("file_read"); request_tool("file_read"); mcpvault(1); issuer("mallory"); subject("root");"#);
+    g.case(
+        "hostile-facts-grant-nothing",
+        "a block asserting facts for file_read grants nothing",
+        &h,
+        &Request::tool("file_read"),
+        Expect::Err("tool_not_allowed"),
+    );
+    g.case(
+        "hostile-facts-do-not-change-identity",
+        "issuer/subject facts in a later block are ignored",
+        &h,
+        &Request::tool("db_query"),
+        Expect::Ok {
+            tools: &["db_query"],
+            expires_at: EXP,
+            depth: 2,
+        },
+    );
+    let h = g.raw_block(&only_db, r#"request_tool("file_read") <- request_method($m); verifier_audience("x") <- request_method($m); depth(0) <- request_method($m);"#);
+    g.case(
+        "hostile-rules-grant-nothing",
+        "rules deriving request facts stay in their block",
+        &h,
+        &Request::tool("file_read"),
+        Expect::Err("tool_not_allowed"),
+    );
+    let h = g.raw_block(
+        &short,
+        r#"check if time($time), $time < 2099-01-01T00:00:00Z; time(2000-01-01T00:00:00Z);"#,
+    );
+    g.case_with(
+        "hostile-later-expiry-extends-nothing",
+        "a later expiry and a fake time fact in hop 2",
+        &h,
+        &pk,
+        &Request::tool("db_query"),
+        NOW + 301,
+        Expect::Err("expired"),
+    );
+    let h = g.raw_block(
+        &only_db,
+        r#"check if request_tool($t) trusting previous; tool_grant("file_read");"#,
+    );
+    g.case(
+        "hostile-trusting-previous",
+        "a block trusting previous blocks widens nothing",
+        &h,
+        &Request::tool("file_read"),
+        Expect::Err("tool_not_allowed"),
+    );
+    let h = g.raw_block(&root, "check if false;");
+    g.case(
+        "hostile-unknown-check-fails",
+        "a check mcpvault did not write fails: check_failed",
+        &h,
+        &Request::tool("db_query"),
+        Expect::Err("check_failed"),
+    );
+    let h = g.raw_block(&root, r#"check if request_tool("db_query");"#);
+    g.case(
+        "hostile-unknown-check-narrows-report",
+        "an unrecognised tool check passes: only the requested tool is reported",
+        &h,
+        &Request::tool("db_query"),
+        Expect::Ok {
+            tools: &["db_query"],
+            expires_at: EXP,
+            depth: 1,
+        },
+    );
+    g.case(
+        "hostile-unknown-check-refuses-tool",
+        "the same check refuses file_read",
+        &h,
+        &Request::tool("file_read"),
+        Expect::Err("tool_not_allowed"),
+    );
+    let h = g.raw_block(&root, "check if 1 + \"a\" == 2;");
+    g.case(
+        "hostile-type-error",
+        "a check whose evaluation fails denies",
+        &h,
+        &Request::tool("db_query"),
+        Expect::Err("check_failed"),
+    );
+    let bomb = (0..40).map(|i| format!("n({i});")).collect::<String>()
+        + "p($a, $b, $c) <- n($a), n($b), n($c);";
+    let h = g.raw_block(&root, &bomb);
+    g.case(
+        "hostile-fact-explosion",
+        "64,000 derived facts exceed the fact limit",
+        &h,
+        &Request::tool("db_query"),
+        Expect::Err("limits_exceeded"),
+    );
+    let h = g.raw_block(&root, r#"check if request_tool("it \"quoted\"") or true;"#);
+    g.case(
+        "hostile-unprintable-string",
+        "biscuit 6 cannot reprint strings with quotes: refused, never allowed",
+        &h,
+        &Request::tool("db_query"),
+        Expect::Err("malformed_token"),
+    );
+    {
+        // A third-party block signed by an attacker key, trusted by nobody.
+        let t = biscuit_auth::Biscuit::from_base64(
+            &only_db,
+            mcpvault::parse_public_key(&g.public_key).unwrap(),
+        )
+        .unwrap();
+        let req = t.third_party_request().unwrap();
+        let attacker = KeyPair::new_with_rng(Algorithm::Ed25519, &mut g.rng);
+        let block = req
+            .create_block(
+                &attacker.private(),
+                BlockBuilder::new()
+                    .code(r#"request_tool("file_read"); right("file_read");"#)
+                    .unwrap(),
+            )
+            .unwrap();
+        let next = KeyPair::new_with_rng(Algorithm::Ed25519, &mut g.rng);
+        let h = t
+            .append_third_party_with_keypair(attacker.public(), block, next)
+            .unwrap()
+            .to_base64()
+            .unwrap();
+        g.case(
+            "hostile-third-party-block",
+            "a third-party block's facts are trusted by no check",
+            &h,
+            &Request::tool("file_read"),
+            Expect::Err("tool_not_allowed"),
+        );
+    }
+    g
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE.decode(s).unwrap()
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE.encode(bytes)
+}
+
+fn vectors_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors")
+}
+
+fn main() {
+    let check = std::env::args().any(|a| a == "--check");
+    let generated: BTreeMap<String, String> = build()
+        .cases
+        .into_iter()
+        .map(|(name, case)| {
+            (
+                format!("{name}.json"),
+                serde_json::to_string_pretty(&case).unwrap() + "\n",
+            )
+        })
+        .collect();
+    let dir = vectors_dir();
+    let on_disk: BTreeMap<String, String> = std::fs::read_dir(&dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+                .map(|e| {
+                    (
+                        e.file_name().to_string_lossy().into_owned(),
+                        std::fs::read_to_string(e.path()).unwrap(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if check {
+        let mut diffs = 0;
+        for (name, body) in &generated {
+            if on_disk.get(name) != Some(body) {
+                eprintln!("changed or missing: tests/vectors/{name}");
+                diffs += 1;
+            }
+        }
+        for name in on_disk.keys().filter(|n| !generated.contains_key(*n)) {
+            eprintln!("no longer generated: tests/vectors/{name}");
+            diffs += 1;
+        }
+        if diffs > 0 {
+            eprintln!("{diffs} vector file(s) differ from the generator; run `make vectors` and review the diff");
+            std::process::exit(1);
+        }
+        println!("{} vectors match the generator", generated.len());
+    } else {
+        std::fs::create_dir_all(&dir).unwrap();
+        for name in on_disk.keys().filter(|n| !generated.contains_key(*n)) {
+            std::fs::remove_file(dir.join(name)).unwrap();
+        }
+        for (name, body) in &generated {
+            std::fs::write(dir.join(name), body).unwrap();
+        }
+        println!("wrote {} vectors to {}", generated.len(), dir.display());
+    }
+}

@@ -1,0 +1,218 @@
+//! The one error contract.
+//!
+//! Every failure of every operation is an [`Error`]. Its [`Error::code`] is a
+//! stable snake_case string: the same code is the WIT error code, the JS
+//! `err.code`, the CLI's stderr line and the expectation in `tests/vectors`.
+//!
+//! `Display` gives the message meant for the caller: lowercase, one line, no
+//! final period. For signature and format failures that message is opaque on
+//! purpose; the underlying reason is in [`Error::detail`], which is meant for
+//! server-side logs only.
+
+use std::fmt;
+
+/// Why an operation failed. Codes are listed in `SCHEMA.md`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// The token could not be decoded, or is not an mcpvault token.
+    MalformedToken {
+        /// Server-side detail (never shown to the caller).
+        detail: String,
+    },
+    /// A private or public key is not a valid 64-character hex Ed25519 key.
+    InvalidKey {
+        /// What is wrong with the key.
+        reason: String,
+    },
+    /// A signature in the chain does not verify with the given root key.
+    BadSignature {
+        /// Server-side detail (never shown to the caller).
+        detail: String,
+    },
+    /// The current time is at or past the expiry set by some block.
+    Expired {
+        /// The block whose check refused the request.
+        block: usize,
+        /// The Datalog source of that check.
+        check: String,
+    },
+    /// The requested tool is not granted by every block.
+    ToolNotAllowed {
+        /// The requested tool.
+        tool: String,
+        /// The block whose check refused the request.
+        block: usize,
+        /// The Datalog source of that check.
+        check: String,
+    },
+    /// An argument of the call is missing or outside a limit.
+    ArgumentNotAllowed {
+        /// The requested tool.
+        tool: String,
+        /// The block whose check refused the request.
+        block: usize,
+        /// The Datalog source of that check.
+        check: String,
+    },
+    /// The token is bound to an audience the verifier did not name.
+    WrongAudience {
+        /// The block whose check refused the request.
+        block: usize,
+        /// The Datalog source of that check.
+        check: String,
+    },
+    /// The token carries more attenuation blocks than a block allows.
+    DepthExceeded {
+        /// Number of attenuation blocks in the token.
+        depth: usize,
+        /// The block whose check refused the request.
+        block: usize,
+        /// The Datalog source of that check.
+        check: String,
+    },
+    /// A check the verifier does not recognise (written by hand or by another
+    /// tool) refused the request, or evaluating it failed.
+    CheckFailed {
+        /// The block whose check refused the request.
+        block: usize,
+        /// The Datalog source of that check.
+        check: String,
+    },
+    /// The token exceeds a size limit or its Datalog exceeds the evaluation
+    /// limits (facts, iterations, time).
+    LimitsExceeded {
+        /// Which limit.
+        detail: String,
+    },
+    /// A grant, restriction or request is not valid.
+    InvalidRequest {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An unexpected failure inside the Biscuit library. Always a denial.
+    Internal {
+        /// Server-side detail (never shown to the caller).
+        detail: String,
+    },
+}
+
+/// Every error code, in the order `SCHEMA.md` documents them.
+pub const ERROR_CODES: &[&str] = &[
+    "malformed_token",
+    "invalid_key",
+    "bad_signature",
+    "expired",
+    "tool_not_allowed",
+    "argument_not_allowed",
+    "wrong_audience",
+    "depth_exceeded",
+    "check_failed",
+    "limits_exceeded",
+    "invalid_request",
+    "internal_error",
+];
+
+impl Error {
+    /// The stable snake_case code of this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::MalformedToken { .. } => "malformed_token",
+            Error::InvalidKey { .. } => "invalid_key",
+            Error::BadSignature { .. } => "bad_signature",
+            Error::Expired { .. } => "expired",
+            Error::ToolNotAllowed { .. } => "tool_not_allowed",
+            Error::ArgumentNotAllowed { .. } => "argument_not_allowed",
+            Error::WrongAudience { .. } => "wrong_audience",
+            Error::DepthExceeded { .. } => "depth_exceeded",
+            Error::CheckFailed { .. } => "check_failed",
+            Error::LimitsExceeded { .. } => "limits_exceeded",
+            Error::InvalidRequest { .. } => "invalid_request",
+            Error::Internal { .. } => "internal_error",
+        }
+    }
+
+    /// Detail for server-side logs. For opaque errors this is the only place
+    /// the underlying reason appears; for the others it repeats the message.
+    pub fn detail(&self) -> String {
+        match self {
+            Error::MalformedToken { detail }
+            | Error::BadSignature { detail }
+            | Error::LimitsExceeded { detail }
+            | Error::Internal { detail } => detail.clone(),
+            other => other.to_string(),
+        }
+    }
+
+    /// The block and Datalog check that refused the request, for denials
+    /// decided by a check.
+    pub fn failed_check(&self) -> Option<(usize, &str)> {
+        match self {
+            Error::Expired { block, check }
+            | Error::ToolNotAllowed { block, check, .. }
+            | Error::ArgumentNotAllowed { block, check, .. }
+            | Error::WrongAudience { block, check }
+            | Error::DepthExceeded { block, check, .. }
+            | Error::CheckFailed { block, check } => Some((*block, check.as_str())),
+            _ => None,
+        }
+    }
+
+    /// True for failures caused by the caller's own input (a bad key, grant,
+    /// restriction or request) rather than by the token or the authorization.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            Error::InvalidKey { .. } | Error::InvalidRequest { .. }
+        )
+    }
+
+    pub(crate) fn invalid(reason: impl Into<String>) -> Self {
+        Error::InvalidRequest {
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn malformed(detail: impl Into<String>) -> Self {
+        Error::MalformedToken {
+            detail: detail.into(),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::MalformedToken { .. } => f.write_str("token is malformed"),
+            Error::InvalidKey { reason } => write!(f, "invalid key: {reason}"),
+            Error::BadSignature { .. } => f.write_str("token signature is not valid"),
+            Error::Expired { block, .. } => write!(f, "token expired (block {block})"),
+            Error::ToolNotAllowed { tool, block, .. } => {
+                write!(f, "tool {tool:?} is not allowed (refused by block {block})")
+            }
+            Error::ArgumentNotAllowed { tool, block, .. } => write!(
+                f,
+                "arguments of tool {tool:?} are not allowed (refused by block {block})"
+            ),
+            Error::WrongAudience { block, .. } => write!(
+                f,
+                "token is meant for another audience (refused by block {block})"
+            ),
+            Error::DepthExceeded { depth, block, .. } => write!(
+                f,
+                "delegation depth {depth} exceeds the maximum (refused by block {block})"
+            ),
+            Error::CheckFailed { block, .. } => {
+                write!(f, "a check refused the request (block {block})")
+            }
+            Error::LimitsExceeded { .. } => f.write_str("token exceeds the verifier's limits"),
+            Error::InvalidRequest { reason } => write!(f, "invalid request: {reason}"),
+            Error::Internal { .. } => f.write_str("internal error"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Result alias used across the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

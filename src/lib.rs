@@ -1,0 +1,57 @@
+//! mcpvault: capability tokens for MCP tool calls.
+//!
+//! An issuer [`mint`]s an Ed25519-signed Biscuit token granting tools, a ttl,
+//! an issuer and a subject, and optionally an audience, a max delegation
+//! depth and argument limits. Any holder can [`attenuate`] it offline; each
+//! block only narrows. An MCP server [`verify`]s it with the issuer's public
+//! key for one tool call and gets [`AuthorizedFacts`] or a typed [`Error`].
+//! [`inspect`] shows a token's content without a key.
+//!
+//! The crate is pure: time (unix seconds) and randomness are parameters, so
+//! the same core runs natively, as a WebAssembly component and in the npm
+//! build. `SCHEMA.md` documents every fact, check and error code.
+//!
+//! ```
+//! use mcpvault::{attenuate, keygen, mint, verify, Grant, Request, Restriction};
+//! # fn main() -> Result<(), mcpvault::Error> {
+//! let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
+//! # use rand_core::SeedableRng;
+//! let keys = keygen(&mut rng);
+//! let now = 1_800_000_000;
+//! let grant = Grant {
+//!     tools: vec!["db_query".into(), "file_read".into()],
+//!     ttl: 3600,
+//!     issuer: "auth-server".into(),
+//!     subject: "agent-a".into(),
+//!     audience: None,
+//!     max_depth: None,
+//!     arg_limits: vec![],
+//! };
+//! let token = mint(&keys.private_key, &grant, now, &mut rng)?;
+//! let narrow = Restriction { tools: Some(vec!["db_query".into()]), ttl: Some(300), ..Default::default() };
+//! let delegated = attenuate(&token, &narrow, now, &mut rng)?.token;
+//!
+//! let facts = verify(&delegated, &keys.public_key, &Request::tool("db_query"), now)?;
+//! assert_eq!(facts.tools, ["db_query"]);
+//! assert_eq!(facts.expires_at, now + 300);
+//!
+//! let refused = verify(&delegated, &keys.public_key, &Request::tool("file_read"), now).unwrap_err();
+//! assert_eq!(refused.code(), "tool_not_allowed");
+//! # Ok(()) }
+//! ```
+
+mod error;
+mod model;
+mod ops;
+pub mod schema;
+
+pub use error::{Error, Result, ERROR_CODES};
+pub use model::{
+    ArgLimit, ArgRule, Attenuated, AuthorizedFacts, Grant, KeyPairHex, Request, Restriction,
+    Scalar, MAX_ARG_LIMITS, MAX_EXPIRES_AT, MAX_NAME_LEN, MAX_ONE_OF, MAX_REQUEST_ARGS, MAX_TOOLS,
+    MAX_VALUE_LEN, TOOLS_CALL,
+};
+pub use ops::{
+    attenuate, inspect, keygen, mint, parse_private_key, parse_public_key, public_key_of, verify,
+    verify_with_limits, BlockInfo, Inspection, Limits,
+};

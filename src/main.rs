@@ -1,0 +1,442 @@
+//! The `mcpvault` command line: keygen, mint, attenuate, inspect, verify.
+//!
+//! Exit codes: 0 allowed / ok, 1 denied (verify; the code on stderr),
+//! 2 bad input (usage, keys, files, malformed input to mint/attenuate/inspect).
+
+use std::fs;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use mcpvault::{ArgLimit, ArgRule, Grant, Request, Restriction, Scalar};
+use rand_core::OsRng;
+use serde::{Deserialize, Serialize};
+
+#[derive(Parser)]
+#[command(
+    name = "mcpvault",
+    version,
+    about = "Capability tokens for MCP tool calls"
+)]
+struct Cli {
+    /// Use this time (unix seconds) instead of the clock, for reproducible runs.
+    #[arg(long, global = true, env = "MCPVAULT_NOW", value_name = "SECONDS")]
+    now: Option<u64>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate an Ed25519 key pair (default ~/.mcpvault/keys/default.json, mode 0600).
+    Keygen {
+        /// Where to write the key file.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Overwrite an existing key file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Mint a token signed with a private key; prints the token.
+    Mint(MintArgs),
+    /// Narrow a token offline; prints the attenuated token.
+    Attenuate(AttenuateArgs),
+    /// Show a token's blocks without a key (no signature check).
+    Inspect {
+        /// The token, or - to read it from stdin.
+        #[arg(long)]
+        token: String,
+    },
+    /// Verify a token for one tool call; prints the authorized facts as JSON.
+    Verify(VerifyArgs),
+}
+
+#[derive(Args)]
+struct MintArgs {
+    /// Key file written by `mcpvault keygen` (default ~/.mcpvault/keys/default.json).
+    #[arg(long, value_name = "FILE")]
+    key: Option<PathBuf>,
+    /// Comma-separated tools to grant.
+    #[arg(long, value_delimiter = ',', required = true)]
+    tools: Vec<String>,
+    /// Lifetime in seconds.
+    #[arg(long)]
+    ttl: u64,
+    /// Who mints the token.
+    #[arg(long)]
+    issuer: String,
+    /// Who the token is for.
+    #[arg(long)]
+    subject: String,
+    #[command(flatten)]
+    narrow: NarrowArgs,
+}
+
+#[derive(Args)]
+struct NarrowArgs {
+    /// The MCP server the token is meant for.
+    #[arg(long)]
+    audience: Option<String>,
+    /// Most attenuation blocks the token may carry.
+    #[arg(long, value_name = "N")]
+    max_depth: Option<u32>,
+    /// Argument limit: TOOL.ARG<=N, TOOL.ARG>=N, TOOL.ARG^=PREFIX,
+    /// TOOL.ARG=VALUE or "TOOL.ARG in A,B,C" (repeatable).
+    #[arg(long = "arg", value_name = "LIMIT", value_parser = parse_arg_limit)]
+    args: Vec<ArgLimit>,
+}
+
+#[derive(Args)]
+struct AttenuateArgs {
+    /// The token, or - to read it from stdin.
+    #[arg(long)]
+    token: String,
+    /// Comma-separated tools to keep.
+    #[arg(long, value_delimiter = ',')]
+    tools: Option<Vec<String>>,
+    /// Lifetime in seconds from now.
+    #[arg(long)]
+    ttl: Option<u64>,
+    #[command(flatten)]
+    narrow: NarrowArgs,
+}
+
+#[derive(Args)]
+struct VerifyArgs {
+    /// The token, or - to read it from stdin.
+    #[arg(long)]
+    token: String,
+    /// The issuer's public key, 64 hex characters.
+    #[arg(long)]
+    pubkey: String,
+    /// The requested tool.
+    #[arg(long, required_unless_present = "method")]
+    tool: Option<String>,
+    /// The call's arguments as a JSON object.
+    #[arg(long, value_name = "JSON")]
+    args: Option<String>,
+    /// This server's audience name.
+    #[arg(long)]
+    audience: Option<String>,
+    /// The MCP method, for methods other than tools/call.
+    #[arg(long, conflicts_with_all = ["tool", "args"])]
+    method: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct KeyFile {
+    algorithm: String,
+    private_key: String,
+    public_key: String,
+    created_at: u64,
+}
+
+/// A failure and its exit code.
+struct Failure {
+    exit: u8,
+    message: String,
+}
+
+impl Failure {
+    fn input(message: impl Into<String>) -> Self {
+        Failure {
+            exit: 2,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<mcpvault::Error> for Failure {
+    fn from(e: mcpvault::Error) -> Self {
+        Failure::input(format!("{}: {e}", e.code()))
+    }
+}
+
+fn parse_value(raw: &str) -> Scalar {
+    let raw = raw.trim();
+    if let Ok(i) = raw.parse::<i64>() {
+        return Scalar::Int(i);
+    }
+    match raw {
+        "true" => return Scalar::Bool(true),
+        "false" => return Scalar::Bool(false),
+        _ => {}
+    }
+    if raw.starts_with('"') {
+        if let Ok(s) = serde_json::from_str::<String>(raw) {
+            return Scalar::Str(s);
+        }
+    }
+    Scalar::Str(raw.to_string())
+}
+
+/// Parses `TOOL.ARG<op>VALUE`; the tool/argument split is at the last dot
+/// before the operator, since MCP tool names may contain dots.
+fn parse_arg_limit(spec: &str) -> Result<ArgLimit, String> {
+    const OPS: [&str; 5] = [" in ", "<=", ">=", "^=", "="];
+    let (at, op) = OPS
+        .iter()
+        .filter_map(|op| spec.find(op).map(|i| (i, *op)))
+        .min_by_key(|(i, op)| (*i, usize::MAX - op.len()))
+        .ok_or_else(|| {
+            format!("{spec:?}: expected TOOL.ARG followed by <=, >=, ^=, = or ' in '")
+        })?;
+    let (lhs, rhs) = (
+        spec.get(..at).unwrap_or(""),
+        spec.get(at + op.len()..).unwrap_or(""),
+    );
+    let (tool, arg) = lhs
+        .trim()
+        .rsplit_once('.')
+        .ok_or_else(|| format!("{spec:?}: expected TOOL.ARG before the operator"))?;
+    let int = |v: &str| {
+        v.trim()
+            .parse::<i64>()
+            .map_err(|_| format!("{spec:?}: {v:?} is not an integer"))
+    };
+    let rule = match op {
+        "<=" => ArgRule::Max(int(rhs)?),
+        ">=" => ArgRule::Min(int(rhs)?),
+        "^=" => ArgRule::Prefix(rhs.to_string()),
+        "=" => ArgRule::Eq(parse_value(rhs)),
+        _ => ArgRule::OneOf(rhs.split(',').map(parse_value).collect()),
+    };
+    Ok(ArgLimit {
+        tool: tool.to_string(),
+        arg: arg.to_string(),
+        rule,
+    })
+}
+
+fn read_token(arg: &str) -> Result<String, Failure> {
+    if arg == "-" {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .map_err(|e| Failure::input(format!("reading the token from stdin: {e}")))?;
+        Ok(s.trim().to_string())
+    } else {
+        Ok(arg.trim().to_string())
+    }
+}
+
+fn default_key_path() -> Result<PathBuf, Failure> {
+    let home = std::env::var_os("HOME")
+        .ok_or_else(|| Failure::input("HOME is not set; pass --out or --key"))?;
+    Ok(Path::new(&home).join(".mcpvault/keys/default.json"))
+}
+
+fn now(cli_now: Option<u64>) -> Result<u64, Failure> {
+    match cli_now {
+        Some(n) => Ok(n),
+        None => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .map_err(|_| Failure::input("the system clock is before 1970")),
+    }
+}
+
+#[cfg(unix)]
+fn create_private(path: &Path, force: bool) -> std::io::Result<fs::File> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.exists() {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)?;
+        }
+    }
+    let mut opts = fs::OpenOptions::new();
+    opts.write(true).mode(0o600);
+    if force {
+        opts.create(true).truncate(true);
+    } else {
+        opts.create_new(true);
+    }
+    let file = opts.open(path)?;
+    file.set_permissions(fs::Permissions::from_mode(0o600))?;
+    Ok(file)
+}
+
+#[cfg(not(unix))]
+fn create_private(path: &Path, force: bool) -> std::io::Result<fs::File> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir)?;
+    }
+    let mut opts = fs::OpenOptions::new();
+    opts.write(true);
+    if force {
+        opts.create(true).truncate(true);
+    } else {
+        opts.create_new(true);
+    }
+    opts.open(path)
+}
+
+fn keygen(out: Option<PathBuf>, force: bool, now: u64) -> Result<String, Failure> {
+    let path = match out {
+        Some(p) => p,
+        None => default_key_path()?,
+    };
+    let keys = mcpvault::keygen(&mut OsRng);
+    let file = KeyFile {
+        algorithm: "ed25519".into(),
+        private_key: keys.private_key,
+        public_key: keys.public_key.clone(),
+        created_at: now,
+    };
+    let body = serde_json::to_string_pretty(&file)
+        .map_err(|e| Failure::input(format!("encoding the key file: {e}")))?;
+    let mut f = create_private(&path, force).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            Failure::input(format!(
+                "{} already exists; pass --force to overwrite it",
+                path.display()
+            ))
+        } else {
+            Failure::input(format!("writing {}: {e}", path.display()))
+        }
+    })?;
+    f.write_all(format!("{body}\n").as_bytes())
+        .map_err(|e| Failure::input(format!("writing {}: {e}", path.display())))?;
+    json(&serde_json::json!({ "path": path, "public_key": keys.public_key }))
+}
+
+fn load_private_key(path: Option<PathBuf>) -> Result<String, Failure> {
+    let path = match path {
+        Some(p) => p,
+        None => default_key_path()?,
+    };
+    let text = fs::read_to_string(&path)
+        .map_err(|e| Failure::input(format!("reading {}: {e}", path.display())))?;
+    let file: KeyFile = serde_json::from_str(&text)
+        .map_err(|e| Failure::input(format!("{} is not a key file: {e}", path.display())))?;
+    Ok(file.private_key)
+}
+
+fn json<T: Serialize>(value: &T) -> Result<String, Failure> {
+    serde_json::to_string_pretty(value).map_err(|e| Failure::input(format!("encoding json: {e}")))
+}
+
+fn verify(args: VerifyArgs, now: u64) -> Result<String, Failure> {
+    let token = read_token(&args.token)?;
+    let arguments = match &args.args {
+        None => serde_json::Map::new(),
+        Some(raw) => match serde_json::from_str::<serde_json::Value>(raw) {
+            Ok(serde_json::Value::Object(map)) => map,
+            Ok(_) => {
+                return Err(Failure::input(
+                    "invalid_request: --args must be a JSON object",
+                ))
+            }
+            Err(e) => return Err(Failure::input(format!("invalid_request: --args: {e}"))),
+        },
+    };
+    let request = Request {
+        method: args
+            .method
+            .unwrap_or_else(|| mcpvault::TOOLS_CALL.to_string()),
+        tool: args.tool,
+        arguments,
+        audience: args.audience,
+    };
+    match mcpvault::verify(&token, &args.pubkey, &request, now) {
+        Ok(facts) => json(&facts),
+        Err(e) if e.is_bad_input() => Err(e.into()),
+        Err(e) => Err(Failure {
+            exit: 1,
+            message: format!("{}: {e}", e.code()),
+        }),
+    }
+}
+
+fn run(cli: Cli) -> Result<String, Failure> {
+    let now = now(cli.now)?;
+    match cli.command {
+        Command::Keygen { out, force } => keygen(out, force, now),
+        Command::Mint(a) => {
+            let key = load_private_key(a.key)?;
+            let grant = Grant {
+                tools: a.tools,
+                ttl: a.ttl,
+                issuer: a.issuer,
+                subject: a.subject,
+                audience: a.narrow.audience,
+                max_depth: a.narrow.max_depth,
+                arg_limits: a.narrow.args,
+            };
+            Ok(mcpvault::mint(&key, &grant, now, &mut OsRng)?)
+        }
+        Command::Attenuate(a) => {
+            let token = read_token(&a.token)?;
+            let restriction = Restriction {
+                tools: a.tools,
+                ttl: a.ttl,
+                audience: a.narrow.audience,
+                max_depth: a.narrow.max_depth,
+                arg_limits: a.narrow.args,
+            };
+            let out = mcpvault::attenuate(&token, &restriction, now, &mut OsRng)?;
+            for w in &out.warnings {
+                eprintln!("warning: {w}");
+            }
+            Ok(out.token)
+        }
+        Command::Inspect { token } => json(&mcpvault::inspect(&read_token(&token)?)?),
+        Command::Verify(a) => verify(a, now),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(out) => {
+            println!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(f) => {
+            eprintln!("mcpvault: {}", f.message);
+            ExitCode::from(f.exit)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arg_limit_syntax() {
+        let l = parse_arg_limit("db_query.max_rows<=100").unwrap();
+        assert_eq!(
+            (l.tool.as_str(), l.arg.as_str(), l.rule),
+            ("db_query", "max_rows", ArgRule::Max(100))
+        );
+        let l = parse_arg_limit("github.search.page>=1").unwrap();
+        assert_eq!(
+            (l.tool.as_str(), l.arg.as_str(), l.rule),
+            ("github.search", "page", ArgRule::Min(1))
+        );
+        let l = parse_arg_limit("file_read.path^=/srv/public/").unwrap();
+        assert_eq!(l.rule, ArgRule::Prefix("/srv/public/".into()));
+        let l = parse_arg_limit("db_query.table=users").unwrap();
+        assert_eq!(l.rule, ArgRule::Eq(Scalar::Str("users".into())));
+        let l = parse_arg_limit("db_query.limit=5").unwrap();
+        assert_eq!(l.rule, ArgRule::Eq(Scalar::Int(5)));
+        let l = parse_arg_limit(r#"db_query.code="5""#).unwrap();
+        assert_eq!(l.rule, ArgRule::Eq(Scalar::Str("5".into())));
+        let l = parse_arg_limit("db_query.table in users,orders").unwrap();
+        assert_eq!(
+            l.rule,
+            ArgRule::OneOf(vec![
+                Scalar::Str("users".into()),
+                Scalar::Str("orders".into())
+            ])
+        );
+        assert!(parse_arg_limit("nodot<=5").is_err());
+        assert!(parse_arg_limit("a.b<=x").is_err());
+        assert!(parse_arg_limit("a.b").is_err());
+    }
+}

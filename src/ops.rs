@@ -1,0 +1,779 @@
+//! The five operations. Pure: the caller passes the time and the RNG.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use biscuit_auth::builder::{Algorithm, BlockBuilder, Term};
+use biscuit_auth::error::{FailedCheck, Format, Logic, Token};
+use biscuit_auth::macros::{fact, policy};
+use biscuit_auth::{
+    AuthorizerBuilder, AuthorizerLimits, Biscuit, BiscuitBuilder, KeyPair, PrivateKey, PublicKey,
+    UnverifiedBiscuit,
+};
+use rand_core::{CryptoRng, RngCore};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::model::{
+    self, ArgLimit, Attenuated, AuthorizedFacts, Grant, KeyPairHex, Request, Restriction,
+    MAX_EXPIRES_AT, MAX_REQUEST_ARGS, TOOLS_CALL,
+};
+use crate::schema::{self, Statement};
+
+/// Limits every verification runs under. Running out of any of them is
+/// `limits_exceeded`, never a plain denial.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest token accepted, in base64 characters.
+    pub max_token_len: usize,
+    /// Most blocks (authority + attenuations) accepted.
+    pub max_blocks: usize,
+    /// Most Datalog facts the authorizer may hold.
+    pub max_facts: u64,
+    /// Most rule-application rounds.
+    pub max_iterations: u64,
+    /// Longest Datalog evaluation. Biscuit's default of 1 ms gives false
+    /// denials on a busy machine; evaluation of an mcpvault token takes tens
+    /// of microseconds, so this only stops hostile Datalog.
+    pub max_time: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_token_len: 64 * 1024,
+            max_blocks: 64,
+            max_facts: 10_000,
+            max_iterations: 200,
+            max_time: Duration::from_millis(100),
+        }
+    }
+}
+
+fn hex_key(what: &str, hex_str: &str) -> Result<[u8; 32]> {
+    let s = hex_str.trim();
+    let s = s.strip_prefix("ed25519/").unwrap_or(s);
+    if s.len() != 64 {
+        return Err(Error::InvalidKey {
+            reason: format!("{what} must be 64 hex characters"),
+        });
+    }
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(s, &mut out).map_err(|_| Error::InvalidKey {
+        reason: format!("{what} is not hex"),
+    })?;
+    Ok(out)
+}
+
+/// Parses a 64-character hex Ed25519 private key (an `ed25519/` prefix is accepted).
+pub fn parse_private_key(hex_str: &str) -> Result<PrivateKey> {
+    let bytes = hex_key("private key", hex_str)?;
+    PrivateKey::from_bytes(&bytes, Algorithm::Ed25519).map_err(|_| Error::InvalidKey {
+        reason: "private key is not a valid ed25519 key".into(),
+    })
+}
+
+/// Parses a 64-character hex Ed25519 public key (an `ed25519/` prefix is accepted).
+pub fn parse_public_key(hex_str: &str) -> Result<PublicKey> {
+    let bytes = hex_key("public key", hex_str)?;
+    PublicKey::from_bytes(&bytes, Algorithm::Ed25519).map_err(|_| Error::InvalidKey {
+        reason: "public key is not a valid ed25519 point".into(),
+    })
+}
+
+/// The public key (hex) of a private key (hex).
+pub fn public_key_of(private_key_hex: &str) -> Result<String> {
+    Ok(parse_private_key(private_key_hex)?.public().to_bytes_hex())
+}
+
+/// Generates an Ed25519 key pair.
+pub fn keygen(rng: &mut (impl RngCore + CryptoRng)) -> KeyPairHex {
+    let kp = KeyPair::new_with_rng(Algorithm::Ed25519, rng);
+    KeyPairHex {
+        private_key: kp.private().to_bytes_hex(),
+        public_key: kp.public().to_bytes_hex(),
+    }
+}
+
+fn token_err(e: Token) -> Error {
+    match e {
+        Token::Format(f) => format_err(f),
+        Token::Base64(b) => Error::malformed(format!("base64: {b}")),
+        Token::RunLimit(l) => Error::LimitsExceeded {
+            detail: format!("datalog: {l}"),
+        },
+        Token::FailedLogic(Logic::InvalidBlockRule(block, rule)) => {
+            Error::malformed(format!("block {block} has an invalid rule: {rule}"))
+        }
+        Token::Language(l) => Error::malformed(format!("datalog: {l}")),
+        other => Error::Internal {
+            detail: other.to_string(),
+        },
+    }
+}
+
+fn format_err(f: Format) -> Error {
+    match f {
+        Format::Signature(_)
+        | Format::SealedSignature
+        | Format::UnknownPublicKey
+        | Format::UnknownExternalKey => Error::BadSignature {
+            detail: f.to_string(),
+        },
+        other => Error::malformed(format!("{other}: {other:?}")),
+    }
+}
+
+/// Mints a token: an authority block signed by `private_key_hex`.
+pub fn mint(
+    private_key_hex: &str,
+    grant: &Grant,
+    now: u64,
+    rng: &mut (impl RngCore + CryptoRng),
+) -> Result<String> {
+    let tools = grant.validate()?;
+    let expires_at = model::expiry(now, grant.ttl)?;
+    let key = parse_private_key(private_key_hex)?;
+    let root = KeyPair::from(&key);
+
+    let mut block = schema::add_facts(
+        BlockBuilder::new(),
+        vec![
+            schema::version_fact(),
+            schema::issuer_fact(&grant.issuer),
+            schema::subject_fact(&grant.subject),
+        ],
+    )?;
+    block = schema::add_checks(
+        block,
+        restriction_checks(
+            Some(&tools),
+            Some(expires_at),
+            grant.audience.as_deref(),
+            grant.max_depth,
+            &grant.arg_limits,
+        ),
+    )?;
+    let token = BiscuitBuilder::new()
+        .merge(block)
+        .build_with_rng(&root, biscuit_auth::datalog::SymbolTable::default(), rng)
+        .map_err(token_err)?;
+    token.to_base64().map_err(token_err)
+}
+
+fn restriction_checks(
+    tools: Option<&BTreeSet<String>>,
+    expires_at: Option<u64>,
+    audience: Option<&str>,
+    max_depth: Option<u32>,
+    arg_limits: &[ArgLimit],
+) -> Vec<biscuit_auth::builder::Check> {
+    let mut checks = Vec::new();
+    if let Some(at) = expires_at {
+        checks.push(schema::expiry_check(at));
+    }
+    if let Some(tools) = tools {
+        checks.push(schema::tools_check(tools));
+    }
+    if let Some(aud) = audience {
+        checks.push(schema::audience_check(aud));
+    }
+    if let Some(d) = max_depth {
+        checks.push(schema::depth_check(u64::from(d)));
+    }
+    let mut limits: Vec<&ArgLimit> = arg_limits.iter().collect();
+    limits.sort();
+    limits.dedup();
+    checks.extend(limits.into_iter().map(schema::arg_check));
+    checks
+}
+
+/// One block of a token, read back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BlockInfo {
+    /// 0 for the authority block, then 1, 2, … for each attenuation.
+    pub index: usize,
+    /// The block's Datalog source.
+    pub source: String,
+    /// Its facts, as Datalog.
+    pub facts: Vec<String>,
+    /// Its rules, as Datalog.
+    pub rules: Vec<String>,
+    /// Its checks, as Datalog.
+    pub checks: Vec<String>,
+    /// Tools this block allows, when it restricts tools.
+    pub tools: Option<Vec<String>>,
+    /// Earliest expiry this block sets (unix seconds).
+    pub expires_at: Option<u64>,
+    /// Audiences this block requires.
+    pub audiences: Vec<String>,
+    /// Smallest max depth this block sets.
+    pub max_depth: Option<u64>,
+    /// Argument limits this block sets.
+    pub arg_limits: Vec<ArgLimit>,
+    /// Checks mcpvault did not write: enforced, but not summarised above.
+    pub unrecognized_checks: Vec<String>,
+    /// Public key of a third-party block's signer.
+    pub external_key: Option<String>,
+    /// Revocation id of this block (hex).
+    pub revocation_id: String,
+    #[serde(skip)]
+    statements: Vec<Statement>,
+}
+
+impl BlockInfo {
+    fn reads_request_unrecognized(&self) -> bool {
+        self.statements.iter().any(|s| {
+            matches!(
+                s,
+                Statement::Unrecognized {
+                    reads_request: true,
+                    ..
+                }
+            )
+        })
+    }
+}
+
+/// A token's chain, read back without verifying signatures.
+#[derive(Debug, Clone)]
+struct Chain {
+    blocks: Vec<BlockInfo>,
+    issuer: String,
+    subject: String,
+}
+
+fn read_block(
+    index: usize,
+    source: String,
+    revocation_id: String,
+    external_key: Option<String>,
+) -> Result<BlockInfo> {
+    let parsed = BlockBuilder::new()
+        .code(&source)
+        .map_err(|e| Error::malformed(format!("block {index} does not parse: {e}")))?;
+    let statements: Vec<Statement> = parsed.checks.iter().map(schema::recognize_check).collect();
+    let mut tools: Option<BTreeSet<String>> = None;
+    let mut expires_at: Option<u64> = None;
+    let mut audiences = Vec::new();
+    let mut max_depth: Option<u64> = None;
+    let mut arg_limits = Vec::new();
+    let mut unrecognized_checks = Vec::new();
+    for (s, c) in statements.iter().zip(&parsed.checks) {
+        match s {
+            Statement::Expiry(d) => expires_at = Some(expires_at.map_or(*d, |e| e.min(*d))),
+            Statement::Tools(t) => {
+                tools = Some(match tools {
+                    None => t.clone(),
+                    Some(prev) => prev.intersection(t).cloned().collect(),
+                })
+            }
+            Statement::Audience(a) => audiences.push(a.clone()),
+            Statement::MaxDepth(n) => max_depth = Some(max_depth.map_or(*n, |m| m.min(*n))),
+            Statement::Arg(l) => arg_limits.push(l.clone()),
+            Statement::Unrecognized { .. } => unrecognized_checks.push(c.to_string()),
+        }
+    }
+    Ok(BlockInfo {
+        index,
+        facts: parsed.facts.iter().map(|f| f.to_string()).collect(),
+        rules: parsed.rules.iter().map(|r| r.to_string()).collect(),
+        checks: parsed.checks.iter().map(|c| c.to_string()).collect(),
+        source,
+        tools: tools.map(|t| t.into_iter().collect()),
+        expires_at,
+        audiences,
+        max_depth,
+        arg_limits,
+        unrecognized_checks,
+        external_key,
+        revocation_id,
+        statements,
+    })
+}
+
+/// Reads every block; requires the authority block to be an mcpvault one.
+/// `blocks(i)` returns block i's source and external key.
+fn read_chain(
+    count: usize,
+    revocation_ids: Vec<Vec<u8>>,
+    mut block: impl FnMut(usize) -> Result<(String, Option<String>), Token>,
+) -> Result<Chain> {
+    let mut blocks = Vec::with_capacity(count);
+    for i in 0..count {
+        let (source, ext) = block(i).map_err(token_err)?;
+        let rid = revocation_ids.get(i).map(hex::encode).unwrap_or_default();
+        blocks.push(read_block(i, source, rid, ext)?);
+    }
+    let authority = blocks
+        .first()
+        .ok_or_else(|| Error::malformed("token has no authority block"))?;
+    let parsed = BlockBuilder::new()
+        .code(&authority.source)
+        .map_err(|e| Error::malformed(format!("authority does not parse: {e}")))?;
+    let facts = schema::authority_facts(&parsed.facts);
+    if facts.version != [schema::SCHEMA_VERSION] {
+        return Err(Error::malformed(format!(
+            "authority block is not an mcpvault v{} token (mcpvault facts: {:?})",
+            schema::SCHEMA_VERSION,
+            facts.version
+        )));
+    }
+    let (issuer, subject) = match (facts.issuer.as_slice(), facts.subject.as_slice()) {
+        ([i], [s]) => (i.clone(), s.clone()),
+        _ => {
+            return Err(Error::malformed(
+                "authority block needs exactly one issuer and one subject",
+            ))
+        }
+    };
+    if authority.tools.is_none() || authority.expires_at.is_none() {
+        return Err(Error::malformed(
+            "authority block needs a tool check and an expiry check",
+        ));
+    }
+    if authority.external_key.is_some() {
+        return Err(Error::malformed("authority block is third-party signed"));
+    }
+    Ok(Chain {
+        blocks,
+        issuer,
+        subject,
+    })
+}
+
+fn unverified_chain(token: &UnverifiedBiscuit) -> Result<Chain> {
+    read_chain(token.block_count(), token.revocation_identifiers(), |i| {
+        Ok((token.print_block_source(i)?, None))
+    })
+}
+
+fn verified_chain(token: &Biscuit) -> Result<Chain> {
+    let external = token.external_public_keys();
+    read_chain(token.block_count(), token.revocation_identifiers(), |i| {
+        Ok((
+            token.print_block_source(i)?,
+            external.get(i).cloned().flatten().map(|k| k.to_bytes_hex()),
+        ))
+    })
+}
+
+impl Chain {
+    /// Tools every block allows. If a block holds a check mcpvault did not
+    /// write that reads the request, only `requested` is known to pass it.
+    fn effective_tools(&self, requested: Option<&str>) -> BTreeSet<String> {
+        let mut tools: Option<BTreeSet<String>> = None;
+        for b in &self.blocks {
+            if let Some(t) = &b.tools {
+                let t: BTreeSet<String> = t.iter().cloned().collect();
+                tools = Some(match tools {
+                    None => t,
+                    Some(prev) => prev.intersection(&t).cloned().collect(),
+                });
+            }
+        }
+        let mut tools = tools.unwrap_or_default();
+        if self
+            .blocks
+            .iter()
+            .any(BlockInfo::reads_request_unrecognized)
+        {
+            tools.retain(|t| Some(t.as_str()) == requested);
+        }
+        tools
+    }
+
+    fn expires_at(&self) -> u64 {
+        self.blocks
+            .iter()
+            .filter_map(|b| b.expires_at)
+            .min()
+            .unwrap_or(MAX_EXPIRES_AT)
+    }
+
+    fn max_depth(&self) -> Option<u64> {
+        self.blocks.iter().filter_map(|b| b.max_depth).min()
+    }
+
+    fn audience(&self) -> Option<String> {
+        self.blocks
+            .iter()
+            .flat_map(|b| b.audiences.iter())
+            .next()
+            .cloned()
+    }
+}
+
+fn check_token_size(token: &str, limits: &Limits) -> Result<()> {
+    if token.len() > limits.max_token_len {
+        return Err(Error::LimitsExceeded {
+            detail: format!(
+                "token is {} characters, the limit is {}",
+                token.len(),
+                limits.max_token_len
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn check_block_count(count: usize, limits: &Limits) -> Result<()> {
+    if count > limits.max_blocks {
+        return Err(Error::LimitsExceeded {
+            detail: format!(
+                "token has {count} blocks, the limit is {}",
+                limits.max_blocks
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Attenuates a token offline: appends a block that only narrows.
+///
+/// A restriction naming tools the parent does not grant cannot widen the
+/// token (those tools stay refused); each such case is reported in
+/// `warnings`, as are a ttl past the parent's expiry and settings that make
+/// the token unusable.
+pub fn attenuate(
+    token: &str,
+    restriction: &Restriction,
+    now: u64,
+    rng: &mut (impl RngCore + CryptoRng),
+) -> Result<Attenuated> {
+    let limits = Limits::default();
+    let tools = restriction.validate()?;
+    let expires_at = restriction
+        .ttl
+        .map(|ttl| model::expiry(now, ttl))
+        .transpose()?;
+    check_token_size(token, &limits)?;
+    let parent = UnverifiedBiscuit::from_base64(token.trim()).map_err(token_err)?;
+    check_block_count(parent.block_count() + 1, &limits)?;
+    let chain = unverified_chain(&parent)?;
+
+    let mut warnings = Vec::new();
+    let parent_tools = chain.effective_tools(None);
+    if let Some(tools) = &tools {
+        for t in tools.difference(&parent_tools) {
+            warnings.push(format!(
+                "tool {t:?} is not granted by the parent token and stays refused"
+            ));
+        }
+        if tools.intersection(&parent_tools).next().is_none() {
+            warnings.push("no tool is left: the token can call no tool".to_string());
+        }
+    }
+    let parent_expiry = chain.expires_at();
+    if let Some(at) = expires_at {
+        if at > parent_expiry {
+            warnings.push(format!(
+                "ttl ends after the parent's expiry ({parent_expiry}); the parent's expiry still applies"
+            ));
+        }
+    }
+    if parent_expiry <= now {
+        warnings.push("the parent token has already expired".to_string());
+    }
+    if let Some(aud) = &restriction.audience {
+        if let Some(existing) = chain
+            .blocks
+            .iter()
+            .flat_map(|b| &b.audiences)
+            .find(|a| *a != aud)
+        {
+            warnings.push(format!(
+                "the parent is bound to audience {existing:?}; with {aud:?} too the token verifies nowhere"
+            ));
+        }
+    }
+    let depth = chain.blocks.len() as u64;
+    let new_max = restriction.max_depth.map(u64::from);
+    if let Some(max) = [chain.max_depth(), new_max].into_iter().flatten().min() {
+        if depth > max {
+            warnings.push(format!(
+                "the token now carries {depth} attenuation blocks, more than its max depth {max}"
+            ));
+        }
+    }
+
+    let block = schema::add_checks(
+        BlockBuilder::new(),
+        restriction_checks(
+            tools.as_ref(),
+            expires_at,
+            restriction.audience.as_deref(),
+            restriction.max_depth,
+            &restriction.arg_limits,
+        ),
+    )?;
+    let keypair = KeyPair::new_with_rng(Algorithm::Ed25519, rng);
+    let child = parent
+        .append_with_keypair(&keypair, block)
+        .map_err(token_err)?;
+    Ok(Attenuated {
+        token: child.to_base64().map_err(token_err)?,
+        warnings,
+    })
+}
+
+fn validate_request(request: &Request) -> Result<()> {
+    model::check_name("method", &request.method)?;
+    match (&request.tool, request.method == TOOLS_CALL) {
+        (Some(tool), true) => model::check_name("tool", tool)?,
+        (None, true) => return Err(Error::invalid("tools/call needs a tool")),
+        (Some(_), false) => return Err(Error::invalid("only tools/call names a tool")),
+        (None, false) => {
+            if !request.arguments.is_empty() {
+                return Err(Error::invalid("only tools/call carries arguments"));
+            }
+        }
+    }
+    if let Some(aud) = &request.audience {
+        model::check_name("audience", aud)?;
+    }
+    if request.arguments.len() > MAX_REQUEST_ARGS {
+        return Err(Error::invalid(format!(
+            "more than {MAX_REQUEST_ARGS} arguments"
+        )));
+    }
+    for name in request.arguments.keys() {
+        model::check_name("argument name", name)?;
+    }
+    Ok(())
+}
+
+fn request_facts(
+    mut builder: AuthorizerBuilder,
+    request: &Request,
+    now: u64,
+    depth: usize,
+) -> Result<AuthorizerBuilder> {
+    let add = |b: AuthorizerBuilder, f| {
+        b.fact(f).map_err(|e| Error::Internal {
+            detail: format!("authorizer fact: {e}"),
+        })
+    };
+    builder = add(builder, fact!("time({t})", t = Term::Date(now)))?;
+    builder = add(
+        builder,
+        fact!("request_method({m})", m = request.method.as_str()),
+    )?;
+    builder = add(
+        builder,
+        fact!("depth({d})", d = i64::try_from(depth).unwrap_or(i64::MAX)),
+    )?;
+    if let Some(aud) = &request.audience {
+        builder = add(builder, fact!("verifier_audience({a})", a = aud.as_str()))?;
+    }
+    if let Some(tool) = &request.tool {
+        builder = add(builder, fact!("request_tool({t})", t = tool.as_str()))?;
+    }
+    for (name, value) in &request.arguments {
+        let n = name.as_str();
+        let f = match value {
+            serde_json::Value::String(s) => {
+                Some(fact!("request_arg_str({n}, {v})", n = n, v = s.as_str()))
+            }
+            serde_json::Value::Bool(b) => Some(fact!("request_arg_bool({n}, {v})", n = n, v = *b)),
+            serde_json::Value::Number(x) => x
+                .as_i64()
+                .map(|i| fact!("request_arg_int({n}, {v})", n = n, v = i)),
+            _ => None,
+        };
+        if let Some(f) = f {
+            builder = add(builder, f)?;
+        }
+    }
+    Ok(builder)
+}
+
+/// Which code a failed check maps to; lower ranks win when several fail.
+fn classify(chain: &Chain, failed: &FailedCheck, request: &Request, depth: usize) -> (u8, Error) {
+    let (block, check_id, rule) = match failed {
+        FailedCheck::Block(b) => (b.block_id as usize, b.check_id as usize, b.rule.clone()),
+        FailedCheck::Authorizer(a) => (usize::MAX, a.check_id as usize, a.rule.clone()),
+    };
+    let statement = chain
+        .blocks
+        .get(block)
+        .and_then(|b| b.statements.get(check_id));
+    let tool = request.tool.clone().unwrap_or_default();
+    let kind = match statement {
+        Some(Statement::Expiry(_)) => "expired",
+        Some(Statement::Audience(_)) => "wrong_audience",
+        Some(Statement::MaxDepth(_)) => "depth_exceeded",
+        Some(Statement::Tools(_)) => "tool_not_allowed",
+        Some(Statement::Arg(_)) => "argument_not_allowed",
+        Some(Statement::Unrecognized { predicates, .. }) => {
+            let has = |p: &str| predicates.contains(p);
+            if has("time") {
+                "expired"
+            } else if has("verifier_audience") {
+                "wrong_audience"
+            } else if has("depth") {
+                "depth_exceeded"
+            } else if predicates.iter().any(|p| p.starts_with("request_arg_")) {
+                "argument_not_allowed"
+            } else if has("request_tool") || has("request_method") {
+                "tool_not_allowed"
+            } else {
+                "check_failed"
+            }
+        }
+        None => "check_failed",
+    };
+    let check = rule;
+    match kind {
+        "expired" => (0, Error::Expired { block, check }),
+        "wrong_audience" => (1, Error::WrongAudience { block, check }),
+        "depth_exceeded" => (
+            2,
+            Error::DepthExceeded {
+                depth,
+                block,
+                check,
+            },
+        ),
+        "tool_not_allowed" => (3, Error::ToolNotAllowed { tool, block, check }),
+        "argument_not_allowed" => (4, Error::ArgumentNotAllowed { tool, block, check }),
+        _ => (5, Error::CheckFailed { block, check }),
+    }
+}
+
+fn denial(chain: &Chain, e: Token, request: &Request, depth: usize) -> Error {
+    let checks = match &e {
+        Token::FailedLogic(Logic::Unauthorized { checks, .. })
+        | Token::FailedLogic(Logic::NoMatchingPolicy { checks }) => checks,
+        Token::Execution(x) => {
+            // Only checks mcpvault did not write can fail to evaluate: every
+            // request fact is typed so canonical checks never mix types.
+            return Error::CheckFailed {
+                block: usize::MAX,
+                check: format!("evaluation failed: {x}"),
+            };
+        }
+        _ => return token_err(e),
+    };
+    checks
+        .iter()
+        .map(|c| classify(chain, c, request, depth))
+        .min_by_key(|(rank, _)| *rank)
+        .map(|(_, err)| err)
+        .unwrap_or_else(|| Error::malformed("no policy allowed the token: not an mcpvault token"))
+}
+
+/// Verifies a token for one request with the default [`Limits`].
+pub fn verify(
+    token: &str,
+    public_key_hex: &str,
+    request: &Request,
+    now: u64,
+) -> Result<AuthorizedFacts> {
+    verify_with_limits(token, public_key_hex, request, now, &Limits::default())
+}
+
+/// Verifies a token for one request: every signature in the chain, then the
+/// Datalog of every block against the request, under `limits`.
+pub fn verify_with_limits(
+    token: &str,
+    public_key_hex: &str,
+    request: &Request,
+    now: u64,
+    limits: &Limits,
+) -> Result<AuthorizedFacts> {
+    validate_request(request)?;
+    if now > MAX_EXPIRES_AT {
+        return Err(Error::invalid("now is after 9999-12-31T23:59:59Z"));
+    }
+    let root = parse_public_key(public_key_hex)?;
+    check_token_size(token, limits)?;
+    let biscuit = Biscuit::from_base64(token.trim(), root).map_err(token_err)?;
+    check_block_count(biscuit.block_count(), limits)?;
+    let chain = verified_chain(&biscuit)?;
+    let depth = biscuit.block_count().saturating_sub(1);
+
+    let builder = request_facts(AuthorizerBuilder::new(), request, now, depth)?
+        .policy(policy!(
+            "allow if mcpvault({v})",
+            v = schema::SCHEMA_VERSION
+        ))
+        .map_err(|e| Error::Internal {
+            detail: format!("policy: {e}"),
+        })?
+        .set_limits(AuthorizerLimits {
+            max_facts: limits.max_facts,
+            max_iterations: limits.max_iterations,
+            max_time: limits.max_time,
+        });
+    let mut authorizer = builder.build(&biscuit).map_err(token_err)?;
+    match authorizer.authorize() {
+        Ok(_) => {}
+        Err(e @ Token::RunLimit(_)) => return Err(token_err(e)),
+        Err(e) => return Err(denial(&chain, e, request, depth)),
+    }
+
+    Ok(AuthorizedFacts {
+        verified: true,
+        tool: request.tool.clone(),
+        tools: chain
+            .effective_tools(request.tool.as_deref())
+            .into_iter()
+            .collect(),
+        issuer: chain.issuer.clone(),
+        subject: chain.subject.clone(),
+        expires_at: chain.expires_at(),
+        depth,
+        audience: chain.audience(),
+        max_depth: chain.max_depth(),
+        revocation_ids: chain
+            .blocks
+            .iter()
+            .map(|b| b.revocation_id.clone())
+            .collect(),
+    })
+}
+
+/// A token's content, read without a key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Inspection {
+    /// Always false: inspection checks no signature.
+    pub verified: bool,
+    /// Who minted the token (claimed).
+    pub issuer: String,
+    /// Who the token is for (claimed).
+    pub subject: String,
+    /// Tools every block allows (claimed).
+    pub tools: Vec<String>,
+    /// Earliest expiry of all blocks (claimed), unix seconds.
+    pub expires_at: u64,
+    /// Number of attenuation blocks.
+    pub depth: usize,
+    /// Revocation ids, hex, one per block.
+    pub revocation_ids: Vec<String>,
+    /// Every block, authority first.
+    pub blocks: Vec<BlockInfo>,
+}
+
+/// Reads a token's content without verifying it.
+pub fn inspect(token: &str) -> Result<Inspection> {
+    let limits = Limits::default();
+    check_token_size(token, &limits)?;
+    let unverified = UnverifiedBiscuit::from_base64(token.trim()).map_err(token_err)?;
+    check_block_count(unverified.block_count(), &limits)?;
+    let chain = unverified_chain(&unverified)?;
+    Ok(Inspection {
+        verified: false,
+        tools: chain.effective_tools(None).into_iter().collect(),
+        expires_at: chain.expires_at(),
+        depth: chain.blocks.len().saturating_sub(1),
+        revocation_ids: chain
+            .blocks
+            .iter()
+            .map(|b| b.revocation_id.clone())
+            .collect(),
+        issuer: chain.issuer,
+        subject: chain.subject,
+        blocks: chain.blocks,
+    })
+}
