@@ -53,5 +53,10 @@ pub use model::{
 };
 pub use ops::{
     attenuate, inspect, keygen, mint, parse_private_key, parse_public_key, public_key_of, verify,
-    verify_with_limits, BlockInfo, Inspection, Limits,
+    verify_with_limits, BlockInfo, Inspection, Limits, MAX_TIME_LIMIT,
 };
+
+/// The README's Rust examples run as doc tests, so they cannot drift.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+mod readme {}

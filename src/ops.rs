@@ -50,6 +50,9 @@ impl Default for Limits {
     }
 }
 
+/// The largest `Limits::max_time` honoured; larger values are clamped.
+pub const MAX_TIME_LIMIT: Duration = Duration::from_secs(60);
+
 fn hex_key(what: &str, hex_str: &str) -> Result<[u8; 32]> {
     let s = hex_str.trim();
     let s = s.strip_prefix("ed25519/").unwrap_or(s);
@@ -704,7 +707,8 @@ pub fn verify_with_limits(
         .set_limits(AuthorizerLimits {
             max_facts: limits.max_facts,
             max_iterations: limits.max_iterations,
-            max_time: limits.max_time,
+            // biscuit adds max_time to an Instant and unwraps: keep it sane
+            max_time: limits.max_time.min(MAX_TIME_LIMIT),
         });
     let mut authorizer = builder.build(&biscuit).map_err(token_err)?;
     match authorizer.authorize() {

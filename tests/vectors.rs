@@ -21,7 +21,18 @@ fn run_case(case: &Value) -> Result<(), String> {
         serde_json::from_value(case["request"].clone()).map_err(|e| e.to_string())?;
     let got = match verify(token, key, &request, now) {
         Ok(facts) => serde_json::json!({ "ok": facts }),
-        Err(e) => serde_json::json!({ "error": e.code() }),
+        Err(e) => {
+            // the message contract: lowercase, one line, no final period
+            let msg = e.to_string();
+            if msg.is_empty()
+                || msg.contains('\n')
+                || msg.ends_with('.')
+                || msg.starts_with(char::is_uppercase)
+            {
+                return Err(format!("badly formed message {msg:?}"));
+            }
+            serde_json::json!({ "error": e.code() })
+        }
     };
     if got == case["expect"] {
         Ok(())

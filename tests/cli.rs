@@ -1,0 +1,300 @@
+//! The `mcpvault` binary: the README walkthrough, exit codes, stdin, key files.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+struct Cli {
+    home: tempfile::TempDir,
+}
+
+impl Cli {
+    fn new() -> Self {
+        Cli {
+            home: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.run_stdin(args, None)
+    }
+
+    fn run_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mcpvault"))
+            .args(args)
+            .env("HOME", self.home.path())
+            .env_remove("MCPVAULT_NOW")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        if let Some(input) = stdin {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+        }
+        drop(child.stdin.take());
+        child.wait_with_output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    fn key_file(&self) -> std::path::PathBuf {
+        self.home.path().join(".mcpvault/keys/default.json")
+    }
+
+    fn pubkey(&self) -> String {
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(self.key_file()).unwrap()).unwrap();
+        v["public_key"].as_str().unwrap().to_string()
+    }
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn readme_walkthrough() {
+    let cli = Cli::new();
+    cli.ok(&["keygen"]);
+    let key = cli.key_file();
+    let token = cli.ok(&[
+        "mint",
+        "--key",
+        key.to_str().unwrap(),
+        "--tools",
+        "db_query,file_read",
+        "--ttl",
+        "3600",
+        "--issuer",
+        "auth-server",
+        "--subject",
+        "agent-a",
+    ]);
+    let inspected: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["inspect", "--token", &token])).unwrap();
+    assert_eq!(inspected["verified"], false);
+    assert_eq!(
+        inspected["tools"],
+        serde_json::json!(["db_query", "file_read"])
+    );
+    let pk = cli.pubkey();
+    let facts: serde_json::Value = serde_json::from_str(&cli.ok(&[
+        "verify", "--token", &token, "--pubkey", &pk, "--tool", "db_query",
+    ]))
+    .unwrap();
+    assert_eq!(facts["verified"], true);
+    assert_eq!(facts["subject"], "agent-a");
+
+    let narrow = cli.ok(&[
+        "attenuate",
+        "--token",
+        &token,
+        "--tools",
+        "db_query",
+        "--ttl",
+        "300",
+    ]);
+    cli.ok(&[
+        "verify", "--token", &narrow, "--pubkey", &pk, "--tool", "db_query",
+    ]);
+    for tool in ["file_read", "admin_delete"] {
+        let out = cli.run(&[
+            "verify", "--token", &narrow, "--pubkey", &pk, "--tool", tool,
+        ]);
+        assert_eq!(out.status.code(), Some(1), "{tool}");
+        assert!(
+            stderr(&out).contains("tool_not_allowed"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[test]
+fn key_file_is_private_and_not_overwritten() {
+    let cli = Cli::new();
+    cli.ok(&["keygen"]);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&cli.key_file()), 0o600);
+        assert_eq!(mode(cli.key_file().parent().unwrap()), 0o700);
+    }
+    let first = cli.pubkey();
+    let out = cli.run(&["keygen"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--force"));
+    assert_eq!(cli.pubkey(), first);
+    cli.ok(&["keygen", "--force"]);
+    assert_ne!(cli.pubkey(), first);
+    let other = cli.home.path().join("elsewhere/k.json");
+    cli.ok(&["keygen", "--out", other.to_str().unwrap()]);
+    assert!(other.exists());
+}
+
+#[test]
+fn exit_codes_stdin_and_warnings() {
+    let cli = Cli::new();
+    cli.ok(&["keygen"]);
+    let pk = cli.pubkey();
+    let token = cli.ok(&[
+        "mint",
+        "--tools",
+        "db_query",
+        "--ttl",
+        "60",
+        "--issuer",
+        "i",
+        "--subject",
+        "s",
+        "--arg",
+        "db_query.max_rows<=100",
+        "--audience",
+        "srv",
+        "--now",
+        "1800000000",
+    ]);
+    // stdin
+    let out = cli.run_stdin(&["inspect", "--token", "-"], Some(&format!("{token}\n")));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // widening is refused and said on stderr
+    let out = cli.run(&[
+        "attenuate",
+        "--token",
+        &token,
+        "--tools",
+        "db_query,admin",
+        "--now",
+        "1800000000",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        stderr(&out).contains("\"admin\" is not granted by the parent token and stays refused"),
+        "{}",
+        stderr(&out)
+    );
+    // arguments, audience, now
+    let base = [
+        "verify",
+        "--token",
+        &token,
+        "--pubkey",
+        &pk,
+        "--tool",
+        "db_query",
+        "--audience",
+        "srv",
+    ];
+    let with = |extra: &[&str]| {
+        let mut v: Vec<&str> = base.to_vec();
+        v.extend_from_slice(extra);
+        cli.run(&v)
+    };
+    assert_eq!(
+        with(&["--args", r#"{"max_rows": 100}"#, "--now", "1800000000"])
+            .status
+            .code(),
+        Some(0)
+    );
+    let out = with(&["--args", r#"{"max_rows": 101}"#, "--now", "1800000000"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("argument_not_allowed"));
+    let out = with(&["--args", r#"{"max_rows": 1}"#, "--now", "1800000060"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("expired"));
+    // bad input is exit 2
+    assert_eq!(with(&["--args", "[1]"]).status.code(), Some(2));
+    assert_eq!(with(&["--args", "{nope"]).status.code(), Some(2));
+    let out = cli.run(&[
+        "verify", "--token", &token, "--pubkey", "abcd", "--tool", "db_query",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("invalid_key"));
+    assert_eq!(
+        cli.run(&["verify", "--token", &token, "--pubkey", &pk])
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(
+        cli.run(&[
+            "mint",
+            "--tools",
+            "db_query",
+            "--ttl",
+            "0",
+            "--issuer",
+            "i",
+            "--subject",
+            "s"
+        ])
+        .status
+        .code(),
+        Some(2)
+    );
+    assert_eq!(
+        cli.run(&[
+            "mint",
+            "--tools",
+            "x",
+            "--ttl",
+            "5",
+            "--issuer",
+            "i",
+            "--subject",
+            "s",
+            "--arg",
+            "nodot<=1"
+        ])
+        .status
+        .code(),
+        Some(2)
+    );
+    assert_eq!(
+        cli.run(&["inspect", "--token", "garbage"]).status.code(),
+        Some(2)
+    );
+    // a malformed token at verify is a denial
+    let out = cli.run(&[
+        "verify", "--token", "garbage", "--pubkey", &pk, "--tool", "db_query",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("malformed_token"));
+    // tools/list needs no tool
+    let out = cli.run(&[
+        "verify",
+        "--token",
+        &token,
+        "--pubkey",
+        &pk,
+        "--method",
+        "tools/list",
+        "--audience",
+        "srv",
+        "--now",
+        "1800000000",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}

@@ -1,0 +1,354 @@
+//! Tampering, truncation, hostile Datalog and limits: every bad input is a
+//! typed error, never a panic and never an allow.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use base64::Engine;
+use biscuit_auth::builder::{Algorithm, BlockBuilder};
+use biscuit_auth::{KeyPair, UnverifiedBiscuit};
+use mcpvault::{
+    attenuate, inspect, mint, verify, verify_with_limits, Grant, Limits, Request, Restriction,
+};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+const NOW: u64 = 1_800_000_000;
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE;
+
+fn setup() -> (ChaCha20Rng, mcpvault::KeyPairHex, String) {
+    let mut rng = ChaCha20Rng::seed_from_u64(42);
+    let keys = mcpvault::keygen(&mut rng);
+    let grant = Grant {
+        tools: vec!["db_query".into(), "file_read".into()],
+        ttl: 3600,
+        issuer: "auth-server".into(),
+        subject: "agent-a".into(),
+        audience: None,
+        max_depth: None,
+        arg_limits: vec![],
+    };
+    let token = mint(&keys.private_key, &grant, NOW, &mut rng).unwrap();
+    (rng, keys, token)
+}
+
+fn hostile(rng: &mut ChaCha20Rng, token: &str, code: &str) -> String {
+    let t = UnverifiedBiscuit::from_base64(token).unwrap();
+    let kp = KeyPair::new_with_rng(Algorithm::Ed25519, rng);
+    t.append_with_keypair(&kp, BlockBuilder::new().code(code).unwrap())
+        .unwrap()
+        .to_base64()
+        .unwrap()
+}
+
+fn three_hops() -> (mcpvault::KeyPairHex, String) {
+    let (mut rng, keys, mut token) = setup();
+    for ttl in [3000, 2000, 1000] {
+        token = attenuate(
+            &token,
+            &Restriction {
+                ttl: Some(ttl),
+                ..Default::default()
+            },
+            NOW,
+            &mut rng,
+        )
+        .unwrap()
+        .token;
+    }
+    (keys, token)
+}
+
+#[test]
+fn every_single_byte_flip_is_refused() {
+    let (keys, token) = three_hops();
+    let bytes = B64.decode(&token).unwrap();
+    let mut codes = std::collections::BTreeMap::<&str, usize>::new();
+    for i in 0..bytes.len() {
+        for mask in [0x01u8, 0x80] {
+            let mut b = bytes.clone();
+            b[i] ^= mask;
+            let err = verify(
+                &B64.encode(&b),
+                &keys.public_key,
+                &Request::tool("db_query"),
+                NOW,
+            )
+            .expect_err("a tampered token verified");
+            assert!(
+                ["bad_signature", "malformed_token"].contains(&err.code()),
+                "byte {i}: {}",
+                err.code()
+            );
+            *codes.entry(err.code()).or_default() += 1;
+        }
+    }
+    println!(
+        "{} flips of a {}-byte 3-hop token: {codes:?}",
+        bytes.len() * 2,
+        bytes.len()
+    );
+}
+
+#[test]
+fn every_truncation_is_refused() {
+    let (keys, token) = three_hops();
+    let bytes = B64.decode(&token).unwrap();
+    for len in 0..bytes.len() {
+        let err = verify(
+            &B64.encode(&bytes[..len]),
+            &keys.public_key,
+            &Request::tool("db_query"),
+            NOW,
+        )
+        .unwrap_err();
+        assert!(
+            ["bad_signature", "malformed_token"].contains(&err.code()),
+            "len {len}: {}",
+            err.code()
+        );
+    }
+}
+
+#[test]
+fn cutting_characters_out_of_the_text_is_refused() {
+    let (keys, token) = three_hops();
+    let text = token.clone();
+    for cut in [10usize, 100, 200, 300] {
+        let mut t = text.clone();
+        t.replace_range(cut..cut + 4, "");
+        let err = verify(&t, &keys.public_key, &Request::tool("db_query"), NOW).unwrap_err();
+        assert!(
+            ["bad_signature", "malformed_token"].contains(&err.code()),
+            "{}",
+            err.code()
+        );
+    }
+}
+
+#[test]
+fn opaque_errors_keep_details_for_logs() {
+    let (_, keys, token) = setup();
+    let other = mcpvault::keygen(&mut ChaCha20Rng::seed_from_u64(9));
+    let err = verify(&token, &other.public_key, &Request::tool("db_query"), NOW).unwrap_err();
+    assert_eq!(err.code(), "bad_signature");
+    assert_eq!(err.to_string(), "token signature is not valid");
+    assert!(err.detail().contains("signature"), "{}", err.detail());
+
+    let err = verify(
+        "not-a-token",
+        &keys.public_key,
+        &Request::tool("db_query"),
+        NOW,
+    )
+    .unwrap_err();
+    assert_eq!(err.to_string(), "token is malformed");
+    assert_ne!(err.detail(), err.to_string());
+}
+
+#[test]
+fn expired_is_told_from_forbidden_by_the_failing_check() {
+    let (_, keys, token) = setup();
+    let err = verify(
+        &token,
+        &keys.public_key,
+        &Request::tool("admin"),
+        NOW + 3600,
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), "expired");
+    let (block, check) = err.failed_check().unwrap();
+    assert_eq!(block, 0);
+    assert!(check.starts_with("check if time($time)"), "{check}");
+    let err = verify(&token, &keys.public_key, &Request::tool("admin"), NOW).unwrap_err();
+    assert_eq!(err.code(), "tool_not_allowed");
+    assert!(err.failed_check().unwrap().1.contains("request_tool"));
+}
+
+#[test]
+fn fact_explosion_is_limits_exceeded() {
+    let (mut rng, keys, token) = setup();
+    let code = (0..40).map(|i| format!("n({i});")).collect::<String>()
+        + "p($a, $b, $c) <- n($a), n($b), n($c);";
+    let t = hostile(&mut rng, &token, &code);
+    let err = verify(&t, &keys.public_key, &Request::tool("db_query"), NOW).unwrap_err();
+    assert_eq!(err.code(), "limits_exceeded", "{err}");
+}
+
+#[test]
+fn iteration_bomb_is_limits_exceeded() {
+    // A 400-step chain needs 400 rounds of rule application to close.
+    let (mut rng, keys, token) = setup();
+    let code = (0..400)
+        .map(|i| format!("edge({i}, {});", i + 1))
+        .collect::<String>()
+        + "path($a, $b) <- edge($a, $b); path($a, $c) <- path($a, $b), edge($b, $c);";
+    let t = hostile(&mut rng, &token, &code);
+    let err = verify(&t, &keys.public_key, &Request::tool("db_query"), NOW).unwrap_err();
+    assert_eq!(err.code(), "limits_exceeded", "{err}");
+}
+
+#[test]
+fn time_limit_is_limits_exceeded() {
+    // Within the fact and iteration limits but over a tiny time limit.
+    let (mut rng, keys, token) = setup();
+    let code = (0..20).map(|i| format!("n({i});")).collect::<String>()
+        + "p($a, $b, $c) <- n($a), n($b), n($c), $a + $b + $c > 0;";
+    let t = hostile(&mut rng, &token, &code);
+    let tight = Limits {
+        max_time: std::time::Duration::from_nanos(1),
+        ..Limits::default()
+    };
+    let err = verify_with_limits(
+        &t,
+        &keys.public_key,
+        &Request::tool("db_query"),
+        NOW,
+        &tight,
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), "limits_exceeded", "{err}");
+    // and the same token passes with the default limits
+    verify(&t, &keys.public_key, &Request::tool("db_query"), NOW).unwrap();
+}
+
+#[test]
+fn too_many_blocks_is_limits_exceeded() {
+    let (mut rng, keys, mut token) = setup();
+    for _ in 0..8 {
+        token = attenuate(
+            &token,
+            &Restriction {
+                ttl: Some(100),
+                ..Default::default()
+            },
+            NOW,
+            &mut rng,
+        )
+        .unwrap()
+        .token;
+    }
+    let small = Limits {
+        max_blocks: 8,
+        ..Limits::default()
+    };
+    let err = verify_with_limits(
+        &token,
+        &keys.public_key,
+        &Request::tool("db_query"),
+        NOW,
+        &small,
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), "limits_exceeded");
+    verify(&token, &keys.public_key, &Request::tool("db_query"), NOW).unwrap();
+}
+
+#[test]
+fn hostile_blocks_cannot_grant_across_all_predicates() {
+    // Facts and rules for every predicate the verifier or authority uses.
+    let (mut rng, keys, token) = setup();
+    let narrow = attenuate(
+        &token,
+        &Restriction {
+            tools: Some(vec!["db_query".into()]),
+            ..Default::default()
+        },
+        NOW,
+        &mut rng,
+    )
+    .unwrap()
+    .token;
+    let code = r#"
+        mcpvault(1); issuer("mallory"); subject("root");
+        request_tool("admin"); request_method("tools/list"); depth(0); verifier_audience("any");
+        time(2000-01-01T00:00:00Z);
+        request_arg_int("max_rows", 1);
+        request_tool($t) <- request_method($t);
+        check if true trusting previous;
+    "#;
+    let t = hostile(&mut rng, &narrow, code);
+    for tool in ["admin", "file_read"] {
+        let err = verify(&t, &keys.public_key, &Request::tool(tool), NOW).unwrap_err();
+        assert_eq!(err.code(), "tool_not_allowed", "{tool}");
+    }
+    let facts = verify(&t, &keys.public_key, &Request::tool("db_query"), NOW).unwrap();
+    assert_eq!(
+        (facts.issuer.as_str(), facts.subject.as_str()),
+        ("auth-server", "agent-a")
+    );
+    assert_eq!(facts.tools, ["db_query"]);
+    // expired stays expired despite the block's own time fact
+    let err = verify(&t, &keys.public_key, &Request::tool("db_query"), NOW + 4000).unwrap_err();
+    assert_eq!(err.code(), "expired");
+}
+
+#[test]
+fn sealed_and_garbage_inputs_never_panic() {
+    let (_, keys, _) = setup();
+    let inputs = [
+        "",
+        "=",
+        "====",
+        "A",
+        "AA==",
+        "-_-_",
+        "\u{0}",
+        "é",
+        " \n\t",
+        &"A".repeat(5000),
+        "EgIKAA==",
+        "CgIIAQ==",
+    ];
+    for input in inputs {
+        let err = verify(input, &keys.public_key, &Request::tool("db_query"), NOW).unwrap_err();
+        assert!(
+            ["malformed_token", "bad_signature"].contains(&err.code()),
+            "{input:?}: {}",
+            err.code()
+        );
+        assert_eq!(
+            inspect(input).unwrap_err().code(),
+            "malformed_token",
+            "{input:?}"
+        );
+    }
+}
+
+#[test]
+fn absurd_limits_do_not_panic() {
+    let (_, keys, token) = setup();
+    let huge = Limits {
+        max_time: std::time::Duration::MAX,
+        max_iterations: u64::MAX,
+        max_facts: u64::MAX,
+        ..Limits::default()
+    };
+    verify_with_limits(
+        &token,
+        &keys.public_key,
+        &Request::tool("db_query"),
+        NOW,
+        &huge,
+    )
+    .unwrap();
+    let zero = Limits {
+        max_time: std::time::Duration::ZERO,
+        max_iterations: 0,
+        max_facts: 0,
+        max_blocks: 0,
+        max_token_len: 0,
+    };
+    let err = verify_with_limits(
+        &token,
+        &keys.public_key,
+        &Request::tool("db_query"),
+        NOW,
+        &zero,
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), "limits_exceeded");
+}
