@@ -1011,6 +1011,29 @@ fn build() -> Gen {
             Expect::Err("tool_not_allowed"),
         );
     }
+
+    // --- added later: appended here so earlier vectors keep their bytes ---
+    {
+        let root_key = mcpvault::parse_public_key(&g.public_key).unwrap();
+        let sealed =
+            biscuit_auth::Biscuit::from_base64(g.att(&root, &tools(&["db_query"])), root_key)
+                .unwrap()
+                .seal()
+                .unwrap()
+                .to_base64()
+                .unwrap();
+        g.case(
+            "sealed-token-verifies",
+            "a sealed token (no further attenuation possible) still verifies",
+            &sealed,
+            &Request::tool("db_query"),
+            Expect::Ok {
+                tools: &["db_query"],
+                expires_at: EXP,
+                depth: 1,
+            },
+        );
+    }
     g
 }
 

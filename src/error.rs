@@ -74,8 +74,9 @@ pub enum Error {
     /// A check the verifier does not recognise (written by hand or by another
     /// tool) refused the request, or evaluating it failed.
     CheckFailed {
-        /// The block whose check refused the request.
-        block: usize,
+        /// The block whose check refused the request (unknown when evaluating
+        /// the block's Datalog failed).
+        block: Option<usize>,
         /// The Datalog source of that check.
         check: String,
     },
@@ -153,7 +154,10 @@ impl Error {
             | Error::ArgumentNotAllowed { block, check, .. }
             | Error::WrongAudience { block, check }
             | Error::DepthExceeded { block, check, .. }
-            | Error::CheckFailed { block, check } => Some((*block, check.as_str())),
+            | Error::CheckFailed {
+                block: Some(block),
+                check,
+            } => Some((*block, check.as_str())),
             _ => None,
         }
     }
@@ -202,8 +206,11 @@ impl fmt::Display for Error {
                 f,
                 "delegation depth {depth} exceeds the maximum (refused by block {block})"
             ),
-            Error::CheckFailed { block, .. } => {
-                write!(f, "a check refused the request (block {block})")
+            Error::CheckFailed {
+                block: Some(block), ..
+            } => write!(f, "a check refused the request (block {block})"),
+            Error::CheckFailed { block: None, .. } => {
+                f.write_str("evaluating a check of the token failed")
             }
             Error::LimitsExceeded { .. } => f.write_str("token exceeds the verifier's limits"),
             Error::InvalidRequest { reason } => write!(f, "invalid request: {reason}"),

@@ -109,6 +109,9 @@ fn token_err(e: Token) -> Error {
             Error::malformed(format!("block {block} has an invalid rule: {rule}"))
         }
         Token::Language(l) => Error::malformed(format!("datalog: {l}")),
+        Token::AppendOnSealed | Token::AlreadySealed => {
+            Error::invalid("the token is sealed and cannot be attenuated")
+        }
         other => Error::Internal {
             detail: other.to_string(),
         },
@@ -593,14 +596,27 @@ fn request_facts(
 
 /// Which code a failed check maps to; lower ranks win when several fail.
 fn classify(chain: &Chain, failed: &FailedCheck, request: &Request, depth: usize) -> (u8, Error) {
-    let (block, check_id, rule) = match failed {
-        FailedCheck::Block(b) => (b.block_id as usize, b.check_id as usize, b.rule.clone()),
-        FailedCheck::Authorizer(a) => (usize::MAX, a.check_id as usize, a.rule.clone()),
+    let (block, check) = match failed {
+        FailedCheck::Block(b) => (b.block_id as usize, b.check_id as usize),
+        // mcpvault adds no verifier checks; anything here is unexpected
+        FailedCheck::Authorizer(a) => {
+            return (
+                5,
+                Error::CheckFailed {
+                    block: None,
+                    check: a.rule.clone(),
+                },
+            )
+        }
+    };
+    let rule = match failed {
+        FailedCheck::Block(b) => b.rule.clone(),
+        FailedCheck::Authorizer(a) => a.rule.clone(),
     };
     let statement = chain
         .blocks
         .get(block)
-        .and_then(|b| b.statements.get(check_id));
+        .and_then(|b| b.statements.get(check));
     let tool = request.tool.clone().unwrap_or_default();
     let kind = match statement {
         Some(Statement::Expiry(_)) => "expired",
@@ -640,7 +656,13 @@ fn classify(chain: &Chain, failed: &FailedCheck, request: &Request, depth: usize
         ),
         "tool_not_allowed" => (3, Error::ToolNotAllowed { tool, block, check }),
         "argument_not_allowed" => (4, Error::ArgumentNotAllowed { tool, block, check }),
-        _ => (5, Error::CheckFailed { block, check }),
+        _ => (
+            5,
+            Error::CheckFailed {
+                block: Some(block),
+                check,
+            },
+        ),
     }
 }
 
@@ -652,7 +674,7 @@ fn denial(chain: &Chain, e: Token, request: &Request, depth: usize) -> Error {
             // Only checks mcpvault did not write can fail to evaluate: every
             // request fact is typed so canonical checks never mix types.
             return Error::CheckFailed {
-                block: usize::MAX,
+                block: None,
                 check: format!("evaluation failed: {x}"),
             };
         }

@@ -352,3 +352,39 @@ fn absurd_limits_do_not_panic() {
     .unwrap_err();
     assert_eq!(err.code(), "limits_exceeded");
 }
+
+#[test]
+fn sealed_tokens_cannot_be_attenuated() {
+    let (mut rng, keys, token) = setup();
+    let root: biscuit_auth::PublicKey = format!("ed25519/{}", keys.public_key).parse().unwrap();
+    let sealed = biscuit_auth::Biscuit::from_base64(&token, root)
+        .unwrap()
+        .seal()
+        .unwrap()
+        .to_base64()
+        .unwrap();
+    // a sealed token still verifies…
+    verify(&sealed, &keys.public_key, &Request::tool("db_query"), NOW).unwrap();
+    // …but attenuating it is the caller's mistake, not an internal error
+    let err = attenuate(
+        &sealed,
+        &Restriction {
+            ttl: Some(5),
+            ..Default::default()
+        },
+        NOW,
+        &mut rng,
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), "invalid_request", "{err}");
+}
+
+#[test]
+fn evaluation_errors_name_no_block() {
+    let (mut rng, keys, token) = setup();
+    let t = hostile(&mut rng, &token, "check if 1 + \"a\" == 2;");
+    let err = verify(&t, &keys.public_key, &Request::tool("db_query"), NOW).unwrap_err();
+    assert_eq!(err.code(), "check_failed");
+    assert_eq!(err.to_string(), "evaluating a check of the token failed");
+    assert!(err.failed_check().is_none());
+}
