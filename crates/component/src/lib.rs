@@ -1,0 +1,187 @@
+//! The mcpvault core as a WebAssembly component (world `mcpvault:authz/authorizer`).
+//!
+//! A thin guest: every function converts WIT values into the core's types,
+//! calls the core, and converts back. Time is the call's `now` when given,
+//! else the WASI wall clock; randomness is WASI's.
+
+mod bindings {
+    wit_bindgen::generate!({
+        world: "authorizer",
+        path: "../../wit",
+    });
+}
+
+use bindings::exports::mcpvault::authz::authorize::Guest;
+use bindings::exports::mcpvault::authz::types as wit;
+use rand_core::OsRng;
+
+struct Component;
+
+bindings::export!(Component with_types_in bindings);
+
+fn wall_clock() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn code(e: &mcpvault::Error) -> wit::ErrorCode {
+    use wit::ErrorCode as C;
+    match e.code() {
+        "malformed_token" => C::MalformedToken,
+        "invalid_key" => C::InvalidKey,
+        "bad_signature" => C::BadSignature,
+        "expired" => C::Expired,
+        "tool_not_allowed" => C::ToolNotAllowed,
+        "argument_not_allowed" => C::ArgumentNotAllowed,
+        "wrong_audience" => C::WrongAudience,
+        "depth_exceeded" => C::DepthExceeded,
+        "check_failed" => C::CheckFailed,
+        "limits_exceeded" => C::LimitsExceeded,
+        "invalid_request" => C::InvalidRequest,
+        _ => C::InternalError,
+    }
+}
+
+fn error(e: mcpvault::Error) -> wit::Error {
+    let failed = e.failed_check();
+    wit::Error {
+        code: code(&e),
+        message: e.to_string(),
+        failed_block: failed.and_then(|(b, _)| u32::try_from(b).ok()),
+        failed_check: failed.map(|(_, c)| c.to_string()),
+    }
+}
+
+fn scalar(s: wit::Scalar) -> mcpvault::Scalar {
+    match s {
+        wit::Scalar::Boolean(b) => mcpvault::Scalar::Bool(b),
+        wit::Scalar::Integer(i) => mcpvault::Scalar::Int(i),
+        wit::Scalar::Text(t) => mcpvault::Scalar::Str(t),
+    }
+}
+
+fn arg_limit(l: wit::ArgLimit) -> mcpvault::ArgLimit {
+    use mcpvault::ArgRule as R;
+    let rule = match l.rule {
+        wit::ArgRule::Prefix(p) => R::Prefix(p),
+        wit::ArgRule::Eq(v) => R::Eq(scalar(v)),
+        wit::ArgRule::OneOf(vs) => R::OneOf(vs.into_iter().map(scalar).collect()),
+        wit::ArgRule::Max(m) => R::Max(m),
+        wit::ArgRule::Min(m) => R::Min(m),
+    };
+    mcpvault::ArgLimit {
+        tool: l.tool,
+        arg: l.arg,
+        rule,
+    }
+}
+
+fn request(r: wit::Request) -> Result<mcpvault::Request, wit::Error> {
+    let arguments = match r.arguments.as_deref().map(str::trim) {
+        None | Some("") => serde_json::Map::new(),
+        Some(json) => match serde_json::from_str::<serde_json::Value>(json) {
+            Ok(serde_json::Value::Object(map)) => map,
+            _ => {
+                return Err(error(mcpvault::Error::InvalidRequest {
+                    reason: "arguments must be a JSON object".into(),
+                }))
+            }
+        },
+    };
+    Ok(mcpvault::Request {
+        method: r.method.unwrap_or_else(|| mcpvault::TOOLS_CALL.to_string()),
+        tool: r.tool,
+        arguments,
+        audience: r.audience,
+    })
+}
+
+fn facts(f: mcpvault::AuthorizedFacts) -> wit::AuthorizedFacts {
+    wit::AuthorizedFacts {
+        tool: f.tool,
+        tools: f.tools,
+        issuer: f.issuer,
+        subject: f.subject,
+        expires_at: f.expires_at,
+        depth: u32::try_from(f.depth).unwrap_or(u32::MAX),
+        audience: f.audience,
+        max_depth: f.max_depth,
+        revocation_ids: f.revocation_ids,
+    }
+}
+
+impl Guest for Component {
+    fn keygen() -> wit::Keypair {
+        let k = mcpvault::keygen(&mut OsRng);
+        wit::Keypair {
+            private_key: k.private_key,
+            public_key: k.public_key,
+        }
+    }
+
+    fn mint(
+        private_key: String,
+        grant: wit::Grant,
+        now: Option<u64>,
+    ) -> Result<String, wit::Error> {
+        let grant = mcpvault::Grant {
+            tools: grant.tools,
+            ttl: grant.ttl,
+            issuer: grant.issuer,
+            subject: grant.subject,
+            audience: grant.audience,
+            max_depth: grant.max_depth,
+            arg_limits: grant.arg_limits.into_iter().map(arg_limit).collect(),
+        };
+        mcpvault::mint(
+            &private_key,
+            &grant,
+            now.unwrap_or_else(wall_clock),
+            &mut OsRng,
+        )
+        .map_err(error)
+    }
+
+    fn attenuate(
+        token: String,
+        restriction: wit::Restriction,
+        now: Option<u64>,
+    ) -> Result<wit::Attenuated, wit::Error> {
+        let r = mcpvault::Restriction {
+            tools: restriction.tools,
+            ttl: restriction.ttl,
+            audience: restriction.audience,
+            max_depth: restriction.max_depth,
+            arg_limits: restriction.arg_limits.into_iter().map(arg_limit).collect(),
+        };
+        mcpvault::attenuate(&token, &r, now.unwrap_or_else(wall_clock), &mut OsRng)
+            .map(|a| wit::Attenuated {
+                token: a.token,
+                warnings: a.warnings,
+            })
+            .map_err(error)
+    }
+
+    fn verify(
+        token: String,
+        public_key: String,
+        req: wit::Request,
+    ) -> Result<wit::AuthorizedFacts, wit::Error> {
+        let now = req.now.unwrap_or_else(wall_clock);
+        let req = request(req)?;
+        mcpvault::verify(&token, &public_key, &req, now)
+            .map(facts)
+            .map_err(error)
+    }
+
+    fn inspect(token: String) -> Result<String, wit::Error> {
+        let inspection = mcpvault::inspect(&token).map_err(error)?;
+        serde_json::to_string(&inspection).map_err(|e| {
+            error(mcpvault::Error::Internal {
+                detail: e.to_string(),
+            })
+        })
+    }
+}
