@@ -3,20 +3,49 @@
 SHELL := bash
 CARGO ?= cargo
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+PYTHON ?= python3
 
-.PHONY: build demo test test-rust test-vectors test-props lint fmt vectors bench clean
+# The component and the wasmtime host are workspaces of their own.
+COMPONENT_TARGET_DIR := $(or $(CARGO_TARGET_DIR),crates/component/target)
+HOST_TARGET_DIR := $(or $(CARGO_TARGET_DIR),examples/wasmtime-host/target)
+COMPONENT_RAW := $(COMPONENT_TARGET_DIR)/wasm32-wasip2/release/mcpvault_component.wasm
+COMPONENT := build/mcpvault.wasm
+HOST := $(HOST_TARGET_DIR)/release/mcpvault-wasmtime-host
+WASM_OPT := tools/wasm/node_modules/.bin/wasm-opt
+# Rust's default wasm32-wasip2 features; wasm-opt must not emit others.
+WASM_OPT_FLAGS := -Oz --strip-debug --strip-producers --enable-bulk-memory --enable-sign-ext \
+	--enable-mutable-globals --enable-nontrapping-float-to-int --enable-multivalue --enable-reference-types
+VENV := $(or $(MCPVAULT_VENV),build/venv)
 
-## build: every artifact (today: the CLI, release)
-build:
+.PHONY: build demo test test-rust test-vectors test-props test-component test-python lint fmt vectors bench \
+	clean component wasmtime-host
+
+## build: every artifact: the CLI, the component (also copied into python/), the wasmtime host
+build: component wasmtime-host
 	$(CARGO) build --release --bin mcpvault
+
+## component: the WIT component, build/mcpvault.wasm (wasm32-wasip2, wasm-opt -Oz)
+component:
+	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+	scripts/patch-biscuit.sh
+	$(CARGO) build --release --target wasm32-wasip2 --manifest-path crates/component/Cargo.toml
+	@test -x $(WASM_OPT) || npm ci --prefix tools/wasm --no-audit --no-fund
+	@mkdir -p build
+	$(PYTHON) scripts/opt-component.py $(COMPONENT_RAW) $(COMPONENT) $(WASM_OPT) $(WASM_OPT_FLAGS)
+	cp $(COMPONENT) python/mcpvault/mcpvault.wasm
+
+## wasmtime-host: examples/wasmtime-host (runs vectors, or verifies one token)
+wasmtime-host:
+	$(CARGO) build --release --manifest-path examples/wasmtime-host/Cargo.toml
 
 ## demo: the CLI walkthrough on a fresh key in a temporary HOME
 demo:
 	$(CARGO) build --bin mcpvault
 	scripts/demo.sh "$(TARGET_DIR)/debug/mcpvault"
 
-## test: every test: vectors unchanged, unit, integration, CLI, property (10,000 chains), doc tests
-test: test-vectors test-rust
+## test: every test: vectors unchanged, unit, integration, CLI, property (10,000 chains), doc tests,
+## and every vector through the component in the wasmtime host and in Python
+test: test-vectors test-rust test-component test-python
 
 test-vectors:
 	$(CARGO) run -q --example gen_vectors -- --check
@@ -25,6 +54,18 @@ test-vectors:
 test-rust:
 	$(CARGO) test
 
+## test-component: every vector through the wasmtime host, on the raw and the wasm-opt'd component
+test-component: component wasmtime-host
+	$(HOST) vectors $(COMPONENT_RAW) tests/vectors
+	$(HOST) vectors $(COMPONENT) tests/vectors
+
+## test-python: pip install ./python into a venv, then pytest (every vector + the API)
+test-python: component
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check wasmtime==50.0.1 pytest==8.3.5
+	$(VENV)/bin/pip install -q --disable-pip-version-check --force-reinstall --no-deps ./python
+	cd python/tests && ../../$(VENV)/bin/python -m pytest -q -p no:cacheprovider
+
 ## test-props: only the property tests (MCPVAULT_PROP_CASES=N to change the count)
 test-props:
 	$(CARGO) test --test props
@@ -32,10 +73,18 @@ test-props:
 ## lint: rustfmt and clippy with warnings denied
 lint:
 	$(CARGO) fmt --all -- --check
+	$(CARGO) fmt --manifest-path crates/component/Cargo.toml -- --check
+	$(CARGO) fmt --manifest-path examples/wasmtime-host/Cargo.toml -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	scripts/patch-biscuit.sh
+	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+	$(CARGO) clippy --manifest-path crates/component/Cargo.toml --target wasm32-wasip2 -- -D warnings
+	$(CARGO) clippy --manifest-path examples/wasmtime-host/Cargo.toml -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all
+	$(CARGO) fmt --manifest-path crates/component/Cargo.toml
+	$(CARGO) fmt --manifest-path examples/wasmtime-host/Cargo.toml
 
 ## vectors: regenerate tests/vectors from the fixed seed (review the diff!)
 vectors:
@@ -47,3 +96,4 @@ bench:
 
 clean:
 	$(CARGO) clean
+	rm -rf build crates/component/.build python/mcpvault/mcpvault.wasm

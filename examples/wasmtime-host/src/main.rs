@@ -1,0 +1,221 @@
+//! A wasmtime host for the mcpvault component.
+//!
+//!     mcpvault-wasmtime-host vectors COMPONENT.wasm [DIR]     # runs every vector; prints `N passed, M failed`
+//!     mcpvault-wasmtime-host verify COMPONENT.wasm --token T --pubkey HEX --tool NAME [--args JSON] [--audience A] [--now S]
+//!
+//! `verify` is the sketch of a plugin: load the component once, verify a token
+//! for a tool call, print the authorized facts or the denial code.
+
+use std::path::Path;
+
+use serde_json::{json, Value};
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::error::Context;
+use wasmtime::{bail, Result};
+use wasmtime::{Engine, Store};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        world: "authorizer",
+        path: "../../wit",
+    });
+}
+
+use bindings::exports::mcpvault::authz::types::{AuthorizedFacts, Error, ErrorCode, Request};
+use bindings::Authorizer;
+
+struct State {
+    ctx: WasiCtx,
+    table: ResourceTable,
+}
+
+impl WasiView for State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.ctx,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// The component loaded once and instantiated in one store.
+struct Vault {
+    store: Store<State>,
+    authorizer: Authorizer,
+}
+
+impl Vault {
+    fn load(path: &Path) -> Result<Self> {
+        let engine = Engine::default();
+        let component = Component::from_file(&engine, path)
+            .with_context(|| format!("loading component {}", path.display()))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).context("linking WASI")?;
+        let state = State {
+            ctx: WasiCtxBuilder::new().build(),
+            table: ResourceTable::new(),
+        };
+        let mut store = Store::new(&engine, state);
+        let authorizer =
+            Authorizer::instantiate(&mut store, &component, &linker).context("instantiating")?;
+        Ok(Vault { store, authorizer })
+    }
+
+    fn verify(
+        &mut self,
+        token: &str,
+        key: &str,
+        req: &Request,
+    ) -> Result<Result<AuthorizedFacts, Error>> {
+        self.authorizer
+            .mcpvault_authz_authorize()
+            .call_verify(&mut self.store, token, key, req)
+            .context("calling verify")
+    }
+}
+
+/// The core's JSON shape of authorized facts, so vectors compare as-is.
+fn facts_json(f: &AuthorizedFacts) -> Value {
+    let mut v = json!({
+        "verified": true,
+        "tools": f.tools,
+        "issuer": f.issuer,
+        "subject": f.subject,
+        "expires_at": f.expires_at,
+        "depth": f.depth,
+        "audience": f.audience,
+        "max_depth": f.max_depth,
+        "revocation_ids": f.revocation_ids,
+    });
+    if let (Some(tool), Some(obj)) = (&f.tool, v.as_object_mut()) {
+        obj.insert("tool".into(), json!(tool));
+    }
+    v
+}
+
+/// The WIT error code as the core's snake_case code.
+fn code(e: &Error) -> &'static str {
+    match e.code {
+        ErrorCode::MalformedToken => "malformed_token",
+        ErrorCode::InvalidKey => "invalid_key",
+        ErrorCode::BadSignature => "bad_signature",
+        ErrorCode::Expired => "expired",
+        ErrorCode::ToolNotAllowed => "tool_not_allowed",
+        ErrorCode::ArgumentNotAllowed => "argument_not_allowed",
+        ErrorCode::WrongAudience => "wrong_audience",
+        ErrorCode::DepthExceeded => "depth_exceeded",
+        ErrorCode::CheckFailed => "check_failed",
+        ErrorCode::LimitsExceeded => "limits_exceeded",
+        ErrorCode::InvalidRequest => "invalid_request",
+        ErrorCode::InternalError => "internal_error",
+    }
+}
+
+fn request_of(v: &Value) -> Request {
+    let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+    Request {
+        method: s("method"),
+        tool: s("tool"),
+        arguments: v.get("arguments").map(Value::to_string),
+        audience: s("audience"),
+        now: None,
+    }
+}
+
+fn run_vectors(component: &Path, dir: &Path) -> Result<bool> {
+    let mut vault = Vault::load(component)?;
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    let (mut passed, mut failed) = (0usize, 0usize);
+    for path in &files {
+        let case: Value = serde_json::from_str(&std::fs::read_to_string(path)?)
+            .with_context(|| format!("parsing {}", path.display()))?;
+        let str_of = |k: &str| {
+            case.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        let mut req = request_of(case.get("request").unwrap_or(&Value::Null));
+        req.now = case.get("now").and_then(Value::as_u64);
+        let got = match vault.verify(&str_of("token"), &str_of("public_key"), &req)? {
+            Ok(f) => json!({ "ok": facts_json(&f) }),
+            Err(e) => json!({ "error": code(&e) }),
+        };
+        if Some(&got) == case.get("expect") {
+            passed += 1;
+        } else {
+            failed += 1;
+            eprintln!(
+                "FAIL {}: expected {}, got {got}",
+                path.file_name().unwrap_or_default().to_string_lossy(),
+                case.get("expect").unwrap_or(&Value::Null)
+            );
+        }
+    }
+    println!("wasmtime host: {passed} passed, {failed} failed");
+    Ok(failed == 0 && passed > 0)
+}
+
+fn flag(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
+fn run_verify(component: &Path, args: &[String]) -> Result<bool> {
+    let (Some(token), Some(key)) = (flag(args, "--token"), flag(args, "--pubkey")) else {
+        bail!("verify needs --token and --pubkey");
+    };
+    let now = match flag(args, "--now") {
+        Some(n) => Some(n.parse::<u64>().context("--now must be unix seconds")?),
+        None => None,
+    };
+    let req = Request {
+        method: None,
+        tool: flag(args, "--tool"),
+        arguments: flag(args, "--args"),
+        audience: flag(args, "--audience"),
+        now,
+    };
+    let mut vault = Vault::load(component)?;
+    match vault.verify(&token, &key, &req)? {
+        Ok(f) => {
+            println!("{}", serde_json::to_string_pretty(&facts_json(&f))?);
+            Ok(true)
+        }
+        Err(e) => {
+            eprintln!("denied: {}: {}", code(&e), e.message);
+            Ok(false)
+        }
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match (args.first().map(String::as_str), args.get(1)) {
+        (Some("vectors"), Some(component)) => {
+            let dir = args.get(2).map_or("tests/vectors", String::as_str);
+            run_vectors(Path::new(component), Path::new(dir))
+        }
+        (Some("verify"), Some(component)) => run_verify(Path::new(component), &args[2..]),
+        _ => {
+            eprintln!("usage: mcpvault-wasmtime-host vectors COMPONENT.wasm [DIR]\n       mcpvault-wasmtime-host verify COMPONENT.wasm --token T --pubkey HEX --tool NAME [--args JSON] [--audience A] [--now S]");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(true) => std::process::ExitCode::SUCCESS,
+        Ok(false) => std::process::ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
