@@ -64,7 +64,7 @@ test-python: component
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check wasmtime==50.0.1 pytest==8.3.5
 	$(VENV)/bin/pip install -q --disable-pip-version-check --force-reinstall --no-deps ./python
-	cd python/tests && ../../$(VENV)/bin/python -m pytest -q -p no:cacheprovider
+	cd python/tests && $(abspath $(VENV))/bin/python -m pytest -q -p no:cacheprovider
 
 ## test-props: only the property tests (MCPVAULT_PROP_CASES=N to change the count)
 test-props:
