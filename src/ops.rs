@@ -225,6 +225,8 @@ pub struct BlockInfo {
     pub revocation_id: String,
     #[serde(skip)]
     statements: Vec<Statement>,
+    #[serde(skip)]
+    claims: schema::AuthorityFacts,
 }
 
 impl BlockInfo {
@@ -295,6 +297,7 @@ fn read_block(
         external_key,
         revocation_id,
         statements,
+        claims: schema::authority_facts(&parsed.facts),
     })
 }
 
@@ -314,10 +317,7 @@ fn read_chain(
     let authority = blocks
         .first()
         .ok_or_else(|| Error::malformed("token has no authority block"))?;
-    let parsed = BlockBuilder::new()
-        .code(&authority.source)
-        .map_err(|e| Error::malformed(format!("authority does not parse: {e}")))?;
-    let facts = schema::authority_facts(&parsed.facts);
+    let facts = &authority.claims;
     if facts.version != [schema::SCHEMA_VERSION] {
         return Err(Error::malformed(format!(
             "authority block is not an mcpvault v{} token (mcpvault facts: {:?})",
