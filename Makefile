@@ -16,12 +16,16 @@ WASM_OPT := tools/wasm/node_modules/.bin/wasm-opt
 WASM_OPT_FLAGS := -Oz --strip-debug --strip-producers --enable-bulk-memory --enable-sign-ext \
 	--enable-mutable-globals --enable-nontrapping-float-to-int --enable-multivalue --enable-reference-types
 VENV := $(or $(MCPVAULT_VENV),build/venv)
+# npm build: wasm-bindgen-cli must equal the wasm-bindgen crate pinned in crates/wasm.
+WASM_BINDGEN_VERSION := 0.2.130
+NPM_TARGET_DIR := $(or $(CARGO_TARGET_DIR),crates/wasm/target)
+NPM_WASM_RAW := $(NPM_TARGET_DIR)/wasm32-unknown-unknown/release/mcpvault_wasm.wasm
 
-.PHONY: build demo test test-rust test-vectors test-props test-component test-python lint fmt vectors bench \
-	clean component wasmtime-host
+.PHONY: build demo test test-rust test-vectors test-props test-component test-python test-npm lint fmt vectors \
+	bench clean component wasmtime-host npm
 
 ## build: every artifact: the CLI, the component (also copied into python/), the wasmtime host
-build: component wasmtime-host
+build: component wasmtime-host npm
 	$(CARGO) build --release --bin mcpvault
 
 ## component: the WIT component, build/mcpvault.wasm (wasm32-wasip2, wasm-opt -Oz)
@@ -34,6 +38,15 @@ component:
 	$(PYTHON) scripts/opt-component.py $(COMPONENT_RAW) $(COMPONENT) $(WASM_OPT) $(WASM_OPT_FLAGS)
 	cp $(COMPONENT) python/mcpvault/mcpvault.wasm
 
+## npm: npm/mcpvault (wasm-bindgen build of the core, ESM + CommonJS entries for Node)
+npm:
+	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+	@wasm-bindgen --version 2>/dev/null | grep -qx "wasm-bindgen $(WASM_BINDGEN_VERSION)" || \
+		$(CARGO) install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION)
+	$(CARGO) build --release --target wasm32-unknown-unknown --manifest-path crates/wasm/Cargo.toml
+	@test -x $(WASM_OPT) || npm ci --prefix tools/wasm --no-audit --no-fund
+	node npm/mcpvault/scripts/build.mjs $(NPM_WASM_RAW) wasm-bindgen $(abspath $(WASM_OPT))
+
 ## wasmtime-host: examples/wasmtime-host (runs vectors, or verifies one token)
 wasmtime-host:
 	$(CARGO) build --release --manifest-path examples/wasmtime-host/Cargo.toml
@@ -45,7 +58,7 @@ demo:
 
 ## test: every test: vectors unchanged, unit, integration, CLI, property (10,000 chains), doc tests,
 ## and every vector through the component in the wasmtime host and in Python
-test: test-vectors test-rust test-component test-python
+test: test-vectors test-rust test-component test-python test-npm
 
 test-vectors:
 	$(CARGO) run -q --example gen_vectors -- --check
@@ -66,6 +79,11 @@ test-python: component
 	$(VENV)/bin/pip install -q --disable-pip-version-check --force-reinstall --no-deps ./python
 	cd python/tests && $(abspath $(VENV))/bin/python -m pytest -q -p no:cacheprovider
 
+## test-npm: Node's test runner: every vector through require() and import, the API, CLI <-> JS tokens
+test-npm: npm
+	$(CARGO) build --bin mcpvault
+	cd npm/mcpvault && MCPVAULT_CLI=$(abspath $(TARGET_DIR))/debug/mcpvault node --test test/
+
 ## test-props: only the property tests (MCPVAULT_PROP_CASES=N to change the count)
 test-props:
 	$(CARGO) test --test props
@@ -75,16 +93,20 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) fmt --manifest-path crates/component/Cargo.toml -- --check
 	$(CARGO) fmt --manifest-path examples/wasmtime-host/Cargo.toml -- --check
+	$(CARGO) fmt --manifest-path crates/wasm/Cargo.toml -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	scripts/patch-biscuit.sh
 	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
 	$(CARGO) clippy --manifest-path crates/component/Cargo.toml --target wasm32-wasip2 -- -D warnings
 	$(CARGO) clippy --manifest-path examples/wasmtime-host/Cargo.toml -- -D warnings
+	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+	$(CARGO) clippy --manifest-path crates/wasm/Cargo.toml --target wasm32-unknown-unknown -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all
 	$(CARGO) fmt --manifest-path crates/component/Cargo.toml
 	$(CARGO) fmt --manifest-path examples/wasmtime-host/Cargo.toml
+	$(CARGO) fmt --manifest-path crates/wasm/Cargo.toml
 
 ## vectors: regenerate tests/vectors from the fixed seed (review the diff!)
 vectors:
@@ -96,4 +118,4 @@ bench:
 
 clean:
 	$(CARGO) clean
-	rm -rf build crates/component/.build python/mcpvault/mcpvault.wasm
+	rm -rf build crates/component/.build python/mcpvault/mcpvault.wasm npm/mcpvault/dist

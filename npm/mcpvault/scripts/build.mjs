@@ -1,0 +1,75 @@
+// Builds dist/ from the wasm32-unknown-unknown output of crates/wasm.
+//   node scripts/build.mjs RAW.wasm WASM_BINDGEN WASM_OPT
+// Node entries: `require` → dist/node.cjs (wasm-bindgen's nodejs glue, loads
+// the .wasm synchronously); `import` → dist/node.mjs (the web glue, initialised
+// synchronously from the file with initSync). Neither needs a flag or `await`.
+import { execFileSync } from "node:child_process";
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { gzipSync } from "node:zlib";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const [raw, bindgen, wasmOpt] = process.argv.slice(2);
+if (!raw || !bindgen || !wasmOpt) {
+  console.error("usage: node scripts/build.mjs RAW.wasm WASM_BINDGEN WASM_OPT");
+  process.exit(2);
+}
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const dist = join(root, "dist");
+rmSync(dist, { recursive: true, force: true });
+mkdirSync(dist, { recursive: true });
+
+const optFlags = ["-Oz", "--strip-debug", "--strip-producers", "--enable-bulk-memory", "--enable-sign-ext",
+  "--enable-mutable-globals", "--enable-nontrapping-float-to-int", "--enable-multivalue", "--enable-reference-types"];
+for (const target of ["nodejs", "web"]) {
+  const out = join(dist, target === "nodejs" ? "cjs" : "web");
+  execFileSync(bindgen, ["--target", target, "--out-dir", out, "--out-name", "mcpvault_wasm", raw], { stdio: "inherit" });
+  const wasm = join(out, "mcpvault_wasm_bg.wasm");
+  execFileSync(wasmOpt, [wasm, "-o", wasm, ...optFlags], { stdio: "inherit" });
+}
+writeFileSync(join(dist, "web", "package.json"), JSON.stringify({ type: "module" }) + "\n");
+
+// wasm-bindgen writes `inline_js` snippets (biscuit-auth's performance.now()
+// shim) as ES modules even for the CommonJS nodejs target, which `require`
+// cannot load before Node 20.19. Rewrite them to CommonJS; fail on anything
+// but plain `export function`.
+function* files(dir) {
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) yield* files(p);
+    else if (p.endsWith(".js")) yield p;
+  }
+}
+const snippets = join(dist, "cjs", "snippets");
+if (statSync(snippets, { throwIfNoEntry: false })) {
+  for (const file of files(snippets)) {
+    const names = [];
+    const src = readFileSync(file, "utf8").replace(/^export function (\w+)/gm, (_, name) => {
+      names.push(name);
+      return `function ${name}`;
+    });
+    if (/^\s*(export|import)\b/m.test(src)) throw new Error(`${file}: unsupported ES module syntax`);
+    writeFileSync(file, `${src}\n${names.map((n) => `exports.${n} = ${n};`).join("\n")}\n`);
+  }
+}
+writeFileSync(join(dist, "cjs", "package.json"), JSON.stringify({ type: "commonjs" }) + "\n");
+
+const api = readFileSync(join(root, "src", "api.js"), "utf8");
+writeFileSync(join(dist, "api.cjs"), `"use strict";\n${api}\nmodule.exports = { makeApi };\n`);
+writeFileSync(join(dist, "api.mjs"), `${api}\nexport { makeApi };\n`);
+writeFileSync(join(dist, "node.cjs"), `"use strict";
+const wasm = require("./cjs/mcpvault_wasm.js");
+const { makeApi } = require("./api.cjs");
+module.exports = makeApi(wasm);
+`);
+writeFileSync(join(dist, "node.mjs"), `import { readFileSync } from "node:fs";
+import * as wasm from "./web/mcpvault_wasm.js";
+import { makeApi } from "./api.mjs";
+wasm.initSync({ module: readFileSync(new URL("./web/mcpvault_wasm_bg.wasm", import.meta.url)) });
+export const { MCPVault, McpVaultError } = makeApi(wasm);
+`);
+
+const wasmFile = join(dist, "web", "mcpvault_wasm_bg.wasm");
+const size = statSync(wasmFile).size;
+const gz = gzipSync(readFileSync(wasmFile), { level: 9 }).length;
+console.log(`mcpvault_wasm_bg.wasm: ${size} bytes, ${gz} gzipped`);

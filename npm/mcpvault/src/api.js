@@ -1,0 +1,121 @@
+// The JS API over the wasm-bindgen boundary. Written once; scripts/build.mjs
+// wraps it as ESM and CommonJS. `wasm` is the generated bindings: functions
+// that take JSON text and return `{"ok": …}` or `{"error": {…}}` as JSON text.
+function makeApi(wasm) {
+  /** A typed mcpvault failure; `code` is the core's stable snake_case code. */
+  class McpVaultError extends Error {
+    constructor(code, message, failedBlock, failedCheck) {
+      super(message);
+      this.name = "McpVaultError";
+      this.code = code;
+      this.failedBlock = failedBlock ?? null;
+      this.failedCheck = failedCheck ?? null;
+    }
+  }
+
+  function call(json) {
+    const out = JSON.parse(json);
+    if (out.error) {
+      const e = out.error;
+      throw new McpVaultError(e.code, e.message, e.failed_block, e.failed_check);
+    }
+    return out.ok;
+  }
+
+  function invalid(message) {
+    return new McpVaultError("invalid_request", `invalid request: ${message}`);
+  }
+
+  function limits(list) {
+    if (list == null) return undefined;
+    if (!Array.isArray(list)) throw invalid("argLimits must be an array");
+    return list.map((l) => ({ tool: l.tool, arg: l.arg, op: l.op, value: l.value }));
+  }
+
+  function facts(f) {
+    const out = {
+      verified: f.verified === true,
+      tools: f.tools,
+      issuer: f.issuer,
+      subject: f.subject,
+      expiresAt: f.expires_at,
+      depth: f.depth,
+      audience: f.audience,
+      maxDepth: f.max_depth,
+      revocationIds: f.revocation_ids,
+    };
+    if (f.tool != null) out.tool = f.tool;
+    return out;
+  }
+
+  class MCPVault {
+    /** @param {{ now?: () => number }} [options] clock in unix seconds (default Date.now). */
+    constructor(options = {}) {
+      if (options.now != null && typeof options.now !== "function") {
+        throw new TypeError("options.now must be a function returning unix seconds");
+      }
+      this._now = options.now ?? (() => Math.floor(Date.now() / 1000));
+    }
+
+    _time(now) {
+      const t = now ?? this._now();
+      if (!Number.isSafeInteger(t) || t < 0) throw invalid("now must be a non-negative integer (unix seconds)");
+      return t;
+    }
+
+    generateKeypair() {
+      const k = call(wasm.keygen());
+      return { privateKey: k.private_key, publicKey: k.public_key };
+    }
+
+    mint(privateKey, grant, options = {}) {
+      if (grant == null || typeof grant !== "object") throw invalid("grant must be an object");
+      const g = {
+        tools: grant.tools,
+        ttl: grant.ttl,
+        issuer: grant.issuer,
+        subject: grant.subject,
+        audience: grant.audience ?? undefined,
+        max_depth: grant.maxDepth ?? undefined,
+        arg_limits: limits(grant.argLimits),
+      };
+      return call(wasm.mint(String(privateKey), JSON.stringify(g), this._time(options.now)));
+    }
+
+    /** Returns the narrower token; `options.onWarning(message)` hears what narrowed less than asked. */
+    attenuate(token, restriction, options = {}) {
+      if (restriction == null || typeof restriction !== "object") throw invalid("restriction must be an object");
+      const r = {
+        tools: restriction.tools ?? undefined,
+        ttl: restriction.ttl ?? undefined,
+        audience: restriction.audience ?? undefined,
+        max_depth: restriction.maxDepth ?? undefined,
+        arg_limits: limits(restriction.argLimits),
+      };
+      const out = call(wasm.attenuate(String(token), JSON.stringify(r), this._time(options.now)));
+      if (typeof options.onWarning === "function") out.warnings.forEach((w) => options.onWarning(w));
+      return out.token;
+    }
+
+    /** Verifies `token` for one call; returns the authorized facts or throws McpVaultError. */
+    verify(token, publicKey, request = {}) {
+      if (request == null || typeof request !== "object") throw invalid("request must be an object");
+      const args = request.arguments ?? {};
+      if (typeof args !== "object" || Array.isArray(args)) throw invalid("arguments must be an object");
+      const req = {
+        method: request.method ?? "tools/call",
+        tool: request.requestedTool ?? request.tool ?? undefined,
+        arguments: args,
+        audience: request.audience ?? undefined,
+      };
+      return facts(call(wasm.verify(String(token), String(publicKey), JSON.stringify(req), this._time(request.now))));
+    }
+
+    /** The token's blocks, Datalog, expiry and revocation ids (the CLI's JSON); not verified. */
+    inspect(token) {
+      return call(wasm.inspect(String(token)));
+    }
+  }
+
+  return { MCPVault, McpVaultError };
+}

@@ -1,0 +1,77 @@
+import test from "node:test";
+import assert from "node:assert";
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import { MCPVault, McpVaultError } from "mcpvault";
+
+const NOW = 1_800_000_000;
+
+test("the documented snippet", () => {
+  const vault = new MCPVault();
+  const { privateKey, publicKey } = vault.generateKeypair();
+  const token = vault.mint(privateKey, { tools: ["db_query"], ttl: 3600, issuer: "auth-server", subject: "agent-a" });
+  const delegated = vault.attenuate(token, { tools: ["db_query"], ttl: 300 });
+  const facts = vault.verify(delegated, publicKey, { requestedTool: "db_query", arguments: {} });
+  assert.strictEqual(facts.verified, true);
+  assert.deepStrictEqual(facts.tools, ["db_query"]);
+  assert.strictEqual(facts.depth, 1);
+  assert.throws(() => vault.verify(delegated, publicKey, { requestedTool: "admin_delete" }),
+    (e) => e instanceof McpVaultError && e instanceof Error && e.code === "tool_not_allowed" && e.failedBlock === 0);
+});
+
+test("errors are McpVaultError with stable codes", () => {
+  const vault = new MCPVault({ now: () => NOW });
+  const { privateKey, publicKey } = vault.generateKeypair();
+  const token = vault.mint(privateKey, { tools: ["db_query"], ttl: 60, issuer: "i", subject: "s",
+    argLimits: [{ tool: "db_query", arg: "max_rows", op: "max", value: 100 }] });
+  const cases = [
+    [() => vault.verify("garbage", publicKey, { requestedTool: "db_query" }), "malformed_token"],
+    [() => vault.verify(token, "abcd", { requestedTool: "db_query" }), "invalid_key"],
+    [() => vault.verify(token, vault.generateKeypair().publicKey, { requestedTool: "db_query" }), "bad_signature"],
+    [() => vault.verify(token, publicKey, { requestedTool: "db_query", arguments: { max_rows: 101 } }), "argument_not_allowed"],
+    [() => vault.verify(token, publicKey, { requestedTool: "db_query", arguments: { max_rows: 1 }, now: NOW + 60 }), "expired"],
+    [() => vault.verify(token, publicKey, { requestedTool: "db_query", arguments: [] }), "invalid_request"],
+    [() => vault.mint(privateKey, { tools: [], ttl: 1, issuer: "i", subject: "s" }), "invalid_request"],
+    [() => vault.attenuate(token, {}), "invalid_request"],
+    [() => vault.inspect("garbage"), "malformed_token"],
+  ];
+  for (const [fn, code] of cases) {
+    assert.throws(fn, (e) => e instanceof McpVaultError && e.code === code && /^[a-z]/.test(e.message), code);
+  }
+  assert.strictEqual(vault.verify(token, publicKey, { requestedTool: "db_query", arguments: { max_rows: 100 } }).expiresAt, NOW + 60);
+  assert.strictEqual(vault.verify(token, publicKey, { method: "tools/list" }).tool, undefined);
+});
+
+test("warnings and inspect", () => {
+  const vault = new MCPVault();
+  const { privateKey } = vault.generateKeypair();
+  const token = vault.mint(privateKey, { tools: ["a"], ttl: 60, issuer: "i", subject: "s" });
+  const warnings = [];
+  const narrow = vault.attenuate(token, { tools: ["a", "b"] }, { onWarning: (w) => warnings.push(w) });
+  assert.ok(warnings.some((w) => w.includes('"b" is not granted')));
+  const info = vault.inspect(narrow);
+  assert.strictEqual(info.verified, false);
+  assert.strictEqual(info.blocks.length, 2);
+});
+
+test("a token minted by the CLI verifies in JS, and the other way round", { skip: !process.env.MCPVAULT_CLI }, () => {
+  const cli = process.env.MCPVAULT_CLI;
+  const vault = new MCPVault({ now: () => NOW });
+  const { privateKey, publicKey } = vault.generateKeypair();
+  const env = { ...process.env, MCPVAULT_NOW: String(NOW) };
+  // CLI → JS: the CLI mints with a key file holding the JS-generated key
+  const { mkdtempSync, writeFileSync } = fs;
+  const dir = mkdtempSync("/tmp/mcpvault-js-");
+  writeFileSync(`${dir}/k.json`, JSON.stringify({ algorithm: "ed25519", private_key: privateKey, public_key: publicKey, created_at: NOW }));
+  const cliToken = execFileSync(cli, ["mint", "--key", `${dir}/k.json`, "--tools", "db_query", "--ttl", "60",
+    "--issuer", "cli", "--subject", "agent", "--arg", "db_query.max_rows<=5"], { env }).toString().trim();
+  assert.strictEqual(vault.verify(cliToken, publicKey, { requestedTool: "db_query", arguments: { max_rows: 5 } }).issuer, "cli");
+  assert.throws(() => vault.verify(cliToken, publicKey, { requestedTool: "db_query", arguments: { max_rows: 6 } }),
+    (e) => e.code === "argument_not_allowed");
+  // JS → CLI
+  const jsToken = vault.attenuate(vault.mint(privateKey, { tools: ["db_query", "file_read"], ttl: 60, issuer: "js", subject: "agent" }), { tools: ["file_read"] });
+  const out = JSON.parse(execFileSync(cli, ["verify", "--token", jsToken, "--pubkey", publicKey, "--tool", "file_read"], { env }).toString());
+  assert.deepStrictEqual([out.issuer, out.tools, out.depth], ["js", ["file_read"], 1]);
+  assert.throws(() => execFileSync(cli, ["verify", "--token", jsToken, "--pubkey", publicKey, "--tool", "db_query"], { env, stdio: "pipe" }),
+    (e) => e.status === 1 && e.stderr.toString().includes("tool_not_allowed"));
+});

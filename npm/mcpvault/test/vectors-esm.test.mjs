@@ -1,0 +1,12 @@
+import test from "node:test";
+import assert from "node:assert";
+import { createRequire } from "node:module";
+import * as api from "mcpvault";
+
+const { run } = createRequire(import.meta.url)("../test-support/vectors.cjs");
+
+test("every vector through import 'mcpvault'", () => {
+  const { passed, failed } = run(api, "node esm", assert);
+  assert.ok(passed >= 40);
+  assert.strictEqual(failed, 0);
+});
