@@ -100,6 +100,17 @@ fn main() {
             })
         );
     }
+    for (hops, token) in &chains {
+        let mut v = mcpvault::Verifier::with_cache(mcpvault::Limits::default(), 64);
+        let label = format!("verify, cached chain ({hops} hops)");
+        println!(
+            "{:<28} {:>10.1}",
+            label,
+            median_us(200, || {
+                v.verify(token, &keys.public_key, &req, NOW).unwrap();
+            })
+        );
+    }
     let (_, ten) = chains.last().unwrap();
     println!(
         "{:<28} {:>10.1}",

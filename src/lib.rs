@@ -40,11 +40,13 @@
 //! # Ok(()) }
 //! ```
 
+mod cache;
 mod error;
 mod model;
 mod ops;
 pub mod schema;
 
+pub use cache::{CacheStats, Verifier};
 pub use error::{Error, Result, ERROR_CODES};
 pub use model::{
     ArgLimit, ArgRule, Attenuated, AuthorizedFacts, Grant, KeyPairHex, Request, Restriction,

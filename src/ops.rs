@@ -708,14 +708,39 @@ pub fn verify_with_limits(
     limits: &Limits,
 ) -> Result<AuthorizedFacts> {
     validate_request(request)?;
-    if now > MAX_EXPIRES_AT {
-        return Err(Error::invalid("now is after 9999-12-31T23:59:59Z"));
-    }
     let root = parse_public_key(public_key_hex)?;
+    let loaded = load(token, root, limits)?;
+    authorize(&loaded, request, now, limits)
+}
+
+/// A token whose signature chain verified under one root key, read back.
+/// Holds nothing that depends on the time or the request.
+pub(crate) struct Loaded {
+    biscuit: Biscuit,
+    chain: Chain,
+}
+
+/// Decodes the token and verifies every signature with `root`.
+pub(crate) fn load(token: &str, root: PublicKey, limits: &Limits) -> Result<Loaded> {
     check_token_size(token, limits)?;
     let biscuit = Biscuit::from_base64(token.trim(), root).map_err(token_err)?;
     check_block_count(biscuit.block_count(), limits)?;
     let chain = verified_chain(&biscuit)?;
+    Ok(Loaded { biscuit, chain })
+}
+
+/// Runs every block's checks and the policy for one request at `now`.
+pub(crate) fn authorize(
+    loaded: &Loaded,
+    request: &Request,
+    now: u64,
+    limits: &Limits,
+) -> Result<AuthorizedFacts> {
+    validate_request(request)?;
+    if now > MAX_EXPIRES_AT {
+        return Err(Error::invalid("now is after 9999-12-31T23:59:59Z"));
+    }
+    let (biscuit, chain) = (&loaded.biscuit, &loaded.chain);
     let depth = biscuit.block_count().saturating_sub(1);
 
     let builder = request_facts(AuthorizerBuilder::new(), request, now, depth)?
@@ -732,11 +757,11 @@ pub fn verify_with_limits(
             // biscuit adds max_time to an Instant and unwraps: keep it sane
             max_time: limits.max_time.min(MAX_TIME_LIMIT),
         });
-    let mut authorizer = builder.build(&biscuit).map_err(token_err)?;
+    let mut authorizer = builder.build(biscuit).map_err(token_err)?;
     match authorizer.authorize() {
         Ok(_) => {}
         Err(e @ Token::RunLimit(_)) => return Err(token_err(e)),
-        Err(e) => return Err(denial(&chain, e, request, depth)),
+        Err(e) => return Err(denial(chain, e, request, depth)),
     }
 
     Ok(AuthorizedFacts {
