@@ -68,8 +68,13 @@ export class McpVaultError extends Error {
 }
 
 export class MCPVault {
-  /** `now` returns unix seconds; default `Math.floor(Date.now() / 1000)`. */
-  constructor(options?: { now?: () => number });
+  /**
+   * `now` returns unix seconds (default `Math.floor(Date.now() / 1000)`); `cache` keeps up to that many
+   * verified signature chains (default 0: off). A cache hit re-runs every check with the current time and
+   * request; a token differing in any byte, or another key, misses.
+   */
+  constructor(options?: { now?: () => number; cache?: number });
+  cacheStats(): { hits: number; misses: number; entries: number; capacity: number };
   generateKeypair(): { privateKey: string; publicKey: string };
   mint(privateKey: string, grant: Grant, options?: { now?: number }): string;
   attenuate(token: string, restriction: Restriction, options?: { now?: number; onWarning?: (message: string) => void }): string;

@@ -83,3 +83,44 @@ pub fn verify(token: &str, public_key: &str, request_json: &str, now: f64) -> St
 pub fn inspect(token: &str) -> String {
     answer(mcpvault::inspect(token))
 }
+
+/// A verifier that caches verified signature chains (see `mcpvault::Verifier`).
+#[wasm_bindgen]
+pub struct CachedVerifier {
+    inner: mcpvault::Verifier,
+}
+
+#[wasm_bindgen]
+impl CachedVerifier {
+    /// Keeps up to `capacity` verified chains.
+    #[wasm_bindgen(constructor)]
+    pub fn new(capacity: u32) -> CachedVerifier {
+        CachedVerifier {
+            inner: mcpvault::Verifier::with_cache(
+                mcpvault::Limits::default(),
+                usize::try_from(capacity).unwrap_or(usize::MAX),
+            ),
+        }
+    }
+
+    /// As the free `verify`, reusing cached chains.
+    pub fn verify(
+        &mut self,
+        token: &str,
+        public_key: &str,
+        request_json: &str,
+        now: f64,
+    ) -> String {
+        answer(
+            parse::<mcpvault::Request>("request", request_json)
+                .and_then(|r| self.inner.verify(token, public_key, &r, now as u64)),
+        )
+    }
+
+    /// `{"hits", "misses", "entries", "capacity"}`.
+    pub fn stats(&self) -> String {
+        let s = self.inner.cache_stats();
+        json!({ "hits": s.hits, "misses": s.misses, "entries": s.entries, "capacity": s.capacity })
+            .to_string()
+    }
+}

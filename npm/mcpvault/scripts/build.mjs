@@ -65,8 +65,10 @@ module.exports = makeApi(wasm);
 writeFileSync(join(dist, "node.mjs"), `import { readFileSync } from "node:fs";
 import * as wasm from "./web/mcpvault_wasm.js";
 import { makeApi } from "./api.mjs";
-wasm.initSync({ module: readFileSync(new URL("./web/mcpvault_wasm_bg.wasm", import.meta.url)) });
+const exports = wasm.initSync({ module: readFileSync(new URL("./web/mcpvault_wasm_bg.wasm", import.meta.url)) });
 export const { MCPVault, McpVaultError } = makeApi(wasm);
+/** Internal, for tests: the module's linear memory. */
+export const __wasmMemory = () => exports.memory;
 `);
 
 const wasmFile = join(dist, "web", "mcpvault_wasm_bg.wasm");

@@ -49,12 +49,25 @@ function makeApi(wasm) {
   }
 
   class MCPVault {
-    /** @param {{ now?: () => number }} [options] clock in unix seconds (default Date.now). */
+    /**
+     * @param {{ now?: () => number, cache?: number }} [options] `now`: clock in unix seconds (default
+     * Date.now); `cache`: keep up to this many verified signature chains (default 0, off).
+     */
     constructor(options = {}) {
       if (options.now != null && typeof options.now !== "function") {
         throw new TypeError("options.now must be a function returning unix seconds");
       }
+      const cache = options.cache ?? 0;
+      if (!Number.isSafeInteger(cache) || cache < 0 || cache > 0xffffffff) {
+        throw new TypeError("options.cache must be a non-negative integer");
+      }
       this._now = options.now ?? (() => Math.floor(Date.now() / 1000));
+      this._verifier = cache > 0 ? new wasm.CachedVerifier(cache) : null;
+    }
+
+    /** `{ hits, misses, entries, capacity }` of the verified-chain cache (zeros when off). */
+    cacheStats() {
+      return this._verifier ? JSON.parse(this._verifier.stats()) : { hits: 0, misses: 0, entries: 0, capacity: 0 };
     }
 
     _time(now) {
@@ -108,7 +121,9 @@ function makeApi(wasm) {
         arguments: args,
         audience: request.audience ?? undefined,
       };
-      return facts(call(wasm.verify(String(token), String(publicKey), JSON.stringify(req), this._time(request.now))));
+      const args4 = [String(token), String(publicKey), JSON.stringify(req), this._time(request.now)];
+      const out = this._verifier ? this._verifier.verify(...args4) : wasm.verify(...args4);
+      return facts(call(out));
     }
 
     /** The token's blocks, Datalog, expiry and revocation ids (the CLI's JSON); not verified. */

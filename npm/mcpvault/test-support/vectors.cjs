@@ -18,8 +18,7 @@ function coreShape(f) {
   return out;
 }
 
-function run(api, label, assert) {
-  const vault = new api.MCPVault();
+function run(api, label, assert, vault = new api.MCPVault()) {
   let passed = 0, failed = 0;
   for (const c of vectors()) {
     let got;

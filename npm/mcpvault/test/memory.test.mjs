@@ -1,0 +1,38 @@
+// The prior art's allocator leaked 6–70 KB of wasm memory per verify. Here,
+// after warm-up, verifications must not grow the memory by more than a page.
+import test from "node:test";
+import assert from "node:assert";
+import { MCPVault, __wasmMemory } from "mcpvault";
+
+const NOW = 1_800_000_000;
+const PAGE = 65536;
+
+function setup(options) {
+  const vault = new MCPVault({ now: () => NOW, ...options });
+  const { privateKey, publicKey } = vault.generateKeypair();
+  let token = vault.mint(privateKey, { tools: ["db_query", "file_read"], ttl: 3600, issuer: "i", subject: "s",
+    argLimits: [{ tool: "db_query", arg: "max_rows", op: "max", value: 100 }] });
+  for (const ttl of [3000, 2000, 1000]) token = vault.attenuate(token, { ttl });
+  return { vault, publicKey, token };
+}
+
+function churn(vault, publicKey, token, n) {
+  for (let i = 0; i < n; i++) {
+    vault.verify(token, publicKey, { requestedTool: "db_query", arguments: { max_rows: i % 100 } });
+    if (i % 10 === 0) {
+      try { vault.verify(token, publicKey, { requestedTool: "admin" }); } catch (e) { if (e.code !== "tool_not_allowed") throw e; }
+    }
+  }
+}
+
+for (const [label, options, n] of [["100,000 cached verifies", { cache: 16 }, 100_000], ["10,000 cold verifies", {}, 10_000]]) {
+  test(`${label} grow the wasm memory by at most one page`, () => {
+    const { vault, publicKey, token } = setup(options);
+    churn(vault, publicKey, token, 2_000);
+    const before = __wasmMemory().buffer.byteLength;
+    churn(vault, publicKey, token, n);
+    const after = __wasmMemory().buffer.byteLength;
+    console.log(`${label}: wasm memory ${before} -> ${after} bytes`);
+    assert.ok(after - before <= PAGE, `grew by ${after - before} bytes`);
+  });
+}
