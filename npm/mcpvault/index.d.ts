@@ -82,3 +82,9 @@ export class MCPVault {
   /** The token's blocks as the CLI's `inspect` JSON; not verified. */
   inspect(token: string): Record<string, unknown>;
 }
+
+/**
+ * Browsers and workers (the `browser`/`default` entry): loads the .wasm; await once before
+ * `new MCPVault()`. On Node the package loads synchronously and `init` is not needed.
+ */
+export function init(input?: string | URL | Response | BufferSource | WebAssembly.Module): Promise<void>;

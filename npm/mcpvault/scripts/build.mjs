@@ -71,6 +71,24 @@ export const { MCPVault, McpVaultError } = makeApi(wasm);
 export const __wasmMemory = () => exports.memory;
 `);
 
+writeFileSync(join(dist, "web.mjs"), `import initWasm, * as wasm from "./web/mcpvault_wasm.js";
+import { makeApi } from "./api.mjs";
+let ready = null;
+let loaded = false;
+/**
+ * Loads the .wasm; await it once before new MCPVault() (browsers and workers cannot
+ * load WebAssembly synchronously). input: a URL, Response, bytes or WebAssembly.Module;
+ * default: mcpvault_wasm_bg.wasm next to this file.
+ */
+export function init(input) {
+  ready ??= initWasm(input === undefined ? undefined : { module_or_path: input }).then(() => {
+    loaded = true;
+  });
+  return ready;
+}
+export const { MCPVault, McpVaultError } = makeApi(wasm, () => loaded);
+`);
+
 const wasmFile = join(dist, "web", "mcpvault_wasm_bg.wasm");
 const size = statSync(wasmFile).size;
 const gz = gzipSync(readFileSync(wasmFile), { level: 9 }).length;

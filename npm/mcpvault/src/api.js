@@ -1,7 +1,7 @@
 // The JS API over the wasm-bindgen boundary. Written once; scripts/build.mjs
 // wraps it as ESM and CommonJS. `wasm` is the generated bindings: functions
 // that take JSON text and return `{"ok": …}` or `{"error": {…}}` as JSON text.
-function makeApi(wasm) {
+function makeApi(wasm, isLoaded) {
   /** A typed mcpvault failure; `code` is the core's stable snake_case code. */
   class McpVaultError extends Error {
     constructor(code, message, failedBlock, failedCheck) {
@@ -54,6 +54,9 @@ function makeApi(wasm) {
      * Date.now); `cache`: keep up to this many verified signature chains (default 0, off).
      */
     constructor(options = {}) {
+      if (isLoaded && !isLoaded()) {
+        throw new Error("mcpvault: `await init()` before `new MCPVault()` in browsers and workers");
+      }
       if (options.now != null && typeof options.now !== "function") {
         throw new TypeError("options.now must be a function returning unix seconds");
       }
