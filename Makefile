@@ -21,7 +21,7 @@ WASM_BINDGEN_VERSION := 0.2.130
 NPM_TARGET_DIR := $(or $(CARGO_TARGET_DIR),crates/wasm/target)
 NPM_WASM_RAW := $(NPM_TARGET_DIR)/wasm32-unknown-unknown/release/mcpvault_wasm.wasm
 
-.PHONY: build demo test test-rust test-vectors test-props test-component test-python test-npm test-deno test-browser lint fmt vectors \
+.PHONY: build demo test test-rust test-vectors test-props test-component test-python test-npm test-deno test-browser test-workerd lint fmt vectors \
 	bench clean component wasmtime-host npm
 
 ## build: every artifact: the CLI, the component (also copied into python/), the wasmtime host
@@ -58,7 +58,7 @@ demo:
 
 ## test: every test: vectors unchanged, unit, integration, CLI, property (10,000 chains), doc tests,
 ## and every vector through the component in the wasmtime host and in Python
-test: test-vectors test-rust test-component test-python test-npm test-deno test-browser
+test: test-vectors test-rust test-component test-python test-npm test-deno test-browser test-workerd
 
 test-vectors:
 	$(CARGO) run -q --example gen_vectors -- --check
@@ -93,6 +93,11 @@ test-deno: npm
 test-browser: npm
 	npm install --prefix npm/hosts --no-audit --no-fund
 	cd npm/hosts && node browser-vectors.mjs
+
+## test-workerd: every vector in workerd (Miniflare ships the binary), through the workerd entry
+test-workerd: npm
+	npm install --prefix npm/hosts --no-audit --no-fund
+	cd npm/hosts && node workerd-vectors.mjs
 
 ## test-props: only the property tests (MCPVAULT_PROP_CASES=N to change the count)
 test-props:

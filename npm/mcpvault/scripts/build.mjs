@@ -60,15 +60,26 @@ writeFileSync(join(dist, "api.mjs"), `${api}\nexport { makeApi };\n`);
 writeFileSync(join(dist, "node.cjs"), `"use strict";
 const wasm = require("./cjs/mcpvault_wasm.js");
 const { makeApi } = require("./api.cjs");
-module.exports = makeApi(wasm);
+module.exports = { ...makeApi(wasm), init: () => Promise.resolve() };
 `);
 writeFileSync(join(dist, "node.mjs"), `import { readFileSync } from "node:fs";
 import * as wasm from "./web/mcpvault_wasm.js";
 import { makeApi } from "./api.mjs";
 const exports = wasm.initSync({ module: readFileSync(new URL("./web/mcpvault_wasm_bg.wasm", import.meta.url)) });
 export const { MCPVault, McpVaultError } = makeApi(wasm);
+/** Node loads synchronously; init() is here for code shared with browsers. */
+export const init = () => Promise.resolve();
 /** Internal, for tests: the module's linear memory. */
 export const __wasmMemory = () => exports.memory;
+`);
+// workerd (Cloudflare Workers): the .wasm is imported as a compiled module.
+writeFileSync(join(dist, "workerd.mjs"), `import wasmModule from "./web/mcpvault_wasm_bg.wasm";
+import * as wasm from "./web/mcpvault_wasm.js";
+import { makeApi } from "./api.mjs";
+wasm.initSync({ module: wasmModule });
+export const { MCPVault, McpVaultError } = makeApi(wasm);
+/** Loaded synchronously; init() is here for code shared with browsers. */
+export const init = () => Promise.resolve();
 `);
 
 writeFileSync(join(dist, "web.mjs"), `import initWasm, * as wasm from "./web/mcpvault_wasm.js";

@@ -40,4 +40,4 @@ function run(api, label, assert, vault = new api.MCPVault()) {
   return { passed, failed };
 }
 
-module.exports = { run, vectors };
+module.exports = { run, vectors, coreShape };

@@ -75,3 +75,12 @@ test("a token minted by the CLI verifies in JS, and the other way round", { skip
   assert.throws(() => execFileSync(cli, ["verify", "--token", jsToken, "--pubkey", publicKey, "--tool", "db_query"], { env, stdio: "pipe" }),
     (e) => e.status === 1 && e.stderr.toString().includes("tool_not_allowed"));
 });
+
+test("init() exists on the Node entries too, for code shared with browsers", async () => {
+  const esm = await import("mcpvault");
+  const { createRequire } = await import("node:module");
+  const cjs = createRequire(import.meta.url)("mcpvault");
+  await esm.init();
+  await cjs.init();
+  assert.ok(new esm.MCPVault() && new cjs.MCPVault());
+});

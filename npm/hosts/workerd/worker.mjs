@@ -1,0 +1,20 @@
+// A Worker that verifies the vectors POSTed to it, with the package's workerd entry.
+import { MCPVault, McpVaultError } from "../../mcpvault/dist/workerd.mjs";
+
+function answer(vault, c) {
+  try {
+    return { ok: vault.verify(c.token, c.public_key, { ...c.request, now: c.now }) };
+  } catch (e) {
+    if (e instanceof McpVaultError) return { error: e.code };
+    throw e;
+  }
+}
+
+export default {
+  async fetch(request) {
+    const cases = await request.json();
+    const cold = new MCPVault();
+    const cached = new MCPVault({ cache: 256 });
+    return Response.json({ cold: cases.map((c) => answer(cold, c)), cached: cases.map((c) => answer(cached, c)) });
+  },
+};
