@@ -1034,6 +1034,31 @@ fn build() -> Gen {
             },
         );
     }
+
+    // Protobuf skips unknown fields: the algorithm tag (08) of a PublicKey
+    // turned into an unknown field (38) with the same default value decodes to
+    // the same token. Every host must give the same facts as for the original.
+    {
+        let mut bytes = base64_decode(&only_db);
+        let at = bytes
+            .windows(4)
+            .position(|w| w == [0x08, 0x00, 0x12, 0x20])
+            .unwrap();
+        bytes[at] = 0x38;
+        let twin = base64_encode(&bytes);
+        assert_ne!(twin, only_db);
+        g.case(
+            "token-malleable-encoding-same-token",
+            "an unknown protobuf field in place of a default one: the same token, the same facts",
+            &twin,
+            &Request::tool("db_query"),
+            Expect::Ok {
+                tools: &["db_query"],
+                expires_at: EXP,
+                depth: 1,
+            },
+        );
+    }
     g
 }
 

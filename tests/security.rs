@@ -388,3 +388,32 @@ fn evaluation_errors_name_no_block() {
     assert_eq!(err.to_string(), "evaluating a check of the token failed");
     assert!(err.failed_check().is_none());
 }
+
+/// Protobuf skips unknown fields: turning the `algorithm` tag (08) of a
+/// PublicKey into an unknown field (38) holding the same default value decodes
+/// to the very same token. Found by the tamper property test; pinned here.
+#[test]
+fn encoding_malleability_changes_nothing() {
+    let (keys, token) = three_hops();
+    let bytes = B64.decode(&token).unwrap();
+    let at = bytes
+        .windows(4)
+        .position(|w| w == [0x08, 0x00, 0x12, 0x20])
+        .expect("a PublicKey message");
+    let mut twin = bytes.clone();
+    twin[at] = 0x38;
+    let twin = B64.encode(&twin);
+    assert_ne!(twin, token);
+    let a = verify(&token, &keys.public_key, &Request::tool("db_query"), NOW).unwrap();
+    let b = verify(&twin, &keys.public_key, &Request::tool("db_query"), NOW).unwrap();
+    assert_eq!(a, b, "same facts, same revocation ids");
+    let src = |t: &str| {
+        inspect(t)
+            .unwrap()
+            .blocks
+            .into_iter()
+            .map(|b| b.source)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(src(&twin), src(&token));
+}
