@@ -105,6 +105,7 @@ impl Verifier {
         request: &Request,
         now: u64,
     ) -> Result<AuthorizedFacts> {
+        ops::check_call(request, now)?;
         let root = ops::parse_public_key(public_key_hex)?;
         if self.capacity == 0 {
             let loaded = ops::load(token, root, &self.limits)?;

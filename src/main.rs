@@ -324,15 +324,7 @@ fn verify(args: VerifyArgs, now: u64) -> Result<String, Failure> {
     let token = read_token(&args.token)?;
     let arguments = match &args.args {
         None => serde_json::Map::new(),
-        Some(raw) => match serde_json::from_str::<serde_json::Value>(raw) {
-            Ok(serde_json::Value::Object(map)) => map,
-            Ok(_) => {
-                return Err(Failure::input(
-                    "invalid_request: --args must be a JSON object",
-                ))
-            }
-            Err(e) => return Err(Failure::input(format!("invalid_request: --args: {e}"))),
-        },
+        Some(raw) => Request::arguments_from_json(raw)?,
     };
     let request = Request {
         method: args

@@ -149,6 +149,18 @@ impl Request {
         self
     }
 
+    /// Parses a call's arguments from JSON text: an object, or empty for none.
+    pub fn arguments_from_json(json: &str) -> Result<serde_json::Map<String, serde_json::Value>> {
+        if json.trim().is_empty() {
+            return Ok(serde_json::Map::new());
+        }
+        match serde_json::from_str(json) {
+            Ok(serde_json::Value::Object(map)) => Ok(map),
+            Ok(_) => Err(Error::invalid("arguments must be a JSON object")),
+            Err(e) => Err(Error::invalid(format!("arguments are not JSON: {e}"))),
+        }
+    }
+
     /// Sets the verifier's audience name.
     pub fn with_audience(mut self, audience: impl Into<String>) -> Self {
         self.audience = Some(audience.into());

@@ -594,75 +594,43 @@ fn request_facts(
     Ok(builder)
 }
 
-/// Which code a failed check maps to; lower ranks win when several fail.
-fn classify(chain: &Chain, failed: &FailedCheck, request: &Request, depth: usize) -> (u8, Error) {
-    let (block, check) = match failed {
-        FailedCheck::Block(b) => (b.block_id as usize, b.check_id as usize),
-        // mcpvault adds no verifier checks; anything here is unexpected
-        FailedCheck::Authorizer(a) => {
-            return (
-                5,
-                Error::CheckFailed {
-                    block: None,
-                    check: a.rule.clone(),
-                },
-            )
-        }
-    };
-    let rule = match failed {
-        FailedCheck::Block(b) => b.rule.clone(),
-        FailedCheck::Authorizer(a) => a.rule.clone(),
-    };
-    let statement = chain
-        .blocks
-        .get(block)
-        .and_then(|b| b.statements.get(check));
-    let tool = request.tool.clone().unwrap_or_default();
-    let kind = match statement {
-        Some(Statement::Expiry(_)) => "expired",
-        Some(Statement::Audience(_)) => "wrong_audience",
-        Some(Statement::MaxDepth(_)) => "depth_exceeded",
-        Some(Statement::Tools(_)) => "tool_not_allowed",
-        Some(Statement::Arg(_)) => "argument_not_allowed",
+/// Why a check refused, in reporting priority: when several checks fail, the
+/// first kind here wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Refusal {
+    Expired,
+    Audience,
+    Depth,
+    Tool,
+    Argument,
+    Other,
+}
+
+fn refusal(statement: Option<&Statement>) -> Refusal {
+    match statement {
+        Some(Statement::Expiry(_)) => Refusal::Expired,
+        Some(Statement::Audience(_)) => Refusal::Audience,
+        Some(Statement::MaxDepth(_)) => Refusal::Depth,
+        Some(Statement::Tools(_)) => Refusal::Tool,
+        Some(Statement::Arg(_)) => Refusal::Argument,
+        // A check mcpvault did not write: classify by the facts it reads.
         Some(Statement::Unrecognized { predicates, .. }) => {
             let has = |p: &str| predicates.contains(p);
             if has("time") {
-                "expired"
+                Refusal::Expired
             } else if has("verifier_audience") {
-                "wrong_audience"
+                Refusal::Audience
             } else if has("depth") {
-                "depth_exceeded"
+                Refusal::Depth
             } else if predicates.iter().any(|p| p.starts_with("request_arg_")) {
-                "argument_not_allowed"
+                Refusal::Argument
             } else if has("request_tool") || has("request_method") {
-                "tool_not_allowed"
+                Refusal::Tool
             } else {
-                "check_failed"
+                Refusal::Other
             }
         }
-        None => "check_failed",
-    };
-    let check = rule;
-    match kind {
-        "expired" => (0, Error::Expired { block, check }),
-        "wrong_audience" => (1, Error::WrongAudience { block, check }),
-        "depth_exceeded" => (
-            2,
-            Error::DepthExceeded {
-                depth,
-                block,
-                check,
-            },
-        ),
-        "tool_not_allowed" => (3, Error::ToolNotAllowed { tool, block, check }),
-        "argument_not_allowed" => (4, Error::ArgumentNotAllowed { tool, block, check }),
-        _ => (
-            5,
-            Error::CheckFailed {
-                block: Some(block),
-                check,
-            },
-        ),
+        None => Refusal::Other,
     }
 }
 
@@ -680,12 +648,43 @@ fn denial(chain: &Chain, e: Token, request: &Request, depth: usize) -> Error {
         }
         _ => return token_err(e),
     };
-    checks
+    let worst = checks
         .iter()
-        .map(|c| classify(chain, c, request, depth))
-        .min_by_key(|(rank, _)| *rank)
-        .map(|(_, err)| err)
-        .unwrap_or_else(|| Error::malformed("no policy allowed the token: not an mcpvault token"))
+        .map(|failed| match failed {
+            FailedCheck::Block(b) => {
+                let (block, id) = (b.block_id as usize, b.check_id as usize);
+                let statement = chain.blocks.get(block).and_then(|b| b.statements.get(id));
+                (refusal(statement), Some(block), &b.rule)
+            }
+            // mcpvault adds no verifier checks; anything here is unexpected
+            FailedCheck::Authorizer(a) => (Refusal::Other, None, &a.rule),
+        })
+        .min_by_key(|(kind, _, _)| *kind);
+    let Some((kind, block, rule)) = worst else {
+        return Error::malformed("no policy allowed the token: not an mcpvault token");
+    };
+    let check = rule.clone();
+    let tool = || request.tool.clone().unwrap_or_default();
+    match (kind, block) {
+        (Refusal::Expired, Some(block)) => Error::Expired { block, check },
+        (Refusal::Audience, Some(block)) => Error::WrongAudience { block, check },
+        (Refusal::Depth, Some(block)) => Error::DepthExceeded {
+            depth,
+            block,
+            check,
+        },
+        (Refusal::Tool, Some(block)) => Error::ToolNotAllowed {
+            tool: tool(),
+            block,
+            check,
+        },
+        (Refusal::Argument, Some(block)) => Error::ArgumentNotAllowed {
+            tool: tool(),
+            block,
+            check,
+        },
+        (_, block) => Error::CheckFailed { block, check },
+    }
 }
 
 /// Verifies a token for one request with the default [`Limits`].
@@ -707,10 +706,17 @@ pub fn verify_with_limits(
     now: u64,
     limits: &Limits,
 ) -> Result<AuthorizedFacts> {
+    crate::Verifier::new(limits.clone()).verify(token, public_key_hex, request, now)
+}
+
+/// Checks what the caller supplies before any key or token is looked at, so
+/// every verify path reports bad input the same way.
+pub(crate) fn check_call(request: &Request, now: u64) -> Result<()> {
     validate_request(request)?;
-    let root = parse_public_key(public_key_hex)?;
-    let loaded = load(token, root, limits)?;
-    authorize(&loaded, request, now, limits)
+    if now > MAX_EXPIRES_AT {
+        return Err(Error::invalid("now is after 9999-12-31T23:59:59Z"));
+    }
+    Ok(())
 }
 
 /// A token whose signature chain verified under one root key, read back.
@@ -729,17 +735,14 @@ pub(crate) fn load(token: &str, root: PublicKey, limits: &Limits) -> Result<Load
     Ok(Loaded { biscuit, chain })
 }
 
-/// Runs every block's checks and the policy for one request at `now`.
+/// Runs every block's checks and the policy for one request at `now`
+/// (already checked by [`check_call`]).
 pub(crate) fn authorize(
     loaded: &Loaded,
     request: &Request,
     now: u64,
     limits: &Limits,
 ) -> Result<AuthorizedFacts> {
-    validate_request(request)?;
-    if now > MAX_EXPIRES_AT {
-        return Err(Error::invalid("now is after 9999-12-31T23:59:59Z"));
-    }
     let (biscuit, chain) = (&loaded.biscuit, &loaded.chain);
     let depth = biscuit.block_count().saturating_sub(1);
 

@@ -79,17 +79,8 @@ fn arg_limit(l: wit::ArgLimit) -> mcpvault::ArgLimit {
 }
 
 fn request(r: wit::Request) -> Result<mcpvault::Request, wit::Error> {
-    let arguments = match r.arguments.as_deref().map(str::trim) {
-        None | Some("") => serde_json::Map::new(),
-        Some(json) => match serde_json::from_str::<serde_json::Value>(json) {
-            Ok(serde_json::Value::Object(map)) => map,
-            _ => {
-                return Err(error(mcpvault::Error::InvalidRequest {
-                    reason: "arguments must be a JSON object".into(),
-                }))
-            }
-        },
-    };
+    let arguments = mcpvault::Request::arguments_from_json(r.arguments.as_deref().unwrap_or(""))
+        .map_err(error)?;
     Ok(mcpvault::Request {
         method: r.method.unwrap_or_else(|| mcpvault::TOOLS_CALL.to_string()),
         tool: r.tool,
