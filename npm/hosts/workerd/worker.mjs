@@ -1,4 +1,4 @@
-// A Worker that verifies the vectors POSTed to it, with the package's workerd entry.
+// A Worker that answers the vectors POSTed to it, with the package's workerd entry.
 import { MCPVault, McpVaultError } from "../../mcpvault/dist/workerd.mjs";
 
 function answer(vault, c) {

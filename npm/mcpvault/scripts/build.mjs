@@ -1,5 +1,5 @@
 // Builds dist/ from the wasm32-unknown-unknown output of crates/wasm.
-//   node scripts/build.mjs RAW.wasm WASM_BINDGEN WASM_OPT
+//   node scripts/build.mjs RAW.wasm WASM_BINDGEN WASM_OPT [wasm-opt flags...]
 // Node entries: `require` → dist/node.cjs (wasm-bindgen's nodejs glue, loads
 // the .wasm synchronously); `import` → dist/node.mjs (the web glue, initialised
 // synchronously from the file with initSync). Neither needs a flag or `await`.
@@ -9,9 +9,9 @@ import { gzipSync } from "node:zlib";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-const [raw, bindgen, wasmOpt] = process.argv.slice(2);
+const [raw, bindgen, wasmOpt, ...optFlags] = process.argv.slice(2);
 if (!raw || !bindgen || !wasmOpt) {
-  console.error("usage: node scripts/build.mjs RAW.wasm WASM_BINDGEN WASM_OPT");
+  console.error("usage: node scripts/build.mjs RAW.wasm WASM_BINDGEN WASM_OPT [wasm-opt flags...]");
   process.exit(2);
 }
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -19,8 +19,6 @@ const dist = join(root, "dist");
 rmSync(dist, { recursive: true, force: true });
 mkdirSync(dist, { recursive: true });
 
-const optFlags = ["-Oz", "--strip-debug", "--strip-producers", "--enable-bulk-memory", "--enable-sign-ext",
-  "--enable-mutable-globals", "--enable-nontrapping-float-to-int", "--enable-multivalue", "--enable-reference-types"];
 for (const target of ["nodejs", "web"]) {
   const out = join(dist, target === "nodejs" ? "cjs" : "web");
   execFileSync(bindgen, ["--target", target, "--out-dir", out, "--out-name", "mcpvault_wasm", raw], { stdio: "inherit" });

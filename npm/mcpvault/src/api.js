@@ -116,12 +116,10 @@ function makeApi(wasm, isLoaded) {
     /** Verifies `token` for one call; returns the authorized facts or throws McpVaultError. */
     verify(token, publicKey, request = {}) {
       if (request == null || typeof request !== "object") throw invalid("request must be an object");
-      const args = request.arguments ?? {};
-      if (typeof args !== "object" || Array.isArray(args)) throw invalid("arguments must be an object");
       const req = {
         method: request.method ?? "tools/call",
         tool: request.requestedTool ?? request.tool ?? undefined,
-        arguments: args,
+        arguments: request.arguments ?? {},
         audience: request.audience ?? undefined,
       };
       const args4 = [String(token), String(publicKey), JSON.stringify(req), this._time(request.now)];
