@@ -35,13 +35,14 @@ fn main() {
     let mut rng = ChaCha20Rng::seed_from_u64(3);
     let keys = mcpvault::keygen(&mut rng);
     let grant = Grant {
-        tools: vec!["db_query".into(), "file_read".into(), "search".into()],
-        ttl: 3600,
-        issuer: "auth-server".into(),
-        subject: "agent-a".into(),
         audience: Some("mcp.example.com".into()),
         max_depth: Some(16),
-        arg_limits: vec![],
+        ..Grant::new(
+            ["db_query", "file_read", "search"],
+            3600,
+            "auth-server",
+            "agent-a",
+        )
     };
     let root = mint(&keys.private_key, &grant, NOW, &mut rng).unwrap();
     let mut chains = vec![(0usize, root.clone())];

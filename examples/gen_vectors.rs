@@ -52,15 +52,7 @@ enum Expect {
 }
 
 fn grant(tools: &[&str], ttl: u64) -> Grant {
-    Grant {
-        tools: tools.iter().map(|t| t.to_string()).collect(),
-        ttl,
-        issuer: "auth-server".into(),
-        subject: "agent-a".into(),
-        audience: None,
-        max_depth: None,
-        arg_limits: vec![],
-    }
+    Grant::new(tools.iter().copied(), ttl, "auth-server", "agent-a")
 }
 
 fn tools(t: &[&str]) -> Restriction {

@@ -18,15 +18,7 @@
 //! # use rand_core::SeedableRng;
 //! let keys = keygen(&mut rng);
 //! let now = 1_800_000_000;
-//! let grant = Grant {
-//!     tools: vec!["db_query".into(), "file_read".into()],
-//!     ttl: 3600,
-//!     issuer: "auth-server".into(),
-//!     subject: "agent-a".into(),
-//!     audience: None,
-//!     max_depth: None,
-//!     arg_limits: vec![],
-//! };
+//! let grant = Grant::new(["db_query", "file_read"], 3600, "auth-server", "agent-a");
 //! let token = mint(&keys.private_key, &grant, now, &mut rng)?;
 //! let narrow = Restriction { tools: Some(vec!["db_query".into()]), ttl: Some(300), ..Default::default() };
 //! let delegated = attenuate(&token, &narrow, now, &mut rng)?.token;

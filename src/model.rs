@@ -88,6 +88,27 @@ pub struct Grant {
     pub arg_limits: Vec<ArgLimit>,
 }
 
+impl Grant {
+    /// A grant of `tools` for `ttl` seconds from `issuer` to `subject`, with no
+    /// audience, depth or argument limits (set those fields when needed).
+    pub fn new(
+        tools: impl IntoIterator<Item = impl Into<String>>,
+        ttl: u64,
+        issuer: impl Into<String>,
+        subject: impl Into<String>,
+    ) -> Self {
+        Grant {
+            tools: tools.into_iter().map(Into::into).collect(),
+            ttl,
+            issuer: issuer.into(),
+            subject: subject.into(),
+            audience: None,
+            max_depth: None,
+            arg_limits: Vec::new(),
+        }
+    }
+}
+
 /// What a holder adds when it attenuates a token. Every field only narrows.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -304,7 +304,7 @@ proptest! {
         let b64 = base64::engine::general_purpose::URL_SAFE;
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
         let keys = mcpvault::keygen(&mut rng);
-        let grant = Grant { tools: vec!["t0".into()], ttl: 600, issuer: "i".into(), subject: "s".into(), audience: None, max_depth: None, arg_limits: vec![] };
+        let grant = Grant::new(["t0"], 600, "i", "s");
         let token = mint(&keys.private_key, &grant, NOW, &mut rng).unwrap();
         let token = attenuate(&token, &Restriction { ttl: Some(60), ..Default::default() }, NOW, &mut rng).unwrap().token;
         let original = b64.decode(&token).unwrap();

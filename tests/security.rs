@@ -7,6 +7,8 @@
     clippy::indexing_slicing
 )]
 
+mod common;
+
 use base64::Engine;
 use biscuit_auth::builder::{Algorithm, BlockBuilder};
 use biscuit_auth::{KeyPair, UnverifiedBiscuit};
@@ -22,15 +24,7 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL
 fn setup() -> (ChaCha20Rng, mcpvault::KeyPairHex, String) {
     let mut rng = ChaCha20Rng::seed_from_u64(42);
     let keys = mcpvault::keygen(&mut rng);
-    let grant = Grant {
-        tools: vec!["db_query".into(), "file_read".into()],
-        ttl: 3600,
-        issuer: "auth-server".into(),
-        subject: "agent-a".into(),
-        audience: None,
-        max_depth: None,
-        arg_limits: vec![],
-    };
+    let grant = Grant::new(["db_query", "file_read"], 3600, "auth-server", "agent-a");
     let token = mint(&keys.private_key, &grant, NOW, &mut rng).unwrap();
     (rng, keys, token)
 }
@@ -78,11 +72,7 @@ fn every_single_byte_flip_is_refused() {
                 NOW,
             )
             .expect_err("a tampered token verified");
-            assert!(
-                ["bad_signature", "malformed_token"].contains(&err.code()),
-                "byte {i}: {}",
-                err.code()
-            );
+            common::assert_refused_opaquely(&err, &format!("byte {i}"));
             *codes.entry(err.code()).or_default() += 1;
         }
     }
@@ -105,11 +95,7 @@ fn every_truncation_is_refused() {
             NOW,
         )
         .unwrap_err();
-        assert!(
-            ["bad_signature", "malformed_token"].contains(&err.code()),
-            "len {len}: {}",
-            err.code()
-        );
+        common::assert_refused_opaquely(&err, &format!("len {len}"));
     }
 }
 
@@ -121,11 +107,7 @@ fn cutting_characters_out_of_the_text_is_refused() {
         let mut t = text.clone();
         t.replace_range(cut..cut + 4, "");
         let err = verify(&t, &keys.public_key, &Request::tool("db_query"), NOW).unwrap_err();
-        assert!(
-            ["bad_signature", "malformed_token"].contains(&err.code()),
-            "{}",
-            err.code()
-        );
+        common::assert_refused_opaquely(&err, "token");
     }
 }
 
@@ -305,11 +287,7 @@ fn sealed_and_garbage_inputs_never_panic() {
     ];
     for input in inputs {
         let err = verify(input, &keys.public_key, &Request::tool("db_query"), NOW).unwrap_err();
-        assert!(
-            ["malformed_token", "bad_signature"].contains(&err.code()),
-            "{input:?}: {}",
-            err.code()
-        );
+        common::assert_refused_opaquely(&err, &format!("{input:?}"));
         assert_eq!(
             inspect(input).unwrap_err().code(),
             "malformed_token",

@@ -32,17 +32,13 @@ fn token() -> (String, String) {
     let mut rng = ChaCha20Rng::seed_from_u64(1);
     let keys = mcpvault::keygen(&mut rng);
     let grant = Grant {
-        tools: vec!["db_query".into(), "file_read".into()],
-        ttl: 3600,
-        issuer: "auth-server".into(),
-        subject: "agent-a".into(),
-        audience: None,
         max_depth: Some(2),
         arg_limits: vec![ArgLimit {
             tool: "db_query".into(),
             arg: "max_rows".into(),
             rule: ArgRule::Max(100),
         }],
+        ..Grant::new(["db_query", "file_read"], 3600, "auth-server", "agent-a")
     };
     let t = mint(&keys.private_key, &grant, NOW, &mut rng).unwrap();
     let r = Restriction {
