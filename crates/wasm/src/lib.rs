@@ -2,7 +2,7 @@
 //!
 //! A JSON-in / JSON-out boundary: every function takes and returns JSON text,
 //! and a result is a tagged value `{"ok": …}` or `{"error": {code, message,
-//! failed_block, failed_check}}`. Nothing throws across the boundary; the JS
+//! failed_block, failed_check, detail}}` (`detail` is for server-side logs). Nothing throws across the boundary; the JS
 //! wrapper (`npm/mcpvault`) turns an error into a thrown `McpVaultError`.
 //! Time is passed in by the wrapper (`Date.now()`); randomness is
 //! `crypto.getRandomValues` through getrandom's `js` feature.
@@ -28,6 +28,7 @@ fn err(e: mcpvault::Error) -> String {
         "message": e.to_string(),
         "failed_block": failed.map(|(b, _)| b),
         "failed_check": failed.map(|(_, c)| c),
+        "detail": e.detail(),
     }})
     .to_string()
 }

@@ -52,7 +52,10 @@ if (statSync(snippets, { throwIfNoEntry: false })) {
 }
 writeFileSync(join(dist, "cjs", "package.json"), JSON.stringify({ type: "commonjs" }) + "\n");
 
-const api = readFileSync(join(root, "src", "api.js"), "utf8");
+const api = ["api.js", "gate.js"].map((f) => readFileSync(join(root, "src", f), "utf8")).join("\n");
+// Every name the entries export besides init.
+const exported = "MCPVault, McpVaultError, CHECK_TOOL, extractToken, findToken, callOf, authorizeCall, authorizeBody, stripToken, " +
+  "statusOf, challenge, challengeResponse, authorizeFetch, assertPublicKey";
 writeFileSync(join(dist, "api.cjs"), `"use strict";\n${api}\nmodule.exports = { makeApi };\n`);
 writeFileSync(join(dist, "api.mjs"), `${api}\nexport { makeApi };\n`);
 writeFileSync(join(dist, "node.cjs"), `"use strict";
@@ -69,7 +72,7 @@ import * as wasm from "./web/mcpvault_wasm.js";
 if (!globalThis.crypto?.getRandomValues) globalThis.crypto = webcrypto;
 import { makeApi } from "./api.mjs";
 const exports = wasm.initSync({ module: readFileSync(new URL("./web/mcpvault_wasm_bg.wasm", import.meta.url)) });
-export const { MCPVault, McpVaultError } = makeApi(wasm);
+export const { ${exported} } = makeApi(wasm);
 /** Node loads synchronously; init() is here for code shared with browsers. */
 export const init = () => Promise.resolve();
 /** Internal, for tests: the module's linear memory. */
@@ -80,7 +83,7 @@ writeFileSync(join(dist, "workerd.mjs"), `import wasmModule from "./web/mcpvault
 import * as wasm from "./web/mcpvault_wasm.js";
 import { makeApi } from "./api.mjs";
 wasm.initSync({ module: wasmModule });
-export const { MCPVault, McpVaultError } = makeApi(wasm);
+export const { ${exported} } = makeApi(wasm);
 /** Loaded synchronously; init() is here for code shared with browsers. */
 export const init = () => Promise.resolve();
 `);
@@ -100,7 +103,7 @@ export function init(input) {
   });
   return ready;
 }
-export const { MCPVault, McpVaultError } = makeApi(wasm, () => loaded);
+export const { ${exported} } = makeApi(wasm, () => loaded);
 `);
 
 const wasmFile = join(dist, "web", "mcpvault_wasm_bg.wasm");

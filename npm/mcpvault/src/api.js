@@ -4,12 +4,15 @@
 function makeApi(wasm, isLoaded) {
   /** A typed mcpvault failure; `code` is the core's stable snake_case code. */
   class McpVaultError extends Error {
-    constructor(code, message, failedBlock, failedCheck) {
+    constructor(code, message, failedBlock, failedCheck, detail) {
       super(message);
       this.name = "McpVaultError";
       this.code = code;
       this.failedBlock = failedBlock ?? null;
       this.failedCheck = failedCheck ?? null;
+      // For server-side logs only (why a signature or format failure happened); not enumerable, so serialising
+      // the error for a caller does not carry it.
+      Object.defineProperty(this, "detail", { value: detail ?? message, enumerable: false });
     }
   }
 
@@ -17,7 +20,7 @@ function makeApi(wasm, isLoaded) {
     const out = JSON.parse(json);
     if (out.error) {
       const e = out.error;
-      throw new McpVaultError(e.code, e.message, e.failed_block, e.failed_check);
+      throw new McpVaultError(e.code, e.message, e.failed_block, e.failed_check, e.detail);
     }
     return out.ok;
   }
@@ -133,5 +136,5 @@ function makeApi(wasm, isLoaded) {
     }
   }
 
-  return { MCPVault, McpVaultError };
+  return { MCPVault, McpVaultError, ...makeGate(MCPVault, McpVaultError) };
 }

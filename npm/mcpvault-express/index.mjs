@@ -1,0 +1,2 @@
+import m from "./index.cjs";
+export const { createMcpVaultMiddleware } = m;

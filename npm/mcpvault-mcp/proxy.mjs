@@ -1,0 +1,253 @@
+// mcpvault-proxy: puts mcpvault in front of an MCP server you cannot change. It relays JSON-RPC messages between a
+// downstream client (stdio or Streamable HTTP) and an upstream server (a spawned stdio child or a Streamable HTTP
+// URL): every tools/call is authorized and refused or forwarded without its token; tools/list answers are
+// filtered to the granted tools; everything else passes through (minus any mcpvault token in `_meta`).
+import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { StdioClientTransport, getDefaultEnvironment } from "@modelcontextprotocol/sdk/client/stdio.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
+import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
+import { createMcpExpressApp } from "@modelcontextprotocol/sdk/server/express.js";
+import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
+import { createMcpVaultMiddleware } from "mcpvault-express";
+import { Policy, TOOLS_CALL, TOOLS_LIST, withoutToken } from "./policy.mjs";
+
+const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
+const isRequest = (m) => isObject(m) && typeof m.method === "string" && m.id !== undefined;
+const isResponse = (m) => isObject(m) && m.method === undefined && m.id !== undefined && ("result" in m || "error" in m);
+
+const CONFIG_KEYS = ["publicKey", "audience", "upstream", "downstream", "tokenEnv", "checkTool", "cache", "log"];
+
+/**
+ * Reads and checks a proxy configuration (JSON). Relative `upstream.cwd` is resolved against the file's folder
+ * (default: that folder). `publicKey` may be left out when MCPVAULT_PUBLIC_KEY is set.
+ */
+export function loadConfig(file, env = process.env) {
+  let raw;
+  try {
+    raw = JSON.parse(readFileSync(file, "utf8"));
+  } catch (e) {
+    throw new ConfigError(`cannot read ${file}: ${e.message}`);
+  }
+  return checkConfig(raw, dirname(resolve(file)), env);
+}
+
+export class ConfigError extends Error {}
+
+export function checkConfig(raw, base = process.cwd(), env = process.env) {
+  const fail = (m) => new ConfigError(`config: ${m}`);
+  if (!isObject(raw)) throw fail("must be a JSON object");
+  for (const k of Object.keys(raw)) if (!CONFIG_KEYS.includes(k)) throw fail(`unknown key ${JSON.stringify(k)}`);
+  const publicKey = raw.publicKey ?? env.MCPVAULT_PUBLIC_KEY;
+  if (typeof publicKey !== "string" || publicKey === "") throw fail("publicKey is required (or set MCPVAULT_PUBLIC_KEY)");
+  const up = raw.upstream;
+  if (!isObject(up)) throw fail("upstream must be { command, args?, env?, cwd? } or { url, headers? }");
+  let upstream;
+  if (typeof up.command === "string" && up.url === undefined) {
+    for (const k of Object.keys(up)) if (!["command", "args", "env", "cwd"].includes(k)) throw fail(`upstream: unknown key ${JSON.stringify(k)}`);
+    if (up.args !== undefined && !(Array.isArray(up.args) && up.args.every((a) => typeof a === "string"))) throw fail("upstream.args must be strings");
+    if (up.env !== undefined && !(isObject(up.env) && Object.values(up.env).every((v) => typeof v === "string"))) throw fail("upstream.env must map names to strings");
+    if (up.cwd !== undefined && typeof up.cwd !== "string") throw fail("upstream.cwd must be a string");
+    upstream = { command: up.command, args: up.args ?? [], env: up.env ?? {}, cwd: resolve(base, up.cwd ?? ".") };
+  } else if (typeof up.url === "string" && up.command === undefined) {
+    for (const k of Object.keys(up)) if (!["url", "headers"].includes(k)) throw fail(`upstream: unknown key ${JSON.stringify(k)}`);
+    let url;
+    try {
+      url = new URL(up.url);
+    } catch {
+      throw fail("upstream.url is not a URL");
+    }
+    if (up.headers !== undefined && !(isObject(up.headers) && Object.values(up.headers).every((v) => typeof v === "string"))) throw fail("upstream.headers must map names to strings");
+    upstream = { url, headers: up.headers ?? {} };
+  } else throw fail("upstream needs exactly one of command or url");
+  const down = raw.downstream ?? "stdio";
+  let downstream;
+  if (down === "stdio") downstream = { stdio: true };
+  else if (isObject(down) && isObject(down.http) && Object.keys(down).length === 1) {
+    const h = down.http;
+    for (const k of Object.keys(h)) if (!["host", "port", "path"].includes(k)) throw fail(`downstream.http: unknown key ${JSON.stringify(k)}`);
+    const port = h.port ?? 8080;
+    if (!Number.isSafeInteger(port) || port < 0 || port > 65535) throw fail("downstream.http.port must be 0..65535");
+    const path = h.path ?? "/mcp";
+    if (typeof path !== "string" || !path.startsWith("/")) throw fail("downstream.http.path must start with /");
+    downstream = { http: { host: h.host ?? "127.0.0.1", port, path } };
+  } else throw fail('downstream must be "stdio" or { "http": { host?, port?, path? } }');
+  const tokenEnv = raw.tokenEnv ?? "MCPVAULT_TOKEN";
+  if (typeof tokenEnv !== "string") throw fail("tokenEnv must be a variable name");
+  if (raw.audience !== undefined && typeof raw.audience !== "string") throw fail("audience must be a string");
+  if (raw.log !== undefined && typeof raw.log !== "boolean") throw fail("log must be true or false");
+  return {
+    publicKey,
+    audience: raw.audience,
+    upstream,
+    downstream,
+    tokenEnv,
+    checkTool: raw.checkTool ?? false,
+    cache: raw.cache ?? true,
+    log: raw.log ?? true,
+  };
+}
+
+function upstreamTransport(up) {
+  if (up.url) return new StreamableHTTPClientTransport(up.url, { requestInit: { headers: up.headers } });
+  return new StdioClientTransport({
+    command: up.command,
+    args: up.args,
+    env: { ...getDefaultEnvironment(), ...up.env },
+    cwd: up.cwd,
+    stderr: "inherit",
+  });
+}
+
+/** One downstream connection relayed to one upstream connection. */
+class Relay {
+  constructor(policy, downstream, upstream, fallbackToken) {
+    this.policy = policy;
+    this.down = downstream;
+    this.up = upstream;
+    this.fallback = fallbackToken;
+    this.lists = new Map(); // tools/list request id -> { facts, request }
+    this.initializeIds = new Set();
+    this.closed = false;
+  }
+
+  async start() {
+    this.up.onmessage = (m) => this.fromServer(m).catch((e) => this.fail(e));
+    this.down.onmessage = (m, extra) => this.fromClient(m, extra).catch((e) => this.fail(e));
+    this.up.onclose = () => this.close();
+    this.down.onclose = () => this.close();
+    this.up.onerror = (e) => console.error("mcpvault-proxy: upstream:", e?.message ?? e);
+    this.down.onerror = (e) => console.error("mcpvault-proxy: downstream:", e?.message ?? e);
+    await this.up.start();
+    await this.down.start();
+  }
+
+  fail(e) {
+    console.error("mcpvault-proxy:", e?.stack ?? e);
+  }
+
+  async fromClient(message, extra) {
+    if (isRequest(message) && (message.method === TOOLS_CALL || message.method === TOOLS_LIST)) {
+      const p = this.policy;
+      if (message.method === TOOLS_CALL && p.checkTool && message.params?.name === p.checkTool) {
+        const found = p.findToken(message, extra?.authInfo, this.fallback);
+        return this.down.send({ jsonrpc: "2.0", id: message.id, result: p.dryRun(found?.token, message.params.arguments) });
+      }
+      const d = p.decide(message, extra?.authInfo, this.fallback);
+      if (d.error) return this.down.send({ jsonrpc: "2.0", id: message.id, error: p.rpcError(d.error) });
+      if (message.method === TOOLS_LIST) this.lists.set(message.id, { facts: d.facts, request: d.request });
+      return this.up.send(d.request);
+    }
+    // Everything else passes through; an mcpvault token in _meta never reaches the upstream.
+    const found = this.policy.findToken(message, undefined, undefined);
+    if (found) message = withoutToken(message, found.token);
+    if (isRequest(message) && message.method === "initialize") this.initializeIds.add(message.id);
+    return this.up.send(message);
+  }
+
+  async fromServer(message) {
+    if (isResponse(message)) {
+      const list = this.lists.get(message.id);
+      if (list) {
+        this.lists.delete(message.id);
+        if (isObject(message.result)) message = { ...message, result: this.policy.filterTools(message.result, list.facts, list.request) };
+      }
+      if (this.initializeIds.delete(message.id) && typeof message.result?.protocolVersion === "string") {
+        this.up.setProtocolVersion?.(message.result.protocolVersion);
+      }
+      return this.down.send(message, { relatedRequestId: message.id });
+    }
+    return this.down.send(message);
+  }
+
+  async close() {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.allSettled([this.up.close(), this.down.close()]);
+    this.onclose?.();
+  }
+}
+
+function policyOf(config, onDecision) {
+  return new Policy(
+    { publicKeyHex: config.publicKey, audience: config.audience, cache: config.cache, checkTool: config.checkTool, onDecision },
+    "mcpvault-proxy",
+  );
+}
+
+function decisionLogger(config) {
+  if (!config.log) return undefined;
+  return (d) => {
+    const { facts, detail, ...rest } = d;
+    console.error(`mcpvault-proxy: ${JSON.stringify(rest)}`);
+  };
+}
+
+/**
+ * Starts the proxy for a checked config (see checkConfig). Resolves to `{ close(), url? }`; `url` is the
+ * downstream HTTP endpoint when downstream is HTTP.
+ */
+export async function startProxy(config, options = {}) {
+  const onDecision = options.onDecision ?? decisionLogger(config);
+  const policy = policyOf(config, onDecision);
+  if (config.downstream.stdio) {
+    const relay = new Relay(policy, new StdioServerTransport(), upstreamTransport(config.upstream), (options.env ?? process.env)[config.tokenEnv]);
+    const done = new Promise((res) => (relay.onclose = res));
+    await relay.start();
+    return { close: () => relay.close(), closed: done };
+  }
+  const { host, port, path } = config.downstream.http;
+  const app = createMcpExpressApp({ host });
+  const auth = createMcpVaultMiddleware({
+    publicKeyHex: config.publicKey,
+    audience: config.audience,
+    cache: config.cache,
+    onDecision,
+  });
+  const relays = new Map();
+  app.all(path, auth(), async (req, res) => {
+    try {
+      const sid = req.headers["mcp-session-id"];
+      let relay = typeof sid === "string" ? relays.get(sid) : undefined;
+      if (!relay) {
+        if (sid !== undefined || req.method !== "POST" || !isInitializeRequest(req.body)) {
+          res.status(sid !== undefined ? 404 : 400).json({
+            jsonrpc: "2.0",
+            id: null,
+            error: { code: -32000, message: sid !== undefined ? "unknown session" : "no session: send initialize first" },
+          });
+          return;
+        }
+        const transport = new StreamableHTTPServerTransport({
+          sessionIdGenerator: () => randomUUID(),
+          onsessioninitialized: (id) => relays.set(id, relay),
+        });
+        relay = new Relay(policy, transport, upstreamTransport(config.upstream), undefined);
+        relay.onclose = () => {
+          if (transport.sessionId) relays.delete(transport.sessionId);
+        };
+        await relay.start();
+      }
+      await relay.down.handleRequest(req, res, req.body);
+    } catch (e) {
+      console.error("mcpvault-proxy:", e?.stack ?? e);
+      if (!res.headersSent) res.status(500).json({ jsonrpc: "2.0", id: null, error: { code: -32603, message: "internal error" } });
+    }
+  });
+  const server = await new Promise((res, rej) => {
+    const s = app.listen(port, host, () => res(s));
+    s.on("error", rej);
+  });
+  const addr = server.address();
+  const url = `http://${addr.family === "IPv6" ? `[${addr.address}]` : addr.address}:${addr.port}${path}`;
+  return {
+    url,
+    close: async () => {
+      await Promise.allSettled([...relays.values()].map((r) => r.close()));
+      server.closeAllConnections?.();
+      await new Promise((res) => server.close(() => res()));
+    },
+  };
+}

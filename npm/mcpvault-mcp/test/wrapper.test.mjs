@@ -1,0 +1,110 @@
+// withMcpVault without HTTP: tokens in _meta, refusals as MCP errors, the low-level Server, option checks.
+import test from "node:test";
+import assert from "node:assert";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
+import { McpError, CallToolRequestSchema, ListToolsRequestSchema } from "@modelcontextprotocol/sdk/types.js";
+import { Server } from "@modelcontextprotocol/sdk/server/index.js";
+import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { withMcpVault } from "mcpvault-mcp";
+import { keys, tokens, makeMcpServer } from "./fixtures/servers.mjs";
+
+async function connect(server) {
+  const [c, s] = InMemoryTransport.createLinkedPair();
+  await server.connect(s);
+  const client = new Client({ name: "agent-b", version: "1.0.0" });
+  await client.connect(c);
+  return client;
+}
+
+async function mcpError(promise) {
+  try {
+    await promise;
+  } catch (e) {
+    assert.ok(e instanceof McpError, String(e));
+    return { rpc: e.code, code: e.data?.code };
+  }
+  assert.fail("allowed");
+}
+
+for (const wrap of ["after", "before"]) {
+  test(`_meta tokens, withMcpVault ${wrap} registerTool: MCP errors carry the code`, async (t) => {
+    const seen = [];
+    const client = await connect(makeMcpServer({ seen, wrap }));
+    t.after(() => client.close());
+    const { narrow } = tokens();
+    for (const key of ["token", "mcpvault/token"]) {
+      const meta = { [key]: narrow, progressToken: 42 };
+      assert.deepStrictEqual((await client.listTools({ _meta: meta })).tools.map((x) => x.name), ["db_query", "mcpvault.check"]);
+      const ok = await client.callTool({ name: "db_query", arguments: { sql: "s", max_rows: 3 }, _meta: meta });
+      assert.match(ok.content[0].text, /^db_query ok/);
+      assert.deepStrictEqual(await mcpError(client.callTool({ name: "admin_delete", arguments: { id: "1" }, _meta: meta })),
+        { rpc: -32013, code: "tool_not_allowed" });
+      assert.deepStrictEqual(await mcpError(client.callTool({ name: "db_query", arguments: { sql: "s", max_rows: 101 }, _meta: meta })),
+        { rpc: -32013, code: "argument_not_allowed" });
+    }
+    assert.deepStrictEqual(await mcpError(client.callTool({ name: "db_query", arguments: { sql: "s", max_rows: 3 } })),
+      { rpc: -32011, code: "missing_token" });
+    assert.deepStrictEqual(await mcpError(client.listTools()), { rpc: -32011, code: "missing_token" });
+    assert.deepStrictEqual(await mcpError(client.callTool({ name: "db_query", arguments: { sql: "s" }, _meta: { token: "garbage" } })),
+      { rpc: -32011, code: "malformed_token" });
+    // an argument equal to the token is removed before the handler runs (and before authorization)
+    await client.callTool({ name: "db_query", arguments: { sql: "s", max_rows: 3, leak: narrow }, _meta: { token: narrow } });
+    assert.strictEqual(seen.length, 3);
+    for (const s of seen) {
+      assert.ok(!s.text.includes(narrow), "token reached the handler");
+      assert.strictEqual(s.authInfo.extra.mcpvault.subject, "agent-a");
+    }
+    assert.ok(seen[0].text.includes('"progressToken":42'), "the rest of _meta is kept");
+    const dry = await client.callTool({ name: "mcpvault.check", arguments: { tool: "file_read" }, _meta: { token: narrow } });
+    assert.deepStrictEqual([dry.structuredContent.allowed, dry.structuredContent.code], [false, "tool_not_allowed"]);
+    const dryNone = await client.callTool({ name: "mcpvault.check", arguments: { tool: "db_query" } });
+    assert.deepStrictEqual([dryNone.structuredContent.allowed, dryNone.structuredContent.code], [false, "missing_token"]);
+  });
+}
+
+test("the low-level Server: handlers set before and after withMcpVault are guarded", async (t) => {
+  const server = new Server({ name: "low", version: "1" }, { capabilities: { tools: {} } });
+  const calls = [];
+  server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: ["db_query", "file_read", "admin_delete"].map((name) => ({ name, inputSchema: { type: "object" } })) }));
+  withMcpVault(server, { publicKeyHex: keys.publicKey });
+  server.setRequestHandler(CallToolRequestSchema, (req) => {
+    calls.push(req.params);
+    return { content: [{ type: "text", text: "ran" }] };
+  });
+  const client = await connect(server);
+  t.after(() => client.close());
+  const { narrow } = tokens();
+  assert.deepStrictEqual((await client.listTools({ _meta: { token: narrow } })).tools.map((x) => x.name), ["db_query"]);
+  await client.callTool({ name: "db_query", arguments: { max_rows: 1 }, _meta: { token: narrow } });
+  assert.deepStrictEqual(await mcpError(client.callTool({ name: "file_read", arguments: {}, _meta: { token: narrow } })),
+    { rpc: -32013, code: "tool_not_allowed" });
+  // replacing the handler later is guarded as well
+  server.setRequestHandler(CallToolRequestSchema, () => ({ content: [{ type: "text", text: "replaced" }] }));
+  assert.deepStrictEqual(await mcpError(client.callTool({ name: "admin_delete", arguments: {}, _meta: { token: narrow } })),
+    { rpc: -32013, code: "tool_not_allowed" });
+  assert.strictEqual((await client.callTool({ name: "db_query", arguments: { max_rows: 2 }, _meta: { token: narrow } })).content[0].text, "replaced");
+  assert.deepStrictEqual(calls, [{ name: "db_query", arguments: { max_rows: 1 } }]);
+});
+
+test("a server with no tools gets the dry-run tool only when asked", async (t) => {
+  const bare = withMcpVault(new McpServer({ name: "bare", version: "1" }), { publicKeyHex: keys.publicKey, checkTool: true });
+  const client = await connect(bare);
+  t.after(() => client.close());
+  const { narrow } = tokens();
+  assert.deepStrictEqual((await client.listTools({ _meta: { token: narrow } })).tools.map((x) => x.name), ["mcpvault.check"]);
+  const dry = await client.callTool({ name: "mcpvault.check", arguments: { tool: "db_query", arguments: { max_rows: 9 } }, _meta: { token: narrow } });
+  assert.strictEqual(dry.structuredContent.allowed, true);
+});
+
+test("options are checked when wrapping", () => {
+  const ok = { publicKeyHex: keys.publicKey };
+  for (const [server, o, msg] of [
+    [{}, ok, /expected an McpServer or Server/],
+    [new McpServer({ name: "x", version: "1" }), { publicKeyHex: "abcd" }, /publicKeyHex: invalid key/],
+    [new McpServer({ name: "x", version: "1" }), { ...ok, checkTool: "other" }, /checkTool must be true or false/],
+    [new McpServer({ name: "x", version: "1" }), { ...ok, extra: 1 }, /unknown option/],
+  ]) assert.throws(() => withMcpVault(server, o), msg);
+  const twice = withMcpVault(new McpServer({ name: "x", version: "1" }), ok);
+  assert.throws(() => withMcpVault(twice, ok), /already applied/);
+});

@@ -1,0 +1,167 @@
+import test from "node:test";
+import assert from "node:assert";
+import {
+  MCPVault, McpVaultError, extractToken, findToken, authorizeCall, authorizeBody, stripToken, challenge,
+  challengeResponse, authorizeFetch, assertPublicKey, statusOf, CHECK_TOOL,
+} from "mcpvault";
+
+const NOW = 1_800_000_000;
+const vault = new MCPVault({ now: () => NOW });
+const keys = vault.generateKeypair();
+const token = vault.mint(keys.privateKey, {
+  tools: ["db_query", "file_read"], ttl: 600, issuer: "auth-server", subject: "agent-a", audience: "db-server",
+  argLimits: [{ tool: "db_query", arg: "max_rows", op: "max", value: 100 }],
+});
+const opts = { publicKey: keys.publicKey, audience: "db-server", vault };
+const callMsg = (name, args, meta) => ({ jsonrpc: "2.0", id: 7, method: "tools/call", params: { name, arguments: args, ...(meta && { _meta: meta }) } });
+
+test("extractToken: X-MCPVault-Token, then Bearer, then _meta.token, then _meta[mcpvault/token]", () => {
+  const body = callMsg("db_query", {}, { token: "meta" });
+  assert.strictEqual(extractToken({ headers: { "x-mcpvault-token": "own", authorization: "Bearer bearer" }, body }), "own");
+  assert.strictEqual(extractToken({ headers: { authorization: "Bearer bearer" }, body }), "bearer");
+  assert.strictEqual(extractToken({ headers: { Authorization: "bearer  spaced " } }), "spaced");
+  assert.strictEqual(extractToken({ headers: { authorization: "Basic abc" }, body }), "meta");
+  assert.strictEqual(extractToken({ headers: {} }, callMsg("x", {}, { "mcpvault/token": "ns" })), "ns");
+  assert.strictEqual(extractToken({ headers: {} }, [{ jsonrpc: "2.0", method: "a" }, callMsg("x", {}, { token: "second" })]), "second");
+  assert.strictEqual(extractToken({ headers: { "x-mcpvault-token": ["first", "second"] } }), "first");
+  assert.strictEqual(extractToken({ headers: {} }, callMsg("x", {}, { token: 5 })), null);
+  assert.strictEqual(extractToken({ headers: {} }), null);
+  assert.strictEqual(extractToken(undefined), null);
+  assert.deepStrictEqual(findToken({ headers: {} }, callMsg("x", {}, { token: "m" })), { token: "m", source: "_meta.token" });
+  // fetch Request: Headers with get()
+  const req = new Request("http://127.0.0.1/mcp", { method: "POST", headers: { Authorization: `Bearer ${token}` } });
+  assert.strictEqual(extractToken(req), token);
+});
+
+test("authorizeCall returns facts or an McpVaultError, never throws", () => {
+  const facts = authorizeCall(token, callMsg("db_query", { max_rows: 5 }), opts);
+  assert.strictEqual(facts.verified, true);
+  assert.strictEqual(facts.tool, "db_query");
+  assert.strictEqual(authorizeCall(token, { tool: "file_read" }, opts).tool, "file_read");
+  assert.strictEqual(authorizeCall(token, { jsonrpc: "2.0", id: 1, method: "tools/list" }, opts).tool, undefined);
+  const cases = [
+    [null, callMsg("db_query", {}), "missing_token"],
+    ["", { tool: "db_query" }, "missing_token"],
+    ["garbage", { tool: "db_query" }, "malformed_token"],
+    [token, callMsg("admin_delete", {}), "tool_not_allowed"],
+    [token, callMsg("db_query", { max_rows: 101 }), "argument_not_allowed"],
+    [token, callMsg("db_query", []), "invalid_request"],
+    [token, { jsonrpc: "2.0", id: 1, method: "tools/call", params: {} }, "invalid_request"],
+    [token, { jsonrpc: "2.0", id: 1 }, "invalid_request"],
+    [token, "not an object", "invalid_request"],
+  ];
+  for (const [t, call, code] of cases) {
+    const out = authorizeCall(t, call, opts);
+    assert.ok(out instanceof McpVaultError, code);
+    assert.strictEqual(out.code, code);
+  }
+  assert.strictEqual(authorizeCall(token, { tool: "db_query", arguments: { max_rows: 1 } }, { ...opts, audience: "other" }).code, "wrong_audience");
+  assert.strictEqual(authorizeCall(token, { tool: "db_query", arguments: { max_rows: 1 } }, { ...opts, now: NOW + 600 }).code, "expired");
+  assert.strictEqual(authorizeCall(token, { tool: "db_query" }, { ...opts, publicKey: vault.generateKeypair().publicKey }).code, "bad_signature");
+  // the reserved dry-run tool needs a valid token, no grant
+  assert.strictEqual(authorizeCall(token, callMsg(CHECK_TOOL, { tool: "x" }), opts).verified, true);
+  assert.strictEqual(authorizeCall("garbage", callMsg(CHECK_TOOL, { tool: "x" }), opts).code, "malformed_token");
+});
+
+test("authorizeBody: batches, a fixed tool, REST bodies and body-less requests", () => {
+  const batch = [{ jsonrpc: "2.0", id: 1, method: "tools/list" }, callMsg("db_query", { max_rows: 1 })];
+  assert.strictEqual(authorizeBody(token, batch, opts).facts.tool, "db_query");
+  const bad = authorizeBody(token, [...batch, callMsg("admin_delete", {})], opts);
+  assert.strictEqual(bad.error.code, "tool_not_allowed");
+  assert.strictEqual(bad.id, 1);
+  // a fixed tool: a JSON-RPC call must name it; a plain body is its arguments
+  assert.strictEqual(authorizeBody(token, callMsg("file_read", {}), { ...opts, tool: "db_query" }).error.code, "invalid_request");
+  assert.strictEqual(authorizeBody(token, { max_rows: 100 }, { ...opts, tool: "db_query" }).facts.tool, "db_query");
+  assert.strictEqual(authorizeBody(token, { max_rows: 101 }, { ...opts, tool: "db_query" }).error.code, "argument_not_allowed");
+  assert.strictEqual(authorizeBody(token, undefined, { ...opts, tool: "db_query" }).error.code, "argument_not_allowed");
+  assert.strictEqual(authorizeBody(token, undefined, { ...opts, tool: "file_read" }).facts.tool, "file_read");
+  assert.strictEqual(authorizeBody(token, [1, 2], { ...opts, tool: "db_query" }).error.code, "invalid_request");
+  // no tool: the body must be JSON-RPC; none at all needs a valid token
+  assert.strictEqual(authorizeBody(token, { max_rows: 1 }, opts).error.code, "invalid_request");
+  assert.strictEqual(authorizeBody(token, undefined, { ...opts, httpMethod: "GET" }).facts.verified, true);
+  assert.strictEqual(authorizeBody(undefined, undefined, opts).error.code, "missing_token");
+});
+
+test("stripToken removes the token from _meta and from argument values, in place", () => {
+  const m = callMsg("db_query", { sql: "x", leaked: token }, { token, progressToken: 3 });
+  stripToken(m, token);
+  assert.deepStrictEqual(m.params, { name: "db_query", arguments: { sql: "x" }, _meta: { progressToken: 3 } });
+  const n = callMsg("db_query", {}, { "mcpvault/token": token });
+  stripToken([n], token);
+  assert.strictEqual(n.params._meta, undefined);
+  assert.strictEqual(stripToken(undefined, token), undefined);
+});
+
+test("challenge: status, WWW-Authenticate and a JSON-RPC body per code", () => {
+  const expected = {
+    missing_token: [401, "invalid_token"], malformed_token: [401, "invalid_token"], bad_signature: [401, "invalid_token"],
+    expired: [401, "invalid_token"], revoked: [401, "invalid_token"], limits_exceeded: [401, "invalid_token"],
+    tool_not_allowed: [403, "insufficient_scope"], argument_not_allowed: [403, "insufficient_scope"],
+    wrong_audience: [403, "insufficient_scope"], depth_exceeded: [403, "insufficient_scope"],
+    check_failed: [403, "insufficient_scope"], invalid_request: [400, null], invalid_key: [500, null], internal_error: [500, null],
+  };
+  for (const [code, [status, scheme]] of Object.entries(expected)) {
+    const c = challenge(new McpVaultError(code, `m ${code}`, 1, "check if secret"), { id: 9 });
+    assert.strictEqual(c.status, status, code);
+    assert.strictEqual(statusOf(code), status);
+    assert.strictEqual(c.headers["Content-Type"], "application/json");
+    if (scheme) assert.match(c.headers["WWW-Authenticate"], new RegExp(`^Bearer realm="mcpvault", error="${scheme}", error_description="${code}: `));
+    else assert.strictEqual(c.headers["WWW-Authenticate"], undefined);
+    assert.strictEqual(c.body.jsonrpc, "2.0");
+    assert.strictEqual(c.body.id, 9);
+    assert.strictEqual(c.body.error.data.code, code);
+    assert.ok(Number.isInteger(c.body.error.code));
+    assert.ok(!JSON.stringify(c).includes("check if secret"), "no token internals");
+  }
+  assert.strictEqual(challenge(new McpVaultError("internal_error", "secret detail")).body.error.message, "internal error");
+  assert.strictEqual(challenge(new Error("boom")).status, 500);
+  assert.strictEqual(challenge(new McpVaultError("no_such_code", "x")).body.error.data.code, "internal_error");
+  // quoted-string escaping: quotes and backslashes escaped, control and non-ASCII characters replaced
+  const h = challenge(new McpVaultError("tool_not_allowed", 'tool "a\\b"\r\nX: é'), { resourceMetadata: "https://x/.well-known" }).headers["WWW-Authenticate"];
+  assert.ok(h.includes('error_description="tool_not_allowed: tool \\"a\\\\b\\"??X: ?"'), h);
+  assert.ok(h.endsWith('resource_metadata="https://x/.well-known"'));
+  assert.ok(!/[\r\n]/.test(h));
+  const r = challengeResponse(new McpVaultError("expired", "token expired (block 0)"));
+  assert.strictEqual(r.status, 401);
+  assert.ok(r.headers.get("www-authenticate").includes('error="invalid_token"'));
+});
+
+test("authorizeFetch: the gate for fetch-style servers", async () => {
+  const post = (body, headers = {}) => new Request("http://127.0.0.1/mcp", {
+    method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body),
+  });
+  const ok = await authorizeFetch(post(callMsg("db_query", { max_rows: 3 }, { token })), opts);
+  assert.strictEqual(ok.ok, true);
+  assert.strictEqual(ok.facts.tool, "db_query");
+  assert.strictEqual(ok.body.params._meta, undefined, "token removed from the body");
+  const no = await authorizeFetch(post(callMsg("admin_delete", {}), { authorization: `Bearer ${token}` }), opts);
+  assert.strictEqual(no.ok, false);
+  assert.strictEqual(no.response.status, 403);
+  assert.deepStrictEqual((await no.response.json()).error.data, { code: "tool_not_allowed", status: 403, failedBlock: 0 });
+  const none = await authorizeFetch(post(callMsg("db_query", {})), opts);
+  assert.strictEqual(none.response.status, 401);
+  const garbage = await authorizeFetch(new Request("http://127.0.0.1/mcp", { method: "POST", body: "{not json" }), opts);
+  assert.strictEqual(garbage.response.status, 400);
+  const big = await authorizeFetch(post({ pad: "x".repeat(100) }), { ...opts, maxBodyBytes: 50 });
+  assert.strictEqual(big.error.code, "invalid_request");
+  const get = await authorizeFetch(new Request("http://127.0.0.1/mcp", { headers: { "x-mcpvault-token": token } }), opts);
+  assert.strictEqual(get.ok, true);
+});
+
+test("assertPublicKey accepts an Ed25519 key and refuses anything else", () => {
+  assertPublicKey(keys.publicKey);
+  for (const bad of ["", "abcd", "zz".repeat(32), 42, undefined]) {
+    assert.throws(() => assertPublicKey(bad), (e) => e instanceof McpVaultError && e.code === "invalid_key", String(bad));
+  }
+});
+
+test("McpVaultError.detail is for logs and not serialised", () => {
+  try {
+    vault.verify("garbage", keys.publicKey, { tool: "db_query" });
+    assert.fail("verified garbage");
+  } catch (e) {
+    assert.strictEqual(e.message, "token is malformed");
+    assert.ok(e.detail.length > 0 && e.detail !== e.message, e.detail);
+    assert.ok(!JSON.stringify(e).includes(e.detail));
+  }
+});
