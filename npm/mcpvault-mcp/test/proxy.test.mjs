@@ -1,0 +1,190 @@
+// mcpvault-proxy in front of servers that know nothing of mcpvault: a real SDK client over stdio (the proxy
+// spawned as a child, the upstream spawned by the proxy), over Streamable HTTP, and the registry's
+// @modelcontextprotocol/server-everything.
+import test from "node:test";
+import assert from "node:assert";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { spawnSync } from "node:child_process";
+import express from "express5";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StdioClientTransport, getDefaultEnvironment } from "@modelcontextprotocol/sdk/client/stdio.js";
+import { StreamableHTTPClientTransport, StreamableHTTPError } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
+import { McpError } from "@modelcontextprotocol/sdk/types.js";
+import { startProxy, checkConfig } from "mcpvault-mcp";
+import { vault, keys, tokens, now } from "./fixtures/servers.mjs";
+import { makeUpstream } from "./fixtures/upstream.mjs";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const BIN = join(here, "..", "bin", "mcpvault-proxy.mjs");
+const UPSTREAM = join(here, "fixtures", "upstream.mjs");
+const EVERYTHING = join(here, "..", "..", "..", "node_modules", "@modelcontextprotocol", "server-everything", "dist", "index.js");
+
+function configFile(config) {
+  const dir = mkdtempSync(join(tmpdir(), "mcpvault-proxy-"));
+  const file = join(dir, "proxy.json");
+  writeFileSync(file, JSON.stringify(config));
+  return file;
+}
+
+/** An SDK client that spawns `mcpvault-proxy --config FILE` and talks to it over stdio. */
+async function stdioClient(config, env = {}) {
+  const transport = new StdioClientTransport({
+    command: process.execPath,
+    args: [BIN, "--config", configFile(config)],
+    env: { ...getDefaultEnvironment(), ...env },
+    stderr: "pipe",
+  });
+  const log = [];
+  transport.stderr?.on("data", (d) => log.push(String(d)));
+  const client = new Client({ name: "agent-b", version: "1.0.0" });
+  await client.connect(transport);
+  return { client, log };
+}
+
+async function mcpError(promise) {
+  try {
+    await promise;
+  } catch (e) {
+    assert.ok(e instanceof McpError, String(e));
+    return { rpc: e.code, code: e.data?.code };
+  }
+  assert.fail("allowed");
+}
+
+const upstreamCommand = { command: process.execPath, args: [UPSTREAM] };
+
+test("stdio: tools/call authorized and stripped, tools/list filtered, the rest passed through", async (t) => {
+  const { narrow } = tokens();
+  const { client, log } = await stdioClient({ publicKey: keys.publicKey, upstream: upstreamCommand, checkTool: true });
+  t.after(() => client.close());
+  const meta = { token: narrow };
+  assert.deepStrictEqual((await client.listTools({ _meta: meta })).tools.map((x) => x.name), ["db_query", "mcpvault.check"]);
+  const ok = await client.callTool({ name: "db_query", arguments: { sql: "select 1", max_rows: 7, copy: narrow }, _meta: { ...meta, progressToken: 5 } });
+  const seen = JSON.parse(ok.content[0].text);
+  assert.deepStrictEqual(seen.args, { sql: "select 1", max_rows: 7 });
+  assert.deepStrictEqual(seen.meta, { progressToken: 5 });
+  assert.ok(!ok.content[0].text.includes(narrow), "the token reached the upstream");
+  assert.deepStrictEqual(await mcpError(client.callTool({ name: "db_query", arguments: { sql: "x", max_rows: 1000 }, _meta: meta })),
+    { rpc: -32013, code: "argument_not_allowed" });
+  assert.deepStrictEqual(await mcpError(client.callTool({ name: "admin_delete", arguments: { id: "1" }, _meta: meta })),
+    { rpc: -32013, code: "tool_not_allowed" });
+  assert.deepStrictEqual(await mcpError(client.callTool({ name: "db_query", arguments: { sql: "x" } })),
+    { rpc: -32011, code: "missing_token" });
+  assert.deepStrictEqual(await mcpError(client.listTools()), { rpc: -32011, code: "missing_token" });
+  const expired = vault.mint(keys.privateKey, { tools: ["db_query"], ttl: 60, issuer: "i", subject: "s" }, { now: now() - 61 });
+  assert.deepStrictEqual(await mcpError(client.callTool({ name: "db_query", arguments: { sql: "x" }, _meta: { token: expired } })),
+    { rpc: -32011, code: "expired" });
+  const dry = await client.callTool({ name: "mcpvault.check", arguments: { tool: "admin_delete" }, _meta: meta });
+  assert.deepStrictEqual([dry.structuredContent.allowed, dry.structuredContent.code, dry.structuredContent.failedBlock],
+    [false, "tool_not_allowed", 1]);
+  // everything else passes through untouched
+  assert.deepStrictEqual((await client.listPrompts()).prompts.map((p) => p.name), ["greeting"]);
+  assert.deepStrictEqual(await client.ping(), {});
+  // one decision line per tools/call and tools/list on stderr, without the token
+  const lines = log.join("").split("\n").filter((l) => l.startsWith("mcpvault-proxy: {"));
+  assert.ok(lines.length >= 7, lines.join("\n"));
+  assert.ok(lines.every((l) => !l.includes(narrow)));
+  assert.ok(lines.some((l) => l.includes('"code":"tool_not_allowed"')));
+});
+
+test("stdio: the token can come from MCPVAULT_TOKEN; audience is enforced", async (t) => {
+  const token = tokens({ audience: "db-server" }).narrow;
+  const { client } = await stdioClient({ publicKey: keys.publicKey, audience: "db-server", upstream: upstreamCommand, log: false },
+    { MCPVAULT_TOKEN: token });
+  t.after(() => client.close());
+  assert.deepStrictEqual((await client.listTools()).tools.map((x) => x.name), ["db_query"]);
+  const ok = await client.callTool({ name: "db_query", arguments: { sql: "s", max_rows: 1 } });
+  assert.ok(!ok.content[0].text.includes(token));
+  const elsewhere = tokens({ audience: "mail-server" }).narrow;
+  assert.deepStrictEqual(await mcpError(client.callTool({ name: "db_query", arguments: { sql: "s", max_rows: 1 }, _meta: { token: elsewhere } })),
+    { rpc: -32013, code: "wrong_audience" });
+});
+
+test("stdio: @modelcontextprotocol/server-everything behind the proxy shows and runs only the granted tools", async (t) => {
+  const root = vault.mint(keys.privateKey, { tools: ["echo", "get-sum"], ttl: 600, issuer: "auth-server", subject: "agent-a" });
+  const { client } = await stdioClient({ publicKey: keys.publicKey, upstream: { command: process.execPath, args: [EVERYTHING, "stdio"] }, log: false },
+    { MCPVAULT_TOKEN: root });
+  t.after(() => client.close());
+  assert.deepStrictEqual((await client.listTools()).tools.map((x) => x.name).sort(), ["echo", "get-sum"]);
+  const echo = await client.callTool({ name: "echo", arguments: { message: "hi" } });
+  assert.match(echo.content[0].text, /hi/);
+  const sum = await client.callTool({ name: "get-sum", arguments: { a: 2, b: 3 } });
+  assert.match(sum.content[0].text, /5/);
+  assert.deepStrictEqual(await mcpError(client.callTool({ name: "get-env", arguments: {} })), { rpc: -32013, code: "tool_not_allowed" });
+  // attenuated for a sub-agent: echo only
+  const sub = vault.attenuate(root, { tools: ["echo"] });
+  assert.deepStrictEqual((await client.listTools({ _meta: { token: sub } })).tools.map((x) => x.name), ["echo"]);
+  assert.deepStrictEqual(await mcpError(client.callTool({ name: "get-sum", arguments: { a: 1, b: 1 }, _meta: { token: sub } })),
+    { rpc: -32013, code: "tool_not_allowed" });
+});
+
+test("HTTP downstream, HTTP upstream: bearer tokens, HTTP refusals, no token at the upstream", async (t) => {
+  // the unmodified upstream over Streamable HTTP (stateless)
+  const app = express();
+  app.use(express.json());
+  app.post("/mcp", async (req, res) => {
+    const server = makeUpstream();
+    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
+    res.on("close", () => transport.close());
+    await server.connect(transport);
+    await transport.handleRequest(req, res, req.body);
+  });
+  app.get("/mcp", (req, res) => res.status(405).set("Allow", "POST").end());
+  const upstream = await new Promise((r) => { const s = app.listen(0, "127.0.0.1", () => r(s)); });
+  t.after(() => new Promise((r) => { upstream.closeAllConnections(); upstream.close(r); }));
+  const config = checkConfig({
+    publicKey: keys.publicKey,
+    upstream: { url: `http://127.0.0.1:${upstream.address().port}/mcp` },
+    downstream: { http: { host: "127.0.0.1", port: 0 } },
+    log: false,
+  });
+  const proxy = await startProxy(config);
+  t.after(() => proxy.close());
+  const { narrow } = tokens();
+  const connect = async (token) => {
+    const client = new Client({ name: "agent-b", version: "1.0.0" });
+    await client.connect(new StreamableHTTPClientTransport(new URL(proxy.url), { requestInit: { headers: token ? { Authorization: `Bearer ${token}` } : {} } }));
+    return client;
+  };
+  const client = await connect(narrow);
+  t.after(() => client.close());
+  assert.deepStrictEqual((await client.listTools()).tools.map((x) => x.name), ["db_query"]);
+  const ok = await client.callTool({ name: "db_query", arguments: { sql: "s", max_rows: 2 } });
+  const seen = JSON.parse(ok.content[0].text);
+  assert.deepStrictEqual(seen.args, { sql: "s", max_rows: 2 });
+  assert.ok(!ok.content[0].text.includes(narrow), "the token reached the upstream");
+  for (const [call, status, code] of [
+    [{ name: "admin_delete", arguments: { id: "1" } }, 403, "tool_not_allowed"],
+    [{ name: "db_query", arguments: { sql: "s", max_rows: 101 } }, 403, "argument_not_allowed"],
+  ]) {
+    await assert.rejects(client.callTool(call), (e) => e instanceof StreamableHTTPError && e.code === status && e.message.includes(`"code":"${code}"`));
+  }
+  await assert.rejects(connect(undefined), (e) => e instanceof StreamableHTTPError && e.code === 401 && e.message.includes("missing_token"));
+});
+
+test("the command line and the config are checked before anything starts", () => {
+  const run = (...args) => spawnSync(process.execPath, [BIN, ...args], { encoding: "utf8" });
+  assert.strictEqual(run().status, 2);
+  assert.strictEqual(run("--config").status, 2);
+  assert.strictEqual(run("--help").status, 0);
+  const bad = [
+    [{}, /publicKey is required/],
+    [{ publicKey: keys.publicKey }, /upstream must be/],
+    [{ publicKey: "abcd", upstream: upstreamCommand }, /publicKeyHex: invalid key/],
+    [{ publicKey: keys.publicKey, upstream: { command: "x", url: "http://y" } }, /exactly one of command or url/],
+    [{ publicKey: keys.publicKey, upstream: upstreamCommand, downstream: "tcp" }, /downstream must be/],
+    [{ publicKey: keys.publicKey, upstream: upstreamCommand, extra: 1 }, /unknown key "extra"/],
+  ];
+  for (const [config, message] of bad) {
+    const r = run("--config", configFile(config));
+    assert.strictEqual(r.status, 2, JSON.stringify(config));
+    assert.match(r.stderr, message);
+  }
+  const missing = run("--config", "/nonexistent/proxy.json");
+  assert.strictEqual(missing.status, 2);
+  assert.match(missing.stderr, /cannot read/);
+});
