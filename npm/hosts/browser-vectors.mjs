@@ -10,6 +10,7 @@ import { createRequire } from "node:module";
 import { chromium } from "playwright-core";
 
 const { vectors, check } = createRequire(import.meta.url)("../mcpvault/test-support/vectors.cjs");
+const { gateCases } = await import("../mcpvault/test-support/gate-answers.mjs");
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 const types = { ".html": "text/html", ".mjs": "text/javascript", ".js": "text/javascript",
@@ -50,10 +51,11 @@ try {
   const cases = vectors();
   const cold = check("chromium", cases, r.cold, assert);
   const cached = check("chromium cached", cases, r.cached, assert);
+  const gate = check("chromium fetch gate", gateCases(cases), r.gate, assert);
   const early = r.early?.includes("await init()");
   if (!early) console.error(`new MCPVault() before init() did not explain itself: ${r.early}`);
   if (outside.length) console.error(`requests outside ${origin}: ${outside.join(", ")}`);
-  code = cold.failed + cached.failed === 0 && cold.passed >= 80 && early && outside.length === 0 ? 0 : 1;
+  code = cold.failed + cached.failed + gate.failed === 0 && cold.passed >= 80 && gate.passed >= 40 && early && outside.length === 0 ? 0 : 1;
 } finally {
   await browser.close();
   server.close();

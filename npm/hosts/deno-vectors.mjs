@@ -4,7 +4,8 @@ import assert from "node:assert";
 import { createRequire } from "node:module";
 import * as api from "npm:mcpvault";
 
-const { run } = createRequire(import.meta.url)("../mcpvault/test-support/vectors.cjs");
+const { run, runGate } = createRequire(import.meta.url)("../mcpvault/test-support/vectors.cjs");
 const cold = run(api, "deno", assert);
 const cached = run(api, "deno cached", assert, new api.MCPVault({ cache: 256 }));
-if (cold.failed + cached.failed > 0 || cold.passed < 40) Deno.exit(1);
+const gate = await runGate(api, "deno fetch gate", assert, new api.MCPVault({ cache: 256 }));
+if (cold.failed + cached.failed + gate.failed > 0 || cold.passed < 40 || gate.passed < 40) Deno.exit(1);

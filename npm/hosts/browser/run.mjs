@@ -1,6 +1,9 @@
 // Answers every vector through the package's browser entry (plain ES module,
 // `await init()`), cold and cached; browser-vectors.mjs compares the answers.
-import { init, MCPVault, McpVaultError } from "/npm/mcpvault/dist/web.mjs";
+import * as api from "/npm/mcpvault/dist/web.mjs";
+import { gateCases, gateAnswers } from "/npm/mcpvault/test-support/gate-answers.mjs";
+
+const { init, MCPVault, McpVaultError } = api;
 
 function answer(vault, c) {
   try {
@@ -19,7 +22,8 @@ try {
   const cases = await (await fetch("/vectors.json")).json();
   const cold = new MCPVault();
   const cached = new MCPVault({ cache: 256 });
-  result = { early, cold: cases.map((c) => answer(cold, c)), cached: cases.map((c) => answer(cached, c)) };
+  result = { early, cold: cases.map((c) => answer(cold, c)), cached: cases.map((c) => answer(cached, c)),
+    gate: await gateAnswers(api, gateCases(cases)) };
 } catch (e) {
   result = { error: String((e && e.stack) || e) };
 }

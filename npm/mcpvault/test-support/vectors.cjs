@@ -51,4 +51,11 @@ function run(api, label, assert, vault = new api.MCPVault()) {
   return check(label, cases, cases.map((c) => answer(api, vault, c)), assert);
 }
 
-module.exports = { run, check, answer, vectors };
+/** Every expressible case through the fetch gate (see gate-answers.mjs), compared with the core's answer. */
+async function runGate(api, label, assert, vault = new api.MCPVault()) {
+  const { gateCases, gateAnswers } = await import("./gate-answers.mjs");
+  const cases = gateCases(vectors());
+  return check(label, cases, await gateAnswers(api, cases, vault), assert);
+}
+
+module.exports = { run, runGate, check, answer, vectors };
