@@ -165,3 +165,22 @@ test("McpVaultError.detail is for logs and not serialised", () => {
     assert.ok(!JSON.stringify(e).includes(e.detail));
   }
 });
+
+test("SCHEMA.md's HTTP table is the gate's mapping", async () => {
+  const { readFileSync } = await import("node:fs");
+  const schema = readFileSync(new URL("../../../SCHEMA.md", import.meta.url), "utf8");
+  const rows = schema.split("\n").filter((l) => /^\| `[a-z_]+`.*\| (400|401|403|500) \|/.test(l));
+  const documented = {};
+  for (const row of rows) {
+    const cells = row.split("|").map((c) => c.trim());
+    for (const code of cells[1].match(/`[a-z_]+`/g)) documented[code.slice(1, -1)] = Number(cells[2]);
+    const rpc = Number(cells[4]);
+    const code = cells[1].match(/`([a-z_]+)`/)[1];
+    assert.strictEqual(challenge(new McpVaultError(code, "m")).body.error.code, rpc, code);
+  }
+  const all = ["missing_token", "malformed_token", "invalid_key", "bad_signature", "expired", "tool_not_allowed",
+    "argument_not_allowed", "wrong_audience", "depth_exceeded", "check_failed", "limits_exceeded", "invalid_request",
+    "internal_error", "revoked", "replayed"];
+  assert.deepStrictEqual(Object.keys(documented).sort(), all.sort());
+  for (const [code, status] of Object.entries(documented)) assert.strictEqual(statusOf(code), status, code);
+});
