@@ -104,8 +104,10 @@ test-npm: npm
 	cd npm/mcpvault && MCPVAULT_CLI=$(abspath $(TARGET_DIR))/debug/mcpvault node --test test/*.test.cjs test/*.test.mjs
 
 ## test-mcp: mcpvault-express (supertest, Express 4 and 5), mcpvault-mcp (the SDK client over Streamable HTTP
-## and stdio, withMcpVault, the proxy in front of @modelcontextprotocol/server-everything), the CLI walkthrough
+## and stdio, withMcpVault, the proxy in front of @modelcontextprotocol/server-everything), the published
+## TypeScript declarations (tsc --strict over npm/types-check), the CLI walkthrough
 test-mcp: npm $(NODE_DEPS)
+	node_modules/.bin/tsc -p npm/types-check
 	cd npm/mcpvault-express && node --test test/*.test.mjs
 	cd npm/mcpvault-mcp && node --test test/*.test.mjs
 	$(MAKE) --no-print-directory demo-cli

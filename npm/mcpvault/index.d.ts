@@ -65,6 +65,9 @@ export class McpVaultError extends Error {
   readonly failedBlock: number | null;
   /** For denials decided by a check: its Datalog source. */
   readonly failedCheck: string | null;
+  /** Why, for server-side logs only (signature and format failures are opaque in `message`); not enumerable. */
+  readonly detail: string;
+  constructor(code: string, message: string, failedBlock?: number | null, failedCheck?: string | null, detail?: string);
 }
 
 export class MCPVault {
@@ -88,3 +91,59 @@ export class MCPVault {
  * `new MCPVault()`. On Node the package loads synchronously and `init` is not needed.
  */
 export function init(input?: string | URL | Response | BufferSource | WebAssembly.Module): Promise<void>;
+
+// ---- The gate: where an HTTP/MCP server meets the vault (SCHEMA.md, "At an MCP server") ----
+
+/** The reserved dry-run tool name, `mcpvault.check`. */
+export const CHECK_TOOL: "mcpvault.check";
+
+/** A refusal code at the gate: the core's codes, plus `missing_token` (and `revoked`/`replayed`, reserved). */
+export type GateErrorCode = ErrorCode | "missing_token" | "revoked" | "replayed";
+
+/** A Node/Express request (plain header object, optional parsed `body`) or a fetch `Request`. */
+export type RequestLike = { headers: Record<string, string | string[] | undefined> | { get(name: string): string | null }; body?: unknown };
+
+/** One call: a JSON-RPC message, or `{ method?, tool, arguments? }`. */
+export type CallLike = Record<string, unknown>;
+
+export interface GateOptions {
+  /** The issuer's public key, hex. */
+  publicKey: string;
+  audience?: string;
+  /** Unix seconds (default: the vault's clock). */
+  now?: number;
+  /** Default: a shared vault caching 1,024 chains. */
+  vault?: MCPVault;
+}
+
+/** The token: `X-MCPVault-Token`, then `Authorization: Bearer`, then `params._meta.token` / `_meta["mcpvault/token"]`. */
+export function extractToken(request: RequestLike, body?: unknown): string | null;
+export function findToken(request: RequestLike, body?: unknown): { token: string; source: string } | null;
+/** The call a JSON-RPC message asks for (throws McpVaultError `invalid_request`). */
+export function callOf(message: unknown): { method: string; tool?: string; arguments?: unknown };
+/** The facts, or the refusal (returned, never thrown). */
+export function authorizeCall(token: string | null | undefined, call: CallLike, options: GateOptions): AuthorizedFacts | McpVaultError;
+/** Every message of an HTTP body; `tool` serves one tool; `httpMethod` names a body-less request. */
+export function authorizeBody(token: string | null | undefined, body: unknown, options: GateOptions & { tool?: string; httpMethod?: string }):
+  { facts: AuthorizedFacts; call: object; id: string | number | null; error?: undefined } |
+  { error: McpVaultError; call: object | null; id: string | number | null; facts?: undefined };
+/** Removes the token from `_meta` (and argument values equal to it), in place; returns the message. */
+export function stripToken<T>(message: T, token: string | null | undefined): T;
+export function statusOf(code: string): 400 | 401 | 403 | 500;
+
+export interface Challenge {
+  status: 400 | 401 | 403 | 500;
+  headers: Record<string, string>;
+  body: { jsonrpc: "2.0"; id: string | number | null; error: { code: number; message: string; data: { code: GateErrorCode; status: number; failedBlock?: number } } };
+}
+export interface ChallengeOptions { id?: string | number | null; realm?: string; resourceMetadata?: string }
+/** The HTTP answer to a refusal (401/403 with WWW-Authenticate, 400, 500) with a JSON-RPC error body. */
+export function challenge(error: unknown, options?: ChallengeOptions): Challenge;
+export function challengeResponse(error: unknown, options?: ChallengeOptions): Response;
+
+/** The gate for fetch-style servers: reads a clone's JSON body, authorizes every message. */
+export function authorizeFetch(request: Request, options: GateOptions & ChallengeOptions & { tool?: string; maxBodyBytes?: number }):
+  Promise<{ ok: true; facts: AuthorizedFacts; token: string; body: unknown } | { ok: false; error: McpVaultError; response: Response }>;
+
+/** Throws McpVaultError `invalid_key` unless `hex` is an Ed25519 public key. */
+export function assertPublicKey(hex: string, vault?: MCPVault): void;

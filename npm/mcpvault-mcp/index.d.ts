@@ -1,0 +1,39 @@
+import type { AuthorizedFacts } from "mcpvault";
+import type { McpVaultDecision } from "mcpvault-express";
+
+export interface WithMcpVaultOptions {
+  /** The issuer's Ed25519 public key, hex; checked now. */
+  publicKeyHex: string;
+  audience?: string;
+  onDecision?: (decision: McpVaultDecision) => void;
+  /** Verified-chain cache: true (1,024, default), false, or a size. */
+  cache?: boolean | number;
+  now?: () => number;
+  /** Add the `mcpvault.check` dry-run tool. */
+  checkTool?: boolean;
+}
+
+/** Guards an McpServer or Server of @modelcontextprotocol/sdk 1.x in place and returns it. */
+export function withMcpVault<S>(server: S, options: WithMcpVaultOptions): S;
+
+export const CHECK_TOOL: "mcpvault.check";
+/** What replaces the token in what handlers can read. */
+export const REDACTED: "[mcpvault: redacted]";
+
+export interface ProxyConfig {
+  publicKey: string;
+  audience?: string;
+  upstream: { command: string; args: string[]; env: Record<string, string>; cwd: string } | { url: URL; headers: Record<string, string> };
+  downstream: { stdio: true } | { http: { host: string; port: number; path: string } };
+  tokenEnv: string;
+  checkTool: boolean;
+  cache: boolean | number;
+  log: boolean;
+}
+export class ConfigError extends Error {}
+/** Checks a parsed config (see README.md); relative cwd against `base`. */
+export function checkConfig(raw: unknown, base?: string, env?: Record<string, string | undefined>): ProxyConfig;
+export function loadConfig(file: string, env?: Record<string, string | undefined>): ProxyConfig;
+export function startProxy(config: ProxyConfig, options?: { onDecision?: (d: McpVaultDecision) => void; env?: Record<string, string | undefined> }):
+  Promise<{ close(): Promise<void>; url?: string; closed?: Promise<void> }>;
+export type { AuthorizedFacts };

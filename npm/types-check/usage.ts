@@ -1,0 +1,38 @@
+// Compiled with `tsc --noEmit --strict` by `make test-mcp`: the published declarations type-check the documented
+// usage of mcpvault, mcpvault-express and mcpvault-mcp.
+import { MCPVault, McpVaultError, extractToken, authorizeCall, challenge, challengeResponse, authorizeFetch, stripToken,
+  statusOf, CHECK_TOOL, type AuthorizedFacts, type Challenge } from "mcpvault";
+import { createMcpVaultMiddleware, type McpVaultDecision } from "mcpvault-express";
+import { withMcpVault, checkConfig, startProxy, REDACTED } from "mcpvault-mcp";
+import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+
+const vault = new MCPVault({ cache: 16 });
+const { privateKey, publicKey } = vault.generateKeypair();
+const token: string = vault.mint(privateKey, { tools: ["db_query"], ttl: 60, issuer: "i", subject: "s" });
+const t: string | null = extractToken({ headers: { authorization: `Bearer ${token}` } });
+const out = authorizeCall(t, { tool: "db_query" }, { publicKey, vault });
+if (out instanceof McpVaultError) {
+  const c: Challenge = challenge(out, { id: 1 });
+  const status: number = c.status + statusOf(out.code);
+  const r: Response = challengeResponse(out);
+  console.log(status, r.status, out.detail, c.body.error.data.code);
+} else {
+  const facts: AuthorizedFacts = out;
+  console.log(facts.tools, facts.expiresAt, CHECK_TOOL);
+}
+stripToken({ jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "x", _meta: { token } } }, token);
+async function fetchGate(req: Request): Promise<Response> {
+  const g = await authorizeFetch(req, { publicKey });
+  return g.ok ? Response.json(g.facts) : g.response;
+}
+
+const decisions: McpVaultDecision[] = [];
+const auth = createMcpVaultMiddleware({ publicKeyHex: publicKey, audience: "db", onDecision: (d) => decisions.push(d), cache: false });
+const mw = auth("db_query");
+const server = withMcpVault(new McpServer({ name: "x", version: "1" }), { publicKeyHex: publicKey, checkTool: true });
+const config = checkConfig({ publicKey, upstream: { command: "node", args: ["s.js"] } });
+async function proxy(): Promise<void> {
+  const p = await startProxy(config);
+  await p.close();
+}
+console.log(mw, server, REDACTED, fetchGate, proxy);
