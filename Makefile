@@ -26,7 +26,7 @@ WASM_BINDGEN_VERSION := 0.2.130
 NPM_TARGET_DIR := $(or $(CARGO_TARGET_DIR),crates/wasm/target)
 NPM_WASM_RAW := $(NPM_TARGET_DIR)/wasm32-unknown-unknown/release/mcpvault_wasm.wasm
 
-.PHONY: build demo demo-cli test test-mcp test-rust test-vectors test-props test-component test-python test-npm test-node-versions test-deno test-browser test-workerd lint fmt vectors \
+.PHONY: build demo demo-cli inspector test test-mcp test-inspector test-rust test-vectors test-props test-component test-python test-npm test-node-versions test-deno test-browser test-workerd lint fmt vectors \
 	bench clean component wasmtime-host npm
 
 ## build: every artifact: the CLI, the component (also copied into python/), the wasmtime host
@@ -77,7 +77,8 @@ demo-cli:
 
 ## test: every test: vectors unchanged, unit, integration, CLI, property (10,000 chains), doc tests,
 ## and every vector through the component in the wasmtime host and in Python
-test: test-vectors test-rust test-component test-python test-npm test-mcp test-node-versions test-deno test-browser test-workerd
+test: test-vectors test-rust test-component test-python test-npm test-mcp test-node-versions test-deno test-browser test-workerd \
+	test-inspector
 
 test-vectors:
 	$(CARGO) run -q --example gen_vectors -- --check
@@ -132,6 +133,15 @@ test-browser: npm $(HOSTS)
 ## test-workerd: every vector in workerd (Miniflare ships the binary), through the workerd entry
 test-workerd: npm $(HOSTS)
 	cd npm/hosts && node workerd-vectors.mjs
+
+## inspector: serve the token inspector (examples/inspector) on http://127.0.0.1:8787 (PORT=… to change)
+inspector: npm
+	node examples/inspector/serve.mjs $(or $(PORT),8787)
+
+## test-inspector: the inspector's model (Node) and the page in headless Chromium; screenshots in build/inspector/
+test-inspector: npm $(NODE_DEPS) $(HOSTS)
+	node --test examples/inspector/explain.test.mjs
+	cd npm/hosts && node inspector-test.mjs
 
 ## test-props: only the property tests (MCPVAULT_PROP_CASES=N to change the count)
 test-props:

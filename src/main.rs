@@ -47,6 +47,10 @@ enum Command {
         /// The token, or - to read it from stdin.
         #[arg(long)]
         token: String,
+        /// Print the inspector page's address for this token instead (serve it with `make inspector`);
+        /// the token travels in the URL fragment, which a browser never sends to a server.
+        #[arg(long, value_name = "ORIGIN", num_args = 0..=1, default_missing_value = "http://127.0.0.1:8787")]
+        web: Option<String>,
     },
     /// Verify a token for one tool call; prints the authorized facts as JSON.
     Verify(VerifyArgs),
@@ -376,7 +380,18 @@ fn run(cli: Cli) -> Result<String, Failure> {
             }
             Ok(out.token)
         }
-        Command::Inspect { token } => json(&mcpvault::inspect(&read_token(&token)?)?),
+        Command::Inspect { token, web: None } => json(&mcpvault::inspect(&read_token(&token)?)?),
+        Command::Inspect {
+            token,
+            web: Some(origin),
+        } => {
+            let token = read_token(&token)?;
+            mcpvault::inspect(&token)?; // refuse garbage here rather than in the page
+            Ok(format!(
+                "{}/examples/inspector/#token={token}",
+                origin.trim_end_matches('/')
+            ))
+        }
         Command::Verify(a) => verify(a, now),
     }
 }

@@ -97,6 +97,25 @@ fn readme_walkthrough() {
         inspected["tools"],
         serde_json::json!(["db_query", "file_read"])
     );
+    // --web: the inspector's address, the token in the fragment (never sent to a server)
+    assert_eq!(
+        cli.ok(&["inspect", "--token", &token, "--web"]),
+        format!("http://127.0.0.1:8787/examples/inspector/#token={token}")
+    );
+    assert_eq!(
+        cli.ok(&[
+            "inspect",
+            "--token",
+            &token,
+            "--web",
+            "http://127.0.0.1:9000/"
+        ]),
+        format!("http://127.0.0.1:9000/examples/inspector/#token={token}")
+    );
+    assert!(!cli
+        .run(&["inspect", "--token", "garbage", "--web"])
+        .status
+        .success());
     let pk = cli.pubkey();
     let facts: serde_json::Value = serde_json::from_str(&cli.ok(&[
         "verify", "--token", &token, "--pubkey", &pk, "--tool", "db_query",

@@ -54,7 +54,7 @@ export async function startServer({ publicKeyHex, port = 0, onDecision }) {
   };
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1]).href) {
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const publicKeyHex = process.env.MCPVAULT_PUBLIC_KEY;
   const { url } = await startServer({
     publicKeyHex,

@@ -1,0 +1,186 @@
+// The inspector page: the npm package's browser entry (the same Rust core as the servers, as WebAssembly).
+// Every string from a token goes into the page as text (textContent), never as HTML.
+import { init, MCPVault, McpVaultError } from "../../npm/mcpvault/dist/web.mjs";
+import { explainChain, relative, isoTime, signatureVerdict } from "./explain.mjs";
+
+const $ = (id) => document.getElementById(id);
+let vault = null;
+
+/** `el("dd", { class: "x" }, child, "text", …)`: children are nodes or text. */
+function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === "class") e.className = v;
+    else if (k === "style") e.style.cssText = v;
+    else e.setAttribute(k, v);
+  }
+  for (const c of children.flat()) if (c !== null && c !== undefined && c !== false) e.append(c instanceof Node ? c : String(c));
+  return e;
+}
+const tags = (names, cls) => (names.length ? names.map((n) => el("span", { class: `tag ${cls ?? ""}` }, n)) : [el("span", { class: "muted" }, "none")]);
+
+/** The evaluation time: the "Evaluate at" field (unix seconds or an ISO time), else the clock. */
+function evalTime() {
+  const raw = $("at").value.trim();
+  if (raw === "") return Math.floor(Date.now() / 1000);
+  if (/^\d+$/.test(raw)) return Number(raw);
+  const ms = Date.parse(raw);
+  if (Number.isNaN(ms)) throw new Error(`"Evaluate at" is not a time: ${raw}`);
+  return Math.floor(ms / 1000);
+}
+
+function showError(message) {
+  $("error").textContent = message;
+  $("error").hidden = false;
+}
+
+function describeError(e) {
+  if (e instanceof McpVaultError) {
+    const hint = {
+      malformed_token: "This is not an mcpvault token: it could not be decoded as a Biscuit token, or it lacks the mcpvault(1) fact. Paste the whole token (base64url, usually starting with “E”).",
+      limits_exceeded: "The token is larger than the verifier accepts.",
+    }[e.code];
+    return `${e.code}: ${e.message}${hint ? ` — ${hint}` : ""}`;
+  }
+  return String(e?.message ?? e);
+}
+
+function inspect() {
+  $("error").hidden = true;
+  $("verify-out").replaceChildren();
+  $("dry-out").replaceChildren();
+  const token = $("token").value.trim();
+  if (token === "") {
+    $("result").hidden = true;
+    showError("Paste a token first.");
+    return;
+  }
+  let info, now;
+  try {
+    now = evalTime();
+    info = vault.inspect(token);
+  } catch (e) {
+    $("result").hidden = true;
+    showError(describeError(e));
+    return;
+  }
+  const chain = explainChain(info, now);
+  renderSummary(chain, now);
+  renderChain(chain, now);
+  renderTimeline(chain);
+  $("result").hidden = false;
+  $("status").textContent = `Decoded ${chain.cards.length} block${chain.cards.length === 1 ? "" : "s"} (not verified: paste the issuer's public key below).`;
+}
+
+function renderSummary(chain, now) {
+  const expired = now >= chain.expiresAt;
+  $("summary").replaceChildren(
+    el("dt", {}, "Issuer"), el("dd", {}, chain.issuer),
+    el("dt", {}, "Subject"), el("dd", {}, chain.subject),
+    el("dt", {}, "Delegation depth"), el("dd", {}, `${chain.depth} (${chain.cards.length} block${chain.cards.length === 1 ? "" : "s"})`),
+    el("dt", {}, "Tools allowed"), el("dd", { id: "summary-tools" }, tags(chain.tools)),
+    el("dt", {}, "Expires"), el("dd", { class: expired ? "expired" : "" }, `${isoTime(chain.expiresAt)} (${expired ? "expired " : ""}${relative(chain.expiresAt, now)})`),
+  );
+}
+
+function renderChain(chain, now) {
+  $("chain").replaceChildren(...chain.cards.map((c) => {
+    const rows = [el("dt", {}, c.index === 0 ? "Tools granted" : "Tools left"), el("dd", { class: "tools" }, tags(c.tools))];
+    if (c.removed.length) rows.push(el("dt", {}, "Removed by this hop"), el("dd", { class: "removed" }, tags(c.removed, "removed")));
+    if (c.ignored.length) {
+      rows.push(el("dt", {}, "Named, but not granted before"), el("dd", {}, tags(c.ignored, "ignored"),
+        el("div", { class: "note" }, "no effect: a block cannot widen")));
+    }
+    const exp = c.expiresAt === null ? "no expiry in this block"
+      : `${isoTime(c.expiresAt)} (${relative(c.expiresAt, now)})${c.shortenedBy ? `, ${Math.round(c.shortenedBy / 60)} min earlier than before` : ""}`;
+    rows.push(el("dt", {}, "Expires"), el("dd", { class: now >= (c.expiresAt ?? Infinity) ? "expired" : "" }, exp,
+      c.ttlNoEffect ? el("div", { class: "note" }, "later than an earlier block: no effect") : null));
+    if (c.argLimits.length) rows.push(el("dt", {}, "Argument limits"), el("dd", {}, c.argLimits.map((l) => el("div", { class: "limit" }, l))));
+    if (c.audiences.length) rows.push(el("dt", {}, "Audience"), el("dd", {}, c.audiences.join(", ")));
+    if (c.maxDepth !== null) rows.push(el("dt", {}, "Max delegation depth"), el("dd", {}, String(c.maxDepth)));
+    if (c.unrecognized.length) {
+      rows.push(el("dt", {}, "Other checks"), el("dd", {}, el("div", { class: "note" }, `${c.unrecognized.length} check(s) mcpvault did not write; they must pass too`),
+        c.unrecognized.map((u) => el("pre", {}, u))));
+    }
+    if (c.thirdParty) rows.push(el("dt", {}, "Third-party block"), el("dd", { class: "rid" }, c.thirdParty));
+    rows.push(el("dt", {}, "Revocation id"), el("dd", { class: "rid" }, c.revocationId));
+    return el("li", { class: "card", "data-index": c.index },
+      el("h3", {}, c.label, el("span", { class: "kind" }, c.index === 0 ? "authority block" : `attenuation block ${c.index}`)),
+      el("dl", {}, rows),
+      el("details", {}, el("summary", {}, "Datalog"), el("pre", {}, c.datalog)));
+  }));
+}
+
+function renderTimeline(chain) {
+  const t = chain.timeline;
+  const nodes = [el("div", { class: "axis" })];
+  t.marks.forEach((m, i) => {
+    nodes.push(el("div", { class: `mark ${m.binding ? "" : "loose"} ${i % 2 ? "up" : ""}`, style: `left:${(m.at * 100).toFixed(2)}%`,
+      title: `${m.label}: ${isoTime(m.time)}` }, i % 2 ? [el("div", {}, m.label), el("div", { class: "dot" })] : [el("div", { class: "dot" }), el("div", {}, m.label)]));
+  });
+  nodes.push(el("div", { class: "now", style: `left:${(t.now.at * 100).toFixed(2)}%` }, el("span", {}, `now ${isoTime(t.now.time)}`)));
+  $("timeline").replaceChildren(...nodes);
+}
+
+function verify() {
+  const out = $("verify-out");
+  let code = null, facts = null, message = "";
+  try {
+    facts = vault.verify($("token").value.trim(), $("pubkey").value.trim(), { method: "mcpvault/inspect", now: evalTime() });
+  } catch (e) {
+    if (!(e instanceof McpVaultError)) return out.replaceChildren(el("div", { class: "verdict bad" }, describeError(e)));
+    code = e.code;
+    message = e.message;
+  }
+  const v = signatureVerdict(code);
+  out.replaceChildren(el("div", { class: `verdict ${v.signature && code === null ? "ok" : "bad"}`, "data-code": code ?? "ok" },
+    v.signature ? "✓ " : "✗ ", v.text, code ? el("div", {}, el("code", {}, code), ` — ${message}`) : null,
+    facts ? el("div", { class: "small" }, `verified: ${facts.tools.length} tool(s), depth ${facts.depth}, expires ${isoTime(facts.expiresAt)}`) : null));
+}
+
+function dryRun() {
+  const out = $("dry-out");
+  let args;
+  try {
+    args = JSON.parse($("args").value || "{}");
+    if (args === null || typeof args !== "object" || Array.isArray(args)) throw new Error("arguments must be a JSON object");
+  } catch (e) {
+    return out.replaceChildren(el("div", { class: "verdict bad", "data-code": "invalid_request" }, `Arguments: ${e.message}`));
+  }
+  const tool = $("tool").value.trim();
+  if (tool === "") return out.replaceChildren(el("div", { class: "verdict bad", "data-code": "invalid_request" }, "Name a tool."));
+  try {
+    const f = vault.verify($("token").value.trim(), $("pubkey").value.trim(),
+      { requestedTool: tool, arguments: args, audience: $("audience").value.trim() || undefined, now: evalTime() });
+    out.replaceChildren(el("div", { class: "verdict ok", "data-code": "ok" }, `✓ allowed: ${tool}`,
+      el("pre", {}, JSON.stringify(f, null, 2))));
+  } catch (e) {
+    if (!(e instanceof McpVaultError)) return out.replaceChildren(el("div", { class: "verdict bad" }, describeError(e)));
+    out.replaceChildren(el("div", { class: "verdict bad", "data-code": e.code }, `✗ refused: `, el("code", {}, e.code), ` — ${e.message}`,
+      e.failedCheck ? [el("div", { class: "small" }, `the check of block ${e.failedBlock} that refused:`), el("pre", {}, e.failedCheck)] : null));
+  }
+}
+
+try {
+  await init(new URL("../../npm/mcpvault/dist/web/mcpvault_wasm_bg.wasm", import.meta.url));
+  vault = new MCPVault();
+  $("status").textContent = "Ready. Paste a token.";
+  $("inspect").addEventListener("click", inspect);
+  $("token").addEventListener("input", () => { if ($("token").value.trim().length > 20) inspect(); });
+  $("at").addEventListener("change", () => { if ($("token").value.trim()) inspect(); });
+  $("verify").addEventListener("click", verify);
+  // An answer stays only as long as what it answered.
+  $("pubkey").addEventListener("input", () => $("verify-out").replaceChildren());
+  for (const id of ["tool", "args", "audience", "pubkey"]) $(id).addEventListener("input", () => $("dry-out").replaceChildren());
+  $("dry").addEventListener("click", dryRun);
+  const hash = new URLSearchParams(location.hash.slice(1));
+  if (hash.get("token")) {
+    $("token").value = hash.get("token");
+    inspect();
+  }
+  document.body.dataset.ready = "true";
+} catch (e) {
+  showError(`The WebAssembly core did not load: ${describeError(e)}. Serve this folder over http (make inspector).`);
+  document.body.dataset.ready = "error";
+}

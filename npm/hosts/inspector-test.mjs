@@ -1,0 +1,152 @@
+// The token inspector (examples/inspector) in Debian's headless Chromium, driven by playwright-core: a 3-hop token
+// from the vectors, verification with the right and a wrong key, a dry run allowed and refused, argument limits,
+// expiry, garbage input, and no network request after load. Screenshots go to build/inspector/.
+//   node inspector-test.mjs
+import assert from "node:assert";
+import { mkdirSync, readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+import { startServer } from "../../examples/inspector/serve.mjs";
+
+const repo = fileURLToPath(new URL("../..", import.meta.url));
+const vector = (name) => JSON.parse(readFileSync(`${repo}tests/vectors/${name}.json`, "utf8"));
+const shots = `${repo}build/inspector`;
+mkdirSync(shots, { recursive: true });
+
+const { server, origin } = await startServer(0);
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run", "--disable-quic"],
+});
+let failures = 0;
+const step = async (name, fn) => {
+  try {
+    await fn();
+    console.log(`ok - ${name}`);
+  } catch (e) {
+    failures++;
+    console.error(`not ok - ${name}\n${e.stack ?? e}`);
+  }
+};
+
+try {
+  const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+  const requests = [];
+  let loaded = false;
+  const afterLoad = [];
+  page.on("request", (r) => { requests.push(r.url()); if (loaded) afterLoad.push(r.url()); });
+  const problems = [];
+  page.on("pageerror", (e) => problems.push(String(e)));
+  page.on("console", (m) => { if (m.type() === "error") problems.push(m.text()); });
+  await page.goto(`${origin}/examples/inspector/`);
+  await page.waitForSelector("body[data-ready=true]", { timeout: 60_000 });
+  loaded = true;
+
+  const chain = vector("chain-03-hops-allows-first-tool");
+  const cards = () => page.$$eval(".card", (els) => els.map((e) => ({
+    title: e.querySelector("h3").firstChild.textContent,
+    tools: [...e.querySelectorAll("dd.tools .tag")].map((t) => t.textContent),
+    removed: [...e.querySelectorAll("dd.removed .tag")].map((t) => t.textContent),
+    limits: [...e.querySelectorAll(".limit")].map((t) => t.textContent),
+  })));
+
+  await step("a 3-hop token: a card per block with what each hop narrowed", async () => {
+    await page.fill("#at", String(chain.now));
+    await page.fill("#token", chain.token);
+    await page.click("#inspect");
+    await page.waitForSelector("#result:not([hidden])");
+    const c = await cards();
+    assert.deepStrictEqual(c.map((x) => x.title), ["root · issuer", "hop 1", "hop 2", "hop 3"]);
+    const all = Array.from({ length: 10 }, (_, i) => `tool_${i}`);
+    assert.deepStrictEqual(c.map((x) => x.tools), [all, all, all.slice(0, 9), all.slice(0, 8)]);
+    assert.deepStrictEqual(c.map((x) => x.removed), [[], [], ["tool_9"], ["tool_8"]]);
+    assert.match(await page.textContent("#summary"), /agent-a[\s\S]*3 \(4 blocks\)/);
+    assert.strictEqual(await page.$$eval("#timeline .mark", (m) => m.length), 4);
+    assert.strictEqual(await page.$$eval("#timeline .now", (m) => m.length), 1);
+    assert.ok(!(await page.isVisible("#error")));
+    await page.screenshot({ path: `${shots}/1-chain.png`, fullPage: true });
+  });
+
+  await step("the Datalog is there on demand", async () => {
+    await page.click(".card[data-index='3'] details summary");
+    assert.match(await page.textContent(".card[data-index='3'] details pre"), /check if request_tool\(\$tool\)/);
+  });
+
+  await step("verify with the right key, then a wrong one", async () => {
+    await page.fill("#pubkey", chain.public_key);
+    await page.click("#verify");
+    assert.strictEqual(await page.getAttribute("#verify-out .verdict", "data-code"), "ok");
+    assert.match(await page.textContent("#verify-out"), /signature verified/);
+    await page.screenshot({ path: `${shots}/2-verified.png`, fullPage: true });
+    const other = vector("key-wrong-public-key").public_key;
+    assert.notStrictEqual(other, chain.public_key);
+    await page.fill("#pubkey", other);
+    await page.click("#verify");
+    assert.strictEqual(await page.getAttribute("#verify-out .verdict", "data-code"), "bad_signature");
+    assert.match(await page.textContent("#verify-out"), /does not verify with this key/);
+    await page.screenshot({ path: `${shots}/2b-wrong-key.png`, fullPage: true });
+    await page.fill("#pubkey", "00".repeat(32).replace(/^00/, "zz"));
+    await page.click("#verify");
+    assert.strictEqual(await page.getAttribute("#verify-out .verdict", "data-code"), "invalid_key");
+    await page.fill("#pubkey", chain.public_key);
+  });
+
+  await step("dry run: allowed with the facts, refused with the code and the check", async () => {
+    await page.fill("#tool", "tool_0");
+    await page.fill("#args", "{}");
+    await page.click("#dry");
+    assert.strictEqual(await page.getAttribute("#dry-out .verdict", "data-code"), "ok");
+    assert.match(await page.textContent("#dry-out pre"), /"depth": 3/);
+    await page.fill("#tool", "tool_9");
+    await page.click("#dry");
+    assert.strictEqual(await page.getAttribute("#dry-out .verdict", "data-code"), "tool_not_allowed");
+    assert.match(await page.textContent("#dry-out"), /block 2[\s\S]*request_tool/);
+    await page.screenshot({ path: `${shots}/3-dry-run.png`, fullPage: true });
+    await page.fill("#args", "[1]");
+    await page.click("#dry");
+    assert.strictEqual(await page.getAttribute("#dry-out .verdict", "data-code"), "invalid_request");
+  });
+
+  await step("expired at a later time: the summary says so, the signature still verifies", async () => {
+    await page.fill("#at", String(chain.now + 100_000));
+    await page.click("#inspect");
+    assert.match(await page.textContent("#summary"), /expired/);
+    await page.click("#verify");
+    assert.strictEqual(await page.getAttribute("#verify-out .verdict", "data-code"), "expired");
+    assert.match(await page.textContent("#verify-out"), /signature verified, but the token has expired/);
+  });
+
+  await step("argument limits and audience appear on the hop that set them", async () => {
+    const v = vector("args-attenuated-tighter-max");
+    await page.fill("#at", String(v.now));
+    await page.fill("#token", v.token);
+    await page.click("#inspect");
+    const c = await cards();
+    assert.ok(c.length >= 2);
+    assert.ok(c.slice(1).some((x) => x.limits.some((l) => /max_rows ≤ \d+/.test(l))), JSON.stringify(c));
+  });
+
+  await step("garbage gets a clear message, not a blank page", async () => {
+    await page.fill("#token", "this is not a token at all");
+    await page.click("#inspect");
+    assert.ok(await page.isVisible("#error"));
+    assert.match(await page.textContent("#error"), /malformed_token: .*not an mcpvault token/);
+    assert.ok(await page.isHidden("#result"));
+    await page.screenshot({ path: `${shots}/4-garbage.png`, fullPage: true });
+    await page.fill("#token", "");
+    await page.click("#inspect");
+    assert.match(await page.textContent("#error"), /Paste a token/);
+  });
+
+  await step("nothing leaves the page: no request after load, none off the page's origin", async () => {
+    assert.deepStrictEqual(afterLoad, []);
+    assert.deepStrictEqual(requests.filter((u) => !u.startsWith(origin)), []);
+    assert.deepStrictEqual(problems, []);
+  });
+} finally {
+  await browser.close();
+  server.close();
+}
+console.log(failures === 0 ? `inspector: all passed; screenshots in build/inspector/` : `inspector: ${failures} failed`);
+process.exit(failures === 0 ? 0 : 1);
