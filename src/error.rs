@@ -86,6 +86,17 @@ pub enum Error {
         /// Which limit.
         detail: String,
     },
+    /// A revocation list names one of the token's revocation ids (the token,
+    /// or one it was attenuated from, was revoked).
+    Revoked {
+        /// The revoked id found in the chain (hex).
+        revocation_id: String,
+    },
+    /// A single-use token whose nonce was already spent on another call.
+    Replayed {
+        /// The spent nonce (hex).
+        nonce: String,
+    },
     /// A grant, restriction or request is not valid.
     InvalidRequest {
         /// What is wrong with it.
@@ -110,6 +121,8 @@ pub const ERROR_CODES: &[&str] = &[
     "depth_exceeded",
     "check_failed",
     "limits_exceeded",
+    "revoked",
+    "replayed",
     "invalid_request",
     "internal_error",
 ];
@@ -128,6 +141,8 @@ impl Error {
             Error::DepthExceeded { .. } => "depth_exceeded",
             Error::CheckFailed { .. } => "check_failed",
             Error::LimitsExceeded { .. } => "limits_exceeded",
+            Error::Revoked { .. } => "revoked",
+            Error::Replayed { .. } => "replayed",
             Error::InvalidRequest { .. } => "invalid_request",
             Error::Internal { .. } => "internal_error",
         }
@@ -141,6 +156,8 @@ impl Error {
             | Error::BadSignature { detail }
             | Error::LimitsExceeded { detail }
             | Error::Internal { detail } => detail.clone(),
+            Error::Revoked { revocation_id } => format!("revocation id {revocation_id} is revoked"),
+            Error::Replayed { nonce } => format!("nonce {nonce} was already spent"),
             other => other.to_string(),
         }
     }
@@ -213,6 +230,8 @@ impl fmt::Display for Error {
                 f.write_str("evaluating a check of the token failed")
             }
             Error::LimitsExceeded { .. } => f.write_str("token exceeds the verifier's limits"),
+            Error::Revoked { .. } => f.write_str("token has been revoked"),
+            Error::Replayed { .. } => f.write_str("single-use token was already used"),
             Error::InvalidRequest { reason } => write!(f, "invalid request: {reason}"),
             Error::Internal { .. } => f.write_str("internal error"),
         }

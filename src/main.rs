@@ -89,6 +89,9 @@ struct NarrowArgs {
     /// TOOL.ARG=VALUE or "TOOL.ARG in A,B,C" (repeatable).
     #[arg(long = "arg", value_name = "LIMIT", value_parser = parse_arg_limit)]
     args: Vec<ArgLimit>,
+    /// Make the token single-use (a nonce a verifier with a replay store lets through once).
+    #[arg(long)]
+    single_use: bool,
 }
 
 #[derive(Args)]
@@ -362,6 +365,7 @@ fn run(cli: Cli) -> Result<String, Failure> {
                 audience: a.narrow.audience,
                 max_depth: a.narrow.max_depth,
                 arg_limits: a.narrow.args,
+                single_use: a.narrow.single_use,
             };
             Ok(mcpvault::mint(&key, &grant, now, &mut OsRng)?)
         }
@@ -373,6 +377,7 @@ fn run(cli: Cli) -> Result<String, Failure> {
                 audience: a.narrow.audience,
                 max_depth: a.narrow.max_depth,
                 arg_limits: a.narrow.args,
+                single_use: a.narrow.single_use,
             };
             let out = mcpvault::attenuate(&token, &restriction, now, &mut OsRng)?;
             for w in &out.warnings {

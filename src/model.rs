@@ -86,6 +86,10 @@ pub struct Grant {
     /// Argument limits.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub arg_limits: Vec<ArgLimit>,
+    /// A single-use token: `mint` writes a random `nonce` fact, which a
+    /// verifier's replay store lets through once.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub single_use: bool,
 }
 
 impl Grant {
@@ -105,6 +109,7 @@ impl Grant {
             audience: None,
             max_depth: None,
             arg_limits: Vec::new(),
+            single_use: false,
         }
     }
 }
@@ -128,6 +133,10 @@ pub struct Restriction {
     /// Further argument limits.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub arg_limits: Vec<ArgLimit>,
+    /// Make the attenuated token single-use (a random `nonce` fact in this
+    /// block); every token derived from it shares that one use.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub single_use: bool,
 }
 
 fn default_method() -> String {
@@ -213,6 +222,10 @@ pub struct AuthorizedFacts {
     pub max_depth: Option<u64>,
     /// Revocation ids, hex, one per block (authority first).
     pub revocation_ids: Vec<String>,
+    /// Nonces of single-use blocks, hex (absent when none): a replay store
+    /// lets a call through only if none was spent before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nonces: Vec<String>,
 }
 
 /// An Ed25519 key pair as hex.
@@ -367,6 +380,7 @@ impl Restriction {
             && self.audience.is_none()
             && self.max_depth.is_none()
             && self.arg_limits.is_empty()
+            && !self.single_use
         {
             return Err(Error::invalid("restriction narrows nothing"));
         }

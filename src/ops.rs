@@ -142,14 +142,15 @@ pub fn mint(
     let key = parse_private_key(private_key_hex)?;
     let root = KeyPair::from(&key);
 
-    let mut block = schema::add_facts(
-        BlockBuilder::new(),
-        vec![
-            schema::version_fact(),
-            schema::issuer_fact(&grant.issuer),
-            schema::subject_fact(&grant.subject),
-        ],
-    )?;
+    let mut facts = vec![
+        schema::version_fact(),
+        schema::issuer_fact(&grant.issuer),
+        schema::subject_fact(&grant.subject),
+    ];
+    if grant.single_use {
+        facts.push(schema::nonce_fact(&new_nonce(rng)));
+    }
+    let mut block = schema::add_facts(BlockBuilder::new(), facts)?;
     block = schema::add_checks(
         block,
         restriction_checks(
@@ -165,6 +166,13 @@ pub fn mint(
         .build_with_rng(&root, biscuit_auth::datalog::SymbolTable::default(), rng)
         .map_err(token_err)?;
     token.to_base64().map_err(token_err)
+}
+
+/// 128 random bits, hex: the nonce of a single-use block.
+fn new_nonce(rng: &mut (impl RngCore + CryptoRng)) -> String {
+    let mut bytes = [0u8; 16];
+    rng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
 }
 
 fn restriction_checks(
@@ -223,6 +231,9 @@ pub struct BlockInfo {
     pub external_key: Option<String>,
     /// Revocation id of this block (hex).
     pub revocation_id: String,
+    /// The nonce of a single-use block (hex).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
     #[serde(skip)]
     statements: Vec<Statement>,
     #[serde(skip)]
@@ -282,8 +293,21 @@ fn read_block(
             Statement::Unrecognized { .. } => unrecognized_checks.push(c.to_string()),
         }
     }
+    let claims = schema::authority_facts(&parsed.facts);
+    let nonce = match claims.nonce.as_slice() {
+        [] => None,
+        [n] if (16..=128).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            Some(n.clone())
+        }
+        _ => {
+            return Err(Error::malformed(format!(
+                "block {index}: a block has at most one nonce, 16 to 128 hex characters"
+            )))
+        }
+    };
     Ok(BlockInfo {
         index,
+        nonce,
         facts: parsed.facts.iter().map(|f| f.to_string()).collect(),
         rules: parsed.rules.iter().map(|r| r.to_string()).collect(),
         checks: parsed.checks.iter().map(|c| c.to_string()).collect(),
@@ -297,7 +321,7 @@ fn read_block(
         external_key,
         revocation_id,
         statements,
-        claims: schema::authority_facts(&parsed.facts),
+        claims,
     })
 }
 
@@ -503,8 +527,13 @@ pub fn attenuate(
         }
     }
 
+    let facts = if restriction.single_use {
+        vec![schema::nonce_fact(&new_nonce(rng))]
+    } else {
+        Vec::new()
+    };
     let block = schema::add_checks(
-        BlockBuilder::new(),
+        schema::add_facts(BlockBuilder::new(), facts)?,
         restriction_checks(
             tools.as_ref(),
             expires_at,
@@ -785,6 +814,7 @@ pub(crate) fn authorize(
             .iter()
             .map(|b| b.revocation_id.clone())
             .collect(),
+        nonces: chain.blocks.iter().filter_map(|b| b.nonce.clone()).collect(),
     })
 }
 

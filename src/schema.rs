@@ -48,6 +48,11 @@ pub(crate) fn subject_fact(subject: &str) -> Fact {
     fact!("subject({s})", s = subject)
 }
 
+/// `nonce("hex")`: marks a block single-use.
+pub(crate) fn nonce_fact(nonce: &str) -> Fact {
+    fact!("nonce({n})", n = nonce)
+}
+
 /// `check if time($time), $time < EXPIRY` — valid while now < EXPIRY.
 pub(crate) fn expiry_check(expires_at: u64) -> Check {
     check!(
@@ -319,6 +324,8 @@ pub(crate) struct AuthorityFacts {
     pub version: Vec<i64>,
     pub issuer: Vec<String>,
     pub subject: Vec<String>,
+    /// `nonce` facts: read from every block, not only the authority.
+    pub nonce: Vec<String>,
 }
 
 pub(crate) fn authority_facts(facts: &[Fact]) -> AuthorityFacts {
@@ -329,6 +336,7 @@ pub(crate) fn authority_facts(facts: &[Fact]) -> AuthorityFacts {
             ("mcpvault", [Term::Integer(v)]) => out.version.push(*v),
             ("issuer", [Term::Str(s)]) => out.issuer.push(s.clone()),
             ("subject", [Term::Str(s)]) => out.subject.push(s.clone()),
+            ("nonce", [Term::Str(s)]) => out.nonce.push(s.clone()),
             _ => {}
         }
     }

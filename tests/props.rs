@@ -246,6 +246,8 @@ proptest! {
             audience: root.audience.clone(),
             max_depth: root.max_depth,
             arg_limits: root.limits.clone(),
+            // a nonce changes no decision of the authorizer
+            single_use: seed & 1 == 1,
         };
         let mut token = mint(&keys.private_key, &grant, NOW, &mut rng).unwrap();
         for hop in &hops {
@@ -255,6 +257,7 @@ proptest! {
                 audience: hop.audience.clone(),
                 max_depth: hop.max_depth,
                 arg_limits: hop.limits.clone(),
+                single_use: seed & 2 == 2,
             };
             token = attenuate(&token, &r, NOW, &mut rng).unwrap().token;
         }
