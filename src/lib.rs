@@ -32,11 +32,13 @@
 //! # Ok(()) }
 //! ```
 
+pub mod audit;
 mod cache;
 mod error;
 mod model;
 mod ops;
 pub mod schema;
+pub mod state;
 
 pub use cache::{CacheStats, Verifier};
 pub use error::{Error, Result, ERROR_CODES};

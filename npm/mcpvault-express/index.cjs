@@ -1,8 +1,9 @@
 "use strict";
 // Express 4/5 (and Connect, and plain node:http) middleware over the mcpvault gate.
-const { MCPVault, McpVaultError, findToken, authorizeBody, stripToken, challenge, assertPublicKey } = require("mcpvault");
+const { MCPVault, McpVaultError, findToken, authorizeBodyWithState, stripToken, challenge, assertPublicKey } = require("mcpvault");
 
-const OPTIONS = ["publicKeyHex", "audience", "onDecision", "cache", "now", "realm", "resourceMetadata", "maxBodyBytes"];
+const OPTIONS = ["publicKeyHex", "audience", "onDecision", "cache", "now", "realm", "resourceMetadata", "maxBodyBytes",
+  "revocationStore", "replayStore", "auditStore", "retryWindow"];
 const DEFAULT_CACHE = 1024;
 const DEFAULT_MAX_BODY = 4 * 1024 * 1024;
 
@@ -27,6 +28,11 @@ function validate(options) {
   const max = o.maxBodyBytes ?? DEFAULT_MAX_BODY;
   if (!Number.isSafeInteger(max) || max <= 0) throw fail("maxBodyBytes must be a positive integer");
   o.maxBodyBytes = max;
+  const needs = { revocationStore: ["firstRevoked"], replayStore: ["spend"], auditStore: ["appendAudit"] };
+  for (const [k, methods] of Object.entries(needs)) {
+    if (o[k] !== undefined && !methods.every((m) => typeof o[k]?.[m] === "function")) throw fail(`${k} must have ${methods.join(", ")}()`);
+  }
+  if (o.retryWindow !== undefined && !(Number.isSafeInteger(o.retryWindow) && o.retryWindow >= 0)) throw fail("retryWindow must be seconds");
   return o;
 }
 
@@ -76,7 +82,10 @@ function createMcpVaultMiddleware(options) {
   } catch (e) {
     throw fail(`publicKeyHex: ${e.message}`);
   }
-  const gate = { publicKey: o.publicKeyHex, audience: o.audience, vault };
+  const gate = {
+    publicKey: o.publicKeyHex, audience: o.audience, vault, revocationStore: o.revocationStore,
+    replayStore: o.replayStore, auditStore: o.auditStore, retryWindow: o.retryWindow,
+  };
   const answer = { realm: o.realm, resourceMetadata: o.resourceMetadata };
 
   function report(decision) {
@@ -96,9 +105,9 @@ function createMcpVaultMiddleware(options) {
     res.end(JSON.stringify(c.body));
   }
 
-  function decide(req, res, next, tool, body) {
+  async function decide(req, res, next, tool, body) {
     const found = findToken(req, body);
-    const out = authorizeBody(found?.token, body, { ...gate, tool, httpMethod: req.method });
+    const out = await authorizeBodyWithState(found?.token, body, { ...gate, tool, httpMethod: req.method });
     const call = out.call ?? {};
     const base = { method: call.method ?? null, tool: call.tool ?? null, requestId: out.id ?? null, tokenSource: found?.source ?? null };
     if (out.error) {
@@ -118,13 +127,17 @@ function createMcpVaultMiddleware(options) {
 
   return function auth(tool) {
     if (tool !== undefined && (typeof tool !== "string" || tool === "")) throw fail("auth(tool): tool must be a non-empty string");
+    const run = (req, res, next, body) => decide(req, res, next, tool, body).catch((e) => {
+      console.error("mcpvault-express:", e);
+      if (!res.headersSent) refuse(res, new McpVaultError("internal_error", "internal error"), null);
+    });
     return function mcpvaultMiddleware(req, res, next) {
-      if (req.body !== undefined) return decide(req, res, next, tool, hasContent(req) ? req.body : undefined);
-      if (!hasContent(req)) return decide(req, res, next, tool, undefined);
+      if (req.body !== undefined) return void run(req, res, next, hasContent(req) ? req.body : undefined);
+      if (!hasContent(req)) return void run(req, res, next, undefined);
       readJson(req, o.maxBodyBytes).then(
         (body) => {
           req.body = body;
-          decide(req, res, next, tool, body);
+          return run(req, res, next, body);
         },
         (e) => {
           if (e.close) res.setHeader("Connection", "close");

@@ -1,6 +1,6 @@
 // What withMcpVault and mcpvault-proxy share: which token a message presents, the decision on it, the MCP error
 // for a refusal, tools/list filtering and the dry-run tool.
-import { MCPVault, McpVaultError, authorizeCall, stripToken, challenge, assertPublicKey, CHECK_TOOL } from "mcpvault";
+import { MCPVault, McpVaultError, authorizeCall, authorizeWithState, stripToken, challenge, assertPublicKey, CHECK_TOOL } from "mcpvault";
 
 export const TOOLS_CALL = "tools/call";
 export const TOOLS_LIST = "tools/list";
@@ -8,7 +8,8 @@ export const TOOLS_LIST = "tools/list";
 export const REDACTED = "[mcpvault: redacted]";
 export { CHECK_TOOL };
 
-const OPTIONS = ["publicKeyHex", "audience", "onDecision", "cache", "now", "checkTool"];
+const OPTIONS = ["publicKeyHex", "audience", "onDecision", "cache", "now", "checkTool", "revocationStore", "replayStore",
+  "auditStore", "retryWindow"];
 const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
 
 export class Policy {
@@ -36,6 +37,12 @@ export class Policy {
     this.audience = audience;
     this.onDecision = onDecision;
     this.checkTool = checkTool ? CHECK_TOOL : null;
+    const needs = { revocationStore: "firstRevoked", replayStore: "spend", auditStore: "appendAudit" };
+    for (const [k, m] of Object.entries(needs)) {
+      if (options[k] !== undefined && typeof options[k]?.[m] !== "function") throw fail(`${k} must have ${m}()`);
+    }
+    this.stores = { revocationStore: options.revocationStore, replayStore: options.replayStore, auditStore: options.auditStore,
+      retryWindow: options.retryWindow };
   }
 
   /**
@@ -59,11 +66,12 @@ export class Policy {
    * `{ token, request, error }` where `request` is a copy of the message without the token (the message itself is
    * left as it is: in-process transports share it with the client); reports the decision to onDecision.
    */
-  decide(message, authInfo, fallback) {
+  async decide(message, authInfo, fallback) {
     const found = this.findToken(message, authInfo, fallback);
     const token = found?.token;
     const request = withoutToken(message, token);
-    const out = authorizeCall(token, request, { publicKey: this.publicKey, audience: this.audience, vault: this.vault });
+    const out = await authorizeWithState(token, request,
+      { publicKey: this.publicKey, audience: this.audience, vault: this.vault, ...this.stores });
     const tool = request?.method === TOOLS_CALL ? request.params?.name ?? null : null;
     const base = { method: request?.method ?? null, tool, requestId: request?.id ?? null, tokenSource: found?.source ?? null };
     if (out instanceof McpVaultError) {

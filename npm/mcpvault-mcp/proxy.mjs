@@ -18,7 +18,7 @@ const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v)
 const isRequest = (m) => isObject(m) && typeof m.method === "string" && m.id !== undefined;
 const isResponse = (m) => isObject(m) && m.method === undefined && m.id !== undefined && ("result" in m || "error" in m);
 
-const CONFIG_KEYS = ["publicKey", "audience", "upstream", "downstream", "tokenEnv", "checkTool", "cache", "log"];
+const CONFIG_KEYS = ["publicKey", "audience", "upstream", "downstream", "tokenEnv", "checkTool", "cache", "log", "store"];
 
 /**
  * Reads and checks a proxy configuration (JSON). Relative `upstream.cwd` is resolved against the file's folder
@@ -78,6 +78,9 @@ export function checkConfig(raw, base = process.cwd(), env = process.env) {
   if (typeof tokenEnv !== "string") throw fail("tokenEnv must be a variable name");
   if (raw.audience !== undefined && typeof raw.audience !== "string") throw fail("audience must be a string");
   if (raw.log !== undefined && typeof raw.log !== "boolean") throw fail("log must be true or false");
+  if (raw.store !== undefined && !(raw.store === "memory" || /^(sqlite:.+|rediss?:\/\/.+)$/.test(raw.store ?? ""))) {
+    throw fail('store must be "memory", "sqlite:FILE" or "redis://HOST:PORT"');
+  }
   return {
     publicKey,
     audience: raw.audience,
@@ -87,6 +90,7 @@ export function checkConfig(raw, base = process.cwd(), env = process.env) {
     checkTool: raw.checkTool ?? false,
     cache: raw.cache ?? true,
     log: raw.log ?? true,
+    store: raw.store === undefined ? undefined : raw.store.startsWith("sqlite:") ? `sqlite:${resolve(base, raw.store.slice(7))}` : raw.store,
   };
 }
 
@@ -135,7 +139,7 @@ class Relay {
         const found = p.findToken(message, extra?.authInfo, this.fallback);
         return this.down.send({ jsonrpc: "2.0", id: message.id, result: p.dryRun(found?.token, message.params.arguments) });
       }
-      const d = p.decide(message, extra?.authInfo, this.fallback);
+      const d = await p.decide(message, extra?.authInfo, this.fallback);
       if (d.error) return this.down.send({ jsonrpc: "2.0", id: message.id, error: p.rpcError(d.error) });
       if (message.method === TOOLS_LIST) this.lists.set(message.id, { facts: d.facts, request: d.request });
       return this.up.send(d.request);
@@ -170,11 +174,18 @@ class Relay {
   }
 }
 
-function policyOf(config, onDecision) {
+function policyOf(config, onDecision, store) {
+  const stores = store ? { revocationStore: store, replayStore: store, auditStore: store } : {};
   return new Policy(
-    { publicKeyHex: config.publicKey, audience: config.audience, cache: config.cache, checkTool: config.checkTool, onDecision },
+    { publicKeyHex: config.publicKey, audience: config.audience, cache: config.cache, checkTool: config.checkTool, onDecision, ...stores },
     "mcpvault-proxy",
   );
+}
+
+async function storeOf(config) {
+  if (!config.store) return null;
+  const { openStore } = await import("mcpvault-store");
+  return openStore(config.store);
 }
 
 function decisionLogger(config) {
@@ -191,20 +202,23 @@ function decisionLogger(config) {
  */
 export async function startProxy(config, options = {}) {
   const onDecision = options.onDecision ?? decisionLogger(config);
-  const policy = policyOf(config, onDecision);
+  const store = await storeOf(config);
+  const policy = policyOf(config, onDecision, store);
   if (config.downstream.stdio) {
     const relay = new Relay(policy, new StdioServerTransport(), upstreamTransport(config.upstream), (options.env ?? process.env)[config.tokenEnv]);
-    const done = new Promise((res) => (relay.onclose = res));
+    const done = new Promise((res) => (relay.onclose = res)).then(() => store?.close());
     await relay.start();
     return { close: () => relay.close(), closed: done };
   }
   const { host, port, path } = config.downstream.http;
   const app = createMcpExpressApp({ host });
+  // The relay re-checks each call with the same store: a spend it repeats is the same call, a retry.
   const auth = createMcpVaultMiddleware({
     publicKeyHex: config.publicKey,
     audience: config.audience,
     cache: config.cache,
     onDecision,
+    ...(store ? { revocationStore: store, replayStore: store } : {}),
   });
   const relays = new Map();
   app.all(path, auth(), async (req, res) => {
@@ -248,6 +262,7 @@ export async function startProxy(config, options = {}) {
       await Promise.allSettled([...relays.values()].map((r) => r.close()));
       server.closeAllConnections?.();
       await new Promise((res) => server.close(() => res()));
+      await store?.close();
     },
   };
 }

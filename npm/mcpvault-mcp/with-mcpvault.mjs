@@ -59,7 +59,7 @@ function guardCall(policy, inner) {
       const found = policy.findToken(request, extra?.authInfo);
       return policy.dryRun(found?.token, request.params.arguments);
     }
-    const d = policy.decide(request, extra?.authInfo);
+    const d = await policy.decide(request, extra?.authInfo);
     if (d.error) throw policy.throwable(d.error);
     if (inner === undefined) throw Object.assign(new Error("Method not found"), { code: METHOD_NOT_FOUND });
     return inner(d.request, handlerExtra(extra, d.request, d.token, d.facts));
@@ -68,7 +68,7 @@ function guardCall(policy, inner) {
 
 function guardList(policy, inner) {
   return async (request, extra) => {
-    const d = policy.decide(request, extra?.authInfo);
+    const d = await policy.decide(request, extra?.authInfo);
     if (d.error) throw policy.throwable(d.error);
     const result = inner === undefined ? { tools: [] } : await inner(d.request, handlerExtra(extra, d.request, d.token, d.facts));
     return policy.filterTools(result, d.facts, d.request);

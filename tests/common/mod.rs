@@ -6,7 +6,14 @@ use serde_json::{json, Value};
 
 /// Every case in tests/vectors, sorted by file name.
 pub fn vector_cases() -> Vec<(String, Value)> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors");
+    cases_in("")
+}
+
+/// Every case in tests/vectors/`sub` (`state`, `audit`), sorted by file name.
+pub fn cases_in(sub: &str) -> Vec<(String, Value)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/vectors")
+        .join(sub);
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())

@@ -85,6 +85,50 @@ pub fn inspect(token: &str) -> String {
     answer(mcpvault::inspect(token))
 }
 
+/// The audit entry after `prev_json` (`""` for the first) for `record_json`
+/// (the core's `AuditRecord`).
+#[wasm_bindgen]
+pub fn audit_append(prev_json: &str, record_json: &str) -> String {
+    let prev = if prev_json.is_empty() {
+        Ok(None)
+    } else {
+        parse::<mcpvault::audit::AuditEntry>("prev", prev_json).map(Some)
+    };
+    answer(prev.and_then(|p| {
+        parse::<mcpvault::audit::AuditRecord>("record", record_json)
+            .and_then(|r| mcpvault::audit::audit_append(p.as_ref(), r))
+    }))
+}
+
+/// `{"ok": {"entries", "head"}}`, or `{"ok": {"break": {index, seq, kind, detail}}}`
+/// for the first broken entry of `entries_json` (a JSON array).
+#[wasm_bindgen]
+pub fn audit_verify(entries_json: &str) -> String {
+    answer(
+        parse::<Vec<serde_json::Value>>("entries", entries_json).map(|entries| {
+            match mcpvault::audit::audit_verify(&entries) {
+                Ok(summary) => json!(summary),
+                Err(b) => json!({ "break": b }),
+            }
+        }),
+    )
+}
+
+/// The retry/replay key of a call (see `mcpvault::audit::call_key`).
+#[wasm_bindgen]
+pub fn call_key(request_id: &str, method: &str, tool: &str, arguments_json: &str) -> String {
+    answer(
+        mcpvault::Request::arguments_from_json(arguments_json).map(|args| {
+            mcpvault::audit::call_key(
+                request_id,
+                method,
+                (!tool.is_empty()).then_some(tool),
+                &args,
+            )
+        }),
+    )
+}
+
 /// A verifier that caches verified signature chains (see `mcpvault::Verifier`).
 #[wasm_bindgen]
 pub struct CachedVerifier {

@@ -48,6 +48,7 @@ function makeApi(wasm, isLoaded) {
       revocationIds: f.revocation_ids,
     };
     if (f.tool != null) out.tool = f.tool;
+    if (Array.isArray(f.nonces) && f.nonces.length > 0) out.nonces = f.nonces;
     return out;
   }
 
@@ -97,6 +98,7 @@ function makeApi(wasm, isLoaded) {
         audience: grant.audience ?? undefined,
         max_depth: grant.maxDepth ?? undefined,
         arg_limits: limits(grant.argLimits),
+        single_use: grant.singleUse === true ? true : undefined,
       };
       return call(wasm.mint(String(privateKey), JSON.stringify(g), this._time(options.now)));
     }
@@ -110,6 +112,7 @@ function makeApi(wasm, isLoaded) {
         audience: restriction.audience ?? undefined,
         max_depth: restriction.maxDepth ?? undefined,
         arg_limits: limits(restriction.argLimits),
+        single_use: restriction.singleUse === true ? true : undefined,
       };
       const out = call(wasm.attenuate(String(token), JSON.stringify(r), this._time(options.now)));
       if (typeof options.onWarning === "function") out.warnings.forEach((w) => options.onWarning(w));
@@ -136,5 +139,24 @@ function makeApi(wasm, isLoaded) {
     }
   }
 
-  return { MCPVault, McpVaultError, ...makeGate(MCPVault, McpVaultError) };
+  /**
+   * The audit entry that follows `prev` (null for the first) for `record`: `{ time, allowed, code, method, tool,
+   * subject, issuer, revocation_ids, request_id }`. The core computes the hash, so every host writes the same chain.
+   */
+  function auditAppend(prev, record) {
+    return call(wasm.audit_append(prev == null ? "" : JSON.stringify(prev), JSON.stringify(record)));
+  }
+
+  /** `{ entries, head }` for a sound chain, or `{ break: { index, seq, kind, detail } }` at the first broken entry. */
+  function auditVerify(entries) {
+    if (!Array.isArray(entries)) throw invalid("entries must be an array");
+    return call(wasm.audit_verify(JSON.stringify(entries)));
+  }
+
+  /** The key that tells a retry of a JSON-RPC request from a replay (hex; the same on every host). */
+  function callKey(requestId, method, tool, args) {
+    return call(wasm.call_key(String(requestId ?? ""), String(method), tool == null ? "" : String(tool), JSON.stringify(args ?? {})));
+  }
+
+  return { MCPVault, McpVaultError, auditAppend, auditVerify, callKey, ...makeGate(MCPVault, McpVaultError, callKey, auditAppend) };
 }

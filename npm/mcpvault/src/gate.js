@@ -2,7 +2,7 @@
 // once; scripts/build.mjs appends it to api.js in every entry (Node, browsers,
 // Deno, workers). It uses no Node or DOM API; `challengeResponse` and
 // `authorizeFetch` use the global fetch `Response`/`Request` of the runtime.
-function makeGate(MCPVault, McpVaultError) {
+function makeGate(MCPVault, McpVaultError, callKey) {
   /** Where a token is looked for, in this order. */
   const TOKEN_HEADER = "x-mcpvault-token";
   const META_KEYS = ["token", "mcpvault/token"];
@@ -146,12 +146,68 @@ function makeGate(MCPVault, McpVaultError) {
   }
 
   /**
+   * authorizeCall, then what the verifier remembers (SCHEMA.md, "Revocation, replay, audit"): a token whose chain
+   * holds an id `options.revocationStore` revoked is `revoked`; a single-use token is spent in
+   * `options.replayStore` for this call (`replayed` when another call spent it, or when there is no replay store);
+   * every decision is appended to `options.auditStore`. `options.requestId` (default: the message's id) tells a
+   * retry of the same request from a replay, within `options.retryWindow` seconds (default 30). Resolves to the facts
+   * or an McpVaultError; a failing store is `internal_error` — never an allow.
+   */
+  async function authorizeWithState(token, call, options = {}) {
+    let out = authorizeCall(token, call, options);
+    let c = {};
+    try {
+      c = isJsonRpc(call) ? callOf(call) : call ?? {};
+    } catch {
+      // authorizeCall has already refused it
+    }
+    const requestId = options.requestId ?? (isJsonRpc(call) && call.id != null ? call.id : null);
+    const now = options.now ?? (options.vault ?? defaultVault())._time();
+    const fail = (code, message, detail) => new McpVaultError(code, message, null, null, detail);
+    try {
+      if (!(out instanceof McpVaultError) && options.revocationStore) {
+        const id = await options.revocationStore.firstRevoked(out.revocationIds);
+        if (id) out = fail("revoked", "token has been revoked", `revocation id ${id} is revoked`);
+      }
+      if (!(out instanceof McpVaultError) && out.nonces?.length) {
+        if (!options.replayStore) {
+          out = fail("replayed", "single-use token was already used", "no replay store: a single-use token is refused");
+        } else {
+          const key = callKey(requestId == null ? "" : String(requestId), c.method ?? "tools/call", c.tool, c.arguments ?? {});
+          const d = await options.replayStore.spend(out.nonces, key, { now, until: out.expiresAt, retryWindow: options.retryWindow ?? 30 });
+          if (d.result === "replayed") out = fail("replayed", "single-use token was already used", `nonce ${d.nonce} was already spent`);
+        }
+      }
+    } catch (e) {
+      out = fail("internal_error", "internal error", `store: ${e?.message ?? e}`);
+    }
+    return record(options, out, c, requestId, now);
+  }
+
+  /** Appends the decision to options.auditStore (if any); an allow that cannot be recorded is refused. */
+  async function record(options, out, c, requestId, now) {
+    if (!options.auditStore) return out;
+    const ok = !(out instanceof McpVaultError);
+    const entry = {
+      time: now, allowed: ok, code: ok ? null : out.code, method: String(c?.method ?? "tools/call"),
+      tool: c?.tool == null ? null : String(c.tool), subject: ok ? out.subject : null, issuer: ok ? out.issuer : null,
+      revocation_ids: ok ? out.revocationIds : [], request_id: requestId == null ? null : String(requestId),
+    };
+    try {
+      await options.auditStore.appendAudit(entry);
+    } catch (e) {
+      if (ok) return new McpVaultError("internal_error", "internal error", null, null, `audit store: ${e?.message ?? e}`);
+    }
+    return out;
+  }
+
+  /**
    * Authorizes what an HTTP body asks, for one token. A JSON-RPC body (one message or a batch): every message is
    * authorized (see callOf). With `options.tool`, the route serves that one tool: a JSON-RPC tools/call must name it,
    * and a body that is not JSON-RPC is the tool's arguments (none: `{}`). With no body and no tool, the token must be
    * valid (method `http/<METHOD>`). Returns `{ facts, call, id }` or `{ error, call, id }`.
    */
-  function authorizeBody(token, body, options = {}) {
+  function planBody(body, options) {
     const messages = messagesOf(body);
     const calls = [];
     let firstId = null;
@@ -159,33 +215,66 @@ function makeGate(MCPVault, McpVaultError) {
       if (messages) {
         for (const m of messages) {
           const c = callOf(m);
-          if (firstId === null && (typeof m.id === "string" || typeof m.id === "number")) firstId = m.id;
+          const id = typeof m.id === "string" || typeof m.id === "number" ? m.id : null;
+          if (firstId === null && id !== null) firstId = id;
           if (options.tool != null && c.method === "tools/call" && c.tool !== options.tool) {
             throw refusal("invalid_request", `invalid request: this endpoint serves tool ${JSON.stringify(options.tool)} only`);
           }
-          calls.push(c);
+          calls.push({ ...c, id });
         }
       } else if (options.tool != null) {
         if (body !== undefined && body !== null && body !== "" && !isObject(body)) {
           throw refusal("invalid_request", "invalid request: the body must be a JSON object of tool arguments");
         }
-        calls.push({ method: "tools/call", tool: options.tool, arguments: isObject(body) ? body : {} });
+        calls.push({ method: "tools/call", tool: options.tool, arguments: isObject(body) ? body : {}, id: null });
       } else if (body === undefined || body === null || body === "") {
-        calls.push({ method: `http/${options.httpMethod ?? "POST"}` });
+        calls.push({ method: `http/${options.httpMethod ?? "POST"}`, id: null });
       } else {
         throw refusal("invalid_request", "invalid request: the body is not a JSON-RPC 2.0 message");
       }
     } catch (e) {
       return { error: asError(e), call: calls[calls.length - 1] ?? null, id: firstId };
     }
+    return { calls, id: firstId };
+  }
+
+  function bodyOutcome(plan, results) {
     let facts = null;
-    for (const c of calls) {
-      const out = authorizeCall(token, c, options);
-      if (out instanceof McpVaultError) return { error: out, call: c, id: firstId };
+    for (const [i, out] of results.entries()) {
+      if (out instanceof McpVaultError) return { error: out, call: plan.calls[i], id: plan.id };
       // The first tools/call decides the facts handed on; otherwise the first message.
       if (facts === null || (facts.tool === undefined && out.tool !== undefined)) facts = out;
     }
-    return { facts, call: calls.find((c) => c.tool !== undefined) ?? calls[0], id: firstId };
+    return { facts, call: plan.calls.find((c) => c.tool !== undefined) ?? plan.calls[0], id: plan.id };
+  }
+
+  function authorizeBody(token, body, options = {}) {
+    const plan = planBody(body, options);
+    if (plan.error) return plan;
+    const results = [];
+    for (const c of plan.calls) {
+      const out = authorizeCall(token, c, options);
+      results.push(out);
+      if (out instanceof McpVaultError) break;
+    }
+    return bodyOutcome(plan, results);
+  }
+
+  /** authorizeBody with authorizeWithState for each message (revocation, replay, audit). */
+  async function authorizeBodyWithState(token, body, options = {}) {
+    const plan = planBody(body, options);
+    if (plan.error) {
+      const now = options.now ?? (options.vault ?? defaultVault())._time();
+      await record(options, plan.error, plan.call, plan.id, now);
+      return plan;
+    }
+    const results = [];
+    for (const c of plan.calls) {
+      const out = await authorizeWithState(token, c, { ...options, requestId: c.id });
+      results.push(out);
+      if (out instanceof McpVaultError) break;
+    }
+    return bodyOutcome(plan, results);
   }
 
   /** Removes the token from a message's `_meta` (and any top-level argument equal to it), in place. */
@@ -295,11 +384,13 @@ function makeGate(MCPVault, McpVaultError) {
 
   return {
     CHECK_TOOL,
+    authorizeWithState,
     extractToken,
     findToken,
     callOf,
     authorizeCall,
     authorizeBody,
+    authorizeBodyWithState,
     stripToken,
     statusOf,
     challenge,

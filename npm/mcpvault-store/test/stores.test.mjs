@@ -1,0 +1,150 @@
+// The same suite on every store: memory, SQLite, Redis. Cascading revocation, single-use tokens and retries,
+// the audit chain and its tampering, then the multi-process race and the SIGKILL durability test (SQLite, Redis).
+import test from "node:test";
+import assert from "node:assert";
+import { spawn } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { MCPVault, McpVaultError, authorizeWithState, auditVerify } from "mcpvault";
+import { openStore } from "mcpvault-store";
+import { freshStore, startRedis, tmp } from "./helpers.mjs";
+
+const here = fileURLToPath(new URL(".", import.meta.url));
+const NOW = 1_800_000_000;
+const vault = new MCPVault({ now: () => NOW });
+const keys = vault.generateKeypair();
+const mint = (extra = {}) => vault.mint(keys.privateKey, { tools: ["db_query", "file_read"], ttl: 3600, issuer: "auth-server", subject: "agent-a", ...extra });
+const call = (id, tool = "db_query", args = {}) => ({ jsonrpc: "2.0", id, method: "tools/call", params: { name: tool, arguments: args } });
+const code = (out) => (out instanceof McpVaultError ? out.code : "allowed");
+
+const redis = await startRedis();
+test.after(() => redis.stop());
+
+for (const kind of ["memory", "sqlite", "redis"]) {
+  const open = () => freshStore(kind, redis.url);
+
+  test(`${kind}: revoking a token refuses it and every token attenuated from it, 1 to 5 hops`, async () => {
+    const { store } = await open();
+    const opts = { publicKey: keys.publicKey, vault, revocationStore: store };
+    const chain = [mint()];
+    for (let i = 1; i <= 5; i++) chain.push(vault.attenuate(chain[i - 1], { ttl: 3600 - i }));
+    for (const t of chain) assert.strictEqual(code(await authorizeWithState(t, call(1), opts)), "allowed");
+    // revoke hop 2: hops 2..5 refused, root and hop 1 still allowed
+    const hop2 = vault.inspect(chain[2]).revocation_ids[2];
+    await store.revoke(hop2);
+    assert.deepStrictEqual(await Promise.all(chain.map(async (t) => code(await authorizeWithState(t, call(1), opts)))),
+      ["allowed", "allowed", "revoked", "revoked", "revoked", "revoked"]);
+    // revoke the root: everything
+    await store.revoke(vault.inspect(chain[0]).revocation_ids[0]);
+    for (const t of chain) assert.strictEqual(code(await authorizeWithState(t, call(1), opts)), "revoked");
+    // another root is untouched
+    assert.strictEqual(code(await authorizeWithState(mint(), call(1), opts)), "allowed");
+    const refused = await authorizeWithState(chain[3], call(1), opts);
+    assert.strictEqual(refused.message, "token has been revoked");
+    assert.match(refused.detail, /revocation id [0-9a-f]+ is revoked/);
+    await store.close();
+  });
+
+  test(`${kind}: a single-use token lets one call through; a retry of that request is not a replay`, async () => {
+    const { store } = await open();
+    const opts = { publicKey: keys.publicKey, vault, replayStore: store };
+    const once = mint({ singleUse: true });
+    assert.strictEqual(vault.verify(once, keys.publicKey, { tool: "db_query" }).nonces.length, 1);
+    assert.strictEqual(code(await authorizeWithState(once, call(7, "db_query", { q: 1 }), opts)), "allowed");
+    assert.strictEqual(code(await authorizeWithState(once, call(7, "db_query", { q: 1 }), opts)), "allowed", "the same request again is a retry");
+    assert.strictEqual(code(await authorizeWithState(once, call(8, "db_query", { q: 1 }), opts)), "replayed");
+    assert.strictEqual(code(await authorizeWithState(once, call(7, "db_query", { q: 2 }), opts)), "replayed", "same id, another call");
+    assert.strictEqual(code(await authorizeWithState(once, call(7, "db_query", { q: 1 }), { ...opts, now: NOW + 31 })), "replayed", "after the retry window");
+    // a derived token shares the use; a single-use hop on a reusable token is single-use itself
+    assert.strictEqual(code(await authorizeWithState(vault.attenuate(once, { ttl: 60 }), call(9), opts)), "replayed");
+    const reusable = mint();
+    const hop = vault.attenuate(reusable, { singleUse: true });
+    assert.strictEqual(code(await authorizeWithState(hop, call(1), opts)), "allowed");
+    assert.strictEqual(code(await authorizeWithState(hop, call(2), opts)), "replayed");
+    assert.strictEqual(code(await authorizeWithState(reusable, call(3), opts)), "allowed");
+    assert.strictEqual(code(await authorizeWithState(reusable, call(3), opts)), "allowed");
+    // without a replay store a single-use token is refused
+    assert.strictEqual(code(await authorizeWithState(mint({ singleUse: true }), call(1), { publicKey: keys.publicKey, vault })), "replayed");
+    await store.close();
+  });
+
+  test(`${kind}: every decision goes into the audit chain; editing, deleting or swapping an entry is named`, async () => {
+    const { store } = await open();
+    const opts = { publicKey: keys.publicKey, vault, auditStore: store, revocationStore: store, replayStore: store };
+    const t = mint();
+    await authorizeWithState(t, call(1, "db_query"), opts);
+    await authorizeWithState(t, call(2, "admin_delete"), opts);
+    await authorizeWithState("garbage", call(3), opts);
+    await authorizeWithState(null, call(4), opts);
+    await authorizeWithState(t, call("five", "file_read"), opts);
+    const entries = await store.auditEntries();
+    assert.deepStrictEqual(entries.map((e) => [e.seq, e.allowed, e.code, e.tool, e.request_id]), [
+      [1, true, null, "db_query", "1"], [2, false, "tool_not_allowed", "admin_delete", "2"],
+      [3, false, "malformed_token", "db_query", "3"], [4, false, "missing_token", "db_query", "4"], [5, true, null, "file_read", "five"],
+    ]);
+    assert.deepStrictEqual(entries[0].revocation_ids, vault.inspect(t).revocation_ids);
+    assert.strictEqual(entries[2].subject, null);
+    assert.deepStrictEqual(auditVerify(entries), { entries: 5, head: entries[4].hash });
+    const edited = structuredClone(entries);
+    edited[1].allowed = true;
+    assert.deepStrictEqual([auditVerify(edited).break.index, auditVerify(edited).break.kind], [1, "edited"]);
+    const deleted = entries.filter((_, i) => i !== 2);
+    assert.deepStrictEqual([auditVerify(deleted).break.index, auditVerify(deleted).break.kind], [2, "deleted"]);
+    const swapped = [entries[0], entries[3], entries[2], entries[1], entries[4]];
+    assert.deepStrictEqual([auditVerify(swapped).break.index, auditVerify(swapped).break.kind], [1, "reordered"]);
+    await store.close();
+  });
+}
+
+/** Runs `node script args…`, resolves to its stdout. */
+function run(script, args) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(here, script), ...args], { stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.on("exit", (c) => (c === 0 ? resolve(out) : reject(new Error(`${script} exited ${c}`))));
+  });
+}
+
+for (const kind of ["sqlite", "redis"]) {
+  test(`${kind}: two processes racing, 200 attempts each on 200 single-use tokens: exactly 200 allowed`, async () => {
+    const { store, spec } = await freshStore(kind, redis.url);
+    await store.close();
+    const tokens = Array.from({ length: 200 }, () => mint({ singleUse: true }));
+    const file = join(tmp(), "tokens.json");
+    writeFileSync(file, JSON.stringify({ publicKey: keys.publicKey, now: NOW, tokens }));
+    const start = String(Date.now() + 1500); // both racers start together, once their store is open
+    const [a, b] = await Promise.all([run("race-worker.mjs", [spec, file, "a", start]), run("race-worker.mjs", [spec, file, "b", start])]);
+    const [na, nb] = [JSON.parse(a), JSON.parse(b)];
+    console.log(`${kind} race: a allowed ${na.allowed}, b allowed ${nb.allowed}`);
+    assert.strictEqual(na.allowed + nb.allowed, 200, `a ${JSON.stringify(na)} b ${JSON.stringify(nb)}`);
+    assert.strictEqual(na.replayed + nb.replayed, 200);
+    assert.strictEqual(na.other + nb.other, 0);
+  });
+
+  test(`${kind}: a writer killed with SIGKILL loses no acknowledged audit entry, and the chain verifies`, async () => {
+    const { store, spec } = await freshStore(kind, redis.url);
+    await store.close();
+    const child = spawn(process.execPath, [join(here, "audit-writer.mjs"), spec], { stdio: ["ignore", "pipe", "inherit"] });
+    let acked = 0;
+    let buf = "";
+    await new Promise((resolve) => {
+      child.stdout.on("data", (d) => {
+        buf += d;
+        const lines = buf.split("\n");
+        buf = lines.pop();
+        for (const l of lines) if (l.startsWith("ack ")) acked = Math.max(acked, Number(l.slice(4)));
+        if (acked >= 150) resolve();
+      });
+    });
+    child.kill("SIGKILL");
+    await new Promise((r) => child.once("exit", r));
+    const reopened = await openStore(spec);
+    const entries = await reopened.auditEntries();
+    await reopened.close();
+    assert.ok(entries.length >= acked, `${entries.length} entries, ${acked} acknowledged`);
+    assert.deepStrictEqual(entries.slice(0, acked).map((e) => e.seq), Array.from({ length: acked }, (_, i) => i + 1));
+    assert.strictEqual(auditVerify(entries).entries, entries.length);
+  });
+}
