@@ -26,7 +26,7 @@ WASM_BINDGEN_VERSION := 0.2.130
 NPM_TARGET_DIR := $(or $(CARGO_TARGET_DIR),crates/wasm/target)
 NPM_WASM_RAW := $(NPM_TARGET_DIR)/wasm32-unknown-unknown/release/mcpvault_wasm.wasm
 
-.PHONY: build demo demo-cli inspector test test-mcp test-inspector test-rust test-vectors test-props test-component test-python test-npm test-node-versions test-deno test-browser test-workerd lint fmt vectors \
+.PHONY: build demo demo-cli inspector test test-mcp test-store test-inspector test-rust test-vectors test-props test-component test-python test-npm test-node-versions test-deno test-browser test-workerd lint fmt vectors \
 	bench clean component wasmtime-host npm
 
 ## build: every artifact: the CLI, the component (also copied into python/), the wasmtime host
@@ -53,7 +53,7 @@ npm:
 	node npm/mcpvault/scripts/build.mjs $(NPM_WASM_RAW) wasm-bindgen $(abspath $(WASM_OPT)) $(WASM_OPT_FLAGS)
 
 $(NODE_DEPS): package.json package-lock.json npm/mcpvault/package.json npm/mcpvault-express/package.json \
-		npm/mcpvault-mcp/package.json examples/delegation-demo/package.json
+		npm/mcpvault-mcp/package.json npm/mcpvault-store/package.json examples/delegation-demo/package.json
 	npm ci --no-audit --no-fund
 	touch $@
 
@@ -77,8 +77,8 @@ demo-cli:
 
 ## test: every test: vectors unchanged, unit, integration, CLI, property (10,000 chains), doc tests,
 ## and every vector through the component in the wasmtime host and in Python
-test: test-vectors test-rust test-component test-python test-npm test-mcp test-node-versions test-deno test-browser test-workerd \
-	test-inspector
+test: test-vectors test-rust test-component test-python test-npm test-mcp test-store test-node-versions test-deno test-browser \
+	test-workerd test-inspector
 
 test-vectors:
 	$(CARGO) run -q --example gen_vectors -- --check
@@ -133,6 +133,12 @@ test-browser: npm $(HOSTS)
 ## test-workerd: every vector in workerd (Miniflare ships the binary), through the workerd entry
 test-workerd: npm $(HOSTS)
 	cd npm/hosts && node workerd-vectors.mjs
+
+## test-store: mcpvault-store on memory, SQLite and Redis (a redis-server the tests start on 127.0.0.1): cascading
+## revocation, single-use tokens and retries, the audit chain and its tampering, a 2-process race, SIGKILL durability,
+## and tests/vectors/state and audit through the npm build
+test-store: npm $(NODE_DEPS)
+	cd npm/mcpvault-store && node --test test/*.test.mjs
 
 ## inspector: serve the token inspector (examples/inspector) on http://127.0.0.1:8787 (PORT=… to change)
 inspector: npm

@@ -6,9 +6,10 @@
 //! 1. **Revocation**: if any of the token's revocation ids is revoked, the
 //!    call is refused with `revoked`. A token attenuated from a revoked one
 //!    carries its id, so revoking a token revokes all its descendants.
-//! 2. **Replay**: if the token carries nonces (single-use blocks), the store
-//!    spends them atomically for this call; if one was spent by another call,
-//!    the call is refused with `replayed`. The same JSON-RPC request sent
+//! 2. **Replay**: if the token carries nonces (single-use blocks), a
+//!    `tools/call` spends them atomically in the store; if one was spent by
+//!    another call, the call is refused with `replayed`. Other methods
+//!    (`initialize`, `tools/list`, notifications) neither spend nor check. The same JSON-RPC request sent
 //!    again ([`crate::audit::call_key`] equal) within the retry window is a
 //!    retry, not a replay. A verifier without a replay store refuses every
 //!    single-use token with `replayed`: it cannot keep the promise.

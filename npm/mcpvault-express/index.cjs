@@ -120,7 +120,9 @@ function createMcpVaultMiddleware(options) {
     report({ allowed: true, code: null, status: 200, ...base, subject: f.subject, issuer: f.issuer, facts: f });
     req.mcpvaultFacts = f;
     // The MCP SDK's AuthInfo: StreamableHTTPServerTransport hands req.auth to tool handlers as extra.authInfo.
-    req.auth = { token: found.token, clientId: f.subject, scopes: f.tools, expiresAt: f.expiresAt, extra: { mcpvault: f } };
+    // replayChecked tells withMcpVault that this request's single-use nonces were spent here.
+    req.auth = { token: found.token, clientId: f.subject, scopes: f.tools, expiresAt: f.expiresAt,
+      extra: { mcpvault: f, mcpvaultReplayChecked: Boolean(o.replayStore) } };
     stripToken(body, found.token);
     next();
   }

@@ -70,8 +70,10 @@ export class Policy {
     const found = this.findToken(message, authInfo, fallback);
     const token = found?.token;
     const request = withoutToken(message, token);
+    // The middleware spent this request's nonces already when it had a replay store and its token is the one used.
+    const replayChecked = found?.source === "authInfo" && authInfo?.extra?.mcpvault && authInfo.extra.mcpvaultReplayChecked === true;
     const out = await authorizeWithState(token, request,
-      { publicKey: this.publicKey, audience: this.audience, vault: this.vault, ...this.stores });
+      { publicKey: this.publicKey, audience: this.audience, vault: this.vault, ...this.stores, replayChecked });
     const tool = request?.method === TOOLS_CALL ? request.params?.name ?? null : null;
     const base = { method: request?.method ?? null, tool, requestId: request?.id ?? null, tokenSource: found?.source ?? null };
     if (out instanceof McpVaultError) {

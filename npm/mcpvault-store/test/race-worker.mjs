@@ -10,7 +10,15 @@ const store = await openStore(spec);
 const vault = new MCPVault({ now: () => now });
 const counts = { allowed: 0, replayed: 0, other: 0 };
 await new Promise((r) => setTimeout(r, Math.max(0, Number(start) - Date.now())));
-for (const [i, token] of tokens.entries()) {
+// Each racer takes the tokens in its own order, so the two collide all along instead of one trailing the other.
+const order = tokens.map((t, i) => [i, t]);
+let seed = [...name].reduce((a, c) => a * 31 + c.charCodeAt(0), 7);
+for (let i = order.length - 1; i > 0; i--) {
+  seed = (seed * 1103515245 + 12345) % 2147483648;
+  const j = seed % (i + 1);
+  [order[i], order[j]] = [order[j], order[i]];
+}
+for (const [i, token] of order) {
   const msg = { jsonrpc: "2.0", id: `${name}-${i}`, method: "tools/call", params: { name: "db_query", arguments: {} } };
   const out = await authorizeWithState(token, msg, { publicKey, vault, replayStore: store });
   if (!(out instanceof McpVaultError)) counts.allowed++;

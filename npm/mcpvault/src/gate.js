@@ -148,9 +148,11 @@ function makeGate(MCPVault, McpVaultError, callKey) {
   /**
    * authorizeCall, then what the verifier remembers (SCHEMA.md, "Revocation, replay, audit"): a token whose chain
    * holds an id `options.revocationStore` revoked is `revoked`; a single-use token is spent in
-   * `options.replayStore` for this call (`replayed` when another call spent it, or when there is no replay store);
+   * `options.replayStore` by a tools/call (`replayed` when another call spent it, or when there is no replay store;
+   * other methods neither spend it nor are refused for it);
    * every decision is appended to `options.auditStore`. `options.requestId` (default: the message's id) tells a
-   * retry of the same request from a replay, within `options.retryWindow` seconds (default 30). Resolves to the facts
+   * retry of the same request from a replay, within `options.retryWindow` seconds (default 30). `options.replayChecked`:
+   * an outer layer (the middleware) already spent this call's nonces. Resolves to the facts
    * or an McpVaultError; a failing store is `internal_error` — never an allow.
    */
   async function authorizeWithState(token, call, options = {}) {
@@ -169,7 +171,8 @@ function makeGate(MCPVault, McpVaultError, callKey) {
         const id = await options.revocationStore.firstRevoked(out.revocationIds);
         if (id) out = fail("revoked", "token has been revoked", `revocation id ${id} is revoked`);
       }
-      if (!(out instanceof McpVaultError) && out.nonces?.length) {
+      // Only a tools/call spends a single-use token: initialize, tools/list and notifications do not use it up.
+      if (!(out instanceof McpVaultError) && out.nonces?.length && (c.method ?? "tools/call") === "tools/call" && !options.replayChecked) {
         if (!options.replayStore) {
           out = fail("replayed", "single-use token was already used", "no replay store: a single-use token is refused");
         } else {
