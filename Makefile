@@ -67,8 +67,9 @@ wasmtime-host:
 	$(CARGO) build --release --manifest-path examples/wasmtime-host/Cargo.toml
 
 ## demo: the delegation demo: issuer -> agent A -> agent B, a real MCP SDK client over Streamable HTTP
+## (STORE=sqlite:FILE or STORE=redis://HOST:PORT keeps revocations and the audit log there; default: memory)
 demo: npm $(NODE_DEPS)
-	node examples/delegation-demo/demo.mjs
+	node examples/delegation-demo/demo.mjs --store $(or $(STORE),memory)
 
 ## demo-cli: the CLI walkthrough on a fresh key in a temporary HOME
 demo-cli:

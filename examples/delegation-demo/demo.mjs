@@ -3,8 +3,18 @@
 // The transcript goes to the terminal; the exit status is 0 only if every call was decided as expected.
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport, StreamableHTTPError } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { MCPVault } from "mcpvault";
+import { MCPVault, auditVerify } from "mcpvault";
+import { openStore } from "mcpvault-store";
 import { startServer } from "./server.mjs";
+
+// --store memory (default) | sqlite:FILE | redis://HOST:PORT — where the server keeps revocations, spent
+// single-use nonces and the audit log.
+const argv = process.argv.slice(2);
+const storeSpec = argv[0] === "--store" && argv[1] ? argv[1] : argv[0]?.startsWith("--store=") ? argv[0].slice(8) : "memory";
+if (argv.length > 0 && storeSpec === "memory" && argv.join(" ") !== "--store memory") {
+  console.error("usage: node demo.mjs [--store memory|sqlite:FILE|redis://HOST:PORT]");
+  process.exit(2);
+}
 
 const tty = process.stdout.isTTY;
 const bold = (s) => (tty ? `\x1b[1m${s}\x1b[0m` : s);
@@ -38,8 +48,9 @@ say(`   token ${short(delegated)}`);
 
 say(bold("\n3. The MCP server: Express + mcpvault-express + withMcpVault, knows only the issuer's public key"));
 const decisions = [];
-const server = await startServer({ publicKeyHex: publicKey, onDecision: (d) => decisions.push(d) });
-say(`   listening on ${server.url}`);
+const store = await openStore(storeSpec);
+const server = await startServer({ publicKeyHex: publicKey, onDecision: (d) => decisions.push(d), store });
+say(`   listening on ${server.url}; revocations, single-use nonces and the audit log in the ${store.kind} store (${storeSpec})`);
 
 say(bold("\n4. Agent B connects with the MCP SDK client (Streamable HTTP, token as Bearer)"));
 const client = new Client({ name: "agent-b", version: "1.0.0" });
@@ -60,6 +71,7 @@ async function call(name, args, expected) {
   } catch (e) {
     if (!(e instanceof StreamableHTTPError)) throw e;
     const body = JSON.parse(e.message.slice(e.message.indexOf("{")));
+    if (!body.error) throw e;
     say(`   ${label} → ${red("refused")}: HTTP ${e.code} ${body.error.data.code} — ${body.error.message}`);
     expect(`${name} ${JSON.stringify(args)} refused with ${expected}`, body.error.data.code === expected);
   }
@@ -74,17 +86,30 @@ say(`   mcpvault.check admin_delete (dry run) → allowed: ${why.allowed}, ${why
 say(`      ${why.failedCheck}`);
 expect("dry run names the refusing block", why.allowed === false && why.failedBlock === 1);
 
+say(bold("\n5. The issuer revokes agent A's token (its revocation id) — agent B's token was derived from it"));
+const rootId = vault.inspect(root).revocation_ids[0];
+await store.revoke(rootId);
+say(`   revoked ${rootId.slice(0, 24)}…`);
+await call("db_query", { sql: "select * from parts", max_rows: 50 }, "revoked");
+
 await client.close();
 await server.close();
 
-say(bold("\n5. The server's decisions (onDecision)"));
+say(bold("\n6. The server's decisions (onDecision) and its audit log"));
 for (const d of decisions) {
   say(`   ${d.allowed ? green("allow") : red("deny ")} ${d.status} ${d.method}${d.tool ? ` ${d.tool}` : ""}` +
     `${d.code ? ` ${d.code}` : ""}${d.facts ? ` (subject ${d.subject}, depth ${d.facts.depth})` : ""} token via ${d.tokenSource}`);
 }
 
+const entries = await store.auditEntries();
+const check = auditVerify(entries);
+say(`   audit log: ${entries.length} entries, hash chain ${check.break ? red(`BROKEN at ${check.break.index}`) : green("verifies")}` +
+  ` (head ${String(check.head ?? "").slice(0, 16)}…)`);
+expect("the audit chain verifies and holds every decision", !check.break && entries.length >= decisions.length);
+await store.close();
+
 if (failures.length) {
   say(red(`\ndemo FAILED: ${failures.join("; ")}`));
   process.exit(1);
 }
-say(green("\ndemo ok: agent B's db_query allowed; max_rows 1000 and admin_delete refused, with codes"));
+say(green("\ndemo ok: agent B's db_query allowed; max_rows 1000 and admin_delete refused, with codes; refused once A's token was revoked"));

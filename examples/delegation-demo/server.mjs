@@ -27,11 +27,15 @@ function mcpServer(publicKeyHex) {
   return withMcpVault(server, { publicKeyHex, checkTool: true });
 }
 
-/** Starts the server on 127.0.0.1; resolves to `{ url, close }`. */
-export async function startServer({ publicKeyHex, port = 0, onDecision }) {
+/**
+ * Starts the server on 127.0.0.1; resolves to `{ url, close }`. `store` (an mcpvault-store) gives the middleware
+ * revocation, replay protection and the audit log.
+ */
+export async function startServer({ publicKeyHex, port = 0, onDecision, store }) {
   const app = express();
   app.use(express.json());
-  const auth = createMcpVaultMiddleware({ publicKeyHex, onDecision });
+  const stores = store ? { revocationStore: store, replayStore: store, auditStore: store } : {};
+  const auth = createMcpVaultMiddleware({ publicKeyHex, onDecision, ...stores });
   app.post("/mcp", auth(), async (req, res) => {
     // Stateless Streamable HTTP: a server and transport per request.
     const server = mcpServer(publicKeyHex);
@@ -56,8 +60,10 @@ export async function startServer({ publicKeyHex, port = 0, onDecision }) {
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const publicKeyHex = process.env.MCPVAULT_PUBLIC_KEY;
+  const { openStore } = await import("mcpvault-store");
   const { url } = await startServer({
     publicKeyHex,
+    store: await openStore(process.env.MCPVAULT_STORE ?? "memory"),
     port: Number(process.env.PORT ?? 3000),
     onDecision: (d) => console.log(`${d.allowed ? "allow" : "deny "} ${d.method} ${d.tool ?? ""} ${d.code ?? ""}`),
   });
