@@ -139,7 +139,8 @@ test-workerd: npm $(HOSTS)
 ## revocation, single-use tokens and retries, the audit chain and its tampering, a 2-process race, SIGKILL durability,
 ## and tests/vectors/state and audit through the npm build
 test-store: npm $(NODE_DEPS)
-	cd npm/mcpvault-store && node --test test/*.test.mjs
+	$(CARGO) build --bin mcpvault
+	cd npm/mcpvault-store && MCPVAULT_CLI=$(abspath $(TARGET_DIR))/debug/mcpvault node --test test/*.test.mjs
 
 ## inspector: serve the token inspector (examples/inspector) on http://127.0.0.1:8787 (PORT=… to change)
 inspector: npm

@@ -18,12 +18,12 @@ use std::path::{Path, PathBuf};
 
 use biscuit_auth::builder::{Algorithm, BlockBuilder};
 use biscuit_auth::{KeyPair, UnverifiedBiscuit};
+use mcpvault::audit::{audit_append, audit_verify, call_key, AuditEntry, AuditRecord};
+use mcpvault::state;
 use mcpvault::{
     attenuate, inspect, mint, verify, ArgLimit, ArgRule, Grant, Request, Restriction, Scalar,
     TOOLS_CALL,
 };
-use mcpvault::audit::{audit_append, audit_verify, call_key, AuditEntry, AuditRecord};
-use mcpvault::state;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use serde_json::{json, Value};
@@ -114,11 +114,9 @@ impl Gen {
         let request = Request::tool("db_query");
         let answer = verify(token, &self.public_key, &request, NOW).and_then(|f| {
             state::check_revocation(&f, |id| Ok(revoked.iter().any(|r| r == id)))?;
-            let spend = replay_store.then(|| {
-                match f.nonces.iter().find(|n| spent.contains(n)) {
-                    Some(n) => state::Spend::Replayed(n.clone()),
-                    None => state::Spend::Fresh,
-                }
+            let spend = replay_store.then(|| match f.nonces.iter().find(|n| spent.contains(n)) {
+                Some(n) => state::Spend::Replayed(n.clone()),
+                None => state::Spend::Fresh,
             });
             state::check_replay(&f, spend)?;
             Ok(f)
@@ -1125,26 +1123,115 @@ fn build() -> Gen {
         let ids = inspect(&hop2).unwrap().revocation_ids;
         let (root_id, hop1_id) = (ids[0].clone(), ids[1].clone());
         let unrelated = "00".repeat(64);
-        g.state_case("state-revoked-root", "revoking the root revokes a 2-hop descendant", &hop2, &[root_id.clone()], &[], true, Err("revoked"));
-        g.state_case("state-revoked-middle-hop", "revoking hop 1 revokes hop 2", &hop2, &[hop1_id.clone()], &[], true, Err("revoked"));
-        g.state_case("state-revoked-child-not-parent", "revoking hop 1 leaves the root usable", &root, &[hop1_id], &[], true, Ok(()));
-        g.state_case("state-revoked-unrelated", "an unrelated revoked id changes nothing", &hop2, &[unrelated], &[], true, Ok(()));
-        let expired = mint(&g.private_key.clone(), &grant(&["db_query"], 60), NOW - 120, &mut g.rng).unwrap();
+        g.state_case(
+            "state-revoked-root",
+            "revoking the root revokes a 2-hop descendant",
+            &hop2,
+            &[root_id.clone()],
+            &[],
+            true,
+            Err("revoked"),
+        );
+        g.state_case(
+            "state-revoked-middle-hop",
+            "revoking hop 1 revokes hop 2",
+            &hop2,
+            &[hop1_id.clone()],
+            &[],
+            true,
+            Err("revoked"),
+        );
+        g.state_case(
+            "state-revoked-child-not-parent",
+            "revoking hop 1 leaves the root usable",
+            &root,
+            &[hop1_id],
+            &[],
+            true,
+            Ok(()),
+        );
+        g.state_case(
+            "state-revoked-unrelated",
+            "an unrelated revoked id changes nothing",
+            &hop2,
+            &[unrelated],
+            &[],
+            true,
+            Ok(()),
+        );
+        let expired = mint(
+            &g.private_key.clone(),
+            &grant(&["db_query"], 60),
+            NOW - 120,
+            &mut g.rng,
+        )
+        .unwrap();
         let expired_id = inspect(&expired).unwrap().revocation_ids[0].clone();
-        g.state_case("state-revoked-and-expired", "verify decides first: an expired, revoked token is expired", &expired, &[expired_id], &[], true, Err("expired"));
+        g.state_case(
+            "state-revoked-and-expired",
+            "verify decides first: an expired, revoked token is expired",
+            &expired,
+            &[expired_id],
+            &[],
+            true,
+            Err("expired"),
+        );
 
         let once = g.mint(&Grant {
             single_use: true,
             ..grant(&["db_query"], 3600)
         });
-        let nonce = verify(&once, &g.public_key, &Request::tool("db_query"), NOW).unwrap().nonces[0].clone();
+        let nonce = verify(&once, &g.public_key, &Request::tool("db_query"), NOW)
+            .unwrap()
+            .nonces[0]
+            .clone();
         let once_id = inspect(&once).unwrap().revocation_ids[0].clone();
-        g.state_case("state-single-use-fresh", "a single-use token whose nonce is unspent", &once, &[], &[], true, Ok(()));
-        g.state_case("state-single-use-spent", "its nonce spent by another call: replayed", &once, &[], &[nonce.clone()], true, Err("replayed"));
-        g.state_case("state-single-use-no-replay-store", "a verifier without a replay store refuses single-use tokens", &once, &[], &[], false, Err("replayed"));
-        g.state_case("state-revoked-before-replayed", "revoked and spent: revocation is checked first", &once, &[once_id], &[nonce.clone()], true, Err("revoked"));
+        g.state_case(
+            "state-single-use-fresh",
+            "a single-use token whose nonce is unspent",
+            &once,
+            &[],
+            &[],
+            true,
+            Ok(()),
+        );
+        g.state_case(
+            "state-single-use-spent",
+            "its nonce spent by another call: replayed",
+            &once,
+            &[],
+            &[nonce.clone()],
+            true,
+            Err("replayed"),
+        );
+        g.state_case(
+            "state-single-use-no-replay-store",
+            "a verifier without a replay store refuses single-use tokens",
+            &once,
+            &[],
+            &[],
+            false,
+            Err("replayed"),
+        );
+        g.state_case(
+            "state-revoked-before-replayed",
+            "revoked and spent: revocation is checked first",
+            &once,
+            &[once_id],
+            &[nonce.clone()],
+            true,
+            Err("revoked"),
+        );
         let derived = g.att(&once, &tools(&["db_query"]));
-        g.state_case("state-single-use-shared-by-descendants", "a token attenuated from a spent single-use token is replayed", &derived, &[], &[nonce], true, Err("replayed"));
+        g.state_case(
+            "state-single-use-shared-by-descendants",
+            "a token attenuated from a spent single-use token is replayed",
+            &derived,
+            &[],
+            &[nonce],
+            true,
+            Err("replayed"),
+        );
         let hop_once = g.att(
             &root,
             &Restriction {
@@ -1152,9 +1239,28 @@ fn build() -> Gen {
                 ..Default::default()
             },
         );
-        let hop_nonce = verify(&hop_once, &g.public_key, &Request::tool("db_query"), NOW).unwrap().nonces[0].clone();
-        g.state_case("state-single-use-hop", "a holder can make a reusable token single-use", &hop_once, &[], &[hop_nonce.clone()], true, Err("replayed"));
-        g.state_case("state-single-use-hop-parent-reusable", "the parent stays reusable", &root, &[], &[hop_nonce], true, Ok(()));
+        let hop_nonce = verify(&hop_once, &g.public_key, &Request::tool("db_query"), NOW)
+            .unwrap()
+            .nonces[0]
+            .clone();
+        g.state_case(
+            "state-single-use-hop",
+            "a holder can make a reusable token single-use",
+            &hop_once,
+            &[],
+            &[hop_nonce.clone()],
+            true,
+            Err("replayed"),
+        );
+        g.state_case(
+            "state-single-use-hop-parent-reusable",
+            "the parent stays reusable",
+            &root,
+            &[],
+            &[hop_nonce],
+            true,
+            Ok(()),
+        );
     }
 
     // --- the audit chain and call keys (audit/) -------------------------------
@@ -1165,10 +1271,23 @@ fn build() -> Gen {
                 allowed: i % 2 == 0,
                 code: (i % 2 == 1).then(|| "tool_not_allowed".to_string()),
                 method: "tools/call".into(),
-                tool: Some(["db_query", "admin_delete", "file_read", "db_query", "search"][i as usize].into()),
+                tool: Some(
+                    [
+                        "db_query",
+                        "admin_delete",
+                        "file_read",
+                        "db_query",
+                        "search",
+                    ][i as usize]
+                        .into(),
+                ),
                 subject: (i != 3).then(|| "agent-a".to_string()),
                 issuer: (i != 3).then(|| "auth-server".to_string()),
-                revocation_ids: if i == 3 { vec![] } else { vec![format!("{:0128x}", i + 1)] },
+                revocation_ids: if i == 3 {
+                    vec![]
+                } else {
+                    vec![format!("{:0128x}", i + 1)]
+                },
                 request_id: Some(format!("req-{i}\u{e9}\"")),
             })
             .collect();
@@ -1183,7 +1302,10 @@ fn build() -> Gen {
                     "description": "five decisions appended in turn give exactly these entries (hashes included)",
                     "records": records, "expect": { "entries": entries } }),
         );
-        let values: Vec<Value> = entries.iter().map(|e| serde_json::to_value(e).unwrap()).collect();
+        let values: Vec<Value> = entries
+            .iter()
+            .map(|e| serde_json::to_value(e).unwrap())
+            .collect();
         let mut verify_case = |name: &str, description: &str, list: Vec<Value>| {
             let expect = match audit_verify(&list) {
                 Ok(summary) => json!({ "ok": summary }),
@@ -1195,31 +1317,57 @@ fn build() -> Gen {
                         "entries": list, "expect": expect }),
             );
         };
-        verify_case("audit-verify-sound", "an untouched chain verifies", values.clone());
+        verify_case(
+            "audit-verify-sound",
+            "an untouched chain verifies",
+            values.clone(),
+        );
         let mut edited = values.clone();
         edited[2]["allowed"] = json!(false);
         verify_case("audit-verify-edited", "an edited decision is named", edited);
         let mut deleted = values.clone();
         deleted.remove(1);
-        verify_case("audit-verify-deleted", "a deleted entry is named where the gap is", deleted);
+        verify_case(
+            "audit-verify-deleted",
+            "a deleted entry is named where the gap is",
+            deleted,
+        );
         let mut swapped = values.clone();
         swapped.swap(1, 3);
-        verify_case("audit-verify-swapped", "swapped entries are named as reordered", swapped);
+        verify_case(
+            "audit-verify-swapped",
+            "swapped entries are named as reordered",
+            swapped,
+        );
         let mut extra = values.clone();
         extra[4]["note"] = json!("x");
-        verify_case("audit-verify-extra-field", "an added field is an edit", extra);
+        verify_case(
+            "audit-verify-extra-field",
+            "an added field is an edit",
+            extra,
+        );
         let mut first_gone = values.clone();
         first_gone.remove(0);
-        verify_case("audit-verify-first-deleted", "a deleted first entry is named", first_gone);
+        verify_case(
+            "audit-verify-first-deleted",
+            "a deleted first entry is named",
+            first_gone,
+        );
 
-        let args: serde_json::Map<String, Value> =
-            serde_json::from_value(json!({ "sql": "select 1", "max_rows": 5, "opts": { "b": [1, 2], "a": null } })).unwrap();
+        let args: serde_json::Map<String, Value> = serde_json::from_value(
+            json!({ "sql": "select 1", "max_rows": 5, "opts": { "b": [1, 2], "a": null } }),
+        )
+        .unwrap();
         for (name, id, method, tool) in [
             ("call-key-tool-call", "7", "tools/call", Some("db_query")),
             ("call-key-other-id", "8", "tools/call", Some("db_query")),
             ("call-key-other-method", "7", "tools/list", None),
         ] {
-            let a = if tool.is_some() { args.clone() } else { Default::default() };
+            let a = if tool.is_some() {
+                args.clone()
+            } else {
+                Default::default()
+            };
             g.audit_cases.insert(
                 name.into(),
                 json!({ "name": name, "operation": "call_key", "description": "the retry/replay key of a call",
@@ -1301,7 +1449,11 @@ fn sync(dir: PathBuf, cases: BTreeMap<String, Value>, check: bool) -> bool {
             eprintln!("{diffs} vector file(s) in {} differ from the generator; run `make vectors` and review the diff", dir.display());
             return false;
         }
-        println!("{} vectors in {} match the generator", generated.len(), dir.display());
+        println!(
+            "{} vectors in {} match the generator",
+            generated.len(),
+            dir.display()
+        );
     } else {
         std::fs::create_dir_all(&dir).unwrap();
         for name in on_disk.keys().filter(|n| !generated.contains_key(*n)) {

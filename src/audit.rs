@@ -269,7 +269,9 @@ mod tests {
             let e = audit_append(out.last(), record(i)).unwrap();
             out.push(e);
         }
-        out.iter().map(|e| serde_json::to_value(e).unwrap()).collect()
+        out.iter()
+            .map(|e| serde_json::to_value(e).unwrap())
+            .collect()
     }
 
     #[test]
@@ -320,14 +322,21 @@ mod tests {
 
     #[test]
     fn canonical_json_sorts_keys_and_call_keys_tell_retries_from_replays() {
-        let v: Value = serde_json::from_str(r#"{"b":1,"a":{"d":[1,{"f":2,"e":3}],"c":"x"}}"#).unwrap();
-        assert_eq!(canonical_json(&v), r#"{"a":{"c":"x","d":[1,{"e":3,"f":2}]},"b":1}"#);
+        let v: Value =
+            serde_json::from_str(r#"{"b":1,"a":{"d":[1,{"f":2,"e":3}],"c":"x"}}"#).unwrap();
+        assert_eq!(
+            canonical_json(&v),
+            r#"{"a":{"c":"x","d":[1,{"e":3,"f":2}]},"b":1}"#
+        );
         let args: serde_json::Map<String, Value> =
             serde_json::from_str(r#"{"max_rows":5,"sql":"x"}"#).unwrap();
         let k = call_key("7", "tools/call", Some("db_query"), &args);
         assert_eq!(k, call_key("7", "tools/call", Some("db_query"), &args));
         assert_ne!(k, call_key("8", "tools/call", Some("db_query"), &args));
         assert_ne!(k, call_key("7", "tools/call", Some("file_read"), &args));
-        assert_ne!(k, call_key("7", "tools/call", Some("db_query"), &Default::default()));
+        assert_ne!(
+            k,
+            call_key("7", "tools/call", Some("db_query"), &Default::default())
+        );
     }
 }

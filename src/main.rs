@@ -8,7 +8,11 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod store;
+
 use clap::{Args, Parser, Subcommand};
+use mcpvault::audit::{audit_verify, call_key, AuditRecord};
+use mcpvault::state::{check_replay, check_revocation};
 use mcpvault::{ArgLimit, ArgRule, Grant, Request, Restriction, Scalar};
 use rand_core::OsRng;
 use serde::{Deserialize, Serialize};
@@ -54,6 +58,45 @@ enum Command {
     },
     /// Verify a token for one tool call; prints the authorized facts as JSON.
     Verify(VerifyArgs),
+    /// Revoke a revocation id in a store: every token whose chain holds it is refused (`revoked`).
+    Revoke {
+        /// The revocation id (hex), from `revocation-ids` or `inspect`.
+        #[arg(long)]
+        id: String,
+        /// sqlite:FILE or redis://HOST:PORT[/DB] (the store servers read).
+        #[arg(long)]
+        store: String,
+    },
+    /// Print a token's revocation ids, one per line, authority first (revoke any to revoke the token).
+    RevocationIds {
+        /// The token, or - to read it from stdin.
+        #[arg(long)]
+        token: String,
+    },
+    /// The audit log: check its hash chain, or export it.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the chain; names the first edited, deleted or reordered entry (exit 1).
+    Verify {
+        /// A file of entries: JSON lines, or one JSON array.
+        #[arg(required_unless_present = "store", conflicts_with = "store")]
+        file: Option<PathBuf>,
+        /// Or the store's log: sqlite:FILE or redis://HOST:PORT[/DB].
+        #[arg(long)]
+        store: Option<String>,
+    },
+    /// Print the store's log as JSON lines.
+    Export {
+        /// sqlite:FILE or redis://HOST:PORT[/DB].
+        #[arg(long)]
+        store: String,
+    },
 }
 
 #[derive(Args)]
@@ -129,6 +172,13 @@ struct VerifyArgs {
     /// The MCP method, for methods other than tools/call.
     #[arg(long, conflicts_with_all = ["tool", "args"])]
     method: Option<String>,
+    /// Check revocation and single-use tokens against this store and append the decision to its audit log:
+    /// sqlite:FILE or redis://HOST:PORT[/DB]. Without it, single-use tokens are refused.
+    #[arg(long)]
+    store: Option<String>,
+    /// The JSON-RPC request id: the same call sent again with it is a retry, not a replay.
+    #[arg(long, value_name = "ID")]
+    request_id: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -341,12 +391,167 @@ fn verify(args: VerifyArgs, now: u64) -> Result<String, Failure> {
         arguments,
         audience: args.audience,
     };
-    match mcpvault::verify(&token, &args.pubkey, &request, now) {
+    let mut store = args
+        .store
+        .as_deref()
+        .map(store::Store::open)
+        .transpose()
+        .map_err(Failure::input)?;
+    let result = mcpvault::verify(&token, &args.pubkey, &request, now).and_then(|facts| {
+        remembered(
+            store.as_mut(),
+            &facts,
+            &request,
+            args.request_id.as_deref(),
+            now,
+        )
+        .map(|()| facts)
+    });
+    if let Some(s) = store.as_mut() {
+        let ok = result.as_ref().ok();
+        let record = AuditRecord {
+            time: now,
+            allowed: ok.is_some(),
+            code: result.as_ref().err().map(|e| e.code().to_string()),
+            method: request.method.clone(),
+            tool: request.tool.clone(),
+            subject: ok.map(|f| f.subject.clone()),
+            issuer: ok.map(|f| f.issuer.clone()),
+            revocation_ids: ok.map(|f| f.revocation_ids.clone()).unwrap_or_default(),
+            request_id: args.request_id.clone(),
+        };
+        if let Err(e) = s.append_audit(record) {
+            if result.is_ok() {
+                return Err(Failure {
+                    exit: 1,
+                    message: format!("internal_error: internal error ({e})"),
+                });
+            }
+        }
+    }
+    match result {
         Ok(facts) => json(&facts),
         Err(e) if e.is_bad_input() => Err(e.into()),
         Err(e) => Err(Failure {
             exit: 1,
             message: format!("{}: {e}", e.code()),
+        }),
+    }
+}
+
+/// Revocation, then replay (mcpvault::state), against the store; with none,
+/// a single-use token is refused.
+fn remembered(
+    store: Option<&mut store::Store>,
+    facts: &mcpvault::AuthorizedFacts,
+    request: &Request,
+    request_id: Option<&str>,
+    now: u64,
+) -> mcpvault::Result<()> {
+    let internal = |detail: String| mcpvault::Error::Internal { detail };
+    let Some(store) = store else {
+        let spends = request.method == mcpvault::TOOLS_CALL;
+        return if spends {
+            check_replay(facts, None)
+        } else {
+            Ok(())
+        };
+    };
+    check_revocation(facts, |id| store.is_revoked(id).map_err(internal))?;
+    if request.method != mcpvault::TOOLS_CALL || facts.nonces.is_empty() {
+        return Ok(());
+    }
+    let key = call_key(
+        request_id.unwrap_or(""),
+        &request.method,
+        request.tool.as_deref(),
+        &request.arguments,
+    );
+    let spend = store
+        .spend(&facts.nonces, &key, now, facts.expires_at)
+        .map_err(internal)?;
+    check_replay(facts, Some(spend))
+}
+
+fn revoke(id: &str, spec: &str, now: u64) -> Result<String, Failure> {
+    let valid = (2..=256).contains(&id.len())
+        && id.len() % 2 == 0
+        && id.bytes().all(|b| b.is_ascii_hexdigit());
+    if !valid {
+        return Err(Failure::input(
+            "invalid_request: --id must be a revocation id (hex)",
+        ));
+    }
+    let mut s = store::Store::open(spec).map_err(Failure::input)?;
+    s.revoke(&id.to_ascii_lowercase(), now)
+        .map_err(|e| Failure {
+            exit: 1,
+            message: e,
+        })?;
+    Ok(format!("revoked {}", id.to_ascii_lowercase()))
+}
+
+fn audit(command: AuditCommand) -> Result<String, Failure> {
+    let entries: Vec<serde_json::Value> = match command {
+        AuditCommand::Export { store } => {
+            let entries = store::Store::open(&store)
+                .map_err(Failure::input)?
+                .audit_entries()
+                .map_err(|e| Failure {
+                    exit: 1,
+                    message: e,
+                })?;
+            return Ok(entries
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("\n"));
+        }
+        AuditCommand::Verify { file: Some(f), .. } => {
+            let text = fs::read_to_string(&f)
+                .map_err(|e| Failure::input(format!("reading {}: {e}", f.display())))?;
+            let trimmed = text.trim_start();
+            if trimmed.starts_with('[') {
+                serde_json::from_str(trimmed)
+                    .map_err(|e| Failure::input(format!("{}: {e}", f.display())))?
+            } else {
+                // JSON lines; a line that is not JSON is kept as a string, so it is reported as edited
+                trimmed
+                    .lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(|l| {
+                        serde_json::from_str(l)
+                            .unwrap_or_else(|_| serde_json::Value::String(l.to_string()))
+                    })
+                    .collect()
+            }
+        }
+        AuditCommand::Verify { store: Some(s), .. } => store::Store::open(&s)
+            .map_err(Failure::input)?
+            .audit_entries()
+            .map_err(|e| Failure {
+                exit: 1,
+                message: e,
+            })?,
+        AuditCommand::Verify { .. } => {
+            return Err(Failure::input("audit verify needs FILE or --store"))
+        }
+    };
+    match audit_verify(&entries) {
+        Ok(s) => Ok(format!("ok: {} entries, head {}", s.entries, s.head)),
+        Err(b) => Err(Failure {
+            exit: 1,
+            message: format!(
+                "audit: entry {} (line {}{}) {}: {}",
+                b.index,
+                b.index + 1,
+                b.seq.map(|s| format!(", seq {s}")).unwrap_or_default(),
+                serde_json::to_value(b.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default(),
+                b.detail
+            ),
         }),
     }
 }
@@ -398,6 +603,11 @@ fn run(cli: Cli) -> Result<String, Failure> {
             ))
         }
         Command::Verify(a) => verify(a, now),
+        Command::Revoke { id, store } => revoke(&id, &store, now),
+        Command::RevocationIds { token } => Ok(mcpvault::inspect(&read_token(&token)?)?
+            .revocation_ids
+            .join("\n")),
+        Command::Audit { command } => audit(command),
     }
 }
 

@@ -814,7 +814,11 @@ pub(crate) fn authorize(
             .iter()
             .map(|b| b.revocation_id.clone())
             .collect(),
-        nonces: chain.blocks.iter().filter_map(|b| b.nonce.clone()).collect(),
+        nonces: chain
+            .blocks
+            .iter()
+            .filter_map(|b| b.nonce.clone())
+            .collect(),
     })
 }
 

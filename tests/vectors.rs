@@ -20,9 +20,8 @@ use serde_json::{json, Value};
 /// against `spent` (or no replay store).
 fn run_state_case(case: &Value) -> Value {
     let (token, key, request, now) = common::case_call(case);
-    let strings = |k: &str| -> Vec<String> {
-        serde_json::from_value(case["state"][k].clone()).unwrap()
-    };
+    let strings =
+        |k: &str| -> Vec<String> { serde_json::from_value(case["state"][k].clone()).unwrap() };
     let (revoked, spent) = (strings("revoked"), strings("spent"));
     let has_store = case["state"]["replay_store"].as_bool().unwrap();
     let result = verify(&token, &key, &request, now).and_then(|f| {
@@ -41,7 +40,8 @@ fn run_state_case(case: &Value) -> Value {
 fn run_audit_case(case: &Value) -> Value {
     match case["operation"].as_str().unwrap() {
         "audit_append" => {
-            let records: Vec<AuditRecord> = serde_json::from_value(case["records"].clone()).unwrap();
+            let records: Vec<AuditRecord> =
+                serde_json::from_value(case["records"].clone()).unwrap();
             let mut entries: Vec<AuditEntry> = Vec::new();
             for r in records {
                 let e = audit_append(entries.last(), r).unwrap();

@@ -148,3 +148,28 @@ for (const kind of ["sqlite", "redis"]) {
     assert.strictEqual(auditVerify(entries).entries, entries.length);
   });
 }
+
+for (const kind of ["sqlite", "redis"]) {
+  test(`${kind}: the CLI and Node share a store: \`mcpvault revoke\` is seen by Node, Node's audit log passes \`mcpvault audit verify\``,
+    { skip: !process.env.MCPVAULT_CLI && "MCPVAULT_CLI is not set (make test-store sets it)" }, async () => {
+      const cli = (...args) => new Promise((resolve) => {
+        const child = spawn(process.env.MCPVAULT_CLI, args, { stdio: ["ignore", "pipe", "pipe"] });
+        let out = "";
+        child.stdout.on("data", (d) => (out += d));
+        child.stderr.on("data", (d) => (out += d));
+        child.on("exit", (status) => resolve({ status, out: out.trim() }));
+      });
+      const { store, spec } = await freshStore(kind, redis.url);
+      const opts = { publicKey: keys.publicKey, vault, revocationStore: store, auditStore: store };
+      const root = mint();
+      const child = vault.attenuate(root, { tools: ["db_query"] });
+      assert.strictEqual(code(await authorizeWithState(child, call(1), opts)), "allowed");
+      const ids = (await cli("revocation-ids", "--token", child)).out.split("\n");
+      assert.deepStrictEqual(ids, vault.inspect(child).revocation_ids);
+      assert.strictEqual((await cli("revoke", "--id", ids[0], "--store", spec)).status, 0);
+      assert.strictEqual(code(await authorizeWithState(child, call(2), opts)), "revoked");
+      const verdict = await cli("audit", "verify", "--store", spec);
+      assert.deepStrictEqual([verdict.status, verdict.out.split(",")[0]], [0, "ok: 2 entries"]);
+      await store.close();
+    });
+}

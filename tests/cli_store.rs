@@ -1,0 +1,232 @@
+//! The CLI with stores: `revoke`, `revocation-ids`, `verify --store` (revocation, single-use tokens, retries,
+//! the audit log) and `audit verify` catching an edited, deleted or swapped entry — on SQLite and on Redis (a
+//! redis-server started here on a free loopback port; the test fails if it cannot be started).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::process::{Child, Command, Output, Stdio};
+
+const NOW: &str = "1800000000";
+
+struct Cli {
+    home: tempfile::TempDir,
+}
+
+impl Cli {
+    fn new() -> Self {
+        let cli = Cli {
+            home: tempfile::tempdir().unwrap(),
+        };
+        cli.ok(&["keygen"]);
+        cli
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_mcpvault"))
+            .args(args)
+            .env("HOME", self.home.path())
+            .env("MCPVAULT_NOW", NOW)
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    /// The code of a refusal (exit 1), from `mcpvault: CODE: message`.
+    fn refused(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        err.trim_start_matches("mcpvault: ")
+            .split(':')
+            .next()
+            .unwrap()
+            .to_string()
+    }
+
+    fn pubkey(&self) -> String {
+        let path = self.home.path().join(".mcpvault/keys/default.json");
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        v["public_key"].as_str().unwrap().to_string()
+    }
+
+    fn mint(&self, extra: &[&str]) -> String {
+        let mut args = vec![
+            "mint",
+            "--tools",
+            "db_query,file_read",
+            "--ttl",
+            "3600",
+            "--issuer",
+            "auth-server",
+            "--subject",
+            "agent-a",
+        ];
+        args.extend_from_slice(extra);
+        self.ok(&args)
+    }
+}
+
+struct Redis(Child, String);
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_redis() -> Redis {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
+        .arg("--dir")
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server (apt install redis-server)");
+    let url = format!("redis://127.0.0.1:{port}");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Redis(child, url);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("redis-server did not start on {port}");
+}
+
+fn args(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+fn scenario(store: &str) {
+    let cli = Cli::new();
+    let pk = cli.pubkey();
+    let root = cli.mint(&[]);
+    let hop = cli.ok(&["attenuate", "--token", &root, "--tools", "db_query"]);
+    let verify = |token: &str, extra: &[&str]| -> Vec<String> {
+        let mut v = vec![
+            "verify".to_string(),
+            "--token".into(),
+            token.to_string(),
+            "--pubkey".into(),
+            pk.clone(),
+            "--tool".into(),
+            "db_query".into(),
+            "--store".into(),
+            store.to_string(),
+        ];
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+
+    // revocation-ids, then revoking the root refuses the derived token
+    let ids = cli.ok(&["revocation-ids", "--token", &hop]);
+    let ids: Vec<&str> = ids.lines().collect();
+    assert_eq!(ids.len(), 2);
+    cli.ok(&args(&verify(&hop, &[])));
+    assert_eq!(
+        cli.ok(&["revoke", "--id", ids[0], "--store", store]),
+        format!("revoked {}", ids[0])
+    );
+    assert_eq!(cli.refused(&args(&verify(&hop, &[]))), "revoked");
+    assert_eq!(cli.refused(&args(&verify(&root, &[]))), "revoked");
+    assert_eq!(
+        cli.run(&["revoke", "--id", "not-hex", "--store", store])
+            .status
+            .code(),
+        Some(2)
+    );
+
+    // a single-use token: once, a retry of the same request, then replayed
+    let once = cli.mint(&["--single-use"]);
+    cli.ok(&args(&verify(&once, &["--request-id", "1"])));
+    cli.ok(&args(&verify(&once, &["--request-id", "1"])));
+    assert_eq!(
+        cli.refused(&args(&verify(&once, &["--request-id", "2"]))),
+        "replayed"
+    );
+    // without a store a single-use token is refused
+    assert_eq!(
+        cli.refused(&["verify", "--token", &once, "--pubkey", &pk, "--tool", "db_query"]),
+        "replayed"
+    );
+
+    // every decision with --store is in the audit log (6: the one without a store is not), and it verifies
+    let ok = cli.ok(&["audit", "verify", "--store", store]);
+    assert!(ok.starts_with("ok: 6 entries, head "), "{ok}");
+    let export = cli.ok(&["audit", "export", "--store", store]);
+    let lines: Vec<&str> = export.lines().collect();
+    assert_eq!(lines.len(), 6);
+    let dir = tempfile::tempdir().unwrap();
+    let check = |name: &str, lines: Vec<String>| -> String {
+        let f = dir.path().join(name);
+        std::fs::write(&f, lines.join("\n")).unwrap();
+        let out = cli.run(&["audit", "verify", f.to_str().unwrap()]);
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        format!("{} {}", out.status.code().unwrap(), text.trim())
+    };
+    let original: Vec<String> = lines.iter().map(|s| s.to_string()).collect();
+    assert!(check("ok.jsonl", original.clone()).starts_with("0 ok: 6 entries"));
+    let mut edited = original.clone();
+    edited[1] = edited[1].replace("\"allowed\":false", "\"allowed\":true");
+    assert_ne!(edited[1], original[1]);
+    assert!(
+        check("edited.jsonl", edited).contains("audit: entry 1 (line 2, seq 2) edited"),
+        "edit"
+    );
+    let mut deleted = original.clone();
+    deleted.remove(2);
+    assert!(
+        check("deleted.jsonl", deleted).contains("entry 2 (line 3, seq 4) deleted"),
+        "delete"
+    );
+    let mut swapped = original.clone();
+    swapped.swap(4, 5);
+    assert!(
+        check("swapped.jsonl", swapped).contains("entry 4 (line 5, seq 6) reordered"),
+        "swap"
+    );
+}
+
+#[test]
+fn sqlite_store() {
+    let dir = tempfile::tempdir().unwrap();
+    scenario(&format!(
+        "sqlite:{}",
+        dir.path().join("vault.db").to_str().unwrap()
+    ));
+}
+
+#[test]
+fn redis_store() {
+    let redis = start_redis();
+    scenario(&redis.1);
+}
