@@ -157,8 +157,7 @@ pub fn audit_append(prev: Option<&AuditEntry>, record: AuditRecord) -> Result<Au
 /// names the first edited, deleted or reordered entry.
 pub fn audit_verify(entries: &[Value]) -> std::result::Result<AuditSummary, AuditBreak> {
     let mut prev_hash = GENESIS.to_string();
-    let mut expected_seq = 1u64;
-    for (index, raw) in entries.iter().enumerate() {
+    for (expected_seq, (index, raw)) in (1u64..).zip(entries.iter().enumerate()) {
         let seq = raw.get("seq").and_then(Value::as_u64);
         let broken = |kind, detail: String| AuditBreak {
             index,
@@ -219,7 +218,6 @@ pub fn audit_verify(entries: &[Value]) -> std::result::Result<AuditSummary, Audi
             ));
         }
         prev_hash = entry.hash;
-        expected_seq += 1;
     }
     Ok(AuditSummary {
         entries: entries.len(),
