@@ -1248,7 +1248,7 @@ fn build() -> Gen {
             "a holder can make a reusable token single-use",
             &hop_once,
             &[],
-            &[hop_nonce.clone()],
+            std::slice::from_ref(&hop_nonce),
             true,
             Err("replayed"),
         );

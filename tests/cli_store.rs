@@ -111,10 +111,11 @@ fn start_redis() -> Redis {
         .stdout(Stdio::null())
         .spawn()
         .expect("redis-server (apt install redis-server)");
-    let url = format!("redis://127.0.0.1:{port}");
+    // From here the guard kills and waits for the server, whatever happens.
+    let redis = Redis(child, format!("redis://127.0.0.1:{port}"));
     for _ in 0..100 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Redis(child, url);
+            return redis;
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
