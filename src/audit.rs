@@ -42,7 +42,9 @@ pub struct AuditRecord {
     pub request_id: Option<String>,
 }
 
-/// A record in the chain.
+/// A record in the chain: the decision's fields plus `seq`, `prev`, `hash`.
+/// (Spelled out rather than `#[serde(flatten)]`: flatten costs ~70 KB of
+/// wasm.)
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditEntry {
@@ -50,9 +52,24 @@ pub struct AuditEntry {
     pub seq: u64,
     /// The previous entry's hash (GENESIS for the first).
     pub prev: String,
-    /// The decision.
-    #[serde(flatten)]
-    pub record: AuditRecord,
+    /// See [`AuditRecord`].
+    pub time: u64,
+    /// See [`AuditRecord`].
+    pub allowed: bool,
+    /// See [`AuditRecord`].
+    pub code: Option<String>,
+    /// See [`AuditRecord`].
+    pub method: String,
+    /// See [`AuditRecord`].
+    pub tool: Option<String>,
+    /// See [`AuditRecord`].
+    pub subject: Option<String>,
+    /// See [`AuditRecord`].
+    pub issuer: Option<String>,
+    /// See [`AuditRecord`].
+    pub revocation_ids: Vec<String>,
+    /// See [`AuditRecord`].
+    pub request_id: Option<String>,
     /// SHA-256(prev ‖ canonical JSON of this entry without `hash`), hex.
     pub hash: String,
 }
@@ -146,7 +163,15 @@ pub fn audit_append(prev: Option<&AuditEntry>, record: AuditRecord) -> Result<Au
     let mut entry = AuditEntry {
         seq,
         prev: prev_hash,
-        record,
+        time: record.time,
+        allowed: record.allowed,
+        code: record.code,
+        method: record.method,
+        tool: record.tool,
+        subject: record.subject,
+        issuer: record.issuer,
+        revocation_ids: record.revocation_ids,
+        request_id: record.request_id,
         hash: String::new(),
     };
     entry.hash = hash_of(&entry.prev, &body_of(&entry)?)?;

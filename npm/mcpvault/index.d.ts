@@ -15,6 +15,8 @@ export interface Grant {
   audience?: string;
   maxDepth?: number;
   argLimits?: ArgLimit[];
+  /** Single-use: a random nonce a verifier's replay store lets one tools/call spend. */
+  singleUse?: boolean;
 }
 
 export interface Restriction {
@@ -23,6 +25,8 @@ export interface Restriction {
   audience?: string;
   maxDepth?: number;
   argLimits?: ArgLimit[];
+  /** Make the attenuated token (and every token derived from it) single-use. */
+  singleUse?: boolean;
 }
 
 export interface VerifyRequest {
@@ -51,12 +55,14 @@ export interface AuthorizedFacts {
   audience: string | null;
   maxDepth: number | null;
   revocationIds: string[];
+  /** Nonces of single-use blocks (absent when none). */
+  nonces?: string[];
 }
 
 export type ErrorCode =
   | "malformed_token" | "invalid_key" | "bad_signature" | "expired" | "tool_not_allowed"
   | "argument_not_allowed" | "wrong_audience" | "depth_exceeded" | "check_failed"
-  | "limits_exceeded" | "invalid_request" | "internal_error";
+  | "limits_exceeded" | "revoked" | "replayed" | "invalid_request" | "internal_error";
 
 export class McpVaultError extends Error {
   readonly name: "McpVaultError";
@@ -97,8 +103,8 @@ export function init(input?: string | URL | Response | BufferSource | WebAssembl
 /** The reserved dry-run tool name, `mcpvault.check`. */
 export const CHECK_TOOL: "mcpvault.check";
 
-/** A refusal code at the gate: the core's codes, plus `missing_token` (and `revoked`/`replayed`, reserved). */
-export type GateErrorCode = ErrorCode | "missing_token" | "revoked" | "replayed";
+/** A refusal code at the gate: the core's codes, plus `missing_token`. */
+export type GateErrorCode = ErrorCode | "missing_token";
 
 /** A Node/Express request (plain header object, optional parsed `body`) or a fetch `Request`. */
 export type RequestLike = { headers: Record<string, string | string[] | undefined> | { get(name: string): string | null }; body?: unknown };
@@ -147,3 +153,54 @@ export function authorizeFetch(request: Request, options: GateOptions & Challeng
 
 /** Throws McpVaultError `invalid_key` unless `hex` is an Ed25519 public key. */
 export function assertPublicKey(hex: string, vault?: MCPVault): void;
+
+// ---- What a verifier remembers: revocation, replay, audit (SCHEMA.md) ----
+
+export interface AuditRecord {
+  time: number;
+  allowed: boolean;
+  code: string | null;
+  method: string;
+  tool: string | null;
+  subject: string | null;
+  issuer: string | null;
+  revocation_ids: string[];
+  request_id: string | null;
+}
+export interface AuditEntry extends AuditRecord {
+  seq: number;
+  /** The previous entry's hash (64 zeros for the first). */
+  prev: string;
+  /** SHA-256(prev ‖ canonical JSON of the entry without `hash`), hex. */
+  hash: string;
+}
+export interface AuditBreak { index: number; seq: number | null; kind: "edited" | "deleted" | "reordered" | "broken"; detail: string }
+/** The entry after `prev` (null for the first): the core computes the hash, so every host writes the same chain. */
+export function auditAppend(prev: AuditEntry | null, record: AuditRecord): AuditEntry;
+/** `{ entries, head }`, or `{ break }` at the first edited, deleted or reordered entry. */
+export function auditVerify(entries: unknown[]): { entries: number; head: string; break?: undefined } | { break: AuditBreak };
+/** The key that tells a retry of a JSON-RPC request from a replay. */
+export function callKey(requestId: string | number | null, method: string, tool: string | null | undefined, args: Record<string, unknown>): string;
+
+/** The store interface of mcpvault-store (memory, SQLite, Redis); any object with these methods works. */
+export interface RevocationStore { firstRevoked(ids: string[]): Promise<string | null> }
+export interface ReplayStore {
+  spend(nonces: string[], callKey: string, o: { now: number; until: number; retryWindow: number }):
+    Promise<{ result: "fresh" | "retry" | "replayed"; nonce?: string }>;
+}
+export interface AuditStore { appendAudit(record: AuditRecord): Promise<AuditEntry> }
+export interface StateOptions extends GateOptions {
+  revocationStore?: RevocationStore;
+  replayStore?: ReplayStore;
+  auditStore?: AuditStore;
+  /** Seconds a retry of the same request is not a replay (default 30). */
+  retryWindow?: number;
+  /** The JSON-RPC id (default: the message's). */
+  requestId?: string | number | null;
+  /** An outer layer already spent this call's nonces. */
+  replayChecked?: boolean;
+}
+/** authorizeCall, then revocation, replay (a tools/call spends single-use tokens) and the audit log. */
+export function authorizeWithState(token: string | null | undefined, call: CallLike, options: StateOptions): Promise<AuthorizedFacts | McpVaultError>;
+export function authorizeBodyWithState(token: string | null | undefined, body: unknown, options: StateOptions & { tool?: string; httpMethod?: string }):
+  Promise<ReturnType<typeof authorizeBody>>;

@@ -4,6 +4,8 @@ import { MCPVault, McpVaultError, extractToken, authorizeCall, challenge, challe
   statusOf, CHECK_TOOL, type AuthorizedFacts, type Challenge } from "mcpvault";
 import { createMcpVaultMiddleware, type McpVaultDecision } from "mcpvault-express";
 import { withMcpVault, checkConfig, startProxy, REDACTED } from "mcpvault-mcp";
+import { openStore, MemoryStore } from "mcpvault-store";
+import { auditAppend, auditVerify, authorizeWithState, callKey } from "mcpvault";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 
 const vault = new MCPVault({ cache: 16 });
@@ -35,4 +37,13 @@ async function proxy(): Promise<void> {
   const p = await startProxy(config);
   await p.close();
 }
-console.log(mw, server, REDACTED, fetchGate, proxy);
+async function state(): Promise<void> {
+  const store = await openStore("memory");
+  const once = vault.mint(privateKey, { tools: ["db_query"], ttl: 60, issuer: "i", subject: "s", singleUse: true });
+  const out = await authorizeWithState(once, { tool: "db_query" }, { publicKey, revocationStore: store, replayStore: store, auditStore: store });
+  const nonces: string[] | undefined = out instanceof McpVaultError ? undefined : out.nonces;
+  const e = auditAppend(null, { time: 1, allowed: true, code: null, method: "tools/call", tool: "x", subject: null, issuer: null, revocation_ids: [], request_id: null });
+  const v = auditVerify([e]);
+  console.log(nonces, v.break?.kind, callKey(1, "tools/call", "x", {}), new MemoryStore().kind);
+}
+console.log(mw, server, REDACTED, fetchGate, proxy, state);

@@ -119,7 +119,7 @@ class MCPVault:
         if iface is None:
             raise RuntimeError(f"the component does not export {_INTERFACE}")
         self._funcs = {}
-        for name in ("keygen", "mint", "attenuate", "verify", "inspect"):
+        for name in ("keygen", "mint", "attenuate", "verify", "inspect", "audit-append", "audit-verify", "call-key"):
             idx = self._instance.get_export_index(self._store, name, iface)
             func = self._instance.get_func(self._store, idx) if idx is not None else None
             if func is None:
@@ -168,6 +168,7 @@ class MCPVault:
             audience=_opt_str(grant, "audience"),
             max_depth=_opt_int(grant, "max_depth"),
             arg_limits=_limits(grant),
+            single_use=bool(grant.get("single_use", False)),
         )
         return self._call("mint", private_key, g, now)
 
@@ -182,6 +183,7 @@ class MCPVault:
             audience=_opt_str(restriction, "audience"),
             max_depth=_opt_int(restriction, "max_depth"),
             arg_limits=_limits(restriction),
+            single_use=bool(restriction.get("single_use", False)),
         )
         out = self._call("attenuate", token, r, now)
         if warnings is not None:
@@ -204,8 +206,43 @@ class MCPVault:
         )
         facts = _plain(self._call("verify", token, public_key, req))
         result = {"verified": True}
-        result.update({k: v for k, v in facts.items() if not (k == "tool" and v is None)})
+        # absent rather than empty, as in the core's JSON: tool (other methods), nonces (not single-use)
+        result.update({k: v for k, v in facts.items() if not (k == "tool" and v is None) and not (k == "nonces" and not v)})
         return result
+
+    def audit_append(self, prev: Optional[Mapping[str, Any]], record: Mapping[str, Any]) -> Dict[str, Any]:
+        """The audit entry after `prev` (None for the first) for `record`: a dict with time, allowed, code, method,
+        tool, subject, issuer, revocation_ids, request_id. The core computes the hash chain (SCHEMA.md)."""
+        rec = _record(
+            time=int(record["time"]),
+            allowed=bool(record["allowed"]),
+            code=_opt_str(record, "code"),
+            method=str(record["method"]),
+            tool=_opt_str(record, "tool"),
+            subject=_opt_str(record, "subject"),
+            issuer=_opt_str(record, "issuer"),
+            revocation_ids=[str(i) for i in record.get("revocation_ids") or []],
+            request_id=_opt_str(record, "request_id"),
+        )
+        line = self._call("audit-append", None if prev is None else json.dumps(prev), rec)
+        return json.loads(line)
+
+    def audit_verify(self, entries: List[Mapping[str, Any]]) -> Dict[str, Any]:
+        """`{"entries", "head"}` for a sound chain, or `{"break": {"index", "seq", "kind", "detail"}}` for the first
+        edited, deleted or reordered entry."""
+        with self._lock:
+            ret = self._funcs["audit-verify"](self._store, [json.dumps(e) for e in entries])
+        if not isinstance(ret, Variant):  # pragma: no cover - both sides are records
+            raise McpVaultError("internal_error", "unexpected audit-verify answer")
+        if ret.tag == "ok":
+            return {"entries": ret.payload.entries, "head": ret.payload.head}
+        b = _plain(ret.payload)
+        return {"break": {"index": b["index"], "seq": b["seq"], "kind": str(b["kind"]), "detail": b["detail"]}}
+
+    def call_key(self, request_id: str, method: str, tool: Optional[str], arguments: Mapping[str, Any]) -> str:
+        """The key that tells a retry of a JSON-RPC request from a replay (hex; the same on every host)."""
+        req = _record(method=method, tool=tool, arguments=json.dumps(dict(arguments)), audience=None, now=None)
+        return self._call("call-key", request_id, req)
 
     def inspect(self, token: str) -> Dict[str, Any]:
         """The token's blocks, facts, checks and revocation ids; no key, not verified."""

@@ -124,3 +124,14 @@ def test_readme_python_block_runs_as_written():
     with pytest.raises(McpVaultError) as e:
         exec(lines[-1], namespace)     # documented to raise
     assert e.value.code == "tool_not_allowed"
+
+
+def test_single_use_tokens_carry_a_nonce(vault):
+    priv, pub = vault.generate_keypair()
+    once = vault.mint(priv, {"tools": ["db_query"], "ttl": 60, "issuer": "i", "subject": "s", "single_use": True})
+    facts = vault.verify(once, pub, {"tool": "db_query"})
+    assert len(facts["nonces"]) == 1 and len(facts["nonces"][0]) == 32
+    plain = vault.mint(priv, {"tools": ["db_query"], "ttl": 60, "issuer": "i", "subject": "s"})
+    assert "nonces" not in vault.verify(plain, pub, {"tool": "db_query"})
+    hop = vault.attenuate(plain, {"single_use": True})
+    assert len(vault.verify(hop, pub, {"tool": "db_query"})["nonces"]) == 1

@@ -13,6 +13,7 @@ mod bindings {
 
 use bindings::exports::mcpvault::authz::authorize::Guest;
 use bindings::exports::mcpvault::authz::types as wit;
+use mcpvault::audit::{self, AuditEntry, AuditRecord};
 use rand_core::OsRng;
 
 struct Component;
@@ -39,6 +40,8 @@ fn code(e: &mcpvault::Error) -> wit::ErrorCode {
         "depth_exceeded" => C::DepthExceeded,
         "check_failed" => C::CheckFailed,
         "limits_exceeded" => C::LimitsExceeded,
+        "revoked" => C::Revoked,
+        "replayed" => C::Replayed,
         "invalid_request" => C::InvalidRequest,
         _ => C::InternalError,
     }
@@ -100,6 +103,7 @@ fn facts(f: mcpvault::AuthorizedFacts) -> wit::AuthorizedFacts {
         audience: f.audience,
         max_depth: f.max_depth,
         revocation_ids: f.revocation_ids,
+        nonces: f.nonces,
     }
 }
 
@@ -125,6 +129,7 @@ impl Guest for Component {
             audience: grant.audience,
             max_depth: grant.max_depth,
             arg_limits: grant.arg_limits.into_iter().map(arg_limit).collect(),
+            single_use: grant.single_use,
         };
         mcpvault::mint(
             &private_key,
@@ -146,6 +151,7 @@ impl Guest for Component {
             audience: restriction.audience,
             max_depth: restriction.max_depth,
             arg_limits: restriction.arg_limits.into_iter().map(arg_limit).collect(),
+            single_use: restriction.single_use,
         };
         mcpvault::attenuate(&token, &r, now.unwrap_or_else(wall_clock), &mut OsRng)
             .map(|a| wit::Attenuated {
@@ -169,10 +175,74 @@ impl Guest for Component {
 
     fn inspect(token: String) -> Result<String, wit::Error> {
         let inspection = mcpvault::inspect(&token).map_err(error)?;
-        serde_json::to_string(&inspection).map_err(|e| {
-            error(mcpvault::Error::Internal {
-                detail: e.to_string(),
-            })
-        })
+        to_json(&inspection)
     }
+
+    fn audit_append(prev: Option<String>, decision: wit::AuditRecord) -> Result<String, wit::Error> {
+        let record = decision;
+        let prev: Option<AuditEntry> = prev
+            .map(|p| serde_json::from_str(&p))
+            .transpose()
+            .map_err(|e| {
+                error(mcpvault::Error::InvalidRequest {
+                    reason: format!("prev: {e}"),
+                })
+            })?;
+        let record = AuditRecord {
+            time: record.time,
+            allowed: record.allowed,
+            code: record.code,
+            method: record.method,
+            tool: record.tool,
+            subject: record.subject,
+            issuer: record.issuer,
+            revocation_ids: record.revocation_ids,
+            request_id: record.request_id,
+        };
+        let entry = audit::audit_append(prev.as_ref(), record).map_err(error)?;
+        to_json(&entry)
+    }
+
+    fn audit_verify(entries: Vec<String>) -> Result<wit::AuditSummary, wit::AuditBreak> {
+        // A line that is not JSON stays a string, so the chain reports it as edited.
+        let values: Vec<serde_json::Value> = entries
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|_| serde_json::Value::String(l.clone())))
+            .collect();
+        match audit::audit_verify(&values) {
+            Ok(s) => Ok(wit::AuditSummary {
+                entries: s.entries as u64,
+                head: s.head,
+            }),
+            Err(b) => Err(wit::AuditBreak {
+                index: b.index as u64,
+                seq: b.seq,
+                kind: match b.kind {
+                    audit::BreakKind::Edited => wit::AuditBreakKind::Edited,
+                    audit::BreakKind::Deleted => wit::AuditBreakKind::Deleted,
+                    audit::BreakKind::Reordered => wit::AuditBreakKind::Reordered,
+                    audit::BreakKind::Broken => wit::AuditBreakKind::Broken,
+                },
+                detail: b.detail,
+            }),
+        }
+    }
+
+    fn call_key(request_id: String, req: wit::Request) -> Result<String, wit::Error> {
+        let req = request(req)?;
+        Ok(audit::call_key(
+            &request_id,
+            &req.method,
+            req.tool.as_deref(),
+            &req.arguments,
+        ))
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String, wit::Error> {
+    serde_json::to_string(value).map_err(|e| {
+        error(mcpvault::Error::Internal {
+            detail: e.to_string(),
+        })
+    })
 }
