@@ -178,16 +178,19 @@ impl Guest for Component {
         to_json(&inspection)
     }
 
-    fn audit_append(prev: Option<String>, decision: wit::AuditRecord) -> Result<String, wit::Error> {
+    fn audit_append(
+        prev: Option<String>,
+        decision: wit::AuditRecord,
+    ) -> Result<String, wit::Error> {
         let record = decision;
-        let prev: Option<AuditEntry> = prev
-            .map(|p| serde_json::from_str(&p))
-            .transpose()
-            .map_err(|e| {
-                error(mcpvault::Error::InvalidRequest {
-                    reason: format!("prev: {e}"),
-                })
-            })?;
+        let prev: Option<AuditEntry> =
+            prev.map(|p| serde_json::from_str(&p))
+                .transpose()
+                .map_err(|e| {
+                    error(mcpvault::Error::InvalidRequest {
+                        reason: format!("prev: {e}"),
+                    })
+                })?;
         let record = AuditRecord {
             time: record.time,
             allowed: record.allowed,
@@ -207,7 +210,9 @@ impl Guest for Component {
         // A line that is not JSON stays a string, so the chain reports it as edited.
         let values: Vec<serde_json::Value> = entries
             .iter()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|_| serde_json::Value::String(l.clone())))
+            .map(|l| {
+                serde_json::from_str(l).unwrap_or_else(|_| serde_json::Value::String(l.clone()))
+            })
             .collect();
         match audit::audit_verify(&values) {
             Ok(s) => Ok(wit::AuditSummary {
