@@ -515,15 +515,7 @@ fn audit(command: AuditCommand) -> Result<String, Failure> {
                 serde_json::from_str(trimmed)
                     .map_err(|e| Failure::input(format!("{}: {e}", f.display())))?
             } else {
-                // JSON lines; a line that is not JSON is kept as a string, so it is reported as edited
-                trimmed
-                    .lines()
-                    .filter(|l| !l.trim().is_empty())
-                    .map(|l| {
-                        serde_json::from_str(l)
-                            .unwrap_or_else(|_| serde_json::Value::String(l.to_string()))
-                    })
-                    .collect()
+                mcpvault::audit::entries_from_lines(trimmed.lines())
             }
         }
         AuditCommand::Verify { store: Some(s), .. } => store::Store::open(&s)

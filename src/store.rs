@@ -10,36 +10,13 @@ use serde_json::Value;
 /// Seconds a retry of the same request is not a replay (as in mcpvault-store).
 pub const RETRY_WINDOW: u64 = 30;
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS mcpvault_revoked (id TEXT PRIMARY KEY, revoked_at INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS mcpvault_nonces (nonce TEXT PRIMARY KEY, call_key TEXT NOT NULL, spent_at INTEGER NOT NULL, keep_until INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS mcpvault_audit (seq INTEGER PRIMARY KEY, entry TEXT NOT NULL);
-";
+/// The tables, shared with mcpvault-store's sqlite.mjs.
+const SCHEMA: &str = include_str!("../npm/mcpvault-store/schema.sql");
 
 const P: &str = "mcpvault:";
 
-// The same script as mcpvault-store's redis.mjs.
-const SPEND: &str = r#"
-local retry = false
-local fresh = 0
-for i, k in ipairs(KEYS) do
-  local v = redis.call("GET", k)
-  if v then
-    local sep = string.find(v, "|", 1, true)
-    local key, at = string.sub(v, 1, sep - 1), tonumber(string.sub(v, sep + 1))
-    if key == ARGV[1] and tonumber(ARGV[2]) - at <= tonumber(ARGV[4]) then retry = true
-    else return {"replayed", k} end
-  else fresh = fresh + 1 end
-end
-if retry and fresh > 0 then
-  for i, k in ipairs(KEYS) do if redis.call("EXISTS", k) == 1 then return {"replayed", k} end end
-end
-if retry then return {"retry"} end
-for i, k in ipairs(KEYS) do
-  redis.call("SET", k, ARGV[1] .. "|" .. ARGV[2], "EXAT", ARGV[3])
-end
-return {"fresh"}
-"#;
+/// The atomic spend, shared with mcpvault-store's redis.mjs.
+const SPEND: &str = include_str!("../npm/mcpvault-store/spend.lua");
 
 /// A store opened from `sqlite:FILE` or `redis://HOST:PORT[/DB]`.
 pub enum Store {

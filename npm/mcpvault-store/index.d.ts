@@ -17,16 +17,7 @@ export interface Store {
   close(): Promise<void>;
 }
 
-export class MemoryStore implements Store {
-  readonly kind: "memory";
-  revoke(id: string): Promise<void>;
-  firstRevoked(ids: string[]): Promise<string | null>;
-  spend(nonces: string[], callKey: string, o: { now: number; until: number; retryWindow: number }):
-    Promise<{ result: "fresh" | "retry" | "replayed"; nonce?: string }>;
-  appendAudit(record: AuditRecord): Promise<AuditEntry>;
-  auditEntries(): Promise<AuditEntry[]>;
-  close(): Promise<void>;
-}
+export const MemoryStore: { new (): Store & { readonly kind: "memory" } };
 
 /** "memory", "sqlite:FILE" (better-sqlite3, WAL) or "redis://HOST:PORT[/DB]" (ioredis). */
 export function openStore(spec: string): Promise<Store>;

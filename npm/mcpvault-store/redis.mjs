@@ -1,32 +1,13 @@
 // The Redis store (ioredis), for fleets of servers: revocations in a set, each spent nonce a key written by one
 // Lua script (all of a token's nonces or none, with an expiry at the token's), the audit log a list whose head is
 // appended under WATCH (a conflicting append retries).
+import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { auditAppend } from "mcpvault";
 
 const P = "mcpvault:";
-// KEYS: nonce keys; ARGV: callKey, now, until, retryWindow. Returns {"fresh"} | {"retry"} | {"replayed", nonce}.
-const SPEND = `
-local retry = false
-local fresh = 0
-for i, k in ipairs(KEYS) do
-  local v = redis.call("GET", k)
-  if v then
-    local sep = string.find(v, "|", 1, true)
-    local key, at = string.sub(v, 1, sep - 1), tonumber(string.sub(v, sep + 1))
-    if key == ARGV[1] and tonumber(ARGV[2]) - at <= tonumber(ARGV[4]) then retry = true
-    else return {"replayed", k} end
-  else fresh = fresh + 1 end
-end
-if retry and fresh > 0 then
-  for i, k in ipairs(KEYS) do if redis.call("EXISTS", k) == 1 then return {"replayed", k} end end
-end
-if retry then return {"retry"} end
-for i, k in ipairs(KEYS) do
-  redis.call("SET", k, ARGV[1] .. "|" .. ARGV[2], "EXAT", ARGV[3])
-end
-return {"fresh"}
-`;
+// The spend script, shared with the CLI (src/store.rs includes the same file).
+const SPEND = readFileSync(new URL("./spend.lua", import.meta.url), "utf8");
 
 export class RedisStore {
   /** Connects to `url` (redis://host:port[/db]). */

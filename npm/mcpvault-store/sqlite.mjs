@@ -1,15 +1,13 @@
 // The SQLite store (better-sqlite3): the embedded default. WAL journal, synchronous=FULL (an acknowledged write
 // survives a killed process and a power loss), busy_timeout so several processes can share the file. Spends and
 // audit appends run in BEGIN IMMEDIATE transactions, so two servers racing on one file serialize.
+import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { auditAppend } from "mcpvault";
 import { spendDecision } from "./spend.mjs";
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS mcpvault_revoked (id TEXT PRIMARY KEY, revoked_at INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS mcpvault_nonces (nonce TEXT PRIMARY KEY, call_key TEXT NOT NULL, spent_at INTEGER NOT NULL, keep_until INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS mcpvault_audit (seq INTEGER PRIMARY KEY, entry TEXT NOT NULL);
-`;
+// The tables, shared with the CLI (src/store.rs includes the same file).
+const SCHEMA = readFileSync(new URL("./schema.sql", import.meta.url), "utf8");
 
 export class SqliteStore {
   /** Opens (creating) the database file. */

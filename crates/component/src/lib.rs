@@ -207,13 +207,7 @@ impl Guest for Component {
     }
 
     fn audit_verify(entries: Vec<String>) -> Result<wit::AuditSummary, wit::AuditBreak> {
-        // A line that is not JSON stays a string, so the chain reports it as edited.
-        let values: Vec<serde_json::Value> = entries
-            .iter()
-            .map(|l| {
-                serde_json::from_str(l).unwrap_or_else(|_| serde_json::Value::String(l.clone()))
-            })
-            .collect();
+        let values = audit::entries_from_lines(entries.iter().map(String::as_str));
         match audit::audit_verify(&values) {
             Ok(s) => Ok(wit::AuditSummary {
                 entries: s.entries as u64,

@@ -13,9 +13,8 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport, getDefaultEnvironment } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { StreamableHTTPClientTransport, StreamableHTTPError } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
-import { McpError } from "@modelcontextprotocol/sdk/types.js";
 import { startProxy, checkConfig } from "mcpvault-mcp";
-import { vault, keys, tokens, now } from "./fixtures/servers.mjs";
+import { vault, keys, tokens, now, mcpError } from "./fixtures/servers.mjs";
 import { makeUpstream } from "./fixtures/upstream.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -45,15 +44,6 @@ async function stdioClient(config, env = {}) {
   return { client, log };
 }
 
-async function mcpError(promise) {
-  try {
-    await promise;
-  } catch (e) {
-    assert.ok(e instanceof McpError, String(e));
-    return { rpc: e.code, code: e.data?.code };
-  }
-  assert.fail("allowed");
-}
 
 const upstreamCommand = { command: process.execPath, args: [UPSTREAM] };
 

@@ -3,11 +3,11 @@ import test from "node:test";
 import assert from "node:assert";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
-import { McpError, CallToolRequestSchema, ListToolsRequestSchema } from "@modelcontextprotocol/sdk/types.js";
+import { CallToolRequestSchema, ListToolsRequestSchema } from "@modelcontextprotocol/sdk/types.js";
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { withMcpVault } from "mcpvault-mcp";
-import { keys, tokens, makeMcpServer } from "./fixtures/servers.mjs";
+import { keys, tokens, makeMcpServer, mcpError } from "./fixtures/servers.mjs";
 
 async function connect(server) {
   const [c, s] = InMemoryTransport.createLinkedPair();
@@ -17,15 +17,6 @@ async function connect(server) {
   return client;
 }
 
-async function mcpError(promise) {
-  try {
-    await promise;
-  } catch (e) {
-    assert.ok(e instanceof McpError, String(e));
-    return { rpc: e.code, code: e.data?.code };
-  }
-  assert.fail("allowed");
-}
 
 for (const wrap of ["after", "before"]) {
   test(`_meta tokens, withMcpVault ${wrap} registerTool: MCP errors carry the code`, async (t) => {
