@@ -173,3 +173,12 @@ for (const kind of ["sqlite", "redis"]) {
       await store.close();
     });
 }
+
+test("a refused request cannot grow the audit log: what the caller chose is cut to 256 characters", async () => {
+  const store = await openStore("memory");
+  const huge = "x".repeat(100_000);
+  const msg = { jsonrpc: "2.0", id: huge, method: "tools/call", params: { name: huge, arguments: {} } };
+  assert.strictEqual(code(await authorizeWithState(mint(), msg, { publicKey: keys.publicKey, vault, auditStore: store })), "invalid_request");
+  const [e] = await store.auditEntries();
+  assert.deepStrictEqual([e.tool.length, e.request_id.length, e.allowed], [256, 256, false]);
+});

@@ -191,10 +191,12 @@ function makeGate(MCPVault, McpVaultError, callKey) {
   async function record(options, out, c, requestId, now) {
     if (!options.auditStore) return out;
     const ok = !(out instanceof McpVaultError);
+    // What the caller chose (method, tool, request id) is cut to 256 characters: a refused request cannot grow the log.
+    const cut = (v) => (v == null ? null : String(v).slice(0, 256));
     const entry = {
-      time: now, allowed: ok, code: ok ? null : out.code, method: String(c?.method ?? "tools/call"),
-      tool: c?.tool == null ? null : String(c.tool), subject: ok ? out.subject : null, issuer: ok ? out.issuer : null,
-      revocation_ids: ok ? out.revocationIds : [], request_id: requestId == null ? null : String(requestId),
+      time: now, allowed: ok, code: ok ? null : out.code, method: cut(c?.method ?? "tools/call"),
+      tool: cut(c?.tool), subject: ok ? out.subject : null, issuer: ok ? out.issuer : null,
+      revocation_ids: ok ? out.revocationIds : [], request_id: cut(requestId),
     };
     try {
       await options.auditStore.appendAudit(entry);
