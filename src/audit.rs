@@ -175,8 +175,16 @@ pub fn audit_verify(entries: &[Value]) -> std::result::Result<AuditSummary, Audi
             kind,
             detail,
         };
-        let entry: AuditEntry = serde_json::from_value(raw.clone())
-            .map_err(|e| broken(BreakKind::Edited, format!("entry does not parse: {e}")))?;
+        let entry: AuditEntry = serde_json::from_str(&raw.to_string()).map_err(|e| {
+            // serde_json appends "at line L column C" of our own re-serialisation: noise
+            let msg = e.to_string();
+            let msg = msg
+                .split(" at line ")
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            broken(BreakKind::Edited, format!("entry does not parse: {msg}"))
+        })?;
         // The stored form must be what the entry says (no extra or missing keys).
         let own = body_of(&entry)
             .ok()
