@@ -33,6 +33,7 @@ function evalTime() {
 function showError(message) {
   $("error").textContent = message;
   $("error").hidden = false;
+  $("status").textContent = "Nothing decoded.";
 }
 
 function describeError(e) {

@@ -133,6 +133,7 @@ try {
     assert.ok(await page.isVisible("#error"));
     assert.match(await page.textContent("#error"), /malformed_token: .*not an mcpvault token/);
     assert.ok(await page.isHidden("#result"));
+    assert.strictEqual(await page.textContent("#status"), "Nothing decoded.", "no stale status from the previous token");
     await page.screenshot({ path: `${shots}/4-garbage.png`, fullPage: true });
     await page.fill("#token", "");
     await page.click("#inspect");
