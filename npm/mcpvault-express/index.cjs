@@ -1,6 +1,6 @@
 "use strict";
 // Express 4/5 (and Connect, and plain node:http) middleware over the mcpvault gate.
-const { MCPVault, McpVaultError, findToken, authorizeBodyWithState, stripToken, challenge, assertPublicKey } = require("mcpvault");
+const { MCPVault, McpVaultError, findToken, authorizeBody, stripToken, challenge, assertPublicKey } = require("mcpvault");
 
 const OPTIONS = ["publicKeyHex", "audience", "onDecision", "cache", "now", "realm", "resourceMetadata", "maxBodyBytes",
   "revocationStore", "replayStore", "auditStore", "retryWindow"];
@@ -107,7 +107,7 @@ function createMcpVaultMiddleware(options) {
 
   async function decide(req, res, next, tool, body) {
     const found = findToken(req, body);
-    const out = await authorizeBodyWithState(found?.token, body, { ...gate, tool, httpMethod: req.method });
+    const out = await authorizeBody(found?.token, body, { ...gate, tool, httpMethod: req.method });
     const call = out.call ?? {};
     const base = { method: call.method ?? null, tool: call.tool ?? null, requestId: out.id ?? null, tokenSource: found?.source ?? null };
     if (out.error) {

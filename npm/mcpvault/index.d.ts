@@ -129,10 +129,6 @@ export function findToken(request: RequestLike, body?: unknown): { token: string
 export function callOf(message: unknown): { method: string; tool?: string; arguments?: unknown };
 /** The facts, or the refusal (returned, never thrown). */
 export function authorizeCall(token: string | null | undefined, call: CallLike, options: GateOptions): AuthorizedFacts | McpVaultError;
-/** Every message of an HTTP body; `tool` serves one tool; `httpMethod` names a body-less request. */
-export function authorizeBody(token: string | null | undefined, body: unknown, options: GateOptions & { tool?: string; httpMethod?: string }):
-  { facts: AuthorizedFacts; call: object; id: string | number | null; error?: undefined } |
-  { error: McpVaultError; call: object | null; id: string | number | null; facts?: undefined };
 /** Removes the token from `_meta` (and argument values equal to it), in place; returns the message. */
 export function stripToken<T>(message: T, token: string | null | undefined): T;
 export function statusOf(code: string): 400 | 401 | 403 | 500;
@@ -148,7 +144,7 @@ export function challenge(error: unknown, options?: ChallengeOptions): Challenge
 export function challengeResponse(error: unknown, options?: ChallengeOptions): Response;
 
 /** The gate for fetch-style servers: reads a clone's JSON body, authorizes every message. */
-export function authorizeFetch(request: Request, options: GateOptions & ChallengeOptions & { tool?: string; maxBodyBytes?: number }):
+export function authorizeFetch(request: Request, options: StateOptions & ChallengeOptions & { tool?: string; maxBodyBytes?: number }):
   Promise<{ ok: true; facts: AuthorizedFacts; token: string; body: unknown } | { ok: false; error: McpVaultError; response: Response }>;
 
 /** Throws McpVaultError `invalid_key` unless `hex` is an Ed25519 public key. */
@@ -202,5 +198,7 @@ export interface StateOptions extends GateOptions {
 }
 /** authorizeCall, then revocation, replay (a tools/call spends single-use tokens) and the audit log. */
 export function authorizeWithState(token: string | null | undefined, call: CallLike, options: StateOptions): Promise<AuthorizedFacts | McpVaultError>;
-export function authorizeBodyWithState(token: string | null | undefined, body: unknown, options: StateOptions & { tool?: string; httpMethod?: string }):
-  Promise<ReturnType<typeof authorizeBody>>;
+/** Every message of an HTTP body, through authorizeWithState; `tool` serves one tool; `httpMethod` names a body-less request. */
+export function authorizeBody(token: string | null | undefined, body: unknown, options: StateOptions & { tool?: string; httpMethod?: string }):
+  Promise<{ facts: AuthorizedFacts; call: object; id: string | number | null; error?: undefined } |
+    { error: McpVaultError; call: object | null; id: string | number | null; facts?: undefined }>;

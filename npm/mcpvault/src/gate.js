@@ -210,7 +210,9 @@ function makeGate(MCPVault, McpVaultError, callKey) {
    * Authorizes what an HTTP body asks, for one token. A JSON-RPC body (one message or a batch): every message is
    * authorized (see callOf). With `options.tool`, the route serves that one tool: a JSON-RPC tools/call must name it,
    * and a body that is not JSON-RPC is the tool's arguments (none: `{}`). With no body and no tool, the token must be
-   * valid (method `http/<METHOD>`). Returns `{ facts, call, id }` or `{ error, call, id }`.
+   * valid (method `http/<METHOD>`). Each message goes through authorizeWithState (options may carry the stores;
+   * without a replay store a single-use token's tools/call is refused). Resolves to `{ facts, call, id }` or
+   * `{ error, call, id }`.
    */
   function planBody(body, options) {
     const messages = messagesOf(body);
@@ -253,20 +255,7 @@ function makeGate(MCPVault, McpVaultError, callKey) {
     return { facts, call: plan.calls.find((c) => c.tool !== undefined) ?? plan.calls[0], id: plan.id };
   }
 
-  function authorizeBody(token, body, options = {}) {
-    const plan = planBody(body, options);
-    if (plan.error) return plan;
-    const results = [];
-    for (const c of plan.calls) {
-      const out = authorizeCall(token, c, options);
-      results.push(out);
-      if (out instanceof McpVaultError) break;
-    }
-    return bodyOutcome(plan, results);
-  }
-
-  /** authorizeBody with authorizeWithState for each message (revocation, replay, audit). */
-  async function authorizeBodyWithState(token, body, options = {}) {
+  async function authorizeBody(token, body, options = {}) {
     const plan = planBody(body, options);
     if (plan.error) {
       const now = options.now ?? (options.vault ?? defaultVault())._time();
@@ -344,7 +333,8 @@ function makeGate(MCPVault, McpVaultError, callKey) {
    * The gate for fetch-style servers (Deno, workers, Hono, Bun): reads the JSON body of a clone of `request`,
    * finds the token, authorizes every message (as authorizeBody). Resolves to `{ ok: true, facts, token, body }`
    * with the token removed from `body`, or `{ ok: false, error, response }` with the challenge as a `Response`.
-   * options: as authorizeCall, plus `tool`, `realm`, `resourceMetadata`, `maxBodyBytes` (default 4 MiB).
+   * options: as authorizeWithState (the stores too), plus `tool`, `realm`, `resourceMetadata`, `maxBodyBytes` (default
+   * 4 MiB).
    */
   async function authorizeFetch(request, options = {}) {
     let body;
@@ -355,7 +345,7 @@ function makeGate(MCPVault, McpVaultError, callKey) {
       return { ok: false, error, response: challengeResponse(error, options) };
     }
     const found = findToken(request, body);
-    const out = authorizeBody(found?.token, body, { ...options, httpMethod: request.method });
+    const out = await authorizeBody(found?.token, body, { ...options, httpMethod: request.method });
     if (out.error) return { ok: false, error: out.error, response: challengeResponse(out.error, { ...options, id: out.id }) };
     return { ok: true, facts: out.facts, token: found.token, body: stripToken(body, found.token) };
   }
@@ -395,7 +385,6 @@ function makeGate(MCPVault, McpVaultError, callKey) {
     callOf,
     authorizeCall,
     authorizeBody,
-    authorizeBodyWithState,
     stripToken,
     statusOf,
     challenge,

@@ -63,23 +63,23 @@ test("authorizeCall returns facts or an McpVaultError, never throws", () => {
   assert.strictEqual(authorizeCall("garbage", callMsg(CHECK_TOOL, { tool: "x" }), opts).code, "malformed_token");
 });
 
-test("authorizeBody: batches, a fixed tool, REST bodies and body-less requests", () => {
+test("authorizeBody: batches, a fixed tool, REST bodies and body-less requests", async () => {
   const batch = [{ jsonrpc: "2.0", id: 1, method: "tools/list" }, callMsg("db_query", { max_rows: 1 })];
-  assert.strictEqual(authorizeBody(token, batch, opts).facts.tool, "db_query");
-  const bad = authorizeBody(token, [...batch, callMsg("admin_delete", {})], opts);
+  assert.strictEqual((await authorizeBody(token, batch, opts)).facts.tool, "db_query");
+  const bad = await authorizeBody(token, [...batch, callMsg("admin_delete", {})], opts);
   assert.strictEqual(bad.error.code, "tool_not_allowed");
   assert.strictEqual(bad.id, 1);
   // a fixed tool: a JSON-RPC call must name it; a plain body is its arguments
-  assert.strictEqual(authorizeBody(token, callMsg("file_read", {}), { ...opts, tool: "db_query" }).error.code, "invalid_request");
-  assert.strictEqual(authorizeBody(token, { max_rows: 100 }, { ...opts, tool: "db_query" }).facts.tool, "db_query");
-  assert.strictEqual(authorizeBody(token, { max_rows: 101 }, { ...opts, tool: "db_query" }).error.code, "argument_not_allowed");
-  assert.strictEqual(authorizeBody(token, undefined, { ...opts, tool: "db_query" }).error.code, "argument_not_allowed");
-  assert.strictEqual(authorizeBody(token, undefined, { ...opts, tool: "file_read" }).facts.tool, "file_read");
-  assert.strictEqual(authorizeBody(token, [1, 2], { ...opts, tool: "db_query" }).error.code, "invalid_request");
+  assert.strictEqual((await authorizeBody(token, callMsg("file_read", {}), { ...opts, tool: "db_query" })).error.code, "invalid_request");
+  assert.strictEqual((await authorizeBody(token, { max_rows: 100 }, { ...opts, tool: "db_query" })).facts.tool, "db_query");
+  assert.strictEqual((await authorizeBody(token, { max_rows: 101 }, { ...opts, tool: "db_query" })).error.code, "argument_not_allowed");
+  assert.strictEqual((await authorizeBody(token, undefined, { ...opts, tool: "db_query" })).error.code, "argument_not_allowed");
+  assert.strictEqual((await authorizeBody(token, undefined, { ...opts, tool: "file_read" })).facts.tool, "file_read");
+  assert.strictEqual((await authorizeBody(token, [1, 2], { ...opts, tool: "db_query" })).error.code, "invalid_request");
   // no tool: the body must be JSON-RPC; none at all needs a valid token
-  assert.strictEqual(authorizeBody(token, { max_rows: 1 }, opts).error.code, "invalid_request");
-  assert.strictEqual(authorizeBody(token, undefined, { ...opts, httpMethod: "GET" }).facts.verified, true);
-  assert.strictEqual(authorizeBody(undefined, undefined, opts).error.code, "missing_token");
+  assert.strictEqual((await authorizeBody(token, { max_rows: 1 }, opts)).error.code, "invalid_request");
+  assert.strictEqual((await authorizeBody(token, undefined, { ...opts, httpMethod: "GET" })).facts.verified, true);
+  assert.strictEqual((await authorizeBody(undefined, undefined, opts)).error.code, "missing_token");
 });
 
 test("stripToken removes the token from _meta and from argument values, in place", () => {
@@ -146,6 +146,25 @@ test("authorizeFetch: the gate for fetch-style servers", async () => {
   assert.strictEqual(big.error.code, "invalid_request");
   const get = await authorizeFetch(new Request("http://127.0.0.1/mcp", { headers: { "x-mcpvault-token": token } }), opts);
   assert.strictEqual(get.ok, true);
+});
+
+test("authorizeFetch applies the stores: a single-use token is not reusable, a revoked one is refused", async () => {
+  // It once went through a path that skipped them, so a fetch-style server let a single-use token through every time.
+  const once = vault.mint(keys.privateKey, { tools: ["db_query"], ttl: 60, issuer: "i", subject: "s", singleUse: true });
+  const post = () => new Request("http://127.0.0.1/mcp", {
+    method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${once}` },
+    body: JSON.stringify(callMsg("db_query", {})),
+  });
+  const o = { publicKey: keys.publicKey, vault };
+  const noStore = await authorizeFetch(post(), o);
+  assert.deepStrictEqual([noStore.ok, noStore.error?.code, noStore.response?.status], [false, "replayed", 401]);
+  const spent = new Set();
+  const replayStore = { spend: async (nonces) => (nonces.some((n) => spent.has(n)) ? { result: "replayed", nonce: nonces[0] }
+    : (nonces.forEach((n) => spent.add(n)), { result: "fresh" })) };
+  assert.strictEqual((await authorizeFetch(post(), { ...o, replayStore })).ok, true);
+  assert.strictEqual((await authorizeFetch(post(), { ...o, replayStore })).error.code, "replayed");
+  const revocationStore = { firstRevoked: async (ids) => ids[0] };
+  assert.strictEqual((await authorizeFetch(post(), { ...o, replayStore, revocationStore })).error.code, "revoked");
 });
 
 test("assertPublicKey accepts an Ed25519 key and refuses anything else", () => {
