@@ -1,18 +1,11 @@
 // Answers every vector through the package's browser entry (plain ES module,
 // `await init()`), cold and cached; browser-vectors.mjs compares the answers.
 import * as api from "/npm/mcpvault/dist/web.mjs";
-import { gateCases, gateAnswers } from "/npm/mcpvault/test-support/gate-answers.mjs";
+import { answer as answerWith, gateCases, gateAnswers } from "/npm/mcpvault/test-support/gate-answers.mjs";
 
-const { init, MCPVault, McpVaultError } = api;
+const { init, MCPVault } = api;
+const answer = (vault, c) => answerWith(api, vault, c);
 
-function answer(vault, c) {
-  try {
-    return { ok: vault.verify(c.token, c.public_key, { ...c.request, now: c.now }) };
-  } catch (e) {
-    if (e instanceof McpVaultError) return { error: e.code };
-    throw e;
-  }
-}
 
 let result;
 try {

@@ -1,5 +1,16 @@
-// The vectors through the fetch gate (authorizeFetch), for every runtime: no Node API here, so Deno, workerd
-// and browsers load it as is. Each verify case becomes a POSTed JSON-RPC message with the token in `_meta`.
+// Answers to the vectors for the runtimes that cannot load vectors.cjs (it reads files): no Node API here, so
+// workerd and browsers load it as is. `answer`: one case through vault.verify; `gateAnswers`: each verify case as a
+// POSTed JSON-RPC message (token in `_meta`) through the fetch gate, authorizeFetch.
+
+/** One case through a vault: `{ ok: facts }` or `{ error: code }` (vectors.cjs's answer, for these runtimes). */
+export function answer(api, vault, c) {
+  try {
+    return { ok: vault.verify(c.token, c.public_key, { ...c.request, now: c.now }) };
+  } catch (e) {
+    if (e instanceof api.McpVaultError) return { error: e.code };
+    throw e;
+  }
+}
 
 /** The verify cases a JSON-RPC message can express (a tool named on another method cannot be), with the gate's
  * expectation: the core's answer, except that an empty token is `missing_token` at the gate. */
