@@ -1,6 +1,6 @@
 "use strict";
 // Express 4/5 (and Connect, and plain node:http) middleware over the mcpvault gate.
-const { MCPVault, McpVaultError, findToken, authorizeBody, stripToken, challenge, assertPublicKey } = require("mcpvault");
+const { MCPVault, McpVaultError, findToken, authorizeBody, stripToken, challenge, assertPublicKey, storeOptionsError } = require("mcpvault");
 
 const OPTIONS = ["publicKeyHex", "audience", "onDecision", "cache", "now", "realm", "resourceMetadata", "maxBodyBytes",
   "revocationStore", "replayStore", "auditStore", "retryWindow"];
@@ -28,11 +28,8 @@ function validate(options) {
   const max = o.maxBodyBytes ?? DEFAULT_MAX_BODY;
   if (!Number.isSafeInteger(max) || max <= 0) throw fail("maxBodyBytes must be a positive integer");
   o.maxBodyBytes = max;
-  const needs = { revocationStore: ["firstRevoked"], replayStore: ["spend"], auditStore: ["appendAudit"] };
-  for (const [k, methods] of Object.entries(needs)) {
-    if (o[k] !== undefined && !methods.every((m) => typeof o[k]?.[m] === "function")) throw fail(`${k} must have ${methods.join(", ")}()`);
-  }
-  if (o.retryWindow !== undefined && !(Number.isSafeInteger(o.retryWindow) && o.retryWindow >= 0)) throw fail("retryWindow must be seconds");
+  const storeError = storeOptionsError(o);
+  if (storeError) throw fail(storeError);
   return o;
 }
 

@@ -1,6 +1,6 @@
 // What withMcpVault and mcpvault-proxy share: which token a message presents, the decision on it, the MCP error
 // for a refusal, tools/list filtering and the dry-run tool.
-import { MCPVault, McpVaultError, authorizeCall, authorizeWithState, stripToken, challenge, assertPublicKey, CHECK_TOOL } from "mcpvault";
+import { MCPVault, McpVaultError, authorizeCall, authorizeWithState, stripToken, challenge, assertPublicKey, CHECK_TOOL, storeOptionsError } from "mcpvault";
 
 export const TOOLS_CALL = "tools/call";
 export const TOOLS_LIST = "tools/list";
@@ -37,10 +37,8 @@ export class Policy {
     this.audience = audience;
     this.onDecision = onDecision;
     this.checkTool = checkTool ? CHECK_TOOL : null;
-    const needs = { revocationStore: "firstRevoked", replayStore: "spend", auditStore: "appendAudit" };
-    for (const [k, m] of Object.entries(needs)) {
-      if (options[k] !== undefined && typeof options[k]?.[m] !== "function") throw fail(`${k} must have ${m}()`);
-    }
+    const storeError = storeOptionsError(options);
+    if (storeError) throw fail(storeError);
     this.stores = { revocationStore: options.revocationStore, replayStore: options.replayStore, auditStore: options.auditStore,
       retryWindow: options.retryWindow };
   }

@@ -196,6 +196,8 @@ export interface StateOptions extends GateOptions {
   /** An outer layer already spent this call's nonces. */
   replayChecked?: boolean;
 }
+/** What is wrong with the store options (revocationStore, replayStore, auditStore, retryWindow), or null. */
+export function storeOptionsError(options: Record<string, unknown>): string | null;
 /** authorizeCall, then revocation, replay (a tools/call spends single-use tokens) and the audit log. */
 export function authorizeWithState(token: string | null | undefined, call: CallLike, options: StateOptions): Promise<AuthorizedFacts | McpVaultError>;
 /** Every message of an HTTP body, through authorizeWithState; `tool` serves one tool; `httpMethod` names a body-less request. */

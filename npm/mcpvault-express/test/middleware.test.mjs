@@ -136,6 +136,7 @@ test("options are checked when the middleware is created", () => {
   const bad = [
     undefined, {}, { publicKeyHex: "abcd" }, { publicKeyHex: "zz".repeat(32) }, { ...ok, audience: "" },
     { ...ok, onDecision: "log" }, { ...ok, cache: -1 }, { ...ok, now: 5 }, { ...ok, maxBodyBytes: 0 }, { ...ok, publicKey: "x" },
+    { ...ok, replayStore: {} }, { ...ok, auditStore: { appendAudit: 1 } }, { ...ok, retryWindow: -1 },
   ];
   for (const o of bad) assert.throws(() => createMcpVaultMiddleware(o), /^TypeError: mcpvault-express: /, JSON.stringify(o));
   assert.throws(() => createMcpVaultMiddleware(ok)(""), /tool must be a non-empty string/);

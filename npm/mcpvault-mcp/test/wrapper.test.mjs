@@ -95,6 +95,8 @@ test("options are checked when wrapping", () => {
     [new McpServer({ name: "x", version: "1" }), { publicKeyHex: "abcd" }, /publicKeyHex: invalid key/],
     [new McpServer({ name: "x", version: "1" }), { ...ok, checkTool: "other" }, /checkTool must be true or false/],
     [new McpServer({ name: "x", version: "1" }), { ...ok, extra: 1 }, /unknown option/],
+    [new McpServer({ name: "x", version: "1" }), { ...ok, revocationStore: {} }, /revocationStore must have firstRevoked\(\)/],
+    [new McpServer({ name: "x", version: "1" }), { ...ok, retryWindow: 1.5 }, /retryWindow must be seconds/],
   ]) assert.throws(() => withMcpVault(server, o), msg);
   const twice = withMcpVault(new McpServer({ name: "x", version: "1" }), ok);
   assert.throws(() => withMcpVault(twice, ok), /already applied/);

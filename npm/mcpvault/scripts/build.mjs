@@ -54,7 +54,7 @@ writeFileSync(join(dist, "cjs", "package.json"), JSON.stringify({ type: "commonj
 
 const api = ["api.js", "gate.js"].map((f) => readFileSync(join(root, "src", f), "utf8")).join("\n");
 // Every name the entries export besides init.
-const exported = "MCPVault, McpVaultError, auditAppend, auditVerify, callKey, authorizeWithState, CHECK_TOOL, extractToken, findToken, callOf, authorizeCall, authorizeBody, stripToken, " +
+const exported = "MCPVault, McpVaultError, auditAppend, auditVerify, callKey, authorizeWithState, storeOptionsError, CHECK_TOOL, extractToken, findToken, callOf, authorizeCall, authorizeBody, stripToken, " +
   "statusOf, challenge, challengeResponse, authorizeFetch, assertPublicKey";
 writeFileSync(join(dist, "api.cjs"), `"use strict";\n${api}\nmodule.exports = { makeApi };\n`);
 writeFileSync(join(dist, "api.mjs"), `${api}\nexport { makeApi };\n`);

@@ -187,6 +187,19 @@ function makeGate(MCPVault, McpVaultError, callKey) {
     return record(options, out, c, requestId, now);
   }
 
+  /** What is wrong with the store options of authorizeWithState (`revocationStore`, `replayStore`, `auditStore`,
+   * `retryWindow`), or null: the middleware and withMcpVault check them when they are created. */
+  function storeOptionsError(options) {
+    const needs = { revocationStore: "firstRevoked", replayStore: "spend", auditStore: "appendAudit" };
+    for (const [k, m] of Object.entries(needs)) {
+      if (options[k] !== undefined && typeof options[k]?.[m] !== "function") return `${k} must have ${m}()`;
+    }
+    if (options.retryWindow !== undefined && !(Number.isSafeInteger(options.retryWindow) && options.retryWindow >= 0)) {
+      return "retryWindow must be seconds";
+    }
+    return null;
+  }
+
   /** Appends the decision to options.auditStore (if any); an allow that cannot be recorded is refused. */
   async function record(options, out, c, requestId, now) {
     if (!options.auditStore) return out;
@@ -380,6 +393,7 @@ function makeGate(MCPVault, McpVaultError, callKey) {
   return {
     CHECK_TOOL,
     authorizeWithState,
+    storeOptionsError,
     extractToken,
     findToken,
     callOf,
