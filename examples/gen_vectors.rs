@@ -1085,28 +1085,39 @@ fn build() -> Gen {
     }
 
     // Protobuf skips unknown fields: the algorithm tag (08) of a PublicKey
-    // turned into an unknown field (38) with the same default value decodes to
-    // the same token. Every host must give the same facts as for the original.
+    // turned into an unknown field (38, or 18 by one bit) with the same
+    // default value decodes to the same content. The verifier re-encodes what
+    // it decoded and refuses bytes that differ, so every host refuses these.
     {
-        let mut bytes = base64_decode(&only_db);
+        let bytes = base64_decode(&only_db);
         let at = bytes
             .windows(4)
             .position(|w| w == [0x08, 0x00, 0x12, 0x20])
             .unwrap();
-        bytes[at] = 0x38;
-        let twin = base64_encode(&bytes);
-        assert_ne!(twin, only_db);
-        g.case(
-            "token-malleable-encoding-same-token",
-            "an unknown protobuf field in place of a default one: the same token, the same facts",
-            &twin,
-            &Request::tool("db_query"),
-            Expect::Ok {
-                tools: &["db_query"],
-                expires_at: EXP,
-                depth: 1,
-            },
-        );
+        for (name, tag, what) in [
+            (
+                "token-non-canonical-encoding-refused",
+                0x38,
+                "an unknown protobuf field in place of a default one decodes to the same content: refused, one token has one encoding",
+            ),
+            (
+                "token-single-bit-unknown-field-refused",
+                0x18,
+                "one flipped bit turns a field tag into an unknown field (found by the tamper sweep): refused",
+            ),
+        ] {
+            let mut twin = bytes.clone();
+            twin[at] = tag;
+            let twin = base64_encode(&twin);
+            assert_ne!(twin, only_db);
+            g.case(
+                name,
+                what,
+                &twin,
+                &Request::tool("db_query"),
+                Expect::Err("malformed_token"),
+            );
+        }
     }
 
     // --- what the verifier remembers: revocation and replay (state/) --------

@@ -38,6 +38,7 @@ mod error;
 mod model;
 mod ops;
 pub mod schema;
+mod shape;
 pub mod state;
 
 pub use cache::{CacheStats, Verifier};

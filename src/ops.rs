@@ -3,6 +3,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use base64::Engine as _;
 use biscuit_auth::builder::{Algorithm, BlockBuilder, Term};
 use biscuit_auth::error::{FailedCheck, Format, Logic, Token};
 use biscuit_auth::macros::{fact, policy};
@@ -19,6 +20,15 @@ use crate::model::{
     MAX_EXPIRES_AT, MAX_REQUEST_ARGS, TOOLS_CALL,
 };
 use crate::schema::{self, Statement};
+use crate::shape::{self, Shape};
+
+/// Base64url, padded or not, with no stray bits in the last character (so one
+/// token has one text, up to padding).
+const BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::URL_SAFE,
+    base64::engine::GeneralPurposeConfig::new()
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+);
 
 /// Limits every verification runs under. Running out of any of them is
 /// `limits_exceeded`, never a plain denial.
@@ -32,10 +42,16 @@ pub struct Limits {
     pub max_facts: u64,
     /// Most rule-application rounds.
     pub max_iterations: u64,
-    /// Longest Datalog evaluation. Biscuit's default of 1 ms gives false
-    /// denials on a busy machine; evaluation of an mcpvault token takes tens
-    /// of microseconds, so this only stops hostile Datalog.
+    /// Longest Datalog evaluation: a backstop. biscuit-auth looks at the
+    /// clock only between rounds of rule application, so hostile Datalog is
+    /// stopped before evaluation by `max_work`; this limit is generous so that
+    /// a busy machine never turns an honest token into `limits_exceeded`.
     pub max_time: Duration,
+    /// Most units of Datalog work a token may need for one request: an upper
+    /// bound computed from the token's bytes before anything is evaluated
+    /// (facts scanned + join combinations × expression operations; see
+    /// `SCHEMA.md`, "Limits"). A token mcpvault writes needs a few thousand.
+    pub max_work: u64,
 }
 
 impl Default for Limits {
@@ -45,7 +61,8 @@ impl Default for Limits {
             max_blocks: 64,
             max_facts: 10_000,
             max_iterations: 200,
-            max_time: Duration::from_millis(100),
+            max_time: Duration::from_secs(1),
+            max_work: 1_000_000,
         }
     }
 }
@@ -477,8 +494,8 @@ pub fn attenuate(
         .ttl
         .map(|ttl| model::expiry(now, ttl))
         .transpose()?;
-    check_token_size(token, &limits)?;
-    let parent = UnverifiedBiscuit::from_base64(token.trim()).map_err(token_err)?;
+    let (bytes, _) = decode(token, &limits)?;
+    let parent = UnverifiedBiscuit::from(&bytes).map_err(token_err)?;
     check_block_count(parent.block_count() + 1, &limits)?;
     let chain = unverified_chain(&parent)?;
 
@@ -753,15 +770,67 @@ pub(crate) fn check_call(request: &Request, now: u64) -> Result<()> {
 pub(crate) struct Loaded {
     biscuit: Biscuit,
     chain: Chain,
+    shape: Shape,
+}
+
+/// Decodes a token's text and reads its shape (canonical bytes, nesting):
+/// the one way in for verify, attenuate and inspect.
+fn decode(token: &str, limits: &Limits) -> Result<(Vec<u8>, Shape)> {
+    check_token_size(token, limits)?;
+    let bytes = BASE64
+        .decode(token.trim())
+        .map_err(|e| Error::malformed(format!("base64: {e}")))?;
+    let shape = shape::read(&bytes)?;
+    Ok((bytes, shape))
 }
 
 /// Decodes the token and verifies every signature with `root`.
 pub(crate) fn load(token: &str, root: PublicKey, limits: &Limits) -> Result<Loaded> {
-    check_token_size(token, limits)?;
-    let biscuit = Biscuit::from_base64(token.trim(), root).map_err(token_err)?;
+    let (bytes, shape) = decode(token, limits)?;
+    let biscuit = Biscuit::from(&bytes, root).map_err(token_err)?;
     check_block_count(biscuit.block_count(), limits)?;
     let chain = verified_chain(&biscuit)?;
-    Ok(Loaded { biscuit, chain })
+    Ok(Loaded {
+        biscuit,
+        chain,
+        shape,
+    })
+}
+
+/// Refuses a request whose evaluation could need more than `max_work`.
+fn check_work(shape: &Shape, request: &Request, limits: &Limits) -> Result<()> {
+    let values = || request.arguments.values();
+    let count = |f: fn(&serde_json::Value) -> bool| values().filter(|v| f(v)).count() as u64;
+    let verifier = [
+        ("time", 1, 1),
+        ("request_method", 1, 1),
+        ("depth", 1, 1),
+        (
+            "verifier_audience",
+            1,
+            u64::from(request.audience.is_some()),
+        ),
+        ("request_tool", 1, u64::from(request.tool.is_some())),
+        ("request_arg_str", 2, count(serde_json::Value::is_string)),
+        ("request_arg_bool", 2, count(serde_json::Value::is_boolean)),
+        ("request_arg_int", 2, count(serde_json::Value::is_i64)),
+    ];
+    let longest = values().filter_map(|v| v.as_str()).map(str::len).max();
+    let work = shape.work(
+        &verifier,
+        longest.unwrap_or(0) as u64,
+        limits.max_facts,
+        limits.max_iterations,
+    );
+    if work > u128::from(limits.max_work) {
+        return Err(Error::LimitsExceeded {
+            detail: format!(
+                "the token's Datalog could need {work} units of work, over the limit of {}",
+                limits.max_work
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Runs every block's checks and the policy for one request at `now`
@@ -774,6 +843,7 @@ pub(crate) fn authorize(
 ) -> Result<AuthorizedFacts> {
     let (biscuit, chain) = (&loaded.biscuit, &loaded.chain);
     let depth = biscuit.block_count().saturating_sub(1);
+    check_work(&loaded.shape, request, limits)?;
 
     let builder = request_facts(AuthorizerBuilder::new(), request, now, depth)?
         .policy(policy!(
@@ -846,8 +916,8 @@ pub struct Inspection {
 /// Reads a token's content without verifying it.
 pub fn inspect(token: &str) -> Result<Inspection> {
     let limits = Limits::default();
-    check_token_size(token, &limits)?;
-    let unverified = UnverifiedBiscuit::from_base64(token.trim()).map_err(token_err)?;
+    let (bytes, _) = decode(token, &limits)?;
+    let unverified = UnverifiedBiscuit::from(&bytes).map_err(token_err)?;
     check_block_count(unverified.block_count(), &limits)?;
     let chain = unverified_chain(&unverified)?;
     Ok(Inspection {

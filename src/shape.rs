@@ -1,0 +1,395 @@
+//! What a token's Datalog can cost, read from its bytes before biscuit-auth
+//! touches it.
+//!
+//! biscuit-auth checks its fact, iteration and time limits only *between*
+//! rounds of rule application, so a single round is unbounded: a 48 KB block
+//! with 3,000 facts and one two-way join derives 9 million facts (tens of
+//! seconds, gigabytes) before `max_facts` is looked at. And printing or
+//! parsing a deeply nested expression recurses once per level, so a block of
+//! a thousand nested negations overflows the stack.
+//!
+//! So every token is decoded here first, with `prost`, into biscuit's own
+//! protobuf schema, and three things are enforced before any Datalog runs:
+//!
+//! 1. **Canonical bytes.** Re-encoding the decoded message must give the
+//!    input back. Protobuf skips unknown fields, so without this check some
+//!    single-bit flips (a field tag turned into an unknown one) decode to the
+//!    very same token: a tampered token would verify. See `SCHEMA.md`.
+//! 2. **Nesting.** No expression or term nests deeper than
+//!    [`MAX_NESTING`]: printing, parsing and evaluating stay far from the
+//!    stack's end on every host (wasm stacks are 1 MiB).
+//! 3. **Work.** [`Shape::work`] is an upper bound on the units of work the
+//!    authorizer can do for one request: every fact scanned, every join
+//!    combination, every expression operation. A token over
+//!    `Limits::max_work` is `limits_exceeded` without being evaluated.
+//!
+//! The bound is deliberately coarse (predicates are told apart by arity only,
+//! every scope is assumed to see every fact) so that it is easy to check and
+//! never too low. Tokens mcpvault writes hold no rules and cost a few
+//! thousand units; the default limit is a million.
+
+use std::collections::BTreeMap;
+
+use biscuit_auth::datalog::SymbolTable;
+use biscuit_auth::format::schema;
+use prost::Message;
+
+use crate::error::{Error, Result};
+
+/// The deepest expression or term accepted. Tokens mcpvault writes nest at
+/// most 4 levels; stock Biscuit tooling rarely goes past 10.
+pub const MAX_NESTING: usize = 64;
+
+/// A predicate: its name and arity.
+type Pred = (String, usize);
+
+/// The Datalog of a token, reduced to what its evaluation can cost.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Shape {
+    /// Facts written in the token, by predicate.
+    facts: BTreeMap<Pred, u64>,
+    /// Rules (evaluated every round) and check queries (evaluated once).
+    rules: Vec<Query>,
+    queries: Vec<Query>,
+    /// The token's length in bytes: no term in it is larger.
+    token_len: u64,
+}
+
+/// One rule or check query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Query {
+    /// `None` for a check query.
+    head: Option<Pred>,
+    body: Vec<Pred>,
+    /// Expression operations evaluated per combination.
+    ops: u64,
+    /// Operations whose cost grows with the size of their operands
+    /// (concatenation, set algebra, regex, `contains` on a string…).
+    sized_ops: u64,
+    /// Operations inside closures (`.all`, `.any`), run once per element.
+    closure_ops: u64,
+}
+
+/// Resolves symbol ids the way biscuit-auth does: below 1024 the default
+/// symbols, above them the symbols the blocks declared, in order.
+/// First-party blocks share one table; a third-party block has its own.
+struct Symbols {
+    defaults: SymbolTable,
+    declared: Vec<String>,
+}
+
+impl Symbols {
+    fn name(&self, id: u64) -> Option<String> {
+        match id.checked_sub(1024) {
+            None => self.defaults.get_symbol(id).map(str::to_string),
+            Some(i) => self.declared.get(usize::try_from(i).ok()?).cloned(),
+        }
+    }
+}
+
+/// Decodes `bytes` as a Biscuit token and checks it is canonical and
+/// shallow. The signatures are not checked here.
+pub(crate) fn read(bytes: &[u8]) -> Result<Shape> {
+    let outer =
+        schema::Biscuit::decode(bytes).map_err(|e| Error::malformed(format!("protobuf: {e}")))?;
+    if outer.encode_to_vec() != bytes {
+        return Err(Error::malformed(
+            "the token's bytes are not the canonical encoding of its content",
+        ));
+    }
+    let mut shape = Shape {
+        token_len: bytes.len() as u64,
+        ..Shape::default()
+    };
+    let mut first_party = Symbols {
+        defaults: SymbolTable::new(),
+        declared: Vec::new(),
+    };
+    for (i, signed) in std::iter::once(&outer.authority)
+        .chain(&outer.blocks)
+        .enumerate()
+    {
+        let block = schema::Block::decode(signed.block.as_slice())
+            .map_err(|e| Error::malformed(format!("block {i}: protobuf: {e}")))?;
+        if signed.external_signature.is_some() {
+            let own = Symbols {
+                defaults: SymbolTable::new(),
+                declared: block.symbols.clone(),
+            };
+            shape.add_block(i, &block, &own)?;
+        } else {
+            first_party.declared.extend(block.symbols.iter().cloned());
+            shape.add_block(i, &block, &first_party)?;
+        }
+    }
+    Ok(shape)
+}
+
+impl Shape {
+    fn add_block(&mut self, index: usize, block: &schema::Block, symbols: &Symbols) -> Result<()> {
+        let bad = |what: String| Error::LimitsExceeded {
+            detail: format!("block {index}: {what}"),
+        };
+        let pred = |p: &schema::Predicate| {
+            symbols
+                .name(p.name)
+                .map(|n| (n, p.terms.len()))
+                .ok_or_else(|| {
+                    Error::malformed(format!("block {index}: unknown symbol {}", p.name))
+                })
+        };
+        for fact in &block.facts {
+            if fact
+                .predicate
+                .terms
+                .iter()
+                .any(|t| term_depth(t) > MAX_NESTING)
+            {
+                return Err(bad(format!(
+                    "a fact's term nests deeper than {MAX_NESTING} levels"
+                )));
+            }
+            *self.facts.entry(pred(&fact.predicate)?).or_default() += 1;
+        }
+        let read = |rule: &schema::Rule, is_rule: bool| -> Result<Query> {
+            let mut q = query(rule).ok_or_else(|| {
+                bad(format!(
+                    "an expression or term nests deeper than {MAX_NESTING} levels"
+                ))
+            })?;
+            q.head = if is_rule {
+                Some(pred(&rule.head)?)
+            } else {
+                None
+            };
+            q.body = rule.body.iter().map(pred).collect::<Result<_>>()?;
+            Ok(q)
+        };
+        for rule in &block.rules {
+            self.rules.push(read(rule, true)?);
+        }
+        for check in &block.checks {
+            for q in &check.queries {
+                self.queries.push(read(q, false)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// An upper bound on the authorizer's work for one request: `verifier`
+    /// holds the facts the verifier adds (predicate, arity, count), `longest`
+    /// the length of its longest string, under `max_facts` and
+    /// `max_iterations`.
+    pub(crate) fn work(
+        &self,
+        verifier: &[(&str, usize, u64)],
+        longest: u64,
+        max_facts: u64,
+        max_iterations: u64,
+    ) -> u128 {
+        let mut n = self.facts.clone();
+        for (name, arity, count) in verifier {
+            let c = n.entry(((*name).to_string(), *arity)).or_default();
+            *c = c.saturating_add(*count);
+        }
+        // Facts rules derive: recursive rules may fill the authorizer up to
+        // max_facts; otherwise each rule adds at most its combinations, and
+        // the rounds are at most the rules plus one.
+        let recursive = self.recursive();
+        let rounds = if recursive {
+            u128::from(max_iterations.max(1))
+        } else {
+            self.rules.len() as u128 + 1
+        };
+        for _ in 0..if recursive { 1 } else { self.rules.len() } {
+            let before = n.clone();
+            for r in &self.rules {
+                if let Some(h) = &r.head {
+                    let c = if recursive {
+                        max_facts
+                    } else {
+                        let made =
+                            u64::try_from(combinations(&before, &r.body)).unwrap_or(u64::MAX);
+                        get(&before, h).saturating_add(made).min(max_facts)
+                    };
+                    let e = n.entry(h.clone()).or_default();
+                    *e = (*e).max(c);
+                }
+            }
+        }
+        let total: u64 = n.values().fold(0, |a, c| a.saturating_add(*c));
+        let largest = self.token_len.max(longest);
+        let cost = |q: &Query| -> u128 {
+            // biscuit scans every fact in scope for each body predicate, once
+            // per binding of the predicates before it.
+            let mut prefix: u128 = 1;
+            let mut scanned: u128 = 0;
+            for p in &q.body {
+                scanned = scanned.saturating_add(prefix.saturating_mul(u128::from(total)));
+                prefix = prefix.saturating_mul(u128::from(get(&n, p)));
+            }
+            let per = 1u128
+                .saturating_add(u128::from(q.ops))
+                .saturating_add(
+                    u128::from(q.sized_ops).saturating_mul(u128::from(largest / 256 + 1)),
+                )
+                .saturating_add(
+                    u128::from(q.closure_ops).saturating_mul(u128::from(self.token_len)),
+                );
+            scanned.saturating_add(prefix.saturating_mul(per))
+        };
+        let per_round: u128 = self.rules.iter().map(cost).fold(0, u128::saturating_add);
+        let checks: u128 = self
+            .queries
+            .iter()
+            .map(cost)
+            .fold(0, u128::saturating_add)
+            .saturating_add(u128::from(total)); // the policy
+        rounds.saturating_mul(per_round).saturating_add(checks)
+    }
+
+    /// Whether some rule can feed itself, directly or through other rules.
+    fn recursive(&self) -> bool {
+        self.rules
+            .iter()
+            .filter_map(|r| r.head.as_ref())
+            .any(|start| {
+                let mut seen: Vec<&Pred> = vec![start];
+                let mut frontier: Vec<&Pred> = vec![start];
+                while let Some(p) = frontier.pop() {
+                    for r in self.rules.iter().filter(|r| r.body.contains(p)) {
+                        if let Some(h) = &r.head {
+                            if h == start {
+                                return true;
+                            }
+                            if !seen.contains(&h) {
+                                seen.push(h);
+                                frontier.push(h);
+                            }
+                        }
+                    }
+                }
+                false
+            })
+    }
+}
+
+fn get(counts: &BTreeMap<Pred, u64>, p: &Pred) -> u64 {
+    counts.get(p).copied().unwrap_or(0)
+}
+
+fn combinations(n: &BTreeMap<Pred, u64>, body: &[Pred]) -> u128 {
+    body.iter()
+        .fold(1u128, |p, b| p.saturating_mul(u128::from(get(n, b))))
+}
+
+/// Reads a rule or query's expressions (predicates are filled in by the
+/// caller); `None` when something in it nests too deep.
+fn query(rule: &schema::Rule) -> Option<Query> {
+    let terms = std::iter::once(&rule.head)
+        .chain(&rule.body)
+        .flat_map(|p| &p.terms);
+    for t in terms {
+        if term_depth(t) > MAX_NESTING {
+            return None;
+        }
+    }
+    let mut q = Query {
+        head: None,
+        body: Vec::new(),
+        ops: 0,
+        sized_ops: 0,
+        closure_ops: 0,
+    };
+    for e in &rule.expressions {
+        if expression_depth(&e.ops, &mut q, false)? > MAX_NESTING {
+            return None;
+        }
+    }
+    Some(q)
+}
+
+/// The depth of the expression tree `ops` (postfix) builds, counting its
+/// operations into `q` on the way. `None` when a term or closure in it nests
+/// too deep.
+fn expression_depth(ops: &[schema::Op], q: &mut Query, in_closure: bool) -> Option<usize> {
+    use schema::op::Content;
+    use schema::op_binary::Kind as B;
+    use schema::op_unary::Kind as U;
+    let mut stack: Vec<usize> = Vec::new();
+    let mut deepest = 0;
+    for op in ops {
+        let count = |q: &mut Query, sized: bool| {
+            if in_closure {
+                q.closure_ops = q.closure_ops.saturating_add(1);
+            } else if sized {
+                q.sized_ops = q.sized_ops.saturating_add(1);
+            } else {
+                q.ops = q.ops.saturating_add(1);
+            }
+        };
+        let depth = match &op.content {
+            Some(Content::Value(t)) => {
+                count(q, false);
+                term_depth(t)
+            }
+            Some(Content::Unary(u)) => {
+                count(q, u.kind == U::Length as i32);
+                stack.pop().unwrap_or(0).saturating_add(1)
+            }
+            Some(Content::Binary(b)) => {
+                let sized = [
+                    B::Add,
+                    B::Contains,
+                    B::Prefix,
+                    B::Suffix,
+                    B::Regex,
+                    B::Intersection,
+                    B::Union,
+                    B::Equal,
+                    B::NotEqual,
+                    B::HeterogeneousEqual,
+                    B::HeterogeneousNotEqual,
+                    B::Get,
+                    B::All,
+                    B::Any,
+                ]
+                .iter()
+                .any(|k| *k as i32 == b.kind);
+                count(q, sized);
+                let r = stack.pop().unwrap_or(0);
+                let l = stack.pop().unwrap_or(0);
+                l.max(r).saturating_add(1)
+            }
+            Some(Content::Closure(c)) => {
+                count(q, false);
+                expression_depth(&c.ops, q, true)?.saturating_add(1)
+            }
+            None => 1,
+        };
+        if depth > MAX_NESTING {
+            return None;
+        }
+        deepest = deepest.max(depth);
+        stack.push(depth);
+    }
+    Some(deepest)
+}
+
+/// Nesting depth of a term (sets, arrays and maps hold terms).
+fn term_depth(t: &schema::Term) -> usize {
+    use schema::term::Content;
+    // prost refuses messages nested deeper than 100, so this recursion is
+    // bounded by the decoder.
+    1 + match &t.content {
+        Some(Content::Set(s)) => s.set.iter().map(term_depth).max().unwrap_or(0),
+        Some(Content::Array(a)) => a.array.iter().map(term_depth).max().unwrap_or(0),
+        Some(Content::Map(m)) => m
+            .entries
+            .iter()
+            .map(|e| term_depth(&e.value))
+            .max()
+            .unwrap_or(0),
+        _ => 0,
+    }
+}
