@@ -26,6 +26,8 @@ WASM_BINDGEN_VERSION := 0.2.130
 NPM_TARGET_DIR := $(or $(CARGO_TARGET_DIR),crates/wasm/target)
 NPM_WASM_RAW := $(NPM_TARGET_DIR)/wasm32-unknown-unknown/release/mcpvault_wasm.wasm
 
+
+.PHONY: test-load test-fuzz fuzz
 .PHONY: build demo demo-cli inspector test test-mcp test-store test-inspector test-rust test-vectors test-props test-component test-python test-npm test-node-versions test-deno test-browser test-workerd lint fmt vectors \
 	bench clean component wasmtime-host npm
 
@@ -78,8 +80,8 @@ demo-cli:
 
 ## test: every test: vectors unchanged, unit, integration, CLI, property (10,000 chains), doc tests,
 ## and every vector through the component in the wasmtime host and in Python
-test: test-vectors test-rust test-component test-python test-npm test-mcp test-store test-node-versions test-deno test-browser \
-	test-workerd test-inspector
+test: test-vectors test-rust test-load test-component test-python test-npm test-mcp test-store test-node-versions test-deno test-browser \
+	test-workerd test-inspector test-fuzz
 
 test-vectors:
 	$(CARGO) run -q --example gen_vectors -- --check
@@ -151,6 +153,20 @@ test-inspector: npm $(NODE_DEPS) $(HOSTS)
 	node --test examples/inspector/explain.test.mjs
 	cd npm/hosts && node inspector-test.mjs
 
+## test-load: 2 threads x 100,000 cold verifies of honest tokens (release build): not one false limits_exceeded
+test-load:
+	$(CARGO) test --release --test load -- --ignored --nocapture
+
+## test-fuzz / fuzz: every cargo-fuzz target (fuzz/) for FUZZ_SECONDS each (60 in CI), seeded from tests/vectors;
+## `make fuzz FUZZ_SECONDS=3600` for an hour each. Needs nightly (on these machines) and cargo-fuzz (installed here).
+FUZZ_SECONDS ?= 60
+CARGO_FUZZ_VERSION := 0.13.2
+test-fuzz fuzz:
+	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+	@cargo fuzz --version 2>/dev/null | grep -qx "cargo-fuzz $(CARGO_FUZZ_VERSION)" || \
+		$(CARGO) install cargo-fuzz --locked --version $(CARGO_FUZZ_VERSION)
+	scripts/fuzz.sh $(FUZZ_SECONDS)
+
 ## test-props: only the property tests (MCPVAULT_PROP_CASES=N to change the count)
 test-props:
 	$(CARGO) test --test props
@@ -161,6 +177,7 @@ lint:
 	$(CARGO) fmt --manifest-path crates/component/Cargo.toml -- --check
 	$(CARGO) fmt --manifest-path examples/wasmtime-host/Cargo.toml -- --check
 	$(CARGO) fmt --manifest-path crates/wasm/Cargo.toml -- --check
+	$(CARGO) fmt --manifest-path fuzz/Cargo.toml -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	scripts/patch-biscuit.sh
 	$(call rust-target,wasm32-wasip2)

@@ -88,9 +88,9 @@ impl Gen {
         let other = mcpvault::keygen(&mut rng);
         Gen {
             rng,
-            private_key: keys.private_key,
-            public_key: keys.public_key,
-            other_public_key: other.public_key,
+            private_key: keys.private_key.clone(),
+            public_key: keys.public_key.clone(),
+            other_public_key: other.public_key.clone(),
             cases: BTreeMap::new(),
             state_cases: BTreeMap::new(),
             audit_cases: BTreeMap::new(),

@@ -43,6 +43,7 @@ pub mod state;
 
 pub use cache::{CacheStats, Verifier};
 pub use error::{Error, Result, ERROR_CODES};
+pub use model::unix_time;
 pub use model::{
     ArgLimit, ArgRule, Attenuated, AuthorizedFacts, Grant, KeyPairHex, Request, Restriction,
     Scalar, MAX_ARG_LIMITS, MAX_EXPIRES_AT, MAX_NAME_LEN, MAX_ONE_OF, MAX_REQUEST_ARGS, MAX_TOOLS,

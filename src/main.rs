@@ -13,7 +13,7 @@ mod store;
 use clap::{Args, Parser, Subcommand};
 use mcpvault::audit::{audit_verify, call_key, AuditRecord};
 use mcpvault::state::{check_replay, check_revocation};
-use mcpvault::{ArgLimit, ArgRule, Grant, Request, Restriction, Scalar};
+use mcpvault::{ArgLimit, Grant, Request, Restriction};
 use rand_core::OsRng;
 use serde::{Deserialize, Serialize};
 
@@ -181,11 +181,15 @@ struct VerifyArgs {
     request_id: Option<String>,
 }
 
-#[derive(Serialize, Deserialize)]
+/// The key file; its private key is wiped when dropped.
+#[derive(Serialize, Deserialize, zeroize::ZeroizeOnDrop)]
 struct KeyFile {
+    #[zeroize(skip)]
     algorithm: String,
     private_key: String,
+    #[zeroize(skip)]
     public_key: String,
+    #[zeroize(skip)]
     created_at: u64,
 }
 
@@ -210,60 +214,9 @@ impl From<mcpvault::Error> for Failure {
     }
 }
 
-fn parse_value(raw: &str) -> Scalar {
-    let raw = raw.trim();
-    if let Ok(i) = raw.parse::<i64>() {
-        return Scalar::Int(i);
-    }
-    match raw {
-        "true" => return Scalar::Bool(true),
-        "false" => return Scalar::Bool(false),
-        _ => {}
-    }
-    if raw.starts_with('"') {
-        if let Ok(s) = serde_json::from_str::<String>(raw) {
-            return Scalar::Str(s);
-        }
-    }
-    Scalar::Str(raw.to_string())
-}
-
-/// Parses `TOOL.ARG<op>VALUE`; the tool/argument split is at the last dot
-/// before the operator, since MCP tool names may contain dots.
+/// `--arg TOOL.ARG<op>VALUE`, parsed by the core (fuzzed in fuzz/).
 fn parse_arg_limit(spec: &str) -> Result<ArgLimit, String> {
-    const OPS: [&str; 5] = [" in ", "<=", ">=", "^=", "="];
-    let (at, op) = OPS
-        .iter()
-        .filter_map(|op| spec.find(op).map(|i| (i, *op)))
-        .min_by_key(|(i, op)| (*i, usize::MAX - op.len()))
-        .ok_or_else(|| {
-            format!("{spec:?}: expected TOOL.ARG followed by <=, >=, ^=, = or ' in '")
-        })?;
-    let (lhs, rhs) = (
-        spec.get(..at).unwrap_or(""),
-        spec.get(at + op.len()..).unwrap_or(""),
-    );
-    let (tool, arg) = lhs
-        .trim()
-        .rsplit_once('.')
-        .ok_or_else(|| format!("{spec:?}: expected TOOL.ARG before the operator"))?;
-    let int = |v: &str| {
-        v.trim()
-            .parse::<i64>()
-            .map_err(|_| format!("{spec:?}: {v:?} is not an integer"))
-    };
-    let rule = match op {
-        "<=" => ArgRule::Max(int(rhs)?),
-        ">=" => ArgRule::Min(int(rhs)?),
-        "^=" => ArgRule::Prefix(rhs.to_string()),
-        "=" => ArgRule::Eq(parse_value(rhs)),
-        _ => ArgRule::OneOf(rhs.split(',').map(parse_value).collect()),
-    };
-    Ok(ArgLimit {
-        tool: tool.to_string(),
-        arg: arg.to_string(),
-        rule,
-    })
+    ArgLimit::from_spec(spec).map_err(|e| e.to_string())
 }
 
 fn read_token(arg: &str) -> Result<String, Failure> {
@@ -340,12 +293,14 @@ fn keygen(out: Option<PathBuf>, force: bool, now: u64) -> Result<String, Failure
     let keys = mcpvault::keygen(&mut OsRng);
     let file = KeyFile {
         algorithm: "ed25519".into(),
-        private_key: keys.private_key,
+        private_key: keys.private_key.clone(),
         public_key: keys.public_key.clone(),
         created_at: now,
     };
-    let body = serde_json::to_string_pretty(&file)
-        .map_err(|e| Failure::input(format!("encoding the key file: {e}")))?;
+    let body = zeroize::Zeroizing::new(
+        serde_json::to_string_pretty(&file)
+            .map_err(|e| Failure::input(format!("encoding the key file: {e}")))?,
+    );
     let mut f = create_private(&path, force).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AlreadyExists {
             Failure::input(format!(
@@ -356,21 +311,55 @@ fn keygen(out: Option<PathBuf>, force: bool, now: u64) -> Result<String, Failure
             Failure::input(format!("writing {}: {e}", path.display()))
         }
     })?;
-    f.write_all(format!("{body}\n").as_bytes())
+    f.write_all(body.as_bytes())
+        .and_then(|()| f.write_all(b"\n"))
         .map_err(|e| Failure::input(format!("writing {}: {e}", path.display())))?;
     json(&serde_json::json!({ "path": path, "public_key": keys.public_key }))
 }
 
-fn load_private_key(path: Option<PathBuf>) -> Result<String, Failure> {
+/// Reads a private key file, refusing one that others may read (like ssh).
+fn load_private_key(path: Option<PathBuf>) -> Result<zeroize::Zeroizing<String>, Failure> {
     let path = match path {
         Some(p) => p,
         None => default_key_path()?,
     };
-    let text = fs::read_to_string(&path)
-        .map_err(|e| Failure::input(format!("reading {}: {e}", path.display())))?;
-    let file: KeyFile = serde_json::from_str(&text)
-        .map_err(|e| Failure::input(format!("{} is not a key file: {e}", path.display())))?;
-    Ok(file.private_key)
+    check_private_mode(&path)?;
+    let text = zeroize::Zeroizing::new(
+        fs::read_to_string(&path)
+            .map_err(|e| Failure::input(format!("reading {}: {e}", path.display())))?,
+    );
+    // serde_json's message may quote the input: keep only where it failed
+    let file: KeyFile = serde_json::from_str(&text).map_err(|e| {
+        Failure::input(format!(
+            "{} is not a key file (line {}, column {})",
+            path.display(),
+            e.line(),
+            e.column()
+        ))
+    })?;
+    Ok(zeroize::Zeroizing::new(file.private_key.clone()))
+}
+
+#[cfg(unix)]
+fn check_private_mode(path: &Path) -> Result<(), Failure> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = fs::metadata(path)
+        .map_err(|e| Failure::input(format!("reading {}: {e}", path.display())))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(Failure::input(format!(
+            "permissions {:04o} for {} are too open: a private key must not be readable by others (chmod 600 it)",
+            mode & 0o7777,
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_private_mode(_path: &Path) -> Result<(), Failure> {
+    Ok(())
 }
 
 fn json<T: Serialize>(value: &T) -> Result<String, Failure> {
@@ -620,6 +609,7 @@ fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mcpvault::{ArgRule, Scalar};
 
     #[test]
     fn arg_limit_syntax() {

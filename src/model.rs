@@ -228,13 +228,24 @@ pub struct AuthorizedFacts {
     pub nonces: Vec<String>,
 }
 
-/// An Ed25519 key pair as hex.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// An Ed25519 key pair as hex. The private key is wiped from memory when the
+/// value is dropped, and `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, zeroize::ZeroizeOnDrop)]
 pub struct KeyPairHex {
     /// 32-byte private key (seed), 64 hex characters.
     pub private_key: String,
     /// 32-byte public key, 64 hex characters.
+    #[zeroize(skip)]
     pub public_key: String,
+}
+
+impl std::fmt::Debug for KeyPairHex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyPairHex")
+            .field("private_key", &"<redacted>")
+            .field("public_key", &self.public_key)
+            .finish()
+    }
 }
 
 /// The result of an attenuation.
@@ -385,5 +396,81 @@ impl Restriction {
             return Err(Error::invalid("restriction narrows nothing"));
         }
         Ok(tools)
+    }
+}
+
+fn spec_value(raw: &str) -> Scalar {
+    let raw = raw.trim();
+    if let Ok(i) = raw.parse::<i64>() {
+        return Scalar::Int(i);
+    }
+    match raw {
+        "true" => return Scalar::Bool(true),
+        "false" => return Scalar::Bool(false),
+        _ => {}
+    }
+    if raw.starts_with('"') {
+        if let Ok(s) = serde_json::from_str::<String>(raw) {
+            return Scalar::Str(s);
+        }
+    }
+    Scalar::Str(raw.to_string())
+}
+
+impl ArgLimit {
+    /// Parses the CLI's `TOOL.ARG<op>VALUE` (`<=`, `>=`, `^=` prefix, `=`,
+    /// ` in ` a comma list); the tool/argument split is at the last dot
+    /// before the operator, since MCP tool names may contain dots. The result
+    /// is checked like any other limit when it is minted or attenuated.
+    pub fn from_spec(spec: &str) -> Result<ArgLimit> {
+        const OPS: [&str; 5] = [" in ", "<=", ">=", "^=", "="];
+        let (at, op) = OPS
+            .iter()
+            .filter_map(|op| spec.find(op).map(|i| (i, *op)))
+            .min_by_key(|(i, op)| (*i, usize::MAX - op.len()))
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "{spec:?}: expected TOOL.ARG followed by <=, >=, ^=, = or ' in '"
+                ))
+            })?;
+        let (lhs, rhs) = (
+            spec.get(..at).unwrap_or(""),
+            spec.get(at + op.len()..).unwrap_or(""),
+        );
+        let (tool, arg) = lhs.trim().rsplit_once('.').ok_or_else(|| {
+            Error::invalid(format!("{spec:?}: expected TOOL.ARG before the operator"))
+        })?;
+        let int = |v: &str| {
+            v.trim()
+                .parse::<i64>()
+                .map_err(|_| Error::invalid(format!("{spec:?}: {v:?} is not an integer")))
+        };
+        let rule = match op {
+            "<=" => ArgRule::Max(int(rhs)?),
+            ">=" => ArgRule::Min(int(rhs)?),
+            "^=" => ArgRule::Prefix(rhs.to_string()),
+            "=" => ArgRule::Eq(spec_value(rhs)),
+            _ => ArgRule::OneOf(rhs.split(',').map(spec_value).collect()),
+        };
+        Ok(ArgLimit {
+            tool: tool.to_string(),
+            arg: arg.to_string(),
+            rule,
+        })
+    }
+}
+
+/// Unix seconds from a host's number (JavaScript passes `f64`): refuses
+/// NaN, infinities, negative and fractional values and anything past
+/// [`MAX_EXPIRES_AT`] (a NaN cast to an integer would be 0, 1970, when every
+/// token is still valid).
+pub fn unix_time(now: f64) -> Result<u64> {
+    if now.is_finite() && now >= 0.0 && now.fract() == 0.0 && now <= MAX_EXPIRES_AT as f64 {
+        // a whole number in 0..=MAX_EXPIRES_AT: the cast is exact
+        Ok(now as u64)
+    } else {
+        Err(Error::invalid(format!(
+            "now must be whole unix seconds between 0 and {MAX_EXPIRES_AT}, not {now}"
+        )))
     }
 }

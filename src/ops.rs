@@ -70,7 +70,7 @@ impl Default for Limits {
 /// The largest `Limits::max_time` honoured; larger values are clamped.
 pub const MAX_TIME_LIMIT: Duration = Duration::from_secs(60);
 
-fn hex_key(what: &str, hex_str: &str) -> Result<[u8; 32]> {
+fn hex_key(what: &str, hex_str: &str) -> Result<zeroize::Zeroizing<[u8; 32]>> {
     let s = hex_str.trim();
     let s = s.strip_prefix("ed25519/").unwrap_or(s);
     if s.len() != 64 {
@@ -78,8 +78,8 @@ fn hex_key(what: &str, hex_str: &str) -> Result<[u8; 32]> {
             reason: format!("{what} must be 64 hex characters"),
         });
     }
-    let mut out = [0u8; 32];
-    hex::decode_to_slice(s, &mut out).map_err(|_| Error::InvalidKey {
+    let mut out = zeroize::Zeroizing::new([0u8; 32]);
+    hex::decode_to_slice(s, out.as_mut()).map_err(|_| Error::InvalidKey {
         reason: format!("{what} is not hex"),
     })?;
     Ok(out)
@@ -88,7 +88,7 @@ fn hex_key(what: &str, hex_str: &str) -> Result<[u8; 32]> {
 /// Parses a 64-character hex Ed25519 private key (an `ed25519/` prefix is accepted).
 pub fn parse_private_key(hex_str: &str) -> Result<PrivateKey> {
     let bytes = hex_key("private key", hex_str)?;
-    PrivateKey::from_bytes(&bytes, Algorithm::Ed25519).map_err(|_| Error::InvalidKey {
+    PrivateKey::from_bytes(bytes.as_ref(), Algorithm::Ed25519).map_err(|_| Error::InvalidKey {
         reason: "private key is not a valid ed25519 key".into(),
     })
 }
@@ -96,7 +96,7 @@ pub fn parse_private_key(hex_str: &str) -> Result<PrivateKey> {
 /// Parses a 64-character hex Ed25519 public key (an `ed25519/` prefix is accepted).
 pub fn parse_public_key(hex_str: &str) -> Result<PublicKey> {
     let bytes = hex_key("public key", hex_str)?;
-    PublicKey::from_bytes(&bytes, Algorithm::Ed25519).map_err(|_| Error::InvalidKey {
+    PublicKey::from_bytes(bytes.as_ref(), Algorithm::Ed25519).map_err(|_| Error::InvalidKey {
         reason: "public key is not a valid ed25519 point".into(),
     })
 }

@@ -25,6 +25,10 @@ impl Cli {
     }
 
     fn run_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        self.run_bytes(args, stdin.map(str::as_bytes))
+    }
+
+    fn run_bytes(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
         let mut child = Command::new(env!("CARGO_BIN_EXE_mcpvault"))
             .args(args)
             .env("HOME", self.home.path())
@@ -35,12 +39,11 @@ impl Cli {
             .spawn()
             .unwrap();
         if let Some(input) = stdin {
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(input.as_bytes())
-                .unwrap();
+            let written = child.stdin.take().unwrap().write_all(input);
+            // the CLI may refuse before it has read everything
+            if let Err(e) = written {
+                assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
+            }
         }
         drop(child.stdin.take());
         child.wait_with_output().unwrap()
@@ -316,4 +319,126 @@ fn exit_codes_stdin_and_warnings() {
         "1800000000",
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+/// Like ssh: a private key file others may read is refused, and no output
+/// ever contains the private key (not the key file's, not a mistyped one's).
+#[cfg(unix)]
+#[test]
+fn open_key_files_are_refused_and_private_keys_never_printed() {
+    use std::os::unix::fs::PermissionsExt;
+    let cli = Cli::new();
+    cli.ok(&["keygen"]);
+    let key = cli.key_file();
+    let secret = {
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&key).unwrap()).unwrap();
+        v["private_key"].as_str().unwrap().to_string()
+    };
+    let mint = [
+        "mint",
+        "--tools",
+        "db_query",
+        "--ttl",
+        "60",
+        "--issuer",
+        "i",
+        "--subject",
+        "s",
+    ];
+    cli.ok(&mint);
+    for mode in [0o640, 0o604, 0o644, 0o660] {
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(mode)).unwrap();
+        let out = cli.run(&mint);
+        assert_eq!(out.status.code(), Some(2), "mode {mode:o}");
+        let err = stderr(&out);
+        assert!(
+            err.contains("too open") && err.contains("chmod 600"),
+            "{err}"
+        );
+        assert!(!err.contains(&secret));
+    }
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    cli.ok(&mint);
+    // a corrupted key file: the error names the place, never the content
+    let text = std::fs::read_to_string(&key).unwrap();
+    std::fs::write(&key, text.replace("\"private_key\"", "\"private_key\" x")).unwrap();
+    let out = cli.run(&mint);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("is not a key file"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains(&secret));
+    // a private key that is not a key
+    std::fs::write(&key, text.replace(&secret, &format!("{}zz", &secret[..62]))).unwrap();
+    let out = cli.run(&mint);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!stderr(&out).contains(&secret[..62]), "{}", stderr(&out));
+}
+
+/// Bad input at the CLI boundary: invalid UTF-8 on stdin, an oversized token,
+/// arguments that are not a JSON object, a malformed limit: each is a clear
+/// message and exit 2 (1 is only a verification denial), never a panic.
+#[test]
+fn bad_input_is_a_clear_error() {
+    let cli = Cli::new();
+    cli.ok(&["keygen"]);
+    let pk = cli.pubkey();
+    let token = cli.ok(&[
+        "mint",
+        "--tools",
+        "db_query",
+        "--ttl",
+        "60",
+        "--issuer",
+        "i",
+        "--subject",
+        "s",
+    ]);
+    let mut bytes = token.clone().into_bytes();
+    bytes.insert(20, 0xff);
+    let out = cli.run_bytes(&["inspect", "--token", "-"], Some(&bytes));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("UTF-8"), "{}", stderr(&out));
+
+    let big = "A".repeat(70_000);
+    let out = cli.run_stdin(
+        &[
+            "verify", "--token", "-", "--pubkey", &pk, "--tool", "db_query",
+        ],
+        Some(&big),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("limits_exceeded"), "{}", stderr(&out));
+
+    for args in ["[1,2]", "\"x\"", "{not json", "null"] {
+        let out = cli.run(&[
+            "verify", "--token", &token, "--pubkey", &pk, "--tool", "db_query", "--args", args,
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{args}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("invalid_request"),
+            "{args}: {}",
+            stderr(&out)
+        );
+    }
+    for spec in ["db_query", "db_query.n<=x", ".n<=1x", "=", " in "] {
+        let out = cli.run(&[
+            "mint",
+            "--tools",
+            "db_query",
+            "--ttl",
+            "60",
+            "--issuer",
+            "i",
+            "--subject",
+            "s",
+            "--arg",
+            spec,
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{spec}: {}", stderr(&out));
+        assert!(!stderr(&out).contains("panicked"), "{spec}");
+    }
 }

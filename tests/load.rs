@@ -43,7 +43,7 @@ fn tokens() -> (String, Vec<String>) {
         t = attenuate(&t, &r, NOW, &mut rng).unwrap().token;
         all.push(t.clone());
     }
-    (keys.public_key, all)
+    (keys.public_key.clone(), all)
 }
 
 #[test]

@@ -453,3 +453,161 @@ fn non_canonical_encodings_are_refused() {
     }
     verify(&token, &keys.public_key, &Request::tool("db_query"), NOW).unwrap();
 }
+
+/// Key material: `Debug` never shows a private key, and the types holding one
+/// wipe it on drop.
+#[test]
+fn private_keys_are_redacted_and_wiped() {
+    fn wiped_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+    wiped_on_drop::<mcpvault::KeyPairHex>();
+    let keys = mcpvault::keygen(&mut ChaCha20Rng::seed_from_u64(11));
+    let shown = format!("{keys:?} {keys:#?}");
+    assert!(!shown.contains(&keys.private_key), "{shown}");
+    assert!(shown.contains(&keys.public_key));
+    // errors about a bad private key never echo it
+    let bad = format!("{}zz", &keys.private_key[..62]);
+    for e in [
+        mcpvault::parse_private_key(&bad).unwrap_err(),
+        mint(
+            &bad,
+            &Grant::new(["t"], 60, "i", "s"),
+            NOW,
+            &mut ChaCha20Rng::seed_from_u64(1),
+        )
+        .unwrap_err(),
+    ] {
+        let text = format!("{e} {e:?} {}", e.detail());
+        assert!(!text.contains(&bad[..62]), "{text}");
+    }
+}
+
+/// Adversarial chains built with biscuit-auth directly never allow a call
+/// the honest chain refuses, and never report wider facts.
+#[test]
+fn adversarial_chains_never_grant_more_than_the_honest_chain() {
+    let (mut rng, keys, root) = setup();
+    let honest = attenuate(
+        &root,
+        &Restriction {
+            tools: Some(vec!["db_query".into()]),
+            ..Default::default()
+        },
+        NOW,
+        &mut rng,
+    )
+    .unwrap()
+    .token;
+    let root_pk: biscuit_auth::PublicKey = format!("ed25519/{}", keys.public_key).parse().unwrap();
+    let mallory = KeyPair::new_with_rng(Algorithm::Ed25519, &mut rng);
+    let grants = r#"
+        mcpvault(1); issuer("mallory"); subject("root"); request_tool("admin"); tool("admin");
+        request_method("tools/list"); time(2000-01-01T00:00:00Z);
+        request_tool($t) <- request_method($t);
+        check if true trusting previous;
+    "#;
+
+    let mut adversarial: Vec<(&str, String)> = Vec::new();
+    // 1. a third-party block signed by mallory asserting grants and rules
+    {
+        let t = biscuit_auth::Biscuit::from_base64(&honest, root_pk).unwrap();
+        let req = t.third_party_request().unwrap();
+        let block = req
+            .create_block(
+                &mallory.private(),
+                BlockBuilder::new().code(grants).unwrap(),
+            )
+            .unwrap();
+        let t = t.append_third_party(mallory.public(), block).unwrap();
+        adversarial.push(("third-party block", t.to_base64().unwrap()));
+    }
+    // 2. a block whose checks and rules trust mallory's key (`trusting`)
+    {
+        let code = format!(
+            "{grants} allowed($t) <- tool($t) trusting ed25519/{pk}; check if allowed($t) trusting ed25519/{pk}, authority;",
+            pk = hex::encode(mallory.public().to_bytes())
+        );
+        adversarial.push(("trusting annotations", hostile(&mut rng, &honest, &code)));
+    }
+    // 3. an authority block with every tool, re-signed with another key
+    {
+        let forged = mint(
+            &hex::encode(mallory.private().to_bytes()),
+            &Grant::new(
+                ["db_query", "file_read", "admin"],
+                3600,
+                "auth-server",
+                "agent-a",
+            ),
+            NOW,
+            &mut rng,
+        )
+        .unwrap();
+        adversarial.push(("re-signed authority", forged));
+    }
+    // 4. the honest token sealed
+    {
+        let sealed = biscuit_auth::Biscuit::from_base64(&honest, root_pk)
+            .unwrap()
+            .seal()
+            .unwrap()
+            .to_base64()
+            .unwrap();
+        adversarial.push(("sealed", sealed));
+    }
+    // 5. a plain block asserting the grants
+    adversarial.push(("grant facts and rules", hostile(&mut rng, &honest, grants)));
+
+    let tools = ["db_query", "file_read", "admin", "tools/list"];
+    let mut allowed = std::collections::BTreeSet::new();
+    for (what, token) in &adversarial {
+        for tool in tools {
+            for at in [NOW, NOW + 3599, NOW + 3600, NOW + 10_000] {
+                let request = if tool == "tools/list" {
+                    Request {
+                        method: "tools/list".into(),
+                        tool: None,
+                        ..Request::tool("x")
+                    }
+                } else {
+                    Request::tool(tool)
+                };
+                let adv = verify(token, &keys.public_key, &request, at);
+                let fair = verify(&honest, &keys.public_key, &request, at);
+                match (adv, fair) {
+                    (Ok(a), Ok(h)) => {
+                        allowed.insert(*what);
+                        assert!(a.tools.iter().all(|t| h.tools.contains(t)), "{what}: {a:?}");
+                        assert!(a.expires_at <= h.expires_at, "{what}");
+                        assert_eq!((a.issuer, a.subject), (h.issuer, h.subject), "{what}");
+                    }
+                    (Ok(a), Err(e)) => {
+                        panic!(
+                            "{what}: allowed {tool} at {at} ({a:?}); the honest chain refuses: {e}"
+                        )
+                    }
+                    (Err(_), _) => {}
+                }
+            }
+        }
+    }
+    // not vacuous: chains that keep the honest blocks still allow what the
+    // honest chain allows
+    assert_eq!(
+        allowed.into_iter().collect::<Vec<_>>(),
+        [
+            "grant facts and rules",
+            "sealed",
+            "third-party block",
+            "trusting annotations"
+        ]
+    );
+    // and the forged authority is refused as a signature failure
+    let err = verify(
+        &adversarial[2].1,
+        &keys.public_key,
+        &Request::tool("admin"),
+        NOW,
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), "bad_signature");
+}

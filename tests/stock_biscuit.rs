@@ -48,7 +48,7 @@ fn token() -> (String, String) {
     };
     (
         attenuate(&t, &r, NOW, &mut rng).unwrap().token,
-        keys.public_key,
+        keys.public_key.clone(),
     )
 }
 

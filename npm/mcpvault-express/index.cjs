@@ -55,7 +55,14 @@ function readJson(req, max) {
     req.on("data", onData);
     req.on("error", reject);
     req.on("end", () => {
-      const text = Buffer.concat(chunks).toString("utf8");
+      let text;
+      try {
+        // fatal: bytes that are not UTF-8 are refused, not silently replaced (the check and the tool would see
+        // a different argument than the client sent)
+        text = new TextDecoder("utf-8", { fatal: true }).decode(Buffer.concat(chunks));
+      } catch {
+        return reject(new Error("body is not UTF-8"));
+      }
       if (text.trim() === "") return resolve(undefined);
       try {
         resolve(JSON.parse(text));

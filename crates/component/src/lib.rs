@@ -111,8 +111,8 @@ impl Guest for Component {
     fn keygen() -> wit::Keypair {
         let k = mcpvault::keygen(&mut OsRng);
         wit::Keypair {
-            private_key: k.private_key,
-            public_key: k.public_key,
+            private_key: k.private_key.clone(),
+            public_key: k.public_key.clone(),
         }
     }
 

@@ -57,7 +57,7 @@ pub fn keygen() -> String {
 pub fn mint(private_key: &str, grant_json: &str, now: f64) -> String {
     answer(
         parse::<mcpvault::Grant>("grant", grant_json)
-            .and_then(|g| mcpvault::mint(private_key, &g, now as u64, &mut OsRng)),
+            .and_then(|g| mcpvault::mint(private_key, &g, mcpvault::unix_time(now)?, &mut OsRng)),
     )
 }
 
@@ -66,7 +66,7 @@ pub fn mint(private_key: &str, grant_json: &str, now: f64) -> String {
 pub fn attenuate(token: &str, restriction_json: &str, now: f64) -> String {
     answer(
         parse::<mcpvault::Restriction>("restriction", restriction_json)
-            .and_then(|r| mcpvault::attenuate(token, &r, now as u64, &mut OsRng)),
+            .and_then(|r| mcpvault::attenuate(token, &r, mcpvault::unix_time(now)?, &mut OsRng)),
     )
 }
 
@@ -75,7 +75,7 @@ pub fn attenuate(token: &str, restriction_json: &str, now: f64) -> String {
 pub fn verify(token: &str, public_key: &str, request_json: &str, now: f64) -> String {
     answer(
         parse::<mcpvault::Request>("request", request_json)
-            .and_then(|r| mcpvault::verify(token, public_key, &r, now as u64)),
+            .and_then(|r| mcpvault::verify(token, public_key, &r, mcpvault::unix_time(now)?)),
     )
 }
 
@@ -157,8 +157,10 @@ impl CachedVerifier {
         now: f64,
     ) -> String {
         answer(
-            parse::<mcpvault::Request>("request", request_json)
-                .and_then(|r| self.inner.verify(token, public_key, &r, now as u64)),
+            parse::<mcpvault::Request>("request", request_json).and_then(|r| {
+                self.inner
+                    .verify(token, public_key, &r, mcpvault::unix_time(now)?)
+            }),
         )
     }
 

@@ -127,6 +127,21 @@ for (const [name, express] of [["Express 4", express4], ["Express 5", express5]]
     const small = app(express, { parser: false, options: { maxBodyBytes: 64 } }).app;
     await request(small).post("/mcp").set("X-MCPVault-Token", token).set("Content-Type", "application/json")
       .send(JSON.stringify(call("db_query", { max_rows: 2, pad: "x".repeat(200) }))).expect(400);
+    // bytes that are not UTF-8, and arguments that are not an object: 400 invalid_request, the handler never runs
+    const before = seen.length;
+    const body = Buffer.from(JSON.stringify(call("file_read", { path: "/srv/Z" })));
+    body[body.indexOf("Z")] = 0xff;
+    const r = await request(a).post("/mcp").set("X-MCPVault-Token", token).set("Content-Type", "application/json")
+      .serialize((b) => b).send(body).expect(400);
+    assert.strictEqual(r.body.error.data.code, "invalid_request");
+    assert.match(r.body.error.message, /UTF-8/);
+    for (const args of [[1], "x", 5]) {
+      const r2 = await request(a).post("/mcp").set("X-MCPVault-Token", token).set("Content-Type", "application/json")
+        .send(JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "file_read", arguments: args } }));
+      assert.strictEqual(r2.status, 400, JSON.stringify(args));
+      assert.strictEqual(r2.body.error.data.code, "invalid_request");
+    }
+    assert.strictEqual(seen.length, before);
   });
 }
 

@@ -29,10 +29,31 @@ function makeApi(wasm, isLoaded) {
     return new McpVaultError("invalid_request", `invalid request: ${message}`);
   }
 
+  /**
+   * Refuses keys this API does not know: a misspelt `tll` in a restriction would otherwise be dropped, and the
+   * token would narrow less than its author meant (deny by default: a typo is an error, not a wider token).
+   */
+  function known(obj, keys, what) {
+    for (const k of Object.keys(obj)) {
+      if (!keys.includes(k)) throw invalid(`unknown field ${JSON.stringify(k)} in ${what} (expected ${keys.join(", ")})`);
+    }
+    return obj;
+  }
+
+  function flag(value, name) {
+    if (value == null) return undefined;
+    if (typeof value !== "boolean") throw invalid(`${name} must be a boolean`);
+    return value || undefined;
+  }
+
   function limits(list) {
     if (list == null) return undefined;
     if (!Array.isArray(list)) throw invalid("argLimits must be an array");
-    return list.map((l) => ({ tool: l.tool, arg: l.arg, op: l.op, value: l.value }));
+    return list.map((l) => {
+      if (l == null || typeof l !== "object") throw invalid("each argLimits entry must be an object");
+      known(l, ["tool", "arg", "op", "value"], "an argLimits entry");
+      return { tool: l.tool, arg: l.arg, op: l.op, value: l.value };
+    });
   }
 
   function facts(f) {
@@ -90,6 +111,8 @@ function makeApi(wasm, isLoaded) {
 
     mint(privateKey, grant, options = {}) {
       if (grant == null || typeof grant !== "object") throw invalid("grant must be an object");
+      known(grant, ["tools", "ttl", "issuer", "subject", "audience", "maxDepth", "argLimits", "singleUse"], "grant");
+      known(options ?? {}, ["now"], "mint options");
       const g = {
         tools: grant.tools,
         ttl: grant.ttl,
@@ -98,7 +121,7 @@ function makeApi(wasm, isLoaded) {
         audience: grant.audience ?? undefined,
         max_depth: grant.maxDepth ?? undefined,
         arg_limits: limits(grant.argLimits),
-        single_use: grant.singleUse === true ? true : undefined,
+        single_use: flag(grant.singleUse, "singleUse"),
       };
       return call(wasm.mint(String(privateKey), JSON.stringify(g), this._time(options.now)));
     }
@@ -106,13 +129,15 @@ function makeApi(wasm, isLoaded) {
     /** Returns the narrower token; `options.onWarning(message)` hears what narrowed less than asked. */
     attenuate(token, restriction, options = {}) {
       if (restriction == null || typeof restriction !== "object") throw invalid("restriction must be an object");
+      known(restriction, ["tools", "ttl", "audience", "maxDepth", "argLimits", "singleUse"], "restriction");
+      known(options ?? {}, ["now", "onWarning"], "attenuate options");
       const r = {
         tools: restriction.tools ?? undefined,
         ttl: restriction.ttl ?? undefined,
         audience: restriction.audience ?? undefined,
         max_depth: restriction.maxDepth ?? undefined,
         arg_limits: limits(restriction.argLimits),
-        single_use: restriction.singleUse === true ? true : undefined,
+        single_use: flag(restriction.singleUse, "singleUse"),
       };
       const out = call(wasm.attenuate(String(token), JSON.stringify(r), this._time(options.now)));
       if (typeof options.onWarning === "function") out.warnings.forEach((w) => options.onWarning(w));
@@ -122,6 +147,7 @@ function makeApi(wasm, isLoaded) {
     /** Verifies `token` for one call; returns the authorized facts or throws McpVaultError. */
     verify(token, publicKey, request = {}) {
       if (request == null || typeof request !== "object") throw invalid("request must be an object");
+      known(request, ["method", "requestedTool", "tool", "arguments", "audience", "now"], "request");
       const req = {
         method: request.method ?? "tools/call",
         tool: request.requestedTool ?? request.tool ?? undefined,

@@ -84,3 +84,34 @@ test("init() exists on the Node entries too, for code shared with browsers", asy
   await cjs.init();
   assert.ok(new esm.MCPVault() && new cjs.MCPVault());
 });
+
+test("unknown or mistyped fields are invalid_request, never dropped (a typo must not give a wider token)", () => {
+  const vault = new MCPVault({ now: () => NOW });
+  const { privateKey, publicKey } = vault.generateKeypair();
+  const grant = { tools: ["db_query"], ttl: 3600, issuer: "i", subject: "s" };
+  const token = vault.mint(privateKey, grant);
+  const cases = [
+    () => vault.mint(privateKey, { ...grant, tll: 60 }),
+    () => vault.mint(privateKey, { ...grant, singleUse: "yes" }),
+    () => vault.mint(privateKey, { ...grant, argLimits: [{ tool: "db_query", arg: "n", op: "max", value: 1, extra: 1 }] }),
+    () => vault.mint(privateKey, { ...grant, argLimits: ["db_query.n<=1"] }),
+    () => vault.mint(privateKey, grant, { nw: NOW }),
+    () => vault.attenuate(token, { tll: 60 }),
+    () => vault.attenuate(token, { tools: ["db_query"], maxdepth: 1 }),
+    () => vault.attenuate(token, { singleUse: 1 }),
+    () => vault.attenuate(token, { ttl: 60 }, { onwarning: () => {} }),
+    () => vault.verify(token, publicKey, { requestedTool: "db_query", argumnets: { n: 1 } }),
+    () => vault.verify(token, publicKey, { requestedTool: "db_query", arguments: "n=1" }),
+    () => vault.verify(token, publicKey, { requestedTool: "db_query", now: NaN }),
+    () => vault.verify(token, publicKey, { requestedTool: "db_query", now: -1 }),
+  ];
+  for (const [i, f] of cases.entries()) {
+    assert.throws(f, (e) => e instanceof McpVaultError && e.code === "invalid_request", `case ${i}`);
+  }
+  // an oversized token is limits_exceeded (64 KiB documented maximum), before decoding
+  assert.throws(() => vault.verify("A".repeat(64 * 1024 + 4), publicKey, { requestedTool: "db_query" }),
+    (e) => e.code === "limits_exceeded");
+  // a string that is not valid UTF-16 (lone surrogate) is malformed, not a crash
+  assert.throws(() => vault.verify(token.slice(0, 10) + "\uD800" + token.slice(10), publicKey, { requestedTool: "db_query" }),
+    (e) => e.code === "malformed_token");
+});
