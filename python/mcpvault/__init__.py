@@ -77,6 +77,23 @@ def _arg_limit(limit: Mapping[str, Any]) -> Record:
     return _record(tool=str(limit.get("tool", "")), arg=str(limit.get("arg", "")), rule=rule)
 
 
+def _known(d: Mapping[str, Any], keys: Tuple[str, ...], what: str) -> None:
+    """Refuses keys this API does not know: a misspelt ``tll`` would otherwise be
+    dropped and the token narrow less than its author meant."""
+    if not isinstance(d, Mapping):
+        raise McpVaultError("invalid_request", f"{what} must be a mapping")
+    for k in d:
+        if k not in keys:
+            raise McpVaultError("invalid_request", f"unknown field {k!r} in {what} (expected {', '.join(keys)})")
+
+
+def _flag(d: Mapping[str, Any], key: str) -> bool:
+    v = d.get(key, False)
+    if not isinstance(v, bool):
+        raise McpVaultError("invalid_request", f"{key} must be a boolean")
+    return v
+
+
 def _limits(d: Mapping[str, Any]) -> List[Record]:
     return [_arg_limit(l) for l in d.get("arg_limits") or []]
 
@@ -157,6 +174,7 @@ class MCPVault:
     def mint(self, private_key: str, grant: Mapping[str, Any], now: Optional[int] = None) -> str:
         """Mints a token; ``grant`` has tools, ttl, issuer, subject and optionally
         audience, max_depth, arg_limits."""
+        _known(grant, ("tools", "ttl", "issuer", "subject", "audience", "max_depth", "arg_limits", "single_use"), "grant")
         tools = grant.get("tools")
         if not isinstance(tools, (list, tuple)):
             raise McpVaultError("invalid_request", "tools must be a list")
@@ -168,7 +186,7 @@ class MCPVault:
             audience=_opt_str(grant, "audience"),
             max_depth=_opt_int(grant, "max_depth"),
             arg_limits=_limits(grant),
-            single_use=bool(grant.get("single_use", False)),
+            single_use=_flag(grant, "single_use"),
         )
         return self._call("mint", private_key, g, now)
 
@@ -176,6 +194,7 @@ class MCPVault:
                   *, warnings: Optional[List[str]] = None) -> str:
         """Returns a narrower token. Pass a list as ``warnings`` to collect what
         narrowed less than asked (e.g. tools the parent does not grant)."""
+        _known(restriction, ("tools", "ttl", "audience", "max_depth", "arg_limits", "single_use"), "restriction")
         tools = restriction.get("tools")
         r = _record(
             tools=None if tools is None else [str(t) for t in tools],
@@ -183,7 +202,7 @@ class MCPVault:
             audience=_opt_str(restriction, "audience"),
             max_depth=_opt_int(restriction, "max_depth"),
             arg_limits=_limits(restriction),
-            single_use=bool(restriction.get("single_use", False)),
+            single_use=_flag(restriction, "single_use"),
         )
         out = self._call("attenuate", token, r, now)
         if warnings is not None:
@@ -193,6 +212,7 @@ class MCPVault:
     def verify(self, token: str, public_key: str, request: Mapping[str, Any]) -> Dict[str, Any]:
         """Verifies ``token`` for one call; returns the authorized facts as a dict
         or raises ``McpVaultError``."""
+        _known(request, ("method", "requested_tool", "tool", "arguments", "audience", "now"), "request")
         tool = request.get("requested_tool", request.get("tool"))
         arguments = request.get("arguments")
         if arguments is not None and not isinstance(arguments, str):

@@ -90,6 +90,13 @@ def test_argument_limits(vault):
     (lambda v, pub, tok: v.inspect("garbage"), "malformed_token"),
     (lambda v, pub, tok: v.mint(v.generate_keypair()[0], {"tools": ["x"], "ttl": 1, "issuer": "i", "subject": "s",
                                                             "arg_limits": [{"tool": "x", "arg": "a", "op": "regex", "value": "."}]}), "invalid_request"),
+    # a typo is an error, never a silently wider token
+    (lambda v, pub, tok: v.attenuate(tok, {"tll": 5}), "invalid_request"),
+    (lambda v, pub, tok: v.attenuate(tok, {"ttl": 5, "single_use": "yes"}), "invalid_request"),
+    (lambda v, pub, tok: v.mint(v.generate_keypair()[0], {"tools": ["x"], "ttl": 1, "issuer": "i", "subject": "s", "maxdepth": 1}), "invalid_request"),
+    (lambda v, pub, tok: v.verify(tok, pub, {"requested_tool": "db_query", "argumnets": {}}), "invalid_request"),
+    # the documented maximum token size
+    (lambda v, pub, tok: v.verify("A" * (64 * 1024 + 4), pub, {"requested_tool": "db_query"}), "limits_exceeded"),
 ])
 def test_errors_have_codes(vault, call, code):
     priv, pub = vault.generate_keypair()
