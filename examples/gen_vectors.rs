@@ -1021,13 +1021,28 @@ fn build() -> Gen {
         &Request::tool("db_query"),
         Expect::Err("limits_exceeded"),
     );
+    // biscuit 6 prints strings without escaping quotes, so such a block could
+    // not be printed and parsed back; the verifier reads blocks structurally
+    // and never reparses, so the check is simply enforced.
     let h = g.raw_block(&root, r#"check if request_tool("it \"quoted\"") or true;"#);
     g.case(
-        "hostile-unprintable-string",
-        "biscuit 6 cannot reprint strings with quotes: refused, never allowed",
+        "hostile-quoted-string-check-passes",
+        "a foreign check with a quoted string that passes: enforced, allowed, tools narrowed to the request",
         &h,
         &Request::tool("db_query"),
-        Expect::Err("malformed_token"),
+        Expect::Ok {
+            tools: &["db_query"],
+            expires_at: EXP,
+            depth: 1,
+        },
+    );
+    let h = g.raw_block(&root, r#"check if request_tool("it \"quoted\"");"#);
+    g.case(
+        "hostile-quoted-string-check-refuses",
+        "a foreign check with a quoted string that fails: enforced, refused",
+        &h,
+        &Request::tool("db_query"),
+        Expect::Err("tool_not_allowed"),
     );
     {
         // A third-party block signed by an attacker key, trusted by nobody.

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use base64::Engine as _;
-use biscuit_auth::builder::{Algorithm, BlockBuilder, Term};
+use biscuit_auth::builder::{self, Algorithm, BlockBuilder, Term};
 use biscuit_auth::error::{FailedCheck, Format, Logic, Token};
 use biscuit_auth::macros::{fact, policy};
 use biscuit_auth::{
@@ -52,6 +52,10 @@ pub struct Limits {
     /// (facts scanned + join combinations × expression operations; see
     /// `SCHEMA.md`, "Limits"). A token mcpvault writes needs a few thousand.
     pub max_work: u64,
+    /// Evaluate every token with biscuit-auth's Datalog engine. By default a
+    /// token holding only what mcpvault writes is evaluated directly, with
+    /// the same answers (for differential tests and the benchmarks).
+    pub always_datalog: bool,
 }
 
 impl Default for Limits {
@@ -63,6 +67,7 @@ impl Default for Limits {
             max_iterations: 200,
             max_time: Duration::from_secs(1),
             max_work: 1_000_000,
+            always_datalog: false,
         }
     }
 }
@@ -253,6 +258,16 @@ pub struct BlockInfo {
     pub nonce: Option<String>,
     #[serde(skip)]
     statements: Vec<Statement>,
+    /// The checks, one per statement, printed only when one refuses (the way
+    /// biscuit-auth prints them, with the chain's symbols or, for a
+    /// third-party block, its own).
+    #[serde(skip)]
+    raw_checks: Vec<biscuit_auth::datalog::Check>,
+    #[serde(skip)]
+    own_symbols: Option<biscuit_auth::datalog::SymbolTable>,
+    /// Whether the block holds only what mcpvault writes (see [`direct`]).
+    #[serde(skip)]
+    plain: bool,
     #[serde(skip)]
     claims: schema::AuthorityFacts,
 }
@@ -277,17 +292,70 @@ struct Chain {
     blocks: Vec<BlockInfo>,
     issuer: String,
     subject: String,
+    /// The first-party blocks' symbols, to print a refusing check.
+    symbols: biscuit_auth::datalog::SymbolTable,
 }
 
-fn read_block(
-    index: usize,
-    source: String,
-    revocation_id: String,
+/// A block's Datalog as builder values, and its source when it is shown.
+struct RawBlock {
+    facts: Vec<builder::Fact>,
+    rules: Vec<builder::Rule>,
+    checks: Vec<builder::Check>,
+    datalog_checks: Vec<biscuit_auth::datalog::Check>,
+    own_symbols: Option<biscuit_auth::datalog::SymbolTable>,
+    /// Only for `inspect`: verifying never prints a block.
+    source: Option<String>,
     external_key: Option<String>,
-) -> Result<BlockInfo> {
-    let parsed = BlockBuilder::new()
-        .code(&source)
-        .map_err(|e| Error::malformed(format!("block {index} does not parse: {e}")))?;
+}
+
+/// Converts decoded blocks into builder values, with the symbol tables
+/// biscuit-auth uses: first-party blocks share one, a third-party block has
+/// its own. No Datalog text is printed or parsed.
+fn raw_blocks(
+    protos: &[biscuit_auth::format::schema::Block],
+    external: &[Option<PublicKey>],
+) -> Result<(Vec<RawBlock>, biscuit_auth::datalog::SymbolTable)> {
+    use biscuit_auth::builder::Convert;
+    use biscuit_auth::datalog::SymbolTable;
+    let mut shared = SymbolTable::new();
+    let mut out = Vec::with_capacity(protos.len());
+    for (i, proto) in protos.iter().enumerate() {
+        let ext = external.get(i).copied().flatten();
+        let block = biscuit_auth::format::convert::proto_block_to_token_block(proto, ext)
+            .map_err(format_err)?;
+        let mut own = SymbolTable::new();
+        let symbols = if ext.is_some() { &mut own } else { &mut shared };
+        symbols
+            .extend(&block.symbols)
+            .map_err(|e| Error::malformed(format!("block {i}: symbols: {e}")))?;
+        let bad = |e: Format| Error::malformed(format!("block {i}: {e}"));
+        out.push(RawBlock {
+            facts: block
+                .facts
+                .iter()
+                .map(|f| builder::Fact::convert_from(f, symbols).map_err(bad))
+                .collect::<Result<_>>()?,
+            rules: block
+                .rules
+                .iter()
+                .map(|r| builder::Rule::convert_from(r, symbols).map_err(bad))
+                .collect::<Result<_>>()?,
+            checks: block
+                .checks
+                .iter()
+                .map(|c| builder::Check::convert_from(c, symbols).map_err(bad))
+                .collect::<Result<_>>()?,
+            source: None,
+            external_key: ext.map(|k| k.to_bytes_hex()),
+            own_symbols: ext.is_some().then(|| own.clone()),
+            datalog_checks: block.checks,
+        });
+    }
+    Ok((out, shared))
+}
+
+fn read_block(index: usize, parsed: RawBlock, revocation_id: String) -> Result<BlockInfo> {
+    let shown = parsed.source.is_some();
     let statements: Vec<Statement> = parsed.checks.iter().map(schema::recognize_check).collect();
     let mut tools: Option<BTreeSet<String>> = None;
     let mut expires_at: Option<u64> = None;
@@ -307,7 +375,8 @@ fn read_block(
             Statement::Audience(a) => audiences.push(a.clone()),
             Statement::MaxDepth(n) => max_depth = Some(max_depth.map_or(*n, |m| m.min(*n))),
             Statement::Arg(l) => arg_limits.push(l.clone()),
-            Statement::Unrecognized { .. } => unrecognized_checks.push(c.to_string()),
+            Statement::Unrecognized { .. } if shown => unrecognized_checks.push(c.to_string()),
+            Statement::Unrecognized { .. } => {}
         }
     }
     let claims = schema::authority_facts(&parsed.facts);
@@ -322,20 +391,38 @@ fn read_block(
             )))
         }
     };
+    let text = |items: Vec<String>| if shown { items } else { Vec::new() };
+    let known_fact = |f: &builder::Fact| {
+        let p = &f.predicate;
+        match (p.name.as_str(), p.terms.as_slice()) {
+            ("nonce", [Term::Str(_)]) => true,
+            ("mcpvault", [Term::Integer(_)]) | ("issuer" | "subject", [Term::Str(_)]) => index == 0,
+            _ => false,
+        }
+    };
+    let plain = parsed.rules.is_empty()
+        && parsed.external_key.is_none()
+        && parsed.facts.iter().all(known_fact)
+        && !statements
+            .iter()
+            .any(|s| matches!(s, Statement::Unrecognized { .. }));
     Ok(BlockInfo {
         index,
         nonce,
-        facts: parsed.facts.iter().map(|f| f.to_string()).collect(),
-        rules: parsed.rules.iter().map(|r| r.to_string()).collect(),
-        checks: parsed.checks.iter().map(|c| c.to_string()).collect(),
-        source,
+        facts: text(parsed.facts.iter().map(|f| f.to_string()).collect()),
+        rules: text(parsed.rules.iter().map(|r| r.to_string()).collect()),
+        checks: text(parsed.checks.iter().map(|c| c.to_string()).collect()),
+        source: parsed.source.unwrap_or_default(),
+        raw_checks: parsed.datalog_checks,
+        own_symbols: parsed.own_symbols,
+        plain,
         tools: tools.map(|t| t.into_iter().collect()),
         expires_at,
         audiences,
         max_depth,
         arg_limits,
         unrecognized_checks,
-        external_key,
+        external_key: parsed.external_key,
         revocation_id,
         statements,
         claims,
@@ -343,17 +430,14 @@ fn read_block(
 }
 
 /// Reads every block; requires the authority block to be an mcpvault one.
-/// `blocks(i)` returns block i's source and external key.
 fn read_chain(
-    count: usize,
+    (raw, symbols): (Vec<RawBlock>, biscuit_auth::datalog::SymbolTable),
     revocation_ids: Vec<Vec<u8>>,
-    mut block: impl FnMut(usize) -> Result<(String, Option<String>), Token>,
 ) -> Result<Chain> {
-    let mut blocks = Vec::with_capacity(count);
-    for i in 0..count {
-        let (source, ext) = block(i).map_err(token_err)?;
+    let mut blocks = Vec::with_capacity(raw.len());
+    for (i, r) in raw.into_iter().enumerate() {
         let rid = revocation_ids.get(i).map(hex::encode).unwrap_or_default();
-        blocks.push(read_block(i, source, rid, ext)?);
+        blocks.push(read_block(i, r, rid)?);
     }
     let authority = blocks
         .first()
@@ -386,23 +470,24 @@ fn read_chain(
         blocks,
         issuer,
         subject,
+        symbols,
     })
 }
 
-fn unverified_chain(token: &UnverifiedBiscuit) -> Result<Chain> {
-    read_chain(token.block_count(), token.revocation_identifiers(), |i| {
-        Ok((token.print_block_source(i)?, None))
-    })
-}
-
-fn verified_chain(token: &Biscuit) -> Result<Chain> {
-    let external = token.external_public_keys();
-    read_chain(token.block_count(), token.revocation_identifiers(), |i| {
-        Ok((
-            token.print_block_source(i)?,
-            external.get(i).cloned().flatten().map(|k| k.to_bytes_hex()),
-        ))
-    })
+/// The chain of a token that was not verified (inspect, attenuate); with
+/// each block's source when `shown`.
+fn unverified_chain(
+    token: &UnverifiedBiscuit,
+    protos: &[biscuit_auth::format::schema::Block],
+    shown: bool,
+) -> Result<Chain> {
+    let mut raw = raw_blocks(protos, &token.external_public_keys())?;
+    if shown {
+        for (i, r) in raw.0.iter_mut().enumerate() {
+            r.source = Some(token.print_block_source(i).map_err(token_err)?);
+        }
+    }
+    read_chain(raw, token.revocation_identifiers())
 }
 
 impl Chain {
@@ -494,10 +579,10 @@ pub fn attenuate(
         .ttl
         .map(|ttl| model::expiry(now, ttl))
         .transpose()?;
-    let (bytes, _) = decode(token, &limits)?;
+    let (bytes, _, protos) = decode(token, &limits)?;
     let parent = UnverifiedBiscuit::from(&bytes).map_err(token_err)?;
     check_block_count(parent.block_count() + 1, &limits)?;
-    let chain = unverified_chain(&parent)?;
+    let chain = unverified_chain(&parent, &protos, false)?;
 
     let mut warnings = Vec::new();
     let parent_tools = chain.effective_tools(None);
@@ -775,21 +860,27 @@ pub(crate) struct Loaded {
 
 /// Decodes a token's text and reads its shape (canonical bytes, nesting):
 /// the one way in for verify, attenuate and inspect.
-fn decode(token: &str, limits: &Limits) -> Result<(Vec<u8>, Shape)> {
+#[allow(clippy::type_complexity)]
+fn decode(
+    token: &str,
+    limits: &Limits,
+) -> Result<(Vec<u8>, Shape, Vec<biscuit_auth::format::schema::Block>)> {
     check_token_size(token, limits)?;
     let bytes = BASE64
         .decode(token.trim())
         .map_err(|e| Error::malformed(format!("base64: {e}")))?;
-    let shape = shape::read(&bytes)?;
-    Ok((bytes, shape))
+    let (shape, protos) = shape::read(&bytes)?;
+    Ok((bytes, shape, protos))
 }
 
 /// Decodes the token and verifies every signature with `root`.
 pub(crate) fn load(token: &str, root: PublicKey, limits: &Limits) -> Result<Loaded> {
-    let (bytes, shape) = decode(token, limits)?;
+    let (bytes, shape, protos) = decode(token, limits)?;
     let biscuit = Biscuit::from(&bytes, root).map_err(token_err)?;
     check_block_count(biscuit.block_count(), limits)?;
-    let chain = verified_chain(&biscuit)?;
+    // the blocks were decoded from the very bytes whose signatures verified
+    let raw = raw_blocks(&protos, &biscuit.external_public_keys())?;
+    let chain = read_chain(raw, biscuit.revocation_identifiers())?;
     Ok(Loaded {
         biscuit,
         chain,
@@ -844,6 +935,10 @@ pub(crate) fn authorize(
     let (biscuit, chain) = (&loaded.biscuit, &loaded.chain);
     let depth = biscuit.block_count().saturating_sub(1);
     check_work(&loaded.shape, request, limits)?;
+    if !limits.always_datalog && chain.blocks.iter().all(|b| b.plain) {
+        direct(chain, request, now, depth)?;
+        return Ok(facts_of(chain, request, depth));
+    }
 
     let builder = request_facts(AuthorizerBuilder::new(), request, now, depth)?
         .policy(policy!(
@@ -866,7 +961,11 @@ pub(crate) fn authorize(
         Err(e) => return Err(denial(chain, e, request, depth)),
     }
 
-    Ok(AuthorizedFacts {
+    Ok(facts_of(chain, request, depth))
+}
+
+fn facts_of(chain: &Chain, request: &Request, depth: usize) -> AuthorizedFacts {
+    AuthorizedFacts {
         verified: true,
         tool: request.tool.clone(),
         tools: chain
@@ -889,6 +988,102 @@ pub(crate) fn authorize(
             .iter()
             .filter_map(|b| b.nonce.clone())
             .collect(),
+    }
+}
+
+/// Evaluates a chain in which every block is plain — only facts and checks
+/// mcpvault writes (`mcpvault`, `issuer`, `subject`, `nonce`; the recognised
+/// statements of `SCHEMA.md`), no rule, no third-party signature — without
+/// the Datalog engine. Each recognised check is exactly its canonical
+/// Datalog (recognition compares the printed check with the one mcpvault
+/// would write), and those checks read only facts the verifier supplies, so
+/// this computes the same answer as biscuit-auth's authorizer: the same code,
+/// block and check text, by the same priority. `tests/props.rs` compares the
+/// two on random chains and calls, and every vector runs both ways
+/// (`Limits::always_datalog`).
+fn direct(chain: &Chain, request: &Request, now: u64, depth: usize) -> Result<()> {
+    let call = request.method == TOOLS_CALL;
+    let tool = request.tool.as_deref();
+    let arg = |name: &str| request.arguments.get(name);
+    let arg_ok = |l: &ArgLimit| {
+        let v = arg(&l.arg);
+        let int = v.and_then(serde_json::Value::as_i64);
+        let text = v.and_then(serde_json::Value::as_str);
+        match &l.rule {
+            model::ArgRule::Max(m) => int.is_some_and(|i| i <= *m),
+            model::ArgRule::Min(m) => int.is_some_and(|i| i >= *m),
+            model::ArgRule::Prefix(p) => text.is_some_and(|s| s.starts_with(p.as_str())),
+            model::ArgRule::Eq(model::Scalar::Str(x)) => text == Some(x.as_str()),
+            model::ArgRule::Eq(model::Scalar::Int(x)) => int == Some(*x),
+            model::ArgRule::Eq(model::Scalar::Bool(x)) => {
+                v.and_then(serde_json::Value::as_bool) == Some(*x)
+            }
+            model::ArgRule::OneOf(values) => {
+                if values.iter().all(|x| matches!(x, model::Scalar::Int(_))) {
+                    int.is_some_and(|i| values.contains(&model::Scalar::Int(i)))
+                } else {
+                    text.is_some_and(|s| {
+                        values
+                            .iter()
+                            .any(|x| matches!(x, model::Scalar::Str(y) if y == s))
+                    })
+                }
+            }
+        }
+    };
+    let mut worst: Option<(Refusal, usize, usize)> = None;
+    for (b, block) in chain.blocks.iter().enumerate() {
+        for (c, statement) in block.statements.iter().enumerate() {
+            let pass = match statement {
+                Statement::Expiry(d) => now < *d,
+                Statement::Tools(set) => !call || tool.is_some_and(|t| set.contains(t)),
+                Statement::Audience(a) => request.audience.as_deref() == Some(a.as_str()),
+                Statement::MaxDepth(n) => (depth as u64) <= *n,
+                Statement::Arg(l) => !call || tool != Some(l.tool.as_str()) || arg_ok(l),
+                Statement::Unrecognized { .. } => false,
+            };
+            if !pass {
+                let kind = refusal(Some(statement));
+                if worst.map_or(true, |(k, _, _)| kind < k) {
+                    worst = Some((kind, b, c));
+                }
+            }
+        }
+    }
+    let Some((kind, block, c)) = worst else {
+        return Ok(());
+    };
+    let check = chain
+        .blocks
+        .get(block)
+        .and_then(|b| {
+            let symbols = b.own_symbols.as_ref().unwrap_or(&chain.symbols);
+            b.raw_checks.get(c).map(|check| symbols.print_check(check))
+        })
+        .unwrap_or_default();
+    let tool = || request.tool.clone().unwrap_or_default();
+    Err(match kind {
+        Refusal::Expired => Error::Expired { block, check },
+        Refusal::Audience => Error::WrongAudience { block, check },
+        Refusal::Depth => Error::DepthExceeded {
+            depth,
+            block,
+            check,
+        },
+        Refusal::Tool => Error::ToolNotAllowed {
+            tool: tool(),
+            block,
+            check,
+        },
+        Refusal::Argument => Error::ArgumentNotAllowed {
+            tool: tool(),
+            block,
+            check,
+        },
+        Refusal::Other => Error::CheckFailed {
+            block: Some(block),
+            check,
+        },
     })
 }
 
@@ -916,10 +1111,10 @@ pub struct Inspection {
 /// Reads a token's content without verifying it.
 pub fn inspect(token: &str) -> Result<Inspection> {
     let limits = Limits::default();
-    let (bytes, _) = decode(token, &limits)?;
+    let (bytes, _, protos) = decode(token, &limits)?;
     let unverified = UnverifiedBiscuit::from(&bytes).map_err(token_err)?;
     check_block_count(unverified.block_count(), &limits)?;
-    let chain = unverified_chain(&unverified)?;
+    let chain = unverified_chain(&unverified, &protos, true)?;
     Ok(Inspection {
         verified: false,
         tools: chain.effective_tools(None).into_iter().collect(),

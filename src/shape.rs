@@ -88,8 +88,10 @@ impl Symbols {
 }
 
 /// Decodes `bytes` as a Biscuit token and checks it is canonical and
-/// shallow. The signatures are not checked here.
-pub(crate) fn read(bytes: &[u8]) -> Result<Shape> {
+/// shallow; returns its shape and its blocks, authority first. The
+/// signatures are not checked here: use the blocks only once biscuit-auth
+/// has verified the same bytes.
+pub(crate) fn read(bytes: &[u8]) -> Result<(Shape, Vec<schema::Block>)> {
     let outer =
         schema::Biscuit::decode(bytes).map_err(|e| Error::malformed(format!("protobuf: {e}")))?;
     if outer.encode_to_vec() != bytes {
@@ -105,6 +107,7 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Shape> {
         defaults: SymbolTable::new(),
         declared: Vec::new(),
     };
+    let mut blocks = Vec::with_capacity(outer.blocks.len() + 1);
     for (i, signed) in std::iter::once(&outer.authority)
         .chain(&outer.blocks)
         .enumerate()
@@ -121,8 +124,9 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Shape> {
             first_party.declared.extend(block.symbols.iter().cloned());
             shape.add_block(i, &block, &first_party)?;
         }
+        blocks.push(block);
     }
-    Ok(shape)
+    Ok((shape, blocks))
 }
 
 impl Shape {

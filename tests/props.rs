@@ -275,6 +275,10 @@ proptest! {
                 .with_arguments(c.args.clone().into_iter().collect());
             req.audience = c.audience.clone();
             let got = verify(&token, &keys.public_key, &req, NOW + c.at);
+            // direct evaluation and the Datalog engine: the very same answer
+            let datalog = mcpvault::Limits { always_datalog: true, ..Default::default() };
+            let engine = mcpvault::verify_with_limits(&token, &keys.public_key, &req, NOW + c.at, &datalog);
+            prop_assert_eq!(&got, &engine, "direct vs Datalog, {:?}", c);
             match (model(&blocks, c), got) {
                 (None, Ok(facts)) => {
                     prop_assert!(facts.verified);

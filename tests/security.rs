@@ -381,6 +381,7 @@ fn absurd_limits_do_not_panic() {
         max_blocks: 0,
         max_token_len: 0,
         max_work: 0,
+        always_datalog: true,
     };
     let err = verify_with_limits(
         &token,

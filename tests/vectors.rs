@@ -102,6 +102,18 @@ fn state_and_audit_vectors() {
 fn run_case(case: &Value) -> Result<(), String> {
     let (token, key, request, now) = common::case_call(case);
     let result = verify(&token, &key, &request, now);
+    // a plain mcpvault chain is evaluated directly; the Datalog engine must
+    // give the very same answer (facts, or code, block and check text)
+    let datalog = mcpvault::Limits {
+        always_datalog: true,
+        ..Default::default()
+    };
+    let engine = mcpvault::verify_with_limits(&token, &key, &request, now, &datalog);
+    if engine != result {
+        return Err(format!(
+            "direct evaluation {result:?} differs from the Datalog engine {engine:?}"
+        ));
+    }
     if let Err(e) = &result {
         // the message contract: lowercase, one line, no final period
         let msg = e.to_string();
