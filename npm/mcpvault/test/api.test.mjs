@@ -62,7 +62,8 @@ test("a token minted by the CLI verifies in JS, and the other way round", { skip
   // CLI → JS: the CLI mints with a key file holding the JS-generated key
   const { mkdtempSync, writeFileSync } = fs;
   const dir = mkdtempSync("/tmp/mcpvault-js-");
-  writeFileSync(`${dir}/k.json`, JSON.stringify({ algorithm: "ed25519", private_key: privateKey, public_key: publicKey, created_at: NOW }));
+  // a private key file must be 0600, as the CLI checks (like ssh)
+  writeFileSync(`${dir}/k.json`, JSON.stringify({ algorithm: "ed25519", private_key: privateKey, public_key: publicKey, created_at: NOW }), { mode: 0o600 });
   const cliToken = execFileSync(cli, ["mint", "--key", `${dir}/k.json`, "--tools", "db_query", "--ttl", "60",
     "--issuer", "cli", "--subject", "agent", "--arg", "db_query.max_rows<=5"], { env }).toString().trim();
   assert.strictEqual(vault.verify(cliToken, publicKey, { requestedTool: "db_query", arguments: { max_rows: 5 } }).issuer, "cli");
