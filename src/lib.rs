@@ -49,6 +49,8 @@ pub use model::{
     Scalar, MAX_ARG_LIMITS, MAX_EXPIRES_AT, MAX_NAME_LEN, MAX_ONE_OF, MAX_REQUEST_ARGS, MAX_TOOLS,
     MAX_VALUE_LEN, TOOLS_CALL,
 };
+#[doc(hidden)]
+pub use ops::signature_floor;
 pub use ops::{
     attenuate, inspect, keygen, mint, parse_private_key, parse_public_key, public_key_of, verify,
     verify_with_limits, BlockInfo, Inspection, Limits, MAX_TIME_LIMIT,

@@ -391,7 +391,14 @@ fn read_block(index: usize, parsed: RawBlock, revocation_id: String) -> Result<B
             )))
         }
     };
-    let text = |items: Vec<String>| if shown { items } else { Vec::new() };
+    // printed only for inspect: printing is slow, and verify never shows it
+    fn text<T: ToString>(shown: bool, items: &[T]) -> Vec<String> {
+        if shown {
+            items.iter().map(ToString::to_string).collect()
+        } else {
+            Vec::new()
+        }
+    }
     let known_fact = |f: &builder::Fact| {
         let p = &f.predicate;
         match (p.name.as_str(), p.terms.as_slice()) {
@@ -409,9 +416,9 @@ fn read_block(index: usize, parsed: RawBlock, revocation_id: String) -> Result<B
     Ok(BlockInfo {
         index,
         nonce,
-        facts: text(parsed.facts.iter().map(|f| f.to_string()).collect()),
-        rules: text(parsed.rules.iter().map(|r| r.to_string()).collect()),
-        checks: text(parsed.checks.iter().map(|c| c.to_string()).collect()),
+        facts: text(shown, &parsed.facts),
+        rules: text(shown, &parsed.rules),
+        checks: text(shown, &parsed.checks),
         source: parsed.source.unwrap_or_default(),
         raw_checks: parsed.datalog_checks,
         own_symbols: parsed.own_symbols,
@@ -1129,4 +1136,25 @@ pub fn inspect(token: &str) -> Result<Inspection> {
         subject: chain.subject,
         blocks: chain.blocks,
     })
+}
+
+/// Benchmarks only: the per-signature floor. Verifies one Ed25519 signature
+/// over 256 bytes (about a block's signed payload) `rounds` times with
+/// biscuit-auth's own check (ed25519-dalek's `verify_strict`), and returns how
+/// many verified. A token of n blocks needs at least n of these; `make bench`
+/// compares every host's verify with this floor on that host.
+#[doc(hidden)]
+pub fn signature_floor(rounds: u32) -> u32 {
+    let Ok(private) = PrivateKey::from_bytes(&[7u8; 32], Algorithm::Ed25519) else {
+        return 0;
+    };
+    let pair = KeyPair::from(&private);
+    let data = [0x5au8; 256];
+    let Ok(signature) = pair.sign(&data) else {
+        return 0;
+    };
+    let public = pair.public();
+    (0..rounds)
+        .filter(|_| public.verify_signature(&data, &signature).is_ok())
+        .count() as u32
 }

@@ -217,8 +217,56 @@ fn first_term<'a>(check: &'a Check, pick: impl Fn(&'a Term) -> bool) -> Option<&
     None
 }
 
-fn same(candidate: &Check, original: &str) -> bool {
-    candidate.to_string() == original
+/// Whether `original` is exactly the canonical `candidate`: the same kind,
+/// and every query the same head, body, expressions and scopes. (Compared as
+/// values, not as printed text: biscuit-auth does not escape quotes when it
+/// prints a string, so two different checks can print alike, and printing
+/// was a fifth of a verification.) Parameter maps are compared through the
+/// terms they were substituted into.
+fn same(candidate: &Check, original: &Check) -> bool {
+    let candidate = resolved(candidate);
+    candidate.kind == original.kind
+        && candidate.queries.len() == original.queries.len()
+        && candidate
+            .queries
+            .iter()
+            .zip(&original.queries)
+            .all(|(a, b)| {
+                a.head == b.head
+                    && a.body == b.body
+                    && a.expressions == b.expressions
+                    && a.scopes == b.scopes
+            })
+}
+
+/// `check!` leaves `{name}` as a parameter term and its value in the rule's
+/// parameter map (biscuit-auth substitutes them when it serialises); put the
+/// values in place so the check compares with one read from a token.
+fn resolved(check: &Check) -> Check {
+    let mut check = check.clone();
+    for rule in &mut check.queries {
+        let Some(params) = rule.parameters.take() else {
+            continue;
+        };
+        let fill = |t: &mut Term| {
+            if let Term::Parameter(name) = t {
+                if let Some(Some(value)) = params.get(name.as_str()) {
+                    *t = value.clone();
+                }
+            }
+        };
+        for p in std::iter::once(&mut rule.head).chain(rule.body.iter_mut()) {
+            p.terms.iter_mut().for_each(fill);
+        }
+        for e in &mut rule.expressions {
+            for op in &mut e.ops {
+                if let Op::Value(t) = op {
+                    fill(t);
+                }
+            }
+        }
+    }
+    check
 }
 
 fn arg_candidate(check: &Check) -> Option<ArgLimit> {
@@ -270,10 +318,10 @@ fn predicates_of(check: &Check) -> BTreeSet<String> {
 /// Recognises one check. Exact: only a check that prints identically to the
 /// canonical check built from its own parameters is recognised.
 pub fn recognize_check(check: &Check) -> Statement {
-    let original = check.to_string();
+    let original = check;
     if check.kind == CheckKind::One {
         if let Some(Term::Date(d)) = first_term(check, |t| matches!(t, Term::Date(_))) {
-            if same(&expiry_check(*d), &original) {
+            if same(&expiry_check(*d), original) {
                 return Statement::Expiry(*d);
             }
         }
@@ -286,25 +334,25 @@ pub fn recognize_check(check: &Check) -> Statement {
                 })
                 .collect();
             if let Some(tools) = tools {
-                if same(&tools_check(&tools), &original) {
+                if same(&tools_check(&tools), original) {
                     return Statement::Tools(tools);
                 }
             }
         }
         if let Some(Term::Str(a)) = first_term(check, |t| matches!(t, Term::Str(_))) {
-            if same(&audience_check(a), &original) {
+            if same(&audience_check(a), original) {
                 return Statement::Audience(a.clone());
             }
         }
         if let Some(Term::Integer(n)) = first_term(check, |t| matches!(t, Term::Integer(_))) {
             if let Ok(n) = u64::try_from(*n) {
-                if same(&depth_check(n), &original) {
+                if same(&depth_check(n), original) {
                     return Statement::MaxDepth(n);
                 }
             }
         }
         if let Some(limit) = arg_candidate(check) {
-            if same(&arg_check(&limit), &original) {
+            if same(&arg_check(&limit), original) {
                 return Statement::Arg(limit);
             }
         }

@@ -171,3 +171,11 @@ impl CachedVerifier {
             .to_string()
     }
 }
+
+/// Benchmarks only (`make bench`): runs the per-signature floor `rounds`
+/// times in this module (see `mcpvault::signature_floor`); returns how many
+/// verified.
+#[wasm_bindgen(js_name = "__benchSignatureFloor")]
+pub fn bench_signature_floor(rounds: u32) -> u32 {
+    mcpvault::signature_floor(rounds)
+}

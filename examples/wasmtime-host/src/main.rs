@@ -3,6 +3,8 @@
 //!     mcpvault-wasmtime-host vectors COMPONENT.wasm [DIR]     # runs every vector; prints `N passed, M failed`
 //!     mcpvault-wasmtime-host verify COMPONENT.wasm --token T --pubkey HEX --tool NAME [--args JSON] [--audience A] [--now S]
 //!
+//!     mcpvault-wasmtime-host bench COMPONENT.wasm TOKENS.json     # `make bench`: prints timings as JSON
+//!
 //! `verify` is the sketch of a plugin: load the component once, verify a token
 //! for a tool call, print the authorized facts or the denial code.
 
@@ -307,6 +309,61 @@ fn run_verify(component: &Path, args: &[String]) -> Result<bool> {
     }
 }
 
+/// Median of 5 runs, each timing `n` calls and dividing, in microseconds.
+fn median_us(n: u32, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+    let mut runs = Vec::new();
+    for _ in 0..5 {
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            f()?;
+        }
+        runs.push(t.elapsed().as_secs_f64() * 1e6 / f64::from(n));
+    }
+    runs.sort_by(f64::total_cmp);
+    Ok(runs.get(2).copied().unwrap_or_default())
+}
+
+/// `make bench`: compiling and instantiating the component, and verify at
+/// each depth of TOKENS.json (`{public_key, now, request, tokens: {depth:
+/// token}}`, written by bench/node.mjs), as JSON on stdout.
+fn run_bench(component: &Path, tokens: &Path) -> Result<bool> {
+    let spec: Value = serde_json::from_str(
+        &std::fs::read_to_string(tokens).with_context(|| format!("reading {}", tokens.display()))?,
+    )?;
+    let key = spec["public_key"].as_str().unwrap_or_default().to_string();
+    let mut req = request_of(&spec["request"]);
+    req.now = spec["now"].as_u64();
+    let compile_ms = median_us(1, || Vault::load(component).map(|_| ()))? / 1000.0;
+    let engine = Engine::default();
+    let compiled = Component::from_file(&engine, component)?;
+    let instantiate_ms = median_us(1, || {
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        let state = State {
+            ctx: WasiCtxBuilder::new().build(),
+            table: ResourceTable::new(),
+        };
+        let mut store = Store::new(&engine, state);
+        Authorizer::instantiate(&mut store, &compiled, &linker)?;
+        Ok(())
+    })? / 1000.0;
+    let mut vault = Vault::load(component)?;
+    let mut verify = serde_json::Map::new();
+    for (depth, token) in spec["tokens"].as_object().into_iter().flatten() {
+        let token = token.as_str().unwrap_or_default();
+        if let Err(e) = vault.verify(token, &key, &req)? {
+            bail!("bench token at depth {depth} refused: {}", e.message);
+        }
+        let us = median_us(200, || vault.verify(token, &key, &req).map(|_| ()))?;
+        verify.insert(depth.clone(), json!(us));
+    }
+    println!(
+        "{}",
+        json!({ "load_ms": compile_ms, "instantiate_ms": instantiate_ms, "verify_us": verify })
+    );
+    Ok(true)
+}
+
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match (args.first().map(String::as_str), args.get(1)) {
@@ -315,6 +372,10 @@ fn main() -> std::process::ExitCode {
             run_vectors(Path::new(component), Path::new(dir))
         }
         (Some("verify"), Some(component)) => run_verify(Path::new(component), &args[2..]),
+        (Some("bench"), Some(component)) => match args.get(2) {
+            Some(tokens) => run_bench(Path::new(component), Path::new(tokens)),
+            None => Err(wasmtime::format_err!("bench needs TOKENS.json")),
+        },
         _ => {
             eprintln!("usage: mcpvault-wasmtime-host vectors COMPONENT.wasm [DIR]\n       mcpvault-wasmtime-host verify COMPONENT.wasm --token T --pubkey HEX --tool NAME [--args JSON] [--audience A] [--now S]");
             return std::process::ExitCode::from(2);

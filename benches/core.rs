@@ -1,0 +1,198 @@
+//! Native benchmarks of the core (criterion): keygen, mint, attenuate,
+//! inspect, verify at 0/1/3/10 attenuation blocks cold (direct evaluation and
+//! the Datalog engine) and cached, the per-signature floor, and the time to
+//! refuse hostile tokens. `make bench` runs them and writes BENCHMARKS.md
+//! (bench/report.mjs reads criterion's estimates).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::time::Duration;
+
+use biscuit_auth::builder::{Algorithm, BlockBuilder};
+use biscuit_auth::{KeyPair, UnverifiedBiscuit};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use ed25519_dalek::{Signer, SigningKey};
+use mcpvault::{
+    attenuate, inspect, mint, verify, verify_with_limits, ArgLimit, Grant, Limits, Request,
+    Restriction, Verifier,
+};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use serde_json::json;
+
+const NOW: u64 = 1_800_000_000;
+const DEPTHS: [usize; 4] = [0, 1, 3, 10];
+
+struct Fixture {
+    private_key: String,
+    public_key: String,
+    grant: Grant,
+    /// token with n attenuation blocks, for n in DEPTHS
+    tokens: Vec<(usize, String)>,
+    request: Request,
+}
+
+fn fixture() -> Fixture {
+    let mut rng = ChaCha20Rng::seed_from_u64(3);
+    let keys = mcpvault::keygen(&mut rng);
+    let grant = Grant {
+        audience: Some("mcp.example.com".into()),
+        arg_limits: vec![ArgLimit::from_spec("db_query.max_rows<=1000").unwrap()],
+        ..Grant::new(
+            ["db_query", "file_read", "search"],
+            3600,
+            "auth-server",
+            "agent-a",
+        )
+    };
+    let mut token = mint(&keys.private_key, &grant, NOW, &mut rng).unwrap();
+    let mut tokens = vec![(0, token.clone())];
+    for hop in 1..=10u64 {
+        let r = Restriction {
+            ttl: Some(3600 - hop * 60),
+            ..Default::default()
+        };
+        token = attenuate(&token, &r, NOW, &mut rng).unwrap().token;
+        if DEPTHS.contains(&(hop as usize)) {
+            tokens.push((hop as usize, token.clone()));
+        }
+    }
+    let request = Request {
+        audience: Some("mcp.example.com".into()),
+        arguments: json!({"max_rows": 5, "query": "select 1"})
+            .as_object()
+            .unwrap()
+            .clone(),
+        ..Request::tool("db_query")
+    };
+    Fixture {
+        private_key: keys.private_key.clone(),
+        public_key: keys.public_key.clone(),
+        grant,
+        tokens,
+        request,
+    }
+}
+
+fn floor(c: &mut Criterion) {
+    let key = SigningKey::from_bytes(&[7u8; 32]);
+    let data = [0x5au8; 256];
+    let sig = key.sign(&data);
+    let public = key.verifying_key();
+    c.bench_function("floor/ed25519_verify_strict", |b| {
+        b.iter(|| public.verify_strict(&data, &sig).unwrap())
+    });
+    // the same check through biscuit-auth, 100 per iteration (the key and the
+    // signature are made once per call): the report divides by 100
+    assert_eq!(mcpvault::signature_floor(3), 3);
+    c.bench_function("floor/signature_floor_x100", |b| {
+        b.iter(|| assert_eq!(mcpvault::signature_floor(100), 100))
+    });
+}
+
+fn operations(c: &mut Criterion) {
+    let f = fixture();
+    let mut rng = ChaCha20Rng::seed_from_u64(9);
+    c.bench_function("keygen", |b| b.iter(|| mcpvault::keygen(&mut rng)));
+    c.bench_function("mint", |b| {
+        b.iter(|| mint(&f.private_key, &f.grant, NOW, &mut rng).unwrap())
+    });
+    let root = &f.tokens[0].1;
+    let narrow = Restriction {
+        tools: Some(vec!["db_query".into()]),
+        ttl: Some(300),
+        ..Default::default()
+    };
+    c.bench_function("attenuate", |b| {
+        b.iter(|| attenuate(root, &narrow, NOW, &mut rng).unwrap())
+    });
+    let three = &f.tokens[2].1;
+    c.bench_function("inspect/3", |b| b.iter(|| inspect(three).unwrap()));
+}
+
+fn verification(c: &mut Criterion) {
+    let f = fixture();
+    let datalog = Limits {
+        always_datalog: true,
+        ..Limits::default()
+    };
+    let mut group = c.benchmark_group("verify");
+    for (n, token) in &f.tokens {
+        group.bench_with_input(BenchmarkId::new("cold", n), token, |b, t| {
+            b.iter(|| verify(t, &f.public_key, &f.request, NOW).unwrap())
+        });
+        group.bench_with_input(BenchmarkId::new("datalog", n), token, |b, t| {
+            b.iter(|| verify_with_limits(t, &f.public_key, &f.request, NOW, &datalog).unwrap())
+        });
+        let mut cached = Verifier::with_cache(Limits::default(), 16);
+        cached
+            .verify(token, &f.public_key, &f.request, NOW)
+            .unwrap();
+        group.bench_with_input(BenchmarkId::new("cached", n), token, |b, t| {
+            b.iter(|| cached.verify(t, &f.public_key, &f.request, NOW).unwrap())
+        });
+    }
+    group.finish();
+}
+
+/// How long refusing a hostile token takes (all `limits_exceeded` before
+/// evaluation; SECURITY.md).
+fn hostile(c: &mut Criterion) {
+    let f = fixture();
+    let root = &f.tokens[0].1;
+    let append = |code: String| {
+        let t = UnverifiedBiscuit::from_base64(root).unwrap();
+        let kp = KeyPair::new_with_rng(Algorithm::Ed25519, &mut ChaCha20Rng::seed_from_u64(4));
+        t.append_with_keypair(&kp, BlockBuilder::new().code(&code).unwrap())
+            .unwrap()
+            .to_base64()
+            .unwrap()
+    };
+    let facts = |n: usize| (0..n).map(|i| format!("n({i});")).collect::<String>();
+    let cases = [
+        (
+            "join_3000",
+            append(facts(3000) + "p($a, $b) <- n($a), n($b);"),
+        ),
+        (
+            "recursive_400",
+            append(
+                (0..400)
+                    .map(|i| format!("edge({i}, {});", i + 1))
+                    .collect::<String>()
+                    + "path($a, $b) <- edge($a, $b); path($a, $c) <- path($a, $b), edge($b, $c);",
+            ),
+        ),
+        (
+            "check_join_200^4",
+            append(facts(200) + "check if n($a), n($b), n($c), n($d);"),
+        ),
+    ];
+    let mut group = c.benchmark_group("hostile");
+    for (name, token) in &cases {
+        let code = verify(token, &f.public_key, &f.request, NOW).unwrap_err();
+        assert_eq!(code.code(), "limits_exceeded");
+        group.bench_function(*name, |b| {
+            b.iter(|| verify(token, &f.public_key, &f.request, NOW).unwrap_err())
+        });
+    }
+    group.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .sample_size(30)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = floor, operations, verification, hostile
+}
+criterion_main!(benches);
