@@ -2,14 +2,15 @@
 //!
 //! Agents present the same token on every tool call, and checking the
 //! signature chain is most of the cost of a verification. The cache remembers,
-//! under SHA-256 of (the root key, the token's text), that the chain verified,
+//! under the exact text of (the root key, the token), that the chain verified,
 //! together with what was read from it. On a hit only the authorizer runs, with
-//! the current time and request.
+//! the current time and request; the key is not even parsed again.
 //!
 //! Why a hit can never accept what a cold verify would refuse:
-//! - The key covers every byte of the token and the root key, so a token that
-//!   differs in any byte, or the same token under another key, misses and gets
-//!   the full cold verification (SHA-256 collisions aside).
+//! - An entry holds the root key's and the token's text and a hit compares
+//!   both in full (a 64-bit hash only picks the slot), so a token that differs
+//!   in any byte, or the same token under another key, misses and gets the
+//!   full cold verification. No hash collision can make a hit.
 //! - Only what does not depend on the time or the request is cached: that the
 //!   signatures verified, and the parsed blocks. Expiry, tools, arguments,
 //!   audience and depth are Datalog checks, evaluated on every call against
@@ -20,8 +21,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-
-use sha2::{Digest, Sha256};
 
 use crate::error::Result;
 use crate::model::{AuthorizedFacts, Request};
@@ -41,6 +40,9 @@ pub struct CacheStats {
 }
 
 struct Entry {
+    /// The root key (normalised hex) and the token (trimmed), in full.
+    root: Box<str>,
+    token: Box<str>,
     loaded: Arc<Loaded>,
     last_used: u64,
 }
@@ -49,7 +51,7 @@ struct Entry {
 pub struct Verifier {
     limits: Limits,
     capacity: usize,
-    entries: HashMap<[u8; 32], Entry>,
+    entries: HashMap<u64, Entry>,
     clock: u64,
     hits: u64,
     misses: u64,
@@ -61,12 +63,30 @@ impl Default for Verifier {
     }
 }
 
-fn cache_key(root: &[u8], token: &str) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(b"mcpvault verified chain v1\0");
-    h.update(root);
-    h.update(token.trim().as_bytes());
-    h.finalize().into()
+/// The root key as the cache compares it: 64 lowercase hex characters, or
+/// `None` for anything else (which then goes to the parser for its error).
+fn root_text(public_key_hex: &str) -> Option<std::borrow::Cow<'_, str>> {
+    let s = public_key_hex.trim();
+    let s = s.strip_prefix("ed25519/").unwrap_or(s);
+    if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    Some(if s.bytes().any(|b| b.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(s.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    })
+}
+
+/// The slot of (root, token): SipHash with fixed keys. Only successes under
+/// the issuer's key are cached, so nobody else can choose colliding entries,
+/// and a collision is only a miss.
+fn slot(root: &str, token: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    root.hash(&mut h);
+    token.hash(&mut h);
+    h.finish()
 }
 
 impl Verifier {
@@ -106,14 +126,22 @@ impl Verifier {
         now: u64,
     ) -> Result<AuthorizedFacts> {
         ops::check_call(request, now)?;
-        let root = ops::parse_public_key(public_key_hex)?;
-        if self.capacity == 0 {
-            let loaded = ops::load(token, root, &self.limits)?;
-            return ops::authorize(&loaded, request, now, &self.limits);
-        }
+        let root_hex = match root_text(public_key_hex) {
+            Some(r) if self.capacity > 0 => r,
+            _ => {
+                let root = ops::parse_public_key(public_key_hex)?;
+                let loaded = ops::load(token, root, &self.limits)?;
+                return ops::authorize(&loaded, request, now, &self.limits);
+            }
+        };
         self.clock += 1;
-        let key = cache_key(&root.to_bytes(), token);
-        let loaded = match self.entries.get_mut(&key) {
+        let text = token.trim();
+        let key = slot(&root_hex, text);
+        let hit = self
+            .entries
+            .get_mut(&key)
+            .filter(|e| *e.root == *root_hex && *e.token == *text);
+        let loaded = match hit {
             Some(entry) => {
                 entry.last_used = self.clock;
                 self.hits += 1;
@@ -121,16 +149,25 @@ impl Verifier {
             }
             None => {
                 self.misses += 1;
+                let root = ops::parse_public_key(&root_hex)?;
                 let loaded = Arc::new(ops::load(token, root, &self.limits)?);
-                self.insert(key, Arc::clone(&loaded));
+                self.insert(
+                    key,
+                    Entry {
+                        root: root_hex.into(),
+                        token: text.into(),
+                        loaded: Arc::clone(&loaded),
+                        last_used: self.clock,
+                    },
+                );
                 loaded
             }
         };
         ops::authorize(&loaded, request, now, &self.limits)
     }
 
-    fn insert(&mut self, key: [u8; 32], loaded: Arc<Loaded>) {
-        if self.entries.len() >= self.capacity {
+    fn insert(&mut self, key: u64, entry: Entry) {
+        if self.entries.len() >= self.capacity && !self.entries.contains_key(&key) {
             // O(capacity), and only on a miss, which costs a full signature check anyway.
             if let Some(oldest) = self
                 .entries
@@ -141,12 +178,6 @@ impl Verifier {
                 self.entries.remove(&oldest);
             }
         }
-        self.entries.insert(
-            key,
-            Entry {
-                loaded,
-                last_used: self.clock,
-            },
-        );
+        self.entries.insert(key, entry);
     }
 }
