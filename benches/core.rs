@@ -168,7 +168,7 @@ fn hostile(c: &mut Criterion) {
             ),
         ),
         (
-            "check_join_200^4",
+            "check_join_200x4",
             append(facts(200) + "check if n($a), n($b), n($c), n($d);"),
         ),
     ];

@@ -155,9 +155,15 @@ impl Gen {
 
     /// Appends a hand-written block with biscuit-auth directly.
     fn raw_block(&mut self, token: &str, code: &str) -> String {
+        self.append_block(token, BlockBuilder::new().code(code).unwrap())
+    }
+
+    /// `token` with `block` appended by plain biscuit-auth (Datalog that
+    /// cannot be written as text, such as deeply nested expressions).
+    fn append_block(&mut self, token: &str, block: BlockBuilder) -> String {
         let t = UnverifiedBiscuit::from_base64(token).unwrap();
         let kp = KeyPair::new_with_rng(Algorithm::Ed25519, &mut self.rng);
-        t.append_with_keypair(&kp, BlockBuilder::new().code(code).unwrap())
+        t.append_with_keypair(&kp, block)
             .unwrap()
             .to_base64()
             .unwrap()
@@ -1402,6 +1408,60 @@ fn build() -> Gen {
             );
         }
     }
+    // Hostile shapes found in issue 9 (tests/hostile.rs), refused before any
+    // Datalog runs, on every host: a thousand nested negations overflowed the
+    // stack when blocks were printed and parsed back (wasm stacks are 1 MiB),
+    // and a 1,100-fact join makes 1.2 million facts in one round, before
+    // biscuit-auth looks at max_facts.
+    {
+        use biscuit_auth::builder::{
+            Check, CheckKind, Expression, Fact, Op, Predicate, Rule, Term, Unary,
+        };
+        let pred = |name: &str, terms: Vec<Term>| Predicate::new(name.into(), terms);
+        let var = |v: &str| Term::Variable(v.into());
+        let mut ops = vec![Op::Value(Term::Bool(true))];
+        ops.extend(std::iter::repeat_n(Op::Unary(Unary::Negate), 1000));
+        let deep = Check {
+            queries: vec![Rule::new(
+                pred("q", vec![]),
+                vec![],
+                vec![Expression { ops }],
+                vec![],
+            )],
+            kind: CheckKind::One,
+        };
+        let h = g.append_block(&root, BlockBuilder::new().check(deep).unwrap());
+        g.case(
+            "hostile-deep-expression",
+            "a check of 1,000 nested negations: limits_exceeded (nesting over 64), never a stack overflow",
+            &h,
+            &Request::tool("db_query"),
+            Expect::Err("limits_exceeded"),
+        );
+        let mut join = BlockBuilder::new();
+        for i in 0..1100 {
+            join = join
+                .fact(Fact::new("n".into(), vec![Term::Integer(i)]))
+                .unwrap();
+        }
+        let join = join
+            .rule(Rule::new(
+                pred("p", vec![var("a"), var("b")]),
+                vec![pred("n", vec![var("a")]), pred("n", vec![var("b")])],
+                vec![],
+                vec![],
+            ))
+            .unwrap();
+        let h = g.append_block(&root, join);
+        g.case(
+            "hostile-join-in-one-round",
+            "1,100 facts joined with themselves (1.2 million facts in one round): limits_exceeded before evaluation",
+            &h,
+            &Request::tool("db_query"),
+            Expect::Err("limits_exceeded"),
+        );
+    }
+
     g
 }
 

@@ -1,0 +1,225 @@
+// Writes BENCHMARKS.md from what `make bench` measured: criterion's estimates (native), build/bench/node.json
+// (npm build, biscuit-wasm, jose), host.json (wasmtime component), express.json (autocannon), opt-levels.json.
+// `node bench/report.mjs CARGO_TARGET_DIR`.
+import { readFileSync, writeFileSync, existsSync } from "node:fs";
+import { execSync } from "node:child_process";
+import os from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const targetDir = process.argv[2] ?? join(root, "target");
+const bench = (f) => JSON.parse(readFileSync(join(root, "build/bench", f), "utf8"));
+const optional = (f) => (existsSync(join(root, "build/bench", f)) ? bench(f) : null);
+/** criterion's median, µs (a bench_function named "a/b" is stored as a_b; a group's as group/id) */
+function crit(id) {
+  const f = join(targetDir, "criterion", id, "new/estimates.json");
+  return JSON.parse(readFileSync(f, "utf8")).median.point_estimate / 1000;
+}
+const DEPTHS = [0, 1, 3, 10];
+const us = (x) => (x >= 1000 ? `${(x / 1000).toFixed(2)} ms` : `${x.toFixed(x < 10 ? 2 : 1)} µs`);
+const ratio = (x) => `${x.toFixed(2)}×`;
+const sh = (c) => { try { return execSync(c, { encoding: "utf8" }).trim(); } catch { return "?"; } };
+
+const node = bench("node.json");
+const host = bench("host.json");
+const express = bench("express.json");
+const opt = optional("opt-levels.json");
+const floorNative = crit("floor_ed25519_verify_strict");
+const floorViaBiscuit = crit("floor_signature_floor_x100") / 100;
+
+const targets = [];
+const target = (name, met, measured) => targets.push({ name, met, measured });
+
+// native verify <= 1.1 x (blocks + 1) x verify_strict
+for (const d of DEPTHS) {
+  const cold = crit(`verify/cold/${d}`);
+  const r = cold / ((d + 1) * floorNative);
+  target(`native verify, ${d} attenuation blocks, ≤ 1.1 × ${d + 1} × verify_strict`, r <= 1.1,
+    `${us(cold)} = ${ratio(r)} of ${d + 1} × ${us(floorNative)}`);
+}
+// npm cold <= 1.1 x (blocks + 1) x wasm verify_strict, and no slower than biscuit-wasm
+for (const d of DEPTHS) {
+  const m = node.depths[d];
+  const r = m.mcpvault_cold_us / ((d + 1) * node.floor_us);
+  target(`npm verify (cold), ${d} blocks, ≤ 1.1 × ${d + 1} × wasm verify_strict`, r <= 1.1,
+    `${us(m.mcpvault_cold_us)} = ${ratio(r)} of ${d + 1} × ${us(node.floor_us)}`);
+}
+for (const d of DEPTHS) {
+  const m = node.depths[d];
+  const r = m.mcpvault_cold_us / m.biscuit_wasm_us;
+  target(`npm verify (cold), ${d} blocks, no slower than biscuit-wasm 0.6.0`, r <= 1,
+    `${us(m.mcpvault_cold_us)} vs ${us(m.biscuit_wasm_us)}: ours ÷ theirs = ${ratio(r)}`);
+}
+for (const d of [0, 1]) {
+  const m = node.depths[d];
+  const r = m.biscuit_wasm_us / m.mcpvault_cached_us;
+  target(`npm verify of a re-presented token (cache hit), ${d} blocks, ≥ 10 × faster than biscuit-wasm`, r >= 10,
+    `${us(m.mcpvault_cached_us)} vs ${us(m.biscuit_wasm_us)}: ${r.toFixed(1)}× faster`);
+}
+for (const v of ["mcpvault-cached", "mcpvault-cold"]) {
+  const r = express[v].ratio;
+  target(`Express with mcpvault (${v.replace("mcpvault-", "")}) on every request keeps ≥ 90 % of no-auth requests/s`, r >= 0.9,
+    `${Math.round(express[v].rps)} vs ${Math.round(express.none.rps)} req/s; median ratio within a round ${(r * 100).toFixed(0)} %`);
+}
+const growth = node.memory.after_20k_cold - node.memory.before;
+target("zero wasm memory growth over 100,000 verifies (and 20,000 cold)", growth === 0,
+  `${node.memory.before} → ${node.memory.after_100k_cached} → ${node.memory.after_20k_cold} bytes`);
+target(".wasm ≤ 250 KB gzipped", node.size.gzip <= 250_000,
+  `${(node.size.gzip / 1000).toFixed(0)} KB gzipped (${(node.size.raw / 1000).toFixed(0)} KB raw)`);
+target("module instantiation ≤ 20 ms", node.instantiate_ms <= 20, `${node.instantiate_ms.toFixed(1)} ms`);
+
+const met = targets.filter((t) => t.met).length;
+const rows = (xs) => xs.map((r) => `| ${r.join(" | ")} |`).join("\n");
+
+let md = `# Benchmarks
+
+Written by \`make bench\` on ${new Date().toISOString().slice(0, 10)}; rerun it to refresh this file (about 15 minutes:
+criterion, the Node comparison, the wasmtime host, autocannon, three npm builds for the opt-level table).
+Speed targets live here, never in timed tests.
+
+**Machine:** ${os.cpus()[0]?.model ?? "?"}, ${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB,
+Linux ${os.release()}; ${sh("rustc -V")}; Node ${node.node}. Shared and noisy: the same run repeated moves by
+±20 %, so read ratios measured in one run (each line below compares figures from the same process) rather than
+absolute times. This machine is about 2× slower than the one the issue's reference figures come from (its native
+\`verify_strict\` takes ${us(floorNative)} here against ~31 µs there).
+
+## Targets: ${met} of ${targets.length} met
+
+| Target | Measured | |
+|---|---|---|
+${targets.map((t) => `| ${t.name} | ${t.measured} | ${t.met ? "met" : "**missed**"} |`).join("\n")}
+
+## Native (criterion, medians)
+
+Per-signature floor: ed25519-dalek \`verify_strict\` ${us(floorNative)}; the same check through biscuit-auth
+${us(floorViaBiscuit)}.
+
+| | ${DEPTHS.map((d) => `${d} blocks`).join(" | ")} |
+|---|${DEPTHS.map(() => "---").join("|")}|
+${rows([
+  ["verify, cold", ...DEPTHS.map((d) => us(crit(`verify/cold/${d}`)))],
+  ["verify, cold, Datalog engine (\`always_datalog\`)", ...DEPTHS.map((d) => us(crit(`verify/datalog/${d}`)))],
+  ["verify, cached", ...DEPTHS.map((d) => us(crit(`verify/cached/${d}`)))],
+  ["cold ÷ ((blocks+1) × floor)", ...DEPTHS.map((d) => ratio(crit(`verify/cold/${d}`) / ((d + 1) * floorNative)))],
+])}
+
+Marginal cost of one more block (cold, 0 → 10 blocks): ${us((crit("verify/cold/10") - crit("verify/cold/0")) / 10)} =
+${ratio((crit("verify/cold/10") - crit("verify/cold/0")) / 10 / floorNative)} of the floor.
+
+keygen ${us(crit("keygen"))}, mint ${us(crit("mint"))}, attenuate ${us(crit("attenuate"))}, inspect (3 blocks)
+${us(crit("inspect_3"))}.
+
+Refusing hostile tokens (all \`limits_exceeded\` before any Datalog runs, SECURITY.md): a 3,000-fact join
+${us(crit("hostile/join_3000"))}, a 400-step recursive rule ${us(crit("hostile/recursive_400"))}, a 4-way join in a
+check ${us(crit("hostile/check_join_200x4"))}. Before the work bound the first ran for about 40 s (a debug build)
+before biscuit-auth's fact limit stopped it.
+
+## npm build in Node (same process, medians of 5 runs)
+
+Per-signature floor in the same wasm module: ${us(node.floor_us)}. jose EdDSA JWT verify (no attenuation):
+${us(node.jose_us)}.
+
+| | ${DEPTHS.map((d) => `${d} blocks`).join(" | ")} |
+|---|${DEPTHS.map(() => "---").join("|")}|
+${rows([
+  ["mcpvault, cold", ...DEPTHS.map((d) => us(node.depths[d].mcpvault_cold_us))],
+  ["mcpvault, cached", ...DEPTHS.map((d) => us(node.depths[d].mcpvault_cached_us))],
+  ["@biscuit-auth/biscuit-wasm 0.6.0", ...DEPTHS.map((d) => us(node.depths[d].biscuit_wasm_us))],
+  ["ours ÷ biscuit-wasm (cold)", ...DEPTHS.map((d) => ratio(node.depths[d].mcpvault_cold_us / node.depths[d].biscuit_wasm_us))],
+  ["ours ÷ ((blocks+1) × floor)", ...DEPTHS.map((d) => ratio(node.depths[d].mcpvault_cold_us / ((d + 1) * node.floor_us)))],
+  ["ours ÷ jose", ...DEPTHS.map((d) => ratio(node.depths[d].mcpvault_cold_us / node.jose_us))],
+])}
+
+Marginal cost of one more block (cold, 0 → 10 blocks): ${us((node.depths[10].mcpvault_cold_us - node.depths[0].mcpvault_cold_us) / 10)} =
+${ratio((node.depths[10].mcpvault_cold_us - node.depths[0].mcpvault_cold_us) / 10 / node.floor_us)} of the floor.${
+  (node.depths[10].mcpvault_cold_us - node.depths[0].mcpvault_cold_us) / 10 < node.floor_us
+    ? " That is below one floor, so the wasm floor as measured here (a loop of \`verify_strict\` over 256 bytes in the same module) runs slower than the signature check inside a verification; ratios to it near 1 are within that uncertainty."
+    : ""}
+
+biscuit-wasm is verified with the same authorizer facts and policy (\`allow if mcpvault(1)\`), instantiated by hand
+(its build targets bundlers). Module: ${(node.size.raw / 1000).toFixed(0)} KB raw, ${(node.size.gzip / 1000).toFixed(0)} KB
+gzipped; compile + instantiate ${node.instantiate_ms.toFixed(1)} ms. Wasm memory: ${node.memory.before} bytes after
+warm-up, ${node.memory.after_100k_cached} after 100,000 cached verifies, ${node.memory.after_20k_cold} after 20,000
+more cold ones.
+
+## Component in wasmtime (the Rust host, medians)
+
+Load (Cranelift compiles the component, then instantiates it) ${host.load_ms.toFixed(0)} ms, instantiate alone
+${host.instantiate_ms.toFixed(2)} ms: a host compiles once (or caches the compiled code) and instantiates per use.
+
+| | ${DEPTHS.map((d) => `${d} blocks`).join(" | ")} |
+|---|${DEPTHS.map(() => "---").join("|")}|
+${rows([["verify, cold", ...DEPTHS.map((d) => us(host.verify_us[d]))]])}
+
+## Express 5 on loopback (autocannon: 10 connections; 5 rounds of 3 s per server, servers interleaved)
+
+The same JSON-RPC \`tools/call\` (a token with one attenuation block). Server and load generator share the 2 cores;
+the machine's speed drifts, so each round measures every server in turn and "vs. no auth" is the median of the
+per-round ratios.
+
+| Server | req/s (median) | p50 | p99 | vs. no auth | rounds |
+|---|---|---|---|---|---|
+${Object.entries(express).map(([k, v]) => `| ${k} | ${Math.round(v.rps)} | ${v.p50} ms | ${v.p99} ms | ${(v.ratio * 100).toFixed(0)} % | ${v.rounds.join(", ")} |`).join("\n")}
+`;
+
+if (opt) {
+  md += `
+## opt-level for the npm build
+
+| Rust opt-level, wasm-opt | raw | gzipped | floor | cold, 0 blocks | cold, 10 blocks | cached, 1 block |
+|---|---|---|---|---|---|---|
+${opt.map((o) => `| ${o.opt_level}, ${o.wasm_opt} | ${(o.result.raw / 1000).toFixed(0)} KB | ${(o.result.gzip / 1000).toFixed(0)} KB | ${us(o.result.floor_us)} | ${us(o.result.cold0_us)} | ${us(o.result.cold10_us)} | ${us(o.result.cached1_us)} |`).join("\n")}
+
+"z" ships. On this machine "s" makes the signature arithmetic and a cold verify about a quarter faster for about an
+eighth more gzipped bytes, and "3" is larger still without being faster than "s". Every ratio to the floor stays
+about where it is (the floor speeds up too); the size target is the one furthest off; and what a server mostly runs,
+the cached verify, is around 20 µs either way.
+`;
+}
+
+md += `
+## Why the misses: the profile
+
+Instruction counts (\`valgrind --tool=callgrind\`, deterministic) of one native cold verify of a token with no
+attenuation block, after this stop's work (\`cargo build --release --example verify_loop\`, then
+\`valgrind --tool=callgrind --toggle-collect='mcpvault::ops::verify_with_limits*' target/release/examples/verify_loop 0 50\`):
+
+| Where | Share |
+|---|---|
+| \`verify_strict\`, the authority block's signature (the floor) | 37.5 % |
+| the proof: biscuit-auth derives the last block's public key from the token's secret (a base-point multiplication) | 15.8 % |
+| point decompression of the root key and the next key | 11.3 % |
+| biscuit-auth's protobuf decoding and block extraction | 12 % |
+| ours: decoding the protobuf to check canonical bytes and the work bound (\`src/shape.rs\`) | 5.4 % |
+| ours: converting blocks to builder values, recognising mcpvault's checks | 16.6 % |
+
+So a cold verify is about 2.7 floors at 0 blocks, and biscuit-auth's own share alone is about 1.8: the proof's
+key derivation and the decompressions are work every biscuit-auth verification does and that mcpvault cannot skip
+without forking it. Each further block costs one more signature, one more decompression and its conversion, so the
+ratio falls with depth (see the tables) but stays above 1.1. What the profile changed this stop: printing and
+reparsing every block (a fifth of a verify) is gone, canonical checks are recognised by value, plain mcpvault
+chains are evaluated without the Datalog engine (same answers: every vector and 10,000 random chains are checked
+both ways), and a cached verify no longer hashes the token with SHA-256 or decompresses the root key (122k → 19.5k
+instructions).
+
+- **npm cold vs. the wasm floor, and vs. biscuit-wasm at small depths:** the same profile, in wasm, built for size
+  (see the opt-level table). biscuit-wasm does less per token (no canonical-bytes check, no work bound, no
+  reading of the blocks) and is built for speed; from a few blocks on, its allocator and Datalog setup make it the
+  slower one.
+- **Express ≥ 90 %:** in-process, the middleware costs about 39 µs per request (28 of them the cached verify: the
+  request and the facts cross the wasm boundary as JSON). A CPU profile of the server under autocannon
+  (\`node --cpu-prof\`) puts mcpvault at about a fifth of the server's time (wasm 12 %, its JavaScript 10 %), against
+  an Express request that costs a few hundred µs here with autocannon on the same 2 cores. That accounts for a drop
+  to about 80 %, not all of the measured one; the rest is not explained yet (garbage collection rises with the
+  per-request objects), and this machine's throughput moves by up to 2× between rounds. The plain JWT middleware
+  (jose: one signature check per request) keeps less.
+- **\`.wasm\` ≤ 250 KB gzipped:** by crate (\`twiggy top\` on the unstripped build): core/alloc generics 21 %,
+  biscuit-auth 11 %, data 9 %, mcpvault 9 %, the \`regex\` crates 13 % (biscuit-auth's \`.matches()\`, linked
+  because a foreign token may use it), serde_json 2 %, prost 2 %. Dropping regex or p256 means forking
+  biscuit-auth.
+`;
+
+writeFileSync(join(root, "BENCHMARKS.md"), md);
+console.log(`BENCHMARKS.md: ${met} of ${targets.length} targets met`);
+for (const t of targets) console.log(`${t.met ? "met   " : "MISSED"} ${t.name}: ${t.measured}`);
