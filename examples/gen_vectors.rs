@@ -1420,7 +1420,7 @@ fn build() -> Gen {
         let pred = |name: &str, terms: Vec<Term>| Predicate::new(name.into(), terms);
         let var = |v: &str| Term::Variable(v.into());
         let mut ops = vec![Op::Value(Term::Bool(true))];
-        ops.extend(std::iter::repeat_n(Op::Unary(Unary::Negate), 1000));
+        ops.extend(std::iter::repeat(Op::Unary(Unary::Negate)).take(1000));
         let deep = Check {
             queries: vec![Rule::new(
                 pred("q", vec![]),

@@ -191,36 +191,13 @@ impl Shape {
         max_facts: u64,
         max_iterations: u64,
     ) -> u128 {
-        let mut n = self.facts.clone();
-        for (name, arity, count) in verifier {
-            let c = n.entry(((*name).to_string(), *arity)).or_default();
-            *c = c.saturating_add(*count);
-        }
-        // Facts rules derive: recursive rules may fill the authorizer up to
-        // max_facts; otherwise each rule adds at most its combinations, and
-        // the rounds are at most the rules plus one.
         let recursive = self.recursive();
         let rounds = if recursive {
             u128::from(max_iterations.max(1))
         } else {
             self.rules.len() as u128 + 1
         };
-        for _ in 0..if recursive { 1 } else { self.rules.len() } {
-            let before = n.clone();
-            for r in &self.rules {
-                if let Some(h) = &r.head {
-                    let c = if recursive {
-                        max_facts
-                    } else {
-                        let made =
-                            u64::try_from(combinations(&before, &r.body)).unwrap_or(u64::MAX);
-                        get(&before, h).saturating_add(made).min(max_facts)
-                    };
-                    let e = n.entry(h.clone()).or_default();
-                    *e = (*e).max(c);
-                }
-            }
-        }
+        let n = self.counts(verifier, max_facts);
         let total: u64 = n.values().fold(0, |a, c| a.saturating_add(*c));
         let largest = self.token_len.max(longest);
         let cost = |q: &Query| -> u128 {
@@ -250,6 +227,48 @@ impl Shape {
             .fold(0, u128::saturating_add)
             .saturating_add(u128::from(total)); // the policy
         rounds.saturating_mul(per_round).saturating_add(checks)
+    }
+
+    /// How many facts of each predicate the authorizer can hold: the token's,
+    /// the verifier's, and at most what the rules derive.
+    fn counts(&self, verifier: &[(&str, usize, u64)], max_facts: u64) -> BTreeMap<Pred, u64> {
+        let mut n = self.facts.clone();
+        for (name, arity, count) in verifier {
+            let c = n.entry(((*name).to_string(), *arity)).or_default();
+            *c = c.saturating_add(*count);
+        }
+        // Facts rules derive: recursive rules may fill the authorizer up to
+        // max_facts; otherwise each rule adds at most its combinations.
+        let recursive = self.recursive();
+        if recursive {
+            for h in self.rules.iter().filter_map(|r| r.head.as_ref()) {
+                n.insert(h.clone(), max_facts);
+            }
+        } else {
+            // Without a cycle, a head's count is what the token and the
+            // verifier state plus every rule deriving it can make from the
+            // counts of its body; a pass per rule reaches the fixpoint.
+            let base = n.clone();
+            for _ in 0..self.rules.len() {
+                let mut next = base.clone();
+                for r in &self.rules {
+                    if let Some(h) = &r.head {
+                        let made = u64::try_from(combinations(&n, &r.body)).unwrap_or(u64::MAX);
+                        let e = next.entry(h.clone()).or_default();
+                        *e = e.saturating_add(made);
+                    }
+                }
+                for r in &self.rules {
+                    if let Some(h) = &r.head {
+                        if let Some(e) = next.get_mut(h) {
+                            *e = (*e).min(max_facts.max(get(&base, h)));
+                        }
+                    }
+                }
+                n = next;
+            }
+        }
+        n
     }
 
     /// Whether some rule can feed itself, directly or through other rules.
@@ -395,5 +414,63 @@ fn term_depth(t: &schema::Term) -> usize {
             .max()
             .unwrap_or(0),
         _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pred(name: &str, arity: usize) -> Pred {
+        (name.to_string(), arity)
+    }
+
+    fn query(head: Option<Pred>, body: Vec<Pred>) -> Query {
+        Query {
+            head,
+            body,
+            ops: 0,
+            sized_ops: 0,
+            closure_ops: 0,
+        }
+    }
+
+    /// Two rules deriving the same predicate add up: `p` can hold 20 facts
+    /// (10 from `n`, 10 from `m`), so a check joining `p` with itself can
+    /// bind 400 pairs, not 100.
+    #[test]
+    fn rules_with_one_head_add_up() {
+        let shape = Shape {
+            facts: [(pred("n", 1), 10), (pred("m", 1), 10)].into(),
+            rules: vec![
+                query(Some(pred("p", 1)), vec![pred("n", 1)]),
+                query(Some(pred("p", 1)), vec![pred("m", 1)]),
+            ],
+            queries: vec![query(None, vec![pred("p", 1), pred("p", 1)])],
+            token_len: 100,
+        };
+        assert!(!shape.recursive());
+        assert_eq!(shape.counts(&[], 10_000).get(&pred("p", 1)), Some(&20));
+        let work = shape.work(&[], 0, 10_000, 200);
+        // the check alone: 20 x 20 bindings, each at least one unit
+        assert!(work >= 400, "{work}");
+    }
+
+    /// A rule feeding itself may fill the authorizer: every round of
+    /// `max_iterations` is charged.
+    #[test]
+    fn a_recursive_rule_is_charged_every_round() {
+        let shape = Shape {
+            facts: [(pred("e", 2), 10)].into(),
+            rules: vec![query(
+                Some(pred("path", 2)),
+                vec![pred("path", 2), pred("e", 2)],
+            )],
+            queries: vec![],
+            token_len: 100,
+        };
+        assert!(shape.recursive());
+        let work = shape.work(&[], 0, 10_000, 200);
+        assert!(work >= 200 * 10_000 * 10, "{work}");
     }
 }

@@ -184,7 +184,7 @@ fn deep_expressions_are_refused_without_overflowing_the_stack() {
     // and parses them recursively) before the nesting limit.
     for n in [65usize, 1_000, 20_000] {
         let mut ops = vec![Op::Value(Term::Bool(true))];
-        ops.extend(std::iter::repeat_n(Op::Unary(Unary::Negate), n));
+        ops.extend(std::iter::repeat(Op::Unary(Unary::Negate)).take(n));
         let b = BlockBuilder::new().check(check(vec![], ops)).unwrap();
         let (keys, t) = with_block(b);
         assert_eq!(
@@ -200,7 +200,7 @@ fn nesting_up_to_the_limit_verifies() {
     // 63 negations on a value: 64 levels, the most accepted. An even count
     // of negations leaves `true`; the check passes.
     let mut ops = vec![Op::Value(Term::Bool(true))];
-    ops.extend(std::iter::repeat_n(Op::Unary(Unary::Negate), 62));
+    ops.extend(std::iter::repeat(Op::Unary(Unary::Negate)).take(62));
     ops.push(Op::Unary(Unary::Parens));
     let b = BlockBuilder::new().check(check(vec![], ops)).unwrap();
     let (keys, t) = with_block(b);

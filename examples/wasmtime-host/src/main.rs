@@ -328,7 +328,8 @@ fn median_us(n: u32, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
 /// token}}`, written by bench/node.mjs), as JSON on stdout.
 fn run_bench(component: &Path, tokens: &Path) -> Result<bool> {
     let spec: Value = serde_json::from_str(
-        &std::fs::read_to_string(tokens).with_context(|| format!("reading {}", tokens.display()))?,
+        &std::fs::read_to_string(tokens)
+            .with_context(|| format!("reading {}", tokens.display()))?,
     )?;
     let key = spec["public_key"].as_str().unwrap_or_default().to_string();
     let mut req = request_of(&spec["request"]);
