@@ -1453,6 +1453,27 @@ fn build() -> Gen {
             ))
             .unwrap();
         let h = g.append_block(&root, join);
+        // Found by the inspect fuzz target: an expression whose operations do
+        // not build one value made biscuit-auth's printer panic.
+        let malformed = Check {
+            queries: vec![Rule::new(
+                pred("q", vec![]),
+                vec![],
+                vec![Expression {
+                    ops: vec![Op::Binary(biscuit_auth::builder::Binary::And)],
+                }],
+                vec![],
+            )],
+            kind: CheckKind::One,
+        };
+        let m = g.append_block(&root, BlockBuilder::new().check(malformed).unwrap());
+        g.case(
+            "hostile-malformed-expression",
+            "a check whose expression is a lone operator: malformed_token, never a panic",
+            &m,
+            &Request::tool("db_query"),
+            Expect::Err("malformed_token"),
+        );
         g.case(
             "hostile-join-in-one-round",
             "1,100 facts joined with themselves (1.2 million facts in one round): limits_exceeded before evaluation",

@@ -303,8 +303,11 @@ struct RawBlock {
     checks: Vec<builder::Check>,
     datalog_checks: Vec<biscuit_auth::datalog::Check>,
     own_symbols: Option<biscuit_auth::datalog::SymbolTable>,
-    /// Only for `inspect`: verifying never prints a block.
+    /// Only for `inspect` (verifying never prints a block): the source, and
+    /// each fact, rule and check, printed by biscuit-auth's Datalog printer
+    /// (the builder's `Display` panics on a malformed expression).
     source: Option<String>,
+    texts: Option<[Vec<String>; 3]>,
     external_key: Option<String>,
 }
 
@@ -314,6 +317,7 @@ struct RawBlock {
 fn raw_blocks(
     protos: &[biscuit_auth::format::schema::Block],
     external: &[Option<PublicKey>],
+    shown: bool,
 ) -> Result<(Vec<RawBlock>, biscuit_auth::datalog::SymbolTable)> {
     use biscuit_auth::builder::Convert;
     use biscuit_auth::datalog::SymbolTable;
@@ -329,6 +333,17 @@ fn raw_blocks(
             .extend(&block.symbols)
             .map_err(|e| Error::malformed(format!("block {i}: symbols: {e}")))?;
         let bad = |e: Format| Error::malformed(format!("block {i}: {e}"));
+        let texts = shown.then(|| {
+            [
+                block.facts.iter().map(|f| symbols.print_fact(f)).collect(),
+                block.rules.iter().map(|r| symbols.print_rule(r)).collect(),
+                block
+                    .checks
+                    .iter()
+                    .map(|c| symbols.print_check(c))
+                    .collect(),
+            ]
+        });
         out.push(RawBlock {
             facts: block
                 .facts
@@ -346,6 +361,7 @@ fn raw_blocks(
                 .map(|c| builder::Check::convert_from(c, symbols).map_err(bad))
                 .collect::<Result<_>>()?,
             source: None,
+            texts,
             external_key: ext.map(|k| k.to_bytes_hex()),
             own_symbols: ext.is_some().then(|| own.clone()),
             datalog_checks: block.checks,
@@ -354,8 +370,9 @@ fn raw_blocks(
     Ok((out, shared))
 }
 
-fn read_block(index: usize, parsed: RawBlock, revocation_id: String) -> Result<BlockInfo> {
-    let shown = parsed.source.is_some();
+fn read_block(index: usize, mut parsed: RawBlock, revocation_id: String) -> Result<BlockInfo> {
+    let shown = parsed.texts.is_some();
+    let [facts_text, rules_text, checks_text] = parsed.texts.take().unwrap_or_default();
     let statements: Vec<Statement> = parsed.checks.iter().map(schema::recognize_check).collect();
     let mut tools: Option<BTreeSet<String>> = None;
     let mut expires_at: Option<u64> = None;
@@ -363,7 +380,7 @@ fn read_block(index: usize, parsed: RawBlock, revocation_id: String) -> Result<B
     let mut max_depth: Option<u64> = None;
     let mut arg_limits = Vec::new();
     let mut unrecognized_checks = Vec::new();
-    for (s, c) in statements.iter().zip(&parsed.checks) {
+    for (i, s) in statements.iter().enumerate() {
         match s {
             Statement::Expiry(d) => expires_at = Some(expires_at.map_or(*d, |e| e.min(*d))),
             Statement::Tools(t) => {
@@ -375,7 +392,9 @@ fn read_block(index: usize, parsed: RawBlock, revocation_id: String) -> Result<B
             Statement::Audience(a) => audiences.push(a.clone()),
             Statement::MaxDepth(n) => max_depth = Some(max_depth.map_or(*n, |m| m.min(*n))),
             Statement::Arg(l) => arg_limits.push(l.clone()),
-            Statement::Unrecognized { .. } if shown => unrecognized_checks.push(c.to_string()),
+            Statement::Unrecognized { .. } if shown => {
+                unrecognized_checks.push(checks_text.get(i).cloned().unwrap_or_default())
+            }
             Statement::Unrecognized { .. } => {}
         }
     }
@@ -391,14 +410,6 @@ fn read_block(index: usize, parsed: RawBlock, revocation_id: String) -> Result<B
             )))
         }
     };
-    // printed only for inspect: printing is slow, and verify never shows it
-    fn text<T: ToString>(shown: bool, items: &[T]) -> Vec<String> {
-        if shown {
-            items.iter().map(ToString::to_string).collect()
-        } else {
-            Vec::new()
-        }
-    }
     let known_fact = |f: &builder::Fact| {
         let p = &f.predicate;
         match (p.name.as_str(), p.terms.as_slice()) {
@@ -416,9 +427,9 @@ fn read_block(index: usize, parsed: RawBlock, revocation_id: String) -> Result<B
     Ok(BlockInfo {
         index,
         nonce,
-        facts: text(shown, &parsed.facts),
-        rules: text(shown, &parsed.rules),
-        checks: text(shown, &parsed.checks),
+        facts: facts_text,
+        rules: rules_text,
+        checks: checks_text,
         source: parsed.source.unwrap_or_default(),
         raw_checks: parsed.datalog_checks,
         own_symbols: parsed.own_symbols,
@@ -488,7 +499,7 @@ fn unverified_chain(
     protos: &[biscuit_auth::format::schema::Block],
     shown: bool,
 ) -> Result<Chain> {
-    let mut raw = raw_blocks(protos, &token.external_public_keys())?;
+    let mut raw = raw_blocks(protos, &token.external_public_keys(), shown)?;
     if shown {
         for (i, r) in raw.0.iter_mut().enumerate() {
             r.source = Some(token.print_block_source(i).map_err(token_err)?);
@@ -886,7 +897,7 @@ pub(crate) fn load(token: &str, root: PublicKey, limits: &Limits) -> Result<Load
     let biscuit = Biscuit::from(&bytes, root).map_err(token_err)?;
     check_block_count(biscuit.block_count(), limits)?;
     // the blocks were decoded from the very bytes whose signatures verified
-    let raw = raw_blocks(&protos, &biscuit.external_public_keys())?;
+    let raw = raw_blocks(&protos, &biscuit.external_public_keys(), false)?;
     let chain = read_chain(raw, biscuit.revocation_identifiers())?;
     Ok(Loaded {
         biscuit,

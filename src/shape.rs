@@ -156,10 +156,13 @@ impl Shape {
             *self.facts.entry(pred(&fact.predicate)?).or_default() += 1;
         }
         let read = |rule: &schema::Rule, is_rule: bool| -> Result<Query> {
-            let mut q = query(rule).ok_or_else(|| {
-                bad(format!(
+            let mut q = query(rule).map_err(|b| match b {
+                Bad::Deep => bad(format!(
                     "an expression or term nests deeper than {MAX_NESTING} levels"
-                ))
+                )),
+                Bad::Malformed => Error::malformed(format!(
+                    "block {index}: an expression does not build one value"
+                )),
             })?;
             q.head = if is_rule {
                 Some(pred(&rule.head)?)
@@ -307,14 +310,14 @@ fn combinations(n: &BTreeMap<Pred, u64>, body: &[Pred]) -> u128 {
 }
 
 /// Reads a rule or query's expressions (predicates are filled in by the
-/// caller); `None` when something in it nests too deep.
-fn query(rule: &schema::Rule) -> Option<Query> {
+/// caller).
+fn query(rule: &schema::Rule) -> Result<Query, Bad> {
     let terms = std::iter::once(&rule.head)
         .chain(&rule.body)
         .flat_map(|p| &p.terms);
     for t in terms {
         if term_depth(t) > MAX_NESTING {
-            return None;
+            return Err(Bad::Deep);
         }
     }
     let mut q = Query {
@@ -325,17 +328,23 @@ fn query(rule: &schema::Rule) -> Option<Query> {
         closure_ops: 0,
     };
     for e in &rule.expressions {
-        if expression_depth(&e.ops, &mut q, false)? > MAX_NESTING {
-            return None;
-        }
+        expression_depth(&e.ops, &mut q, false)?;
     }
-    Some(q)
+    Ok(q)
+}
+
+/// Why an expression is refused.
+enum Bad {
+    /// It nests deeper than [`MAX_NESTING`].
+    Deep,
+    /// Its operations do not build one value (an operator without operands,
+    /// values left over, no operation at all, an empty operation).
+    Malformed,
 }
 
 /// The depth of the expression tree `ops` (postfix) builds, counting its
-/// operations into `q` on the way. `None` when a term or closure in it nests
-/// too deep.
-fn expression_depth(ops: &[schema::Op], q: &mut Query, in_closure: bool) -> Option<usize> {
+/// operations into `q` on the way.
+fn expression_depth(ops: &[schema::Op], q: &mut Query, in_closure: bool) -> Result<usize, Bad> {
     use schema::op::Content;
     use schema::op_binary::Kind as B;
     use schema::op_unary::Kind as U;
@@ -358,7 +367,7 @@ fn expression_depth(ops: &[schema::Op], q: &mut Query, in_closure: bool) -> Opti
             }
             Some(Content::Unary(u)) => {
                 count(q, u.kind == U::Length as i32);
-                stack.pop().unwrap_or(0).saturating_add(1)
+                stack.pop().ok_or(Bad::Malformed)?.saturating_add(1)
             }
             Some(Content::Binary(b)) => {
                 let sized = [
@@ -380,23 +389,28 @@ fn expression_depth(ops: &[schema::Op], q: &mut Query, in_closure: bool) -> Opti
                 .iter()
                 .any(|k| *k as i32 == b.kind);
                 count(q, sized);
-                let r = stack.pop().unwrap_or(0);
-                let l = stack.pop().unwrap_or(0);
+                let r = stack.pop().ok_or(Bad::Malformed)?;
+                let l = stack.pop().ok_or(Bad::Malformed)?;
                 l.max(r).saturating_add(1)
             }
             Some(Content::Closure(c)) => {
                 count(q, false);
                 expression_depth(&c.ops, q, true)?.saturating_add(1)
             }
-            None => 1,
+            None => return Err(Bad::Malformed),
         };
         if depth > MAX_NESTING {
-            return None;
+            return Err(Bad::Deep);
         }
         deepest = deepest.max(depth);
         stack.push(depth);
     }
-    Some(deepest)
+    // biscuit-auth prints such an expression with `unwrap` (a panic the
+    // fuzzer found through inspect) and cannot evaluate it: refuse it here
+    if stack.len() != 1 {
+        return Err(Bad::Malformed);
+    }
+    Ok(deepest)
 }
 
 /// Nesting depth of a term (sets, arrays and maps hold terms).

@@ -612,3 +612,48 @@ fn adversarial_chains_never_grant_more_than_the_honest_chain() {
     .unwrap_err();
     assert_eq!(err.code(), "bad_signature");
 }
+
+/// An expression whose operations do not build one value (here a lone
+/// binary operator, or two values and no operator) is malformed. Found by the
+/// `inspect` fuzz target: biscuit-auth's builder prints such an expression
+/// with `unwrap` and panicked. Every entry point refuses it now.
+#[test]
+fn malformed_expressions_are_refused_not_printed() {
+    use biscuit_auth::builder::{Binary, Check, CheckKind, Expression, Op, Predicate, Rule, Term};
+    let (mut rng, keys, token) = setup();
+    for ops in [
+        vec![Op::Binary(Binary::And)],
+        vec![Op::Value(Term::Bool(true)), Op::Value(Term::Bool(true))],
+        vec![Op::Unary(biscuit_auth::builder::Unary::Negate)],
+    ] {
+        let check = Check {
+            queries: vec![Rule::new(
+                Predicate::new("q".into(), vec![]),
+                vec![],
+                vec![Expression { ops }],
+                vec![],
+            )],
+            kind: CheckKind::One,
+        };
+        let t = UnverifiedBiscuit::from_base64(&token)
+            .unwrap()
+            .append_with_keypair(
+                &KeyPair::new_with_rng(Algorithm::Ed25519, &mut rng),
+                BlockBuilder::new().check(check).unwrap(),
+            )
+            .unwrap()
+            .to_base64()
+            .unwrap();
+        let err = verify(&t, &keys.public_key, &Request::tool("db_query"), NOW).unwrap_err();
+        assert_eq!(err.code(), "malformed_token", "{}", err.detail());
+        assert_eq!(inspect(&t).unwrap_err().code(), "malformed_token");
+        let r = Restriction {
+            ttl: Some(5),
+            ..Default::default()
+        };
+        assert_eq!(
+            attenuate(&t, &r, NOW, &mut rng).unwrap_err().code(),
+            "malformed_token"
+        );
+    }
+}
