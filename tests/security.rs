@@ -30,12 +30,26 @@ fn setup() -> (ChaCha20Rng, mcpvault::KeyPairHex, String) {
 }
 
 fn hostile(rng: &mut ChaCha20Rng, token: &str, code: &str) -> String {
+    hostile_block(rng, token, BlockBuilder::new().code(code).unwrap())
+}
+
+/// `token` with `block` appended by plain biscuit-auth.
+fn hostile_block(rng: &mut ChaCha20Rng, token: &str, block: BlockBuilder) -> String {
     let t = UnverifiedBiscuit::from_base64(token).unwrap();
     let kp = KeyPair::new_with_rng(Algorithm::Ed25519, rng);
-    t.append_with_keypair(&kp, BlockBuilder::new().code(code).unwrap())
+    t.append_with_keypair(&kp, block)
         .unwrap()
         .to_base64()
         .unwrap()
+}
+
+/// `token` narrowed to db_query by an honest attenuation.
+fn only_db_query(rng: &mut ChaCha20Rng, token: &str) -> String {
+    let r = Restriction {
+        tools: Some(vec!["db_query".into()]),
+        ..Default::default()
+    };
+    attenuate(token, &r, NOW, rng).unwrap().token
 }
 
 fn hops(n: usize) -> (mcpvault::KeyPairHex, String) {
@@ -294,17 +308,7 @@ fn too_many_blocks_is_limits_exceeded() {
 fn hostile_blocks_cannot_grant_across_all_predicates() {
     // Facts and rules for every predicate the verifier or authority uses.
     let (mut rng, keys, token) = setup();
-    let narrow = attenuate(
-        &token,
-        &Restriction {
-            tools: Some(vec!["db_query".into()]),
-            ..Default::default()
-        },
-        NOW,
-        &mut rng,
-    )
-    .unwrap()
-    .token;
+    let narrow = only_db_query(&mut rng, &token);
     let code = r#"
         mcpvault(1); issuer("mallory"); subject("root");
         request_tool("admin"); request_method("tools/list"); depth(0); verifier_audience("any");
@@ -487,17 +491,7 @@ fn private_keys_are_redacted_and_wiped() {
 #[test]
 fn adversarial_chains_never_grant_more_than_the_honest_chain() {
     let (mut rng, keys, root) = setup();
-    let honest = attenuate(
-        &root,
-        &Restriction {
-            tools: Some(vec!["db_query".into()]),
-            ..Default::default()
-        },
-        NOW,
-        &mut rng,
-    )
-    .unwrap()
-    .token;
+    let honest = only_db_query(&mut rng, &root);
     let root_pk: biscuit_auth::PublicKey = format!("ed25519/{}", keys.public_key).parse().unwrap();
     let mallory = KeyPair::new_with_rng(Algorithm::Ed25519, &mut rng);
     let grants = r#"
@@ -635,15 +629,7 @@ fn malformed_expressions_are_refused_not_printed() {
             )],
             kind: CheckKind::One,
         };
-        let t = UnverifiedBiscuit::from_base64(&token)
-            .unwrap()
-            .append_with_keypair(
-                &KeyPair::new_with_rng(Algorithm::Ed25519, &mut rng),
-                BlockBuilder::new().check(check).unwrap(),
-            )
-            .unwrap()
-            .to_base64()
-            .unwrap();
+        let t = hostile_block(&mut rng, &token, BlockBuilder::new().check(check).unwrap());
         let err = verify(&t, &keys.public_key, &Request::tool("db_query"), NOW).unwrap_err();
         assert_eq!(err.code(), "malformed_token", "{}", err.detail());
         assert_eq!(inspect(&t).unwrap_err().code(), "malformed_token");
