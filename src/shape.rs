@@ -70,23 +70,6 @@ struct Query {
     closure_ops: u64,
 }
 
-/// Resolves symbol ids the way biscuit-auth does: below 1024 the default
-/// symbols, above them the symbols the blocks declared, in order.
-/// First-party blocks share one table; a third-party block has its own.
-struct Symbols {
-    defaults: SymbolTable,
-    declared: Vec<String>,
-}
-
-impl Symbols {
-    fn name(&self, id: u64) -> Option<String> {
-        match id.checked_sub(1024) {
-            None => self.defaults.get_symbol(id).map(str::to_string),
-            Some(i) => self.declared.get(usize::try_from(i).ok()?).cloned(),
-        }
-    }
-}
-
 /// Decodes `bytes` as a Biscuit token and checks it is canonical and
 /// shallow; returns its shape and its blocks, authority first. The
 /// signatures are not checked here: use the blocks only once biscuit-auth
@@ -103,10 +86,9 @@ pub(crate) fn read(bytes: &[u8]) -> Result<(Shape, Vec<schema::Block>)> {
         token_len: bytes.len() as u64,
         ..Shape::default()
     };
-    let mut first_party = Symbols {
-        defaults: SymbolTable::new(),
-        declared: Vec::new(),
-    };
+    // biscuit-auth's own symbol tables (as `ops::raw_blocks` builds them):
+    // first-party blocks share one, a third-party block has its own
+    let mut first_party = SymbolTable::new();
     let mut blocks = Vec::with_capacity(outer.blocks.len() + 1);
     for (i, signed) in std::iter::once(&outer.authority)
         .chain(&outer.blocks)
@@ -114,14 +96,12 @@ pub(crate) fn read(bytes: &[u8]) -> Result<(Shape, Vec<schema::Block>)> {
     {
         let block = schema::Block::decode(signed.block.as_slice())
             .map_err(|e| Error::malformed(format!("block {i}: protobuf: {e}")))?;
+        let symbols_err = |e| Error::malformed(format!("block {i}: symbols: {e}"));
+        let own = SymbolTable::from(block.symbols.clone()).map_err(symbols_err)?;
         if signed.external_signature.is_some() {
-            let own = Symbols {
-                defaults: SymbolTable::new(),
-                declared: block.symbols.clone(),
-            };
             shape.add_block(i, &block, &own)?;
         } else {
-            first_party.declared.extend(block.symbols.iter().cloned());
+            first_party.extend(&own).map_err(symbols_err)?;
             shape.add_block(i, &block, &first_party)?;
         }
         blocks.push(block);
@@ -130,13 +110,19 @@ pub(crate) fn read(bytes: &[u8]) -> Result<(Shape, Vec<schema::Block>)> {
 }
 
 impl Shape {
-    fn add_block(&mut self, index: usize, block: &schema::Block, symbols: &Symbols) -> Result<()> {
+    fn add_block(
+        &mut self,
+        index: usize,
+        block: &schema::Block,
+        symbols: &SymbolTable,
+    ) -> Result<()> {
         let bad = |what: String| Error::LimitsExceeded {
             detail: format!("block {index}: {what}"),
         };
         let pred = |p: &schema::Predicate| {
             symbols
-                .name(p.name)
+                .get_symbol(p.name)
+                .map(str::to_string)
                 .map(|n| (n, p.terms.len()))
                 .ok_or_else(|| {
                     Error::malformed(format!("block {index}: unknown symbol {}", p.name))
