@@ -6,23 +6,13 @@ import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { MCPVault } from "mcpvault";
+import { time } from "./timing.mjs";
 
 const require = createRequire(import.meta.url);
 const pkgDir = dirname(require.resolve("mcpvault/package.json"));
 const raw = await import(pathToFileURL(join(pkgDir, "dist/web/mcpvault_wasm.js")).href);
 const bytes = readFileSync(join(pkgDir, "dist/web/mcpvault_wasm_bg.wasm"));
 const NOW = 1_800_000_000;
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-function time(n, f) {
-  for (let i = 0; i < 20; i++) f();
-  const runs = [];
-  for (let r = 0; r < 5; r++) {
-    const t = process.hrtime.bigint();
-    for (let i = 0; i < n; i++) f();
-    runs.push(Number(process.hrtime.bigint() - t) / 1e3 / n);
-  }
-  return median(runs);
-}
 const vault = new MCPVault({ now: () => NOW });
 const cached = new MCPVault({ now: () => NOW, cache: 8 });
 const { privateKey, publicKey } = vault.generateKeypair();

@@ -10,6 +10,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import * as jose from "jose";
 import { MCPVault, __wasmMemory } from "mcpvault";
+import { time, timeAsync } from "./timing.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const out = join(here, "../build/bench");
@@ -23,32 +24,6 @@ const wasmPath = join(pkgDir, "dist/web/mcpvault_wasm_bg.wasm");
 const NOW = 1_800_000_000;
 const DATE = new Date(NOW * 1000).toISOString().replace(".000Z", "Z");
 const DEPTHS = [0, 1, 3, 10];
-
-function median(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
-/** Median of 5 runs of `n` calls, µs per call. */
-function time(n, f) {
-  for (let i = 0; i < Math.min(n, 50); i++) f(); // warm up
-  const runs = [];
-  for (let r = 0; r < 5; r++) {
-    const t = process.hrtime.bigint();
-    for (let i = 0; i < n; i++) f();
-    runs.push(Number(process.hrtime.bigint() - t) / 1e3 / n);
-  }
-  return median(runs);
-}
-async function timeAsync(n, f) {
-  for (let i = 0; i < 20; i++) await f();
-  const runs = [];
-  for (let r = 0; r < 5; r++) {
-    const t = process.hrtime.bigint();
-    for (let i = 0; i < n; i++) await f();
-    runs.push(Number(process.hrtime.bigint() - t) / 1e3 / n);
-  }
-  return median(runs);
-}
 
 // --- the tokens (minted by the npm build) -------------------------------------------------------------------------
 const vault = new MCPVault({ now: () => NOW });
