@@ -698,6 +698,7 @@ fn validate_request(request: &Request) -> Result<()> {
     Ok(())
 }
 
+/// The facts the verifier supplies; `check_work` counts the same ones.
 fn request_facts(
     mut builder: AuthorizerBuilder,
     request: &Request,
@@ -910,6 +911,8 @@ pub(crate) fn load(token: &str, root: PublicKey, limits: &Limits) -> Result<Load
 fn check_work(shape: &Shape, request: &Request, limits: &Limits) -> Result<()> {
     let values = || request.arguments.values();
     let count = |f: fn(&serde_json::Value) -> bool| values().filter(|v| f(v)).count() as u64;
+    // The facts `request_facts` adds, counted without building them (building
+    // them made a cached verify 75 % slower); keep the two in step.
     let verifier = [
         ("time", 1, 1),
         ("request_method", 1, 1),
