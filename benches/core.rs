@@ -17,65 +17,18 @@ use biscuit_auth::{KeyPair, UnverifiedBiscuit};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use ed25519_dalek::{Signer, SigningKey};
 use mcpvault::{
-    attenuate, inspect, mint, verify, verify_with_limits, ArgLimit, Grant, Limits, Request,
-    Restriction, Verifier,
+    attenuate, inspect, mint, verify, verify_with_limits, Limits, Restriction, Verifier,
 };
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
-use serde_json::json;
 
-const NOW: u64 = 1_800_000_000;
 const DEPTHS: [usize; 4] = [0, 1, 3, 10];
 
-struct Fixture {
-    private_key: String,
-    public_key: String,
-    grant: Grant,
-    /// token with n attenuation blocks, for n in DEPTHS
-    tokens: Vec<(usize, String)>,
-    request: Request,
-}
+mod fixture;
+use fixture::{Fixture, NOW};
 
 fn fixture() -> Fixture {
-    let mut rng = ChaCha20Rng::seed_from_u64(3);
-    let keys = mcpvault::keygen(&mut rng);
-    let grant = Grant {
-        audience: Some("mcp.example.com".into()),
-        arg_limits: vec![ArgLimit::from_spec("db_query.max_rows<=1000").unwrap()],
-        ..Grant::new(
-            ["db_query", "file_read", "search"],
-            3600,
-            "auth-server",
-            "agent-a",
-        )
-    };
-    let mut token = mint(&keys.private_key, &grant, NOW, &mut rng).unwrap();
-    let mut tokens = vec![(0, token.clone())];
-    for hop in 1..=10u64 {
-        let r = Restriction {
-            ttl: Some(3600 - hop * 60),
-            ..Default::default()
-        };
-        token = attenuate(&token, &r, NOW, &mut rng).unwrap().token;
-        if DEPTHS.contains(&(hop as usize)) {
-            tokens.push((hop as usize, token.clone()));
-        }
-    }
-    let request = Request {
-        audience: Some("mcp.example.com".into()),
-        arguments: json!({"max_rows": 5, "query": "select 1"})
-            .as_object()
-            .unwrap()
-            .clone(),
-        ..Request::tool("db_query")
-    };
-    Fixture {
-        private_key: keys.private_key.clone(),
-        public_key: keys.public_key.clone(),
-        grant,
-        tokens,
-        request,
-    }
+    fixture::fixture(&DEPTHS)
 }
 
 fn floor(c: &mut Criterion) {
