@@ -19,7 +19,8 @@ use std::path::{Path, PathBuf};
 use biscuit_auth::builder::{Algorithm, BlockBuilder};
 use biscuit_auth::{KeyPair, UnverifiedBiscuit};
 use mcpvault::audit::{audit_append, audit_verify, call_key, AuditEntry, AuditRecord};
-use mcpvault::state;
+use mcpvault::guard::{BodyError, Guard, GuardInput, GuardOptions};
+use mcpvault::state::MemoryStore;
 use mcpvault::{
     attenuate, inspect, mint, verify, ArgLimit, ArgRule, Grant, Request, Restriction, Scalar,
     TOOLS_CALL,
@@ -38,7 +39,7 @@ struct Gen {
     public_key: String,
     other_public_key: String,
     cases: BTreeMap<String, Value>,
-    /// `tests/vectors/state/`: verify, then revocation and replay.
+    /// `tests/vectors/state/`: the guard, step by step, on one store.
     state_cases: BTreeMap<String, Value>,
     /// `tests/vectors/audit/`: the audit chain and call keys.
     audit_cases: BTreeMap<String, Value>,
@@ -77,6 +78,62 @@ fn limit(tool: &str, arg: &str, rule: ArgRule) -> ArgLimit {
     }
 }
 
+/// One step of a guard case.
+#[derive(Clone)]
+struct Step {
+    now: u64,
+    input: GuardInput,
+    /// None: allowed; Some(code): the first refusal's code.
+    intent: Option<&'static str>,
+    /// The handler's response to record after this step.
+    complete: Option<Value>,
+}
+
+fn step(now: u64, input: GuardInput, intent: Option<&'static str>) -> Step {
+    Step {
+        now,
+        input,
+        intent,
+        complete: None,
+    }
+}
+
+fn completed(s: Step, response: Value) -> Step {
+    Step {
+        complete: Some(response),
+        ..s
+    }
+}
+
+fn rpc(id: Value, method: &str, params: Value) -> String {
+    json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string()
+}
+
+fn rpc_call(id: Value, tool: &str, args: Value) -> String {
+    rpc(id, "tools/call", json!({"name": tool, "arguments": args}))
+}
+
+/// An HTTP POST with `Authorization: Bearer token` and no body yet.
+fn bearer_only(token: &str) -> GuardInput {
+    GuardInput {
+        http_method: Some("POST".into()),
+        headers: [("Authorization".to_string(), format!("Bearer {token}"))].into(),
+        ..GuardInput::default()
+    }
+}
+
+fn with_body(input: GuardInput, body: String) -> GuardInput {
+    GuardInput {
+        http_method: Some("POST".into()),
+        body: Some(body),
+        ..input
+    }
+}
+
+fn bearer(token: &str, body: String) -> GuardInput {
+    with_body(bearer_only(token), body)
+}
+
 fn call(tool: &str, args: Value) -> Request {
     Request::tool(tool).with_arguments(args.as_object().cloned().unwrap_or_default())
 }
@@ -97,50 +154,51 @@ impl Gen {
         }
     }
 
-    /// A verify case with what the verifier remembers: `revoked` ids, `spent`
-    /// nonces, and whether it has a replay store at all. The answer is the
-    /// core's: verify, then `state::check_revocation`, then `check_replay`.
-    #[allow(clippy::too_many_arguments)]
-    fn state_case(
+    /// A guard case: `steps` run in order against one fresh store holding
+    /// `revoked`; each step states its intent (allowed, or the code of the
+    /// first refusal), checked here, and records the core's whole outcome.
+    fn guard_case(
         &mut self,
         name: &str,
         description: &str,
-        token: &str,
+        options: GuardOptions,
         revoked: &[String],
-        spent: &[String],
-        replay_store: bool,
-        expect: Result<(), &str>,
+        steps: Vec<Step>,
     ) {
-        let request = Request::tool("db_query");
-        let answer = verify(token, &self.public_key, &request, NOW).and_then(|f| {
-            state::check_revocation(&f, |id| Ok(revoked.iter().any(|r| r == id)))?;
-            let spend = replay_store.then(|| match f.nonces.iter().find(|n| spent.contains(n)) {
-                Some(n) => state::Spend::Replayed(n.clone()),
-                None => state::Spend::Fresh,
-            });
-            state::check_replay(&f, spend)?;
-            Ok(f)
-        });
-        let expect_json = match (expect, answer) {
-            (Ok(()), Ok(f)) => json!({ "ok": f }),
-            (Err(code), Err(e)) => {
-                assert_eq!(e.code(), code, "{name}: {e}");
-                json!({ "error": code })
+        let mut store = MemoryStore::new();
+        for id in revoked {
+            store.revoke(id).unwrap();
+        }
+        let mut guard = Guard::new(options.clone(), 16).unwrap();
+        let mut out = Vec::new();
+        for s in steps {
+            let outcome = guard.run(&mut store, &s.input, s.now);
+            let code = outcome
+                .decisions
+                .iter()
+                .find(|d| !d.allowed)
+                .and_then(|d| d.code.clone());
+            assert_eq!(code.as_deref(), s.intent, "{name}: {outcome:#?}");
+            assert_eq!(outcome.allowed, s.intent.is_none(), "{name}");
+            if let (Some(k), Some(r)) = (&outcome.call_key, &s.complete) {
+                store.complete(k, r.clone(), outcome.keep_until.unwrap());
             }
-            (_, other) => panic!("{name}: unexpected {other:?}"),
-        };
+            let mut st = json!({ "now": s.now, "input": s.input, "expect": outcome });
+            if let Some(r) = s.complete {
+                st["complete"] = r;
+            }
+            out.push(st);
+        }
         self.state_cases.insert(
             name.to_string(),
             json!({
                 "name": name,
                 "description": description,
-                "operation": "verify",
-                "public_key": self.public_key,
-                "token": token,
-                "request": request,
-                "now": NOW,
-                "state": { "revoked": revoked, "spent": spent, "replay_store": replay_store },
-                "expect": expect_json,
+                "operation": "guard",
+                "options": options,
+                "revoked": revoked,
+                "steps": out,
+                "audit_entries": store.audit_entries().len(),
             }),
         );
     }
@@ -1141,8 +1199,13 @@ fn build() -> Gen {
         }
     }
 
-    // --- what the verifier remembers: revocation and replay (state/) --------
+    // --- the guard: revocation, single use, retries, batches, every method (state/) ---
     {
+        let pk = g.public_key.clone();
+        let opts = || GuardOptions {
+            store: true,
+            ..GuardOptions::new(pk.clone())
+        };
         let root = g.mint(&grant(&["db_query", "file_read"], 3600));
         let hop1 = g.att(&root, &tools(&["db_query"]));
         let hop2 = g.att(
@@ -1155,41 +1218,34 @@ fn build() -> Gen {
         let ids = inspect(&hop2).unwrap().revocation_ids;
         let (root_id, hop1_id) = (ids[0].clone(), ids[1].clone());
         let unrelated = "00".repeat(64);
-        g.state_case(
+        let q = |id: i64| rpc_call(json!(id), "db_query", json!({}));
+        g.guard_case(
             "state-revoked-root",
             "revoking the root revokes a 2-hop descendant",
-            &hop2,
+            opts(),
             std::slice::from_ref(&root_id),
-            &[],
-            true,
-            Err("revoked"),
+            vec![step(NOW, bearer(&hop2, q(1)), Some("revoked"))],
         );
-        g.state_case(
+        g.guard_case(
             "state-revoked-middle-hop",
             "revoking hop 1 revokes hop 2",
-            &hop2,
+            opts(),
             std::slice::from_ref(&hop1_id),
-            &[],
-            true,
-            Err("revoked"),
+            vec![step(NOW, bearer(&hop2, q(1)), Some("revoked"))],
         );
-        g.state_case(
+        g.guard_case(
             "state-revoked-child-not-parent",
             "revoking hop 1 leaves the root usable",
-            &root,
+            opts(),
             &[hop1_id],
-            &[],
-            true,
-            Ok(()),
+            vec![step(NOW, bearer(&root, q(1)), None)],
         );
-        g.state_case(
+        g.guard_case(
             "state-revoked-unrelated",
             "an unrelated revoked id changes nothing",
-            &hop2,
+            opts(),
             &[unrelated],
-            &[],
-            true,
-            Ok(()),
+            vec![step(NOW, bearer(&hop2, q(1)), None)],
         );
         let expired = mint(
             &g.private_key.clone(),
@@ -1199,70 +1255,64 @@ fn build() -> Gen {
         )
         .unwrap();
         let expired_id = inspect(&expired).unwrap().revocation_ids[0].clone();
-        g.state_case(
+        g.guard_case(
             "state-revoked-and-expired",
             "verify decides first: an expired, revoked token is expired",
-            &expired,
+            opts(),
             &[expired_id],
-            &[],
-            true,
-            Err("expired"),
+            vec![step(NOW, bearer(&expired, q(1)), Some("expired"))],
         );
 
         let once = g.mint(&Grant {
             single_use: true,
             ..grant(&["db_query"], 3600)
         });
-        let nonce = verify(&once, &g.public_key, &Request::tool("db_query"), NOW)
-            .unwrap()
-            .nonces[0]
-            .clone();
         let once_id = inspect(&once).unwrap().revocation_ids[0].clone();
-        g.state_case(
+        let result = json!({"result": {"content": [{"type": "text", "text": "42 rows"}]}});
+        g.guard_case(
             "state-single-use-fresh",
-            "a single-use token whose nonce is unspent",
-            &once,
+            "a single-use token whose nonce is unspent runs once",
+            opts(),
             &[],
-            &[],
-            true,
-            Ok(()),
+            vec![step(NOW, bearer(&once, q(1)), None)],
         );
-        g.state_case(
+        g.guard_case(
             "state-single-use-spent",
             "its nonce spent by another call: replayed",
-            &once,
+            opts(),
             &[],
-            std::slice::from_ref(&nonce),
-            true,
-            Err("replayed"),
+            vec![
+                step(NOW, bearer(&once, q(1)), None),
+                step(NOW, bearer(&once, q(2)), Some("replayed")),
+            ],
         );
-        g.state_case(
+        g.guard_case(
             "state-single-use-no-replay-store",
-            "a verifier without a replay store refuses single-use tokens",
-            &once,
+            "a verifier without a store refuses single-use tokens",
+            GuardOptions::new(pk.clone()),
             &[],
-            &[],
-            false,
-            Err("replayed"),
+            vec![step(NOW, bearer(&once, q(1)), Some("replayed"))],
         );
-        g.state_case(
+        g.guard_case(
             "state-revoked-before-replayed",
-            "revoked and spent: revocation is checked first",
-            &once,
-            &[once_id],
-            std::slice::from_ref(&nonce),
-            true,
-            Err("revoked"),
+            "revoked and spent: revocation is checked first, nothing is spent",
+            opts(),
+            std::slice::from_ref(&once_id),
+            vec![
+                step(NOW, bearer(&once, q(1)), Some("revoked")),
+                step(NOW, bearer(&once, q(2)), Some("revoked")),
+            ],
         );
         let derived = g.att(&once, &tools(&["db_query"]));
-        g.state_case(
+        g.guard_case(
             "state-single-use-shared-by-descendants",
             "a token attenuated from a spent single-use token is replayed",
-            &derived,
+            opts(),
             &[],
-            &[nonce],
-            true,
-            Err("replayed"),
+            vec![
+                step(NOW, bearer(&once, q(1)), None),
+                step(NOW, bearer(&derived, q(2)), Some("replayed")),
+            ],
         );
         let hop_once = g.att(
             &root,
@@ -1271,27 +1321,506 @@ fn build() -> Gen {
                 ..Default::default()
             },
         );
-        let hop_nonce = verify(&hop_once, &g.public_key, &Request::tool("db_query"), NOW)
-            .unwrap()
-            .nonces[0]
-            .clone();
-        g.state_case(
+        g.guard_case(
             "state-single-use-hop",
             "a holder can make a reusable token single-use",
-            &hop_once,
+            opts(),
             &[],
-            std::slice::from_ref(&hop_nonce),
-            true,
-            Err("replayed"),
+            vec![
+                step(NOW, bearer(&hop_once, q(1)), None),
+                step(NOW, bearer(&hop_once, q(2)), Some("replayed")),
+            ],
         );
-        g.state_case(
+        g.guard_case(
             "state-single-use-hop-parent-reusable",
             "the parent stays reusable",
-            &root,
+            opts(),
             &[],
-            &[hop_nonce],
-            true,
-            Ok(()),
+            vec![
+                step(NOW, bearer(&hop_once, q(1)), None),
+                step(NOW, bearer(&root, q(2)), None),
+                step(NOW, bearer(&root, q(3)), None),
+            ],
+        );
+        g.guard_case("state-single-use-other-methods-spend-nothing", "initialize and tools/list do not use a single-use token up",
+            opts(), &[], vec![
+                step(NOW, bearer(&once, rpc(json!(1), "initialize", json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "c", "version": "1"}}))), None),
+                step(NOW, bearer(&once, rpc(json!(2), "tools/list", json!({}))), None),
+                step(NOW, bearer(&once, q(3)), None),
+                step(NOW, bearer(&once, rpc(json!(4), "tools/list", json!({}))), None)]);
+
+        // retries: the same request again gets the first execution's response, never a second execution
+        let retry_done = step(NOW + 5, bearer(&once, q(7)), None);
+        g.guard_case(
+            "state-retry-in-flight",
+            "the same request while the first has no recorded response: in_flight, not run",
+            opts(),
+            &[],
+            vec![
+                step(NOW, bearer(&once, q(7)), None),
+                step(NOW + 1, bearer(&once, q(7)), Some("in_flight")),
+            ],
+        );
+        g.guard_case(
+            "state-retry-gets-recorded-response",
+            "a retry after the first recorded its response is answered with it",
+            opts(),
+            &[],
+            vec![
+                completed(step(NOW, bearer(&once, q(7)), None), result.clone()),
+                retry_done.clone(),
+                retry_done,
+            ],
+        );
+        g.guard_case(
+            "state-retry-window-expired",
+            "the same request after the retry window is a replay",
+            opts(),
+            &[],
+            vec![
+                completed(step(NOW, bearer(&once, q(7)), None), result.clone()),
+                step(NOW + 31, bearer(&once, q(7)), Some("replayed")),
+            ],
+        );
+        g.guard_case(
+            "state-retry-mixed-with-fresh",
+            "a retry is answered, a fresh call is refused, in any order",
+            opts(),
+            &[],
+            vec![
+                completed(step(NOW, bearer(&once, q(7)), None), result.clone()),
+                step(NOW + 1, bearer(&once, q(8)), Some("replayed")),
+                step(NOW + 2, bearer(&once, q(7)), None),
+                step(
+                    NOW + 3,
+                    bearer(
+                        &once,
+                        rpc_call(json!(7), "db_query", json!({"sql": "other"})),
+                    ),
+                    Some("replayed"),
+                ),
+            ],
+        );
+        g.guard_case(
+            "state-retry-error-recorded",
+            "a first execution that failed: the retry gets the same error",
+            opts(),
+            &[],
+            vec![
+                completed(
+                    step(NOW, bearer(&once, q(7)), None),
+                    json!({"error": {"code": -32603, "message": "tool failed"}}),
+                ),
+                step(NOW + 1, bearer(&once, q(7)), None),
+            ],
+        );
+        g.guard_case(
+            "state-retry-outer-layer-spent",
+            "an inner layer told the outer spent the nonces neither spends nor refuses",
+            opts(),
+            &[],
+            vec![
+                step(
+                    NOW,
+                    GuardInput {
+                        replay_checked: true,
+                        ..bearer(&once, q(1))
+                    },
+                    None,
+                ),
+                step(
+                    NOW,
+                    GuardInput {
+                        replay_checked: true,
+                        ..bearer(&once, q(1))
+                    },
+                    None,
+                ),
+            ],
+        );
+        g.guard_case(
+            "state-defer-spend",
+            "a layer that defers spending checks revocation only",
+            GuardOptions {
+                defer_spend: true,
+                ..opts()
+            },
+            &[],
+            vec![
+                step(NOW, bearer(&once, q(1)), None),
+                step(NOW, bearer(&once, q(2)), None),
+            ],
+        );
+
+        // batches: capped before any verification, one token check, one audit entry when refused
+        let batch = |msgs: Vec<Value>| Value::Array(msgs).to_string();
+        let garbage = "not-a-token";
+        let many: Vec<Value> = (0..101)
+            .map(|_| json!({"jsonrpc": "2.0", "method": "notifications/progress"}))
+            .collect();
+        g.guard_case(
+            "state-batch-over-limit",
+            "101 messages are refused before the token is looked at (a garbage token too)",
+            opts(),
+            &[],
+            vec![
+                step(
+                    NOW,
+                    with_body(bearer_only(garbage), batch(many.clone())),
+                    Some("invalid_request"),
+                ),
+                step(
+                    NOW,
+                    with_body(bearer_only(&root), batch(many)),
+                    Some("invalid_request"),
+                ),
+            ],
+        );
+        let mut full: Vec<Value> = (0..99)
+            .map(|_| json!({"jsonrpc": "2.0", "method": "notifications/progress"}))
+            .collect();
+        full.push(serde_json::from_str(&q(1)).unwrap());
+        g.guard_case(
+            "state-batch-at-limit",
+            "100 messages: one token check, one audit entry each",
+            opts(),
+            &[],
+            vec![step(NOW, with_body(bearer_only(&root), batch(full)), None)],
+        );
+        g.guard_case("state-batch-allowed", "a batch of a list, a call and a notification, without the token", opts(), &[],
+            vec![step(NOW, with_body(bearer_only(&root), batch(vec![
+                json!({"jsonrpc": "2.0", "id": "a", "method": "tools/list", "params": {"_meta": {"token": root}}}),
+                json!({"jsonrpc": "2.0", "id": "b", "method": "tools/call", "params": {"name": "file_read", "arguments": {"path": "/x"}}}),
+                json!({"jsonrpc": "2.0", "method": "notifications/initialized"})])), None)]);
+        g.guard_case("state-batch-one-refused", "one refused message refuses the batch: an array of errors, one audit entry",
+            opts(), &[], vec![step(NOW, with_body(bearer_only(&hop1), batch(vec![
+                json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "db_query"}}),
+                json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "file_read"}}),
+                json!({"jsonrpc": "2.0", "method": "notifications/initialized"})])), Some("tool_not_allowed"))]);
+        g.guard_case("state-batch-notifications-garbage-token", "a batch of notifications with a garbage token: one error, id null",
+            opts(), &[], vec![step(NOW, with_body(bearer_only(garbage), batch(vec![
+                json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+                json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 1}})])), Some("malformed_token"))]);
+        g.guard_case(
+            "state-batch-spends-once",
+            "a batch cannot spend a single-use token twice",
+            opts(),
+            &[],
+            vec![step(
+                NOW,
+                with_body(
+                    bearer_only(&once),
+                    batch(vec![
+                        serde_json::from_str(&q(1)).unwrap(),
+                        serde_json::from_str(&q(2)).unwrap(),
+                    ]),
+                ),
+                Some("replayed"),
+            )],
+        );
+        g.guard_case(
+            "state-batch-empty",
+            "an empty batch is not a request",
+            opts(),
+            &[],
+            vec![step(
+                NOW,
+                with_body(bearer_only(&root), "[]".into()),
+                Some("invalid_request"),
+            )],
+        );
+        g.guard_case("state-batch-two-tokens", "messages of one batch carrying different tokens are refused", opts(), &[],
+            vec![step(NOW, with_body(GuardInput::default(), batch(vec![
+                json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": {"token": root}}}),
+                json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {"_meta": {"token": hop1}}})])), Some("invalid_request"))]);
+
+        // every method needs a valid token
+        for (name, method, params) in [
+            (
+                "resources-read",
+                "resources/read",
+                json!({"uri": "file:///secret"}),
+            ),
+            (
+                "resources-subscribe",
+                "resources/subscribe",
+                json!({"uri": "file:///secret"}),
+            ),
+            ("prompts-get", "prompts/get", json!({"name": "p"})),
+            (
+                "completion",
+                "completion/complete",
+                json!({"ref": {"type": "ref/prompt", "name": "p"}, "argument": {"name": "a", "value": "x"}}),
+            ),
+            ("logging", "logging/setLevel", json!({"level": "debug"})),
+        ] {
+            g.guard_case(
+                &format!("state-method-{name}-garbage-token"),
+                &format!("{method} with a garbage token is refused"),
+                opts(),
+                &[],
+                vec![step(
+                    NOW,
+                    with_body(bearer_only(garbage), rpc(json!(1), method, params.clone())),
+                    Some("malformed_token"),
+                )],
+            );
+            g.guard_case(
+                &format!("state-method-{name}-no-token"),
+                &format!("{method} with no token: a challenge with no error"),
+                opts(),
+                &[],
+                vec![step(
+                    NOW,
+                    with_body(GuardInput::default(), rpc(json!(1), method, params.clone())),
+                    Some("missing_token"),
+                )],
+            );
+            g.guard_case(
+                &format!("state-method-{name}-valid"),
+                &format!("{method} with a valid token, the token stripped"),
+                opts(),
+                &[],
+                vec![step(
+                    NOW,
+                    bearer(&hop1, rpc(json!(1), method, params)),
+                    None,
+                )],
+            );
+        }
+        g.guard_case("state-method-tools-call-notification", "a tools/call without an id is refused, never run", opts(), &[],
+            vec![step(NOW, bearer(&root, json!({"jsonrpc": "2.0", "method": "tools/call", "params": {"name": "db_query"}}).to_string()), Some("invalid_request"))]);
+        g.guard_case(
+            "state-method-response",
+            "a response from the client needs a valid token",
+            opts(),
+            &[],
+            vec![
+                step(
+                    NOW,
+                    bearer(
+                        &root,
+                        json!({"jsonrpc": "2.0", "id": 5, "result": {}}).to_string(),
+                    ),
+                    None,
+                ),
+                step(
+                    NOW,
+                    with_body(
+                        bearer_only(garbage),
+                        json!({"jsonrpc": "2.0", "id": 5, "result": {}}).to_string(),
+                    ),
+                    Some("malformed_token"),
+                ),
+            ],
+        );
+        g.guard_case(
+            "state-method-http-get",
+            "a body-less GET (the SSE stream) needs a valid token",
+            opts(),
+            &[],
+            vec![
+                step(
+                    NOW,
+                    GuardInput {
+                        http_method: Some("GET".into()),
+                        ..bearer_only(&root)
+                    },
+                    None,
+                ),
+                step(
+                    NOW,
+                    GuardInput {
+                        http_method: Some("GET".into()),
+                        ..GuardInput::default()
+                    },
+                    Some("missing_token"),
+                ),
+            ],
+        );
+        g.guard_case(
+            "state-method-not-jsonrpc",
+            "a body that is not JSON-RPC, not JSON, or nested too deeply",
+            opts(),
+            &[],
+            vec![
+                step(
+                    NOW,
+                    with_body(bearer_only(&root), "{\"hello\": 1}".into()),
+                    Some("invalid_request"),
+                ),
+                step(
+                    NOW,
+                    with_body(bearer_only(&root), "{\"jsonrpc\": ".into()),
+                    Some("invalid_request"),
+                ),
+                step(
+                    NOW,
+                    with_body(
+                        bearer_only(&root),
+                        format!("{}{}", "[".repeat(200), "]".repeat(200)),
+                    ),
+                    Some("invalid_request"),
+                ),
+                step(
+                    NOW,
+                    GuardInput {
+                        body_error: Some(BodyError::TooLarge),
+                        ..bearer_only(&root)
+                    },
+                    Some("invalid_request"),
+                ),
+                step(
+                    NOW,
+                    GuardInput {
+                        body_error: Some(BodyError::NotUtf8),
+                        ..bearer_only(&root)
+                    },
+                    Some("invalid_request"),
+                ),
+            ],
+        );
+
+        // headers that disagree with the body, and tokens that disagree with each other
+        let mut h = bearer(&root, q(1));
+        h.headers.insert("Mcp-Method".into(), "tools/call".into());
+        h.headers.insert("Mcp-Name".into(), "db_query".into());
+        let mut wrong_name = h.clone();
+        wrong_name
+            .headers
+            .insert("Mcp-Name".into(), "file_read".into());
+        let mut wrong_method = h.clone();
+        wrong_method
+            .headers
+            .insert("Mcp-Method".into(), "tools/list".into());
+        g.guard_case(
+            "state-headers-match-body",
+            "Mcp-Method and Mcp-Name must match the body",
+            opts(),
+            &[],
+            vec![
+                step(NOW, h, None),
+                step(NOW, wrong_name, Some("invalid_request")),
+                step(NOW, wrong_method, Some("invalid_request")),
+            ],
+        );
+        g.guard_case("state-two-tokens", "a header token and another token in _meta are refused", opts(), &[],
+            vec![step(NOW, bearer(&root, json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": {"mcpvault/token": hop1}}}).to_string()), Some("invalid_request")),
+                 step(NOW, with_body(GuardInput::default(), json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "db_query", "_meta": {"token": hop1}, "arguments": {"copy": hop1}}}).to_string()), None)]);
+
+        // RFC 6750 answers, sessions, the dry-run tool, a one-tool route
+        let aud = g.att(
+            &root,
+            &Restriction {
+                audience: Some("other-server".into()),
+                ..Default::default()
+            },
+        );
+        g.guard_case("state-challenges", "another audience is invalid_token (401); a tool not granted is insufficient_scope with its scope",
+            GuardOptions { audience: Some("this-server".into()), resource_metadata: Some("https://mcp.example/.well-known/oauth-protected-resource".into()), ..opts() },
+            &[], vec![step(NOW, bearer(&aud, q(1)), Some("wrong_audience")), step(NOW, bearer(&hop1, rpc_call(json!(2), "file_read", json!({}))), Some("tool_not_allowed"))]);
+        let other_subject = g.mint(&Grant::new(["db_query"], 3600, "auth-server", "agent-b"));
+        g.guard_case(
+            "state-session-bound-to-subject",
+            "a session opened by agent-a refuses agent-b's token",
+            opts(),
+            &[],
+            vec![
+                step(
+                    NOW,
+                    GuardInput {
+                        session_subject: Some("agent-a".into()),
+                        ..bearer(&root, q(1))
+                    },
+                    None,
+                ),
+                step(
+                    NOW,
+                    GuardInput {
+                        session_subject: Some("agent-a".into()),
+                        ..bearer(&other_subject, q(2))
+                    },
+                    Some("session_mismatch"),
+                ),
+            ],
+        );
+        g.guard_case(
+            "state-check-tool",
+            "the dry-run tool answers for a valid token and runs nothing",
+            GuardOptions {
+                check_tool: true,
+                ..opts()
+            },
+            &[],
+            vec![
+                step(
+                    NOW,
+                    bearer(
+                        &hop1,
+                        rpc_call(json!(1), "mcpvault.check", json!({"tool": "file_read"})),
+                    ),
+                    None,
+                ),
+                step(
+                    NOW,
+                    bearer(
+                        &hop1,
+                        rpc_call(json!(2), "mcpvault.check", json!({"tool": "db_query"})),
+                    ),
+                    None,
+                ),
+                step(
+                    NOW,
+                    bearer(
+                        garbage,
+                        rpc_call(json!(3), "mcpvault.check", json!({"tool": "db_query"})),
+                    ),
+                    Some("malformed_token"),
+                ),
+            ],
+        );
+        g.guard_case(
+            "state-check-tool-revoked",
+            "the dry-run tool refuses a revoked token",
+            GuardOptions {
+                check_tool: true,
+                ..opts()
+            },
+            std::slice::from_ref(&root_id),
+            vec![step(
+                NOW,
+                bearer(
+                    &hop1,
+                    rpc_call(json!(1), "mcpvault.check", json!({"tool": "db_query"})),
+                ),
+                Some("revoked"),
+            )],
+        );
+        g.guard_case(
+            "state-route-tool",
+            "a one-tool route: a plain JSON body is its arguments",
+            GuardOptions {
+                tool: Some("db_query".into()),
+                ..opts()
+            },
+            &[],
+            vec![
+                step(
+                    NOW,
+                    with_body(bearer_only(&root), "{\"sql\": \"select 1\"}".into()),
+                    None,
+                ),
+                step(
+                    NOW,
+                    with_body(bearer_only(&root), "[1]".into()),
+                    Some("invalid_request"),
+                ),
+                step(
+                    NOW,
+                    bearer(&root, rpc_call(json!(1), "file_read", json!({}))),
+                    Some("invalid_request"),
+                ),
+            ],
         );
     }
 

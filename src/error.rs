@@ -15,6 +15,8 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {
+    /// No token was presented with a call that needs one.
+    MissingToken,
     /// The token could not be decoded, or is not an mcpvault token.
     MalformedToken {
         /// Server-side detail (never shown to the caller).
@@ -97,6 +99,17 @@ pub enum Error {
         /// The spent nonce (hex).
         nonce: String,
     },
+    /// A retry of a single-use call whose first execution has no recorded
+    /// result (still running, or run by a layer that does not record results).
+    InFlight {
+        /// The call key of the first execution.
+        call_key: String,
+    },
+    /// An MCP session was opened by another subject than the token's.
+    SessionMismatch {
+        /// Server-side detail (never shown to the caller).
+        detail: String,
+    },
     /// A grant, restriction or request is not valid.
     InvalidRequest {
         /// What is wrong with it.
@@ -111,6 +124,7 @@ pub enum Error {
 
 /// Every error code, in the order `SCHEMA.md` documents them.
 pub const ERROR_CODES: &[&str] = &[
+    "missing_token",
     "malformed_token",
     "invalid_key",
     "bad_signature",
@@ -123,6 +137,8 @@ pub const ERROR_CODES: &[&str] = &[
     "limits_exceeded",
     "revoked",
     "replayed",
+    "in_flight",
+    "session_mismatch",
     "invalid_request",
     "internal_error",
 ];
@@ -131,6 +147,7 @@ impl Error {
     /// The stable snake_case code of this error.
     pub fn code(&self) -> &'static str {
         match self {
+            Error::MissingToken => "missing_token",
             Error::MalformedToken { .. } => "malformed_token",
             Error::InvalidKey { .. } => "invalid_key",
             Error::BadSignature { .. } => "bad_signature",
@@ -143,9 +160,20 @@ impl Error {
             Error::LimitsExceeded { .. } => "limits_exceeded",
             Error::Revoked { .. } => "revoked",
             Error::Replayed { .. } => "replayed",
+            Error::InFlight { .. } => "in_flight",
+            Error::SessionMismatch { .. } => "session_mismatch",
             Error::InvalidRequest { .. } => "invalid_request",
             Error::Internal { .. } => "internal_error",
         }
+    }
+
+    /// The HTTP status of a refusal with this code (SCHEMA.md, "HTTP and
+    /// JSON-RPC"): 400 for a request the caller got wrong, 401 for a token
+    /// that cannot be used at all, 403 for a valid token that does not allow
+    /// this call, 409 for a retry of a call still without a result, 500 for
+    /// the verifier's own failures.
+    pub fn http_status(&self) -> u16 {
+        status_of_code(self.code())
     }
 
     /// Detail for server-side logs. For opaque errors this is the only place
@@ -155,7 +183,11 @@ impl Error {
             Error::MalformedToken { detail }
             | Error::BadSignature { detail }
             | Error::LimitsExceeded { detail }
+            | Error::SessionMismatch { detail }
             | Error::Internal { detail } => detail.clone(),
+            Error::InFlight { call_key } => {
+                format!("call {call_key} has no recorded result (running, or not recorded)")
+            }
             Error::Revoked { revocation_id } => format!("revocation id {revocation_id} is revoked"),
             Error::Replayed { nonce } => format!("nonce {nonce} was already spent"),
             other => other.to_string(),
@@ -204,6 +236,7 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Error::MissingToken => f.write_str("no mcpvault token was presented"),
             Error::MalformedToken { .. } => f.write_str("token is malformed"),
             Error::InvalidKey { reason } => write!(f, "invalid key: {reason}"),
             Error::BadSignature { .. } => f.write_str("token signature is not valid"),
@@ -232,6 +265,12 @@ impl fmt::Display for Error {
             Error::LimitsExceeded { .. } => f.write_str("token exceeds the verifier's limits"),
             Error::Revoked { .. } => f.write_str("token has been revoked"),
             Error::Replayed { .. } => f.write_str("single-use token was already used"),
+            Error::InFlight { .. } => f.write_str(
+                "this single-use call was already accepted and has no recorded result yet: do not retry it",
+            ),
+            Error::SessionMismatch { .. } => {
+                f.write_str("this session was opened with a token for another subject")
+            }
             Error::InvalidRequest { reason } => write!(f, "invalid request: {reason}"),
             Error::Internal { .. } => f.write_str("internal error"),
         }
@@ -239,6 +278,35 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// The HTTP status of a code ([`Error::http_status`]); 500 for an unknown one.
+pub fn status_of_code(code: &str) -> u16 {
+    match code {
+        "malformed_token" | "bad_signature" | "expired" | "revoked" | "replayed"
+        | "limits_exceeded" | "wrong_audience" | "missing_token" => 401,
+        "tool_not_allowed"
+        | "argument_not_allowed"
+        | "depth_exceeded"
+        | "check_failed"
+        | "session_mismatch" => 403,
+        "in_flight" => 409,
+        "invalid_request" => 400,
+        _ => 500,
+    }
+}
+
+/// The JSON-RPC error code of an HTTP status: -32600 (invalid request) for
+/// 400, -32603 (internal error) for 500, and implementation-defined server
+/// errors for the others: -32011 for 401, -32013 for 403, -32009 for 409.
+pub fn rpc_code_of_status(status: u16) -> i64 {
+    match status {
+        400 => -32600,
+        401 => -32011,
+        403 => -32013,
+        409 => -32009,
+        _ => -32603,
+    }
+}
 
 /// Result alias used across the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

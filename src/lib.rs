@@ -35,6 +35,7 @@
 pub mod audit;
 mod cache;
 mod error;
+pub mod guard;
 mod model;
 mod ops;
 pub mod schema;
@@ -42,7 +43,7 @@ mod shape;
 pub mod state;
 
 pub use cache::{CacheStats, Verifier};
-pub use error::{Error, Result, ERROR_CODES};
+pub use error::{rpc_code_of_status, status_of_code, Error, Result, ERROR_CODES};
 pub use model::unix_time;
 pub use model::{
     ArgLimit, ArgRule, Attenuated, AuthorizedFacts, Grant, KeyPairHex, Request, Restriction,

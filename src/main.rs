@@ -11,8 +11,9 @@ use std::process::ExitCode;
 mod store;
 
 use clap::{Args, Parser, Subcommand};
-use mcpvault::audit::{audit_verify, call_key, AuditRecord};
-use mcpvault::state::{check_replay, check_revocation};
+use mcpvault::audit::audit_verify;
+use mcpvault::guard::{Check, Guard, GuardInput, GuardOptions, Outcome};
+use mcpvault::state::StoreAnswer;
 use mcpvault::{ArgLimit, Grant, Request, Restriction};
 use rand_core::OsRng;
 use serde::{Deserialize, Serialize};
@@ -72,6 +73,16 @@ enum Command {
         /// The token, or - to read it from stdin.
         #[arg(long)]
         token: String,
+    },
+    /// Run the server-side guard on one store: JSON lines `{"now", "input", "complete"?}` on stdin, one outcome
+    /// (JSON) per line on stdout (SCHEMA.md, "The guard").
+    Guard {
+        /// The guard's options as JSON: {"public_key", "audience"?, "retry_window"?, "tool"?, "check_tool"?, ...}.
+        #[arg(long)]
+        options: String,
+        /// sqlite:FILE or redis://HOST:PORT[/DB]; none: no revocation, single-use tokens refused, no audit.
+        #[arg(long)]
+        store: Option<String>,
     },
     /// The audit log: check its hash chain, or export it.
     Audit {
@@ -366,118 +377,153 @@ fn json<T: Serialize>(value: &T) -> Result<String, Failure> {
     serde_json::to_string_pretty(value).map_err(|e| Failure::input(format!("encoding json: {e}")))
 }
 
+/// A guard over `store` (if any) for `options`; one request at a time.
+struct Host {
+    guard: Guard,
+    store: Option<store::Store>,
+}
+
+impl Host {
+    fn new(options: GuardOptions, store: Option<&str>) -> Result<Host, Failure> {
+        let store = store
+            .map(store::Store::open)
+            .transpose()
+            .map_err(Failure::input)?;
+        let options = GuardOptions {
+            store: store.is_some(),
+            ..options
+        };
+        Ok(Host {
+            guard: Guard::new(options, 16)?,
+            store,
+        })
+    }
+
+    /// The guard's steps: check, the store's atomic step, the audit records.
+    fn run(&mut self, input: &GuardInput, now: u64) -> Outcome {
+        let mut outcome = match self.guard.check(input, now) {
+            Check::Done { outcome } => *outcome,
+            Check::Ask { ask, pending } => {
+                let answer = match self.store.as_mut() {
+                    Some(s) => s.check(&ask).unwrap_or_else(|e| StoreAnswer {
+                        error: Some(e),
+                        ..StoreAnswer::default()
+                    }),
+                    None => StoreAnswer {
+                        error: Some("no store".into()),
+                        ..StoreAnswer::default()
+                    },
+                };
+                self.guard.resume(*pending, &answer)
+            }
+        };
+        if let Some(s) = self.store.as_mut() {
+            for r in outcome.audit.clone() {
+                if let Err(e) = s.append_audit(r) {
+                    outcome = self.guard.audit_failed(outcome, &e);
+                    break;
+                }
+            }
+        }
+        outcome
+    }
+}
+
 fn verify(args: VerifyArgs, now: u64) -> Result<String, Failure> {
     let token = read_token(&args.token)?;
     let arguments = match &args.args {
         None => serde_json::Map::new(),
         Some(raw) => Request::arguments_from_json(raw)?,
     };
-    let request = Request {
-        method: args
-            .method
-            .unwrap_or_else(|| mcpvault::TOOLS_CALL.to_string()),
-        tool: args.tool,
-        arguments,
-        audience: args.audience,
-    };
-    let mut store = args
-        .store
-        .as_deref()
-        .map(store::Store::open)
-        .transpose()
-        .map_err(Failure::input)?;
-    let result = mcpvault::verify(&token, &args.pubkey, &request, now).and_then(|facts| {
-        remembered(
-            store.as_mut(),
-            &facts,
-            &request,
-            args.request_id.as_deref(),
-            now,
-        )
-        .map(|()| facts)
+    let method = args
+        .method
+        .unwrap_or_else(|| mcpvault::TOOLS_CALL.to_string());
+    let mut params = serde_json::json!({});
+    if let Some(tool) = &args.tool {
+        params = serde_json::json!({ "name": tool, "arguments": arguments });
+    }
+    let message = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": args.request_id.clone().unwrap_or_default(),
+        "method": method,
+        "params": params,
     });
-    if let Some(s) = store.as_mut() {
-        let ok = result.as_ref().ok();
-        let record = AuditRecord {
-            time: now,
-            allowed: ok.is_some(),
-            code: result.as_ref().err().map(|e| e.code().to_string()),
-            method: request.method.clone(),
-            tool: request.tool.clone(),
-            subject: ok.map(|f| f.subject.clone()),
-            issuer: ok.map(|f| f.issuer.clone()),
-            revocation_ids: ok.map(|f| f.revocation_ids.clone()).unwrap_or_default(),
-            request_id: args.request_id.clone(),
-        };
-        if let Err(e) = s.append_audit(record) {
-            if result.is_ok() {
-                return Err(Failure {
-                    exit: 1,
-                    message: format!("internal_error: internal error ({e})"),
-                });
-            }
-        }
+    let options = GuardOptions {
+        audience: args.audience,
+        ..GuardOptions::new(args.pubkey)
+    };
+    let mut host = Host::new(options, args.store.as_deref())?;
+    let input = GuardInput {
+        body: Some(message.to_string()),
+        fallback_token: Some(token),
+        ..GuardInput::default()
+    };
+    let outcome = host.run(&input, now);
+    if let Some(facts) = outcome.facts.filter(|_| outcome.allowed) {
+        return json(&facts);
     }
-    match result {
-        Ok(facts) => json(&facts),
-        Err(e) if e.is_bad_input() => Err(e.into()),
-        Err(e) => Err(Failure {
-            exit: 1,
-            message: format!("{}: {e}", e.code()),
-        }),
-    }
+    let d = outcome.decisions.into_iter().find(|d| !d.allowed);
+    let code = d
+        .as_ref()
+        .and_then(|d| d.code.clone())
+        .unwrap_or_else(|| "internal_error".into());
+    let message = d.and_then(|d| d.message).unwrap_or_default();
+    let exit = if matches!(code.as_str(), "invalid_request" | "invalid_key") {
+        2
+    } else {
+        1
+    };
+    Err(Failure {
+        exit,
+        message: format!("{code}: {message}"),
+    })
 }
 
-/// Revocation, then replay (mcpvault::state), against the store; with none,
-/// a single-use token is refused.
-fn remembered(
-    store: Option<&mut store::Store>,
-    facts: &mcpvault::AuthorizedFacts,
-    request: &Request,
-    request_id: Option<&str>,
-    now: u64,
-) -> mcpvault::Result<()> {
-    let internal = |detail: String| mcpvault::Error::Internal { detail };
-    let Some(store) = store else {
-        let spends = request.method == mcpvault::TOOLS_CALL;
-        return if spends {
-            check_replay(facts, None)
-        } else {
-            Ok(())
-        };
-    };
-    check_revocation(facts, |id| store.is_revoked(id).map_err(internal))?;
-    if request.method != mcpvault::TOOLS_CALL || facts.nonces.is_empty() {
-        return Ok(());
+/// `mcpvault guard`: JSON lines in (`{"now", "input", "complete"?}`), the guard's outcome out, one line each, on one
+/// store. For hosts in other languages and the shared vectors.
+fn guard(options: &str, store: Option<&str>) -> Result<String, Failure> {
+    let options: GuardOptions = serde_json::from_str(options)
+        .map_err(|e| Failure::input(format!("invalid_request: options: {e}")))?;
+    let mut host = Host::new(options, store)?;
+    let mut out = std::io::stdout().lock();
+    for line in std::io::stdin().lines() {
+        let line = line.map_err(|e| Failure::input(format!("reading stdin: {e}")))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let step: serde_json::Value = serde_json::from_str(&line)
+            .map_err(|e| Failure::input(format!("invalid_request: step: {e}")))?;
+        let input: GuardInput =
+            serde_json::from_value(step.get("input").cloned().unwrap_or_default())
+                .map_err(|e| Failure::input(format!("invalid_request: input: {e}")))?;
+        let now = step
+            .get("now")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(now(None)?);
+        let outcome = host.run(&input, now);
+        if let (Some(k), Some(r), Some(s)) =
+            (&outcome.call_key, step.get("complete"), host.store.as_mut())
+        {
+            s.complete(k, r, outcome.keep_until.unwrap_or(now))
+                .map_err(|e| Failure {
+                    exit: 1,
+                    message: e,
+                })?;
+        }
+        let text = serde_json::to_string(&outcome).map_err(|e| Failure::input(e.to_string()))?;
+        writeln!(out, "{text}").map_err(|e| Failure::input(e.to_string()))?;
     }
-    let key = call_key(
-        request_id.unwrap_or(""),
-        &request.method,
-        request.tool.as_deref(),
-        &request.arguments,
-    );
-    let spend = store
-        .spend(&facts.nonces, &key, now, facts.expires_at)
-        .map_err(internal)?;
-    check_replay(facts, Some(spend))
+    Ok(String::new())
 }
 
 fn revoke(id: &str, spec: &str, now: u64) -> Result<String, Failure> {
-    let valid = (2..=256).contains(&id.len())
-        && id.len() % 2 == 0
-        && id.bytes().all(|b| b.is_ascii_hexdigit());
-    if !valid {
-        return Err(Failure::input(
-            "invalid_request: --id must be a revocation id (hex)",
-        ));
-    }
+    let id = mcpvault::state::revocation_id(id)?;
     let mut s = store::Store::open(spec).map_err(Failure::input)?;
-    s.revoke(&id.to_ascii_lowercase(), now)
-        .map_err(|e| Failure {
-            exit: 1,
-            message: e,
-        })?;
-    Ok(format!("revoked {}", id.to_ascii_lowercase()))
+    s.revoke(&id, now).map_err(|e| Failure {
+        exit: 1,
+        message: e,
+    })?;
+    Ok(format!("revoked {id}"))
 }
 
 fn audit(command: AuditCommand) -> Result<String, Failure> {
@@ -589,6 +635,7 @@ fn run(cli: Cli) -> Result<String, Failure> {
             .revocation_ids
             .join("\n")),
         Command::Audit { command } => audit(command),
+        Command::Guard { options, store } => guard(&options, store.as_deref()),
     }
 }
 
@@ -596,7 +643,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(out) => {
-            println!("{out}");
+            if !out.is_empty() {
+                println!("{out}");
+            }
             ExitCode::SUCCESS
         }
         Err(f) => {

@@ -4,11 +4,8 @@
 //! library stays pure.
 
 use mcpvault::audit::{audit_append, AuditEntry, AuditRecord};
-use mcpvault::state::Spend;
+use mcpvault::state::{decide, Held, SpendOutcome, StoreAnswer, StoreAsk, StoreRead};
 use serde_json::Value;
-
-/// Seconds a retry of the same request is not a replay (as in mcpvault-store).
-pub const RETRY_WINDOW: u64 = 30;
 
 /// The tables, shared with mcpvault-store's sqlite.mjs.
 const SCHEMA: &str = include_str!("../npm/mcpvault-store/schema.sql");
@@ -31,6 +28,13 @@ fn int(v: u64) -> i64 {
 
 fn err(e: impl std::fmt::Display) -> String {
     format!("store: {e}")
+}
+
+fn none_if_missing<T>(e: rusqlite::Error) -> rusqlite::Result<Option<T>> {
+    match e {
+        rusqlite::Error::QueryReturnedNoRows => Ok(None),
+        other => Err(other),
+    }
 }
 
 impl Store {
@@ -71,110 +75,153 @@ impl Store {
         }
     }
 
-    pub fn is_revoked(&mut self, id: &str) -> Result<bool, String> {
-        match self {
-            Store::Sqlite(db) => db
-                .query_row(
-                    "SELECT COUNT(*) FROM mcpvault_revoked WHERE id = ?1",
-                    [id],
-                    |r| r.get::<_, i64>(0),
-                )
-                .map(|n| n > 0)
-                .map_err(err),
-            Store::Redis(c) => redis::cmd("SISMEMBER")
-                .arg(format!("{P}revoked"))
-                .arg(id)
-                .query::<i64>(c)
-                .map(|n| n == 1)
-                .map_err(err),
-        }
-    }
-
-    /// Spends `nonces` for `call_key` atomically (see mcpvault::state).
-    pub fn spend(
-        &mut self,
-        nonces: &[String],
-        call_key: &str,
-        now: u64,
-        until: u64,
-    ) -> Result<Spend, String> {
+    /// Performs the guard's ask atomically: what the store holds is read,
+    /// the core decides (`state::decide`; Redis: `spend.lua`), and the rows it
+    /// returns are written, in one transaction.
+    pub fn check(&mut self, ask: &StoreAsk) -> Result<StoreAnswer, String> {
         match self {
             Store::Sqlite(db) => {
                 let tx = db
                     .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                     .map_err(err)?;
-                tx.execute(
-                    "DELETE FROM mcpvault_nonces WHERE keep_until <= ?1",
-                    [int(now)],
-                )
-                .map_err(err)?;
-                let mut retry = false;
-                let mut fresh = false;
-                for n in nonces {
-                    let held: Option<(String, i64)> = tx
+                let mut read = StoreRead::default();
+                for id in &ask.revocation_ids {
+                    let n: i64 = tx
                         .query_row(
-                            "SELECT call_key, spent_at FROM mcpvault_nonces WHERE nonce = ?1 AND keep_until > ?2",
-                            rusqlite::params![n, int(now)],
-                            |r| Ok((r.get(0)?, r.get(1)?)),
+                            "SELECT COUNT(*) FROM mcpvault_revoked WHERE id = ?1",
+                            [id],
+                            |r| r.get(0),
                         )
-                        .map(Some)
-                        .or_else(|e| match e {
-                            rusqlite::Error::QueryReturnedNoRows => Ok(None),
-                            other => Err(other),
-                        })
                         .map_err(err)?;
-                    match held {
-                        None => fresh = true,
-                        Some((k, at))
-                            if k == call_key
-                                && int(now).saturating_sub(at) <= int(RETRY_WINDOW) =>
-                        {
-                            retry = true
-                        }
-                        Some(_) => return Ok(Spend::Replayed(n.clone())),
+                    if n > 0 {
+                        read.revoked.push(id.clone());
                     }
                 }
-                if retry && fresh {
-                    return Ok(Spend::Replayed(nonces.first().cloned().unwrap_or_default()));
+                if let Some(spend) = &ask.spend {
+                    let now = int(spend.now);
+                    tx.execute("DELETE FROM mcpvault_nonces WHERE keep_until <= ?1", [now])
+                        .map_err(err)?;
+                    tx.execute("DELETE FROM mcpvault_results WHERE keep_until <= ?1", [now])
+                        .map_err(err)?;
+                    for n in &spend.nonces {
+                        let held = tx
+                            .query_row(
+                                "SELECT call_key, spent_at FROM mcpvault_nonces WHERE nonce = ?1",
+                                [n],
+                                |r| {
+                                    Ok(Held {
+                                        call_key: r.get(0)?,
+                                        at: r.get::<_, i64>(1)?.max(0) as u64,
+                                    })
+                                },
+                            )
+                            .map(Some)
+                            .or_else(none_if_missing)
+                            .map_err(err)?;
+                        read.held.push(held);
+                    }
+                    let recorded: Option<String> = tx
+                        .query_row(
+                            "SELECT response FROM mcpvault_results WHERE call_key = ?1",
+                            [&spend.call_key],
+                            |r| r.get(0),
+                        )
+                        .map(Some)
+                        .or_else(none_if_missing)
+                        .map_err(err)?;
+                    read.recorded = recorded
+                        .map(|t| serde_json::from_str(&t))
+                        .transpose()
+                        .map_err(err)?;
                 }
-                if retry {
-                    return Ok(Spend::Retry);
-                }
-                for n in nonces {
+                let d = decide(ask, &read);
+                for row in &d.write {
                     tx.execute(
                         "INSERT OR REPLACE INTO mcpvault_nonces (nonce, call_key, spent_at, keep_until) VALUES (?1, ?2, ?3, ?4)",
-                        rusqlite::params![n, call_key, int(now), int(until)],
+                        rusqlite::params![row.nonce, row.call_key, int(row.at), int(row.until)],
                     )
                     .map_err(err)?;
                 }
                 tx.commit().map_err(err)?;
-                Ok(Spend::Fresh)
+                Ok(d.answer)
             }
             Store::Redis(c) => {
-                if nonces.is_empty() {
-                    return Ok(Spend::Fresh);
-                }
                 let script = redis::Script::new(SPEND);
                 let mut inv = script.prepare_invoke();
+                inv.key(format!("{P}revoked"));
+                let (key, now, until, window, nonces) = match &ask.spend {
+                    Some(s) => (
+                        s.call_key.as_str(),
+                        s.now,
+                        s.until,
+                        s.window,
+                        s.nonces.as_slice(),
+                    ),
+                    None => ("", 0, 0, 0, &[][..]),
+                };
                 for n in nonces {
                     inv.key(format!("{P}nonce:{n}"));
                 }
-                inv.arg(call_key)
+                if !nonces.is_empty() {
+                    inv.key(format!("{P}result:{key}"));
+                }
+                inv.arg(key)
                     .arg(now)
-                    .arg(until.max(now + 1))
-                    .arg(RETRY_WINDOW);
+                    .arg(until)
+                    .arg(window)
+                    .arg(nonces.len());
+                for id in &ask.revocation_ids {
+                    inv.arg(id);
+                }
                 let out: Vec<String> = inv.invoke(c).map_err(err)?;
+                let second = || out.get(1).cloned().unwrap_or_default();
+                let spend = |s| {
+                    Ok(StoreAnswer {
+                        spend: Some(s),
+                        ..StoreAnswer::default()
+                    })
+                };
                 match out.first().map(String::as_str) {
-                    Some("fresh") => Ok(Spend::Fresh),
-                    Some("retry") => Ok(Spend::Retry),
-                    _ => Ok(Spend::Replayed(
-                        out.get(1)
-                            .and_then(|k| k.strip_prefix(&format!("{P}nonce:")))
+                    Some("revoked") => Ok(StoreAnswer {
+                        revoked: Some(second()),
+                        ..StoreAnswer::default()
+                    }),
+                    Some("none") => Ok(StoreAnswer::default()),
+                    Some("fresh") => spend(SpendOutcome::Fresh),
+                    Some("in_flight") => spend(SpendOutcome::InFlight),
+                    Some("done") => spend(SpendOutcome::Done {
+                        response: serde_json::from_str(&second()).map_err(err)?,
+                    }),
+                    Some("replayed") => spend(SpendOutcome::Replayed {
+                        nonce: second()
+                            .strip_prefix(&format!("{P}nonce:"))
                             .unwrap_or_default()
                             .to_string(),
-                    )),
+                    }),
+                    other => Err(format!("store: unexpected spend answer {other:?}")),
                 }
             }
+        }
+    }
+
+    /// Records the response of the single-use call `call_key` for its retries.
+    pub fn complete(&mut self, call_key: &str, response: &Value, until: u64) -> Result<(), String> {
+        let text = response.to_string();
+        match self {
+            Store::Sqlite(db) => db
+                .execute(
+                    "INSERT OR REPLACE INTO mcpvault_results (call_key, response, keep_until) VALUES (?1, ?2, ?3)",
+                    rusqlite::params![call_key, text, int(until)],
+                )
+                .map(|_| ())
+                .map_err(err),
+            Store::Redis(c) => redis::cmd("SET")
+                .arg(format!("{P}result:{call_key}"))
+                .arg(text)
+                .arg("EXAT")
+                .arg(until)
+                .query::<()>(c)
+                .map_err(err),
         }
     }
 
@@ -191,10 +238,7 @@ impl Store {
                         |r| r.get(0),
                     )
                     .map(Some)
-                    .or_else(|e| match e {
-                        rusqlite::Error::QueryReturnedNoRows => Ok(None),
-                        other => Err(other),
-                    })
+                    .or_else(none_if_missing)
                     .map_err(err)?;
                 let prev: Option<AuditEntry> = last
                     .map(|t| serde_json::from_str(&t))

@@ -165,10 +165,23 @@ fn scenario(store: &str) {
         Some(2)
     );
 
-    // a single-use token: once, a retry of the same request, then replayed
+    // only a whole revocation id: a prefix would revoke nothing
+    let prefix = &ids[1][..16];
+    assert_eq!(
+        cli.run(&["revoke", "--id", prefix, "--store", store])
+            .status
+            .code(),
+        Some(2)
+    );
+
+    // a single-use token: once; the same request again is not run twice (the CLI records no result: in_flight);
+    // another request is replayed
     let once = cli.mint(&["--single-use"]);
     cli.ok(&args(&verify(&once, &["--request-id", "1"])));
-    cli.ok(&args(&verify(&once, &["--request-id", "1"])));
+    assert_eq!(
+        cli.refused(&args(&verify(&once, &["--request-id", "1"]))),
+        "in_flight"
+    );
     assert_eq!(
         cli.refused(&args(&verify(&once, &["--request-id", "2"]))),
         "replayed"
@@ -217,6 +230,90 @@ fn scenario(store: &str) {
     );
 }
 
+/// Every `tests/vectors/state` case through `mcpvault guard` on a fresh store from `fresh()`: the same outcomes,
+/// step by step, as the core on its memory store; and the audit chain holds as many entries.
+fn state_vectors(fresh: &mut dyn FnMut(&str) -> String) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/state");
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    names.sort();
+    let cli = Cli::new();
+    let (mut passed, mut failed) = (0, 0);
+    for path in names {
+        let case: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let name = case["name"].as_str().unwrap();
+        let store = fresh(name);
+        for id in case["revoked"].as_array().unwrap() {
+            cli.ok(&["revoke", "--id", id.as_str().unwrap(), "--store", &store]);
+        }
+        let mut input = String::new();
+        for step in case["steps"].as_array().unwrap() {
+            let mut line = serde_json::json!({"now": step["now"], "input": step["input"]});
+            if let Some(c) = step.get("complete") {
+                line["complete"] = c.clone();
+            }
+            input.push_str(&format!("{line}\n"));
+        }
+        // a case without a store runs without one
+        let options = case["options"].to_string();
+        let mut args = vec!["guard", "--options", &options];
+        if case["options"]["store"].as_bool().unwrap() {
+            args.extend(["--store", &store]);
+        }
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mcpvault"))
+            .args(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let got: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let want: Vec<serde_json::Value> = case["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["expect"].clone())
+            .collect();
+        let audit = cli.ok(&["audit", "export", "--store", &store]);
+        let entries = audit.lines().filter(|l| !l.trim().is_empty()).count() as u64;
+        if got == want && entries == case["audit_entries"].as_u64().unwrap() {
+            passed += 1;
+        } else {
+            failed += 1;
+            eprintln!("FAIL {name} ({entries} audit entries)");
+            for (g, w) in got.iter().zip(&want) {
+                if g != w {
+                    eprintln!("  expected {w}\n  got      {g}");
+                }
+            }
+        }
+    }
+    println!("state vectors through the CLI: {passed} passed, {failed} failed");
+    assert!(passed >= 40);
+    assert_eq!(failed, 0);
+}
+
 #[test]
 fn sqlite_store() {
     let dir = tempfile::tempdir().unwrap();
@@ -224,10 +321,26 @@ fn sqlite_store() {
         "sqlite:{}",
         dir.path().join("vault.db").to_str().unwrap()
     ));
+    let files = tempfile::tempdir().unwrap();
+    state_vectors(&mut |name| {
+        format!(
+            "sqlite:{}",
+            files.path().join(format!("{name}.db")).display()
+        )
+    });
 }
 
 #[test]
 fn redis_store() {
     let redis = start_redis();
     scenario(&redis.1);
+    let url = redis.1.clone();
+    state_vectors(&mut |_| {
+        let mut c = redis::Client::open(url.as_str())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        redis::cmd("FLUSHDB").query::<()>(&mut c).unwrap();
+        url.clone()
+    });
 }

@@ -12,28 +12,60 @@ mod common;
 use std::collections::BTreeSet;
 
 use mcpvault::audit::{audit_append, audit_verify, call_key, AuditEntry, AuditRecord};
-use mcpvault::state::{check_replay, check_revocation, Spend};
+use mcpvault::guard::{Guard, GuardInput, GuardOptions};
+use mcpvault::state::MemoryStore;
 use mcpvault::verify;
 use serde_json::{json, Value};
 
-/// A `state/` case: verify, then revocation against `revoked`, then replay
-/// against `spent` (or no replay store).
+/// A `state/` case: the guard runs every step on one fresh store holding
+/// the case's revoked ids, recording a response where the step says the
+/// handler completed; every outcome must be the recorded one, in full.
 fn run_state_case(case: &Value) -> Value {
-    let (token, key, request, now) = common::case_call(case);
-    let strings =
-        |k: &str| -> Vec<String> { serde_json::from_value(case["state"][k].clone()).unwrap() };
-    let (revoked, spent) = (strings("revoked"), strings("spent"));
-    let has_store = case["state"]["replay_store"].as_bool().unwrap();
-    let result = verify(&token, &key, &request, now).and_then(|f| {
-        check_revocation(&f, |id| Ok(revoked.iter().any(|r| r == id)))?;
-        let spend = has_store.then(|| match f.nonces.iter().find(|n| spent.contains(n)) {
-            Some(n) => Spend::Replayed(n.clone()),
-            None => Spend::Fresh,
-        });
-        check_replay(&f, spend)?;
-        Ok(f)
-    });
-    common::answer(result)
+    let options: GuardOptions = serde_json::from_value(case["options"].clone()).unwrap();
+    // a cached and an uncached guard must agree
+    let mut outcomes = Vec::new();
+    for cache in [0, 16] {
+        let mut store = MemoryStore::new();
+        for id in case["revoked"].as_array().unwrap() {
+            store.revoke(id.as_str().unwrap()).unwrap();
+        }
+        let mut guard = Guard::new(options.clone(), cache).unwrap();
+        let mut got = Vec::new();
+        for step in case["steps"].as_array().unwrap() {
+            let input: GuardInput = serde_json::from_value(step["input"].clone()).unwrap();
+            let outcome = guard.run(&mut store, &input, step["now"].as_u64().unwrap());
+            if let (Some(k), Some(r)) = (&outcome.call_key, step.get("complete")) {
+                store.complete(k, r.clone(), outcome.keep_until.unwrap());
+            }
+            got.push(serde_json::to_value(outcome).unwrap());
+        }
+        assert_eq!(
+            store.audit_entries().len() as u64,
+            case["audit_entries"].as_u64().unwrap(),
+            "{}",
+            case["name"]
+        );
+        outcomes.push(Value::Array(got));
+    }
+    assert_eq!(
+        outcomes[0], outcomes[1],
+        "cached and uncached guards differ"
+    );
+    outcomes.pop().unwrap()
+}
+
+fn expected(case: &Value) -> Value {
+    match case["operation"].as_str() {
+        Some("guard") => Value::Array(
+            case["steps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["expect"].clone())
+                .collect(),
+        ),
+        _ => case["expect"].clone(),
+    }
 }
 
 /// An `audit/` case: appending records, verifying a chain, or a call key.
@@ -80,21 +112,34 @@ fn state_and_audit_vectors() {
         let cases = common::cases_in(sub);
         assert!(cases.len() >= 8, "only {} {sub} vectors", cases.len());
         for (name, case) in &cases {
-            if let Some(code) = case["expect"]["error"].as_str() {
-                codes.insert(code.to_string());
+            let want = expected(case);
+            for step in want.as_array().into_iter().flatten() {
+                for d in step["decisions"].as_array().into_iter().flatten() {
+                    if let Some(code) = d["code"].as_str() {
+                        codes.insert(code.to_string());
+                    }
+                }
             }
             let got = run(case);
-            if got == case["expect"] {
+            if got == want {
                 passed += 1;
             } else {
                 failed += 1;
-                eprintln!("FAIL {sub}/{name}: expected {}, got {got}", case["expect"]);
+                eprintln!("FAIL {sub}/{name}: expected {want}, got {got}");
             }
         }
     }
     println!("state and audit vectors: {passed} passed, {failed} failed");
     assert_eq!(failed, 0);
-    for code in ["revoked", "replayed"] {
+    for code in [
+        "revoked",
+        "replayed",
+        "in_flight",
+        "missing_token",
+        "session_mismatch",
+        "invalid_request",
+        "malformed_token",
+    ] {
         assert!(codes.contains(code), "no state vector expects {code}");
     }
 }
@@ -155,10 +200,18 @@ fn shared_vectors() {
     assert!(cases.len() >= 40, "only {} vectors", cases.len());
     assert_eq!(failed, 0);
     // every error code a token or request can produce has a vector (what
-    // the verifier remembers, revoked and replayed, in state/)
+    // the guard decides around a token, in state/)
+    let guard_codes = [
+        "internal_error",
+        "revoked",
+        "replayed",
+        "in_flight",
+        "session_mismatch",
+        "missing_token",
+    ];
     for code in mcpvault::ERROR_CODES
         .iter()
-        .filter(|c| !["internal_error", "revoked", "replayed"].contains(*c))
+        .filter(|c| !guard_codes.contains(*c))
     {
         assert!(codes.contains(*code), "no vector expects {code}");
     }

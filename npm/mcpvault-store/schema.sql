@@ -1,4 +1,7 @@
--- The SQLite store's tables: mcpvault-store's sqlite.mjs and the CLI's src/store.rs both run this file.
+-- The SQLite store's tables: mcpvault-store's sqlite.mjs, the CLI's src/store.rs and Python's mcpvault.store all run
+-- this file, so a store written by one is read by the others.
 CREATE TABLE IF NOT EXISTS mcpvault_revoked (id TEXT PRIMARY KEY, revoked_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS mcpvault_nonces (nonce TEXT PRIMARY KEY, call_key TEXT NOT NULL, spent_at INTEGER NOT NULL, keep_until INTEGER NOT NULL);
+-- The response of a single-use call's one execution, for its retries (the guard's `complete`).
+CREATE TABLE IF NOT EXISTS mcpvault_results (call_key TEXT PRIMARY KEY, response TEXT NOT NULL, keep_until INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS mcpvault_audit (seq INTEGER PRIMARY KEY, entry TEXT NOT NULL);

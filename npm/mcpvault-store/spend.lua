@@ -1,22 +1,36 @@
--- Spends a token's nonces for one call, atomically (all or none): mcpvault-store's redis.mjs and the CLI's
--- src/store.rs both run this file. KEYS: mcpvault:nonce:N per nonce. ARGV: call key, now, expiry (unix seconds),
--- retry window (seconds). Returns {"fresh"} | {"retry"} | {"replayed", key}.
-local retry = false
-local fresh = 0
-for i, k in ipairs(KEYS) do
-  local v = redis.call("GET", k)
+-- The store's atomic step for Redis: the same rules as the core's state::decide (src/state.rs), which every other
+-- store calls; tests/vectors/state holds this copy to the same answers. mcpvault-store's redis.mjs, the CLI's
+-- src/store.rs and Python's mcpvault.store all run this file.
+-- KEYS: mcpvault:revoked, then mcpvault:nonce:N per nonce (n of them), then mcpvault:result:CALLKEY when n > 0.
+-- ARGV: call key, now, keep until (unix seconds), retry window (seconds), n, then the token's revocation ids.
+-- Returns {"revoked", id} | {"none"} (nothing to spend) | {"fresh"} | {"in_flight"} | {"done", response} |
+-- {"replayed", nonce key}.
+local n = tonumber(ARGV[5])
+for i = 6, #ARGV do
+  if redis.call("SISMEMBER", KEYS[1], ARGV[i]) == 1 then return {"revoked", ARGV[i]} end
+end
+if n == 0 then return {"none"} end
+local now, window = tonumber(ARGV[2]), tonumber(ARGV[4])
+local retry, unspent, first_held = false, false, nil
+for i = 2, n + 1 do
+  local v = redis.call("GET", KEYS[i])
   if v then
+    first_held = first_held or KEYS[i]
     local sep = string.find(v, "|", 1, true)
     local key, at = string.sub(v, 1, sep - 1), tonumber(string.sub(v, sep + 1))
-    if key == ARGV[1] and tonumber(ARGV[2]) - at <= tonumber(ARGV[4]) then retry = true
-    else return {"replayed", k} end
-  else fresh = fresh + 1 end
+    if key == ARGV[1] and now - at <= window then retry = true
+    else return {"replayed", KEYS[i]} end
+  else unspent = true end
 end
-if retry and fresh > 0 then
-  for i, k in ipairs(KEYS) do if redis.call("EXISTS", k) == 1 then return {"replayed", k} end end
+-- part of the chain spent by this very call, part not: it cannot be a retry of it
+if retry and unspent then return {"replayed", first_held} end
+if retry then
+  local r = redis.call("GET", KEYS[n + 2])
+  if r then return {"done", r} end
+  return {"in_flight"}
 end
-if retry then return {"retry"} end
-for i, k in ipairs(KEYS) do
-  redis.call("SET", k, ARGV[1] .. "|" .. ARGV[2], "EXAT", ARGV[3])
+local exat = math.max(tonumber(ARGV[3]), now + 1)
+for i = 2, n + 1 do
+  redis.call("SET", KEYS[i], ARGV[1] .. "|" .. ARGV[2], "EXAT", exat)
 end
 return {"fresh"}

@@ -1,0 +1,1302 @@
+//! The guard: what an MCP server decides around a token, for every host.
+//!
+//! Sans-IO, in the shape of rustls or quinn-proto: a host hands the guard
+//! what arrived (HTTP method and headers, the body or JSON-RPC message) and
+//! the time; the guard finds the token, verifies it once for the whole
+//! request, decides every message, and says what it needs from the store
+//! ([`Check::Ask`]). The host performs that ask atomically (see
+//! [`crate::state`]) and hands the answer back to [`Guard::resume`]; the
+//! [`Outcome`] says what to answer or forward, and what to write (audit
+//! records, and after the handler ran, its response for retries).
+//!
+//! Every host (the npm gate and its adapters, the CLI, Python, the wasmtime
+//! host) calls this; none carries a rule of its own. SCHEMA.md, "At an MCP
+//! server", documents the rules; `tests/vectors/state` holds every host to
+//! them.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use crate::audit::{call_key, AuditRecord};
+use crate::error::{rpc_code_of_status, Error, Result};
+use crate::model::{AuthorizedFacts, Request, TOOLS_CALL};
+use crate::state::{SpendAsk, SpendOutcome, StoreAnswer, StoreAsk, RETRY_WINDOW};
+use crate::Verifier;
+
+/// Most messages in one JSON-RPC batch (the MCP SDK's own limit); a larger
+/// batch is refused before any verification.
+pub const MAX_BATCH: usize = 100;
+/// What the caller chose (method, tool, request id) is cut to this many
+/// characters in decisions and audit records: a refused request cannot grow
+/// the log.
+pub const MAX_RECORDED: usize = 256;
+/// The reserved dry-run tool.
+pub const CHECK_TOOL: &str = "mcpvault.check";
+/// The method a dry run is authorized as (a valid token, no grant).
+pub const CHECK_METHOD: &str = "mcpvault/check";
+/// The method a JSON-RPC response from the client is authorized as.
+pub const RESPONSE_METHOD: &str = "jsonrpc/response";
+/// Where a token may be in a message's `params._meta`.
+pub const META_KEYS: [&str; 2] = ["token", "mcpvault/token"];
+/// The header that carries the token (before `Authorization: Bearer`).
+pub const TOKEN_HEADER: &str = "x-mcpvault-token";
+
+fn default_window() -> u64 {
+    RETRY_WINDOW
+}
+
+/// A server's options.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuardOptions {
+    /// The issuer's public key, 64 hex characters.
+    pub public_key: String,
+    /// This server's audience name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+    /// Seconds a retry of the same single-use call is one (default 30).
+    #[serde(default = "default_window")]
+    pub retry_window: u64,
+    /// A store is attached: revocation, single-use spends, audit records.
+    #[serde(default)]
+    pub store: bool,
+    /// The route serves this one tool: a plain JSON body is its arguments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+    /// Answer the dry-run tool `mcpvault.check`.
+    #[serde(default)]
+    pub check_tool: bool,
+    /// An inner layer spends single-use tokens (and records results): this one
+    /// checks revocation only.
+    #[serde(default)]
+    pub defer_spend: bool,
+    /// The `realm` of `WWW-Authenticate` (default `mcpvault`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub realm: Option<String>,
+    /// An OAuth protected-resource metadata URL to advertise in challenges.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_metadata: Option<String>,
+}
+
+impl GuardOptions {
+    /// Options for `public_key` with every default.
+    pub fn new(public_key: impl Into<String>) -> Self {
+        GuardOptions {
+            public_key: public_key.into(),
+            audience: None,
+            retry_window: RETRY_WINDOW,
+            store: false,
+            tool: None,
+            check_tool: false,
+            defer_spend: false,
+            realm: None,
+            resource_metadata: None,
+        }
+    }
+}
+
+/// Why a host could not read a body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BodyError {
+    /// Over the host's size limit.
+    TooLarge,
+    /// Not UTF-8.
+    NotUtf8,
+    /// Not JSON, or nested deeper than the host's parser goes.
+    NotJson,
+}
+
+/// What arrived.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuardInput {
+    /// The HTTP method, for a request that came over HTTP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_method: Option<String>,
+    /// HTTP headers (any case); only the ones the guard reads matter.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// The body or message as JSON text (none or blank: no body).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// The host could not read the body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_error: Option<BodyError>,
+    /// A token an outer mcpvault layer already took from this request (its
+    /// header): read first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport_token: Option<String>,
+    /// A token to use when the request presents none (the stdio proxy's
+    /// environment, another layer's `authInfo.token`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_token: Option<String>,
+    /// An outer layer already spent this request's single-use nonces.
+    #[serde(default)]
+    pub replay_checked: bool,
+    /// The subject that opened the MCP session this request belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_subject: Option<String>,
+}
+
+/// One decision: a message allowed or refused, or a whole request refused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    /// Allowed (the message goes on, or is answered by the guard).
+    pub allowed: bool,
+    /// The refusal code; null when allowed.
+    pub code: Option<String>,
+    /// HTTP status: 200 when allowed.
+    pub status: u16,
+    /// The refusal's message, safe to show the caller.
+    pub message: Option<String>,
+    /// The refusal's detail, for server logs only.
+    pub detail: Option<String>,
+    /// The block and check that refused, when a check did.
+    pub failed_block: Option<usize>,
+    /// The Datalog of that check.
+    pub failed_check: Option<String>,
+    /// The message's method (cut to 256 characters).
+    pub method: Option<String>,
+    /// The tool of a `tools/call` (cut).
+    pub tool: Option<String>,
+    /// The JSON-RPC id as text (cut).
+    pub request_id: Option<String>,
+    /// Where the token was found: header, bearer, transport, _meta.token,
+    /// _meta.mcpvault/token, fallback.
+    pub token_source: Option<String>,
+    /// The token's subject, when it verified.
+    pub subject: Option<String>,
+    /// The token's issuer, when it verified.
+    pub issuer: Option<String>,
+    /// The token's revocation ids, when it verified.
+    pub revocation_ids: Vec<String>,
+    /// Answered from the recorded response of the first execution.
+    #[serde(default)]
+    pub replayed_response: bool,
+}
+
+impl Decision {
+    /// The audit record of this decision at `time`.
+    pub fn record(&self, time: u64) -> AuditRecord {
+        AuditRecord {
+            time,
+            allowed: self.allowed,
+            code: self.code.clone(),
+            method: self.method.clone().unwrap_or_default(),
+            tool: self.tool.clone(),
+            subject: self.subject.clone(),
+            issuer: self.issuer.clone(),
+            revocation_ids: self.revocation_ids.clone(),
+            request_id: self.request_id.clone(),
+        }
+    }
+}
+
+/// What to do with the request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// Every message allowed.
+    pub allowed: bool,
+    /// The HTTP status to answer with when refused (200 when allowed).
+    pub status: u16,
+    /// Headers of the refusal (`WWW-Authenticate`).
+    pub headers: BTreeMap<String, String>,
+    /// The answer when refused: a JSON-RPC error response, or an array of them
+    /// for a batch.
+    pub response: Option<Value>,
+    /// The body or message to hand on, without the token; null when nothing
+    /// is left to hand on.
+    pub forward: Option<Value>,
+    /// Responses the guard gives itself (dry runs, recorded responses of
+    /// retries), for messages not in `forward`.
+    pub answers: Vec<Value>,
+    /// The token (for the host's `authInfo`; never log it).
+    pub token: Option<String>,
+    /// Where it was found.
+    pub token_source: Option<String>,
+    /// The facts of the first `tools/call`, else of the first message.
+    pub facts: Option<AuthorizedFacts>,
+    /// The decisions, one per message (one for a refused request).
+    pub decisions: Vec<Decision>,
+    /// Audit records to append (when a store is attached).
+    pub audit: Vec<AuditRecord>,
+    /// A single-use call spent now: after the handler ran, record its
+    /// response under this key (`complete`) so a retry gets it.
+    pub call_key: Option<String>,
+    /// Keep that response until then (unix seconds).
+    pub keep_until: Option<u64>,
+}
+
+/// The guard's first answer: done, or it needs the store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum Check {
+    /// Decided.
+    Done {
+        /// The outcome.
+        outcome: Box<Outcome>,
+    },
+    /// Perform `ask` atomically in the store, then call [`Guard::resume`]
+    /// with `pending` and the answer.
+    Ask {
+        /// What to check and do.
+        ask: StoreAsk,
+        /// The guard's state, handed back as it is.
+        pending: Box<Pending>,
+    },
+}
+
+/// A request waiting for the store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pending {
+    now: u64,
+    msgs: Vec<Msg>,
+    batch: bool,
+    /// Index of the message that spends, if any.
+    spender: Option<usize>,
+    outcome: Outcome,
+}
+
+/// One JSON-RPC message as the guard decided it before the store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Msg {
+    id: Option<Value>,
+    method: Option<String>,
+    tool: Option<String>,
+    /// Its decision so far.
+    decision: Decision,
+    /// The guard's own answer (dry run).
+    answer: Option<Value>,
+    /// Kept out of `forward` (answered by the guard).
+    answered: bool,
+}
+
+/// The guard of one server: its options and a verifier with a cache.
+pub struct Guard {
+    options: GuardOptions,
+    verifier: Verifier,
+}
+
+/// A message refused before its token is looked at.
+struct Refused {
+    error: Error,
+    method: Option<String>,
+    tool: Option<String>,
+    id: Option<Value>,
+}
+
+/// What one message asks.
+struct Call {
+    id: Option<Value>,
+    request: Request,
+    dry_run: Option<Result<Request>>,
+}
+
+fn cut(s: &str) -> String {
+    s.chars().take(MAX_RECORDED).collect()
+}
+
+fn id_text(id: &Option<Value>) -> Option<String> {
+    match id {
+        Some(Value::String(s)) => Some(cut(s)),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn header<'a>(h: &'a BTreeMap<String, String>, name: &str) -> Option<&'a str> {
+    h.iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+fn bearer(value: &str) -> Option<&str> {
+    let v = value.trim();
+    let (scheme, rest) = v.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let t = rest.trim();
+    (!t.is_empty() && !t.contains(char::is_whitespace)).then_some(t)
+}
+
+fn meta_token(m: &Value) -> Option<(String, String)> {
+    let meta = m.get("params")?.get("_meta")?;
+    META_KEYS.iter().find_map(|k| {
+        meta.get(*k)
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+            .map(|t| (t.to_string(), format!("_meta.{k}")))
+    })
+}
+
+/// Removes the token from a message's `_meta` (and any argument equal to it).
+fn strip(m: &mut Value, token: Option<&str>) {
+    let Some(params) = m.get_mut("params").and_then(Value::as_object_mut) else {
+        return;
+    };
+    if let Some(meta) = params.get_mut("_meta").and_then(Value::as_object_mut) {
+        for k in META_KEYS {
+            meta.remove(k);
+        }
+        if meta.is_empty() {
+            params.remove("_meta");
+        }
+    }
+    if let (Some(t), Some(args)) = (
+        token,
+        params.get_mut("arguments").and_then(Value::as_object_mut),
+    ) {
+        args.retain(|_, v| v.as_str() != Some(t));
+    }
+}
+
+fn quoted(v: &str) -> String {
+    let s: String = v
+        .chars()
+        .map(|c| if (' '..='~').contains(&c) { c } else { '?' })
+        .collect();
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// A JSON-RPC error object for a refusal: `{code, message, data: {code,
+/// status, failedBlock?}}`, with no token content.
+pub fn rpc_error(e: &Error) -> Value {
+    rpc_error_of(&refusal(e, None, None, &None))
+}
+
+/// The `WWW-Authenticate` challenge of a refusal (RFC 6750): none for 400,
+/// 409 and 500; no `error` when no token was presented; `invalid_token` for
+/// 401; `insufficient_scope` with the `scope` asked for (the tool) for 403.
+pub fn challenge(
+    e: &Error,
+    tool: Option<&str>,
+    options: &GuardOptions,
+) -> BTreeMap<String, String> {
+    challenge_of(&refusal(e, None, tool, &None), options)
+}
+
+fn rpc_error_of(d: &Decision) -> Value {
+    let mut data = Map::new();
+    data.insert("code".into(), json!(d.code));
+    data.insert("status".into(), json!(d.status));
+    if let (403, Some(b)) = (d.status, d.failed_block) {
+        data.insert("failedBlock".into(), json!(b));
+    }
+    json!({"code": rpc_code_of_status(d.status), "message": d.message, "data": data})
+}
+
+fn challenge_of(d: &Decision, options: &GuardOptions) -> BTreeMap<String, String> {
+    let mut headers = BTreeMap::new();
+    let status = d.status;
+    if status != 401 && status != 403 {
+        return headers;
+    }
+    let mut params = vec![(
+        "realm",
+        options.realm.clone().unwrap_or_else(|| "mcpvault".into()),
+    )];
+    if d.code.as_deref() != Some("missing_token") {
+        let error = if status == 401 {
+            "invalid_token"
+        } else {
+            "insufficient_scope"
+        };
+        params.push(("error", error.into()));
+        params.push((
+            "error_description",
+            format!(
+                "{}: {}",
+                d.code.as_deref().unwrap_or_default(),
+                d.message.as_deref().unwrap_or_default()
+            ),
+        ));
+        if status == 403 {
+            if let Some(t) = &d.tool {
+                params.push(("scope", t.clone()));
+            }
+        }
+    }
+    if let Some(r) = &options.resource_metadata {
+        params.push(("resource_metadata", r.clone()));
+    }
+    let text = params
+        .iter()
+        .map(|(k, v)| format!("{k}={}", quoted(v)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    headers.insert("WWW-Authenticate".into(), format!("Bearer {text}"));
+    headers
+}
+
+fn refusal(e: &Error, method: Option<&str>, tool: Option<&str>, id: &Option<Value>) -> Decision {
+    let failed = e.failed_check();
+    Decision {
+        allowed: false,
+        code: Some(e.code().to_string()),
+        status: e.http_status(),
+        message: Some(if e.http_status() == 500 {
+            "internal error".into()
+        } else {
+            e.to_string()
+        }),
+        detail: Some(e.detail()),
+        failed_block: failed.map(|(b, _)| b),
+        failed_check: failed.map(|(_, c)| c.to_string()),
+        method: method.map(cut),
+        tool: tool.map(cut),
+        request_id: id_text(id),
+        token_source: None,
+        subject: None,
+        issuer: None,
+        revocation_ids: Vec::new(),
+        replayed_response: false,
+    }
+}
+
+fn allowed(
+    f: &AuthorizedFacts,
+    method: Option<&str>,
+    tool: Option<&str>,
+    id: &Option<Value>,
+) -> Decision {
+    Decision {
+        allowed: true,
+        code: None,
+        status: 200,
+        message: None,
+        detail: None,
+        failed_block: None,
+        failed_check: None,
+        method: method.map(cut),
+        tool: tool.map(cut),
+        request_id: id_text(id),
+        token_source: None,
+        subject: Some(f.subject.clone()),
+        issuer: Some(f.issuer.clone()),
+        revocation_ids: f.revocation_ids.clone(),
+        replayed_response: false,
+    }
+}
+
+/// What a JSON-RPC message asks: its id, and the request to verify.
+fn call_of(
+    m: &Value,
+    options: &GuardOptions,
+    plain: bool,
+) -> std::result::Result<Call, Box<Refused>> {
+    let bad = |reason: &str, method: Option<String>, tool: Option<String>, id: Option<Value>| {
+        Box::new(Refused {
+            error: Error::invalid(reason),
+            method,
+            tool,
+            id,
+        })
+    };
+    let Some(obj) = m.as_object() else {
+        return Err(bad("not a JSON-RPC 2.0 message", None, None, None));
+    };
+    let id = obj.get("id").cloned();
+    let id_ok = match &id {
+        None => true,
+        Some(Value::String(_)) => true,
+        Some(Value::Number(n)) => n.is_i64() || n.is_u64(),
+        _ => false,
+    };
+    if obj.get("jsonrpc") != Some(&json!("2.0")) {
+        return Err(bad("not a JSON-RPC 2.0 message", None, None, id));
+    }
+    if !id_ok {
+        return Err(bad("id must be a string or an integer", None, None, None));
+    }
+    let Some(method) = obj.get("method") else {
+        if id.is_some() && (obj.contains_key("result") || obj.contains_key("error")) {
+            return Ok(Call {
+                id,
+                request: Request {
+                    method: RESPONSE_METHOD.into(),
+                    tool: None,
+                    arguments: Map::new(),
+                    audience: options.audience.clone(),
+                },
+                dry_run: None,
+            });
+        }
+        return Err(bad(
+            "a JSON-RPC message needs a method, or an id and a result",
+            None,
+            None,
+            id,
+        ));
+    };
+    let method = match method.as_str() {
+        Some(s) if !s.is_empty() => s.to_string(),
+        _ => return Err(bad("method must be a non-empty string", None, None, id)),
+    };
+    let params = obj.get("params");
+    if params.is_some_and(|p| !p.is_object() && !p.is_array()) {
+        return Err(bad("params must be an object", Some(method), None, id));
+    }
+    let mut request = Request {
+        method: method.clone(),
+        tool: None,
+        arguments: Map::new(),
+        audience: options.audience.clone(),
+    };
+    if method != TOOLS_CALL {
+        return Ok(Call {
+            id,
+            request,
+            dry_run: None,
+        });
+    }
+    let name = params
+        .and_then(|p| p.get("name"))
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .map(str::to_string);
+    let Some(name) = name else {
+        return Err(bad("tools/call needs params.name", Some(method), None, id));
+    };
+    if id.is_none() && !plain {
+        return Err(bad(
+            "tools/call is a request: it needs an id (a notification is never run)",
+            Some(method),
+            Some(name),
+            None,
+        ));
+    }
+    let args = params.and_then(|p| p.get("arguments"));
+    let arguments = match args {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(a)) => a.clone(),
+        Some(_) => {
+            return Err(bad(
+                "tools/call arguments must be an object",
+                Some(method),
+                Some(name),
+                id,
+            ))
+        }
+    };
+    if options.check_tool && name == CHECK_TOOL {
+        let ask = match (arguments.get("tool"), arguments.get("arguments")) {
+            (Some(Value::String(t)), None | Some(Value::Object(_))) if !t.is_empty() => {
+                Ok(Request {
+                    method: TOOLS_CALL.into(),
+                    tool: Some(t.clone()),
+                    arguments: arguments
+                        .get("arguments")
+                        .and_then(Value::as_object)
+                        .cloned()
+                        .unwrap_or_default(),
+                    audience: options.audience.clone(),
+                })
+            }
+            _ => Err(Error::invalid(
+                "mcpvault.check takes { tool: string, arguments?: object }",
+            )),
+        };
+        request.method = CHECK_METHOD.into();
+        return Ok(Call {
+            id,
+            request,
+            dry_run: Some(ask),
+        });
+    }
+    if let Some(only) = &options.tool {
+        if *only != name {
+            return Err(bad(
+                &format!("this endpoint serves tool {only:?} only"),
+                Some(method),
+                Some(name),
+                id,
+            ));
+        }
+    }
+    request.tool = Some(name);
+    request.arguments = arguments;
+    Ok(Call {
+        id,
+        request,
+        dry_run: None,
+    })
+}
+
+/// The `Mcp-Name` a message names: a tool or prompt name, or a resource URI.
+fn mcp_name(m: &Value) -> Option<&str> {
+    let p = m.get("params")?;
+    match m.get("method")?.as_str()? {
+        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
+            p.get("uri")?.as_str()
+        }
+        _ => p.get("name")?.as_str(),
+    }
+}
+
+impl Guard {
+    /// A guard for `options`, caching up to `cache` verified chains (0: none).
+    /// Refuses a public key that is not one (`invalid_key`).
+    pub fn new(options: GuardOptions, cache: usize) -> Result<Guard> {
+        crate::parse_public_key(&options.public_key)?;
+        if let Some(a) = &options.audience {
+            crate::model::check_name("audience", a)?;
+        }
+        if let Some(t) = &options.tool {
+            crate::model::check_tool_name(t)?;
+        }
+        Ok(Guard {
+            options,
+            verifier: Verifier::with_cache(crate::Limits::default(), cache),
+        })
+    }
+
+    /// A guard over an existing verifier (no checks of the options: a bad
+    /// key is refused on every call with `invalid_key`).
+    pub fn from_parts(options: GuardOptions, verifier: Verifier) -> Guard {
+        Guard { options, verifier }
+    }
+
+    /// The verifier back, with its cache.
+    pub fn into_verifier(self) -> Verifier {
+        self.verifier
+    }
+
+    /// Runs one request through `store` to its outcome: the check, the
+    /// store's atomic step, and the audit records appended. For Rust servers
+    /// and tests; hosts with their own stores do the same steps.
+    pub fn run(
+        &mut self,
+        store: &mut crate::state::MemoryStore,
+        input: &GuardInput,
+        now: u64,
+    ) -> Outcome {
+        let mut outcome = match self.check(input, now) {
+            Check::Done { outcome } => *outcome,
+            Check::Ask { ask, pending } => {
+                let answer = store.check(&ask);
+                self.resume(*pending, &answer)
+            }
+        };
+        for r in outcome.audit.clone() {
+            if let Err(e) = store.append_audit(r) {
+                if outcome.allowed {
+                    outcome = self.audit_failed(outcome, &e.to_string());
+                }
+            }
+        }
+        outcome
+    }
+
+    /// An allowed outcome whose audit records could not be written: refused
+    /// (`internal_error`); a refusal stays a refusal.
+    pub fn audit_failed(&self, outcome: Outcome, detail: &str) -> Outcome {
+        if !outcome.allowed {
+            return outcome;
+        }
+        let e = Error::Internal {
+            detail: format!("audit store: {detail}"),
+        };
+        let first = outcome.decisions.first();
+        let mut d = refusal(
+            &e,
+            first.and_then(|d| d.method.as_deref()),
+            first.and_then(|d| d.tool.as_deref()),
+            &None,
+        );
+        d.request_id = first.and_then(|d| d.request_id.clone());
+        d.token_source = outcome.token_source.clone();
+        let id = first
+            .and_then(|d| d.request_id.clone())
+            .map(Value::String)
+            .unwrap_or(Value::Null);
+        Outcome {
+            allowed: false,
+            status: d.status,
+            headers: BTreeMap::new(),
+            response: Some(json!({"jsonrpc": "2.0", "id": id, "error": rpc_error_of(&d)})),
+            forward: None,
+            answers: Vec::new(),
+            token: outcome.token,
+            token_source: outcome.token_source,
+            facts: None,
+            decisions: vec![d],
+            audit: Vec::new(),
+            call_key: None,
+            keep_until: None,
+        }
+    }
+
+    /// The options.
+    pub fn options(&self) -> &GuardOptions {
+        &self.options
+    }
+
+    /// The verifier's cache counters.
+    pub fn cache_stats(&self) -> crate::CacheStats {
+        self.verifier.cache_stats()
+    }
+
+    /// Decides what arrived at `now` (unix seconds).
+    pub fn check(&mut self, input: &GuardInput, now: u64) -> Check {
+        let mut out = Outcome {
+            allowed: false,
+            status: 200,
+            headers: BTreeMap::new(),
+            response: None,
+            forward: None,
+            answers: Vec::new(),
+            token: None,
+            token_source: None,
+            facts: None,
+            decisions: Vec::new(),
+            audit: Vec::new(),
+            call_key: None,
+            keep_until: None,
+        };
+        // The body: what the host could not read is refused, and recorded.
+        if let Some(e) = input.body_error {
+            let reason = match e {
+                BodyError::TooLarge => "body too large",
+                BodyError::NotUtf8 => "body is not UTF-8",
+                BodyError::NotJson => "body is not JSON",
+            };
+            return self.refuse_whole(out, &Error::invalid(reason), None, None, &None, now);
+        }
+        let text = input.body.as_deref().unwrap_or("");
+        let mut body: Option<Value> = None;
+        if !text.trim().is_empty() {
+            match serde_json::from_str::<Value>(text) {
+                Ok(v) => body = Some(v),
+                Err(e) => {
+                    let reason = if e.to_string().contains("recursion limit") {
+                        "body is nested too deeply"
+                    } else {
+                        "body is not JSON"
+                    };
+                    return self.refuse_whole(out, &Error::invalid(reason), None, None, &None, now);
+                }
+            }
+        }
+        // The messages: one, a batch (capped before anything is verified), or a plain body.
+        let is_rpc = |v: &Value| v.get("jsonrpc").is_some();
+        let (mut messages, batch, plain) = match body {
+            Some(Value::Array(a)) => {
+                if a.is_empty() {
+                    return self.refuse_whole(
+                        out,
+                        &Error::invalid("empty batch"),
+                        None,
+                        None,
+                        &None,
+                        now,
+                    );
+                }
+                if a.len() > MAX_BATCH {
+                    let e = Error::invalid(format!(
+                        "a batch of {} messages is over the limit of {MAX_BATCH}",
+                        a.len()
+                    ));
+                    return self.refuse_whole(out, &e, Some("batch"), None, &None, now);
+                }
+                (a, true, false)
+            }
+            Some(v) if is_rpc(&v) => (vec![v], false, false),
+            other => {
+                let req = if let Some(tool) = &self.options.tool {
+                    let args = match other {
+                        None => Map::new(),
+                        Some(Value::Object(a)) => a,
+                        Some(_) => {
+                            let e =
+                                Error::invalid("the body must be a JSON object of tool arguments");
+                            return self.refuse_whole(
+                                out,
+                                &e,
+                                Some(TOOLS_CALL),
+                                Some(tool),
+                                &None,
+                                now,
+                            );
+                        }
+                    };
+                    json!({"jsonrpc": "2.0", "method": TOOLS_CALL,
+                        "params": {"name": tool, "arguments": args}})
+                } else if other.is_none() {
+                    let method = format!(
+                        "http/{}",
+                        input
+                            .http_method
+                            .as_deref()
+                            .unwrap_or("POST")
+                            .to_ascii_uppercase()
+                    );
+                    json!({"jsonrpc": "2.0", "method": method})
+                } else {
+                    let e = Error::invalid("the body is not a JSON-RPC 2.0 message");
+                    return self.refuse_whole(out, &e, None, None, &None, now);
+                };
+                (vec![req], false, true)
+            }
+        };
+        // Mcp-Method / Mcp-Name must agree with the body.
+        let hm = header(&input.headers, "mcp-method").map(str::trim);
+        let hn = header(&input.headers, "mcp-name").map(str::trim);
+        if !plain && (hm.is_some() || hn.is_some()) {
+            for m in &messages {
+                let method = m.get("method").and_then(Value::as_str);
+                let wrong = hm.is_some_and(|h| Some(h) != method)
+                    || hn.is_some_and(|h| Some(h) != mcp_name(m));
+                if wrong {
+                    let e =
+                        Error::invalid("the Mcp-Method or Mcp-Name header does not match the body");
+                    let id = m.get("id").cloned();
+                    return self.refuse_whole(out, &e, method, None, &id, now);
+                }
+            }
+        }
+        // The token: one per request.
+        let own = header(&input.headers, TOKEN_HEADER)
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(|t| (t.to_string(), "header".to_string()))
+            .or_else(|| {
+                header(&input.headers, "authorization")
+                    .and_then(bearer)
+                    .map(|t| (t.to_string(), "bearer".to_string()))
+            })
+            .or_else(|| {
+                input
+                    .transport_token
+                    .as_deref()
+                    .filter(|t| !t.is_empty())
+                    .map(|t| (t.to_string(), "transport".to_string()))
+            });
+        let mut found = own.clone();
+        for m in &messages {
+            if let Some((t, source)) = meta_token(m) {
+                match &found {
+                    None => found = Some((t, source)),
+                    Some((f, _)) if *f != t => {
+                        let e = Error::invalid("the request carries two different mcpvault tokens");
+                        let id = m.get("id").cloned();
+                        let method = m.get("method").and_then(Value::as_str);
+                        return self.refuse_whole(out, &e, method, None, &id, now);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if found.is_none() {
+            found = input
+                .fallback_token
+                .as_deref()
+                .filter(|t| !t.is_empty())
+                .map(|t| (t.to_string(), "fallback".to_string()));
+        }
+        for m in messages.iter_mut() {
+            strip(m, found.as_ref().map(|(t, _)| t.as_str()));
+        }
+        out.token = found.as_ref().map(|(t, _)| t.clone());
+        out.token_source = found.as_ref().map(|(_, s)| s.clone());
+        // Each message: what it asks, then the token for it (verified once per request).
+        let mut msgs: Vec<Msg> = Vec::with_capacity(messages.len());
+        let mut batch_verifier = (self.verifier.cache_stats().capacity == 0)
+            .then(|| Verifier::with_cache(crate::Limits::default(), 1));
+        let mut spender: Option<usize> = None;
+        for (i, m) in messages.iter().enumerate() {
+            let call = match call_of(m, &self.options, plain) {
+                Ok(c) => c,
+                Err(r) => {
+                    let Refused {
+                        error,
+                        method,
+                        tool,
+                        id,
+                    } = *r;
+                    let mut d = refusal(&error, method.as_deref(), tool.as_deref(), &id);
+                    d.token_source = out.token_source.clone();
+                    msgs.push(Msg {
+                        id,
+                        method,
+                        tool,
+                        decision: d,
+                        answer: None,
+                        answered: false,
+                    });
+                    continue;
+                }
+            };
+            let method = Some(call.request.method.clone());
+            let tool = call.request.tool.clone();
+            let verifier = batch_verifier.as_mut().unwrap_or(&mut self.verifier);
+            let result = match &out.token {
+                None => Err(Error::MissingToken),
+                Some(t) => verifier.verify(t, &self.options.public_key, &call.request, now),
+            };
+            let result = result.and_then(|f| match &input.session_subject {
+                Some(s) if *s != f.subject => Err(Error::SessionMismatch {
+                    detail: format!("session of subject {s:?}, token of subject {:?}", f.subject),
+                }),
+                _ => Ok(f),
+            });
+            let mut answer = None;
+            let mut answered = false;
+            let mut d = match result {
+                Err(e) => refusal(&e, method.as_deref(), tool.as_deref(), &call.id),
+                Ok(f) => {
+                    let mut d = allowed(&f, method.as_deref(), tool.as_deref(), &call.id);
+                    if let Some(ask) = &call.dry_run {
+                        answered = true;
+                        answer = Some(self.dry_run(out.token.as_deref(), ask, &call.id, now));
+                    }
+                    let single_use = call.request.method == TOOLS_CALL && !f.nonces.is_empty();
+                    if single_use && !input.replay_checked && !self.options.defer_spend {
+                        if !self.options.store {
+                            d = refusal(
+                                &Error::Replayed {
+                                    nonce: f.nonces.first().cloned().unwrap_or_default(),
+                                },
+                                method.as_deref(),
+                                tool.as_deref(),
+                                &call.id,
+                            );
+                            d.detail =
+                                Some("no replay store: a single-use token is refused".into());
+                        } else if spender.is_some() {
+                            let e = Error::Replayed {
+                                nonce: f.nonces.first().cloned().unwrap_or_default(),
+                            };
+                            d = refusal(&e, method.as_deref(), tool.as_deref(), &call.id);
+                            d.detail = Some("a batch may spend a single-use token once".into());
+                        } else {
+                            spender = Some(i);
+                            out.call_key = Some(call_key(
+                                &id_text(&call.id).unwrap_or_default(),
+                                &call.request.method,
+                                call.request.tool.as_deref(),
+                                &call.request.arguments,
+                            ));
+                            out.keep_until = Some(f.expires_at);
+                        }
+                    }
+                    if d.allowed {
+                        let better = match &out.facts {
+                            None => true,
+                            Some(prev) => prev.tool.is_none() && f.tool.is_some(),
+                        };
+                        if better {
+                            out.facts = Some(f);
+                        }
+                    }
+                    d
+                }
+            };
+            d.token_source = out.token_source.clone();
+            msgs.push(Msg {
+                id: call.id,
+                method,
+                tool,
+                decision: d,
+                answer,
+                answered,
+            });
+        }
+        let all_allowed = msgs.iter().all(|m| m.decision.allowed);
+        let mut pending = Pending {
+            now,
+            msgs,
+            batch,
+            spender,
+            outcome: out,
+        };
+        let forward: Vec<Value> = messages;
+        pending.outcome.forward = Some(if batch {
+            Value::Array(forward)
+        } else {
+            forward.into_iter().next().unwrap_or(Value::Null)
+        });
+        if plain {
+            // the route's own body (arguments or none) is handed on as it came
+            pending.outcome.forward = None;
+        }
+        if all_allowed && self.options.store {
+            let facts = pending.outcome.facts.clone();
+            let spend = pending.spender.and(facts.as_ref()).and_then(|f| {
+                pending.outcome.call_key.clone().map(|k| SpendAsk {
+                    nonces: f.nonces.clone(),
+                    call_key: k,
+                    now,
+                    until: f.expires_at,
+                    window: self.options.retry_window,
+                })
+            });
+            let ask = StoreAsk {
+                revocation_ids: facts.map(|f| f.revocation_ids).unwrap_or_default(),
+                spend,
+            };
+            return Check::Ask {
+                ask,
+                pending: Box::new(pending),
+            };
+        }
+        Check::Done {
+            outcome: Box::new(self.finish(pending, None)),
+        }
+    }
+
+    /// Finishes a request after the store answered `answer` for its ask.
+    pub fn resume(&self, pending: Pending, answer: &StoreAnswer) -> Outcome {
+        self.finish(pending, Some(answer))
+    }
+
+    fn dry_run(
+        &mut self,
+        token: Option<&str>,
+        ask: &Result<Request>,
+        id: &Option<Value>,
+        now: u64,
+    ) -> Value {
+        let structured = match ask {
+            Err(e) => {
+                return json!({"jsonrpc": "2.0", "id": id, "result": {"isError": true,
+                    "content": [{"type": "text", "text": e.to_string()}]}})
+            }
+            Ok(req) => {
+                let tool = req.tool.clone().unwrap_or_default();
+                match self.verifier.verify(
+                    token.unwrap_or_default(),
+                    &self.options.public_key,
+                    req,
+                    now,
+                ) {
+                    Ok(f) => json!({"allowed": true, "tool": tool, "facts": f}),
+                    Err(e) => {
+                        let failed = e.failed_check();
+                        json!({"allowed": false, "tool": tool, "code": e.code(), "message": e.to_string(),
+                            "failedBlock": failed.map(|(b, _)| b), "failedCheck": failed.map(|(_, c)| c)})
+                    }
+                }
+            }
+        };
+        json!({"jsonrpc": "2.0", "id": id, "result": {
+            "content": [{"type": "text", "text": structured.to_string()}],
+            "structuredContent": structured}})
+    }
+
+    fn refuse_whole(
+        &self,
+        mut out: Outcome,
+        e: &Error,
+        method: Option<&str>,
+        tool: Option<&str>,
+        id: &Option<Value>,
+        now: u64,
+    ) -> Check {
+        let d = refusal(e, method, tool, id);
+        out.status = d.status;
+        out.headers = challenge_of(&d, &self.options);
+        out.response = Some(
+            json!({"jsonrpc": "2.0", "id": id.clone().unwrap_or(Value::Null), "error": rpc_error_of(&d)}),
+        );
+        if self.options.store {
+            out.audit.push(d.record(now));
+        }
+        out.decisions.push(d);
+        Check::Done {
+            outcome: Box::new(out),
+        }
+    }
+
+    fn finish(&self, p: Pending, answer: Option<&StoreAnswer>) -> Outcome {
+        let Pending {
+            now,
+            mut msgs,
+            batch,
+            spender,
+            mut outcome,
+        } = p;
+        // What the store found applies to every message (revocation), or to the spender.
+        if let Some(a) = answer {
+            let whole = if let Some(detail) = &a.error {
+                Some(Error::Internal {
+                    detail: format!("store: {detail}"),
+                })
+            } else {
+                a.revoked.as_ref().map(|id| Error::Revoked {
+                    revocation_id: id.clone(),
+                })
+            };
+            if let Some(e) = whole {
+                for m in msgs.iter_mut() {
+                    let src = m.decision.token_source.clone();
+                    m.decision = refusal(&e, m.method.as_deref(), m.tool.as_deref(), &m.id);
+                    m.decision.token_source = src;
+                }
+            } else if let (Some(i), Some(s)) = (spender, &a.spend) {
+                if let Some(m) = msgs.get_mut(i) {
+                    let e = match s {
+                        SpendOutcome::Fresh => None,
+                        SpendOutcome::InFlight => Some(Error::InFlight {
+                            call_key: outcome.call_key.clone().unwrap_or_default(),
+                        }),
+                        SpendOutcome::Replayed { nonce } => Some(Error::Replayed {
+                            nonce: nonce.clone(),
+                        }),
+                        SpendOutcome::Done { response } => {
+                            let mut r = json!({"jsonrpc": "2.0", "id": m.id});
+                            if let (Some(o), Some(rm)) = (r.as_object_mut(), response.as_object()) {
+                                for k in ["result", "error"] {
+                                    if let Some(v) = rm.get(k) {
+                                        o.insert(k.into(), v.clone());
+                                    }
+                                }
+                            }
+                            m.answer = Some(r);
+                            m.answered = true;
+                            m.decision.replayed_response = true;
+                            None
+                        }
+                    };
+                    if let Some(e) = e {
+                        let src = m.decision.token_source.clone();
+                        m.decision = refusal(&e, m.method.as_deref(), m.tool.as_deref(), &m.id);
+                        m.decision.token_source = src;
+                    }
+                }
+                if !matches!(s, SpendOutcome::Fresh) {
+                    outcome.call_key = None;
+                    outcome.keep_until = None;
+                }
+            }
+        }
+        let refused = msgs.iter().position(|m| !m.decision.allowed);
+        if let Some(r) = refused {
+            // One refusal refuses the whole request: one decision, one audit record.
+            let first = msgs.get(r).map(|m| m.decision.clone());
+            let Some(d) = first else { return outcome };
+            let ids: Vec<Value> = msgs.iter().filter_map(|m| m.id.clone()).collect();
+            let body = |id: Value| json!({"jsonrpc": "2.0", "id": id, "error": rpc_error_of(&d)});
+            outcome.response = Some(if batch {
+                let all: Vec<Value> = if ids.is_empty() {
+                    vec![body(Value::Null)]
+                } else {
+                    ids.into_iter().map(body).collect()
+                };
+                Value::Array(all)
+            } else {
+                body(
+                    msgs.get(r)
+                        .and_then(|m| m.id.clone())
+                        .unwrap_or(Value::Null),
+                )
+            });
+            outcome.status = d.status;
+            outcome.headers = challenge_of(&d, &self.options);
+            outcome.forward = None;
+            outcome.facts = None;
+            outcome.call_key = None;
+            outcome.keep_until = None;
+            outcome.allowed = false;
+            if self.options.store {
+                outcome.audit.push(d.record(now));
+            }
+            outcome.decisions.push(d);
+            return outcome;
+        }
+        outcome.allowed = true;
+        outcome.status = 200;
+        // What the guard answered itself is not handed on.
+        if let Some(fwd) = outcome.forward.take() {
+            let kept: Vec<Value> = match fwd {
+                Value::Array(a) => a
+                    .into_iter()
+                    .zip(msgs.iter())
+                    .filter(|(_, m)| !m.answered)
+                    .map(|(v, _)| v)
+                    .collect(),
+                v => {
+                    if msgs.first().is_some_and(|m| m.answered) {
+                        Vec::new()
+                    } else {
+                        vec![v]
+                    }
+                }
+            };
+            outcome.forward = if kept.is_empty() {
+                None
+            } else if batch {
+                Some(Value::Array(kept))
+            } else {
+                kept.into_iter().next()
+            };
+        }
+        for m in msgs {
+            if let Some(a) = m.answer {
+                outcome.answers.push(a);
+            }
+            if self.options.store {
+                outcome.audit.push(m.decision.record(now));
+            }
+            outcome.decisions.push(m.decision);
+        }
+        outcome
+    }
+}
+
+/// `result` of a `tools/list` with only the tools `facts` grants, and the
+/// dry-run tool on the first page (no cursor) when `check_tool`.
+pub fn filter_tools(
+    result: &Value,
+    facts: &AuthorizedFacts,
+    check_tool: bool,
+    first_page: bool,
+) -> Value {
+    let mut out = if result.is_object() {
+        result.clone()
+    } else {
+        json!({})
+    };
+    let mut tools: Vec<Value> = result
+        .get("tools")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter(|t| {
+                    t.get("name")
+                        .and_then(Value::as_str)
+                        .is_some_and(|n| facts.tools.iter().any(|g| g == n))
+                })
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    if check_tool && first_page {
+        tools.push(check_tool_definition());
+    }
+    if let Some(o) = out.as_object_mut() {
+        o.insert("tools".into(), Value::Array(tools));
+    }
+    out
+}
+
+/// The dry-run tool's definition.
+pub fn check_tool_definition() -> Value {
+    json!({
+        "name": CHECK_TOOL,
+        "title": "mcpvault: would this call be allowed?",
+        "description": "Dry run: says whether the presented mcpvault token allows calling `tool` with `arguments`, and which check refused it. Nothing is called.",
+        "inputSchema": {
+            "type": "object",
+            "properties": {
+                "tool": {"type": "string", "description": "The tool to ask about."},
+                "arguments": {"type": "object", "description": "The arguments of the call (default {})."}
+            },
+            "required": ["tool"]
+        },
+        "annotations": {"readOnlyHint": true, "idempotentHint": true, "openWorldHint": false}
+    })
+}
