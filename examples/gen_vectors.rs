@@ -1779,6 +1779,10 @@ fn build() -> Gen {
                 ),
             ],
         );
+        g.guard_case("state-check-tool-forwarded", "without check_tool the reserved dry-run tool goes on to the layer that answers it (valid token, no grant)",
+            opts(), &[],
+            vec![step(NOW, bearer(&hop1, rpc_call(json!(1), "mcpvault.check", json!({"tool": "file_read"}))), None),
+                 step(NOW, bearer(garbage, rpc_call(json!(2), "mcpvault.check", json!({"tool": "file_read"}))), Some("malformed_token"))]);
         g.guard_case(
             "state-check-tool-revoked",
             "the dry-run tool refuses a revoked token",

@@ -333,6 +333,112 @@ fn meta_token(m: &Value) -> Option<(String, String)> {
     })
 }
 
+/// The token a request presents and where: the `X-MCPVault-Token` header,
+/// `Authorization: Bearer`, the transport's token, a message's `_meta`,
+/// then the fallback. A `_meta` token that differs from one found before is
+/// an error (the message carrying it).
+fn token_of<'a>(
+    input: &GuardInput,
+    messages: &'a [Value],
+    strict: bool,
+) -> std::result::Result<Option<(String, String)>, &'a Value> {
+    let mut found = header(&input.headers, TOKEN_HEADER)
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| (t.to_string(), "header".to_string()))
+        .or_else(|| {
+            header(&input.headers, "authorization")
+                .and_then(bearer)
+                .map(|t| (t.to_string(), "bearer".to_string()))
+        })
+        .or_else(|| {
+            input
+                .transport_token
+                .as_deref()
+                .filter(|t| !t.is_empty())
+                .map(|t| (t.to_string(), "transport".to_string()))
+        });
+    for m in messages {
+        if let Some((t, source)) = meta_token(m) {
+            match &found {
+                None => found = Some((t, source)),
+                Some((f, _)) if strict && *f != t => return Err(m),
+                _ => {}
+            }
+        }
+    }
+    if found.is_none() {
+        found = input
+            .fallback_token
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .map(|t| (t.to_string(), "fallback".to_string()));
+    }
+    Ok(found)
+}
+
+/// The token `input` presents and where it was found (see SCHEMA.md), or
+/// none; a body that is not JSON is searched for nothing. A lookup, not a
+/// decision: the first by precedence, even where the guard would refuse
+/// two different tokens.
+pub fn find_token(input: &GuardInput) -> Option<(String, String)> {
+    let messages = match input.body.as_deref().map(serde_json::from_str::<Value>) {
+        Some(Ok(Value::Array(a))) => a,
+        Some(Ok(v)) => vec![v],
+        _ => Vec::new(),
+    };
+    token_of(input, &messages, false).ok().flatten()
+}
+
+/// The answer to a refusal `code` with `message` (and the refusing block),
+/// as the guard gives it: `{status, headers, body}` with `body` a JSON-RPC
+/// error response for `id`. An unknown code is `internal_error`.
+pub fn refusal_answer(
+    code: &str,
+    message: &str,
+    failed_block: Option<usize>,
+    tool: Option<&str>,
+    id: Option<Value>,
+    options: &GuardOptions,
+) -> Value {
+    let known = crate::ERROR_CODES.contains(&code);
+    let status = if known {
+        crate::status_of_code(code)
+    } else {
+        500
+    };
+    let d = Decision {
+        allowed: false,
+        code: Some(if known { code } else { "internal_error" }.to_string()),
+        status,
+        message: Some(if status == 500 {
+            "internal error".to_string()
+        } else {
+            message.to_string()
+        }),
+        detail: None,
+        failed_block,
+        failed_check: None,
+        method: None,
+        tool: tool.map(cut),
+        request_id: None,
+        token_source: None,
+        subject: None,
+        issuer: None,
+        revocation_ids: Vec::new(),
+        replayed_response: false,
+    };
+    let id = match id {
+        Some(v @ (Value::String(_) | Value::Number(_))) => v,
+        _ => Value::Null,
+    };
+    json!({
+        "status": status,
+        "headers": challenge_of(&d, options),
+        "body": {"jsonrpc": "2.0", "id": id, "error": rpc_error_of(&d)},
+    })
+}
+
 /// Removes the token from a message's `_meta` (and any argument equal to it).
 fn strip(m: &mut Value, token: Option<&str>) {
     let Some(params) = m.get_mut("params").and_then(Value::as_object_mut) else {
@@ -582,7 +688,9 @@ fn call_of(
             ))
         }
     };
-    if options.check_tool && name == CHECK_TOOL {
+    // The dry-run tool is reserved: a valid token, no grant. With `check_tool` the guard answers it; otherwise it
+    // goes on as method `mcpvault/check` to the layer that answers it (withMcpVault behind a middleware).
+    if name == CHECK_TOOL {
         let ask = match (arguments.get("tool"), arguments.get("arguments")) {
             (Some(Value::String(t)), None | Some(Value::Object(_))) if !t.is_empty() => {
                 Ok(Request {
@@ -604,7 +712,7 @@ fn call_of(
         return Ok(Call {
             id,
             request,
-            dry_run: Some(ask),
+            dry_run: options.check_tool.then_some(ask),
         });
     }
     if let Some(only) = &options.tool {
@@ -624,6 +732,50 @@ fn call_of(
         request,
         dry_run: None,
     })
+}
+
+/// Parses a body: any JSON value, except that a batch (a top-level array)
+/// is read only up to [`MAX_BATCH`] messages: the parse stops at the first
+/// message over the limit, so a huge batch costs no more than a full one.
+fn parse_body(text: &str) -> std::result::Result<Value, String> {
+    struct Capped;
+    impl<'de> serde::de::Visitor<'de> for Capped {
+        type Value = Vec<Value>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON-RPC batch")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> std::result::Result<Vec<Value>, A::Error> {
+            let mut out = Vec::new();
+            while let Some(v) = seq.next_element::<Value>()? {
+                if out.len() == MAX_BATCH {
+                    return Err(serde::de::Error::custom(OVER_BATCH));
+                }
+                out.push(v);
+            }
+            Ok(out)
+        }
+    }
+    const OVER_BATCH: &str = "a batch of more than 100 messages is over the limit";
+    let reason = |e: serde_json::Error| {
+        let m = e.to_string();
+        if m.starts_with(OVER_BATCH) {
+            OVER_BATCH.to_string()
+        } else if m.contains("recursion limit") {
+            "body is nested too deeply".to_string()
+        } else {
+            "body is not JSON".to_string()
+        }
+    };
+    if !text.trim_start().starts_with('[') {
+        return serde_json::from_str(text).map_err(reason);
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    let v = serde::Deserializer::deserialize_seq(&mut de, Capped).map_err(reason)?;
+    de.end().map_err(reason)?;
+    Ok(Value::Array(v))
 }
 
 /// The `Mcp-Name` a message names: a tool or prompt name, or a resource URI.
@@ -769,15 +921,18 @@ impl Guard {
         let text = input.body.as_deref().unwrap_or("");
         let mut body: Option<Value> = None;
         if !text.trim().is_empty() {
-            match serde_json::from_str::<Value>(text) {
+            match parse_body(text) {
                 Ok(v) => body = Some(v),
                 Err(e) => {
-                    let reason = if e.to_string().contains("recursion limit") {
-                        "body is nested too deeply"
-                    } else {
-                        "body is not JSON"
-                    };
-                    return self.refuse_whole(out, &Error::invalid(reason), None, None, &None, now);
+                    let batch = e.contains("batch");
+                    return self.refuse_whole(
+                        out,
+                        &Error::invalid(e),
+                        batch.then_some("batch"),
+                        None,
+                        &None,
+                        now,
+                    );
                 }
             }
         }
@@ -794,13 +949,6 @@ impl Guard {
                         &None,
                         now,
                     );
-                }
-                if a.len() > MAX_BATCH {
-                    let e = Error::invalid(format!(
-                        "a batch of {} messages is over the limit of {MAX_BATCH}",
-                        a.len()
-                    ));
-                    return self.refuse_whole(out, &e, Some("batch"), None, &None, now);
                 }
                 (a, true, false)
             }
@@ -859,44 +1007,15 @@ impl Guard {
             }
         }
         // The token: one per request.
-        let own = header(&input.headers, TOKEN_HEADER)
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .map(|t| (t.to_string(), "header".to_string()))
-            .or_else(|| {
-                header(&input.headers, "authorization")
-                    .and_then(bearer)
-                    .map(|t| (t.to_string(), "bearer".to_string()))
-            })
-            .or_else(|| {
-                input
-                    .transport_token
-                    .as_deref()
-                    .filter(|t| !t.is_empty())
-                    .map(|t| (t.to_string(), "transport".to_string()))
-            });
-        let mut found = own.clone();
-        for m in &messages {
-            if let Some((t, source)) = meta_token(m) {
-                match &found {
-                    None => found = Some((t, source)),
-                    Some((f, _)) if *f != t => {
-                        let e = Error::invalid("the request carries two different mcpvault tokens");
-                        let id = m.get("id").cloned();
-                        let method = m.get("method").and_then(Value::as_str);
-                        return self.refuse_whole(out, &e, method, None, &id, now);
-                    }
-                    _ => {}
-                }
+        let found = match token_of(input, &messages, true) {
+            Ok(f) => f,
+            Err(m) => {
+                let e = Error::invalid("the request carries two different mcpvault tokens");
+                let id = m.get("id").cloned();
+                let method = m.get("method").and_then(Value::as_str);
+                return self.refuse_whole(out, &e, method, None, &id, now);
             }
-        }
-        if found.is_none() {
-            found = input
-                .fallback_token
-                .as_deref()
-                .filter(|t| !t.is_empty())
-                .map(|t| (t.to_string(), "fallback".to_string()));
-        }
+        };
         for m in messages.iter_mut() {
             strip(m, found.as_ref().map(|(t, _)| t.as_str()));
         }
@@ -1099,9 +1218,13 @@ impl Guard {
         let d = refusal(e, method, tool, id);
         out.status = d.status;
         out.headers = challenge_of(&d, &self.options);
-        out.response = Some(
-            json!({"jsonrpc": "2.0", "id": id.clone().unwrap_or(Value::Null), "error": rpc_error_of(&d)}),
-        );
+        let response = json!({"jsonrpc": "2.0", "id": id.clone().unwrap_or(Value::Null), "error": rpc_error_of(&d)});
+        // a batch is answered with an array (JSON-RPC 2.0, "Batch"); an empty one with one error
+        out.response = Some(if method == Some("batch") {
+            Value::Array(vec![response])
+        } else {
+            response
+        });
         if self.options.store {
             out.audit.push(d.record(now));
         }

@@ -34,7 +34,7 @@ function mcpServer(publicKeyHex) {
 export async function startServer({ publicKeyHex, port = 0, onDecision, store }) {
   const app = express();
   app.use(express.json());
-  const stores = store ? { revocationStore: store, replayStore: store, auditStore: store } : {};
+  const stores = store ? { store } : {};
   const auth = createMcpVaultMiddleware({ publicKeyHex, onDecision, ...stores });
   app.post("/mcp", auth(), async (req, res) => {
     // Stateless Streamable HTTP: a server and transport per request.

@@ -1,9 +1,11 @@
 "use strict";
 // Express 4/5 (and Connect, and plain node:http) middleware over the mcpvault gate.
-const { MCPVault, McpVaultError, findToken, authorizeBody, stripToken, challenge, assertPublicKey, storeOptionsError } = require("mcpvault");
+// Every decision is the core guard's (mcpvault's Guard): this file reads the request, hands it over, and writes the
+// guard's answer.
+const { Guard, storeOptionsError } = require("mcpvault");
 
 const OPTIONS = ["publicKeyHex", "audience", "onDecision", "cache", "now", "realm", "resourceMetadata", "maxBodyBytes",
-  "revocationStore", "replayStore", "auditStore", "retryWindow"];
+  "store", "retryWindow", "deferSpend"];
 const DEFAULT_CACHE = 1024;
 const DEFAULT_MAX_BODY = 4 * 1024 * 1024;
 
@@ -30,6 +32,7 @@ function validate(options) {
   o.maxBodyBytes = max;
   const storeError = storeOptionsError(o);
   if (storeError) throw fail(storeError);
+  if (o.deferSpend !== undefined && typeof o.deferSpend !== "boolean") throw fail("deferSpend must be true or false");
   return o;
 }
 
@@ -49,7 +52,7 @@ function readJson(req, max) {
         // Answer, then drop the rest of the body and the connection.
         req.off("data", onData);
         req.resume();
-        reject(Object.assign(new Error("body too large"), { close: true }));
+        reject(Object.assign(new Error("body too large"), { close: true, bodyError: "too_large" }));
       } else chunks.push(c);
     };
     req.on("data", onData);
@@ -61,14 +64,10 @@ function readJson(req, max) {
         // a different argument than the client sent)
         text = new TextDecoder("utf-8", { fatal: true }).decode(Buffer.concat(chunks));
       } catch {
-        return reject(new Error("body is not UTF-8"));
+        return reject(Object.assign(new Error("body is not UTF-8"), { bodyError: "not_utf8" }));
       }
-      if (text.trim() === "") return resolve(undefined);
-      try {
-        resolve(JSON.parse(text));
-      } catch {
-        reject(new Error("body is not JSON"));
-      }
+      // the guard parses the text (and refuses what is not JSON or nested too deeply)
+      resolve(text.trim() === "" ? undefined : text);
     });
   });
 }
@@ -80,82 +79,102 @@ function readJson(req, max) {
  */
 function createMcpVaultMiddleware(options) {
   const o = validate(options);
-  const vault = new MCPVault({ cache: o.cache, now: o.now });
+  const guards = new Map();
+  let guard;
   try {
-    assertPublicKey(o.publicKeyHex, vault);
+    guard = makeGuard(undefined);
   } catch (e) {
     throw fail(`publicKeyHex: ${e.message}`);
   }
-  const gate = {
-    publicKey: o.publicKeyHex, audience: o.audience, vault, revocationStore: o.revocationStore,
-    replayStore: o.replayStore, auditStore: o.auditStore, retryWindow: o.retryWindow,
-  };
-  const answer = { realm: o.realm, resourceMetadata: o.resourceMetadata };
+  function makeGuard(tool) {
+    return new Guard({
+      publicKey: o.publicKeyHex, audience: o.audience, store: o.store, retryWindow: o.retryWindow, tool,
+      deferSpend: o.deferSpend, realm: o.realm, resourceMetadata: o.resourceMetadata, cache: o.cache, now: o.now,
+    });
+  }
+  function guardOf(tool) {
+    if (tool === undefined) return guard;
+    if (!guards.has(tool)) guards.set(tool, makeGuard(tool));
+    return guards.get(tool);
+  }
 
-  function report(decision) {
+  function report(g, outcome) {
     if (!o.onDecision) return;
-    try {
-      o.onDecision(decision);
-    } catch (e) {
-      // A hook observes decisions; it cannot change one.
-      console.error("mcpvault-express: onDecision threw:", e);
+    for (const d of g.decisionsOf(outcome)) {
+      try {
+        o.onDecision(d);
+      } catch (e) {
+        // A hook observes decisions; it cannot change one.
+        console.error("mcpvault-express: onDecision threw:", e);
+      }
     }
   }
 
-  function refuse(res, error, id) {
-    const c = challenge(error, { ...answer, id });
-    res.statusCode = c.status;
-    for (const [k, v] of Object.entries(c.headers)) res.setHeader(k, v);
-    res.end(JSON.stringify(c.body));
+  function send(res, status, headers, body) {
+    res.statusCode = status;
+    res.setHeader("Content-Type", "application/json");
+    for (const [k, v] of Object.entries(headers ?? {})) res.setHeader(k, v);
+    res.end(JSON.stringify(body));
   }
 
-  async function decide(req, res, next, tool, body) {
-    const found = findToken(req, body);
-    const out = await authorizeBody(found?.token, body, { ...gate, tool, httpMethod: req.method });
-    const call = out.call ?? {};
-    const base = { method: call.method ?? null, tool: call.tool ?? null, requestId: out.id ?? null, tokenSource: found?.source ?? null };
-    if (out.error) {
-      const c = challenge(out.error);
-      report({ allowed: false, code: c.body.error.data.code, status: c.status, ...base, subject: null, issuer: null,
-        message: out.error.message, detail: out.error.detail });
-      return refuse(res, out.error, out.id);
+  async function decide(req, res, next, tool, parts) {
+    const g = guardOf(tool);
+    const outcome = await g.decide({ ...parts, httpMethod: req.method, headers: req.headers });
+    report(g, outcome);
+    if (!outcome.allowed) {
+      if (parts.close) res.setHeader("Connection", "close");
+      return send(res, outcome.status, outcome.headers, outcome.response);
     }
-    const f = out.facts;
-    report({ allowed: true, code: null, status: 200, ...base, subject: f.subject, issuer: f.issuer, facts: f });
+    if (outcome.forward == null && outcome.answers.length > 0) {
+      // every message was answered by the guard (a retry answered with its recorded response)
+      return send(res, 200, {}, Array.isArray(parts.parsed) ? outcome.answers : outcome.answers[0]);
+    }
+    const f = g.factsOf(outcome);
     req.mcpvaultFacts = f;
     // The MCP SDK's AuthInfo: StreamableHTTPServerTransport hands req.auth to tool handlers as extra.authInfo.
-    // replayChecked tells withMcpVault that this request's single-use nonces were spent here.
-    req.auth = { token: found.token, clientId: f.subject, scopes: f.tools, expiresAt: f.expiresAt,
-      extra: { mcpvault: f, mcpvaultReplayChecked: Boolean(o.replayStore) } };
-    stripToken(body, found.token);
+    // mcpvaultReplayChecked tells withMcpVault that this request's single-use nonces were spent here.
+    req.auth = { token: outcome.token, clientId: f.subject, scopes: f.tools, expiresAt: f.expiresAt,
+      extra: { mcpvault: f, mcpvaultReplayChecked: Boolean(o.store) && !o.deferSpend } };
+    // the body handed on is the guard's, without the token (a one-tool route's plain arguments as they came)
+    if (outcome.forward != null) req.body = outcome.forward;
+    else if (parts.parsed !== undefined) req.body = parts.parsed;
     next();
   }
 
   return function auth(tool) {
     if (tool !== undefined && (typeof tool !== "string" || tool === "")) throw fail("auth(tool): tool must be a non-empty string");
-    const run = (req, res, next, body) => decide(req, res, next, tool, body).catch((e) => {
+    if (tool !== undefined) {
+      try {
+        guardOf(tool);
+      } catch (e) {
+        throw fail(`auth(tool): ${e.message}`);
+      }
+    }
+    const run = (req, res, next, parts) => decide(req, res, next, tool, parts).catch((e) => {
       console.error("mcpvault-express:", e);
-      if (!res.headersSent) refuse(res, new McpVaultError("internal_error", "internal error"), null);
+      if (!res.headersSent) send(res, 500, {}, { jsonrpc: "2.0", id: null, error: { code: -32603, message: "internal error", data: { code: "internal_error", status: 500 } } });
     });
     return function mcpvaultMiddleware(req, res, next) {
-      if (req.body !== undefined) return void run(req, res, next, hasContent(req) ? req.body : undefined);
-      if (!hasContent(req)) return void run(req, res, next, undefined);
+      if (req.body !== undefined) {
+        const body = hasContent(req) ? req.body : undefined;
+        return void run(req, res, next, { body, parsed: body });
+      }
+      if (!hasContent(req)) return void run(req, res, next, {});
       readJson(req, o.maxBodyBytes).then(
-        (body) => {
-          req.body = body;
-          return run(req, res, next, body);
+        (text) => {
+          let parsed;
+          try {
+            parsed = text === undefined ? undefined : JSON.parse(text);
+          } catch {
+            parsed = undefined; // the guard refuses it
+          }
+          req.body = parsed;
+          return run(req, res, next, { body: text, parsed });
         },
-        (e) => {
-          if (e.close) res.setHeader("Connection", "close");
-          refuse(res, invalid(e.message), null);
-        },
+        (e) => run(req, res, next, { bodyError: e.bodyError ?? "not_json", close: e.close }),
       );
     };
   };
-}
-
-function invalid(message) {
-  return new McpVaultError("invalid_request", `invalid request: ${message}`);
 }
 
 module.exports = { createMcpVaultMiddleware };

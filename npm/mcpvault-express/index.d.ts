@@ -1,24 +1,26 @@
-import type { AuthorizedFacts, ErrorCode } from "mcpvault";
+import type { AuthorizedFacts, ErrorCode, Store } from "mcpvault";
 
 export interface McpVaultDecision {
   allowed: boolean;
   /** The refusal code (`missing_token`, `tool_not_allowed`, …); null when allowed. */
-  code: ErrorCode | "missing_token" | null;
-  /** The HTTP status sent: 200 when allowed (the route answers), else 400/401/403/500. */
+  code: ErrorCode | null;
+  /** The HTTP status sent: 200 when allowed (the route answers), else 400/401/403/409/500. */
   status: number;
   /** The JSON-RPC method decided on (`tools/call`, `initialize`, …, or `http/GET` for a body-less request). */
   method: string | null;
   tool: string | null;
-  /** The JSON-RPC id of the (first) message, if any. */
-  requestId: string | number | null;
+  /** The JSON-RPC id of the message, as text, if any. */
+  requestId: string | null;
   /** Where the token was found: "header", "bearer", "_meta.token", "_meta.mcpvault/token"; null when none. */
   tokenSource: string | null;
   subject: string | null;
   issuer: string | null;
   facts?: AuthorizedFacts;
   /** Refusals: the message sent to the caller, and the detail for server-side logs only. */
-  message?: string;
-  detail?: string;
+  message?: string | null;
+  detail?: string | null;
+  /** A retry answered with the recorded response of its first execution. */
+  replayedResponse?: boolean;
 }
 
 export interface McpVaultMiddlewareOptions {
@@ -38,6 +40,12 @@ export interface McpVaultMiddlewareOptions {
   resourceMetadata?: string;
   /** The largest body read when no body parser ran before (default 4 MiB). */
   maxBodyBytes?: number;
+  /** A store of mcpvault-store: revocation, single-use spends, the audit log. */
+  store?: Store;
+  /** Seconds a retry of the same single-use request is one (default 30). */
+  retryWindow?: number;
+  /** Leave single-use spends to an inner layer that sees responses (withMcpVault with a store). */
+  deferSpend?: boolean;
 }
 
 /** `(req, res, next)`: works with Express 4 and 5, Connect and node:http. */

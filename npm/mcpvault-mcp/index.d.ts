@@ -1,4 +1,4 @@
-import type { AuthorizedFacts } from "mcpvault";
+import type { AuthorizedFacts, Store } from "mcpvault";
 import type { McpVaultDecision } from "mcpvault-express";
 
 export interface WithMcpVaultOptions {
@@ -11,6 +11,11 @@ export interface WithMcpVaultOptions {
   now?: () => number;
   /** Add the `mcpvault.check` dry-run tool. */
   checkTool?: boolean;
+  /** A store of mcpvault-store: revocation, single use (a call runs once; its retries get its recorded response),
+   * the audit log. */
+  store?: Store;
+  /** Seconds a retry of the same single-use request is one (default 30). */
+  retryWindow?: number;
 }
 
 /** Guards an McpServer or Server of @modelcontextprotocol/sdk 1.x in place and returns it. */
@@ -29,6 +34,8 @@ export interface ProxyConfig {
   checkTool: boolean;
   cache: boolean | number;
   log: boolean;
+  /** "memory", "sqlite:FILE" (absolute once checked) or "redis://HOST:PORT[/DB]". */
+  store?: string;
 }
 export class ConfigError extends Error {}
 /** Checks a parsed config (see README.md); relative cwd against `base`. */

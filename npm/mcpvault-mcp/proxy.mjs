@@ -1,7 +1,9 @@
 // mcpvault-proxy: puts mcpvault in front of an MCP server you cannot change. It relays JSON-RPC messages between a
 // downstream client (stdio or Streamable HTTP) and an upstream server (a spawned stdio child or a Streamable HTTP
-// URL): every tools/call is authorized and refused or forwarded without its token; tools/list answers are
-// filtered to the granted tools; everything else passes through (minus any mcpvault token in `_meta`).
+// URL): every message from the client — requests, notifications and responses, of every method — is decided by the
+// core guard and refused or forwarded without its token; tools/list answers are filtered to the granted tools; a
+// single-use call runs once upstream and its retries get its recorded response; an HTTP session is bound to the
+// subject whose token opened it.
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
@@ -12,10 +14,10 @@ import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/
 import { createMcpExpressApp } from "@modelcontextprotocol/sdk/server/express.js";
 import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
 import { createMcpVaultMiddleware } from "mcpvault-express";
-import { Policy, TOOLS_CALL, TOOLS_LIST, withoutToken } from "./policy.mjs";
+import { Policy, TOOLS_LIST, responseOf } from "./policy.mjs";
 
 const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
-const isRequest = (m) => isObject(m) && typeof m.method === "string" && m.id !== undefined;
+const isRequest = (m) => isObject(m) && typeof m.method === "string" && m.id !== undefined && m.id !== null;
 const isResponse = (m) => isObject(m) && m.method === undefined && m.id !== undefined && ("result" in m || "error" in m);
 
 const CONFIG_KEYS = ["publicKey", "audience", "upstream", "downstream", "tokenEnv", "checkTool", "cache", "log", "store"];
@@ -112,8 +114,11 @@ class Relay {
     this.down = downstream;
     this.up = upstream;
     this.fallback = fallbackToken;
-    this.lists = new Map(); // tools/list request id -> { facts, request }
+    this.lists = new Map(); // tools/list request id -> { outcome, request }
+    this.calls = new Map(); // single-use tools/call request id -> outcome, to record the response
     this.initializeIds = new Set();
+    // the subject whose token opened the session: later messages must carry a token of the same subject
+    this.subject = undefined;
     this.closed = false;
   }
 
@@ -133,22 +138,22 @@ class Relay {
   }
 
   async fromClient(message, extra) {
-    if (isRequest(message) && (message.method === TOOLS_CALL || message.method === TOOLS_LIST)) {
-      const p = this.policy;
-      if (message.method === TOOLS_CALL && p.checkTool && message.params?.name === p.checkTool) {
-        const found = p.findToken(message, extra?.authInfo, this.fallback);
-        return this.down.send({ jsonrpc: "2.0", id: message.id, result: p.dryRun(found?.token, message.params.arguments) });
-      }
-      const d = await p.decide(message, extra?.authInfo, this.fallback);
-      if (d.error) return this.down.send({ jsonrpc: "2.0", id: message.id, error: p.rpcError(d.error) });
-      if (message.method === TOOLS_LIST) this.lists.set(message.id, { facts: d.facts, request: d.request });
-      return this.up.send(d.request);
+    const outcome = await this.policy.decide(message, extra?.authInfo, this.fallback, this.subject);
+    if (!outcome.allowed) {
+      // a request gets the error; a refused notification or response is dropped (onDecision has it)
+      if (isRequest(message)) return this.down.send({ ...outcome.response, id: message.id });
+      return;
     }
-    // Everything else passes through; an mcpvault token in _meta never reaches the upstream.
-    const found = this.policy.findToken(message, undefined, undefined);
-    if (found) message = withoutToken(message, found.token);
-    if (isRequest(message) && message.method === "initialize") this.initializeIds.add(message.id);
-    return this.up.send(message);
+    if (this.subject === undefined) this.subject = outcome.facts?.subject;
+    for (const answer of outcome.answers) await this.down.send(answer, { relatedRequestId: answer.id });
+    const forward = outcome.forward;
+    if (forward == null) return;
+    if (isRequest(forward)) {
+      if (forward.method === TOOLS_LIST) this.lists.set(forward.id, { outcome, request: forward });
+      if (outcome.call_key) this.calls.set(forward.id, outcome);
+      if (forward.method === "initialize") this.initializeIds.add(forward.id);
+    }
+    return this.up.send(forward);
   }
 
   async fromServer(message) {
@@ -156,7 +161,12 @@ class Relay {
       const list = this.lists.get(message.id);
       if (list) {
         this.lists.delete(message.id);
-        if (isObject(message.result)) message = { ...message, result: this.policy.filterTools(message.result, list.facts, list.request) };
+        if (isObject(message.result)) message = { ...message, result: this.policy.filterTools(message.result, list.outcome, list.request) };
+      }
+      const called = this.calls.get(message.id);
+      if (called) {
+        this.calls.delete(message.id);
+        await this.policy.complete(called, "error" in message ? { error: message.error } : responseOf(message.result));
       }
       if (this.initializeIds.delete(message.id) && typeof message.result?.protocolVersion === "string") {
         this.up.setProtocolVersion?.(message.result.protocolVersion);
@@ -175,9 +185,9 @@ class Relay {
 }
 
 function policyOf(config, onDecision, store) {
-  const stores = store ? { revocationStore: store, replayStore: store, auditStore: store } : {};
   return new Policy(
-    { publicKeyHex: config.publicKey, audience: config.audience, cache: config.cache, checkTool: config.checkTool, onDecision, ...stores },
+    { publicKeyHex: config.publicKey, audience: config.audience, cache: config.cache, checkTool: config.checkTool, onDecision,
+      ...(store ? { store } : {}) },
     "mcpvault-proxy",
   );
 }
@@ -212,13 +222,15 @@ export async function startProxy(config, options = {}) {
   }
   const { host, port, path } = config.downstream.http;
   const app = createMcpExpressApp({ host });
-  // The relay re-checks each call with the same store: a spend it repeats is the same call, a retry.
+  // The HTTP layer answers 401/403 with challenges for tokens that cannot be used at all; the relay behind it, which
+  // sees responses, decides each message with the store (revocation, single use with recorded responses, audit).
   const auth = createMcpVaultMiddleware({
     publicKeyHex: config.publicKey,
     audience: config.audience,
     cache: config.cache,
-    onDecision,
-    ...(store ? { revocationStore: store, replayStore: store } : {}),
+    deferSpend: true,
+    // the refusals it answers itself; the relay reports the rest
+    onDecision: onDecision && ((d) => d.allowed || onDecision(d)),
   });
   const relays = new Map();
   app.all(path, auth(), async (req, res) => {

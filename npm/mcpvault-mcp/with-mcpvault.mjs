@@ -1,19 +1,23 @@
-// withMcpVault(server, options): every tools/call of an McpServer/Server of @modelcontextprotocol/sdk 1.x is
-// authorized before its handler runs; tools/list shows only the granted tools.
+// withMcpVault(server, options): every request an McpServer/Server of @modelcontextprotocol/sdk 1.x handles
+// (tools, resources, prompts, completion, logging, …; all but the lifecycle's initialize and ping) is decided by the
+// core guard before its handler runs; tools/list shows only the granted tools; a single-use call runs once and its
+// retries get its recorded response.
 //
-// The SDK keeps request handlers in `Protocol._requestHandlers` (a Map) and McpServer installs its tools/call and
-// tools/list handlers lazily, on the first registerTool. Wrapping `get` on that Map wraps whatever handler is there
-// when a request arrives: it works whether withMcpVault runs before or after tools are registered, and survives a
-// handler being replaced.
-import { Policy, TOOLS_CALL, TOOLS_LIST, REDACTED, redact } from "./policy.mjs";
+// The SDK keeps request handlers in `Protocol._requestHandlers` (a Map) and McpServer installs its handlers lazily,
+// on the first registerTool. Wrapping `get` on that Map wraps whatever handler is there when a request arrives: it
+// works whether withMcpVault runs before or after tools are registered, and survives a handler being replaced.
+import { Policy, TOOLS_CALL, TOOLS_LIST, REDACTED, redact, responseOf } from "./policy.mjs";
 
 const APPLIED = Symbol.for("mcpvault.withMcpVault");
 const METHOD_NOT_FOUND = -32601;
+/** Sent before a client can present anything: not guarded (a token-bearing transport guards them, see README). */
+const LIFECYCLE = new Set(["initialize", "ping"]);
 
 /**
  * Guards `server` (an McpServer or a low-level Server) and returns it. options: `publicKeyHex` (required),
  * `audience`, `onDecision(decision)`, `cache` (default true), `now`, `checkTool` (true: add the `mcpvault.check`
- * dry-run tool). Apply before `connect` when using checkTool on a server with no tools.
+ * dry-run tool), `store` (mcpvault-store: revocation, single use with recorded responses, audit), `retryWindow`.
+ * Apply before `connect` when using checkTool on a server with no tools.
  */
 export function withMcpVault(server, options) {
   const low = server?.server ?? server;
@@ -25,19 +29,21 @@ export function withMcpVault(server, options) {
   const policy = new Policy(options, "withMcpVault");
   if (policy.checkTool && !low.getCapabilities?.().tools) low.registerCapabilities({ tools: {} });
 
-  const wrapped = new WeakMap();
-  const memo = (h, make) => {
-    if (h === undefined) return make(undefined);
-    if (!wrapped.has(h)) wrapped.set(h, make(h));
-    return wrapped.get(h);
+  const wrapped = new Map();
+  const memo = (method, h) => {
+    let byHandler = wrapped.get(method);
+    if (!byHandler) wrapped.set(method, (byHandler = new WeakMap()));
+    const key = h ?? memo;
+    if (!byHandler.has(key)) byHandler.set(key, guard(policy, method, h));
+    return byHandler.get(key);
   };
   const get = Map.prototype.get;
   handlers[APPLIED] = true;
   handlers.get = function (method) {
     const h = get.call(this, method);
-    if (method === TOOLS_CALL) return memo(h, (inner) => guardCall(policy, inner));
-    if (method === TOOLS_LIST && (h !== undefined || policy.checkTool)) return memo(h, (inner) => guardList(policy, inner));
-    return h;
+    if (LIFECYCLE.has(method)) return h;
+    if (h === undefined && !(method === TOOLS_LIST && policy.checkTool) && !(method === TOOLS_CALL && policy.checkTool)) return h;
+    return memo(method, h);
   };
   return server;
 }
@@ -53,24 +59,32 @@ function handlerExtra(extra, request, token, facts) {
   return out;
 }
 
-function guardCall(policy, inner) {
+function guard(policy, method, inner) {
   return async (request, extra) => {
-    if (policy.checkTool && request?.params?.name === policy.checkTool) {
-      const found = policy.findToken(request, extra?.authInfo);
-      return policy.dryRun(found?.token, request.params.arguments);
+    // the SDK hands handlers the JSON-RPC request; the guard sees it as it came
+    const message = { jsonrpc: "2.0", id: request?.id ?? extra?.requestId, ...request };
+    const outcome = await policy.decide(message, extra?.authInfo);
+    if (!outcome.allowed) throw policy.throwable(outcome);
+    if (outcome.answers.length > 0) {
+      // answered by the guard itself: the dry-run tool, or a retry of a single-use call with its recorded response
+      const a = outcome.answers[0];
+      if (a.error) throw Object.assign(new Error(a.error.message), { code: a.error.code, data: a.error.data });
+      return a.result;
     }
-    const d = await policy.decide(request, extra?.authInfo);
-    if (d.error) throw policy.throwable(d.error);
-    if (inner === undefined) throw Object.assign(new Error("Method not found"), { code: METHOD_NOT_FOUND });
-    return inner(d.request, handlerExtra(extra, d.request, d.token, d.facts));
-  };
-}
-
-function guardList(policy, inner) {
-  return async (request, extra) => {
-    const d = await policy.decide(request, extra?.authInfo);
-    if (d.error) throw policy.throwable(d.error);
-    const result = inner === undefined ? { tools: [] } : await inner(d.request, handlerExtra(extra, d.request, d.token, d.facts));
-    return policy.filterTools(result, d.facts, d.request);
+    const forwarded = outcome.forward ?? message;
+    const facts = policy.facts(outcome);
+    if (inner === undefined) {
+      if (method === TOOLS_LIST) return policy.filterTools({ tools: [] }, outcome, forwarded);
+      throw Object.assign(new Error("Method not found"), { code: METHOD_NOT_FOUND });
+    }
+    let result;
+    try {
+      result = await inner(forwarded, handlerExtra(extra, forwarded, outcome.token, facts));
+    } catch (e) {
+      await policy.complete(outcome, responseOf(undefined, e));
+      throw e;
+    }
+    await policy.complete(outcome, responseOf(result));
+    return method === TOOLS_LIST ? policy.filterTools(result, outcome, forwarded) : result;
   };
 }

@@ -1,15 +1,15 @@
-import type { AuditEntry, AuditRecord } from "mcpvault";
+import type { AuditEntry, AuditRecord, Store as GuardStore, StoreAnswer, StoreAsk } from "mcpvault";
 
-/** What every store does (SCHEMA.md, "Revocation, replay, audit"). */
-export interface Store {
+/** What every store does (SCHEMA.md, "The guard"): it reads and writes; the core decides. */
+export interface Store extends GuardStore {
   readonly kind: "memory" | "sqlite" | "redis";
-  /** Revokes a revocation id (hex): every token whose chain holds it is refused. */
+  /** Revokes a full revocation id (128 hex; anything else throws `invalid_request`): every token whose chain holds
+   * it is refused. */
   revoke(id: string): Promise<void>;
-  /** The first of `ids` that is revoked, or null. */
-  firstRevoked(ids: string[]): Promise<string | null>;
-  /** Atomically spends `nonces` for the call `callKey` (all or none). */
-  spend(nonces: string[], callKey: string, o: { now: number; until: number; retryWindow: number }):
-    Promise<{ result: "fresh" | "retry" | "replayed"; nonce?: string }>;
+  /** The guard's atomic step: revocation, then the single-use spend, in one transaction. */
+  check(ask: StoreAsk): Promise<StoreAnswer>;
+  /** Records the response of a single-use call for its retries, until `until` (unix seconds). */
+  complete(callKey: string, response: unknown, until: number): Promise<void>;
   /** Appends the next entry of the hash chain. */
   appendAudit(record: AuditRecord): Promise<AuditEntry>;
   /** The chain, in order. */
@@ -21,6 +21,3 @@ export const MemoryStore: { new (): Store & { readonly kind: "memory" } };
 
 /** "memory", "sqlite:FILE" (better-sqlite3, WAL) or "redis://HOST:PORT[/DB]" (ioredis). */
 export function openStore(spec: string): Promise<Store>;
-export const RETRY_WINDOW: number;
-export function spendDecision(held: Array<[string, { callKey: string; at: number } | undefined | null]>, callKey: string, now: number,
-  retryWindow?: number): { result: "fresh" | "retry" | "replayed"; nonce?: string };

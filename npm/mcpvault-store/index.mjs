@@ -1,18 +1,17 @@
-// mcpvault-store: what a verifier remembers between calls — revoked ids, spent nonces, the audit log — behind one
-// small interface, in memory, in SQLite (the embedded default, WAL) or in Redis (for fleets of servers).
+// mcpvault-store: what a verifier remembers between calls — revoked ids, spent nonces, recorded responses, the audit
+// log — behind one small interface, in memory, in SQLite (the embedded default, WAL) or in Redis (for fleets of
+// servers). Stores only read and write: every decision is the core's (mcpvault's Guard and storeDecide; Redis runs
+// spend.lua, held to the same vectors).
 //
-//   revoke(id)                                   a revocation id (hex) is revoked from now on
-//   firstRevoked(ids) -> id | null               the first of a token's ids that is revoked
-//   spend(nonces, callKey, { now, until, retryWindow }) -> { result: "fresh" | "retry" | "replayed", nonce? }
-//                                                atomically: all nonces unspent -> spent by this call ("fresh");
-//                                                spent by the same call key within retryWindow seconds -> "retry";
-//                                                otherwise "replayed"
+//   revoke(id)                                   a full revocation id (128 hex) is revoked from now on
+//   check(ask) -> answer                         the guard's atomic step: is any of ask.revocation_ids revoked, then
+//                                                spend ask.spend (fresh / in_flight / done with the recorded response /
+//                                                replayed), in one transaction
+//   complete(callKey, response, until)           records the response of a single-use call for its retries
 //   appendAudit(record) -> entry                 the next entry of the hash chain (the core's auditAppend)
 //   auditEntries() -> entry[]                    the chain, in order
 //   close()
 export { MemoryStore } from "./memory.mjs";
-
-export { RETRY_WINDOW, spendDecision } from "./spend.mjs";
 
 /**
  * Opens a store from a spec: "memory", "sqlite:FILE" (better-sqlite3) or "redis://host:port[/db]" (ioredis).

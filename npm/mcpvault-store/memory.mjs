@@ -1,29 +1,41 @@
 // The in-memory store: one process, nothing kept. For tests and single-process servers that accept losing
-// revocations, spent nonces and the audit log on restart.
-import { auditAppend } from "mcpvault";
-import { spendDecision } from "./spend.mjs";
+// revocations, spent nonces and the audit log on restart. Each step runs without an await, so it is atomic.
+import { auditAppend, revocationId, storeDecide } from "mcpvault";
 
 export class MemoryStore {
   constructor() {
     this.kind = "memory";
     this.revoked = new Set();
-    this.nonces = new Map(); // nonce -> { callKey, at, until }
+    this.nonces = new Map(); // nonce -> { call_key, at, until }
+    this.recorded = new Map(); // call key -> { response, until }
     this.entries = [];
   }
 
   async revoke(id) {
-    this.revoked.add(id);
+    this.revoked.add(revocationId(id));
   }
 
-  async firstRevoked(ids) {
-    return ids.find((id) => this.revoked.has(id)) ?? null;
+  async check(ask) {
+    const s = ask.spend;
+    if (s) {
+      for (const [n, v] of this.nonces) if (v.until <= s.now) this.nonces.delete(n);
+      for (const [k, v] of this.recorded) if (v.until <= s.now) this.recorded.delete(k);
+    }
+    const read = {
+      revoked: ask.revocation_ids.filter((id) => this.revoked.has(id)),
+      held: s ? s.nonces.map((n) => {
+        const v = this.nonces.get(n);
+        return v ? { call_key: v.call_key, at: v.at } : null;
+      }) : [],
+      recorded: s ? this.recorded.get(s.call_key)?.response ?? null : null,
+    };
+    const d = storeDecide(ask, read);
+    for (const row of d.write) this.nonces.set(row.nonce, { call_key: row.call_key, at: row.at, until: row.until });
+    return d.answer;
   }
 
-  async spend(nonces, callKey, { now, until, retryWindow }) {
-    for (const [n, v] of this.nonces) if (v.until <= now) this.nonces.delete(n);
-    const decision = spendDecision(nonces.map((n) => [n, this.nonces.get(n)]), callKey, now, retryWindow);
-    if (decision.result === "fresh") for (const n of nonces) this.nonces.set(n, { callKey, at: now, until });
-    return decision;
+  async complete(callKey, response, until) {
+    this.recorded.set(callKey, { response, until });
   }
 
   async appendAudit(record) {

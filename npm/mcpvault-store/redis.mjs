@@ -1,12 +1,12 @@
 // The Redis store (ioredis), for fleets of servers: revocations in a set, each spent nonce a key written by one
-// Lua script (all of a token's nonces or none, with an expiry at the token's), the audit log a list whose head is
-// appended under WATCH (a conflicting append retries).
+// Lua script (revocation checked first; all of a token's nonces or none, with an expiry at the token's), recorded
+// responses a key per call, the audit log a list whose head is appended under WATCH (a conflicting append retries).
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { auditAppend } from "mcpvault";
+import { auditAppend, revocationId } from "mcpvault";
 
 const P = "mcpvault:";
-// The spend script, shared with the CLI (src/store.rs includes the same file).
+// The store's atomic step, shared with the CLI (src/store.rs) and Python: the one copy of the core's rules in Lua.
 const SPEND = readFileSync(new URL("./spend.lua", import.meta.url), "utf8");
 
 export class RedisStore {
@@ -21,27 +21,35 @@ export class RedisStore {
   constructor(client) {
     this.kind = "redis";
     this.redis = client;
-    client.defineCommand("mcpvaultSpend", { lua: SPEND });
+    client.defineCommand("mcpvaultCheck", { lua: SPEND });
     // WATCH belongs to the connection: appends of this process go one at a time.
     this.appending = Promise.resolve();
   }
 
   async revoke(id) {
-    await this.redis.sadd(`${P}revoked`, id);
+    await this.redis.sadd(`${P}revoked`, revocationId(id));
   }
 
-  async firstRevoked(ids) {
-    if (ids.length === 0) return null;
-    const member = await this.redis.smismember(`${P}revoked`, ...ids);
-    const i = member.findIndex((m) => m === 1);
-    return i < 0 ? null : ids[i];
+  async check(ask) {
+    const s = ask.spend;
+    const nonces = s ? s.nonces : [];
+    const keys = [`${P}revoked`, ...nonces.map((n) => `${P}nonce:${n}`)];
+    if (nonces.length > 0) keys.push(`${P}result:${s.call_key}`);
+    const out = await this.redis.mcpvaultCheck(keys.length, ...keys, s?.call_key ?? "", s?.now ?? 0, s?.until ?? 0,
+      s?.window ?? 0, nonces.length, ...ask.revocation_ids);
+    switch (out[0]) {
+      case "revoked": return { revoked: out[1] };
+      case "none": return {};
+      case "fresh": return { spend: { result: "fresh" } };
+      case "in_flight": return { spend: { result: "in_flight" } };
+      case "done": return { spend: { result: "done", response: JSON.parse(out[1]) } };
+      case "replayed": return { spend: { result: "replayed", nonce: out[1].slice(`${P}nonce:`.length) } };
+      default: throw new Error(`mcpvault-store: unexpected answer ${out[0]}`);
+    }
   }
 
-  async spend(nonces, callKey, { now, until, retryWindow }) {
-    if (nonces.length === 0) return { result: "fresh" };
-    const keys = nonces.map((n) => `${P}nonce:${n}`);
-    const out = await this.redis.mcpvaultSpend(keys.length, ...keys, callKey, now, Math.max(until, now + 1), retryWindow);
-    return out[0] === "replayed" ? { result: "replayed", nonce: out[1].slice(`${P}nonce:`.length) } : { result: out[0] };
+  async complete(callKey, response, until) {
+    await this.redis.set(`${P}result:${callKey}`, JSON.stringify(response), "EXAT", until);
   }
 
   appendAudit(record) {

@@ -1,12 +1,11 @@
 // The SQLite store (better-sqlite3): the embedded default. WAL journal, synchronous=FULL (an acknowledged write
-// survives a killed process and a power loss), busy_timeout so several processes can share the file. Spends and
-// audit appends run in BEGIN IMMEDIATE transactions, so two servers racing on one file serialize.
+// survives a killed process and a power loss), busy_timeout so several processes can share the file. The guard's
+// step and audit appends run in BEGIN IMMEDIATE transactions, so servers racing on one file serialize.
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { auditAppend } from "mcpvault";
-import { spendDecision } from "./spend.mjs";
+import { auditAppend, revocationId, storeDecide } from "mcpvault";
 
-// The tables, shared with the CLI (src/store.rs includes the same file).
+// The tables, shared with the CLI (src/store.rs) and Python (mcpvault/store.py).
 const SCHEMA = readFileSync(new URL("./schema.sql", import.meta.url), "utf8");
 
 export class SqliteStore {
@@ -26,18 +25,31 @@ export class SqliteStore {
     this.q = {
       revoke: db.prepare("INSERT OR IGNORE INTO mcpvault_revoked (id, revoked_at) VALUES (?, ?)"),
       isRevoked: db.prepare("SELECT 1 FROM mcpvault_revoked WHERE id = ?"),
-      nonce: db.prepare("SELECT call_key AS callKey, spent_at AS at FROM mcpvault_nonces WHERE nonce = ? AND keep_until > ?"),
+      nonce: db.prepare("SELECT call_key, spent_at AS at FROM mcpvault_nonces WHERE nonce = ?"),
       spend: db.prepare("INSERT OR REPLACE INTO mcpvault_nonces (nonce, call_key, spent_at, keep_until) VALUES (?, ?, ?, ?)"),
       expire: db.prepare("DELETE FROM mcpvault_nonces WHERE keep_until <= ?"),
+      expireResults: db.prepare("DELETE FROM mcpvault_results WHERE keep_until <= ?"),
+      recorded: db.prepare("SELECT response FROM mcpvault_results WHERE call_key = ?"),
+      record: db.prepare("INSERT OR REPLACE INTO mcpvault_results (call_key, response, keep_until) VALUES (?, ?, ?)"),
       last: db.prepare("SELECT entry FROM mcpvault_audit ORDER BY seq DESC LIMIT 1"),
       append: db.prepare("INSERT INTO mcpvault_audit (seq, entry) VALUES (?, ?)"),
       all: db.prepare("SELECT entry FROM mcpvault_audit ORDER BY seq"),
     };
-    this.spendTx = db.transaction((nonces, callKey, now, until, retryWindow) => {
-      this.q.expire.run(now);
-      const d = spendDecision(nonces.map((n) => [n, this.q.nonce.get(n, now)]), callKey, now, retryWindow);
-      if (d.result === "fresh") for (const n of nonces) this.q.spend.run(n, callKey, now, until);
-      return d;
+    this.checkTx = db.transaction((ask) => {
+      const s = ask.spend;
+      if (s) {
+        this.q.expire.run(s.now);
+        this.q.expireResults.run(s.now);
+      }
+      const recorded = s ? this.q.recorded.get(s.call_key) : undefined;
+      const read = {
+        revoked: ask.revocation_ids.filter((id) => this.q.isRevoked.get(id) !== undefined),
+        held: s ? s.nonces.map((n) => this.q.nonce.get(n) ?? null) : [],
+        recorded: recorded ? JSON.parse(recorded.response) : null,
+      };
+      const d = storeDecide(ask, read);
+      for (const r of d.write) this.q.spend.run(r.nonce, r.call_key, r.at, r.until);
+      return d.answer;
     });
     this.appendTx = db.transaction((record) => {
       const last = this.q.last.get();
@@ -48,15 +60,15 @@ export class SqliteStore {
   }
 
   async revoke(id) {
-    this.q.revoke.run(id, Math.floor(Date.now() / 1000));
+    this.q.revoke.run(revocationId(id), Math.floor(Date.now() / 1000));
   }
 
-  async firstRevoked(ids) {
-    return ids.find((id) => this.q.isRevoked.get(id) !== undefined) ?? null;
+  async check(ask) {
+    return this.checkTx.immediate(ask);
   }
 
-  async spend(nonces, callKey, { now, until, retryWindow }) {
-    return this.spendTx.immediate(nonces, callKey, now, until, retryWindow);
+  async complete(callKey, response, until) {
+    this.q.record.run(callKey, JSON.stringify(response), until);
   }
 
   async appendAudit(record) {

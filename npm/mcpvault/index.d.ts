@@ -59,10 +59,11 @@ export interface AuthorizedFacts {
   nonces?: string[];
 }
 
+/** Every code of the core's `ERROR_CODES` (src/error.rs), in its order; a test keeps the two equal. */
 export type ErrorCode =
-  | "malformed_token" | "invalid_key" | "bad_signature" | "expired" | "tool_not_allowed"
+  | "missing_token" | "malformed_token" | "invalid_key" | "bad_signature" | "expired" | "tool_not_allowed"
   | "argument_not_allowed" | "wrong_audience" | "depth_exceeded" | "check_failed"
-  | "limits_exceeded" | "revoked" | "replayed" | "invalid_request" | "internal_error";
+  | "limits_exceeded" | "revoked" | "replayed" | "in_flight" | "session_mismatch" | "invalid_request" | "internal_error";
 
 export class McpVaultError extends Error {
   readonly name: "McpVaultError";
@@ -103,8 +104,8 @@ export function init(input?: string | URL | Response | BufferSource | WebAssembl
 /** The reserved dry-run tool name, `mcpvault.check`. */
 export const CHECK_TOOL: "mcpvault.check";
 
-/** A refusal code at the gate: the core's codes, plus `missing_token`. */
-export type GateErrorCode = ErrorCode | "missing_token";
+/** A refusal code at the gate (the core's codes; `missing_token` is one of them). */
+export type GateErrorCode = ErrorCode;
 
 /** A Node/Express request (plain header object, optional parsed `body`) or a fetch `Request`. */
 export type RequestLike = { headers: Record<string, string | string[] | undefined> | { get(name: string): string | null }; body?: unknown };
@@ -125,30 +126,146 @@ export interface GateOptions {
 /** The token: `X-MCPVault-Token`, then `Authorization: Bearer`, then `params._meta.token` / `_meta["mcpvault/token"]`. */
 export function extractToken(request: RequestLike, body?: unknown): string | null;
 export function findToken(request: RequestLike, body?: unknown): { token: string; source: string } | null;
-/** The call a JSON-RPC message asks for (throws McpVaultError `invalid_request`). */
-export function callOf(message: unknown): { method: string; tool?: string; arguments?: unknown };
 /** The facts, or the refusal (returned, never thrown). */
 export function authorizeCall(token: string | null | undefined, call: CallLike, options: GateOptions): AuthorizedFacts | McpVaultError;
-/** Removes the token from `_meta` (and argument values equal to it), in place; returns the message. */
-export function stripToken<T>(message: T, token: string | null | undefined): T;
-export function statusOf(code: string): 400 | 401 | 403 | 500;
+export function statusOf(code: string): 400 | 401 | 403 | 409 | 500;
 
 export interface Challenge {
-  status: 400 | 401 | 403 | 500;
+  status: 400 | 401 | 403 | 409 | 500;
   headers: Record<string, string>;
   body: { jsonrpc: "2.0"; id: string | number | null; error: { code: number; message: string; data: { code: GateErrorCode; status: number; failedBlock?: number } } };
 }
-export interface ChallengeOptions { id?: string | number | null; realm?: string; resourceMetadata?: string }
+export interface ChallengeOptions { id?: string | number | null; realm?: string; resourceMetadata?: string; tool?: string }
 /** The HTTP answer to a refusal (401/403 with WWW-Authenticate, 400, 500) with a JSON-RPC error body. */
 export function challenge(error: unknown, options?: ChallengeOptions): Challenge;
 export function challengeResponse(error: unknown, options?: ChallengeOptions): Response;
 
 /** The gate for fetch-style servers: reads a clone's JSON body, authorizes every message. */
 export function authorizeFetch(request: Request, options: StateOptions & ChallengeOptions & { tool?: string; maxBodyBytes?: number }):
-  Promise<{ ok: true; facts: AuthorizedFacts; token: string; body: unknown } | { ok: false; error: McpVaultError; response: Response }>;
+  Promise<{ ok: true; facts: AuthorizedFacts; token: string; body: unknown; outcome: GuardOutcome; response?: Response } |
+    { ok: false; error: McpVaultError; response: Response; outcome: GuardOutcome }>;
 
 /** Throws McpVaultError `invalid_key` unless `hex` is an Ed25519 public key. */
-export function assertPublicKey(hex: string, vault?: MCPVault): void;
+export function assertPublicKey(hex: string): void;
+
+// ---- The guard: every server decision, in the core (SCHEMA.md, "The guard") ----
+
+/** One decision of the guard, in the core's JSON (snake_case). */
+export interface GuardDecision {
+  allowed: boolean;
+  code: ErrorCode | null;
+  status: number;
+  message: string | null;
+  detail: string | null;
+  failed_block: number | null;
+  failed_check: string | null;
+  method: string | null;
+  tool: string | null;
+  request_id: string | null;
+  token_source: string | null;
+  subject: string | null;
+  issuer: string | null;
+  revocation_ids: string[];
+  replayed_response: boolean;
+}
+/** What to do with a request: answer `response` with `status` and `headers` when refused, else hand `forward` on
+ * (without the token) and send `answers` (the guard's own answers); `call_key`: record the handler's response. */
+export interface GuardOutcome {
+  allowed: boolean;
+  status: number;
+  headers: Record<string, string>;
+  response: unknown;
+  forward: unknown;
+  answers: Array<{ jsonrpc: "2.0"; id: string | number | null; result?: unknown; error?: unknown }>;
+  token: string | null;
+  token_source: string | null;
+  facts: Record<string, unknown> | null;
+  decisions: GuardDecision[];
+  audit: AuditRecord[];
+  call_key: string | null;
+  keep_until: number | null;
+}
+/** What arrived, as Guard.decide takes it. */
+export interface GuardRequest {
+  httpMethod?: string;
+  headers?: RequestLike["headers"];
+  /** JSON text, or a parsed body. */
+  body?: unknown;
+  bodyError?: "too_large" | "not_utf8" | "not_json";
+  /** A token an outer mcpvault layer already took from this request. */
+  transportToken?: string;
+  /** A token to use when the request presents none. */
+  fallbackToken?: string;
+  /** An outer layer already spent this request's single-use nonces. */
+  replayChecked?: boolean;
+  /** The subject that opened this MCP session. */
+  sessionSubject?: string;
+  /** Unix seconds (default: the guard's clock). */
+  now?: number;
+  /** This call's store (default: the guard's). */
+  store?: Store;
+}
+/** A decision as `onDecision` hears it (mcpvault-express, withMcpVault, the proxy). */
+export interface Decision {
+  allowed: boolean;
+  code: ErrorCode | null;
+  status: number;
+  method: string | null;
+  tool: string | null;
+  requestId: string | null;
+  tokenSource: string | null;
+  subject: string | null;
+  issuer: string | null;
+  facts?: AuthorizedFacts;
+  message?: string | null;
+  detail?: string | null;
+  replayedResponse?: boolean;
+}
+export interface GuardOptions {
+  /** The issuer's public key, hex. */
+  publicKey: string;
+  audience?: string;
+  /** Revocation, single use (with recorded responses) and the audit log; none: single-use tokens are refused. */
+  store?: Store;
+  /** Seconds a retry of the same request is one (default 30). */
+  retryWindow?: number;
+  /** The route serves this one tool: a plain JSON body is its arguments. */
+  tool?: string;
+  /** Answer the dry-run tool `mcpvault.check`. */
+  checkTool?: boolean;
+  /** An inner layer spends single-use tokens (and records responses). */
+  deferSpend?: boolean;
+  realm?: string;
+  resourceMetadata?: string;
+  /** Verified chains kept (default 1,024). */
+  cache?: number;
+  /** Clock in unix seconds. */
+  now?: () => number;
+}
+export class Guard {
+  constructor(options: GuardOptions);
+  decide(request: GuardRequest): Promise<GuardOutcome>;
+  /** Records the response of an allowed single-use call, for its retries. */
+  complete(outcome: GuardOutcome, response: { result: unknown } | { error: unknown }, store?: Store): Promise<void>;
+  errorOf(outcome: GuardOutcome): McpVaultError | null;
+  factsOf(outcome: GuardOutcome): AuthorizedFacts | null;
+  decisionsOf(outcome: GuardOutcome): Decision[];
+  filterTools<T extends object>(result: T, outcome: GuardOutcome, firstPage?: boolean): T & { tools: unknown[] };
+  cacheStats(): { hits: number; misses: number; entries: number; capacity: number };
+}
+/** What the guard asks a store to do atomically. */
+export interface StoreAsk {
+  revocation_ids: string[];
+  spend?: { nonces: string[]; call_key: string; now: number; until: number; window: number };
+}
+export type SpendOutcome =
+  | { result: "fresh" } | { result: "in_flight" } | { result: "done"; response: unknown } | { result: "replayed"; nonce: string };
+export interface StoreAnswer { revoked?: string; spend?: SpendOutcome; error?: string }
+/** A store's decision inside its transaction, from what it read; it writes `write`. */
+export function storeDecide(ask: StoreAsk, read: { revoked: string[]; held: Array<{ call_key: string; at: number } | null>; recorded: unknown }):
+  { answer: StoreAnswer; write: Array<{ nonce: string; call_key: string; at: number; until: number }> };
+/** A full revocation id (128 hex), lowercased; throws `invalid_request` otherwise. */
+export function revocationId(id: string): string;
 
 // ---- What a verifier remembers: revocation, replay, audit (SCHEMA.md) ----
 
@@ -179,28 +296,27 @@ export function auditVerify(entries: unknown[]): { entries: number; head: string
 export function callKey(requestId: string | number | null, method: string, tool: string | null | undefined, args: Record<string, unknown>): string;
 
 /** The store interface of mcpvault-store (memory, SQLite, Redis); any object with these methods works. */
-export interface RevocationStore { firstRevoked(ids: string[]): Promise<string | null> }
-export interface ReplayStore {
-  spend(nonces: string[], callKey: string, o: { now: number; until: number; retryWindow: number }):
-    Promise<{ result: "fresh" | "retry" | "replayed"; nonce?: string }>;
+export interface Store {
+  /** The guard's atomic step. */
+  check(ask: StoreAsk): Promise<StoreAnswer>;
+  /** Records the response of a single-use call under its call key until `until`. */
+  complete(callKey: string, response: unknown, until: number): Promise<void>;
+  appendAudit(record: AuditRecord): Promise<AuditEntry>;
 }
-export interface AuditStore { appendAudit(record: AuditRecord): Promise<AuditEntry> }
 export interface StateOptions extends GateOptions {
-  revocationStore?: RevocationStore;
-  replayStore?: ReplayStore;
-  auditStore?: AuditStore;
-  /** Seconds a retry of the same request is not a replay (default 30). */
+  store?: Store;
+  /** Seconds a retry of the same request is one (default 30). */
   retryWindow?: number;
   /** The JSON-RPC id (default: the message's). */
   requestId?: string | number | null;
   /** An outer layer already spent this call's nonces. */
   replayChecked?: boolean;
 }
-/** What is wrong with the store options (revocationStore, replayStore, auditStore, retryWindow), or null. */
+/** What is wrong with the store options (store, retryWindow), or null. */
 export function storeOptionsError(options: Record<string, unknown>): string | null;
 /** authorizeCall, then revocation, replay (a tools/call spends single-use tokens) and the audit log. */
 export function authorizeWithState(token: string | null | undefined, call: CallLike, options: StateOptions): Promise<AuthorizedFacts | McpVaultError>;
 /** Every message of an HTTP body, through authorizeWithState; `tool` serves one tool; `httpMethod` names a body-less request. */
 export function authorizeBody(token: string | null | undefined, body: unknown, options: StateOptions & { tool?: string; httpMethod?: string }):
-  Promise<{ facts: AuthorizedFacts; call: object; id: string | number | null; error?: undefined } |
-    { error: McpVaultError; call: object | null; id: string | number | null; facts?: undefined }>;
+  Promise<{ facts: AuthorizedFacts; outcome: GuardOutcome; id: string | number | null; error?: undefined } |
+    { error: McpVaultError; outcome: GuardOutcome; id: string | number | null; facts?: undefined }>;

@@ -129,6 +129,150 @@ pub fn call_key(request_id: &str, method: &str, tool: &str, arguments_json: &str
     )
 }
 
+/// The server-side guard (see `mcpvault::guard`): options as JSON, a
+/// verified-chain cache of `cache` entries. Options that are not valid are
+/// reported by `error()` and by every call.
+#[wasm_bindgen]
+pub struct Guard {
+    inner: Result<mcpvault::guard::Guard, mcpvault::Error>,
+}
+
+#[wasm_bindgen]
+impl Guard {
+    #[wasm_bindgen(constructor)]
+    pub fn new(options_json: &str, cache: u32) -> Guard {
+        let inner = parse::<mcpvault::guard::GuardOptions>("options", options_json).and_then(|o| {
+            mcpvault::guard::Guard::new(o, usize::try_from(cache).unwrap_or(usize::MAX))
+        });
+        Guard { inner }
+    }
+
+    /// `""`, or the error of the options as `{"error": …}`.
+    pub fn error(&self) -> String {
+        match &self.inner {
+            Ok(_) => String::new(),
+            Err(e) => err(e.clone()),
+        }
+    }
+
+    /// `{"ok": Check}` for `input_json` (the core's `GuardInput`) at `now`.
+    pub fn check(&mut self, input_json: &str, now: f64) -> String {
+        let g = match &mut self.inner {
+            Ok(g) => g,
+            Err(e) => return err(e.clone()),
+        };
+        answer(
+            parse::<mcpvault::guard::GuardInput>("input", input_json)
+                .and_then(|i| Ok(g.check(&i, mcpvault::unix_time(now)?))),
+        )
+    }
+
+    /// `{"ok": Outcome}` once the store answered `answer_json` for the ask of `pending_json`.
+    pub fn resume(&self, pending_json: &str, answer_json: &str) -> String {
+        let g = match &self.inner {
+            Ok(g) => g,
+            Err(e) => return err(e.clone()),
+        };
+        answer(
+            parse::<mcpvault::guard::Pending>("pending", pending_json).and_then(|p| {
+                parse::<mcpvault::state::StoreAnswer>("answer", answer_json)
+                    .map(|a| g.resume(p, &a))
+            }),
+        )
+    }
+
+    /// `{"ok": Outcome}`: `outcome_json` refused because its audit records could not be written.
+    pub fn audit_failed(&self, outcome_json: &str, detail: &str) -> String {
+        let g = match &self.inner {
+            Ok(g) => g,
+            Err(e) => return err(e.clone()),
+        };
+        answer(
+            parse::<mcpvault::guard::Outcome>("outcome", outcome_json)
+                .map(|o| g.audit_failed(o, detail)),
+        )
+    }
+
+    /// `{"hits", "misses", "entries", "capacity"}`.
+    pub fn stats(&self) -> String {
+        let s = self
+            .inner
+            .as_ref()
+            .map(|g| g.cache_stats())
+            .unwrap_or_default();
+        json!({ "hits": s.hits, "misses": s.misses, "entries": s.entries, "capacity": s.capacity })
+            .to_string()
+    }
+}
+
+/// `{"ok": StoreDecision}`: a store's decision on `ask_json` given what it read (`read_json`).
+#[wasm_bindgen]
+pub fn store_decide(ask_json: &str, read_json: &str) -> String {
+    answer(
+        parse::<mcpvault::state::StoreAsk>("ask", ask_json).and_then(|a| {
+            parse::<mcpvault::state::StoreRead>("read", read_json)
+                .map(|r| mcpvault::state::decide(&a, &r))
+        }),
+    )
+}
+
+/// `{"ok": id}`: a full revocation id, lowercased, or `invalid_request`.
+#[wasm_bindgen]
+pub fn revocation_id(id: &str) -> String {
+    answer(mcpvault::state::revocation_id(id))
+}
+
+/// `{"ok": {token, source} | null}`: the token `input_json` presents.
+#[wasm_bindgen]
+pub fn find_token(input_json: &str) -> String {
+    answer(
+        parse::<mcpvault::guard::GuardInput>("input", input_json).map(|i| {
+            mcpvault::guard::find_token(&i)
+                .map(|(token, source)| json!({ "token": token, "source": source }))
+        }),
+    )
+}
+
+/// `{"ok": {status, headers, body}}`: the answer to a refusal with `code`.
+#[wasm_bindgen]
+pub fn refusal(
+    code: &str,
+    message: &str,
+    failed_block: i32,
+    tool: &str,
+    id_json: &str,
+    options_json: &str,
+) -> String {
+    answer(
+        parse::<mcpvault::guard::GuardOptions>("options", options_json).map(|o| {
+            mcpvault::guard::refusal_answer(
+                code,
+                message,
+                usize::try_from(failed_block).ok(),
+                (!tool.is_empty()).then_some(tool),
+                serde_json::from_str(id_json).ok(),
+                &o,
+            )
+        }),
+    )
+}
+
+/// `{"ok": result}`: a `tools/list` result with only the tools `facts_json` grants.
+#[wasm_bindgen]
+pub fn filter_tools(
+    result_json: &str,
+    facts_json: &str,
+    check_tool: bool,
+    first_page: bool,
+) -> String {
+    answer(
+        parse::<serde_json::Value>("result", result_json).and_then(|r| {
+            parse::<mcpvault::AuthorizedFacts>("facts", facts_json)
+                .map(|f| mcpvault::guard::filter_tools(&r, &f, check_tool, first_page))
+        }),
+    )
+}
+
 /// A verifier that caches verified signature chains (see `mcpvault::Verifier`).
 #[wasm_bindgen]
 pub struct CachedVerifier {

@@ -47,7 +47,7 @@ for (const [name, express] of [["Express 4", express4], ["Express 5", express5]]
     );
     assert.strictEqual(auth.extra.mcpvault, facts);
     assert.deepStrictEqual(decisions.map((d) => [d.allowed, d.code, d.status, d.method, d.tool, d.requestId, d.tokenSource, d.subject]),
-      [[true, null, 200, "tools/call", "db_query", 1, "bearer", "agent-a"]]);
+      [[true, null, 200, "tools/call", "db_query", "1", "bearer", "agent-a"]]);
   });
 
   test(`${name}: refusals carry the HTTP status, the challenge and a JSON-RPC error`, async () => {
@@ -61,7 +61,7 @@ for (const [name, express] of [["Express 4", express4], ["Express 5", express5]]
         call("db_query", { max_rows: 1 }), 401, "bad_signature", "invalid_token"],
       ["wrong tool", aud, call("admin_delete"), 403, "tool_not_allowed", "insufficient_scope"],
       ["argument", aud, call("db_query", { max_rows: 1000 }), 403, "argument_not_allowed", "insufficient_scope"],
-      ["wrong audience", mint({ audience: "mail-server" }), call("db_query", { max_rows: 1 }), 403, "wrong_audience", "insufficient_scope"],
+      ["wrong audience", mint({ audience: "mail-server" }), call("db_query", { max_rows: 1 }), 401, "wrong_audience", "invalid_token"],
       ["no audience", token, call("db_query", { max_rows: 1 }), 200, null, null],
       ["not JSON-RPC", aud, { sql: "x" }, 400, "invalid_request", null],
       ["arguments not an object", aud, call("db_query", [1]), 400, "invalid_request", null],
@@ -74,8 +74,10 @@ for (const [name, express] of [["Express 4", express4], ["Express 5", express5]]
       if (status === 200) continue;
       assert.deepStrictEqual([res.body.jsonrpc, res.body.id, res.body.error.data.code], ["2.0", body.id ?? null, code], what);
       const www = res.headers["www-authenticate"];
-      if (scheme) assert.match(www, new RegExp(`^Bearer realm="mcpvault", error="${scheme}"`), what);
+      if (code === "missing_token") assert.strictEqual(www, 'Bearer realm="mcpvault"', "RFC 6750: no error without a token");
+      else if (scheme) assert.match(www, new RegExp(`^Bearer realm="mcpvault", error="${scheme}"`), what);
       else assert.strictEqual(www, undefined, what);
+      if (scheme === "insufficient_scope") assert.ok(www.includes(`scope="${body.params.name}"`), what);
       if (t) assert.ok(!res.text.includes(t), `${what}: no token in the answer`);
     }
     assert.strictEqual(seen.length, 1, "only the allowed request reached the route");
@@ -86,10 +88,11 @@ for (const [name, express] of [["Express 4", express4], ["Express 5", express5]]
   test(`${name}: token order: X-MCPVault-Token, Bearer, _meta.token, _meta["mcpvault/token"]; removed from the body`, async () => {
     const { app: a, seen, decisions } = app(express);
     await request(a).post("/mcp").set("X-MCPVault-Token", token).set("Authorization", "Bearer garbage").send(call("file_read")).expect(200);
-    await request(a).post("/mcp").set("Authorization", "Bearer garbage").send(call("file_read", {}, { token })).expect(401);
+    // a header token and another one in _meta: refused, whichever would have passed
+    await request(a).post("/mcp").set("Authorization", "Bearer garbage").send(call("file_read", {}, { token })).expect(400);
     await request(a).post("/mcp").send(call("file_read", {}, { token, progressToken: 1 })).expect(200);
     await request(a).post("/mcp").send(call("file_read", {}, { "mcpvault/token": token })).expect(200);
-    assert.deepStrictEqual(decisions.map((d) => d.tokenSource), ["header", "bearer", "_meta.token", "_meta.mcpvault/token"]);
+    assert.deepStrictEqual(decisions.map((d) => d.tokenSource), ["header", null, "_meta.token", "_meta.mcpvault/token"]);
     assert.deepStrictEqual(seen[1].body.params._meta, { progressToken: 1 });
     assert.strictEqual(seen[2].body.params._meta, undefined);
     for (const s of seen.slice(1)) assert.ok(!JSON.stringify(s.body).includes(token));
@@ -118,8 +121,8 @@ for (const [name, express] of [["Express 4", express4], ["Express 5", express5]]
     await request(a).post("/mcp").set("X-MCPVault-Token", narrow).send({ max_rows: 5 }).expect(403);
   });
 
-  test(`${name}: without a body parser the middleware reads the body itself`, async () => {
-    const { app: a, seen } = app(express, { parser: false });
+  test(`${name}: without a body parser the middleware reads the body itself; unreadable bodies are decided and reported`, async () => {
+    const { app: a, seen, decisions } = app(express, { parser: false });
     await request(a).post("/mcp").set("X-MCPVault-Token", token).set("Content-Type", "application/json")
       .send(JSON.stringify(call("db_query", { max_rows: 2 }))).expect(200);
     assert.strictEqual(seen[0].body.params.name, "db_query");
@@ -142,6 +145,10 @@ for (const [name, express] of [["Express 4", express4], ["Express 5", express5]]
       assert.strictEqual(r2.body.error.data.code, "invalid_request");
     }
     assert.strictEqual(seen.length, before);
+    // every refusal reached onDecision, the unreadable bodies too: not JSON, not UTF-8 (the too-large one is another app)
+    const refused = decisions.filter((d) => !d.allowed).map((d) => d.message);
+    assert.ok(refused.includes("invalid request: body is not JSON"), refused.join("; "));
+    assert.ok(refused.includes("invalid request: body is not UTF-8"), refused.join("; "));
   });
 }
 
@@ -151,7 +158,8 @@ test("options are checked when the middleware is created", () => {
   const bad = [
     undefined, {}, { publicKeyHex: "abcd" }, { publicKeyHex: "zz".repeat(32) }, { ...ok, audience: "" },
     { ...ok, onDecision: "log" }, { ...ok, cache: -1 }, { ...ok, now: 5 }, { ...ok, maxBodyBytes: 0 }, { ...ok, publicKey: "x" },
-    { ...ok, replayStore: {} }, { ...ok, auditStore: { appendAudit: 1 } }, { ...ok, retryWindow: -1 },
+    { ...ok, store: {} }, { ...ok, store: { check() {}, complete() {}, appendAudit: 1 } }, { ...ok, retryWindow: -1 },
+    { ...ok, replayStore: {} }, { ...ok, deferSpend: "yes" },
   ];
   for (const o of bad) assert.throws(() => createMcpVaultMiddleware(o), /^TypeError: mcpvault-express: /, JSON.stringify(o));
   assert.throws(() => createMcpVaultMiddleware(ok)(""), /tool must be a non-empty string/);

@@ -3,7 +3,7 @@
 // @modelcontextprotocol/server-everything.
 import test from "node:test";
 import assert from "node:assert";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -47,9 +47,10 @@ async function stdioClient(config, env = {}) {
 
 const upstreamCommand = { command: process.execPath, args: [UPSTREAM] };
 
-test("stdio: tools/call authorized and stripped, tools/list filtered, the rest passed through", async (t) => {
+test("stdio: tools/call authorized and stripped, tools/list filtered, every other method decided too", async (t) => {
   const { narrow } = tokens();
-  const { client, log } = await stdioClient({ publicKey: keys.publicKey, upstream: upstreamCommand, checkTool: true });
+  const { client, log } = await stdioClient({ publicKey: keys.publicKey, upstream: upstreamCommand, checkTool: true },
+    { MCPVAULT_TOKEN: narrow });
   t.after(() => client.close());
   const meta = { token: narrow };
   assert.deepStrictEqual((await client.listTools({ _meta: meta })).tools.map((x) => x.name), ["db_query", "mcpvault.check"]);
@@ -62,23 +63,66 @@ test("stdio: tools/call authorized and stripped, tools/list filtered, the rest p
     { rpc: -32013, code: "argument_not_allowed" });
   assert.deepStrictEqual(await mcpError(client.callTool({ name: "admin_delete", arguments: { id: "1" }, _meta: meta })),
     { rpc: -32013, code: "tool_not_allowed" });
-  assert.deepStrictEqual(await mcpError(client.callTool({ name: "db_query", arguments: { sql: "x" } })),
-    { rpc: -32011, code: "missing_token" });
-  assert.deepStrictEqual(await mcpError(client.listTools()), { rpc: -32011, code: "missing_token" });
+  assert.deepStrictEqual(await mcpError(client.callTool({ name: "db_query", arguments: { sql: "x" }, _meta: { token: "garbage" } })),
+    { rpc: -32011, code: "malformed_token" });
+  assert.deepStrictEqual(await mcpError(client.listTools({ _meta: { token: "garbage" } })), { rpc: -32011, code: "malformed_token" });
   const expired = vault.mint(keys.privateKey, { tools: ["db_query"], ttl: 60, issuer: "i", subject: "s" }, { now: now() - 61 });
   assert.deepStrictEqual(await mcpError(client.callTool({ name: "db_query", arguments: { sql: "x" }, _meta: { token: expired } })),
     { rpc: -32011, code: "expired" });
   const dry = await client.callTool({ name: "mcpvault.check", arguments: { tool: "admin_delete" }, _meta: meta });
   assert.deepStrictEqual([dry.structuredContent.allowed, dry.structuredContent.code, dry.structuredContent.failedBlock],
     [false, "tool_not_allowed", 1]);
-  // everything else passes through untouched
+  // every other method needs a valid token too (here the one in MCPVAULT_TOKEN)
   assert.deepStrictEqual((await client.listPrompts()).prompts.map((p) => p.name), ["greeting"]);
   assert.deepStrictEqual(await client.ping(), {});
+  assert.deepStrictEqual(await mcpError(client.listPrompts({ _meta: { token: "garbage" } })), { rpc: -32011, code: "malformed_token" });
   // one decision line per tools/call and tools/list on stderr, without the token
   const lines = log.join("").split("\n").filter((l) => l.startsWith("mcpvault-proxy: {"));
   assert.ok(lines.length >= 7, lines.join("\n"));
   assert.ok(lines.every((l) => !l.includes(narrow)));
   assert.ok(lines.some((l) => l.includes('"code":"tool_not_allowed"')));
+});
+
+test("stdio: every message needs a valid token; a garbage token gets nothing through, nor a tools/call notification", async (t) => {
+  const { narrow } = tokens();
+  const upstreamLog = join(mkdtempSync(join(tmpdir(), "mcpvault-up-")), "seen.jsonl");
+  const transport = new StdioClientTransport({
+    command: process.execPath,
+    args: [BIN, "--config", configFile({ publicKey: keys.publicKey, upstream: { ...upstreamCommand, env: { UPSTREAM_LOG: upstreamLog } }, log: false })],
+    env: getDefaultEnvironment(),
+    stderr: "pipe",
+  });
+  const answers = new Map();
+  const waiters = new Map();
+  transport.onmessage = (m) => {
+    answers.set(m.id, m);
+    waiters.get(m.id)?.(m);
+  };
+  await transport.start();
+  t.after(() => transport.close());
+  const ask = (m) => new Promise((resolve) => {
+    waiters.set(m.id, resolve);
+    transport.send(m);
+  });
+  const meta = (token) => (token ? { _meta: { token } } : {});
+  const init = (id, token) => ({ jsonrpc: "2.0", id, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {},
+    clientInfo: { name: "raw", version: "1" }, ...meta(token) } });
+  assert.strictEqual((await ask(init(1))).error.data.code, "missing_token");
+  assert.strictEqual((await ask(init(2, "garbage"))).error.data.code, "malformed_token");
+  for (const [id, method, params] of [
+    [3, "resources/read", { uri: "file:///etc/passwd" }], [4, "prompts/get", { name: "greeting" }],
+    [5, "completion/complete", { ref: { type: "ref/prompt", name: "greeting" }, argument: { name: "a", value: "b" } }],
+    [6, "resources/list", {}], [7, "logging/setLevel", { level: "debug" }], [8, "ping", {}],
+  ]) {
+    const a = await ask({ jsonrpc: "2.0", id, method, params: { ...params, ...meta("garbage") } });
+    assert.strictEqual(a.error?.data?.code, "malformed_token", method);
+  }
+  // a tools/call sent as a notification, with a valid token: refused, never forwarded
+  await transport.send({ jsonrpc: "2.0", method: "tools/call", params: { name: "db_query", arguments: { sql: "x" }, ...meta(narrow) } });
+  assert.ok((await ask(init(9, narrow))).result, "a valid token opens the session");
+  const seen = readFileSync(upstreamLog, "utf8").trim().split("\n").map((l) => JSON.parse(l));
+  assert.deepStrictEqual(seen.map((m) => m.method), ["initialize"], "only the valid initialize reached the upstream");
+  assert.ok(!JSON.stringify(seen).includes(narrow), "without its token");
 });
 
 test("stdio: the token can come from MCPVAULT_TOKEN; audience is enforced", async (t) => {
@@ -91,7 +135,7 @@ test("stdio: the token can come from MCPVAULT_TOKEN; audience is enforced", asyn
   assert.ok(!ok.content[0].text.includes(token));
   const elsewhere = tokens({ audience: "mail-server" }).narrow;
   assert.deepStrictEqual(await mcpError(client.callTool({ name: "db_query", arguments: { sql: "s", max_rows: 1 }, _meta: { token: elsewhere } })),
-    { rpc: -32013, code: "wrong_audience" });
+    { rpc: -32011, code: "wrong_audience" });
 });
 
 test("stdio: @modelcontextprotocol/server-everything behind the proxy shows and runs only the granted tools", async (t) => {
@@ -154,6 +198,20 @@ test("HTTP downstream, HTTP upstream: bearer tokens, HTTP refusals, no token at 
     await assert.rejects(client.callTool(call), (e) => e instanceof StreamableHTTPError && e.code === status && e.message.includes(`"code":"${code}"`));
   }
   await assert.rejects(connect(undefined), (e) => e instanceof StreamableHTTPError && e.code === 401 && e.message.includes("missing_token"));
+  // the session is bound to the subject that opened it: another agent's valid token cannot ride on it
+  const other = vault.mint(keys.privateKey, { tools: ["db_query"], ttl: 600, issuer: "auth-server", subject: "agent-z" });
+  const post = (token, body) => fetch(proxy.url, { method: "POST", body: JSON.stringify(body), headers: {
+    authorization: `Bearer ${token}`, "mcp-session-id": client.transport.sessionId, "mcp-protocol-version": "2025-06-18",
+    "content-type": "application/json", accept: "application/json, text/event-stream" } });
+  const hijack = await (await post(other, { jsonrpc: "2.0", id: 90, method: "tools/list" })).text();
+  assert.ok(hijack.includes('"code":"session_mismatch"'), hijack);
+  const own = await (await post(narrow, { jsonrpc: "2.0", id: 91, method: "tools/list" })).text();
+  assert.ok(own.includes('"name":"db_query"'), own);
+  // headers that disagree with the body are refused at the HTTP layer
+  const lying = await fetch(proxy.url, { method: "POST", body: JSON.stringify({ jsonrpc: "2.0", id: 92, method: "tools/call", params: { name: "admin_delete", arguments: { id: "1" } } }),
+    headers: { authorization: `Bearer ${narrow}`, "mcp-session-id": client.transport.sessionId, "mcp-method": "tools/call", "mcp-name": "db_query",
+      "content-type": "application/json", accept: "application/json, text/event-stream" } });
+  assert.deepStrictEqual([lying.status, (await lying.json()).error.data.code], [400, "invalid_request"]);
 });
 
 test("the command line and the config are checked before anything starts", () => {

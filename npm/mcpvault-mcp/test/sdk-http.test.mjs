@@ -82,7 +82,7 @@ for (const [name, express] of [["Express 4", express4], ["Express 5", express5]]
       { now: now() - 120 });
     assert.deepStrictEqual(await refused(httpClient(server.url, expired)), { status: 401, code: "expired" });
     const elsewhere = tokens({ audience: "mail-server" }).narrow;
-    assert.deepStrictEqual(await refused(httpClient(server.url, elsewhere)), { status: 403, code: "wrong_audience" });
+    assert.deepStrictEqual(await refused(httpClient(server.url, elsewhere)), { status: 401, code: "wrong_audience" });
     const other = new MCPVault();
     const forged = other.mint(other.generateKeypair().privateKey, { tools: ["db_query"], ttl: 60, issuer: "i", subject: "s" });
     assert.deepStrictEqual(await refused(httpClient(server.url, forged)), { status: 401, code: "bad_signature" });

@@ -37,7 +37,7 @@ test("middleware + SQLite: revoking agent A's token refuses agent B's derived to
   t.after(() => store.close());
   const app = express();
   app.use(express.json());
-  const auth = createMcpVaultMiddleware({ publicKeyHex: keys.publicKey, revocationStore: store, replayStore: store, auditStore: store });
+  const auth = createMcpVaultMiddleware({ publicKeyHex: keys.publicKey, store });
   app.post("/mcp", auth(), async (req, res) => {
     const server = makeMcpServer({});
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
@@ -74,7 +74,7 @@ test("middleware + SQLite: revoking agent A's token refuses agent B's derived to
 test("withMcpVault + memory store: revoked and replayed are MCP errors with the code", async (t) => {
   const store = new MemoryStore();
   const server = makeMcpServer({ wrap: false });
-  withMcpVault(server, { publicKeyHex: keys.publicKey, revocationStore: store, replayStore: store, auditStore: store });
+  withMcpVault(server, { publicKeyHex: keys.publicKey, store });
   const [ct, st] = InMemoryTransport.createLinkedPair();
   await server.connect(st);
   const client = new Client({ name: "b", version: "1" });

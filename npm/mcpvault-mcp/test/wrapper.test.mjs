@@ -49,8 +49,14 @@ for (const wrap of ["after", "before"]) {
     assert.ok(seen[0].text.includes('"progressToken":42'), "the rest of _meta is kept");
     const dry = await client.callTool({ name: "mcpvault.check", arguments: { tool: "file_read" }, _meta: { token: narrow } });
     assert.deepStrictEqual([dry.structuredContent.allowed, dry.structuredContent.code], [false, "tool_not_allowed"]);
-    const dryNone = await client.callTool({ name: "mcpvault.check", arguments: { tool: "db_query" } });
-    assert.deepStrictEqual([dryNone.structuredContent.allowed, dryNone.structuredContent.code], [false, "missing_token"]);
+    // the dry run needs a valid token itself
+    assert.deepStrictEqual(await mcpError(client.callTool({ name: "mcpvault.check", arguments: { tool: "db_query" } })),
+      { rpc: -32011, code: "missing_token" });
+    // every other method is decided too: prompts, resources, completion
+    assert.deepStrictEqual(await mcpError(client.listPrompts()), { rpc: -32011, code: "missing_token" });
+    assert.deepStrictEqual(await mcpError(client.listPrompts({ _meta: { token: "garbage" } })), { rpc: -32011, code: "malformed_token" });
+    assert.deepStrictEqual(await mcpError(client.getPrompt({ name: "greeting", _meta: { token: "garbage" } })), { rpc: -32011, code: "malformed_token" });
+    assert.deepStrictEqual((await client.listPrompts({ _meta: { token: narrow } })).prompts.map((p) => p.name), ["greeting"]);
   });
 }
 
@@ -95,7 +101,7 @@ test("options are checked when wrapping", () => {
     [new McpServer({ name: "x", version: "1" }), { publicKeyHex: "abcd" }, /publicKeyHex: invalid key/],
     [new McpServer({ name: "x", version: "1" }), { ...ok, checkTool: "other" }, /checkTool must be true or false/],
     [new McpServer({ name: "x", version: "1" }), { ...ok, extra: 1 }, /unknown option/],
-    [new McpServer({ name: "x", version: "1" }), { ...ok, revocationStore: {} }, /revocationStore must have firstRevoked\(\)/],
+    [new McpServer({ name: "x", version: "1" }), { ...ok, store: {} }, /store must have check\(\)/],
     [new McpServer({ name: "x", version: "1" }), { ...ok, retryWindow: 1.5 }, /retryWindow must be seconds/],
   ]) assert.throws(() => withMcpVault(server, o), msg);
   const twice = withMcpVault(new McpServer({ name: "x", version: "1" }), ok);

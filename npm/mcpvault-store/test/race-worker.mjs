@@ -20,7 +20,7 @@ for (let i = order.length - 1; i > 0; i--) {
 }
 for (const [i, token] of order) {
   const msg = { jsonrpc: "2.0", id: `${name}-${i}`, method: "tools/call", params: { name: "db_query", arguments: {} } };
-  const out = await authorizeWithState(token, msg, { publicKey, vault, replayStore: store });
+  const out = await authorizeWithState(token, msg, { publicKey, vault, store });
   if (!(out instanceof McpVaultError)) counts.allowed++;
   else if (out.code === "replayed") counts.replayed++;
   else counts.other++;

@@ -3,10 +3,10 @@
 import test from "node:test";
 import assert from "node:assert";
 import { spawn } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { MCPVault, McpVaultError, authorizeWithState, auditVerify } from "mcpvault";
+import { Guard, MCPVault, McpVaultError, authorizeWithState, auditVerify } from "mcpvault";
 import { openStore } from "mcpvault-store";
 import { freshStore, startRedis, tmp } from "./helpers.mjs";
 
@@ -26,7 +26,7 @@ for (const kind of ["memory", "sqlite", "redis"]) {
 
   test(`${kind}: revoking a token refuses it and every token attenuated from it, 1 to 5 hops`, async () => {
     const { store } = await open();
-    const opts = { publicKey: keys.publicKey, vault, revocationStore: store };
+    const opts = { publicKey: keys.publicKey, vault, store };
     const chain = [mint()];
     for (let i = 1; i <= 5; i++) chain.push(vault.attenuate(chain[i - 1], { ttl: 3600 - i }));
     for (const t of chain) assert.strictEqual(code(await authorizeWithState(t, call(1), opts)), "allowed");
@@ -46,13 +46,13 @@ for (const kind of ["memory", "sqlite", "redis"]) {
     await store.close();
   });
 
-  test(`${kind}: a single-use token lets one call through; a retry of that request is not a replay`, async () => {
+  test(`${kind}: a single-use token lets one call through, once; the same request again is in_flight or gets the recorded response`, async () => {
     const { store } = await open();
-    const opts = { publicKey: keys.publicKey, vault, replayStore: store };
+    const opts = { publicKey: keys.publicKey, vault, store };
     const once = mint({ singleUse: true });
     assert.strictEqual(vault.verify(once, keys.publicKey, { tool: "db_query" }).nonces.length, 1);
     assert.strictEqual(code(await authorizeWithState(once, call(7, "db_query", { q: 1 }), opts)), "allowed");
-    assert.strictEqual(code(await authorizeWithState(once, call(7, "db_query", { q: 1 }), opts)), "allowed", "the same request again is a retry");
+    assert.strictEqual(code(await authorizeWithState(once, call(7, "db_query", { q: 1 }), opts)), "in_flight", "the same request again is not run twice");
     assert.strictEqual(code(await authorizeWithState(once, call(8, "db_query", { q: 1 }), opts)), "replayed");
     assert.strictEqual(code(await authorizeWithState(once, call(7, "db_query", { q: 2 }), opts)), "replayed", "same id, another call");
     assert.strictEqual(code(await authorizeWithState(once, call(7, "db_query", { q: 1 }), { ...opts, now: NOW + 31 })), "replayed", "after the retry window");
@@ -64,14 +64,25 @@ for (const kind of ["memory", "sqlite", "redis"]) {
     assert.strictEqual(code(await authorizeWithState(hop, call(2), opts)), "replayed");
     assert.strictEqual(code(await authorizeWithState(reusable, call(3), opts)), "allowed");
     assert.strictEqual(code(await authorizeWithState(reusable, call(3), opts)), "allowed");
-    // without a replay store a single-use token is refused
+    // with a Guard that records responses, the retry gets the first execution's response
+    const g = new Guard({ publicKey: keys.publicKey, store, now: () => NOW });
+    const twice = mint({ singleUse: true });
+    const first = await g.decide({ body: call(1), fallbackToken: twice });
+    assert.ok(first.allowed && first.call_key);
+    await g.complete(first, { result: { content: [{ type: "text", text: "ran once" }] } });
+    const retry = await g.decide({ body: call(1), fallbackToken: twice });
+    assert.deepStrictEqual([retry.allowed, retry.forward, retry.answers], [true, null,
+      [{ jsonrpc: "2.0", id: 1, result: { content: [{ type: "text", text: "ran once" }] } }]]);
+    // a prefix of a revocation id revokes nothing, so it is refused
+    await assert.rejects(store.revoke(vault.inspect(twice).revocation_ids[0].slice(0, 16)), (e) => e.code === "invalid_request");
+    // without a store a single-use token is refused
     assert.strictEqual(code(await authorizeWithState(mint({ singleUse: true }), call(1), { publicKey: keys.publicKey, vault })), "replayed");
     await store.close();
   });
 
   test(`${kind}: every decision goes into the audit chain; editing, deleting or swapping an entry is named`, async () => {
     const { store } = await open();
-    const opts = { publicKey: keys.publicKey, vault, auditStore: store, revocationStore: store, replayStore: store };
+    const opts = { publicKey: keys.publicKey, vault, store };
     const t = mint();
     await authorizeWithState(t, call(1, "db_query"), opts);
     await authorizeWithState(t, call(2, "admin_delete"), opts);
@@ -123,6 +134,24 @@ for (const kind of ["sqlite", "redis"]) {
     assert.strictEqual(na.other + nb.other, 0);
   });
 
+  test(`${kind}: the same request of a single-use token sent 50 times at once by two processes runs the handler once`, async () => {
+    const { store, spec } = await freshStore(kind, redis.url);
+    await store.close();
+    const dir = tmp();
+    const file = join(dir, "token.json");
+    const runs = join(dir, "runs.txt");
+    writeFileSync(file, JSON.stringify({ publicKey: keys.publicKey, now: NOW, token: mint({ singleUse: true }) }));
+    writeFileSync(runs, "");
+    const start = String(Date.now() + 1500);
+    const outs = await Promise.all(["a", "b"].map(() => run("same-request-worker.mjs", [spec, file, "25", runs, start])));
+    const [a, b] = outs.map((o) => JSON.parse(o));
+    console.log(`${kind} same request x50: ${JSON.stringify(a)} ${JSON.stringify(b)}`);
+    assert.strictEqual(readFileSync(runs, "utf8").trim().split("\n").length, 1, "the handler ran exactly once");
+    assert.strictEqual(a.allowed + b.allowed, 1);
+    assert.strictEqual(a.in_flight + b.in_flight + a.answered + b.answered, 49);
+    assert.strictEqual(a.other + b.other, 0);
+  });
+
   test(`${kind}: a writer killed with SIGKILL loses no acknowledged audit entry, and the chain verifies`, async () => {
     const { store, spec } = await freshStore(kind, redis.url);
     await store.close();
@@ -160,7 +189,7 @@ for (const kind of ["sqlite", "redis"]) {
         child.on("exit", (status) => resolve({ status, out: out.trim() }));
       });
       const { store, spec } = await freshStore(kind, redis.url);
-      const opts = { publicKey: keys.publicKey, vault, revocationStore: store, auditStore: store };
+      const opts = { publicKey: keys.publicKey, vault, store };
       const root = mint();
       const child = vault.attenuate(root, { tools: ["db_query"] });
       assert.strictEqual(code(await authorizeWithState(child, call(1), opts)), "allowed");
@@ -178,7 +207,7 @@ test("a refused request cannot grow the audit log: what the caller chose is cut 
   const store = await openStore("memory");
   const huge = "x".repeat(100_000);
   const msg = { jsonrpc: "2.0", id: huge, method: "tools/call", params: { name: huge, arguments: {} } };
-  assert.strictEqual(code(await authorizeWithState(mint(), msg, { publicKey: keys.publicKey, vault, auditStore: store })), "invalid_request");
+  assert.strictEqual(code(await authorizeWithState(mint(), msg, { publicKey: keys.publicKey, vault, store })), "invalid_request");
   const [e] = await store.auditEntries();
   assert.deepStrictEqual([e.tool.length, e.request_id.length, e.allowed], [256, 256, false]);
 });

@@ -1,40 +1,63 @@
-// tests/vectors/state (revocation, replay) through the gate's authorizeWithState and a MemoryStore, and
-// tests/vectors/audit (chain, tampering, call keys) through the npm build: the same answers as the Rust core.
+// tests/vectors/state (the guard: revocation, single use and retries, batches, every method) through the npm
+// build's Guard on every store — memory, SQLite, Redis (spend.lua) — and tests/vectors/audit (chain, tampering,
+// call keys): the same answers as the Rust core, step by step, outcome by outcome.
 import test from "node:test";
 import assert from "node:assert";
 import { readdirSync, readFileSync } from "node:fs";
-import { MCPVault, McpVaultError, authorizeWithState, auditAppend, auditVerify, callKey } from "mcpvault";
-import { MemoryStore } from "mcpvault-store";
+import { Guard, auditAppend, auditVerify, callKey } from "mcpvault";
+import { freshStore, startRedis } from "./helpers.mjs";
 
 const dir = new URL("../../../tests/vectors/", import.meta.url);
 const cases = (sub) => readdirSync(new URL(`${sub}/`, dir)).filter((f) => f.endsWith(".json")).sort()
   .map((f) => JSON.parse(readFileSync(new URL(`${sub}/${f}`, dir), "utf8")));
 
-/** The core's facts shape, as in the vector files. */
-function coreShape(f) {
-  const out = { verified: f.verified, tools: f.tools, issuer: f.issuer, subject: f.subject, expires_at: f.expiresAt,
-    depth: f.depth, audience: f.audience, max_depth: f.maxDepth, revocation_ids: f.revocationIds };
-  if (f.tool !== undefined) out.tool = f.tool;
-  if (f.nonces !== undefined) out.nonces = f.nonces;
-  return out;
+const redis = await startRedis();
+test.after(() => redis.stop());
+
+/** The Guard options of a vector's core options. */
+function guardOptions(o, store) {
+  return {
+    publicKey: o.public_key, audience: o.audience, retryWindow: o.retry_window, tool: o.tool, checkTool: o.check_tool,
+    deferSpend: o.defer_spend, realm: o.realm, resourceMetadata: o.resource_metadata, store: o.store ? store : undefined,
+  };
 }
 
-test("state vectors: revocation and replay through authorizeWithState and a MemoryStore", async () => {
-  const all = cases("state");
-  assert.ok(all.length >= 8);
-  const vault = new MCPVault();
-  for (const c of all) {
-    const store = new MemoryStore();
-    for (const id of c.state.revoked) await store.revoke(id);
-    for (const n of c.state.spent) await store.spend([n], "another call", { now: c.now, until: c.now + 86400, retryWindow: 0 });
-    const message = { jsonrpc: "2.0", id: "vector", method: "tools/call", params: { name: c.request.tool, arguments: c.request.arguments ?? {} } };
-    const out = await authorizeWithState(c.token, message, {
-      publicKey: c.public_key, now: c.now, vault, revocationStore: store, replayStore: c.state.replay_store ? store : undefined,
-    });
-    const got = out instanceof McpVaultError ? { error: out.code } : { ok: coreShape(out) };
-    assert.deepStrictEqual(got, c.expect, c.name);
-  }
-});
+/** A vector's input (the core's GuardInput) as Guard.decide parts. */
+function parts(i, now) {
+  return {
+    now, httpMethod: i.http_method, headers: i.headers ?? {}, body: i.body, bodyError: i.body_error,
+    transportToken: i.transport_token, fallbackToken: i.fallback_token, replayChecked: i.replay_checked,
+    sessionSubject: i.session_subject,
+  };
+}
+
+for (const kind of ["memory", "sqlite", "redis"]) {
+  test(`state vectors through the Guard on ${kind}: every outcome, step by step`, async () => {
+    const all = cases("state");
+    assert.ok(all.length >= 40);
+    let passed = 0;
+    for (const c of all) {
+      const { store } = await freshStore(kind, redis.url);
+      for (const id of c.revoked) await store.revoke(id);
+      for (const cache of [0, 16]) {
+        if (cache === 16 && kind !== "memory") continue;
+        const { store: s } = cache === 0 ? { store } : await freshStore(kind, redis.url);
+        if (cache === 16) for (const id of c.revoked) await s.revoke(id);
+        const guard = new Guard({ ...guardOptions(c.options, s), cache });
+        for (const [i, step] of c.steps.entries()) {
+          const outcome = await guard.decide(parts(step.input, step.now));
+          if (step.complete !== undefined) await guard.complete(outcome, step.complete);
+          assert.deepStrictEqual(outcome, step.expect, `${c.name} step ${i} (cache ${cache})`);
+        }
+        assert.strictEqual((await s.auditEntries()).length, c.audit_entries, `${c.name}: audit entries`);
+        if (s !== store) await s.close();
+      }
+      await store.close();
+      passed++;
+    }
+    console.log(`state vectors on ${kind}: ${passed} passed, 0 failed`);
+  });
+}
 
 test("audit vectors: the npm build writes and checks the same chain, and the same call keys", () => {
   const all = cases("audit");

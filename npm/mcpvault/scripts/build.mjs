@@ -51,32 +51,36 @@ if (statSync(snippets, { throwIfNoEntry: false })) {
   }
 }
 writeFileSync(join(dist, "cjs", "package.json"), JSON.stringify({ type: "commonjs" }) + "\n");
+// The module's linear memory, for the memory tests (the web glue exports it from initSync).
+writeFileSync(join(dist, "cjs", "mcpvault_wasm.js"), readFileSync(join(dist, "cjs", "mcpvault_wasm.js"), "utf8") + "\nexports.__wasm = wasm;\n");
 
 const api = ["api.js", "gate.js"].map((f) => readFileSync(join(root, "src", f), "utf8")).join("\n");
 // Every name the entries export besides init.
-const exported = "MCPVault, McpVaultError, auditAppend, auditVerify, callKey, authorizeWithState, storeOptionsError, CHECK_TOOL, extractToken, findToken, callOf, authorizeCall, authorizeBody, stripToken, " +
+const exported = "MCPVault, McpVaultError, auditAppend, auditVerify, callKey, Guard, storeDecide, revocationId, authorizeWithState, storeOptionsError, CHECK_TOOL, extractToken, findToken, authorizeCall, authorizeBody, " +
   "statusOf, challenge, challengeResponse, authorizeFetch, assertPublicKey";
 writeFileSync(join(dist, "api.cjs"), `"use strict";\n${api}\nmodule.exports = { makeApi };\n`);
 writeFileSync(join(dist, "api.mjs"), `${api}\nexport { makeApi };\n`);
+// Node: one instance for both entries. `import` re-exports the CommonJS entry, so the ESM and CommonJS entries share
+// one wasm module, one cache and one McpVaultError class (instanceof holds across them).
 writeFileSync(join(dist, "node.cjs"), `"use strict";
 // Node 18 has no global crypto (it arrived in Node 19); getrandom's js backend needs crypto.getRandomValues.
 if (!globalThis.crypto?.getRandomValues) globalThis.crypto = require("node:crypto").webcrypto;
 const wasm = require("./cjs/mcpvault_wasm.js");
 const { makeApi } = require("./api.cjs");
-module.exports = { ...makeApi(wasm), init: () => Promise.resolve() };
+module.exports = {
+  ...makeApi(wasm),
+  init: () => Promise.resolve(),
+  /** Internal, for tests: the module's linear memory. */
+  __wasmMemory: () => wasm.__wasm.memory,
+};
 `);
-writeFileSync(join(dist, "node.mjs"), `import { readFileSync } from "node:fs";
-import { webcrypto } from "node:crypto";
-import * as wasm from "./web/mcpvault_wasm.js";
-// Node 18 has no global crypto (it arrived in Node 19); getrandom's js backend needs crypto.getRandomValues.
-if (!globalThis.crypto?.getRandomValues) globalThis.crypto = webcrypto;
-import { makeApi } from "./api.mjs";
-const exports = wasm.initSync({ module: readFileSync(new URL("./web/mcpvault_wasm_bg.wasm", import.meta.url)) });
-export const { ${exported} } = makeApi(wasm);
+writeFileSync(join(dist, "node.mjs"), `import { createRequire } from "node:module";
+const api = createRequire(import.meta.url)("./node.cjs");
+export const { ${exported} } = api;
 /** Node loads synchronously; init() is here for code shared with browsers. */
-export const init = () => Promise.resolve();
+export const init = api.init;
 /** Internal, for tests: the module's linear memory. */
-export const __wasmMemory = () => exports.memory;
+export const __wasmMemory = api.__wasmMemory;
 `);
 // workerd (Cloudflare Workers): the .wasm is imported as a compiled module.
 writeFileSync(join(dist, "workerd.mjs"), `import wasmModule from "./web/mcpvault_wasm_bg.wasm";

@@ -184,5 +184,5 @@ function makeApi(wasm, isLoaded) {
     return call(wasm.call_key(String(requestId ?? ""), String(method), tool == null ? "" : String(tool), JSON.stringify(args ?? {})));
   }
 
-  return { MCPVault, McpVaultError, auditAppend, auditVerify, callKey, ...makeGate(MCPVault, McpVaultError, callKey, auditAppend) };
+  return { MCPVault, McpVaultError, auditAppend, auditVerify, callKey, ...makeGate(wasm, MCPVault, McpVaultError, call, facts) };
 }

@@ -1,82 +1,240 @@
-// The runtime-neutral gate: where an HTTP/MCP server meets the vault. Written
-// once; scripts/build.mjs appends it to api.js in every entry (Node, browsers,
-// Deno, workers). It uses no Node or DOM API; `challengeResponse` and
+// The runtime-neutral gate: where an HTTP/MCP server meets the vault. Written once; scripts/build.mjs appends it to
+// api.js in every entry (Node, browsers, Deno, workers). It uses no Node or DOM API; `challengeResponse` and
 // `authorizeFetch` use the global fetch `Response`/`Request` of the runtime.
-function makeGate(MCPVault, McpVaultError, callKey) {
-  /** Where a token is looked for, in this order. */
-  const TOKEN_HEADER = "x-mcpvault-token";
-  const META_KEYS = ["token", "mcpvault/token"];
+//
+// Every decision is the core's guard (src/guard.rs): this file only translates requests into the guard's input,
+// performs what it asks of a store, and turns its outcome into JS values. No rule lives here.
+function makeGate(wasm, MCPVault, McpVaultError, call, facts) {
   /** The dry-run tool of mcpvault-mcp: a reserved name, callable with any valid token (it runs nothing). */
   const CHECK_TOOL = "mcpvault.check";
-
-  /** HTTP status of each refusal code (SCHEMA.md, "HTTP and JSON-RPC"). */
-  const STATUS = {
-    missing_token: 401,
-    malformed_token: 401,
-    bad_signature: 401,
-    expired: 401,
-    revoked: 401,
-    replayed: 401,
-    limits_exceeded: 401,
-    tool_not_allowed: 403,
-    argument_not_allowed: 403,
-    wrong_audience: 403,
-    depth_exceeded: 403,
-    check_failed: 403,
-    invalid_request: 400,
-    invalid_key: 500,
-    internal_error: 500,
-  };
-  /** JSON-RPC error code per HTTP status (implementation-defined server errors, -32000..-32099). */
-  const RPC_CODE = { 400: -32600, 401: -32011, 403: -32013, 500: -32603 };
+  /** The headers the guard reads. */
+  const HEADERS = ["x-mcpvault-token", "authorization", "mcp-method", "mcp-name"];
+  const STORE_METHODS = ["check", "complete", "appendAudit"];
 
   const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
-  const refusal = (code, message) => new McpVaultError(code, message);
+  const invalid = (message) => new McpVaultError("invalid_request", `invalid request: ${message}`);
 
   /** One header of a Node/Express request (plain object) or a fetch Request (Headers). */
-  function header(request, name) {
-    const h = request?.headers;
-    if (h == null || typeof h !== "object") return undefined;
+  function header(headers, name) {
+    if (headers == null || typeof headers !== "object") return undefined;
     let v;
-    if (typeof h.get === "function") v = h.get(name);
+    if (typeof headers.get === "function") v = headers.get(name);
     else {
-      v = h[name];
+      v = headers[name];
       if (v === undefined) {
-        const key = Object.keys(h).find((k) => k.toLowerCase() === name);
-        v = key === undefined ? undefined : h[key];
+        const key = Object.keys(headers).find((k) => k.toLowerCase() === name);
+        v = key === undefined ? undefined : headers[key];
       }
     }
     if (Array.isArray(v)) v = v[0];
     return typeof v === "string" ? v : undefined;
   }
 
-  /** The JSON-RPC messages of a body: an object, a batch, or none (not JSON-RPC). */
-  function messagesOf(body) {
-    if (Array.isArray(body)) return body.length > 0 && body.every(isJsonRpc) ? body : null;
-    return isJsonRpc(body) ? [body] : null;
-  }
-  function isJsonRpc(m) {
-    return isObject(m) && m.jsonrpc === "2.0";
-  }
-
-  function metaToken(message) {
-    const meta = isObject(message) && isObject(message.params) ? message.params._meta : undefined;
-    if (!isObject(meta)) return undefined;
-    for (const k of META_KEYS) if (typeof meta[k] === "string" && meta[k] !== "") return { token: meta[k], source: `_meta.${k}` };
-    return undefined;
+  function guardHeaders(headers) {
+    const out = {};
+    for (const h of HEADERS) {
+      const v = header(headers, h);
+      if (v !== undefined) out[h] = v;
+    }
+    return out;
   }
 
-  /** `{ token, source }` or null; source is "header", "bearer" or "_meta.token"/"_meta.mcpvault/token". */
-  function findToken(request, body = request?.body) {
-    const own = header(request, TOKEN_HEADER)?.trim();
-    if (own) return { token: own, source: "header" };
-    const m = /^Bearer +(\S+) *$/i.exec(header(request, "authorization") ?? "");
-    if (m) return { token: m[1], source: "bearer" };
-    for (const message of messagesOf(body) ?? []) {
-      const found = metaToken(message);
-      if (found) return found;
+  /** A body as the guard takes it: JSON text, or a body error (a value that cannot be written as JSON). */
+  function bodyText(body) {
+    if (body === undefined || body === null || body === "") return {};
+    if (typeof body === "string") return { body };
+    try {
+      return { body: JSON.stringify(body) };
+    } catch {
+      // nested too deeply for JSON.stringify, or a cycle: the guard refuses it like any unreadable body
+      return { bodyError: "not_json" };
+    }
+  }
+
+  /** The guard's input from a request's parts. */
+  function guardInput(parts) {
+    const b = parts.bodyError !== undefined ? { bodyError: parts.bodyError } : bodyText(parts.body);
+    const input = { headers: guardHeaders(parts.headers) };
+    if (parts.httpMethod !== undefined) input.http_method = String(parts.httpMethod);
+    if (b.body !== undefined) input.body = b.body;
+    if (b.bodyError !== undefined) input.body_error = b.bodyError;
+    if (typeof parts.transportToken === "string" && parts.transportToken !== "") input.transport_token = parts.transportToken;
+    if (typeof parts.fallbackToken === "string" && parts.fallbackToken !== "") input.fallback_token = parts.fallbackToken;
+    if (parts.replayChecked === true) input.replay_checked = true;
+    if (typeof parts.sessionSubject === "string") input.session_subject = parts.sessionSubject;
+    return input;
+  }
+
+  /** The McpVaultError of a refusal decision. */
+  function refusalError(d) {
+    return new McpVaultError(d.code, d.message, d.failed_block, d.failed_check, d.detail);
+  }
+
+  /** A decision as `onDecision` hears it. */
+  function decisionOf(d, outcome) {
+    const out = {
+      allowed: d.allowed, code: d.code, status: d.status, method: d.method, tool: d.tool, requestId: d.request_id,
+      tokenSource: d.token_source, subject: d.subject, issuer: d.issuer,
+    };
+    if (!d.allowed) Object.assign(out, { message: d.message, detail: d.detail });
+    else if (outcome.facts) out.facts = facts(outcome.facts);
+    if (d.replayed_response) out.replayedResponse = true;
+    return out;
+  }
+
+  /** What is wrong with a store (an object with check, complete and appendAudit), or null. */
+  function storeError(store) {
+    if (store === undefined) return null;
+    for (const m of STORE_METHODS) if (typeof store?.[m] !== "function") return `store must have ${m}()`;
+    return null;
+  }
+
+  /** What is wrong with the store options (`store`, `retryWindow`), or null: adapters check them at start-up. */
+  function storeOptionsError(options) {
+    const e = storeError(options.store);
+    if (e) return e;
+    if (options.retryWindow !== undefined && !(Number.isSafeInteger(options.retryWindow) && options.retryWindow >= 0)) {
+      return "retryWindow must be seconds";
     }
     return null;
+  }
+
+  /**
+   * The guard of one server (SCHEMA.md, "The guard"). options: `publicKey` (hex, required), `audience`, `store` (a
+   * store of mcpvault-store: revocation, single-use spends, audit; none: single-use tokens are refused),
+   * `retryWindow` (seconds, default 30), `tool` (the route serves one tool), `checkTool` (answer `mcpvault.check`),
+   * `deferSpend` (an inner layer spends single-use tokens), `realm`, `resourceMetadata`, `cache` (verified chains
+   * kept, default 1024), `now` (a clock in unix seconds). A bad key or option throws here.
+   */
+  class Guard {
+    constructor(options = {}) {
+      if (!isObject(options)) throw new TypeError("Guard options must be an object");
+      const e = storeOptionsError(options);
+      if (e) throw new TypeError(e);
+      if (options.now !== undefined && typeof options.now !== "function") throw new TypeError("now must be a function returning unix seconds");
+      const cache = options.cache ?? 1024;
+      if (!Number.isSafeInteger(cache) || cache < 0 || cache > 0xffffffff) throw new TypeError("cache must be a non-negative integer");
+      this.store = options.store;
+      this.checkTool = options.checkTool === true;
+      this._now = options.now ?? (() => Math.floor(Date.now() / 1000));
+      this.options = {
+        public_key: typeof options.publicKey === "string" ? options.publicKey : "",
+        audience: options.audience ?? undefined,
+        retry_window: options.retryWindow ?? undefined,
+        store: options.store !== undefined,
+        tool: options.tool ?? undefined,
+        check_tool: this.checkTool,
+        defer_spend: options.deferSpend === true,
+        realm: options.realm ?? undefined,
+        resource_metadata: options.resourceMetadata ?? undefined,
+      };
+      this._g = new wasm.Guard(JSON.stringify(this.options), cache);
+      const err = this._g.error();
+      if (err) call(err);
+    }
+
+    /** `{ hits, misses, entries, capacity }` of the verified-chain cache. */
+    cacheStats() {
+      return JSON.parse(this._g.stats());
+    }
+
+    _time(now) {
+      const t = now ?? this._now();
+      if (!Number.isSafeInteger(t) || t < 0) throw invalid("now must be a non-negative integer (unix seconds)");
+      return t;
+    }
+
+    /**
+     * Decides a request: `parts` = `{ httpMethod?, headers?, body? (text or parsed JSON), bodyError? ("too_large" |
+     * "not_utf8" | "not_json"), transportToken?, fallbackToken?, replayChecked?, sessionSubject?, now? }`. Performs
+     * what the guard asks of the store and appends the audit records. Resolves to the core's outcome (SCHEMA.md):
+     * `{ allowed, status, headers, response, forward, answers, token, token_source, facts, decisions, call_key,
+     * keep_until, ... }`. Never rejects for a bad request: a failing store is a refusal (`internal_error`).
+     */
+    async decide(parts = {}) {
+      const store = "store" in parts ? parts.store : this.store;
+      const now = this._time(parts.now);
+      const step = call(this._g.check(JSON.stringify(guardInput(parts)), now));
+      let outcome = step.outcome;
+      if (step.step === "ask") {
+        let answer;
+        try {
+          answer = await store.check(step.ask);
+        } catch (e) {
+          answer = { error: String(e?.message ?? e) };
+        }
+        outcome = call(this._g.resume(JSON.stringify(step.pending), JSON.stringify(answer)));
+      }
+      if (store && outcome.audit.length > 0) {
+        try {
+          for (const r of outcome.audit) await store.appendAudit(r);
+        } catch (e) {
+          outcome = call(this._g.audit_failed(JSON.stringify(outcome), String(e?.message ?? e)));
+        }
+      }
+      return outcome;
+    }
+
+    /** After the handler of an allowed single-use call ran: records its response (`{ result }` or `{ error }`) so
+     * a retry of the same request gets it instead of a second execution. */
+    async complete(outcome, response, store = this.store) {
+      if (!outcome?.call_key || !store) return;
+      await store.complete(outcome.call_key, response, outcome.keep_until);
+    }
+
+    /** The refusal of an outcome as an McpVaultError (null when allowed). */
+    errorOf(outcome) {
+      const d = outcome.decisions.find((x) => !x.allowed);
+      return d ? refusalError(d) : null;
+    }
+
+    /** The facts of an allowed outcome, as `MCPVault.verify` returns them. */
+    factsOf(outcome) {
+      return outcome.facts ? facts(outcome.facts) : null;
+    }
+
+    /** The decisions of an outcome as `onDecision` hears them. */
+    decisionsOf(outcome) {
+      return outcome.decisions.map((d) => decisionOf(d, outcome));
+    }
+
+    /** `result` of a tools/list with only the tools `outcome` grants (and the dry-run tool on the first page). */
+    filterTools(result, outcome, firstPage = true) {
+      if (!outcome.facts) return { ...(isObject(result) ? result : {}), tools: [] };
+      return call(wasm.filter_tools(JSON.stringify(isObject(result) ? result : {}), JSON.stringify(outcome.facts), this.checkTool, firstPage));
+    }
+  }
+
+  /** A store's atomic step for `ask` given what it `read` (`{ revoked, held, recorded }`): `{ answer, write }`. */
+  function storeDecide(ask, read) {
+    return call(wasm.store_decide(JSON.stringify(ask), JSON.stringify(read)));
+  }
+
+  /** A full revocation id (128 hex characters), lowercased; throws invalid_request for anything else. */
+  function revocationId(id) {
+    return call(wasm.revocation_id(String(id)));
+  }
+
+  // One guard per option set for the function API (created on first use; each caches verified chains).
+  const guards = new Map();
+  function guardFor(options, extra) {
+    const o = { ...options, ...extra };
+    const key = JSON.stringify([o.publicKey, o.audience, o.retryWindow, o.tool, o.checkTool, o.deferSpend, o.realm, o.resourceMetadata, o.store !== undefined]);
+    let g = guards.get(key);
+    if (!g) {
+      if (guards.size >= 64) guards.delete(guards.keys().next().value);
+      // the store and the clock come with each call: a shared guard holds the options and the cache
+      g = new Guard({ ...o, store: undefined, now: undefined });
+      g.options.store = o.store !== undefined;
+      g._g = new wasm.Guard(JSON.stringify(g.options), 1024);
+      guards.set(key, g);
+    }
+    return g;
+  }
+
+  /** `{ token, source }` or null; source is "header", "bearer", "_meta.token" or "_meta.mcpvault/token". */
+  function findToken(request, body = request?.body) {
+    return call(wasm.find_token(JSON.stringify(guardInput({ headers: request?.headers, body }))));
   }
 
   /**
@@ -88,252 +246,103 @@ function makeGate(MCPVault, McpVaultError, callKey) {
     return findToken(request, body === undefined ? request?.body : body)?.token ?? null;
   }
 
-  /**
-   * The call a JSON-RPC message asks for: `tools/call` → its tool and arguments; any other request or
-   * notification → its method (a valid token, no tool grant); a response → method "jsonrpc/response"; a call of
-   * the reserved dry-run tool `mcpvault.check` → method "mcpvault/check" (a valid token, no grant).
-   */
-  function callOf(message) {
-    if (!isJsonRpc(message)) throw refusal("invalid_request", "invalid request: not a JSON-RPC 2.0 message");
-    if (message.method === undefined) {
-      if ("result" in message || "error" in message) return { method: "jsonrpc/response" };
-      throw refusal("invalid_request", "invalid request: a JSON-RPC message needs a method or a result");
-    }
-    if (typeof message.method !== "string" || message.method === "") {
-      throw refusal("invalid_request", "invalid request: method must be a non-empty string");
-    }
-    if (message.method !== "tools/call") return { method: message.method };
-    const p = message.params;
-    if (!isObject(p) || typeof p.name !== "string" || p.name === "") {
-      throw refusal("invalid_request", "invalid request: tools/call needs params.name");
-    }
-    if (p.name === CHECK_TOOL) return { method: "mcpvault/check" };
-    return { method: "tools/call", tool: p.name, arguments: p.arguments ?? {} };
+  /** A message for the guard from a JSON-RPC message or `{ method?, tool, arguments? }`. */
+  function messageOf(c, requestId) {
+    if (isObject(c) && c.jsonrpc !== undefined) return c;
+    if (!isObject(c)) return c;
+    const method = c.method ?? "tools/call";
+    const m = { jsonrpc: "2.0", id: requestId ?? "", method };
+    if (method === "tools/call") m.params = { name: c.tool, arguments: c.arguments ?? {} };
+    return m;
   }
 
-  let sharedVault = null;
-  /** The vault used when options.vault is not given: created on first use, caching 1,024 chains. */
-  function defaultVault() {
-    sharedVault ??= new MCPVault({ cache: 1024 });
-    return sharedVault;
+  function asResult(guard, outcome) {
+    return outcome.allowed ? guard.factsOf(outcome) ?? {} : guard.errorOf(outcome);
+  }
+
+  function checkTime(options, vault) {
+    return options.now ?? (vault ?? new MCPVault())._time();
+  }
+
+  /**
+   * Authorizes one call without state (no store: nothing spent, nothing recorded). `call` is a JSON-RPC message or
+   * `{ method?, tool, arguments? }`; options: `publicKey` (hex, required), `audience`, `now` (unix seconds).
+   * Returns the authorized facts, or an McpVaultError (returned, not thrown) — never an allow by accident.
+   */
+  function authorizeCall(token, c, options = {}) {
+    try {
+      const g = guardFor(options, { deferSpend: true, checkTool: false, store: undefined });
+      const now = g._time(checkTime(options, options.vault));
+      const step = call(g._g.check(JSON.stringify(guardInput({ body: messageOf(c), fallbackToken: token })), now));
+      return asResult(g, step.outcome);
+    } catch (e) {
+      return asError(e);
+    }
   }
 
   function asError(e) {
-    return e instanceof McpVaultError ? e : refusal("internal_error", "internal error");
+    return e instanceof McpVaultError ? e : new McpVaultError("internal_error", "internal error");
   }
 
   /**
-   * Authorizes one call. `call` is a JSON-RPC message or `{ method?, tool, arguments? }`; options: `publicKey`
-   * (hex, required), `audience`, `now` (unix seconds), `vault` (an MCPVault; default a shared caching one).
-   * Returns the authorized facts, or an McpVaultError (returned, not thrown) — never an allow by accident.
+   * authorizeCall, then what the verifier remembers (SCHEMA.md, "The guard"): with `options.store`, a token whose
+   * chain holds a revoked id is `revoked`, a single-use token's tools/call is spent (`replayed` when another call
+   * spent it, `in_flight` for the same request again), and the decision is appended to the audit log; without one,
+   * a single-use token's tools/call is refused. `options.requestId` (default: the message's id) tells a retry of the
+   * same request from a replay, within `options.retryWindow` seconds (default 30). Resolves to the facts or an
+   * McpVaultError; a failing store is `internal_error` — never an allow.
    */
-  function authorizeCall(token, call, options = {}) {
+  async function authorizeWithState(token, c, options = {}) {
     try {
-      if (typeof token !== "string" || token === "") return refusal("missing_token", "no mcpvault token was presented");
-      const c = isJsonRpc(call) ? callOf(call) : call;
-      if (!isObject(c)) return refusal("invalid_request", "invalid request: call must be an object");
-      const vault = options.vault ?? defaultVault();
-      return vault.verify(token, options.publicKey, {
-        method: c.method ?? "tools/call",
-        tool: c.tool,
-        arguments: c.arguments ?? {},
-        audience: options.audience,
-        now: options.now,
-      });
+      const g = guardFor(options, { checkTool: false });
+      const message = messageOf(c, options.requestId);
+      const outcome = await g.decide({ body: message, fallbackToken: token, replayChecked: options.replayChecked, now: checkTime(options, options.vault), store: options.store });
+      return asResult(g, outcome);
     } catch (e) {
       return asError(e);
     }
   }
 
   /**
-   * authorizeCall, then what the verifier remembers (SCHEMA.md, "Revocation, replay, audit"): a token whose chain
-   * holds an id `options.revocationStore` revoked is `revoked`; a single-use token is spent in
-   * `options.replayStore` by a tools/call (`replayed` when another call spent it, or when there is no replay store;
-   * other methods neither spend it nor are refused for it);
-   * every decision is appended to `options.auditStore`. `options.requestId` (default: the message's id) tells a
-   * retry of the same request from a replay, within `options.retryWindow` seconds (default 30). `options.replayChecked`:
-   * an outer layer (the middleware) already spent this call's nonces. Resolves to the facts
-   * or an McpVaultError; a failing store is `internal_error` — never an allow.
+   * Authorizes what an HTTP body asks, for one token (see SCHEMA.md, "The guard": batches, a route serving one
+   * tool with `options.tool`, body-less requests as `http/<METHOD>`). Resolves to `{ facts, outcome, id }` or
+   * `{ error, outcome, id }`.
    */
-  async function authorizeWithState(token, call, options = {}) {
-    let out = authorizeCall(token, call, options);
-    let c = {};
-    try {
-      c = isJsonRpc(call) ? callOf(call) : call ?? {};
-    } catch {
-      // authorizeCall has already refused it
-    }
-    const requestId = options.requestId ?? (isJsonRpc(call) && call.id != null ? call.id : null);
-    const now = options.now ?? (options.vault ?? defaultVault())._time();
-    const fail = (code, message, detail) => new McpVaultError(code, message, null, null, detail);
-    try {
-      if (!(out instanceof McpVaultError) && options.revocationStore) {
-        const id = await options.revocationStore.firstRevoked(out.revocationIds);
-        if (id) out = fail("revoked", "token has been revoked", `revocation id ${id} is revoked`);
-      }
-      // Only a tools/call spends a single-use token: initialize, tools/list and notifications do not use it up.
-      if (!(out instanceof McpVaultError) && out.nonces?.length && (c.method ?? "tools/call") === "tools/call" && !options.replayChecked) {
-        if (!options.replayStore) {
-          out = fail("replayed", "single-use token was already used", "no replay store: a single-use token is refused");
-        } else {
-          const key = callKey(requestId == null ? "" : String(requestId), c.method ?? "tools/call", c.tool, c.arguments ?? {});
-          const d = await options.replayStore.spend(out.nonces, key, { now, until: out.expiresAt, retryWindow: options.retryWindow ?? 30 });
-          if (d.result === "replayed") out = fail("replayed", "single-use token was already used", `nonce ${d.nonce} was already spent`);
-        }
-      }
-    } catch (e) {
-      out = fail("internal_error", "internal error", `store: ${e?.message ?? e}`);
-    }
-    return record(options, out, c, requestId, now);
-  }
-
-  /** What is wrong with the store options of authorizeWithState (`revocationStore`, `replayStore`, `auditStore`,
-   * `retryWindow`), or null: the middleware and withMcpVault check them when they are created. */
-  function storeOptionsError(options) {
-    const needs = { revocationStore: "firstRevoked", replayStore: "spend", auditStore: "appendAudit" };
-    for (const [k, m] of Object.entries(needs)) {
-      if (options[k] !== undefined && typeof options[k]?.[m] !== "function") return `${k} must have ${m}()`;
-    }
-    if (options.retryWindow !== undefined && !(Number.isSafeInteger(options.retryWindow) && options.retryWindow >= 0)) {
-      return "retryWindow must be seconds";
-    }
-    return null;
-  }
-
-  /** Appends the decision to options.auditStore (if any); an allow that cannot be recorded is refused. */
-  async function record(options, out, c, requestId, now) {
-    if (!options.auditStore) return out;
-    const ok = !(out instanceof McpVaultError);
-    // What the caller chose (method, tool, request id) is cut to 256 characters: a refused request cannot grow the log.
-    const cut = (v) => (v == null ? null : String(v).slice(0, 256));
-    const entry = {
-      time: now, allowed: ok, code: ok ? null : out.code, method: cut(c?.method ?? "tools/call"),
-      tool: cut(c?.tool), subject: ok ? out.subject : null, issuer: ok ? out.issuer : null,
-      revocation_ids: ok ? out.revocationIds : [], request_id: cut(requestId),
-    };
-    try {
-      await options.auditStore.appendAudit(entry);
-    } catch (e) {
-      if (ok) return new McpVaultError("internal_error", "internal error", null, null, `audit store: ${e?.message ?? e}`);
-    }
-    return out;
-  }
-
-  /**
-   * Authorizes what an HTTP body asks, for one token. A JSON-RPC body (one message or a batch): every message is
-   * authorized (see callOf). With `options.tool`, the route serves that one tool: a JSON-RPC tools/call must name it,
-   * and a body that is not JSON-RPC is the tool's arguments (none: `{}`). With no body and no tool, the token must be
-   * valid (method `http/<METHOD>`). Each message goes through authorizeWithState (options may carry the stores;
-   * without a replay store a single-use token's tools/call is refused). Resolves to `{ facts, call, id }` or
-   * `{ error, call, id }`.
-   */
-  function planBody(body, options) {
-    const messages = messagesOf(body);
-    const calls = [];
-    let firstId = null;
-    try {
-      if (messages) {
-        for (const m of messages) {
-          const c = callOf(m);
-          const id = typeof m.id === "string" || typeof m.id === "number" ? m.id : null;
-          if (firstId === null && id !== null) firstId = id;
-          if (options.tool != null && c.method === "tools/call" && c.tool !== options.tool) {
-            throw refusal("invalid_request", `invalid request: this endpoint serves tool ${JSON.stringify(options.tool)} only`);
-          }
-          calls.push({ ...c, id });
-        }
-      } else if (options.tool != null) {
-        if (body !== undefined && body !== null && body !== "" && !isObject(body)) {
-          throw refusal("invalid_request", "invalid request: the body must be a JSON object of tool arguments");
-        }
-        calls.push({ method: "tools/call", tool: options.tool, arguments: isObject(body) ? body : {}, id: null });
-      } else if (body === undefined || body === null || body === "") {
-        calls.push({ method: `http/${options.httpMethod ?? "POST"}`, id: null });
-      } else {
-        throw refusal("invalid_request", "invalid request: the body is not a JSON-RPC 2.0 message");
-      }
-    } catch (e) {
-      return { error: asError(e), call: calls[calls.length - 1] ?? null, id: firstId };
-    }
-    return { calls, id: firstId };
-  }
-
-  function bodyOutcome(plan, results) {
-    let facts = null;
-    for (const [i, out] of results.entries()) {
-      if (out instanceof McpVaultError) return { error: out, call: plan.calls[i], id: plan.id };
-      // The first tools/call decides the facts handed on; otherwise the first message.
-      if (facts === null || (facts.tool === undefined && out.tool !== undefined)) facts = out;
-    }
-    return { facts, call: plan.calls.find((c) => c.tool !== undefined) ?? plan.calls[0], id: plan.id };
-  }
-
   async function authorizeBody(token, body, options = {}) {
-    const plan = planBody(body, options);
-    if (plan.error) {
-      const now = options.now ?? (options.vault ?? defaultVault())._time();
-      await record(options, plan.error, plan.call, plan.id, now);
-      return plan;
+    let g;
+    try {
+      g = guardFor(options, { checkTool: false });
+    } catch (e) {
+      return { error: asError(e), outcome: null, id: null };
     }
-    const results = [];
-    for (const c of plan.calls) {
-      const out = await authorizeWithState(token, c, { ...options, requestId: c.id });
-      results.push(out);
-      if (out instanceof McpVaultError) break;
-    }
-    return bodyOutcome(plan, results);
-  }
-
-  /** Removes the token from a message's `_meta` (and any top-level argument equal to it), in place. */
-  function stripToken(message, token) {
-    for (const m of messagesOf(message) ?? []) {
-      const p = m.params;
-      if (!isObject(p)) continue;
-      if (isObject(p._meta)) {
-        for (const k of META_KEYS) delete p._meta[k];
-        if (Object.keys(p._meta).length === 0) delete p._meta;
-      }
-      if (token && isObject(p.arguments)) {
-        for (const [k, v] of Object.entries(p.arguments)) if (v === token) delete p.arguments[k];
-      }
-    }
-    return message;
-  }
-
-  function quoted(v) {
-    return `"${String(v).replace(/[\\"]/g, "\\$&").replace(/[^\x20-\x7e]/g, "?")}"`;
+    const outcome = await g.decide({ body, transportToken: token ?? undefined, httpMethod: options.httpMethod, now: checkTime(options, options.vault), store: options.store });
+    const first = outcome.decisions.find((d) => !d.allowed) ?? outcome.decisions[0];
+    const id = first?.request_id ?? null;
+    const idValue = id !== null && Array.isArray(body) ? body.find((m) => String(m?.id) === id)?.id ?? id : isObject(body) && body.id !== undefined ? body.id : id;
+    return outcome.allowed ? { facts: g.factsOf(outcome), outcome, id: idValue } : { error: g.errorOf(outcome), outcome, id: idValue };
   }
 
   /** The HTTP status of a code (500 for one this version does not know). */
   function statusOf(code) {
-    return STATUS[code] ?? 500;
+    return challenge(new McpVaultError(String(code), "")).status;
   }
 
   /**
    * The HTTP answer to a refusal: `{ status, headers, body }` with `body` a JSON-RPC error object
    * `{ jsonrpc, id, error: { code, message, data: { code, status } } }` that carries the mcpvault code and no
-   * token content. 401 and 403 carry `WWW-Authenticate: Bearer` with `error="invalid_token"` or
-   * `error="insufficient_scope"`. options: `id` (the JSON-RPC id, default null), `realm` (default "mcpvault"),
-   * `resourceMetadata` (an OAuth protected-resource metadata URL to advertise).
+   * token content. 401 and 403 carry `WWW-Authenticate: Bearer` (RFC 6750: no `error` when no token was presented,
+   * `invalid_token` for 401, `insufficient_scope` and its `scope` for 403). options: `id` (the JSON-RPC id, default
+   * null), `realm`, `resourceMetadata`, `tool` (the scope a 403 asks for).
    */
   function challenge(error, options = {}) {
-    const code = error instanceof McpVaultError && error.code in STATUS ? error.code : "internal_error";
-    const status = statusOf(code);
-    const message = status === 500 ? "internal error" : String(error.message);
-    const headers = { "Content-Type": "application/json" };
-    if (status === 401 || status === 403) {
-      const params = [
-        ["realm", options.realm ?? "mcpvault"],
-        ["error", status === 401 ? "invalid_token" : "insufficient_scope"],
-        ["error_description", `${code}: ${message}`],
-      ];
-      if (options.resourceMetadata) params.push(["resource_metadata", options.resourceMetadata]);
-      headers["WWW-Authenticate"] = `Bearer ${params.map(([k, v]) => `${k}=${quoted(v)}`).join(", ")}`;
-    }
-    const data = { code, status };
-    if (status === 403 && Number.isSafeInteger(error.failedBlock)) data.failedBlock = error.failedBlock;
-    const id = typeof options.id === "string" || typeof options.id === "number" ? options.id : null;
-    return { status, headers, body: { jsonrpc: "2.0", id, error: { code: RPC_CODE[status], message, data } } };
+    const isErr = error instanceof McpVaultError;
+    const code = isErr ? error.code : "internal_error";
+    const message = isErr ? String(error.message) : "internal error";
+    const block = isErr && Number.isSafeInteger(error.failedBlock) ? error.failedBlock : -1;
+    const id = typeof options.id === "string" || typeof options.id === "number" ? JSON.stringify(options.id) : "null";
+    const o = { public_key: "", realm: options.realm ?? undefined, resource_metadata: options.resourceMetadata ?? undefined };
+    const c = call(wasm.refusal(code, message, block, options.tool ?? "", id, JSON.stringify(o)));
+    return { status: c.status, headers: { "Content-Type": "application/json", ...c.headers }, body: c.body };
   }
 
   /** `challenge(error, options)` as a fetch `Response`. */
@@ -342,64 +351,79 @@ function makeGate(MCPVault, McpVaultError, callKey) {
     return new Response(JSON.stringify(c.body), { status: c.status, headers: c.headers });
   }
 
+  /** An outcome's answer as a fetch `Response`: the refusal, or what the guard answered itself. */
+  function outcomeResponse(outcome) {
+    const headers = { "Content-Type": "application/json", ...outcome.headers };
+    if (!outcome.allowed) return new Response(JSON.stringify(outcome.response), { status: outcome.status, headers });
+    const batch = Array.isArray(outcome.forward) || outcome.answers.length > 1;
+    return new Response(JSON.stringify(batch ? outcome.answers : outcome.answers[0]), { status: 200, headers });
+  }
+
   /**
-   * The gate for fetch-style servers (Deno, workers, Hono, Bun): reads the JSON body of a clone of `request`,
-   * finds the token, authorizes every message (as authorizeBody). Resolves to `{ ok: true, facts, token, body }`
-   * with the token removed from `body`, or `{ ok: false, error, response }` with the challenge as a `Response`.
-   * options: as authorizeWithState (the stores too), plus `tool`, `realm`, `resourceMetadata`, `maxBodyBytes` (default
-   * 4 MiB).
+   * The gate for fetch-style servers (Deno, workers, Hono, Bun): reads the body of a clone of `request` and runs the
+   * guard. Resolves to `{ ok: true, facts, token, body, outcome }` with the token removed from `body`, or
+   * `{ ok: false, error, response, outcome }` with the answer as a `Response`. When the guard answered every message
+   * itself (a retry answered with its recorded response), `response` is that answer and `ok` is true. options: as
+   * the Guard (`publicKey`, `store`, …), plus `maxBodyBytes` (default 4 MiB).
    */
   async function authorizeFetch(request, options = {}) {
-    let body;
+    let g;
     try {
-      body = await readFetchBody(request, options.maxBodyBytes ?? 4 * 1024 * 1024);
+      g = guardFor(options, {});
     } catch (e) {
       const error = asError(e);
-      return { ok: false, error, response: challengeResponse(error, options) };
+      return { ok: false, error, response: challengeResponse(error), outcome: null };
     }
-    const found = findToken(request, body);
-    const out = await authorizeBody(found?.token, body, { ...options, httpMethod: request.method });
-    if (out.error) return { ok: false, error: out.error, response: challengeResponse(out.error, { ...options, id: out.id }) };
-    return { ok: true, facts: out.facts, token: found.token, body: stripToken(body, found.token) };
+    const parts = { httpMethod: request.method, headers: request.headers, now: checkTime(options, options.vault), store: options.store };
+    try {
+      parts.body = await readFetchBody(request, options.maxBodyBytes ?? 4 * 1024 * 1024);
+    } catch (e) {
+      parts.bodyError = e.bodyError ?? "not_json";
+    }
+    const outcome = await g.decide(parts);
+    if (!outcome.allowed) return { ok: false, error: g.errorOf(outcome), response: outcomeResponse(outcome), outcome };
+    // a one-tool route's plain body is handed on as it came
+    const plain = outcome.forward == null && outcome.answers.length === 0 && parts.body !== undefined ? JSON.parse(parts.body) : undefined;
+    const out = { ok: true, facts: g.factsOf(outcome), token: outcome.token, body: outcome.forward ?? plain, outcome };
+    if (outcome.answers.length > 0 && outcome.forward == null) out.response = outcomeResponse(outcome);
+    return out;
   }
 
   async function readFetchBody(request, max) {
     if (request.method === "GET" || request.method === "HEAD" || request.body == null) return undefined;
-    const text = await request.clone().text();
-    if (text.length > max) throw refusal("invalid_request", "invalid request: body too large");
-    if (text.trim() === "") return undefined;
+    const bytes = new Uint8Array(await request.clone().arrayBuffer());
+    if (bytes.length > max) throw Object.assign(new Error("body too large"), { bodyError: "too_large" });
+    let text;
     try {
-      return JSON.parse(text);
+      text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
     } catch {
-      throw refusal("invalid_request", "invalid request: body is not JSON");
+      throw Object.assign(new Error("body is not UTF-8"), { bodyError: "not_utf8" });
     }
+    return text.trim() === "" ? undefined : text;
   }
 
   /**
-   * Throws McpVaultError("invalid_key") unless `hex` is an Ed25519 public key in hex. The core checks a request,
-   * then the key, then the token; a valid key therefore reaches the token and reports malformed_token.
+   * Throws McpVaultError("invalid_key") unless `hex` is an Ed25519 public key in hex.
    */
-  function assertPublicKey(hex, vault = defaultVault()) {
-    if (typeof hex !== "string") throw refusal("invalid_key", "invalid key: the public key must be a hex string");
-    try {
-      vault.verify("-", hex, { method: "initialize", now: 0 });
-    } catch (e) {
-      if (e instanceof McpVaultError && e.code === "malformed_token") return;
-      throw e;
-    }
-    throw refusal("internal_error", "internal error");
+  function assertPublicKey(hex) {
+    if (typeof hex !== "string") throw new McpVaultError("invalid_key", "invalid key: the public key must be a hex string");
+    const g = new wasm.Guard(JSON.stringify({ public_key: hex }), 0);
+    const err = g.error();
+    g.free?.();
+    if (err) call(err);
   }
 
   return {
     CHECK_TOOL,
+    Guard,
+    storeDecide,
+    revocationId,
     authorizeWithState,
     storeOptionsError,
     extractToken,
     findToken,
-    callOf,
     authorizeCall,
     authorizeBody,
-    stripToken,
     statusOf,
     challenge,
     challengeResponse,

@@ -1,9 +1,10 @@
 import test from "node:test";
 import assert from "node:assert";
 import {
-  MCPVault, McpVaultError, extractToken, findToken, authorizeCall, authorizeBody, stripToken, challenge,
-  challengeResponse, authorizeFetch, assertPublicKey, statusOf, CHECK_TOOL,
+  MCPVault, McpVaultError, extractToken, findToken, authorizeCall, authorizeBody, challenge,
+  challengeResponse, authorizeFetch, assertPublicKey, statusOf, CHECK_TOOL, Guard,
 } from "mcpvault";
+import { MemoryStore } from "mcpvault-store";
 
 const NOW = 1_800_000_000;
 const vault = new MCPVault({ now: () => NOW });
@@ -58,7 +59,7 @@ test("authorizeCall returns facts or an McpVaultError, never throws", () => {
   assert.strictEqual(authorizeCall(token, { tool: "db_query", arguments: { max_rows: 1 } }, { ...opts, audience: "other" }).code, "wrong_audience");
   assert.strictEqual(authorizeCall(token, { tool: "db_query", arguments: { max_rows: 1 } }, { ...opts, now: NOW + 600 }).code, "expired");
   assert.strictEqual(authorizeCall(token, { tool: "db_query" }, { ...opts, publicKey: vault.generateKeypair().publicKey }).code, "bad_signature");
-  // the reserved dry-run tool needs a valid token, no grant
+  // the reserved dry-run tool needs a valid token, no grant (the layer that offers it answers it)
   assert.strictEqual(authorizeCall(token, callMsg(CHECK_TOOL, { tool: "x" }), opts).verified, true);
   assert.strictEqual(authorizeCall("garbage", callMsg(CHECK_TOOL, { tool: "x" }), opts).code, "malformed_token");
 });
@@ -66,9 +67,10 @@ test("authorizeCall returns facts or an McpVaultError, never throws", () => {
 test("authorizeBody: batches, a fixed tool, REST bodies and body-less requests", async () => {
   const batch = [{ jsonrpc: "2.0", id: 1, method: "tools/list" }, callMsg("db_query", { max_rows: 1 })];
   assert.strictEqual((await authorizeBody(token, batch, opts)).facts.tool, "db_query");
-  const bad = await authorizeBody(token, [...batch, callMsg("admin_delete", {})], opts);
+  const bad = await authorizeBody(token, [...batch, { ...callMsg("admin_delete", {}), id: 9 }], opts);
   assert.strictEqual(bad.error.code, "tool_not_allowed");
-  assert.strictEqual(bad.id, 1);
+  assert.strictEqual(bad.id, 9);
+  assert.deepStrictEqual(bad.outcome.response.map((r) => r.id), [1, 7, 9], "a refused batch answers every request");
   // a fixed tool: a JSON-RPC call must name it; a plain body is its arguments
   assert.strictEqual((await authorizeBody(token, callMsg("file_read", {}), { ...opts, tool: "db_query" })).error.code, "invalid_request");
   assert.strictEqual((await authorizeBody(token, { max_rows: 100 }, { ...opts, tool: "db_query" })).facts.tool, "db_query");
@@ -82,14 +84,13 @@ test("authorizeBody: batches, a fixed tool, REST bodies and body-less requests",
   assert.strictEqual((await authorizeBody(undefined, undefined, opts)).error.code, "missing_token");
 });
 
-test("stripToken removes the token from _meta and from argument values, in place", () => {
-  const m = callMsg("db_query", { sql: "x", leaked: token }, { token, progressToken: 3 });
-  stripToken(m, token);
-  assert.deepStrictEqual(m.params, { name: "db_query", arguments: { sql: "x" }, _meta: { progressToken: 3 } });
-  const n = callMsg("db_query", {}, { "mcpvault/token": token });
-  stripToken([n], token);
-  assert.strictEqual(n.params._meta, undefined);
-  assert.strictEqual(stripToken(undefined, token), undefined);
+test("the guard strips the token from _meta and from argument values in what it hands on", async () => {
+  const m = callMsg("db_query", { sql: "x", leaked: token, max_rows: 1 }, { token, progressToken: 3 });
+  const out = await authorizeBody(undefined, m, opts);
+  assert.deepStrictEqual(out.outcome.forward.params, { name: "db_query", arguments: { sql: "x", max_rows: 1 }, _meta: { progressToken: 3 } });
+  assert.strictEqual(m.params._meta.token, token, "the caller's message is left as it is");
+  const n = await authorizeBody(undefined, callMsg("db_query", { max_rows: 1 }, { "mcpvault/token": token }), opts);
+  assert.strictEqual(n.outcome.forward.params._meta, undefined);
 });
 
 test("challenge: status, WWW-Authenticate and a JSON-RPC body per code", () => {
@@ -97,15 +98,17 @@ test("challenge: status, WWW-Authenticate and a JSON-RPC body per code", () => {
     missing_token: [401, "invalid_token"], malformed_token: [401, "invalid_token"], bad_signature: [401, "invalid_token"],
     expired: [401, "invalid_token"], revoked: [401, "invalid_token"], limits_exceeded: [401, "invalid_token"],
     tool_not_allowed: [403, "insufficient_scope"], argument_not_allowed: [403, "insufficient_scope"],
-    wrong_audience: [403, "insufficient_scope"], depth_exceeded: [403, "insufficient_scope"],
-    check_failed: [403, "insufficient_scope"], invalid_request: [400, null], invalid_key: [500, null], internal_error: [500, null],
+    wrong_audience: [401, "invalid_token"], depth_exceeded: [403, "insufficient_scope"],
+    check_failed: [403, "insufficient_scope"], session_mismatch: [403, "insufficient_scope"], in_flight: [409, null],
+    invalid_request: [400, null], invalid_key: [500, null], internal_error: [500, null],
   };
   for (const [code, [status, scheme]] of Object.entries(expected)) {
     const c = challenge(new McpVaultError(code, `m ${code}`, 1, "check if secret"), { id: 9 });
     assert.strictEqual(c.status, status, code);
     assert.strictEqual(statusOf(code), status);
     assert.strictEqual(c.headers["Content-Type"], "application/json");
-    if (scheme) assert.match(c.headers["WWW-Authenticate"], new RegExp(`^Bearer realm="mcpvault", error="${scheme}", error_description="${code}: `));
+    if (code === "missing_token") assert.strictEqual(c.headers["WWW-Authenticate"], 'Bearer realm="mcpvault"', "RFC 6750: no error without a token");
+    else if (scheme) assert.match(c.headers["WWW-Authenticate"], new RegExp(`^Bearer realm="mcpvault", error="${scheme}", error_description="${code}: `));
     else assert.strictEqual(c.headers["WWW-Authenticate"], undefined);
     assert.strictEqual(c.body.jsonrpc, "2.0");
     assert.strictEqual(c.body.id, 9);
@@ -120,6 +123,8 @@ test("challenge: status, WWW-Authenticate and a JSON-RPC body per code", () => {
   const h = challenge(new McpVaultError("tool_not_allowed", 'tool "a\\b"\r\nX: é'), { resourceMetadata: "https://x/.well-known" }).headers["WWW-Authenticate"];
   assert.ok(h.includes('error_description="tool_not_allowed: tool \\"a\\\\b\\"??X: ?"'), h);
   assert.ok(h.endsWith('resource_metadata="https://x/.well-known"'));
+  const scoped = challenge(new McpVaultError("tool_not_allowed", "no"), { tool: "db_query" }).headers["WWW-Authenticate"];
+  assert.ok(scoped.includes('scope="db_query"'), scoped);
   assert.ok(!/[\r\n]/.test(h));
   const r = challengeResponse(new McpVaultError("expired", "token expired (block 0)"));
   assert.strictEqual(r.status, 401);
@@ -146,6 +151,8 @@ test("authorizeFetch: the gate for fetch-style servers", async () => {
   assert.strictEqual(big.error.code, "invalid_request");
   const get = await authorizeFetch(new Request("http://127.0.0.1/mcp", { headers: { "x-mcpvault-token": token } }), opts);
   assert.strictEqual(get.ok, true);
+  const notUtf8 = await authorizeFetch(new Request("http://127.0.0.1/mcp", { method: "POST", body: new Uint8Array([0x7b, 0xff, 0x7d]) }), opts);
+  assert.deepStrictEqual([notUtf8.response.status, notUtf8.outcome.decisions[0].message], [400, "invalid request: body is not UTF-8"]);
 });
 
 test("authorizeFetch applies the stores: a single-use token is not reusable, a revoked one is refused", async () => {
@@ -158,13 +165,39 @@ test("authorizeFetch applies the stores: a single-use token is not reusable, a r
   const o = { publicKey: keys.publicKey, vault };
   const noStore = await authorizeFetch(post(), o);
   assert.deepStrictEqual([noStore.ok, noStore.error?.code, noStore.response?.status], [false, "replayed", 401]);
-  const spent = new Set();
-  const replayStore = { spend: async (nonces) => (nonces.some((n) => spent.has(n)) ? { result: "replayed", nonce: nonces[0] }
-    : (nonces.forEach((n) => spent.add(n)), { result: "fresh" })) };
-  assert.strictEqual((await authorizeFetch(post(), { ...o, replayStore })).ok, true);
-  assert.strictEqual((await authorizeFetch(post(), { ...o, replayStore })).error.code, "replayed");
-  const revocationStore = { firstRevoked: async (ids) => ids[0] };
-  assert.strictEqual((await authorizeFetch(post(), { ...o, replayStore, revocationStore })).error.code, "revoked");
+  const store = new MemoryStore();
+  assert.strictEqual((await authorizeFetch(post(), { ...o, store })).ok, true);
+  assert.strictEqual((await authorizeFetch(post(), { ...o, store })).error.code, "in_flight", "the same request again is not run twice");
+  const other = new Request("http://127.0.0.1/mcp", {
+    method: "POST", headers: { authorization: `Bearer ${once}` }, body: JSON.stringify({ ...callMsg("db_query", {}), id: 8 }),
+  });
+  assert.strictEqual((await authorizeFetch(other, { ...o, store })).error.code, "replayed");
+  await store.revoke(vault.inspect(once).revocation_ids[0]);
+  assert.strictEqual((await authorizeFetch(post(), { ...o, store })).error.code, "revoked");
+  assert.strictEqual((await store.auditEntries()).length, 4, "every decision recorded");
+});
+
+test("a batch of 100,000 notifications with a valid token is refused before any verification, with one audit entry", async () => {
+  const store = new MemoryStore();
+  const g = new Guard({ publicKey: keys.publicKey, audience: "db-server", store, now: () => NOW });
+  const batch = Array.from({ length: 100_000 }, () => ({ jsonrpc: "2.0", method: "notifications/progress", params: { _meta: { token } } }));
+  const before = g.cacheStats();
+  const out = await g.decide({ httpMethod: "POST", body: JSON.stringify(batch) });
+  assert.deepStrictEqual([out.allowed, out.status, out.decisions[0].code], [false, 400, "invalid_request"]);
+  assert.deepStrictEqual(g.cacheStats(), before, "nothing was verified");
+  assert.strictEqual((await store.auditEntries()).length, 1);
+  assert.deepStrictEqual(out.response, [{ jsonrpc: "2.0", id: null, error: { code: -32600,
+    message: "invalid request: a batch of more than 100 messages is over the limit", data: { code: "invalid_request", status: 400 } } }]);
+});
+
+test("100,000-level nested arguments are a 400 invalid_request, never a 500", async () => {
+  let deep = {};
+  for (let i = 0; i < 100_000; i++) deep = { a: deep };
+  const out = await authorizeBody(token, { jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "db_query", arguments: deep } }, opts);
+  assert.deepStrictEqual([out.error.code, out.outcome.status], ["invalid_request", 400]);
+  const text = `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"db_query","arguments":${"[".repeat(100_000)}${"]".repeat(100_000)}}}`;
+  const t = await authorizeBody(token, text, opts);
+  assert.deepStrictEqual([t.error.code, t.outcome.status], ["invalid_request", 400]);
 });
 
 test("assertPublicKey accepts an Ed25519 key and refuses anything else", () => {
@@ -188,7 +221,7 @@ test("McpVaultError.detail is for logs and not serialised", () => {
 test("SCHEMA.md's HTTP table is the gate's mapping", async () => {
   const { readFileSync } = await import("node:fs");
   const schema = readFileSync(new URL("../../../SCHEMA.md", import.meta.url), "utf8");
-  const rows = schema.split("\n").filter((l) => /^\| `[a-z_]+`.*\| (400|401|403|500) \|/.test(l));
+  const rows = schema.split("\n").filter((l) => /^\| `[a-z_]+`.*\| (400|401|403|409|500) \|/.test(l));
   const documented = {};
   for (const row of rows) {
     const cells = row.split("|").map((c) => c.trim());
@@ -199,7 +232,7 @@ test("SCHEMA.md's HTTP table is the gate's mapping", async () => {
   }
   const all = ["missing_token", "malformed_token", "invalid_key", "bad_signature", "expired", "tool_not_allowed",
     "argument_not_allowed", "wrong_audience", "depth_exceeded", "check_failed", "limits_exceeded", "invalid_request",
-    "internal_error", "revoked", "replayed"];
+    "internal_error", "revoked", "replayed", "in_flight", "session_mismatch"];
   assert.deepStrictEqual(Object.keys(documented).sort(), all.sort());
   for (const [code, status] of Object.entries(documented)) assert.strictEqual(statusOf(code), status, code);
 });

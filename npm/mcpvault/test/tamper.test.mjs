@@ -6,7 +6,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { MCPVault } from "mcpvault";
-import * as raw from "../dist/web/mcpvault_wasm.js"; // the instance "mcpvault" initialised
+import { createRequire } from "node:module";
+const raw = createRequire(import.meta.url)("../dist/cjs/mcpvault_wasm.js"); // the instance "mcpvault" uses
 
 const NOW = 1_800_000_000;
 const vault = new MCPVault({ now: () => NOW });
