@@ -116,3 +116,18 @@ test("unknown or mistyped fields are invalid_request, never dropped (a typo must
   assert.throws(() => vault.verify(token.slice(0, 10) + "\uD800" + token.slice(10), publicKey, { requestedTool: "db_query" }),
     (e) => e.code === "malformed_token");
 });
+
+test("one package instance: the ESM and CommonJS entries share the wasm, the cache and McpVaultError", async () => {
+  const { createRequire } = await import("node:module");
+  const cjs = createRequire(import.meta.url)("mcpvault");
+  const esm = await import("mcpvault");
+  assert.strictEqual(cjs.McpVaultError, esm.McpVaultError);
+  assert.strictEqual(cjs.Guard, esm.Guard);
+  try {
+    new cjs.MCPVault().verify("garbage", new esm.MCPVault().generateKeypair().publicKey, { tool: "x" });
+    assert.fail("verified garbage");
+  } catch (e) {
+    assert.ok(e instanceof esm.McpVaultError, "an error of one entry is an McpVaultError of the other");
+  }
+  assert.strictEqual(cjs.__wasmMemory(), esm.__wasmMemory(), "one linear memory");
+});
