@@ -861,9 +861,12 @@ impl Guard {
         );
         d.request_id = first.and_then(|d| d.request_id.clone());
         d.token_source = outcome.token_source.clone();
-        let id = first
-            .and_then(|d| d.request_id.clone())
-            .map(Value::String)
+        // the id as the request had it (a number stays a number); a batch answers with null
+        let id = outcome
+            .forward
+            .as_ref()
+            .and_then(|f| f.get("id"))
+            .cloned()
             .unwrap_or(Value::Null);
         Outcome {
             allowed: false,
@@ -1422,4 +1425,87 @@ pub fn check_tool_definition() -> Value {
         },
         "annotations": {"readOnlyHint": true, "idempotentHint": true, "openWorldHint": false}
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+    use crate::state::MemoryStore;
+    use rand_core::SeedableRng;
+
+    fn setup() -> (Guard, String, u64) {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(3);
+        let keys = crate::keygen(&mut rng);
+        let now = 1_800_000_000;
+        let grant = crate::Grant::new(["db_query"], 600, "i", "s");
+        let token = crate::mint(&keys.private_key, &grant, now, &mut rng).unwrap();
+        let options = GuardOptions {
+            store: true,
+            ..GuardOptions::new(keys.public_key.clone())
+        };
+        (Guard::new(options, 8).unwrap(), token, now)
+    }
+
+    #[test]
+    fn an_allow_whose_audit_record_cannot_be_written_is_refused_with_the_request_id() {
+        let (mut g, token, now) = setup();
+        let input = GuardInput {
+            body: Some(json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "db_query"}}).to_string()),
+            fallback_token: Some(token),
+            ..GuardInput::default()
+        };
+        let out = g.run(&mut MemoryStore::new(), &input, now);
+        assert!(out.allowed);
+        let refused = g.audit_failed(out, "disk full");
+        assert!(!refused.allowed);
+        assert_eq!(refused.status, 500);
+        assert_eq!(refused.response.as_ref().unwrap()["id"], json!(7));
+        assert_eq!(refused.decisions[0].code.as_deref(), Some("internal_error"));
+        assert_eq!(
+            refused.decisions[0].detail.as_deref(),
+            Some("audit store: disk full")
+        );
+    }
+
+    #[test]
+    fn a_failing_store_is_internal_error_never_an_allow() {
+        let (mut g, token, now) = setup();
+        let input = GuardInput {
+            body: Some(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}).to_string()),
+            fallback_token: Some(token),
+            ..GuardInput::default()
+        };
+        let Check::Ask { pending, .. } = g.check(&input, now) else {
+            panic!("a store is attached")
+        };
+        let answer = StoreAnswer {
+            error: Some("connection reset".into()),
+            ..StoreAnswer::default()
+        };
+        let out = g.resume(*pending, &answer);
+        assert_eq!((out.allowed, out.status), (false, 500));
+        assert_eq!(out.response.unwrap()["error"]["message"], "internal error");
+        assert!(out.forward.is_none() && out.facts.is_none());
+    }
+
+    #[test]
+    fn a_batch_is_parsed_only_up_to_its_limit() {
+        let many = format!(
+            "[{}]",
+            vec![r#"{"jsonrpc":"2.0","method":"n"}"#; 100].join(",")
+        );
+        assert_eq!(parse_body(&many).unwrap().as_array().unwrap().len(), 100);
+        // the 101st message stops the parse, even when what follows is not JSON at all
+        let over = format!("[{},{{}}, this is never read", vec!["1"; 100].join(","));
+        assert_eq!(
+            parse_body(&over).unwrap_err(),
+            "a batch of more than 100 messages is over the limit"
+        );
+        assert_eq!(parse_body("[1] x").unwrap_err(), "body is not JSON");
+        assert_eq!(
+            parse_body(&"[".repeat(500)).unwrap_err(),
+            "body is nested too deeply"
+        );
+    }
 }
