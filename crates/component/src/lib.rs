@@ -2,7 +2,9 @@
 //!
 //! A thin guest: every function converts WIT values into the core's types,
 //! calls the core, and converts back. Time is the call's `now` when given,
-//! else the WASI wall clock; randomness is WASI's.
+//! else the WASI wall clock; randomness is WASI's. The `guard` interface
+//! takes and returns the core's serde JSON (`guard::Check`, `state::decide`):
+//! hosts do the store's I/O, the core decides.
 
 mod bindings {
     wit_bindgen::generate!({
@@ -12,9 +14,15 @@ mod bindings {
 }
 
 use bindings::exports::mcpvault::authz::authorize::Guest;
+use bindings::exports::mcpvault::authz::guard::Guest as GuardGuest;
 use bindings::exports::mcpvault::authz::types as wit;
 use mcpvault::audit::{self, AuditEntry, AuditRecord};
+use mcpvault::guard::{Guard, GuardInput, GuardOptions, Outcome, Pending};
+use mcpvault::state::{StoreAnswer, StoreAsk, StoreRead};
+use mcpvault::{Limits, Verifier};
 use rand_core::OsRng;
+use serde::de::DeserializeOwned;
+use std::sync::Mutex;
 
 struct Component;
 
@@ -27,24 +35,75 @@ fn wall_clock() -> u64 {
         .unwrap_or(0)
 }
 
-fn code(e: &mcpvault::Error) -> wit::ErrorCode {
-    use wit::ErrorCode as C;
-    match e.code() {
-        "malformed_token" => C::MalformedToken,
-        "invalid_key" => C::InvalidKey,
-        "bad_signature" => C::BadSignature,
-        "expired" => C::Expired,
-        "tool_not_allowed" => C::ToolNotAllowed,
-        "argument_not_allowed" => C::ArgumentNotAllowed,
-        "wrong_audience" => C::WrongAudience,
-        "depth_exceeded" => C::DepthExceeded,
-        "check_failed" => C::CheckFailed,
-        "limits_exceeded" => C::LimitsExceeded,
-        "revoked" => C::Revoked,
-        "replayed" => C::Replayed,
-        "invalid_request" => C::InvalidRequest,
-        _ => C::InternalError,
+/// `CODES`: every core code and its WIT case.
+macro_rules! codes {
+    ($($code:literal => $case:ident,)*) => {
+        const CODES: &[(&str, wit::ErrorCode)] = &[$(($code, wit::ErrorCode::$case),)*];
+    };
+}
+
+// Every core code and its WIT case, in the order of `mcpvault::ERROR_CODES`
+// (and of the WIT enum): checked when the component compiles, so a code the
+// core adds cannot silently become `internal-error`.
+codes! {
+    "missing_token" => MissingToken,
+    "malformed_token" => MalformedToken,
+    "invalid_key" => InvalidKey,
+    "bad_signature" => BadSignature,
+    "expired" => Expired,
+    "tool_not_allowed" => ToolNotAllowed,
+    "argument_not_allowed" => ArgumentNotAllowed,
+    "wrong_audience" => WrongAudience,
+    "depth_exceeded" => DepthExceeded,
+    "check_failed" => CheckFailed,
+    "limits_exceeded" => LimitsExceeded,
+    "revoked" => Revoked,
+    "replayed" => Replayed,
+    "in_flight" => InFlight,
+    "session_mismatch" => SessionMismatch,
+    "invalid_request" => InvalidRequest,
+    "internal_error" => InternalError,
+}
+
+#[expect(
+    clippy::indexing_slicing,
+    reason = "evaluated at compile time: an index out of bounds fails the build"
+)]
+const fn codes_match_the_core() -> bool {
+    let core = mcpvault::ERROR_CODES;
+    if CODES.len() != core.len() {
+        return false;
     }
+    let mut i = 0;
+    while i < CODES.len() {
+        let (ours, theirs) = (CODES[i].0.as_bytes(), core[i].as_bytes());
+        if ours.len() != theirs.len() || CODES[i].1 as usize != i {
+            return false;
+        }
+        let mut j = 0;
+        while j < ours.len() {
+            if ours[j] != theirs[j] {
+                return false;
+            }
+            j += 1;
+        }
+        i += 1;
+    }
+    true
+}
+
+const _: () = assert!(
+    codes_match_the_core(),
+    "the WIT error-code enum must list mcpvault::ERROR_CODES, in order"
+);
+
+/// The WIT code of a core code; `None` for a code the core does not have.
+fn code_of(code: &str) -> Option<wit::ErrorCode> {
+    CODES.iter().find(|(c, _)| *c == code).map(|(_, w)| *w)
+}
+
+fn code(e: &mcpvault::Error) -> wit::ErrorCode {
+    code_of(e.code()).unwrap_or(wit::ErrorCode::InternalError)
 }
 
 fn error(e: mcpvault::Error) -> wit::Error {
@@ -235,6 +294,94 @@ impl Guest for Component {
             req.tool.as_deref(),
             &req.arguments,
         ))
+    }
+}
+
+/// Verified chains the guard keeps across calls.
+const GUARD_CACHE: usize = 1024;
+
+/// The guard's verifier, shared by every `guard-check` of this instance (the
+/// verified-chain cache is keyed by the root key and the token in full, so
+/// guards of different options share it safely), and the last options text
+/// that passed `Guard::new`'s checks.
+struct Shared {
+    verifier: Option<Verifier>,
+    checked: Option<String>,
+}
+
+static SHARED: Mutex<Shared> = Mutex::new(Shared {
+    verifier: None,
+    checked: None,
+});
+
+fn invalid(what: &str, e: impl std::fmt::Display) -> wit::Error {
+    error(mcpvault::Error::InvalidRequest {
+        reason: format!("{what}: {e}"),
+    })
+}
+
+/// `text` as `T`, or `invalid-request` naming `what`.
+fn from_json<T: DeserializeOwned>(what: &str, text: &str) -> Result<T, wit::Error> {
+    serde_json::from_str(text).map_err(|e| invalid(what, e))
+}
+
+/// A guard that needs no verifier (resume, audit-failed).
+fn guard_without_cache(options: &str) -> Result<Guard, wit::Error> {
+    let options: GuardOptions = from_json("options", options)?;
+    Ok(Guard::from_parts(options, Verifier::new(Limits::default())))
+}
+
+impl GuardGuest for Component {
+    fn guard_check(options: String, input: String, now: Option<u64>) -> Result<String, wit::Error> {
+        let parsed: GuardOptions = from_json("options", &options)?;
+        let input: GuardInput = from_json("input", &input)?;
+        let now = now.unwrap_or_else(wall_clock);
+        // a poisoned lock only means a call trapped half-way: the cache is still sound
+        let mut shared = SHARED.lock().unwrap_or_else(|p| p.into_inner());
+        if shared.checked.as_deref() != Some(options.as_str()) {
+            Guard::new(parsed.clone(), 0).map_err(error)?;
+            shared.checked = Some(options);
+        }
+        let verifier = shared
+            .verifier
+            .take()
+            .unwrap_or_else(|| Verifier::with_cache(Limits::default(), GUARD_CACHE));
+        let mut guard = Guard::from_parts(parsed, verifier);
+        let check = guard.check(&input, now);
+        shared.verifier = Some(guard.into_verifier());
+        drop(shared);
+        to_json(&check)
+    }
+
+    fn guard_resume(
+        options: String,
+        pending: String,
+        answer: String,
+    ) -> Result<String, wit::Error> {
+        let guard = guard_without_cache(&options)?;
+        let pending: Pending = from_json("pending", &pending)?;
+        let answer: StoreAnswer = from_json("answer", &answer)?;
+        to_json(&guard.resume(pending, &answer))
+    }
+
+    fn store_decide(ask: String, read: String) -> Result<String, wit::Error> {
+        let ask: StoreAsk = from_json("ask", &ask)?;
+        let read: StoreRead = from_json("read", &read)?;
+        to_json(&mcpvault::state::decide(&ask, &read))
+    }
+
+    fn revocation_id(id: String) -> Result<String, wit::Error> {
+        mcpvault::state::revocation_id(&id).map_err(error)
+    }
+
+    fn audit_failed(
+        options: String,
+        outcome: String,
+        detail: String,
+    ) -> Result<String, wit::Error> {
+        let guard = guard_without_cache(&options)?;
+        let outcome: Outcome = from_json("outcome", &outcome)?;
+        to_json(&guard.audit_failed(outcome, &detail))
     }
 }
 

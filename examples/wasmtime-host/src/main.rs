@@ -1,6 +1,7 @@
 //! A wasmtime host for the mcpvault component.
 //!
 //!     mcpvault-wasmtime-host vectors COMPONENT.wasm [DIR]     # runs every vector; prints `N passed, M failed`
+//!                                                             # (DIR/audit and DIR/state too: the guard on a store kept here)
 //!     mcpvault-wasmtime-host verify COMPONENT.wasm --token T --pubkey HEX --tool NAME [--args JSON] [--audience A] [--now S]
 //!
 //!     mcpvault-wasmtime-host bench COMPONENT.wasm TOKENS.json     # `make bench`: prints timings as JSON
@@ -8,6 +9,7 @@
 //! `verify` is the sketch of a plugin: load the component once, verify a token
 //! for a tool call, print the authorized facts or the denial code.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use serde_json::{json, Value};
@@ -101,6 +103,218 @@ fn facts_json(f: &AuthorizedFacts) -> Value {
     v
 }
 
+/// The core's JSON shape of an audit record as the WIT record.
+fn audit_record(r: &Value) -> Result<AuditRecord> {
+    let s = |k: &str| r.get(k).and_then(Value::as_str).map(str::to_string);
+    Ok(AuditRecord {
+        time: r.get("time").and_then(Value::as_u64).unwrap_or_default(),
+        allowed: r
+            .get("allowed")
+            .and_then(Value::as_bool)
+            .unwrap_or_default(),
+        code: s("code"),
+        method: s("method").unwrap_or_default(),
+        tool: s("tool"),
+        subject: s("subject"),
+        issuer: s("issuer"),
+        revocation_ids: serde_json::from_value(
+            r.get("revocation_ids").cloned().unwrap_or_default(),
+        )?,
+        request_id: s("request_id"),
+    })
+}
+
+/// The store this host keeps for the guard: only reads and writes. What to
+/// write is the component's decision (`store-decide`), and the audit chain's
+/// entries come from its `audit-append`.
+#[derive(Default)]
+struct MemStore {
+    revoked: BTreeSet<String>,
+    /// nonce -> (call key, spent at, keep until)
+    nonces: BTreeMap<String, (String, u64, u64)>,
+    /// call key -> (recorded response, keep until)
+    recorded: BTreeMap<String, (Value, u64)>,
+    /// The audit chain, as JSON lines.
+    audit: Vec<String>,
+}
+
+impl MemStore {
+    /// What the store holds for `ask` (a `StoreAsk`): the `StoreRead` JSON.
+    /// Rows kept until `now` or earlier are dropped first.
+    fn read(&mut self, ask: &Value) -> Value {
+        let spend = ask.get("spend").filter(|s| !s.is_null());
+        if let Some(now) = spend.and_then(|s| s.get("now")).and_then(Value::as_u64) {
+            self.nonces.retain(|_, (_, _, until)| *until > now);
+            self.recorded.retain(|_, (_, until)| *until > now);
+        }
+        let strs = |v: Option<&Value>| -> Vec<String> {
+            v.and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        };
+        let revoked: Vec<String> = strs(ask.get("revocation_ids"))
+            .into_iter()
+            .filter(|id| self.revoked.contains(id))
+            .collect();
+        let held: Vec<Value> = strs(spend.and_then(|s| s.get("nonces")))
+            .iter()
+            .map(|n| match self.nonces.get(n) {
+                Some((key, at, _)) => json!({ "call_key": key, "at": at }),
+                None => Value::Null,
+            })
+            .collect();
+        let recorded = spend
+            .and_then(|s| s.get("call_key"))
+            .and_then(Value::as_str)
+            .and_then(|k| self.recorded.get(k))
+            .map(|(r, _)| r.clone());
+        json!({ "revoked": revoked, "held": held, "recorded": recorded })
+    }
+
+    /// Writes the nonce rows of a `StoreDecision`.
+    fn write(&mut self, rows: &Value) {
+        for row in rows.as_array().into_iter().flatten() {
+            let s = |k: &str| row.get(k).and_then(Value::as_str).unwrap_or_default();
+            let n = |k: &str| row.get(k).and_then(Value::as_u64).unwrap_or_default();
+            self.nonces.insert(
+                s("nonce").to_string(),
+                (s("call_key").to_string(), n("at"), n("until")),
+            );
+        }
+    }
+}
+
+/// One request through the component's guard on `store` (none: no store):
+/// check, the store's atomic step (`store-decide`, then the rows written),
+/// resume, the audit records appended. Returns the outcome JSON.
+fn guard_step(
+    vault: &mut Vault,
+    mut store: Option<&mut MemStore>,
+    options: &str,
+    input: &Value,
+    now: u64,
+) -> Result<Value> {
+    let guard = vault.authorizer.mcpvault_authz_guard();
+    let wasm = &mut vault.store;
+    let fail = |what: &str, e: Error| wasmtime::format_err!("{what}: {}: {}", code(&e), e.message);
+    let check = guard
+        .call_guard_check(&mut *wasm, options, &input.to_string(), Some(now))?
+        .map_err(|e| fail("guard-check", e))?;
+    let check: Value = serde_json::from_str(&check)?;
+    let mut outcome = match check.get("step").and_then(Value::as_str) {
+        Some("done") => check.get("outcome").cloned().unwrap_or_default(),
+        Some("ask") => {
+            let ask = check.get("ask").cloned().unwrap_or_default();
+            let answer = match store.as_deref_mut() {
+                // one transaction: read, decide, write
+                Some(s) => {
+                    let read = s.read(&ask);
+                    let d = guard
+                        .call_store_decide(&mut *wasm, &ask.to_string(), &read.to_string())?
+                        .map_err(|e| fail("store-decide", e))?;
+                    let d: Value = serde_json::from_str(&d)?;
+                    s.write(d.get("write").unwrap_or(&Value::Null));
+                    d.get("answer").cloned().unwrap_or_default()
+                }
+                None => json!({ "error": "no store" }),
+            };
+            let pending = check.get("pending").cloned().unwrap_or_default();
+            let out = guard
+                .call_guard_resume(
+                    &mut *wasm,
+                    options,
+                    &pending.to_string(),
+                    &answer.to_string(),
+                )?
+                .map_err(|e| fail("guard-resume", e))?;
+            serde_json::from_str(&out)?
+        }
+        other => bail!("guard-check answered step {other:?}"),
+    };
+    if let Some(s) = store {
+        let api = vault.authorizer.mcpvault_authz_authorize();
+        let records = outcome.get("audit").cloned().unwrap_or_default();
+        for r in records.as_array().into_iter().flatten() {
+            match api.call_audit_append(
+                &mut *wasm,
+                s.audit.last().map(String::as_str),
+                &audit_record(r)?,
+            )? {
+                Ok(line) => s.audit.push(line),
+                Err(e) => {
+                    let out = guard
+                        .call_audit_failed(&mut *wasm, options, &outcome.to_string(), &e.message)?
+                        .map_err(|e| fail("audit-failed", e))?;
+                    outcome = serde_json::from_str(&out)?;
+                    break;
+                }
+            }
+        }
+    }
+    Ok(outcome)
+}
+
+/// A `state/` case: every step through the guard on a fresh store of this
+/// host; the full outcome of each step and the audit chain's length (and
+/// soundness) must be the vector's.
+fn state_case(vault: &mut Vault, case: &Value) -> Result<std::result::Result<(), String>> {
+    let options = case.get("options").cloned().unwrap_or_default();
+    let with_store = options.get("store").and_then(Value::as_bool) == Some(true);
+    let options = options.to_string();
+    let mut store = MemStore::default();
+    for id in case
+        .get("revoked")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let id = vault
+            .authorizer
+            .mcpvault_authz_guard()
+            .call_revocation_id(&mut vault.store, id.as_str().unwrap_or_default())?
+            .map_err(|e| wasmtime::format_err!("revocation-id: {}", e.message))?;
+        store.revoked.insert(id);
+    }
+    let steps = case.get("steps").and_then(Value::as_array);
+    for (i, step) in steps.into_iter().flatten().enumerate() {
+        let now = step.get("now").and_then(Value::as_u64).unwrap_or_default();
+        let input = step.get("input").cloned().unwrap_or_default();
+        let s = with_store.then_some(&mut store);
+        let outcome = guard_step(vault, s, &options, &input, now)?;
+        if Some(&outcome) != step.get("expect") {
+            return Ok(Err(format!(
+                "step {i}: expected {}, got {outcome}",
+                step.get("expect").unwrap_or(&Value::Null)
+            )));
+        }
+        let key = outcome.get("call_key").and_then(Value::as_str);
+        if let (Some(k), Some(r), true) = (key, step.get("complete"), with_store) {
+            let until = outcome
+                .get("keep_until")
+                .and_then(Value::as_u64)
+                .unwrap_or(now);
+            store.recorded.insert(k.to_string(), (r.clone(), until));
+        }
+    }
+    let want = case.get("audit_entries").and_then(Value::as_u64);
+    if Some(store.audit.len() as u64) != want {
+        return Ok(Err(format!(
+            "{} audit entries, expected {want:?}",
+            store.audit.len()
+        )));
+    }
+    let api = vault.authorizer.mcpvault_authz_authorize();
+    if let Err(b) = api.call_audit_verify(&mut vault.store, &store.audit)? {
+        return Ok(Err(format!(
+            "audit chain broken at {}: {}",
+            b.index, b.detail
+        )));
+    }
+    Ok(Ok(()))
+}
+
 /// An `audit/` case through the component: append, verify or call key.
 fn audit_case(vault: &mut Vault, case: &Value) -> Result<Value> {
     let api = vault.authorizer.mcpvault_authz_authorize();
@@ -115,23 +329,7 @@ fn audit_case(vault: &mut Vault, case: &Value) -> Result<Value> {
                 .into_iter()
                 .flatten()
             {
-                let s = |k: &str| r.get(k).and_then(Value::as_str).map(str::to_string);
-                let record = AuditRecord {
-                    time: r.get("time").and_then(Value::as_u64).unwrap_or_default(),
-                    allowed: r
-                        .get("allowed")
-                        .and_then(Value::as_bool)
-                        .unwrap_or_default(),
-                    code: s("code"),
-                    method: s("method").unwrap_or_default(),
-                    tool: s("tool"),
-                    subject: s("subject"),
-                    issuer: s("issuer"),
-                    revocation_ids: serde_json::from_value(
-                        r.get("revocation_ids").cloned().unwrap_or_default(),
-                    )?,
-                    request_id: s("request_id"),
-                };
+                let record = audit_record(r)?;
                 let line = match api.call_audit_append(&mut *store, prev.as_deref(), &record)? {
                     Ok(line) => line,
                     Err(e) => return Ok(json!({ "error": code(&e) })),
@@ -182,6 +380,7 @@ fn audit_case(vault: &mut Vault, case: &Value) -> Result<Value> {
 /// The WIT error code as the core's snake_case code.
 fn code(e: &Error) -> &'static str {
     match e.code {
+        ErrorCode::MissingToken => "missing_token",
         ErrorCode::MalformedToken => "malformed_token",
         ErrorCode::InvalidKey => "invalid_key",
         ErrorCode::BadSignature => "bad_signature",
@@ -194,6 +393,8 @@ fn code(e: &Error) -> &'static str {
         ErrorCode::LimitsExceeded => "limits_exceeded",
         ErrorCode::Revoked => "revoked",
         ErrorCode::Replayed => "replayed",
+        ErrorCode::InFlight => "in_flight",
+        ErrorCode::SessionMismatch => "session_mismatch",
         ErrorCode::InvalidRequest => "invalid_request",
         ErrorCode::InternalError => "internal_error",
     }
@@ -271,7 +472,37 @@ fn run_vectors(component: &Path, dir: &Path) -> Result<bool> {
         }
         println!("wasmtime host, audit: {a_passed} passed, {a_failed} failed");
     }
-    Ok(failed == 0 && passed > 0 && a_failed == 0 && (a_passed > 0 || !audit_dir.is_dir()))
+    // tests/vectors/state: the guard through the component, on a store this host keeps
+    let state_dir = dir.join("state");
+    let (mut s_passed, mut s_failed) = (0usize, 0usize);
+    if state_dir.is_dir() {
+        let mut files: Vec<_> = std::fs::read_dir(&state_dir)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        files.sort();
+        for path in &files {
+            let case: Value = serde_json::from_str(&std::fs::read_to_string(path)?)
+                .with_context(|| format!("parsing {}", path.display()))?;
+            match state_case(&mut vault, &case)? {
+                Ok(()) => s_passed += 1,
+                Err(why) => {
+                    s_failed += 1;
+                    eprintln!(
+                        "FAIL state/{}: {why}",
+                        path.file_name().unwrap_or_default().to_string_lossy()
+                    );
+                }
+            }
+        }
+        println!("wasmtime host, state: {s_passed} passed, {s_failed} failed");
+    }
+    Ok(failed == 0
+        && passed > 0
+        && a_failed == 0
+        && (a_passed > 0 || !audit_dir.is_dir())
+        && s_failed == 0
+        && (s_passed > 0 || !state_dir.is_dir()))
 }
 
 fn flag(args: &[String], name: &str) -> Option<String> {
