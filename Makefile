@@ -35,7 +35,8 @@ NPM_WASM_RAW := $(NPM_TARGET_DIR)/wasm32-unknown-unknown/release/mcpvault_wasm.w
 build: component wasmtime-host npm
 	$(CARGO) build --release --bin mcpvault
 
-## component: the WIT component, build/mcpvault.wasm (wasm32-wasip2, wasm-opt -Oz)
+## component: the WIT component, build/mcpvault.wasm (wasm32-wasip2, wasm-opt -Oz), copied into python/mcpvault/
+## with the store's schema.sql and spend.lua (shared with mcpvault-store and the CLI)
 component:
 	$(call rust-target,wasm32-wasip2)
 	scripts/patch-biscuit.sh
@@ -44,6 +45,7 @@ component:
 	@mkdir -p build
 	$(PYTHON) scripts/opt-component.py $(COMPONENT_RAW) $(COMPONENT) $(WASM_OPT) $(WASM_OPT_FLAGS)
 	cp $(COMPONENT) python/mcpvault/mcpvault.wasm
+	cp npm/mcpvault-store/schema.sql npm/mcpvault-store/spend.lua python/mcpvault/
 
 ## npm: npm/mcpvault (wasm-bindgen build of the core, ESM + CommonJS entries for Node)
 npm:
@@ -95,12 +97,15 @@ test-component: component wasmtime-host
 	$(HOST) vectors $(COMPONENT_RAW) tests/vectors
 	$(HOST) vectors $(COMPONENT) tests/vectors
 
-## test-python: pip install ./python into a venv, then pytest (every vector + the API)
+## test-python: pip install ./python into a venv, then pytest: every vector, tests/vectors/state through the guard on
+## SQLite, Redis (a redis-server the tests start on 127.0.0.1) and memory, the API, stores shared with the CLI
 test-python: component
+	$(CARGO) build --bin mcpvault
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --disable-pip-version-check wasmtime==50.0.1 pytest==8.3.5
+	$(VENV)/bin/pip install -q --disable-pip-version-check wasmtime==50.0.1 pytest==8.3.5 redis==8.1.0
 	$(VENV)/bin/pip install -q --disable-pip-version-check --force-reinstall --no-deps ./python
-	cd python/tests && $(abspath $(VENV))/bin/python -m pytest -q -p no:cacheprovider
+	cd python/tests && MCPVAULT_CLI=$(abspath $(TARGET_DIR))/debug/mcpvault \
+		$(abspath $(VENV))/bin/python -m pytest -q -p no:cacheprovider
 
 ## test-npm: Node's test runner: every vector through require() and import, the API, CLI <-> JS tokens
 test-npm: npm

@@ -2,7 +2,9 @@
 
 The API runs the mcpvault WebAssembly component (world ``mcpvault:authz/authorizer``)
 through wasmtime's component API; every answer comes from the same Rust core as
-the CLI, the Rust hosts and the npm build.
+the CLI, the Rust hosts and the npm build. With a store (memory, SQLite, Redis)
+verification runs the core's guard: revocation, single-use spends and the audit
+chain; the store only reads and writes, the component decides.
 """
 
 from __future__ import annotations
@@ -10,15 +12,33 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from wasmtime import Engine, Store, WasiConfig
 from wasmtime.component import Component, Linker, Record, Variant
 
-__all__ = ["MCPVault", "McpVaultError", "COMPONENT_PATH"]
+__all__ = ["MCPVault", "McpVaultError", "Guard", "COMPONENT_PATH"]
 
 COMPONENT_PATH = os.path.join(os.path.dirname(__file__), "mcpvault.wasm")
 _INTERFACE = "mcpvault:authz/authorize@0.1.0"
+_GUARD_INTERFACE = "mcpvault:authz/guard@0.1.0"
+_FUNCS = {
+    _INTERFACE: ("keygen", "mint", "attenuate", "verify", "inspect", "audit-append", "audit-verify", "call-key"),
+    _GUARD_INTERFACE: ("guard-check", "guard-resume", "store-decide", "revocation-id", "audit-failed"),
+}
+
+# Compiling the component is the slow part of loading it: once per path and process.
+_compiled: Dict[str, Tuple[Engine, Component]] = {}
+_compiled_lock = threading.Lock()
+
+
+def _compile(path: str) -> Tuple[Engine, Component]:
+    with _compiled_lock:
+        if path not in _compiled:
+            engine = Engine()
+            _compiled[path] = (engine, Component.from_file(engine, path))
+        return _compiled[path]
 
 
 class McpVaultError(Exception):
@@ -115,34 +135,49 @@ def _opt_str(d: Mapping[str, Any], key: str) -> Optional[str]:
 
 
 class MCPVault:
-    """Mint, attenuate, verify and inspect mcpvault tokens.
+    """Mint, attenuate, verify and inspect mcpvault tokens; with a store, revoke them and keep single-use tokens
+    and the audit chain.
+
+    ``store``: none (the default: no revocation, no audit, a single-use token's ``tools/call`` refused), ``"memory"``,
+    ``"sqlite:FILE"`` (the CLI's and mcpvault-store's tables) or ``"redis://HOST:PORT[/DB]"`` (needs
+    ``mcpvault[redis]``).
 
     Loads the component once into one wasmtime store. Calls on one instance are
     serialised by a lock; for parallel verification use one instance per thread.
     """
 
-    def __init__(self, component_path: str = COMPONENT_PATH) -> None:
+    def __init__(self, component_path: str = COMPONENT_PATH, *, store: Optional[str] = None) -> None:
         if not os.path.exists(component_path):
             raise FileNotFoundError(
                 f"{component_path} is missing: run `make component` before `pip install ./python`")
-        self._engine = Engine()
+        engine, component = _compile(os.path.abspath(component_path))
+        self._engine = engine
         self._store = Store(self._engine)
         self._store.set_wasi(WasiConfig())
         linker = Linker(self._engine)
         linker.add_wasip2()
-        component = Component.from_file(self._engine, component_path)
         self._instance = linker.instantiate(self._store, component)
-        iface = self._instance.get_export_index(self._store, _INTERFACE)
-        if iface is None:
-            raise RuntimeError(f"the component does not export {_INTERFACE}")
         self._funcs = {}
-        for name in ("keygen", "mint", "attenuate", "verify", "inspect", "audit-append", "audit-verify", "call-key"):
-            idx = self._instance.get_export_index(self._store, name, iface)
-            func = self._instance.get_func(self._store, idx) if idx is not None else None
-            if func is None:
-                raise RuntimeError(f"the component does not export {_INTERFACE}#{name}")
-            self._funcs[name] = func
+        for interface, names in _FUNCS.items():
+            iface = self._instance.get_export_index(self._store, interface)
+            if iface is None:
+                raise RuntimeError(f"the component does not export {interface}")
+            for name in names:
+                idx = self._instance.get_export_index(self._store, name, iface)
+                func = self._instance.get_func(self._store, idx) if idx is not None else None
+                if func is None:
+                    raise RuntimeError(f"the component does not export {interface}#{name}")
+                self._funcs[name] = func
         self._lock = threading.Lock()
+        self.store = None
+        if store is not None:
+            from .store import open_store
+            if not isinstance(store, str):
+                raise McpVaultError("invalid_request", "store must be memory, sqlite:FILE or redis://HOST:PORT[/DB]")
+            try:
+                self.store = open_store(store)
+            except ValueError as e:
+                raise McpVaultError("invalid_request", str(e)) from None
 
     def _call(self, name: str, *args: Any) -> Any:
         with self._lock:
@@ -209,10 +244,29 @@ class MCPVault:
             warnings.extend(getattr(out, "warnings"))
         return getattr(out, "token")
 
-    def verify(self, token: str, public_key: str, request: Mapping[str, Any]) -> Dict[str, Any]:
+    def verify(self, token: str, public_key: str, request: Mapping[str, Any],
+               request_id: Optional[str] = None) -> Dict[str, Any]:
         """Verifies ``token`` for one call; returns the authorized facts as a dict
-        or raises ``McpVaultError``."""
+        or raises ``McpVaultError``.
+
+        With a store, runs the core's guard on one JSON-RPC message built from ``request`` (as the CLI's
+        ``verify --store`` does): a revoked token is ``revoked``; a single-use token's ``tools/call`` spends its
+        nonces (another call later is ``replayed``; the same call again within the retry window ``in_flight``, until
+        its response is recorded with :meth:`Guard.complete`); the decision is appended to the audit chain.
+        ``request_id`` is the JSON-RPC id (default ``""``): the same call sent again with it is a retry, not a replay.
+
+        Without a store, verifies the token alone; a single-use token is then left to the guard, which refuses its
+        ``tools/call`` (``replayed``: nothing could spend it), as every host does."""
         _known(request, ("method", "requested_tool", "tool", "arguments", "audience", "now"), "request")
+        if request_id is not None and not isinstance(request_id, str):
+            raise McpVaultError("invalid_request", "request_id must be a string")
+        if self.store is None:
+            facts = self._verify_token(token, public_key, request)
+            if not facts.get("nonces"):
+                return facts
+        return self._verify_guarded(token, public_key, request, request_id)
+
+    def _verify_token(self, token: str, public_key: str, request: Mapping[str, Any]) -> Dict[str, Any]:
         tool = request.get("requested_tool", request.get("tool"))
         arguments = request.get("arguments")
         if arguments is not None and not isinstance(arguments, str):
@@ -230,9 +284,68 @@ class MCPVault:
         result.update({k: v for k, v in facts.items() if not (k == "tool" and v is None) and not (k == "nonces" and not v)})
         return result
 
+    def _verify_guarded(self, token: str, public_key: str, request: Mapping[str, Any],
+                        request_id: Optional[str]) -> Dict[str, Any]:
+        """`verify` through the guard: the message as the CLI's `verify` builds it."""
+        if not isinstance(token, str):
+            raise McpVaultError("invalid_request", "token must be a string")
+        method = _opt_str(request, "method") or "tools/call"
+        tool = request.get("requested_tool", request.get("tool"))
+        arguments = request.get("arguments")
+        if isinstance(arguments, str):
+            try:
+                arguments = json.loads(arguments) if arguments.strip() else {}
+            except ValueError as e:
+                raise McpVaultError("invalid_request", f"arguments are not JSON: {e}") from None
+        params: Dict[str, Any] = {}
+        if tool is not None:
+            params = {"name": tool, "arguments": {} if arguments is None else arguments}
+        message = {"jsonrpc": "2.0", "id": request_id or "", "method": method, "params": params}
+        options = {"public_key": public_key}
+        audience = _opt_str(request, "audience")
+        if audience is not None:
+            options["audience"] = audience
+        guard = Guard(self, options, _check_now=False)
+        outcome = guard.check({"body": json.dumps(message), "fallback_token": token}, _opt_int(request, "now"))
+        if outcome["allowed"] and outcome.get("facts") is not None:
+            return outcome["facts"]
+        d = next((d for d in outcome["decisions"] if not d["allowed"]), None)
+        if d is None:  # pragma: no cover - an allowed outcome always has facts here
+            raise McpVaultError("internal_error", "internal error")
+        raise McpVaultError(d["code"] or "internal_error", d["message"] or "", d.get("failed_block"),
+                            d.get("failed_check"))
+
+    def guard(self, options: Mapping[str, Any]) -> "Guard":
+        """The server-side guard for ``options`` (``public_key``, and optionally ``audience``, ``retry_window``,
+        ``tool``, ``check_tool``, ``defer_spend``, ``realm``, ``resource_metadata``; SCHEMA.md, "The guard") on this
+        vault's store. ``store`` is set from the vault: ``True`` when it has one. Bad options raise here."""
+        return Guard(self, options)
+
+    def revoke(self, revocation_id: str, now: Optional[int] = None) -> str:
+        """Revokes a revocation id in the store (from ``inspect(token)["revocation_ids"]`` or the CLI's
+        ``revocation-ids``): every token whose chain holds it is refused with ``revoked``. Only full ids (128 hex):
+        anything else is ``invalid_request``. Returns the id as stored."""
+        if self.store is None:
+            raise McpVaultError("invalid_request", "revoke needs a store: MCPVault(store=...)")
+        if not isinstance(revocation_id, str):
+            raise McpVaultError("invalid_request", "a revocation id is a string")
+        rid = self._call("revocation-id", revocation_id)
+        self.store.revoke(rid, int(time.time()) if now is None else now)
+        return rid
+
+    def audit_entries(self) -> List[Dict[str, Any]]:
+        """The store's audit chain, in order."""
+        if self.store is None:
+            raise McpVaultError("invalid_request", "the audit chain needs a store: MCPVault(store=...)")
+        return [json.loads(line) for line in self.store.audit_lines()]
+
     def audit_append(self, prev: Optional[Mapping[str, Any]], record: Mapping[str, Any]) -> Dict[str, Any]:
         """The audit entry after `prev` (None for the first) for `record`: a dict with time, allowed, code, method,
         tool, subject, issuer, revocation_ids, request_id. The core computes the hash chain (SCHEMA.md)."""
+        return json.loads(self._audit_line(None if prev is None else json.dumps(prev), record))
+
+    def _audit_line(self, prev: Optional[str], record: Mapping[str, Any]) -> str:
+        """The entry after the entry `prev` (JSON text, as stored) for `record`, as the JSON text to store."""
         rec = _record(
             time=int(record["time"]),
             allowed=bool(record["allowed"]),
@@ -244,14 +357,20 @@ class MCPVault:
             revocation_ids=[str(i) for i in record.get("revocation_ids") or []],
             request_id=_opt_str(record, "request_id"),
         )
-        line = self._call("audit-append", None if prev is None else json.dumps(prev), rec)
-        return json.loads(line)
+        return self._call("audit-append", prev, rec)
 
-    def audit_verify(self, entries: List[Mapping[str, Any]]) -> Dict[str, Any]:
+    def audit_verify(self, entries: Optional[List[Mapping[str, Any]]] = None) -> Dict[str, Any]:
         """`{"entries", "head"}` for a sound chain, or `{"break": {"index", "seq", "kind", "detail"}}` for the first
-        edited, deleted or reordered entry."""
+        edited, deleted or reordered entry. ``entries``: a list of entries; none means the store's chain, as
+        stored."""
+        if entries is None:
+            if self.store is None:
+                raise McpVaultError("invalid_request", "audit_verify() needs entries or a store")
+            lines = self.store.audit_lines()
+        else:
+            lines = [json.dumps(e) for e in entries]
         with self._lock:
-            ret = self._funcs["audit-verify"](self._store, [json.dumps(e) for e in entries])
+            ret = self._funcs["audit-verify"](self._store, lines)
         if not isinstance(ret, Variant):  # pragma: no cover - both sides are records
             raise McpVaultError("internal_error", "unexpected audit-verify answer")
         if ret.tag == "ok":
@@ -267,3 +386,69 @@ class MCPVault:
     def inspect(self, token: str) -> Dict[str, Any]:
         """The token's blocks, facts, checks and revocation ids; no key, not verified."""
         return json.loads(self._call("inspect", token))
+
+
+class Guard:
+    """The core's guard on a vault's store: what an MCP server decides around a token (SCHEMA.md, "The guard").
+
+    ``check(input, now)`` runs one request: the guard's check, the store's atomic step (the component's
+    ``store-decide`` inside the store's transaction; Redis: ``spend.lua``), the guard's resume, and the audit records
+    appended to the store's chain. The outcome is the core's JSON as a dict: ``allowed``, ``status``, ``headers``,
+    ``response`` (the refusal to send), ``forward`` (the message to hand on, without the token), ``answers``,
+    ``facts``, ``decisions``, ``audit``, and for a single-use call ``call_key`` and ``keep_until``: after the handler
+    ran, record its response with :meth:`complete` so that a retry gets it instead of a second execution.
+    """
+
+    def __init__(self, vault: MCPVault, options: Mapping[str, Any], *, _check_now: bool = True) -> None:
+        if not isinstance(options, Mapping):
+            raise McpVaultError("invalid_request", "options must be a mapping")
+        self._vault = vault
+        self._options = json.dumps({**dict(options), "store": vault.store is not None})
+        if _check_now:
+            # the options are checked now (a bad key is invalid_key here, not on the first request)
+            vault._call("guard-check", self._options, "{}", 0)
+
+    def check(self, input: Mapping[str, Any], now: Optional[int] = None) -> Dict[str, Any]:
+        """Decides ``input`` (``GuardInput``: ``http_method``, ``headers``, ``body`` as JSON text,
+        ``body_error``, ``transport_token``, ``fallback_token``, ``replay_checked``, ``session_subject``) at ``now``
+        (unix seconds; default the clock). Returns the outcome dict."""
+        v = self._vault
+        if not isinstance(input, Mapping):
+            raise McpVaultError("invalid_request", "input must be a mapping")
+        if now is not None and (isinstance(now, bool) or not isinstance(now, int) or now < 0):
+            raise McpVaultError("invalid_request", "now must be a non-negative integer")
+        check = json.loads(v._call("guard-check", self._options, json.dumps(dict(input)), now))
+        if check["step"] == "done":
+            outcome = check["outcome"]
+        else:
+            answer: Dict[str, Any]
+            if v.store is None:  # pragma: no cover - the guard asks only when a store is attached
+                answer = {"error": "no store"}
+            else:
+                try:
+                    answer = v.store.check(check["ask"], self._decide)
+                except McpVaultError:
+                    raise
+                except Exception as e:  # the store failed: the guard refuses (internal_error)
+                    answer = {"error": f"{type(e).__name__}: {e}"}
+            outcome = json.loads(v._call("guard-resume", self._options, json.dumps(check["pending"]),
+                                         json.dumps(answer)))
+        if v.store is not None:
+            for record in outcome["audit"]:
+                try:
+                    v.store.append_audit(lambda prev, r=record: v._audit_line(prev, r))
+                except Exception as e:
+                    outcome = json.loads(v._call("audit-failed", self._options, json.dumps(outcome),
+                                                 f"{type(e).__name__}: {e}"))
+                    break
+        return outcome
+
+    def _decide(self, ask: Dict[str, Any], read: Dict[str, Any]) -> Dict[str, Any]:
+        return json.loads(self._vault._call("store-decide", json.dumps(ask), json.dumps(read)))
+
+    def complete(self, call_key: str, response: Any, keep_until: int) -> None:
+        """Records the response (``{"result": ...}`` or ``{"error": ...}``) of the single-use call ``call_key`` until
+        ``keep_until`` (the outcome's ``call_key`` and ``keep_until``): a retry within the window gets it."""
+        if self._vault.store is None:
+            raise McpVaultError("invalid_request", "complete needs a store: MCPVault(store=...)")
+        self._vault.store.complete(call_key, response, keep_until)

@@ -136,9 +136,13 @@ def test_readme_python_block_runs_as_written():
 def test_single_use_tokens_carry_a_nonce(vault):
     priv, pub = vault.generate_keypair()
     once = vault.mint(priv, {"tools": ["db_query"], "ttl": 60, "issuer": "i", "subject": "s", "single_use": True})
-    facts = vault.verify(once, pub, {"tool": "db_query"})
+    facts = vault.verify(once, pub, {"method": "tools/list"})
     assert len(facts["nonces"]) == 1 and len(facts["nonces"][0]) == 32
+    # without a store nothing can spend the nonce: a single-use token's tools/call is refused, as on every host
+    with pytest.raises(McpVaultError) as e:
+        vault.verify(once, pub, {"tool": "db_query"})
+    assert e.value.code == "replayed"
     plain = vault.mint(priv, {"tools": ["db_query"], "ttl": 60, "issuer": "i", "subject": "s"})
     assert "nonces" not in vault.verify(plain, pub, {"tool": "db_query"})
     hop = vault.attenuate(plain, {"single_use": True})
-    assert len(vault.verify(hop, pub, {"tool": "db_query"})["nonces"]) == 1
+    assert len(vault.verify(hop, pub, {"method": "tools/list"})["nonces"]) == 1

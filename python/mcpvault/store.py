@@ -1,0 +1,248 @@
+"""The stores a guard keeps its state in: memory, SQLite and Redis.
+
+A store only reads and writes. What it decides inside its transaction comes from the component
+(``store-decide``, the core's ``state::decide``); Redis runs ``spend.lua``, the same rules as one atomic script.
+SQLite uses ``schema.sql`` and Redis the keys of mcpvault-store, so the CLI (``mcpvault revoke --store``), Node
+servers and Python servers share one store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import threading
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+
+__all__ = ["open_store", "MemoryStore", "SqliteStore", "RedisStore"]
+
+_HERE = os.path.dirname(__file__)
+_P = "mcpvault:"
+
+#: ``decide(ask, read) -> {"answer", "write"}``: the component's ``store-decide``.
+Decide = Callable[[Dict[str, Any], Dict[str, Any]], Dict[str, Any]]
+
+
+def _packaged(name: str) -> str:
+    path = os.path.join(_HERE, name)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} is missing: run `make component` before `pip install ./python`")
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+def _text(value: Any) -> str:
+    """JSON text as the other hosts write it (compact)."""
+    return json.dumps(value, separators=(",", ":"))
+
+
+class MemoryStore:
+    """One process, nothing kept across restarts."""
+
+    kind = "memory"
+
+    def __init__(self) -> None:
+        self._revoked: set = set()
+        self._nonces: Dict[str, Tuple[str, int, int]] = {}  # nonce -> (call key, spent at, keep until)
+        self._recorded: Dict[str, Tuple[Any, int]] = {}  # call key -> (response, keep until)
+        self._audit: List[str] = []
+        self._lock = threading.Lock()
+
+    def revoke(self, revocation_id: str, now: int) -> None:
+        with self._lock:
+            self._revoked.add(revocation_id)
+
+    def check(self, ask: Dict[str, Any], decide: Decide) -> Dict[str, Any]:
+        with self._lock:
+            spend = ask.get("spend")
+            if spend:
+                now = spend["now"]
+                self._nonces = {n: r for n, r in self._nonces.items() if r[2] > now}
+                self._recorded = {k: r for k, r in self._recorded.items() if r[1] > now}
+            read = {
+                "revoked": [i for i in ask.get("revocation_ids", []) if i in self._revoked],
+                "held": [],
+                "recorded": None,
+            }
+            if spend:
+                for n in spend["nonces"]:
+                    row = self._nonces.get(n)
+                    read["held"].append(None if row is None else {"call_key": row[0], "at": row[1]})
+                rec = self._recorded.get(spend["call_key"])
+                read["recorded"] = None if rec is None else rec[0]
+            decision = decide(ask, read)
+            for row in decision["write"]:
+                self._nonces[row["nonce"]] = (row["call_key"], row["at"], row["until"])
+            return decision["answer"]
+
+    def complete(self, call_key: str, response: Any, keep_until: int) -> None:
+        with self._lock:
+            self._recorded[call_key] = (response, keep_until)
+
+    def append_audit(self, append: Callable[[Optional[str]], str]) -> str:
+        with self._lock:
+            line = append(self._audit[-1] if self._audit else None)
+            self._audit.append(line)
+            return line
+
+    def audit_lines(self) -> List[str]:
+        with self._lock:
+            return list(self._audit)
+
+    def close(self) -> None:
+        pass
+
+
+class SqliteStore:
+    """A SQLite file (``schema.sql``): WAL, a busy timeout, and every step in one ``BEGIN IMMEDIATE`` transaction,
+    so processes sharing the file spend a nonce once."""
+
+    kind = "sqlite"
+
+    def __init__(self, path: str) -> None:
+        # autocommit mode: the transactions below are explicit
+        self._db = sqlite3.connect(path, timeout=10.0, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA busy_timeout = 10000")
+        self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.execute("PRAGMA synchronous = FULL")
+        self._db.executescript(_packaged("schema.sql"))
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def revoke(self, revocation_id: str, now: int) -> None:
+        with self._tx() as db:
+            db.execute("INSERT OR IGNORE INTO mcpvault_revoked (id, revoked_at) VALUES (?, ?)", (revocation_id, now))
+
+    def check(self, ask: Dict[str, Any], decide: Decide) -> Dict[str, Any]:
+        with self._tx() as db:
+            read: Dict[str, Any] = {"revoked": [], "held": [], "recorded": None}
+            for i in ask.get("revocation_ids", []):
+                if db.execute("SELECT 1 FROM mcpvault_revoked WHERE id = ?", (i,)).fetchone():
+                    read["revoked"].append(i)
+            spend = ask.get("spend")
+            if spend:
+                now = spend["now"]
+                db.execute("DELETE FROM mcpvault_nonces WHERE keep_until <= ?", (now,))
+                db.execute("DELETE FROM mcpvault_results WHERE keep_until <= ?", (now,))
+                for n in spend["nonces"]:
+                    row = db.execute("SELECT call_key, spent_at FROM mcpvault_nonces WHERE nonce = ?", (n,)).fetchone()
+                    read["held"].append(None if row is None else {"call_key": row[0], "at": max(row[1], 0)})
+                row = db.execute("SELECT response FROM mcpvault_results WHERE call_key = ?",
+                                 (spend["call_key"],)).fetchone()
+                read["recorded"] = None if row is None else json.loads(row[0])
+            decision = decide(ask, read)
+            for w in decision["write"]:
+                db.execute("INSERT OR REPLACE INTO mcpvault_nonces (nonce, call_key, spent_at, keep_until) "
+                           "VALUES (?, ?, ?, ?)", (w["nonce"], w["call_key"], w["at"], w["until"]))
+            return decision["answer"]
+
+    def complete(self, call_key: str, response: Any, keep_until: int) -> None:
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO mcpvault_results (call_key, response, keep_until) VALUES (?, ?, ?)",
+                       (call_key, _text(response), keep_until))
+
+    def append_audit(self, append: Callable[[Optional[str]], str]) -> str:
+        with self._tx() as db:
+            row = db.execute("SELECT entry FROM mcpvault_audit ORDER BY seq DESC LIMIT 1").fetchone()
+            line = append(None if row is None else row[0])
+            db.execute("INSERT INTO mcpvault_audit (seq, entry) VALUES (?, ?)", (json.loads(line)["seq"], line))
+            return line
+
+    def audit_lines(self) -> List[str]:
+        with self._lock:
+            return [r[0] for r in self._db.execute("SELECT entry FROM mcpvault_audit ORDER BY seq")]
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class RedisStore:
+    """Redis (``pip install mcpvault[redis]``): revocations in a set, spends by ``spend.lua`` in one atomic step,
+    the audit list's head appended under WATCH/MULTI (a conflicting append retries)."""
+
+    kind = "redis"
+
+    def __init__(self, url: str) -> None:
+        try:
+            import redis  # type: ignore[import-not-found]
+        except ImportError as e:  # pragma: no cover - depends on the install
+            raise ImportError("a redis:// store needs the redis package: pip install 'mcpvault[redis]'") from e
+        self._redis_mod = redis
+        self._r = redis.Redis.from_url(url)
+        self._r.ping()
+        self._spend = self._r.register_script(_packaged("spend.lua"))
+
+    def revoke(self, revocation_id: str, now: int) -> None:
+        self._r.sadd(f"{_P}revoked", revocation_id)
+
+    def check(self, ask: Dict[str, Any], decide: Decide) -> Dict[str, Any]:
+        # the decision is spend.lua's, made inside Redis (KEYS and ARGV as documented at its top)
+        spend = ask.get("spend") or {"call_key": "", "now": 0, "until": 0, "window": 0, "nonces": []}
+        nonces = spend["nonces"]
+        keys = [f"{_P}revoked"] + [f"{_P}nonce:{n}" for n in nonces]
+        if nonces:
+            keys.append(f"{_P}result:{spend['call_key']}")
+        args = [spend["call_key"], spend["now"], spend["until"], spend["window"], len(nonces)]
+        args += list(ask.get("revocation_ids", []))
+        out = [v.decode() if isinstance(v, bytes) else str(v) for v in self._spend(keys=keys, args=args)]
+        kind, second = out[0], (out[1] if len(out) > 1 else "")
+        if kind == "revoked":
+            return {"revoked": second}
+        if kind == "none":
+            return {}
+        if kind in ("fresh", "in_flight"):
+            return {"spend": {"result": kind}}
+        if kind == "done":
+            return {"spend": {"result": "done", "response": json.loads(second)}}
+        if kind == "replayed":
+            prefix = f"{_P}nonce:"
+            return {"spend": {"result": "replayed", "nonce": second[len(prefix):] if second.startswith(prefix) else ""}}
+        raise RuntimeError(f"unexpected spend answer {out!r}")
+
+    def complete(self, call_key: str, response: Any, keep_until: int) -> None:
+        self._r.set(f"{_P}result:{call_key}", _text(response), exat=keep_until)
+
+    def append_audit(self, append: Callable[[Optional[str]], str]) -> str:
+        head_key = f"{_P}audit:head"
+        with self._r.pipeline() as pipe:
+            for _ in range(1000):
+                try:
+                    pipe.watch(head_key)
+                    head = pipe.get(head_key)
+                    line = append(None if head is None else head.decode())
+                    pipe.multi()
+                    pipe.rpush(f"{_P}audit", line)
+                    pipe.set(head_key, line)
+                    pipe.execute()
+                    return line
+                except self._redis_mod.WatchError:
+                    continue
+        raise RuntimeError("audit append kept conflicting")
+
+    def audit_lines(self) -> List[str]:
+        return [v.decode() for v in self._r.lrange(f"{_P}audit", 0, -1)]
+
+    def close(self) -> None:
+        self._r.close()
+
+
+def open_store(spec: str) -> Any:
+    """``memory``, ``sqlite:FILE`` or ``redis://HOST:PORT[/DB]`` (also ``rediss://``)."""
+    if spec == "memory":
+        return MemoryStore()
+    if spec.startswith("sqlite:"):
+        return SqliteStore(spec[len("sqlite:"):])
+    if spec.startswith(("redis://", "rediss://")):
+        return RedisStore(spec)
+    raise ValueError(f"unknown store {spec!r}: memory, sqlite:FILE or redis://HOST:PORT[/DB]")
