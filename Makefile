@@ -1,5 +1,6 @@
 # mcpvault entry points. `make demo` and `make test` are the README's two
-# set-up commands; .ci/run calls `make lint test demo`.
+# set-up commands; .ci/run calls `make lint test demo`. Both install the Debian packages they need when one is
+# missing (scripts/ensure-tools.sh, through the tools-* targets below).
 SHELL := bash
 CARGO ?= cargo
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
@@ -28,6 +29,12 @@ NPM_WASM_RAW := $(NPM_TARGET_DIR)/wasm32-unknown-unknown/release/mcpvault_wasm.w
 
 
 .PHONY: test-load test-fuzz fuzz
+# tools-GROUP: scripts/ensure-tools.sh GROUP (apt-get installs what is missing; a no-op when nothing is)
+TOOLS := tools-demo tools-test tools-node tools-component tools-store tools-browser tools-cli
+.PHONY: $(TOOLS)
+$(TOOLS): tools-%:
+	@bash scripts/ensure-tools.sh $*
+
 .PHONY: build demo demo-cli inspector test test-mcp test-store test-inspector test-rust test-vectors test-props test-component test-python test-npm test-node-versions test-deno test-browser test-workerd lint fmt vectors \
 	bench clean component wasmtime-host npm
 
@@ -37,7 +44,7 @@ build: component wasmtime-host npm
 
 ## component: the WIT component, build/mcpvault.wasm (wasm32-wasip2, wasm-opt -Oz), copied into python/mcpvault/
 ## with the store's schema.sql and spend.lua (shared with mcpvault-store and the CLI)
-component:
+component: | tools-component
 	$(call rust-target,wasm32-wasip2)
 	scripts/patch-biscuit.sh
 	$(CARGO) build --release --target wasm32-wasip2 --manifest-path crates/component/Cargo.toml
@@ -57,7 +64,7 @@ npm:
 	node npm/mcpvault/scripts/build.mjs $(NPM_WASM_RAW) wasm-bindgen $(abspath $(WASM_OPT)) $(WASM_OPT_FLAGS)
 
 $(NODE_DEPS): package.json package-lock.json npm/mcpvault/package.json npm/mcpvault-express/package.json \
-		npm/mcpvault-mcp/package.json npm/mcpvault-store/package.json examples/delegation-demo/package.json
+		npm/mcpvault-mcp/package.json npm/mcpvault-store/package.json examples/delegation-demo/package.json | tools-node
 	npm ci --no-audit --no-fund
 	touch $@
 
@@ -72,24 +79,24 @@ wasmtime-host:
 
 ## demo: the delegation demo: issuer -> agent A -> agent B, a real MCP SDK client over Streamable HTTP
 ## (STORE=sqlite:FILE or STORE=redis://HOST:PORT keeps revocations and the audit log there; default: memory)
-demo: npm $(NODE_DEPS)
+demo: tools-demo npm $(NODE_DEPS)
 	node examples/delegation-demo/demo.mjs --store $(or $(STORE),memory)
 
 ## demo-cli: the CLI walkthrough on a fresh key in a temporary HOME
-demo-cli:
+demo-cli: | tools-cli
 	$(CARGO) build --bin mcpvault
 	scripts/demo.sh "$(TARGET_DIR)/debug/mcpvault"
 
 ## test: every test: vectors unchanged, unit, integration, CLI, property (10,000 chains), doc tests,
 ## and every vector through the component in the wasmtime host and in Python
-test: test-vectors test-rust test-load test-component test-python test-npm test-mcp test-store test-node-versions test-deno test-browser \
+test: tools-test test-vectors test-rust test-load test-component test-python test-npm test-mcp test-store test-node-versions test-deno test-browser \
 	test-workerd test-inspector test-fuzz
 
 test-vectors:
 	$(CARGO) run -q --example gen_vectors -- --check
 	$(CARGO) test -q --test vectors -- --nocapture
 
-test-rust:
+test-rust: | tools-store
 	$(CARGO) test
 
 ## test-component: every vector through the wasmtime host, on the raw and the wasm-opt'd component
@@ -99,7 +106,7 @@ test-component: component wasmtime-host
 
 ## test-python: pip install ./python into a venv, then pytest: every vector, tests/vectors/state through the guard on
 ## SQLite, Redis (a redis-server the tests start on 127.0.0.1) and memory, the API, stores shared with the CLI
-test-python: component
+test-python: component | tools-store
 	$(CARGO) build --bin mcpvault
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check wasmtime==50.0.1 pytest==8.3.5 redis==8.1.0
@@ -135,7 +142,7 @@ test-deno: npm $(HOSTS)
 	cd npm/hosts && node_modules/.bin/deno run --allow-read --allow-env deno-vectors.mjs
 
 ## test-browser: every vector through the browser entry in Debian's headless Chromium (playwright-core)
-test-browser: npm $(HOSTS)
+test-browser: npm $(HOSTS) | tools-browser
 	cd npm/hosts && node browser-vectors.mjs
 
 ## test-workerd: every vector in workerd (Miniflare ships the binary), through the workerd entry
@@ -145,7 +152,7 @@ test-workerd: npm $(HOSTS)
 ## test-store: mcpvault-store on memory, SQLite and Redis (a redis-server the tests start on 127.0.0.1): cascading
 ## revocation, single-use tokens and retries, the audit chain and its tampering, a 2-process race, SIGKILL durability,
 ## and tests/vectors/state and audit through the npm build
-test-store: npm $(NODE_DEPS)
+test-store: npm $(NODE_DEPS) | tools-store
 	$(CARGO) build --bin mcpvault
 	cd npm/mcpvault-store && MCPVAULT_CLI=$(abspath $(TARGET_DIR))/debug/mcpvault node --test test/*.test.mjs
 
@@ -154,7 +161,7 @@ inspector: npm
 	node examples/inspector/serve.mjs $(or $(PORT),8787)
 
 ## test-inspector: the inspector's model (Node) and the page in headless Chromium; screenshots in build/inspector/
-test-inspector: npm $(NODE_DEPS) $(HOSTS)
+test-inspector: npm $(NODE_DEPS) $(HOSTS) | tools-browser
 	node --test examples/inspector/explain.test.mjs
 	cd npm/hosts && node inspector-test.mjs
 
@@ -177,7 +184,7 @@ test-props:
 	$(CARGO) test --test props
 
 ## lint: rustfmt and clippy with warnings denied
-lint:
+lint: | tools-component
 	$(CARGO) fmt --all -- --check
 	$(CARGO) fmt --manifest-path crates/component/Cargo.toml -- --check
 	$(CARGO) fmt --manifest-path examples/wasmtime-host/Cargo.toml -- --check
