@@ -227,4 +227,5 @@ bench: npm component wasmtime-host $(BENCH_DEPS)
 
 clean:
 	$(CARGO) clean
-	rm -rf build crates/component/.build python/mcpvault/mcpvault.wasm npm/mcpvault/dist node_modules
+	rm -rf build crates/component/.build python/mcpvault/mcpvault.wasm python/mcpvault/schema.sql python/mcpvault/spend.lua \
+		npm/mcpvault/dist node_modules

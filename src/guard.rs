@@ -226,8 +226,11 @@ pub struct Outcome {
     /// A single-use call spent now: after the handler ran, record its
     /// response under this key (`complete`) so a retry gets it.
     pub call_key: Option<String>,
-    /// Keep that response until then (unix seconds).
+    /// Keep that response until then (unix seconds, on the guard's clock).
     pub keep_until: Option<u64>,
+    /// The same as seconds from the decision: stores with a clock of their own
+    /// (Redis) expire by it, so a skew between clocks cannot shorten it.
+    pub keep_for: Option<u64>,
 }
 
 /// The guard's first answer: done, or it needs the store.
@@ -882,6 +885,7 @@ impl Guard {
             audit: Vec::new(),
             call_key: None,
             keep_until: None,
+            keep_for: None,
         }
     }
 
@@ -911,6 +915,7 @@ impl Guard {
             audit: Vec::new(),
             call_key: None,
             keep_until: None,
+            keep_for: None,
         };
         // The body: what the host could not read is refused, and recorded.
         if let Some(e) = input.body_error {
@@ -1103,6 +1108,7 @@ impl Guard {
                                 &call.request.arguments,
                             ));
                             out.keep_until = Some(f.expires_at);
+                            out.keep_for = Some(f.expires_at.saturating_sub(now).max(1));
                         }
                     }
                     if d.allowed {
@@ -1296,6 +1302,7 @@ impl Guard {
                 if !matches!(s, SpendOutcome::Fresh) {
                     outcome.call_key = None;
                     outcome.keep_until = None;
+                    outcome.keep_for = None;
                 }
             }
         }
@@ -1326,6 +1333,7 @@ impl Guard {
             outcome.facts = None;
             outcome.call_key = None;
             outcome.keep_until = None;
+            outcome.keep_for = None;
             outcome.allowed = false;
             if self.options.store {
                 outcome.audit.push(d.record(now));

@@ -504,11 +504,16 @@ fn guard(options: &str, store: Option<&str>) -> Result<String, Failure> {
         if let (Some(k), Some(r), Some(s)) =
             (&outcome.call_key, step.get("complete"), host.store.as_mut())
         {
-            s.complete(k, r, outcome.keep_until.unwrap_or(now))
-                .map_err(|e| Failure {
-                    exit: 1,
-                    message: e,
-                })?;
+            s.complete(
+                k,
+                r,
+                outcome.keep_until.unwrap_or(now),
+                outcome.keep_for.unwrap_or(1),
+            )
+            .map_err(|e| Failure {
+                exit: 1,
+                message: e,
+            })?;
         }
         let text = serde_json::to_string(&outcome).map_err(|e| Failure::input(e.to_string()))?;
         writeln!(out, "{text}").map_err(|e| Failure::input(e.to_string()))?;

@@ -204,8 +204,15 @@ impl Store {
         }
     }
 
-    /// Records the response of the single-use call `call_key` for its retries.
-    pub fn complete(&mut self, call_key: &str, response: &Value, until: u64) -> Result<(), String> {
+    /// Records the response of the single-use call `call_key` for its retries:
+    /// until `until` (SQLite, the guard's clock), for `keep_for` seconds (Redis, its own clock).
+    pub fn complete(
+        &mut self,
+        call_key: &str,
+        response: &Value,
+        until: u64,
+        keep_for: u64,
+    ) -> Result<(), String> {
         let text = response.to_string();
         match self {
             Store::Sqlite(db) => db
@@ -218,8 +225,8 @@ impl Store {
             Store::Redis(c) => redis::cmd("SET")
                 .arg(format!("{P}result:{call_key}"))
                 .arg(text)
-                .arg("EXAT")
-                .arg(until)
+                .arg("EX")
+                .arg(keep_for.max(1))
                 .query::<()>(c)
                 .map_err(err),
         }

@@ -26,10 +26,14 @@ impl Cli {
     }
 
     fn run(&self, args: &[&str]) -> Output {
+        self.run_at(NOW, args)
+    }
+
+    fn run_at(&self, now: &str, args: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_mcpvault"))
             .args(args)
             .env("HOME", self.home.path())
-            .env("MCPVAULT_NOW", NOW)
+            .env("MCPVAULT_NOW", now)
             .output()
             .unwrap()
     }
@@ -330,10 +334,61 @@ fn sqlite_store() {
     });
 }
 
+/// Redis expires spent nonces on its own clock, by how long the token has left: a guard whose clock is years behind
+/// Redis's (here 2001) must not see its spends vanish (with absolute expiry times they were dropped at once).
+fn spends_survive_clock_skew(store: &str) {
+    let cli = Cli::new();
+    let pk = cli.pubkey();
+    let then = "1000000000";
+    let out = cli.run_at(
+        then,
+        &[
+            "mint",
+            "--tools",
+            "db_query",
+            "--ttl",
+            "3600",
+            "--issuer",
+            "i",
+            "--subject",
+            "s",
+            "--single-use",
+        ],
+    );
+    let once = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let verify = |id: &str| {
+        let out = cli.run_at(
+            then,
+            &[
+                "verify",
+                "--token",
+                &once,
+                "--pubkey",
+                &pk,
+                "--tool",
+                "db_query",
+                "--store",
+                store,
+                "--request-id",
+                id,
+            ],
+        );
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    assert_eq!(verify("1").0, Some(0));
+    let (code, err) = verify("2");
+    assert_eq!(code, Some(1));
+    assert!(err.contains("replayed"), "{err}");
+}
+
 #[test]
 fn redis_store() {
     let redis = start_redis();
     scenario(&redis.1);
+    spends_survive_clock_skew(&redis.1);
     let url = redis.1.clone();
     state_vectors(&mut |_| {
         let mut c = redis::Client::open(url.as_str())

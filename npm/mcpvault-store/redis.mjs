@@ -48,8 +48,9 @@ export class RedisStore {
     }
   }
 
-  async complete(callKey, response, until) {
-    await this.redis.set(`${P}result:${callKey}`, JSON.stringify(response), "EXAT", until);
+  /** `until` is on the guard's clock; Redis expires by `keepFor` seconds on its own. */
+  async complete(callKey, response, until, keepFor) {
+    await this.redis.set(`${P}result:${callKey}`, JSON.stringify(response), "EX", Math.max(1, keepFor ?? 1));
   }
 
   appendAudit(record) {

@@ -2,7 +2,9 @@
 -- store calls; tests/vectors/state holds this copy to the same answers. mcpvault-store's redis.mjs, the CLI's
 -- src/store.rs and Python's mcpvault.store all run this file.
 -- KEYS: mcpvault:revoked, then mcpvault:nonce:N per nonce (n of them), then mcpvault:result:CALLKEY when n > 0.
--- ARGV: call key, now, keep until (unix seconds), retry window (seconds), n, then the token's revocation ids.
+-- ARGV: call key, now, keep until (unix seconds, the guard's clock), retry window (seconds), n, then the token's
+-- revocation ids. Keys expire after (keep until - now) seconds on Redis's clock: a skew between the two clocks cannot
+-- drop a spent nonce early.
 -- Returns {"revoked", id} | {"none"} (nothing to spend) | {"fresh"} | {"in_flight"} | {"done", response} |
 -- {"replayed", nonce key}.
 local n = tonumber(ARGV[5])
@@ -29,8 +31,8 @@ if retry then
   if r then return {"done", r} end
   return {"in_flight"}
 end
-local exat = math.max(tonumber(ARGV[3]), now + 1)
+local ttl = math.max(tonumber(ARGV[3]) - now, 1)
 for i = 2, n + 1 do
-  redis.call("SET", KEYS[i], ARGV[1] .. "|" .. ARGV[2], "EXAT", exat)
+  redis.call("SET", KEYS[i], ARGV[1] .. "|" .. ARGV[2], "EX", ttl)
 end
 return {"fresh"}

@@ -446,9 +446,10 @@ class Guard:
     def _decide(self, ask: Dict[str, Any], read: Dict[str, Any]) -> Dict[str, Any]:
         return json.loads(self._vault._call("store-decide", json.dumps(ask), json.dumps(read)))
 
-    def complete(self, call_key: str, response: Any, keep_until: int) -> None:
+    def complete(self, call_key: str, response: Any, keep_until: int, keep_for: Optional[int] = None) -> None:
         """Records the response (``{"result": ...}`` or ``{"error": ...}``) of the single-use call ``call_key`` until
-        ``keep_until`` (the outcome's ``call_key`` and ``keep_until``): a retry within the window gets it."""
+        ``keep_until`` (the outcome's ``call_key``, ``keep_until`` and ``keep_for``: Redis expires by ``keep_for``
+        seconds on its own clock): a retry within the window gets it."""
         if self._vault.store is None:
             raise McpVaultError("invalid_request", "complete needs a store: MCPVault(store=...)")
-        self._vault.store.complete(call_key, response, keep_until)
+        self._vault.store.complete(call_key, response, keep_until, keep_for)

@@ -76,7 +76,7 @@ class MemoryStore:
                 self._nonces[row["nonce"]] = (row["call_key"], row["at"], row["until"])
             return decision["answer"]
 
-    def complete(self, call_key: str, response: Any, keep_until: int) -> None:
+    def complete(self, call_key: str, response: Any, keep_until: int, keep_for: Optional[int] = None) -> None:
         with self._lock:
             self._recorded[call_key] = (response, keep_until)
 
@@ -147,7 +147,7 @@ class SqliteStore:
                            "VALUES (?, ?, ?, ?)", (w["nonce"], w["call_key"], w["at"], w["until"]))
             return decision["answer"]
 
-    def complete(self, call_key: str, response: Any, keep_until: int) -> None:
+    def complete(self, call_key: str, response: Any, keep_until: int, keep_for: Optional[int] = None) -> None:
         with self._tx() as db:
             db.execute("INSERT OR REPLACE INTO mcpvault_results (call_key, response, keep_until) VALUES (?, ?, ?)",
                        (call_key, _text(response), keep_until))
@@ -210,8 +210,9 @@ class RedisStore:
             return {"spend": {"result": "replayed", "nonce": second[len(prefix):] if second.startswith(prefix) else ""}}
         raise RuntimeError(f"unexpected spend answer {out!r}")
 
-    def complete(self, call_key: str, response: Any, keep_until: int) -> None:
-        self._r.set(f"{_P}result:{call_key}", _text(response), exat=keep_until)
+    def complete(self, call_key: str, response: Any, keep_until: int, keep_for: Optional[int] = None) -> None:
+        # Redis's own clock: expire after keep_for seconds (a skew with the guard's clock cannot shorten it)
+        self._r.set(f"{_P}result:{call_key}", _text(response), ex=max(1, keep_for or 1))
 
     def append_audit(self, append: Callable[[Optional[str]], str]) -> str:
         head_key = f"{_P}audit:head"

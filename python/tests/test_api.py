@@ -1,4 +1,6 @@
 """The Python API: the README snippet verbatim, errors, limits, inspect."""
+import os
+
 import pytest
 
 from mcpvault import MCPVault, McpVaultError
@@ -131,6 +133,15 @@ def test_readme_python_block_runs_as_written():
     with pytest.raises(McpVaultError) as e:
         exec(lines[-1], namespace)     # documented to raise
     assert e.value.code == "tool_not_allowed"
+    # the second block: the same tokens on a store (a temporary file for the documented path)
+    import tempfile
+    stored = re.findall(r"```python\n(.*?)```", readme, re.S)[1].strip().splitlines()
+    path = os.path.join(tempfile.mkdtemp(), "vault.db")
+    code = [line.replace("/var/lib/mcp/vault.db", path) for line in stored]
+    exec("\n".join(code[:-1]), namespace)
+    with pytest.raises(McpVaultError) as e:
+        exec(code[-1], namespace)      # documented to raise: the root was revoked
+    assert e.value.code == "revoked"
 
 
 def test_single_use_tokens_carry_a_nonce(vault):

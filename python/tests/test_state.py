@@ -29,7 +29,7 @@ def run_case(case, store_spec, fresh=None):
         outcome = guard.check(step["input"], step["now"])
         assert outcome == step["expect"], f"step {i}"
         if "complete" in step and outcome["call_key"] and with_store:
-            guard.complete(outcome["call_key"], step["complete"], outcome["keep_until"])
+            guard.complete(outcome["call_key"], step["complete"], outcome["keep_until"], outcome["keep_for"])
     if with_store:
         assert len(vault.audit_entries()) == case["audit_entries"]
         assert vault.audit_verify()["entries"] == case["audit_entries"]
@@ -161,7 +161,7 @@ def test_guard_retry_gets_the_recorded_response(vault, keys, tmp_path):
     inp = {"headers": {"Authorization": f"Bearer {once}"}, "body": json.dumps(msg)}
     first = guard.check(inp, NOW)
     assert first["allowed"] and first["forward"] == msg and first["call_key"]
-    guard.complete(first["call_key"], {"result": {"content": []}}, first["keep_until"])
+    guard.complete(first["call_key"], {"result": {"content": []}}, first["keep_until"], first["keep_for"])
     again = guard.check(inp, NOW + 5)
     assert again["allowed"] and again["forward"] is None
     assert again["answers"] == [{"jsonrpc": "2.0", "id": 7, "result": {"content": []}}]

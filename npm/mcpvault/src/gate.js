@@ -179,7 +179,7 @@ function makeGate(wasm, MCPVault, McpVaultError, call, facts) {
      * a retry of the same request gets it instead of a second execution. */
     async complete(outcome, response, store = this.store) {
       if (!outcome?.call_key || !store) return;
-      await store.complete(outcome.call_key, response, outcome.keep_until);
+      await store.complete(outcome.call_key, response, outcome.keep_until, outcome.keep_for);
     }
 
     /** The refusal of an outcome as an McpVaultError (null when allowed). */
