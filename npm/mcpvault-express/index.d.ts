@@ -1,27 +1,7 @@
-import type { AuthorizedFacts, ErrorCode, Store } from "mcpvault";
+import type { Decision, Store } from "mcpvault";
 
-export interface McpVaultDecision {
-  allowed: boolean;
-  /** The refusal code (`missing_token`, `tool_not_allowed`, …); null when allowed. */
-  code: ErrorCode | null;
-  /** The HTTP status sent: 200 when allowed (the route answers), else 400/401/403/409/500. */
-  status: number;
-  /** The JSON-RPC method decided on (`tools/call`, `initialize`, …, or `http/GET` for a body-less request). */
-  method: string | null;
-  tool: string | null;
-  /** The JSON-RPC id of the message, as text, if any. */
-  requestId: string | null;
-  /** Where the token was found: "header", "bearer", "_meta.token", "_meta.mcpvault/token"; null when none. */
-  tokenSource: string | null;
-  subject: string | null;
-  issuer: string | null;
-  facts?: AuthorizedFacts;
-  /** Refusals: the message sent to the caller, and the detail for server-side logs only. */
-  message?: string | null;
-  detail?: string | null;
-  /** A retry answered with the recorded response of its first execution. */
-  replayedResponse?: boolean;
-}
+/** A decision as `onDecision` hears it: mcpvault's `Decision` (one per message; one for a refused request). */
+export type McpVaultDecision = Decision;
 
 export interface McpVaultMiddlewareOptions {
   /** The issuer's Ed25519 public key, hex. Checked when the middleware is created. */

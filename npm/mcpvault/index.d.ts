@@ -208,17 +208,25 @@ export interface GuardRequest {
 /** A decision as `onDecision` hears it (mcpvault-express, withMcpVault, the proxy). */
 export interface Decision {
   allowed: boolean;
+  /** The refusal code (`missing_token`, `tool_not_allowed`, …); null when allowed. */
   code: ErrorCode | null;
+  /** The HTTP status: 200 when allowed, else 400/401/403/409/500. */
   status: number;
+  /** The JSON-RPC method decided on (`tools/call`, `initialize`, …, or `http/GET` for a body-less request). */
   method: string | null;
   tool: string | null;
+  /** The JSON-RPC id of the message, as text, if any. */
   requestId: string | null;
+  /** Where the token was found: "header", "bearer", "transport", "_meta.token", "_meta.mcpvault/token",
+   * "fallback"; null when none. */
   tokenSource: string | null;
   subject: string | null;
   issuer: string | null;
   facts?: AuthorizedFacts;
+  /** Refusals: the message sent to the caller, and the detail for server-side logs only. */
   message?: string | null;
   detail?: string | null;
+  /** A retry answered with the recorded response of its first execution. */
   replayedResponse?: boolean;
 }
 export interface GuardOptions {
