@@ -22,8 +22,20 @@ mkdirSync(dist, { recursive: true });
 for (const target of ["nodejs", "web"]) {
   const out = join(dist, target === "nodejs" ? "cjs" : "web");
   execFileSync(bindgen, ["--target", target, "--out-dir", out, "--out-name", "mcpvault_wasm", raw], { stdio: "inherit" });
-  const wasm = join(out, "mcpvault_wasm_bg.wasm");
-  execFileSync(wasmOpt, [wasm, "-o", wasm, ...optFlags], { stdio: "inherit" });
+}
+// One .wasm for every entry: wasm-bindgen writes the same module for both targets; the CommonJS glue loads the web
+// one (the package ships one copy, and wasm-opt runs once).
+const cjsWasm = join(dist, "cjs", "mcpvault_wasm_bg.wasm");
+const webWasm = join(dist, "web", "mcpvault_wasm_bg.wasm");
+if (!readFileSync(cjsWasm).equals(readFileSync(webWasm))) throw new Error("wasm-bindgen wrote different modules for nodejs and web");
+rmSync(cjsWasm);
+execFileSync(wasmOpt, [webWasm, "-o", webWasm, ...optFlags], { stdio: "inherit" });
+{
+  const glue = join(dist, "cjs", "mcpvault_wasm.js");
+  const text = readFileSync(glue, "utf8");
+  const from = "`${__dirname}/mcpvault_wasm_bg.wasm`";
+  if (!text.includes(from)) throw new Error(`${glue}: the .wasm path ${from} is not where it was`);
+  writeFileSync(glue, text.replace(from, "`${__dirname}/../web/mcpvault_wasm_bg.wasm`"));
 }
 writeFileSync(join(dist, "web", "package.json"), JSON.stringify({ type: "module" }) + "\n");
 
