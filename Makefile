@@ -97,7 +97,7 @@ test-vectors:
 	$(CARGO) test -q --test vectors -- --nocapture
 
 test-rust: | tools-store
-	$(CARGO) test
+	$(CARGO) test --workspace
 
 ## test-component: every vector through the wasmtime host, on the raw and the wasm-opt'd component
 test-component: component wasmtime-host
@@ -190,7 +190,7 @@ lint: | tools-component
 	$(CARGO) fmt --manifest-path examples/wasmtime-host/Cargo.toml -- --check
 	$(CARGO) fmt --manifest-path crates/wasm/Cargo.toml -- --check
 	$(CARGO) fmt --manifest-path fuzz/Cargo.toml -- --check
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	scripts/patch-biscuit.sh
 	$(call rust-target,wasm32-wasip2)
 	$(CARGO) clippy --manifest-path crates/component/Cargo.toml --target wasm32-wasip2 -- -D warnings

@@ -8,12 +8,12 @@ use mcpvault::state::{decide, Held, SpendOutcome, StoreAnswer, StoreAsk, StoreRe
 use serde_json::Value;
 
 /// The tables, shared with mcpvault-store's sqlite.mjs.
-const SCHEMA: &str = include_str!("../npm/mcpvault-store/schema.sql");
+const SCHEMA: &str = include_str!("../schema.sql");
 
 const P: &str = "mcpvault:";
 
 /// The atomic spend, shared with mcpvault-store's redis.mjs.
-const SPEND: &str = include_str!("../npm/mcpvault-store/spend.lua");
+const SPEND: &str = include_str!("../spend.lua");
 
 /// A store opened from `sqlite:FILE` or `redis://HOST:PORT[/DB]`.
 pub enum Store {

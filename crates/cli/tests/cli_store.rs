@@ -237,7 +237,7 @@ fn scenario(store: &str) {
 /// Every `tests/vectors/state` case through `mcpvault guard` on a fresh store from `fresh()`: the same outcomes,
 /// step by step, as the core on its memory store; and the audit chain holds as many entries.
 fn state_vectors(fresh: &mut dyn FnMut(&str) -> String) {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/state");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/vectors/state");
     let mut names: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
