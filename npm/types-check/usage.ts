@@ -3,7 +3,7 @@
 import { MCPVault, McpVaultError, extractToken, authorizeCall, challenge, challengeResponse, authorizeFetch, Guard,
   revocationId, statusOf, CHECK_TOOL, type AuthorizedFacts, type Challenge, type GuardOutcome } from "mcpvault";
 import { createMcpVaultMiddleware, type McpVaultDecision } from "mcpvault-express";
-import { withMcpVault, checkConfig, startProxy, REDACTED } from "mcpvault-mcp";
+import { withMcpVault, checkConfig, startProxy, REDACTED, type ProxyConfig } from "mcpvault-mcp";
 import { openStore, MemoryStore } from "mcpvault-store";
 import { auditAppend, auditVerify, authorizeWithState, callKey } from "mcpvault";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
@@ -56,3 +56,36 @@ async function state(): Promise<void> {
   console.log(nonces, v.break?.kind, callKey(1, "tools/call", "x", {}), new MemoryStore().kind);
 }
 console.log(mw, server, REDACTED, fetchGate, proxy, state, guarded);
+
+// Every option the READMEs of mcpvault-express and mcpvault-mcp document, with the values they describe.
+function logDecision(d: McpVaultDecision): void {
+  const fields = [d.allowed, d.code, d.status, d.method, d.tool, d.requestId, d.tokenSource, d.subject, d.issuer,
+    d.facts?.tools, d.message, d.detail];
+  console.log(fields);
+}
+const clock = (): number => Math.floor(Date.now() / 1000);
+const everyOption = createMcpVaultMiddleware({ publicKeyHex: publicKey, audience: "db", onDecision: logDecision,
+  cache: true, now: clock, realm: "mcpvault", resourceMetadata: "https://db.example/.well-known/oauth-protected-resource",
+  maxBodyBytes: 4 * 1024 * 1024, store: new MemoryStore(), retryWindow: 30, deferSpend: false });
+const sized = createMcpVaultMiddleware({ publicKeyHex: publicKey, cache: 1024 });
+const wholeBody = everyOption();
+const wrapped = withMcpVault(new McpServer({ name: "y", version: "1" }), { publicKeyHex: publicKey, audience: "db",
+  onDecision: logDecision, cache: 64, now: clock, checkTool: false, store: new MemoryStore(), retryWindow: 10 });
+const httpProxy = checkConfig({ publicKey, upstream: { url: "http://127.0.0.1:9000/mcp", headers: { "x-k": "v" } },
+  downstream: { http: { host: "127.0.0.1", port: 8080, path: "/mcp" } }, audience: "db", checkTool: true,
+  store: "sqlite:vault.db", log: false }, ".");
+const stdioProxy = checkConfig({ publicKey, upstream: { command: "npx", args: ["@modelcontextprotocol/server-everything"],
+  env: {}, cwd: "." }, downstream: "stdio", tokenEnv: "MY_TOKEN" }, ".", { MCPVAULT_PUBLIC_KEY: publicKey });
+function describe(c: ProxyConfig): string {
+  const up = "command" in c.upstream ? `${c.upstream.command} ${c.upstream.args.join(" ")} in ${c.upstream.cwd}`
+    : `${c.upstream.url.href} ${Object.keys(c.upstream.headers)}`;
+  const down = "http" in c.downstream ? `${c.downstream.http.host}:${c.downstream.http.port}${c.downstream.http.path}`
+    : `stdio, token from $${c.tokenEnv}`;
+  return [up, down, c.audience, c.checkTool, c.cache, c.log, c.store].join(" ");
+}
+async function proxyWithHooks(): Promise<void> {
+  const p = await startProxy(httpProxy, { onDecision: logDecision, env: {} });
+  console.log(p.url);
+  await p.close();
+}
+console.log(sized, wholeBody, wrapped, describe(httpProxy), describe(stdioProxy), proxyWithHooks);
