@@ -6,7 +6,7 @@ import { createRequire } from "node:module";
 import { auditAppend, revocationId } from "mcpvault";
 
 const P = "mcpvault:";
-// The store's atomic step, shared with the CLI (src/store.rs) and Python: the one copy of the core's rules in Lua.
+// The store's atomic step, shared with the CLI (crates/cli/src/store.rs) and Python: the one copy of the core's rules in Lua.
 const SPEND = readFileSync(new URL("./spend.lua", import.meta.url), "utf8");
 
 export class RedisStore {

@@ -1,4 +1,4 @@
--- The SQLite store's tables: mcpvault-store's sqlite.mjs, the CLI's src/store.rs and Python's mcpvault.store all run
+-- The SQLite store's tables: mcpvault-store's sqlite.mjs, the CLI's crates/cli/src/store.rs and Python's mcpvault.store all run
 -- this file, so a store written by one is read by the others.
 CREATE TABLE IF NOT EXISTS mcpvault_revoked (id TEXT PRIMARY KEY, revoked_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS mcpvault_nonces (nonce TEXT PRIMARY KEY, call_key TEXT NOT NULL, spent_at INTEGER NOT NULL, keep_until INTEGER NOT NULL);

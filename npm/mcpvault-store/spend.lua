@@ -1,6 +1,6 @@
 -- The store's atomic step for Redis: the same rules as the core's state::decide (src/state.rs), which every other
 -- store calls; tests/vectors/state holds this copy to the same answers. mcpvault-store's redis.mjs, the CLI's
--- src/store.rs and Python's mcpvault.store all run this file.
+-- crates/cli/src/store.rs and Python's mcpvault.store all run this file.
 -- KEYS: mcpvault:revoked, then mcpvault:nonce:N per nonce (n of them), then mcpvault:result:CALLKEY when n > 0.
 -- ARGV: call key, now, keep until (unix seconds, the guard's clock), retry window (seconds), n, then the token's
 -- revocation ids. Keys expire after (keep until - now) seconds on Redis's clock: a skew between the two clocks cannot

@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { auditAppend, revocationId, storeDecide } from "mcpvault";
 
-// The tables, shared with the CLI (src/store.rs) and Python (mcpvault/store.py).
+// The tables, shared with the CLI (crates/cli/src/store.rs) and Python (mcpvault/store.py).
 const SCHEMA = readFileSync(new URL("./schema.sql", import.meta.url), "utf8");
 
 export class SqliteStore {
