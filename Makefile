@@ -28,7 +28,7 @@ NPM_TARGET_DIR := $(or $(CARGO_TARGET_DIR),crates/wasm/target)
 NPM_WASM_RAW := $(NPM_TARGET_DIR)/wasm32-unknown-unknown/release/mcpvault_wasm.wasm
 
 
-.PHONY: test-load test-fuzz fuzz
+.PHONY: test-load test-fuzz fuzz dist test-dist
 # tools-GROUP: scripts/ensure-tools.sh GROUP (apt-get installs what is missing; a no-op when nothing is)
 TOOLS := tools-demo tools-test tools-node tools-component tools-store tools-browser tools-cli
 .PHONY: $(TOOLS)
@@ -90,7 +90,7 @@ demo-cli: | tools-cli
 ## test: every test: vectors unchanged, unit, integration, CLI, property (10,000 chains), doc tests,
 ## and every vector through the component in the wasmtime host and in Python
 test: tools-test test-vectors test-rust test-load test-component test-python test-npm test-mcp test-store test-node-versions test-deno test-browser \
-	test-workerd test-inspector test-fuzz
+	test-workerd test-inspector test-dist test-fuzz
 
 test-vectors:
 	$(CARGO) run -q --example gen_vectors -- --check
@@ -224,6 +224,16 @@ bench: npm component wasmtime-host $(BENCH_DEPS)
 	cd bench && node express.mjs
 	bench/opt-levels.sh
 	node bench/report.mjs $(abspath $(TARGET_DIR))
+
+## dist: the artifacts as users get them, in build/dist/: the four npm tarballs, the Python wheel (with the component),
+## the crates (scripts/dist.sh)
+dist: npm component
+	PYTHON=$(PYTHON) scripts/dist.sh
+
+## test-dist: each artifact installed from build/dist alone into an empty project (npm on Node 18/20/22, the wheel in
+## a clean venv, the crate in a new Cargo project), running the README snippets (scripts/test-dist.sh)
+test-dist: dist $(HOSTS)
+	PYTHON=$(PYTHON) scripts/test-dist.sh
 
 clean:
 	$(CARGO) clean
