@@ -4,13 +4,12 @@ import { readFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
-import { pathToFileURL } from "node:url";
 import { MCPVault } from "mcpvault";
 import { time } from "./timing.mjs";
 
 const require = createRequire(import.meta.url);
 const pkgDir = dirname(require.resolve("mcpvault/package.json"));
-const raw = await import(pathToFileURL(join(pkgDir, "dist/web/mcpvault_wasm.js")).href);
+const raw = require(join(pkgDir, "dist/cjs/mcpvault_wasm.js"));
 const bytes = readFileSync(join(pkgDir, "dist/web/mcpvault_wasm_bg.wasm"));
 const NOW = 1_800_000_000;
 const vault = new MCPVault({ now: () => NOW });

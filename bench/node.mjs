@@ -17,8 +17,8 @@ const out = join(here, "../build/bench");
 mkdirSync(out, { recursive: true });
 const require = createRequire(import.meta.url);
 const pkgDir = dirname(require.resolve("mcpvault/package.json"));
-// the raw wasm-bindgen module the package initialised (same file, same instance)
-const raw = await import(pathToFileURL(join(pkgDir, "dist/web/mcpvault_wasm.js")).href);
+// the raw wasm-bindgen module the package initialised (the CommonJS glue both entries share: same instance)
+const raw = require(join(pkgDir, "dist/cjs/mcpvault_wasm.js"));
 const wasmPath = join(pkgDir, "dist/web/mcpvault_wasm_bg.wasm");
 
 const NOW = 1_800_000_000;
