@@ -184,5 +184,5 @@ function makeApi(wasm, isLoaded) {
     return call(wasm.call_key(String(requestId ?? ""), String(method), tool == null ? "" : String(tool), JSON.stringify(args ?? {})));
   }
 
-  return { MCPVault, McpVaultError, auditAppend, auditVerify, callKey, ...makeGate(wasm, MCPVault, McpVaultError, call, facts) };
+  return { MCPVault, McpVaultError, auditAppend, auditVerify, callKey, ...makeGate(wasm, McpVaultError, call, facts) };
 }

@@ -4,7 +4,7 @@
 //
 // Every decision is the core's guard (src/guard.rs): this file only translates requests into the guard's input,
 // performs what it asks of a store, and turns its outcome into JS values. No rule lives here.
-function makeGate(wasm, MCPVault, McpVaultError, call, facts) {
+function makeGate(wasm, McpVaultError, call, facts) {
   /** The dry-run tool of mcpvault-mcp: a reserved name, callable with any valid token (it runs nothing). */
   const CHECK_TOOL = "mcpvault.check";
   /** The headers the guard reads. */
@@ -260,8 +260,9 @@ function makeGate(wasm, MCPVault, McpVaultError, call, facts) {
     return outcome.allowed ? guard.factsOf(outcome) ?? {} : guard.errorOf(outcome);
   }
 
+  /** The call's time: `options.now`, else the clock of `options.vault` (tests pin one), else the wall clock. */
   function checkTime(options, vault) {
-    return options.now ?? (vault ?? new MCPVault())._time();
+    return options.now ?? (vault ? vault._time() : Math.floor(Date.now() / 1000));
   }
 
   /**
