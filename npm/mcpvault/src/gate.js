@@ -160,6 +160,8 @@ function makeGate(wasm, McpVaultError, call, facts) {
         let answer;
         try {
           answer = await store.check(step.ask);
+          // a store that answers nothing (or not an object) has failed: the guard refuses, it never allows
+          if (!isObject(answer)) answer = { error: "the store's check answered no object" };
         } catch (e) {
           answer = { error: String(e?.message ?? e) };
         }

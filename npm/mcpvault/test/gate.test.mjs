@@ -236,3 +236,18 @@ test("SCHEMA.md's HTTP table is the gate's mapping", async () => {
   assert.deepStrictEqual(Object.keys(documented).sort(), all.sort());
   for (const [code, status] of Object.entries(documented)) assert.strictEqual(statusOf(code), status, code);
 });
+
+test("a store that fails, or answers nothing, refuses with internal_error and never allows", async () => {
+  const t = vault.mint(keys.privateKey, { tools: ["db_query"], ttl: 60, issuer: "i", subject: "s" });
+  const base = { complete: async () => {}, appendAudit: async () => ({}) };
+  for (const check of [async () => { throw new Error("connection reset"); }, async () => undefined, async () => "fresh"]) {
+    const g = new Guard({ publicKey: keys.publicKey, store: { ...base, check }, now: () => NOW });
+    const out = await g.decide({ body: callMsg("db_query", {}), fallbackToken: t });
+    assert.deepStrictEqual([out.allowed, out.status, out.decisions[0].code], [false, 500, "internal_error"]);
+  }
+  // an allow whose audit record cannot be written is refused
+  const g = new Guard({ publicKey: keys.publicKey, now: () => NOW,
+    store: { check: async () => ({}), complete: async () => {}, appendAudit: async () => { throw new Error("disk full"); } } });
+  const out = await g.decide({ body: callMsg("db_query", {}), fallbackToken: t });
+  assert.deepStrictEqual([out.allowed, out.status, out.response.id], [false, 500, 7]);
+});
