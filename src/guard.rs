@@ -471,23 +471,6 @@ fn quoted(v: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
-/// A JSON-RPC error object for a refusal: `{code, message, data: {code,
-/// status, failedBlock?}}`, with no token content.
-pub fn rpc_error(e: &Error) -> Value {
-    rpc_error_of(&refusal(e, None, None, &None))
-}
-
-/// The `WWW-Authenticate` challenge of a refusal (RFC 6750): none for 400,
-/// 409 and 500; no `error` when no token was presented; `invalid_token` for
-/// 401; `insufficient_scope` with the `scope` asked for (the tool) for 403.
-pub fn challenge(
-    e: &Error,
-    tool: Option<&str>,
-    options: &GuardOptions,
-) -> BTreeMap<String, String> {
-    challenge_of(&refusal(e, None, tool, &None), options)
-}
-
 fn rpc_error_of(d: &Decision) -> Value {
     let mut data = Map::new();
     data.insert("code".into(), json!(d.code));

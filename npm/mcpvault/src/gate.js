@@ -225,10 +225,10 @@ function makeGate(wasm, McpVaultError, call, facts) {
     let g = guards.get(key);
     if (!g) {
       if (guards.size >= 64) guards.delete(guards.keys().next().value);
-      // the store and the clock come with each call: a shared guard holds the options and the cache
-      g = new Guard({ ...o, store: undefined, now: undefined });
-      g.options.store = o.store !== undefined;
-      g._g = new wasm.Guard(JSON.stringify(g.options), 1024);
+      // the store and the clock come with each call (every caller passes `store`): a shared guard holds the options
+      // and the cache, never a caller's store
+      g = new Guard({ ...o, now: undefined });
+      g.store = undefined;
       guards.set(key, g);
     }
     return g;
