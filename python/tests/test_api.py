@@ -1,6 +1,4 @@
 """The Python API: the README snippet verbatim, errors, limits, inspect."""
-import os
-
 import pytest
 
 from mcpvault import MCPVault, McpVaultError
@@ -121,27 +119,16 @@ def test_inspect(vault):
 
 
 def test_readme_python_block_runs_as_written():
-    """The repository README's Python block, executed as written."""
+    """The repository README's Python blocks, executed as written by scripts/dist-smoke/readme.py (the same script
+    make test-dist runs against the wheel): the facts of the first, then tool_not_allowed, then revoked on a store."""
     import pathlib
-    import re
-    readme = (pathlib.Path(__file__).resolve().parents[2] / "README.md").read_text()
-    block = re.search(r"```python\n(.*?)```", readme, re.S).group(1)
-    lines = block.strip().splitlines()
-    namespace = {}
-    exec("\n".join(lines[:-1]), namespace)
-    assert namespace["facts"]["tools"] == ["db_query"]
-    with pytest.raises(McpVaultError) as e:
-        exec(lines[-1], namespace)     # documented to raise
-    assert e.value.code == "tool_not_allowed"
-    # the second block: the same tokens on a store (a temporary file for the documented path)
-    import tempfile
-    stored = re.findall(r"```python\n(.*?)```", readme, re.S)[1].strip().splitlines()
-    path = os.path.join(tempfile.mkdtemp(), "vault.db")
-    code = [line.replace("/var/lib/mcp/vault.db", path) for line in stored]
-    exec("\n".join(code[:-1]), namespace)
-    with pytest.raises(McpVaultError) as e:
-        exec(code[-1], namespace)      # documented to raise: the root was revoked
-    assert e.value.code == "revoked"
+    import subprocess
+    import sys
+    root = pathlib.Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, str(root / "scripts/dist-smoke/readme.py"), str(root / "README.md")],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.strip() == "python ok"
 
 
 def test_single_use_tokens_carry_a_nonce(vault):

@@ -9,20 +9,23 @@ from mcpvault import McpVaultError
 readme = open(sys.argv[1]).read()
 blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
 ns = {}
-first = blocks[0].strip().splitlines()
-exec("\n".join(first[:-1]), ns)
-try:
-    exec(first[-1], ns)
-    raise SystemExit("the first block's last line should raise")
-except McpVaultError as e:
-    assert e.code == "tool_not_allowed", e.code
-second = blocks[1].strip().splitlines()
-path = os.path.join(tempfile.mkdtemp(), "vault.db")
-second = [line.replace("/var/lib/mcp/vault.db", path) for line in second]
-exec("\n".join(second[:-1]), ns)
-try:
-    exec(second[-1], ns)
-    raise SystemExit("the second block's last line should raise")
-except McpVaultError as e:
-    assert e.code == "revoked", e.code
+
+
+def run(block, code, replace=()):
+    """Executes a README block; its last line is documented to raise McpVaultError with `code`."""
+    lines = block.strip().splitlines()
+    for old, new in replace:
+        lines = [line.replace(old, new) for line in lines]
+    exec("\n".join(lines[:-1]), ns)
+    try:
+        exec(lines[-1], ns)
+    except McpVaultError as e:
+        assert e.code == code, e.code
+    else:
+        raise SystemExit(f"the block's last line should raise {code}")
+
+
+run(blocks[0], "tool_not_allowed")
+assert ns["facts"]["tools"] == ["db_query"], ns["facts"]
+run(blocks[1], "revoked", [("/var/lib/mcp/vault.db", os.path.join(tempfile.mkdtemp(), "vault.db"))])
 print("python ok")
