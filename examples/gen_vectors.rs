@@ -685,7 +685,11 @@ fn build() -> Gen {
     // --- argument limits ------------------------------------------------------
     let mut lg = grant(&["db_query", "file_read"], 3600);
     lg.arg_limits = vec![
-        limit("db_query", "max_rows", ArgRule::Max(100)),
+        limit(
+            "db_query",
+            "max_rows",
+            ArgRule::Max(mcpvault::Bound::Int(100)),
+        ),
         limit(
             "db_query",
             "table",
@@ -797,9 +801,13 @@ fn build() -> Gen {
         &limited,
         &Restriction {
             arg_limits: vec![
-                limit("db_query", "max_rows", ArgRule::Max(10)),
+                limit(
+                    "db_query",
+                    "max_rows",
+                    ArgRule::Max(mcpvault::Bound::Int(10)),
+                ),
                 limit("db_query", "dry_run", ArgRule::Eq(Scalar::Bool(true))),
-                limit("db_query", "shard", ArgRule::Min(2)),
+                limit("db_query", "shard", ArgRule::Min(mcpvault::Bound::Int(2))),
             ],
             ..Default::default()
         },
@@ -851,7 +859,11 @@ fn build() -> Gen {
     let looser = g.att(
         &limited,
         &Restriction {
-            arg_limits: vec![limit("db_query", "max_rows", ArgRule::Max(1_000_000))],
+            arg_limits: vec![limit(
+                "db_query",
+                "max_rows",
+                ArgRule::Max(mcpvault::Bound::Int(1_000_000)),
+            )],
             ..Default::default()
         },
     );

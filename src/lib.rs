@@ -32,6 +32,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod args;
 pub mod audit;
 mod cache;
 mod error;
@@ -46,9 +47,9 @@ pub use cache::{CacheStats, Verifier};
 pub use error::{rpc_code_of_status, status_of_code, Error, Result, ERROR_CODES};
 pub use model::unix_time;
 pub use model::{
-    ArgLimit, ArgRule, Attenuated, AuthorizedFacts, Grant, KeyPairHex, Request, Restriction,
-    Scalar, MAX_ARG_LIMITS, MAX_EXPIRES_AT, MAX_NAME_LEN, MAX_ONE_OF, MAX_REQUEST_ARGS, MAX_TOOLS,
-    MAX_VALUE_LEN, TOOLS_CALL,
+    ArgLimit, ArgRule, Attenuated, AuthorizedFacts, Bound, Float, Grant, KeyPairHex, Request,
+    Restriction, Scalar, MAX_ARG_LIMITS, MAX_EXPIRES_AT, MAX_NAME_LEN, MAX_ONE_OF,
+    MAX_REQUEST_ARGS, MAX_TOOLS, MAX_VALUE_LEN, TOOLS_CALL,
 };
 #[doc(hidden)]
 pub use ops::signature_floor;

@@ -36,7 +36,52 @@ pub enum Scalar {
     Str(String),
 }
 
-/// How an argument is limited.
+/// A bound of `min`/`max`: an integer (the argument must be an integer), or
+/// any other number (the argument may be any JSON number, compared as a
+/// double; see SCHEMA.md, "Numbers").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Bound {
+    /// An integer bound.
+    Int(i64),
+    /// A number bound.
+    Float(Float),
+}
+
+/// A finite double, ordered and hashed by value (`-0` equals `0`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Float(pub f64);
+
+impl Float {
+    fn key(self) -> i64 {
+        crate::args::f64_key(self.0)
+    }
+}
+impl PartialEq for Float {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+impl Eq for Float {}
+impl PartialOrd for Float {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Float {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key().cmp(&other.key())
+    }
+}
+impl std::hash::Hash for Float {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.key().hash(state);
+    }
+}
+
+/// How an argument is limited. SCHEMA.md lists the check each writes and the
+/// facts a verifier supplies for it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(tag = "op", content = "value", rename_all = "snake_case")]
 pub enum ArgRule {
@@ -46,19 +91,36 @@ pub enum ArgRule {
     Eq(Scalar),
     /// The argument equals one of these values (all strings or all integers).
     OneOf(Vec<Scalar>),
-    /// The argument is an integer no greater than this.
-    Max(i64),
-    /// The argument is an integer no smaller than this.
-    Min(i64),
+    /// The argument is no greater than this.
+    Max(Bound),
+    /// The argument is no smaller than this.
+    Min(Bound),
+    /// The argument is an absolute path inside this directory, decided on
+    /// the normalised path.
+    Under(String),
+    /// The argument is a URL this pattern allows (`https://*.example.com`).
+    Url(String),
+    /// The argument is an IP address inside this network (`10.0.0.0/8`).
+    Cidr(String),
+    /// The argument matches this shell-style wildcard (`*`, `?`).
+    Glob(String),
+    /// The argument matches this regular expression (unanchored).
+    Matches(String),
+    /// The argument is an array of at most this many elements.
+    MaxItems(u32),
+    /// The argument is an array of at least this many elements.
+    MinItems(u32),
 }
 
-/// A limit on one named argument of one named tool. A call of that tool whose
+/// A limit on one argument of one tool. A call of that tool whose
 /// argument is missing, of another type, or outside the limit is refused.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ArgLimit {
     /// The tool the limit applies to.
     pub tool: String,
-    /// The argument name (a top-level key of the call's `arguments`).
+    /// Where the argument is: a top-level key (`path`), a dotted path into
+    /// objects and arrays (`config.mode`, `items.0`) or a JSON pointer
+    /// (`/a.b`), ending in `[*]` to limit every element of an array.
     pub arg: String,
     /// The limit.
     #[serde(flatten)]
@@ -323,18 +385,40 @@ fn check_scalar(value: &Scalar) -> Result<()> {
     }
 }
 
-pub(crate) fn check_arg_limits(limits: &[ArgLimit]) -> Result<()> {
+/// Checks argument limits and returns them in canonical form (the path
+/// text, a normalised `under` directory, the canonical URL pattern and
+/// network), the form their checks are written from and read back as.
+pub(crate) fn check_arg_limits(limits: &[ArgLimit]) -> Result<Vec<ArgLimit>> {
+    use crate::args;
     if limits.len() > MAX_ARG_LIMITS {
         return Err(Error::invalid(format!(
             "more than {MAX_ARG_LIMITS} argument limits"
         )));
     }
+    let mut out = Vec::with_capacity(limits.len());
     for limit in limits {
         check_tool_name(&limit.tool)?;
-        check_name("argument name", &limit.arg)?;
-        match &limit.rule {
-            ArgRule::Prefix(p) => check_scalar(&Scalar::Str(p.clone()))?,
-            ArgRule::Eq(v) => check_scalar(v)?,
+        let path = args::ArgPath::parse(&limit.arg)?;
+        for segment in &path.segments {
+            check_name("argument name", segment)?;
+        }
+        let text = |what: &str, v: &str| -> Result<()> {
+            if v.len() > MAX_VALUE_LEN {
+                return Err(Error::invalid(format!(
+                    "{what} is longer than {MAX_VALUE_LEN} bytes"
+                )));
+            }
+            check_datalog_string(what, v)
+        };
+        let rule = match &limit.rule {
+            ArgRule::Prefix(p) => {
+                check_scalar(&Scalar::Str(p.clone()))?;
+                ArgRule::Prefix(p.clone())
+            }
+            ArgRule::Eq(v) => {
+                check_scalar(v)?;
+                ArgRule::Eq(v.clone())
+            }
             ArgRule::OneOf(values) => {
                 if values.is_empty() || values.len() > MAX_ONE_OF {
                     return Err(Error::invalid(format!(
@@ -349,11 +433,78 @@ pub(crate) fn check_arg_limits(limits: &[ArgLimit]) -> Result<()> {
                     ));
                 }
                 values.iter().try_for_each(check_scalar)?;
+                ArgRule::OneOf(values.clone())
             }
-            ArgRule::Max(_) | ArgRule::Min(_) => {}
+            ArgRule::Max(Bound::Float(f)) | ArgRule::Min(Bound::Float(f)) if !f.0.is_finite() => {
+                return Err(Error::invalid("a min or max must be a finite number"));
+            }
+            r @ (ArgRule::Max(_) | ArgRule::Min(_)) => r.clone(),
+            ArgRule::Under(base) => {
+                text("under", base)?;
+                ArgRule::Under(args::under_base(base)?)
+            }
+            ArgRule::Url(pattern) => {
+                text("url", pattern)?;
+                ArgRule::Url(args::UrlPattern::parse(pattern)?.text())
+            }
+            ArgRule::Cidr(net) => {
+                text("cidr", net)?;
+                let bits = args::cidr_bits(net)?;
+                ArgRule::Cidr(args::cidr_text(&bits).unwrap_or_default())
+            }
+            ArgRule::Glob(glob) => {
+                text("glob", glob)?;
+                let re = args::glob_regex(glob)?;
+                args::check_pattern(&re)?;
+                ArgRule::Glob(glob.clone())
+            }
+            ArgRule::Matches(pattern) => {
+                text("pattern", pattern)?;
+                args::check_pattern(pattern)?;
+                ArgRule::Matches(pattern.clone())
+            }
+            r @ (ArgRule::MaxItems(_) | ArgRule::MinItems(_)) => r.clone(),
+        };
+        let per_element = matches!(
+            rule,
+            ArgRule::Prefix(_)
+                | ArgRule::Eq(_)
+                | ArgRule::OneOf(_)
+                | ArgRule::Glob(_)
+                | ArgRule::Matches(_)
+                | ArgRule::Max(Bound::Int(_))
+                | ArgRule::Min(Bound::Int(_))
+        );
+        if path.each && !per_element {
+            return Err(Error::invalid(format!(
+                "{}: [*] takes eq, one_of, prefix, glob, matches and integer min/max",
+                limit.arg
+            )));
         }
+        if path.each && path.key().len() > MAX_NAME_LEN {
+            return Err(Error::invalid("argument path is too long"));
+        }
+        out.push(ArgLimit {
+            tool: limit.tool.clone(),
+            arg: path.text(),
+            rule,
+        });
     }
-    Ok(())
+    Ok(out)
+}
+
+/// Refuses a limit on a tool the token cannot call: it would constrain
+/// nothing, and was almost always a typo or a misread `TOOL.ARG` split.
+pub(crate) fn check_limit_tools(limits: &[ArgLimit], tools: &BTreeSet<String>) -> Result<()> {
+    match limits.iter().find(|l| !tools.contains(&l.tool)) {
+        Some(l) => Err(Error::invalid(format!(
+            "argument limit on {:?}, a tool the token does not grant (tools: {}); a tool name with dots is quoted in the CLI: '\"{}\".ARG'",
+            l.tool,
+            tools.iter().cloned().collect::<Vec<_>>().join(", "),
+            l.tool
+        ))),
+        None => Ok(()),
+    }
 }
 
 pub(crate) fn expiry(now: u64, ttl: u64) -> Result<u64> {
@@ -367,25 +518,32 @@ pub(crate) fn expiry(now: u64, ttl: u64) -> Result<u64> {
 }
 
 impl Grant {
-    pub(crate) fn validate(&self) -> Result<BTreeSet<String>> {
+    /// The granted tools and the canonical argument limits.
+    pub(crate) fn validate(&self) -> Result<(BTreeSet<String>, Vec<ArgLimit>)> {
         let tools = check_tools(&self.tools)?;
         check_name("issuer", &self.issuer)?;
         check_name("subject", &self.subject)?;
         if let Some(aud) = &self.audience {
             check_name("audience", aud)?;
         }
-        check_arg_limits(&self.arg_limits)?;
-        Ok(tools)
+        let limits = check_arg_limits(&self.arg_limits)?;
+        check_limit_tools(&limits, &tools)?;
+        Ok((tools, limits))
     }
 }
 
 impl Restriction {
-    pub(crate) fn validate(&self) -> Result<Option<BTreeSet<String>>> {
+    /// The tools kept (when restricted) and the canonical argument limits.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn validate(&self) -> Result<(Option<BTreeSet<String>>, Vec<ArgLimit>)> {
         let tools = self.tools.as_deref().map(check_tools).transpose()?;
         if let Some(aud) = &self.audience {
             check_name("audience", aud)?;
         }
-        check_arg_limits(&self.arg_limits)?;
+        let limits = check_arg_limits(&self.arg_limits)?;
+        if let Some(tools) = &tools {
+            check_limit_tools(&limits, tools)?;
+        }
         if self.tools.is_none()
             && self.ttl.is_none()
             && self.audience.is_none()
@@ -395,7 +553,7 @@ impl Restriction {
         {
             return Err(Error::invalid("restriction narrows nothing"));
         }
-        Ok(tools)
+        Ok((tools, limits))
     }
 }
 
@@ -418,43 +576,98 @@ fn spec_value(raw: &str) -> Scalar {
 }
 
 impl ArgLimit {
-    /// Parses the CLI's `TOOL.ARG<op>VALUE` (`<=`, `>=`, `^=` prefix, `=`,
-    /// ` in ` a comma list); the tool/argument split is at the last dot
-    /// before the operator, since MCP tool names may contain dots. The result
-    /// is checked like any other limit when it is minted or attenuated.
+    /// Parses the CLI's `TOOL.PATH<op>VALUE`. The tool ends at the first
+    /// dot; a tool name with dots is written as a JSON string
+    /// (`"db.query".sql^=SELECT`). The path is dotted or a JSON pointer,
+    /// optionally ending in `[*]` (see [`ArgLimit::arg`]). Operators: `<=`,
+    /// `>=` (integers or numbers; on `PATH.length` the array's length), `^=`
+    /// prefix, `=`, and the words ` in ` (a comma list), ` under `, ` url `,
+    /// ` cidr `, ` glob `, ` matches `. The result is checked like any other
+    /// limit when it is minted or attenuated.
     pub fn from_spec(spec: &str) -> Result<ArgLimit> {
-        const OPS: [&str; 5] = [" in ", "<=", ">=", "^=", "="];
+        const OPS: [&str; 10] = [
+            " in ",
+            " under ",
+            " url ",
+            " cidr ",
+            " glob ",
+            " matches ",
+            "<=",
+            ">=",
+            "^=",
+            "=",
+        ];
+        let bad = |why: String| Error::invalid(format!("{spec:?}: {why}"));
+        let (tool, rest) = if spec.trim_start().starts_with('"') {
+            let s = spec.trim_start();
+            let close = s
+                .get(1..)
+                .and_then(|r| r.find('"'))
+                .ok_or_else(|| bad("unterminated quoted tool name".into()))?;
+            let tool = s.get(1..close + 1).unwrap_or("");
+            let rest = s
+                .get(close + 2..)
+                .and_then(|r| r.strip_prefix('.'))
+                .ok_or_else(|| bad("expected \"TOOL\".PATH".into()))?;
+            (tool.to_string(), rest)
+        } else {
+            let (tool, rest) = spec
+                .trim_start()
+                .split_once('.')
+                .ok_or_else(|| bad("expected TOOL.PATH before the operator".into()))?;
+            (tool.to_string(), rest)
+        };
         let (at, op) = OPS
             .iter()
-            .filter_map(|op| spec.find(op).map(|i| (i, *op)))
+            .filter_map(|op| rest.find(op).map(|i| (i, *op)))
             .min_by_key(|(i, op)| (*i, usize::MAX - op.len()))
             .ok_or_else(|| {
-                Error::invalid(format!(
-                    "{spec:?}: expected TOOL.ARG followed by <=, >=, ^=, = or ' in '"
-                ))
+                bad("expected <=, >=, ^=, =, or ' in ', ' under ', ' url ', ' cidr ', ' glob ', ' matches '".into())
             })?;
-        let (lhs, rhs) = (
-            spec.get(..at).unwrap_or(""),
-            spec.get(at + op.len()..).unwrap_or(""),
+        let (path, value) = (
+            rest.get(..at).unwrap_or("").trim(),
+            rest.get(at + op.len()..).unwrap_or(""),
         );
-        let (tool, arg) = lhs.trim().rsplit_once('.').ok_or_else(|| {
-            Error::invalid(format!("{spec:?}: expected TOOL.ARG before the operator"))
-        })?;
-        let int = |v: &str| {
-            v.trim()
-                .parse::<i64>()
-                .map_err(|_| Error::invalid(format!("{spec:?}: {v:?} is not an integer")))
+        let number = |v: &str| -> Result<Bound> {
+            let v = v.trim();
+            if let Ok(i) = v.parse::<i64>() {
+                return Ok(Bound::Int(i));
+            }
+            match v.parse::<f64>() {
+                Ok(f) if f.is_finite() => Ok(Bound::Float(Float(f))),
+                _ => Err(bad(format!("{v:?} is not a number"))),
+            }
         };
-        let rule = match op {
-            "<=" => ArgRule::Max(int(rhs)?),
-            ">=" => ArgRule::Min(int(rhs)?),
-            "^=" => ArgRule::Prefix(rhs.to_string()),
-            "=" => ArgRule::Eq(spec_value(rhs)),
-            _ => ArgRule::OneOf(rhs.split(',').map(spec_value).collect()),
+        let count = |v: &str| -> Result<u32> {
+            v.trim()
+                .parse::<u32>()
+                .map_err(|_| bad(format!("{v:?} is not a count")))
+        };
+        let length = if op == "<=" || op == ">=" {
+            path.strip_suffix(".length").filter(|p| !p.starts_with('/'))
+        } else {
+            None
+        };
+        let (path, rule) = match (op, length) {
+            ("<=", Some(p)) => (p, ArgRule::MaxItems(count(value)?)),
+            (">=", Some(p)) => (p, ArgRule::MinItems(count(value)?)),
+            ("<=", None) => (path, ArgRule::Max(number(value)?)),
+            (">=", None) => (path, ArgRule::Min(number(value)?)),
+            ("^=", _) => (path, ArgRule::Prefix(value.to_string())),
+            ("=", _) => (path, ArgRule::Eq(spec_value(value))),
+            (" in ", _) => (
+                path,
+                ArgRule::OneOf(value.split(',').map(spec_value).collect()),
+            ),
+            (" under ", _) => (path, ArgRule::Under(value.trim().to_string())),
+            (" url ", _) => (path, ArgRule::Url(value.trim().to_string())),
+            (" cidr ", _) => (path, ArgRule::Cidr(value.trim().to_string())),
+            (" glob ", _) => (path, ArgRule::Glob(value.trim().to_string())),
+            _ => (path, ArgRule::Matches(value.trim().to_string())),
         };
         Ok(ArgLimit {
-            tool: tool.to_string(),
-            arg: arg.to_string(),
+            tool,
+            arg: path.to_string(),
             rule,
         })
     }

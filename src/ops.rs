@@ -14,6 +14,7 @@ use biscuit_auth::{
 use rand_core::{CryptoRng, RngCore};
 use serde::Serialize;
 
+use crate::args::{self, Derived};
 use crate::error::{Error, Result};
 use crate::model::{
     self, ArgLimit, Attenuated, AuthorizedFacts, Grant, KeyPairHex, Request, Restriction,
@@ -159,7 +160,7 @@ pub fn mint(
     now: u64,
     rng: &mut (impl RngCore + CryptoRng),
 ) -> Result<String> {
-    let tools = grant.validate()?;
+    let (tools, arg_limits) = grant.validate()?;
     let expires_at = model::expiry(now, grant.ttl)?;
     let key = parse_private_key(private_key_hex)?;
     let root = KeyPair::from(&key);
@@ -180,7 +181,7 @@ pub fn mint(
             Some(expires_at),
             grant.audience.as_deref(),
             grant.max_depth,
-            &grant.arg_limits,
+            &arg_limits,
         ),
     )?;
     let token = BiscuitBuilder::new()
@@ -294,6 +295,9 @@ struct Chain {
     subject: String,
     /// The first-party blocks' symbols, to print a refusing check.
     symbols: biscuit_auth::datalog::SymbolTable,
+    /// The derived facts the verifier supplies: every (key, kind) an
+    /// argument limit of the chain reads, sorted, once each.
+    needs: Vec<(String, args::Need)>,
 }
 
 /// A block's Datalog as builder values, and its source when it is shown.
@@ -484,11 +488,22 @@ fn read_chain(
     if authority.external_key.is_some() {
         return Err(Error::malformed("authority block is third-party signed"));
     }
+    let mut needs: Vec<(String, args::Need)> = blocks
+        .iter()
+        .flat_map(|b| &b.statements)
+        .filter_map(|s| match s {
+            Statement::Arg(l) => args::need_of(l),
+            _ => None,
+        })
+        .collect();
+    needs.sort();
+    needs.dedup();
     Ok(Chain {
         blocks,
         issuer,
         subject,
         symbols,
+        needs,
     })
 }
 
@@ -509,6 +524,20 @@ fn unverified_chain(
 }
 
 impl Chain {
+    /// Tools every block's tool check allows (checks mcpvault did not write
+    /// aside): what an argument limit may name.
+    fn granted_tools(&self) -> BTreeSet<String> {
+        let mut tools: Option<BTreeSet<String>> = None;
+        for t in self.blocks.iter().filter_map(|b| b.tools.as_ref()) {
+            let t: BTreeSet<String> = t.iter().cloned().collect();
+            tools = Some(match tools {
+                None => t,
+                Some(prev) => prev.intersection(&t).cloned().collect(),
+            });
+        }
+        tools.unwrap_or_default()
+    }
+
     /// Tools every block allows. If a block holds a check mcpvault did not
     /// write that reads the request, only `requested` is known to pass it.
     fn effective_tools(&self, requested: Option<&str>) -> BTreeSet<String> {
@@ -592,7 +621,7 @@ pub fn attenuate(
     rng: &mut (impl RngCore + CryptoRng),
 ) -> Result<Attenuated> {
     let limits = Limits::default();
-    let tools = restriction.validate()?;
+    let (tools, arg_limits) = restriction.validate()?;
     let expires_at = restriction
         .ttl
         .map(|ttl| model::expiry(now, ttl))
@@ -604,6 +633,7 @@ pub fn attenuate(
 
     let mut warnings = Vec::new();
     let parent_tools = chain.effective_tools(None);
+    model::check_limit_tools(&arg_limits, &chain.granted_tools())?;
     if let Some(tools) = &tools {
         for t in tools.difference(&parent_tools) {
             warnings.push(format!(
@@ -659,7 +689,7 @@ pub fn attenuate(
             expires_at,
             restriction.audience.as_deref(),
             restriction.max_depth,
-            &restriction.arg_limits,
+            &arg_limits,
         ),
     )?;
     let keypair = KeyPair::new_with_rng(Algorithm::Ed25519, rng);
@@ -698,12 +728,65 @@ fn validate_request(request: &Request) -> Result<()> {
     Ok(())
 }
 
+/// A derived value as a Datalog term.
+fn derived_terms(d: &Derived<'_>) -> Vec<Term> {
+    let item = |v: &serde_json::Value| match args::scalar(v) {
+        Some(Derived::Str(s)) => Term::Str(s.to_string()),
+        Some(Derived::Int(i)) => Term::Integer(i),
+        Some(Derived::Bool(b)) => Term::Bool(b),
+        _ => Term::Null,
+    };
+    match d {
+        Derived::Str(s) => vec![Term::Str((*s).to_string())],
+        Derived::Int(i) | Derived::Num(i) => vec![Term::Integer(*i)],
+        Derived::Bool(b) => vec![Term::Bool(*b)],
+        Derived::Path(p) | Derived::Ip(p) => vec![Term::Str(p.clone())],
+        Derived::Url(u) => vec![
+            Term::Str(u.scheme.clone()),
+            Term::Str(u.host.clone()),
+            Term::Integer(u.port),
+            Term::Str(u.path.clone()),
+        ],
+        Derived::Array(items) => vec![Term::Array(items.iter().map(item).collect())],
+    }
+}
+
+/// The predicate a derived value is supplied as.
+fn derived_predicate(d: &Derived<'_>) -> &'static str {
+    match d {
+        Derived::Str(_) => "request_arg_str",
+        Derived::Int(_) => "request_arg_int",
+        Derived::Bool(_) => "request_arg_bool",
+        Derived::Num(_) => "request_arg_num",
+        Derived::Path(_) => "request_arg_path",
+        Derived::Url(_) => "request_arg_url",
+        Derived::Ip(_) => "request_arg_ip",
+        Derived::Array(_) => "request_arg_array",
+    }
+}
+
+/// The derived facts a chain's limits need for one request.
+fn derived_facts<'a>(
+    chain: &Chain,
+    request: &'a Request,
+) -> Vec<(&'static str, String, Derived<'a>)> {
+    chain
+        .needs
+        .iter()
+        .filter_map(|(key, need)| {
+            args::derive(&request.arguments, key, *need)
+                .map(|d| (derived_predicate(&d), key.clone(), d))
+        })
+        .collect()
+}
+
 /// The facts the verifier supplies; `check_work` counts the same ones.
 fn request_facts(
     mut builder: AuthorizerBuilder,
     request: &Request,
     now: u64,
     depth: usize,
+    derived: &[(&'static str, String, Derived<'_>)],
 ) -> Result<AuthorizerBuilder> {
     let add = |b: AuthorizerBuilder, f| {
         b.fact(f).map_err(|e| Error::Internal {
@@ -725,21 +808,23 @@ fn request_facts(
     if let Some(tool) = &request.tool {
         builder = add(builder, fact!("request_tool({t})", t = tool.as_str()))?;
     }
-    for (name, value) in &request.arguments {
-        let n = name.as_str();
-        let f = match value {
-            serde_json::Value::String(s) => {
-                Some(fact!("request_arg_str({n}, {v})", n = n, v = s.as_str()))
-            }
-            serde_json::Value::Bool(b) => Some(fact!("request_arg_bool({n}, {v})", n = n, v = *b)),
-            serde_json::Value::Number(x) => x
-                .as_i64()
-                .map(|i| fact!("request_arg_int({n}, {v})", n = n, v = i)),
-            _ => None,
-        };
-        if let Some(f) = f {
-            builder = add(builder, f)?;
+    // every top-level scalar under its own name; a key starting with '/' is
+    // reached by a pointer only, so it never stands for a nested value
+    for (name, value) in request
+        .arguments
+        .iter()
+        .filter(|(n, _)| !n.starts_with('/'))
+    {
+        if let Some(d) = args::scalar(value) {
+            let mut terms = vec![Term::Str(name.clone())];
+            terms.extend(derived_terms(&d));
+            builder = add(builder, builder::fact(derived_predicate(&d), &terms))?;
         }
+    }
+    for (predicate, key, d) in derived {
+        let mut terms = vec![Term::Str(key.clone())];
+        terms.extend(derived_terms(d));
+        builder = add(builder, builder::fact(predicate, &terms))?;
     }
     Ok(builder)
 }
@@ -908,9 +993,21 @@ pub(crate) fn load(token: &str, root: PublicKey, limits: &Limits) -> Result<Load
 }
 
 /// Refuses a request whose evaluation could need more than `max_work`.
-fn check_work(shape: &Shape, request: &Request, limits: &Limits) -> Result<()> {
-    let values = || request.arguments.values();
+fn check_work(
+    shape: &Shape,
+    request: &Request,
+    derived: &[(&'static str, String, Derived<'_>)],
+    limits: &Limits,
+) -> Result<()> {
+    let values = || {
+        request
+            .arguments
+            .iter()
+            .filter(|(n, _)| !n.starts_with('/'))
+            .map(|(_, v)| v)
+    };
     let count = |f: fn(&serde_json::Value) -> bool| values().filter(|v| f(v)).count() as u64;
+    let derived_count = |p: &str| derived.iter().filter(|(q, _, _)| *q == p).count() as u64;
     // The facts `request_facts` adds, counted without building them (building
     // them made a cached verify 75 % slower); keep the two in step.
     let verifier = [
@@ -923,11 +1020,46 @@ fn check_work(shape: &Shape, request: &Request, limits: &Limits) -> Result<()> {
             u64::from(request.audience.is_some()),
         ),
         ("request_tool", 1, u64::from(request.tool.is_some())),
-        ("request_arg_str", 2, count(serde_json::Value::is_string)),
-        ("request_arg_bool", 2, count(serde_json::Value::is_boolean)),
-        ("request_arg_int", 2, count(serde_json::Value::is_i64)),
+        (
+            "request_arg_str",
+            2,
+            count(serde_json::Value::is_string) + derived_count("request_arg_str"),
+        ),
+        (
+            "request_arg_bool",
+            2,
+            count(serde_json::Value::is_boolean) + derived_count("request_arg_bool"),
+        ),
+        (
+            "request_arg_int",
+            2,
+            count(serde_json::Value::is_i64) + derived_count("request_arg_int"),
+        ),
+        ("request_arg_num", 2, derived_count("request_arg_num")),
+        ("request_arg_path", 2, derived_count("request_arg_path")),
+        ("request_arg_url", 5, derived_count("request_arg_url")),
+        ("request_arg_ip", 2, derived_count("request_arg_ip")),
+        ("request_arg_array", 2, derived_count("request_arg_array")),
     ];
-    let longest = values().filter_map(|v| v.as_str()).map(str::len).max();
+    // the longest string or array a fact holds sizes string operations and
+    // the closures run over arrays
+    let derived_len = derived.iter().map(|(_, _, d)| match d {
+        Derived::Str(s) => s.len(),
+        Derived::Path(p) | Derived::Ip(p) => p.len(),
+        Derived::Url(u) => u.host.len().max(u.path.len()),
+        Derived::Array(items) => items
+            .iter()
+            .map(|v| v.as_str().map_or(1, str::len))
+            .max()
+            .unwrap_or(0)
+            .max(items.len()),
+        _ => 0,
+    });
+    let longest = values()
+        .filter_map(|v| v.as_str())
+        .map(str::len)
+        .chain(derived_len)
+        .max();
     let work = shape.work(
         &verifier,
         longest.unwrap_or(0) as u64,
@@ -955,13 +1087,14 @@ pub(crate) fn authorize(
 ) -> Result<AuthorizedFacts> {
     let (biscuit, chain) = (&loaded.biscuit, &loaded.chain);
     let depth = biscuit.block_count().saturating_sub(1);
-    check_work(&loaded.shape, request, limits)?;
+    let derived = derived_facts(chain, request);
+    check_work(&loaded.shape, request, &derived, limits)?;
     if !limits.always_datalog && chain.blocks.iter().all(|b| b.plain) {
         direct(chain, request, now, depth)?;
         return Ok(facts_of(chain, request, depth));
     }
 
-    let builder = request_facts(AuthorizerBuilder::new(), request, now, depth)?
+    let builder = request_facts(AuthorizerBuilder::new(), request, now, depth, &derived)?
         .policy(policy!(
             "allow if mcpvault({v})",
             v = schema::SCHEMA_VERSION
@@ -1025,33 +1158,7 @@ fn facts_of(chain: &Chain, request: &Request, depth: usize) -> AuthorizedFacts {
 fn direct(chain: &Chain, request: &Request, now: u64, depth: usize) -> Result<()> {
     let call = request.method == TOOLS_CALL;
     let tool = request.tool.as_deref();
-    let arg = |name: &str| request.arguments.get(name);
-    let arg_ok = |l: &ArgLimit| {
-        let v = arg(&l.arg);
-        let int = v.and_then(serde_json::Value::as_i64);
-        let text = v.and_then(serde_json::Value::as_str);
-        match &l.rule {
-            model::ArgRule::Max(m) => int.is_some_and(|i| i <= *m),
-            model::ArgRule::Min(m) => int.is_some_and(|i| i >= *m),
-            model::ArgRule::Prefix(p) => text.is_some_and(|s| s.starts_with(p.as_str())),
-            model::ArgRule::Eq(model::Scalar::Str(x)) => text == Some(x.as_str()),
-            model::ArgRule::Eq(model::Scalar::Int(x)) => int == Some(*x),
-            model::ArgRule::Eq(model::Scalar::Bool(x)) => {
-                v.and_then(serde_json::Value::as_bool) == Some(*x)
-            }
-            model::ArgRule::OneOf(values) => {
-                if values.iter().all(|x| matches!(x, model::Scalar::Int(_))) {
-                    int.is_some_and(|i| values.contains(&model::Scalar::Int(i)))
-                } else {
-                    text.is_some_and(|s| {
-                        values
-                            .iter()
-                            .any(|x| matches!(x, model::Scalar::Str(y) if y == s))
-                    })
-                }
-            }
-        }
-    };
+    let arg_ok = |l: &ArgLimit| args::allows(l, &request.arguments);
     let mut worst: Option<(Refusal, usize, usize)> = None;
     for (b, block) in chain.blocks.iter().enumerate() {
         for (c, statement) in block.statements.iter().enumerate() {

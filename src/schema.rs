@@ -9,13 +9,12 @@
 
 use std::collections::BTreeSet;
 
-use biscuit_auth::builder::{
-    Binary, BlockBuilder, Check, CheckKind, Fact, Op, Predicate, Rule, Term,
-};
+use biscuit_auth::builder::{BlockBuilder, Check, CheckKind, Fact, Op, Rule, Term};
 use biscuit_auth::macros::{check, fact};
 
+use crate::args::{self, ArgPath, UrlPattern};
 use crate::error::{Error, Result};
-use crate::model::{ArgLimit, ArgRule, Scalar};
+use crate::model::{ArgLimit, ArgRule, Bound, Float, Scalar};
 
 /// The schema version written in the authority block as `mcpvault(1)`.
 pub const SCHEMA_VERSION: i64 = 1;
@@ -28,6 +27,11 @@ pub(crate) const REQUEST_PREDICATES: &[&str] = &[
     "request_arg_str",
     "request_arg_int",
     "request_arg_bool",
+    "request_arg_num",
+    "request_arg_path",
+    "request_arg_url",
+    "request_arg_ip",
+    "request_arg_array",
 ];
 
 fn builder_err(e: biscuit_auth::error::Token) -> Error {
@@ -81,22 +85,40 @@ pub(crate) fn depth_check(max_depth: u64) -> Check {
 
 /// A limit on one argument of one tool. The two escapes let calls of other
 /// tools, and non-tool MCP methods, through; a call of the tool itself must
-/// carry the argument with the right type and value.
+/// carry the argument with the right type and value. `SCHEMA.md`, "Argument
+/// limits", lists every form.
 pub(crate) fn arg_check(limit: &ArgLimit) -> Check {
     let t = limit.tool.as_str();
-    let a = limit.arg.as_str();
+    let path = ArgPath::parse(&limit.arg).unwrap_or_else(|_| ArgPath::of_key(&limit.arg, false));
+    let key = path.key();
+    let a = key.as_str();
+    if path.each {
+        return each_check(t, a, &limit.rule);
+    }
     match &limit.rule {
-        ArgRule::Max(m) => check!(
+        ArgRule::Max(Bound::Int(m)) => check!(
             r#"check if request_tool({t}), request_arg_int({a}, $value), $value <= {m} or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
             t = t,
             a = a,
             m = *m
         ),
-        ArgRule::Min(m) => check!(
+        ArgRule::Min(Bound::Int(m)) => check!(
             r#"check if request_tool({t}), request_arg_int({a}, $value), $value >= {m} or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
             t = t,
             a = a,
             m = *m
+        ),
+        ArgRule::Max(Bound::Float(f)) => check!(
+            r#"check if request_tool({t}), request_arg_num({a}, $value), $value <= {k} or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
+            t = t,
+            a = a,
+            k = args::f64_key(f.0)
+        ),
+        ArgRule::Min(Bound::Float(f)) => check!(
+            r#"check if request_tool({t}), request_arg_num({a}, $value), $value >= {k} or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
+            t = t,
+            a = a,
+            k = args::f64_key(f.0)
         ),
         ArgRule::Prefix(p) => check!(
             r#"check if request_tool({t}), request_arg_str({a}, $value), $value.starts_with({p}) or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
@@ -140,6 +162,140 @@ pub(crate) fn arg_check(limit: &ArgLimit) -> Check {
                 )
             }
         }
+        ArgRule::Glob(_) | ArgRule::Matches(_) => check!(
+            r#"check if request_tool({t}), request_arg_str({a}, $value), $value.matches({re}) or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
+            t = t,
+            a = a,
+            re = args::pattern_of(&limit.rule)
+        ),
+        ArgRule::Under(base) => check!(
+            r#"check if request_tool({t}), request_arg_path({a}, $value), $value == {b} || $value.starts_with({bs}) or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
+            t = t,
+            a = a,
+            b = base.as_str(),
+            bs = args::under_prefix(base)
+        ),
+        ArgRule::Url(pattern) => url_check(t, a, pattern),
+        ArgRule::Cidr(net) => check!(
+            r#"check if request_tool({t}), request_arg_ip({a}, $value), $value.starts_with({bits}) or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
+            t = t,
+            a = a,
+            bits = args::cidr_bits(net).unwrap_or_else(|_| "x".into())
+        ),
+        ArgRule::MaxItems(n) => check!(
+            r#"check if request_tool({t}), request_arg_array({a}, $value), $value.length() <= {n} or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
+            t = t,
+            a = a,
+            n = i64::from(*n)
+        ),
+        ArgRule::MinItems(n) => check!(
+            r#"check if request_tool({t}), request_arg_array({a}, $value), $value.length() >= {n} or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
+            t = t,
+            a = a,
+            n = i64::from(*n)
+        ),
+    }
+}
+
+/// A `url` limit: the scheme and port are in the fact's pattern, the host
+/// (exact, or a suffix for `*.`) and the optional path in expressions.
+fn url_check(t: &str, a: &str, pattern: &str) -> Check {
+    let Ok(p) = UrlPattern::parse(pattern) else {
+        // never minted (validation parses every pattern); fails closed
+        return check!("check if false");
+    };
+    let (scheme, port, host) = (p.scheme.as_str(), p.port, p.host.as_str());
+    match (p.wildcard, &p.path) {
+        (false, None) => check!(
+            r#"check if request_tool({t}), request_arg_url({a}, {scheme}, $host, {port}, $path), $host == {host} or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
+            t = t,
+            a = a,
+            scheme = scheme,
+            port = port,
+            host = host
+        ),
+        (true, None) => check!(
+            r#"check if request_tool({t}), request_arg_url({a}, {scheme}, $host, {port}, $path), $host.ends_with({host}) or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
+            t = t,
+            a = a,
+            scheme = scheme,
+            port = port,
+            host = host
+        ),
+        (false, Some(path)) => check!(
+            r#"check if request_tool({t}), request_arg_url({a}, {scheme}, $host, {port}, $path), $host == {host}, $path == {p} || $path.starts_with({ps}) or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
+            t = t,
+            a = a,
+            scheme = scheme,
+            port = port,
+            host = host,
+            p = path.as_str(),
+            ps = UrlPattern::path_prefix(path)
+        ),
+        (true, Some(path)) => check!(
+            r#"check if request_tool({t}), request_arg_url({a}, {scheme}, $host, {port}, $path), $host.ends_with({host}), $path == {p} || $path.starts_with({ps}) or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
+            t = t,
+            a = a,
+            scheme = scheme,
+            port = port,
+            host = host,
+            p = path.as_str(),
+            ps = UrlPattern::path_prefix(path)
+        ),
+    }
+}
+
+/// A limit on every element of an array (`items[*]`): the verifier supplies
+/// the array, and `.all()` tests each element, its type first.
+fn each_check(t: &str, a: &str, rule: &ArgRule) -> Check {
+    match rule {
+        ArgRule::Eq(v) => check!(
+            r#"check if request_tool({t}), request_arg_array({a}, $value), $value.all($x -> $x === {v}) or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
+            t = t,
+            a = a,
+            v = scalar_term(v)
+        ),
+        ArgRule::OneOf(values) => {
+            let set: BTreeSet<Term> = values.iter().map(scalar_term).collect();
+            let ty = if values.iter().all(|v| matches!(v, Scalar::Int(_))) {
+                "integer"
+            } else {
+                "string"
+            };
+            check!(
+                r#"check if request_tool({t}), request_arg_array({a}, $value), $value.all($x -> $x.type() == {ty} && {set}.contains($x)) or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
+                t = t,
+                a = a,
+                ty = ty,
+                set = Term::Set(set)
+            )
+        }
+        ArgRule::Prefix(p) => check!(
+            r#"check if request_tool({t}), request_arg_array({a}, $value), $value.all($x -> $x.type() == "string" && $x.starts_with({p})) or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
+            t = t,
+            a = a,
+            p = p.as_str()
+        ),
+        ArgRule::Glob(_) | ArgRule::Matches(_) => check!(
+            r#"check if request_tool({t}), request_arg_array({a}, $value), $value.all($x -> $x.type() == "string" && $x.matches({re})) or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
+            t = t,
+            a = a,
+            re = args::pattern_of(rule)
+        ),
+        ArgRule::Max(Bound::Int(m)) => check!(
+            r#"check if request_tool({t}), request_arg_array({a}, $value), $value.all($x -> $x.type() == "integer" && $x <= {m}) or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
+            t = t,
+            a = a,
+            m = *m
+        ),
+        ArgRule::Min(Bound::Int(m)) => check!(
+            r#"check if request_tool({t}), request_arg_array({a}, $value), $value.all($x -> $x.type() == "integer" && $x >= {m}) or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
+            t = t,
+            a = a,
+            m = *m
+        ),
+        // never minted (validation refuses [*] with other rules): fails closed
+        _ => check!("check if false"),
     }
 }
 
@@ -258,53 +414,193 @@ fn resolved(check: &Check) -> Check {
         for p in std::iter::once(&mut rule.head).chain(rule.body.iter_mut()) {
             p.terms.iter_mut().for_each(fill);
         }
-        for e in &mut rule.expressions {
-            for op in &mut e.ops {
-                if let Op::Value(t) = op {
-                    fill(t);
+        fn fill_ops(ops: &mut [Op], fill: &dyn Fn(&mut Term)) {
+            for op in ops {
+                match op {
+                    Op::Value(t) => fill(t),
+                    // `||`, `&&` and `.all()` hold their operands as closures
+                    Op::Closure(_, inner) => fill_ops(inner, fill),
+                    _ => {}
                 }
             }
+        }
+        for e in &mut rule.expressions {
+            fill_ops(&mut e.ops, &fill);
         }
     }
     check
 }
 
-fn arg_candidate(check: &Check) -> Option<ArgLimit> {
-    let q: &Rule = check.queries.first()?;
-    let tool_pred: &Predicate = q.body.first()?;
-    let arg_pred: &Predicate = q.body.get(1)?;
-    let tool = match tool_pred.terms.first()? {
-        Term::Str(s) => s.clone(),
-        _ => return None,
-    };
-    let arg = match arg_pred.terms.first()? {
-        Term::Str(s) => s.clone(),
-        _ => return None,
-    };
-    let value = arg_pred.terms.get(1)?;
-    let rule = match value {
-        Term::Variable(_) => {
-            let ops = &q.expressions.first()?.ops;
-            match (ops.first()?, ops.get(1)?, ops.get(2)?) {
-                (Op::Value(Term::Variable(_)), Op::Value(Term::Integer(m)), Op::Binary(b)) => {
-                    match b {
-                        Binary::LessOrEqual => ArgRule::Max(*m),
-                        Binary::GreaterOrEqual => ArgRule::Min(*m),
-                        _ => return None,
-                    }
-                }
-                (Op::Value(Term::Variable(_)), Op::Value(Term::Str(p)), Op::Binary(_)) => {
-                    ArgRule::Prefix(p.clone())
-                }
-                (Op::Value(Term::Set(set)), Op::Value(Term::Variable(_)), Op::Binary(_)) => {
-                    ArgRule::OneOf(set.iter().map(term_scalar).collect::<Option<Vec<_>>>()?)
-                }
-                _ => return None,
+/// Constant terms of a check's first query, in order: the body's terms
+/// after the first two predicates' leading ones, then every value in its
+/// expressions (closures included).
+fn constants(q: &Rule) -> Vec<&Term> {
+    fn ops<'a>(list: &'a [Op], out: &mut Vec<&'a Term>) {
+        for op in list {
+            match op {
+                Op::Value(Term::Variable(_)) => {}
+                Op::Value(t) => out.push(t),
+                Op::Closure(_, inner) => ops(inner, out),
+                _ => {}
             }
         }
-        other => ArgRule::Eq(term_scalar(other)?),
+    }
+    let mut out = Vec::new();
+    if let Some(p) = q.body.get(1) {
+        out.extend(
+            p.terms
+                .iter()
+                .skip(1)
+                .filter(|t| !matches!(t, Term::Variable(_))),
+        );
+    }
+    for e in &q.expressions {
+        ops(&e.ops, &mut out);
+    }
+    out
+}
+
+/// The limits a check could be the canonical form of, from its predicate
+/// and constants; `recognize_check` keeps the one that regenerates it
+/// exactly, so this only has to be generous.
+fn arg_candidates(check: &Check) -> Vec<ArgLimit> {
+    let Some(q) = check.queries.first() else {
+        return Vec::new();
     };
-    Some(ArgLimit { tool, arg, rule })
+    let (Some(tool_pred), Some(arg_pred)) = (q.body.first(), q.body.get(1)) else {
+        return Vec::new();
+    };
+    let (Some(Term::Str(tool)), Some(Term::Str(key))) =
+        (tool_pred.terms.first(), arg_pred.terms.first())
+    else {
+        return Vec::new();
+    };
+    let consts = constants(q);
+    let strs: Vec<&String> = consts
+        .iter()
+        .filter_map(|t| match t {
+            Term::Str(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    let ints: Vec<i64> = consts
+        .iter()
+        .filter_map(|t| match t {
+            Term::Integer(i) => Some(*i),
+            _ => None,
+        })
+        .collect();
+    let sets: Vec<Vec<Scalar>> = consts
+        .iter()
+        .filter_map(|t| match t {
+            Term::Set(set) => set.iter().map(term_scalar).collect(),
+            _ => None,
+        })
+        .collect();
+    let first_str = strs.first().map(|s| s.to_string());
+    let first_int = ints.first().copied();
+    let mut rules: Vec<(bool, ArgRule)> = Vec::new();
+    let mut plain = |r: ArgRule| rules.push((false, r));
+    match arg_pred.name.as_str() {
+        "request_arg_int" | "request_arg_str" | "request_arg_bool" => {
+            if let Some(v) = arg_pred.terms.get(1).and_then(term_scalar) {
+                plain(ArgRule::Eq(v));
+            }
+            if let Some(i) = first_int {
+                plain(ArgRule::Max(Bound::Int(i)));
+                plain(ArgRule::Min(Bound::Int(i)));
+            }
+            if let Some(s) = &first_str {
+                plain(ArgRule::Prefix(s.clone()));
+                if let Some(g) = args::regex_glob(s) {
+                    plain(ArgRule::Glob(g));
+                }
+                plain(ArgRule::Matches(s.clone()));
+            }
+            for set in &sets {
+                plain(ArgRule::OneOf(set.clone()));
+            }
+        }
+        "request_arg_num" => {
+            if let Some(k) = first_int {
+                let f = Float(args::key_f64(k));
+                plain(ArgRule::Max(Bound::Float(f)));
+                plain(ArgRule::Min(Bound::Float(f)));
+            }
+        }
+        "request_arg_path" => {
+            if let Some(s) = &first_str {
+                plain(ArgRule::Under(s.clone()));
+            }
+        }
+        "request_arg_ip" => {
+            if let Some(net) = first_str.as_deref().and_then(args::cidr_text) {
+                plain(ArgRule::Cidr(net));
+            }
+        }
+        "request_arg_url" => {
+            // scheme and port in the fact, then the host and the path
+            if let (Some(Term::Str(scheme)), Some(Term::Integer(port)), Some(host)) =
+                (arg_pred.terms.get(1), arg_pred.terms.get(3), strs.get(1))
+            {
+                let path = strs.get(2).map(|p| p.as_str()).unwrap_or("");
+                for star in ["", "*"] {
+                    let text = format!("{scheme}://{star}{host}:{port}{path}");
+                    if let Ok(p) = UrlPattern::parse(&text) {
+                        plain(ArgRule::Url(p.text()));
+                    }
+                }
+            }
+        }
+        "request_arg_array" => {
+            if let Some(i) = first_int {
+                plain(ArgRule::MaxItems(u32::try_from(i).unwrap_or(u32::MAX)));
+                plain(ArgRule::MinItems(u32::try_from(i).unwrap_or(u32::MAX)));
+            }
+            let mut each = |r: ArgRule| rules.push((true, r));
+            for t in &consts {
+                if let Some(v) = term_scalar(t) {
+                    each(ArgRule::Eq(v));
+                }
+            }
+            if let Some(i) = first_int {
+                each(ArgRule::Max(Bound::Int(i)));
+                each(ArgRule::Min(Bound::Int(i)));
+            }
+            // the first string is the type name
+            if let Some(s) = strs.get(1) {
+                each(ArgRule::Prefix(s.to_string()));
+                if let Some(g) = args::regex_glob(s) {
+                    each(ArgRule::Glob(g));
+                }
+                each(ArgRule::Matches(s.to_string()));
+            }
+            for set in &sets {
+                each(ArgRule::OneOf(set.clone()));
+            }
+        }
+        _ => {}
+    }
+    rules
+        .into_iter()
+        .map(|(each, rule)| ArgLimit {
+            tool: tool.clone(),
+            arg: ArgPath::of_key(key, each).text(),
+            rule,
+        })
+        .collect()
+}
+
+/// The limit a check is exactly the canonical form of. Every candidate is
+/// validated as if minted first, so what is recognised is what mcpvault
+/// itself would write (a `matches` pattern over the size limit, say, stays
+/// an unrecognised check and runs only in the Datalog engine).
+fn recognize_arg(check: &Check) -> Option<ArgLimit> {
+    arg_candidates(check).into_iter().find(|limit| {
+        crate::model::check_arg_limits(std::slice::from_ref(limit))
+            .is_ok_and(|canon| canon.first() == Some(limit))
+            && same(&arg_check(limit), check)
+    })
 }
 
 fn predicates_of(check: &Check) -> BTreeSet<String> {
@@ -351,10 +647,8 @@ pub fn recognize_check(check: &Check) -> Statement {
                 }
             }
         }
-        if let Some(limit) = arg_candidate(check) {
-            if same(&arg_check(&limit), original) {
-                return Statement::Arg(limit);
-            }
+        if let Some(limit) = recognize_arg(original) {
+            return Statement::Arg(limit);
         }
     }
     let predicates = predicates_of(check);
@@ -415,21 +709,57 @@ mod tests {
         );
         assert_eq!(roundtrip(depth_check(3)), Statement::MaxDepth(3));
         let rules = [
-            ArgRule::Max(-5),
-            ArgRule::Min(7),
-            ArgRule::Prefix("/srv/".into()),
-            ArgRule::Eq(Scalar::Str("users".into())),
-            ArgRule::Eq(Scalar::Int(42)),
-            ArgRule::Eq(Scalar::Bool(false)),
-            ArgRule::OneOf(vec![Scalar::Str("a".into()), Scalar::Str("b".into())]),
-            ArgRule::OneOf(vec![Scalar::Int(1), Scalar::Int(2)]),
+            ("x", ArgRule::Max(Bound::Int(-5))),
+            ("x", ArgRule::Min(Bound::Int(7))),
+            ("x", ArgRule::Max(Bound::Float(Float(99.5)))),
+            ("x", ArgRule::Min(Bound::Float(Float(-0.25)))),
+            ("x", ArgRule::Prefix("/srv/".into())),
+            ("x", ArgRule::Eq(Scalar::Str("users".into()))),
+            ("x", ArgRule::Eq(Scalar::Int(42))),
+            ("x", ArgRule::Eq(Scalar::Bool(false))),
+            (
+                "x",
+                ArgRule::OneOf(vec![Scalar::Str("a".into()), Scalar::Str("b".into())]),
+            ),
+            ("x", ArgRule::OneOf(vec![Scalar::Int(1), Scalar::Int(2)])),
+            ("x", ArgRule::Under("/srv/public".into())),
+            ("x", ArgRule::Under("/".into())),
+            ("x", ArgRule::Url("https://*.example.com".into())),
+            ("x", ArgRule::Url("https://api.example.com".into())),
+            ("x", ArgRule::Url("https://api.example.com:8443/v1".into())),
+            ("x", ArgRule::Url("http://*.example.com/a/b".into())),
+            ("x", ArgRule::Url("https://[::1]:8443".into())),
+            ("x", ArgRule::Cidr("10.0.0.0/8".into())),
+            ("x", ArgRule::Cidr("2001:db8::/32".into())),
+            ("x", ArgRule::Cidr("0.0.0.0/0".into())),
+            ("x", ArgRule::Glob("staging-*".into())),
+            ("x", ArgRule::Matches("^[a-z]+$".into())),
+            ("config.mode", ArgRule::Eq(Scalar::Str("ro".into()))),
+            ("a.0.b", ArgRule::Max(Bound::Int(3))),
+            ("/a.b", ArgRule::Prefix("p".into())),
+            ("items", ArgRule::MaxItems(10)),
+            ("items", ArgRule::MinItems(1)),
+            (
+                "items[*]",
+                ArgRule::OneOf(vec![Scalar::Str("a".into()), Scalar::Str("b".into())]),
+            ),
+            ("items[*]", ArgRule::OneOf(vec![Scalar::Int(1)])),
+            ("items[*]", ArgRule::Eq(Scalar::Str("a".into()))),
+            ("items[*]", ArgRule::Eq(Scalar::Int(5))),
+            ("items[*]", ArgRule::Prefix("p".into())),
+            ("items[*]", ArgRule::Glob("a*".into())),
+            ("items[*]", ArgRule::Matches("^b".into())),
+            ("items[*]", ArgRule::Max(Bound::Int(9))),
+            ("cfg.items[*]", ArgRule::Min(Bound::Int(-9))),
         ];
-        for rule in rules {
+        for (arg, rule) in rules {
             let limit = ArgLimit {
                 tool: "db_query".into(),
-                arg: "x".into(),
+                arg: arg.into(),
                 rule,
             };
+            let canon = crate::model::check_arg_limits(std::slice::from_ref(&limit)).unwrap();
+            assert_eq!(canon, vec![limit.clone()], "canonical already");
             assert_eq!(roundtrip(arg_check(&limit)), Statement::Arg(limit));
         }
     }

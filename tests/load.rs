@@ -36,7 +36,9 @@ fn tokens() -> (String, Vec<String>) {
             arg_limits: vec![ArgLimit {
                 tool: "db_query".into(),
                 arg: "max_rows".into(),
-                rule: ArgRule::Max(1000 - i64::try_from(hop).unwrap() * 100),
+                rule: ArgRule::Max(mcpvault::Bound::Int(
+                    1000 - i64::try_from(hop).unwrap() * 100,
+                )),
             }],
             ..Default::default()
         };

@@ -36,7 +36,7 @@ fn token() -> (String, String) {
         arg_limits: vec![ArgLimit {
             tool: "db_query".into(),
             arg: "max_rows".into(),
-            rule: ArgRule::Max(100),
+            rule: ArgRule::Max(mcpvault::Bound::Int(100)),
         }],
         ..Grant::new(["db_query", "file_read"], 3600, "auth-server", "agent-a")
     };

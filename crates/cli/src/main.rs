@@ -670,12 +670,45 @@ mod tests {
         let l = parse_arg_limit("db_query.max_rows<=100").unwrap();
         assert_eq!(
             (l.tool.as_str(), l.arg.as_str(), l.rule),
-            ("db_query", "max_rows", ArgRule::Max(100))
+            (
+                "db_query",
+                "max_rows",
+                ArgRule::Max(mcpvault::Bound::Int(100))
+            )
         );
-        let l = parse_arg_limit("github.search.page>=1").unwrap();
+        let l = parse_arg_limit(r#""github.search".page>=1"#).unwrap();
         assert_eq!(
             (l.tool.as_str(), l.arg.as_str(), l.rule),
-            ("github.search", "page", ArgRule::Min(1))
+            (
+                "github.search",
+                "page",
+                ArgRule::Min(mcpvault::Bound::Int(1))
+            )
+        );
+        // the tool ends at the first dot: the rest is a path into the arguments
+        let l = parse_arg_limit("deploy.config.mode=ro").unwrap();
+        assert_eq!((l.tool.as_str(), l.arg.as_str()), ("deploy", "config.mode"));
+        let l = parse_arg_limit("pay.amount<=99.5").unwrap();
+        assert_eq!(
+            l.rule,
+            ArgRule::Max(mcpvault::Bound::Float(mcpvault::Float(99.5)))
+        );
+        let l = parse_arg_limit("batch.items.length<=10").unwrap();
+        assert_eq!((l.arg.as_str(), l.rule), ("items", ArgRule::MaxItems(10)));
+        let l = parse_arg_limit("batch.items[*] in a,b").unwrap();
+        assert_eq!(l.arg, "items[*]");
+        let l = parse_arg_limit("file_read.path under /srv/public").unwrap();
+        assert_eq!(l.rule, ArgRule::Under("/srv/public".into()));
+        let l = parse_arg_limit("fetch.url url https://*.example.com").unwrap();
+        assert_eq!(l.rule, ArgRule::Url("https://*.example.com".into()));
+        let l = parse_arg_limit("net.ip cidr 10.0.0.0/8").unwrap();
+        assert_eq!(l.rule, ArgRule::Cidr("10.0.0.0/8".into()));
+        let l = parse_arg_limit("deploy.cluster glob staging-*").unwrap();
+        assert_eq!(l.rule, ArgRule::Glob("staging-*".into()));
+        let l = parse_arg_limit("tool.name matches ^[a-z]+$").unwrap();
+        assert_eq!(
+            (l.arg.as_str(), l.rule),
+            ("name", ArgRule::Matches("^[a-z]+$".into()))
         );
         let l = parse_arg_limit("file_read.path^=/srv/public/").unwrap();
         assert_eq!(l.rule, ArgRule::Prefix("/srv/public/".into()));
