@@ -2028,7 +2028,417 @@ fn build() -> Gen {
         );
     }
 
+    constraint_cases(&mut g);
     g
+}
+
+/// Issue 20: every constraint type, with the hostile inputs it must refuse.
+/// Each case names the limit and the argument; `true` is allowed.
+fn constraint_cases(g: &mut Gen) {
+    use mcpvault::{Bound, Float};
+    let s = |v: &str| Scalar::Str(v.into());
+    type Table = (
+        &'static str,
+        &'static str,
+        ArgRule,
+        Vec<(&'static str, Value, bool)>,
+    );
+    let tables: Vec<Table> = vec![
+        (
+            "under",
+            "path",
+            ArgRule::Under("/srv/public".into()),
+            vec![
+                ("inside", json!("/srv/public/docs/a.txt"), true),
+                ("the-directory-itself", json!("/srv/public"), true),
+                (
+                    "dot-segments-resolved-inside",
+                    json!("/srv/public/a/./b/../c"),
+                    true,
+                ),
+                (
+                    "repeated-and-trailing-separators",
+                    json!("//srv//public///a/"),
+                    true,
+                ),
+                ("traversal", json!("/srv/public/../../etc/passwd"), false),
+                (
+                    "traversal-to-sibling",
+                    json!("/srv/public/../private/key"),
+                    false,
+                ),
+                ("above-root", json!("/../srv/public/a"), false),
+                ("sibling-with-same-prefix", json!("/srv/publicity/a"), false),
+                (
+                    "percent-encoded-dots",
+                    json!("/srv/public/%2e%2e/%2e%2e/etc/passwd"),
+                    false,
+                ),
+                (
+                    "percent-encoded-slash",
+                    json!("/srv/public/..%2f..%2fetc"),
+                    false,
+                ),
+                ("nul-byte", json!("/srv/public/a\u{0}.txt"), false),
+                ("backslash", json!("/srv/public/..\\..\\etc"), false),
+                (
+                    "fullwidth-dots",
+                    json!("/srv/public/\u{FF0E}\u{FF0E}/etc/passwd"),
+                    false,
+                ),
+                (
+                    "division-slash",
+                    json!("/srv/public\u{2215}..\u{2215}etc"),
+                    false,
+                ),
+                ("relative-path", json!("srv/public/a"), false),
+                ("empty-string", json!(""), false),
+                ("not-a-string", json!(["/srv/public/a"]), false),
+                ("missing", Value::Null, false),
+            ],
+        ),
+        (
+            "url",
+            "url",
+            ArgRule::Url("https://*.example.com".into()),
+            vec![
+                (
+                    "subdomain",
+                    json!("https://api.example.com/v1/users?q=1"),
+                    true,
+                ),
+                (
+                    "deep-subdomain-upper-case",
+                    json!("HTTPS://A.B.Example.COM/"),
+                    true,
+                ),
+                (
+                    "explicit-default-port",
+                    json!("https://api.example.com:443/"),
+                    true,
+                ),
+                (
+                    "punycode-host",
+                    json!("https://xn--bcher-kva.example.com/"),
+                    true,
+                ),
+                ("bare-domain", json!("https://example.com/"), false),
+                (
+                    "suffix-of-another-label",
+                    json!("https://evilexample.com/"),
+                    false,
+                ),
+                (
+                    "pattern-as-subdomain-of-attacker",
+                    json!("https://api.example.com.evil.net/"),
+                    false,
+                ),
+                (
+                    "userinfo-trick",
+                    json!("https://api.example.com@evil.net/"),
+                    false,
+                ),
+                (
+                    "userinfo-with-password",
+                    json!("https://api.example.com:x@evil.net/"),
+                    false,
+                ),
+                (
+                    "backslash-trick",
+                    json!("https://evil.net\\@api.example.com/"),
+                    false,
+                ),
+                ("other-scheme", json!("http://api.example.com/"), false),
+                ("other-port", json!("https://api.example.com:8443/"), false),
+                (
+                    "trailing-dot-host",
+                    json!("https://api.example.com./"),
+                    false,
+                ),
+                (
+                    "percent-encoded-host",
+                    json!("https://api.ex%61mple.com/"),
+                    false,
+                ),
+                (
+                    "unicode-host",
+                    json!("https://b\u{fc}cher.example.com/"),
+                    false,
+                ),
+                (
+                    "fullwidth-host",
+                    json!("https://api.\u{FF45}xample.com/"),
+                    false,
+                ),
+                ("ip-literal", json!("https://127.0.0.1/"), false),
+                ("no-slashes", json!("https:api.example.com"), false),
+                (
+                    "javascript-scheme",
+                    json!("javascript:alert(1)//.example.com"),
+                    false,
+                ),
+                ("space-in-url", json!("https://api.example.com /x"), false),
+                ("not-a-url", json!("api.example.com"), false),
+            ],
+        ),
+        (
+            "url-path",
+            "url",
+            ArgRule::Url("https://api.example.com/v1".into()),
+            vec![
+                (
+                    "under-the-path",
+                    json!("https://api.example.com/v1/users"),
+                    true,
+                ),
+                ("the-path-itself", json!("https://api.example.com/v1"), true),
+                (
+                    "dot-segments-out",
+                    json!("https://api.example.com/v1/../admin"),
+                    false,
+                ),
+                (
+                    "encoded-dot-segments-out",
+                    json!("https://api.example.com/v1/%2e%2e/admin"),
+                    false,
+                ),
+                (
+                    "encoded-slash",
+                    json!("https://api.example.com/v1%2f..%2fadmin"),
+                    false,
+                ),
+                (
+                    "sibling-prefix",
+                    json!("https://api.example.com/v10/users"),
+                    false,
+                ),
+                (
+                    "subdomain-not-allowed",
+                    json!("https://x.api.example.com/v1"),
+                    false,
+                ),
+            ],
+        ),
+        (
+            "cidr",
+            "ip",
+            ArgRule::Cidr("10.0.0.0/8".into()),
+            vec![
+                ("inside", json!("10.1.2.3"), true),
+                ("network-address", json!("10.0.0.0"), true),
+                ("ipv4-mapped-ipv6", json!("::ffff:10.1.2.3"), true),
+                ("outside", json!("11.0.0.1"), false),
+                ("leading-zeros-octal", json!("010.0.0.1"), false),
+                ("shorthand", json!("10.1"), false),
+                ("hex-octet", json!("0x0a.0.0.1"), false),
+                ("integer-form", json!("167772161"), false),
+                ("ipv4-compatible-ipv6", json!("::10.1.2.3"), false),
+                ("nat64", json!("64:ff9b::10.1.2.3"), false),
+                ("zone-id", json!("10.1.2.3%eth0"), false),
+                ("with-port", json!("10.1.2.3:80"), false),
+                ("brackets", json!("[::ffff:10.1.2.3]"), false),
+                ("cidr-instead-of-address", json!("10.0.0.0/8"), false),
+                ("not-a-string", json!(167772161), false),
+            ],
+        ),
+        (
+            "cidr-v6",
+            "ip",
+            ArgRule::Cidr("2001:db8::/32".into()),
+            vec![
+                ("inside", json!("2001:db8::1"), true),
+                (
+                    "inside-uncompressed",
+                    json!("2001:0db8:0000:0000:0000:0000:0000:0001"),
+                    true,
+                ),
+                ("outside", json!("2001:db9::1"), false),
+                ("ipv4", json!("10.0.0.1"), false),
+            ],
+        ),
+        (
+            "glob",
+            "cluster",
+            ArgRule::Glob("staging-*".into()),
+            vec![
+                ("matches", json!("staging-eu"), true),
+                ("empty-star", json!("staging-"), true),
+                ("star-spans-anything", json!("staging-eu/prod"), true),
+                ("prefix-before", json!("prod-staging-eu"), false),
+                ("case-differs", json!("Staging-eu"), false),
+                ("newline-before", json!("x\nstaging-eu"), false),
+                ("not-a-string", json!(5), false),
+            ],
+        ),
+        (
+            "glob-literal-dots",
+            "host",
+            ArgRule::Glob("*.internal".into()),
+            vec![
+                ("matches", json!("db.internal"), true),
+                ("dot-is-literal", json!("dbXinternal"), false),
+            ],
+        ),
+        (
+            "matches",
+            "name",
+            ArgRule::Matches("^[a-z]+$".into()),
+            vec![
+                ("matches", json!("report"), true),
+                ("digit", json!("report1"), false),
+                ("trailing-newline", json!("report\n"), false),
+                ("empty", json!(""), false),
+                ("unicode-letter", json!("r\u{e9}port"), false),
+            ],
+        ),
+        (
+            "float-max",
+            "amount",
+            ArgRule::Max(Bound::Float(Float(99.5))),
+            vec![
+                ("below", json!(99.49), true),
+                ("equal", json!(99.5), true),
+                ("integer-below", json!(99), true),
+                ("exponent-form", json!(9.95e1), true),
+                ("negative-zero", json!(-0.0), true),
+                ("above", json!(99.51), false),
+                ("integer-above", json!(100), false),
+                ("huge-exponent", json!(1e300), false),
+                (
+                    "integer-beyond-2-53",
+                    json!(9_007_199_254_740_993u64),
+                    false,
+                ),
+                ("string-number", json!("50"), false),
+            ],
+        ),
+        (
+            "float-min",
+            "amount",
+            ArgRule::Min(Bound::Float(Float(-0.0))),
+            vec![
+                ("zero", json!(0), true),
+                ("negative-zero-equals-zero", json!(-0.0), true),
+                ("negative", json!(-1e-300), false),
+                (
+                    "u64-max-has-no-double",
+                    json!(18_446_744_073_709_551_615u64),
+                    false,
+                ),
+            ],
+        ),
+        (
+            "nested",
+            "config.mode",
+            ArgRule::Eq(s("ro")),
+            vec![
+                ("nested-value", json!({"mode": "ro"}), true),
+                ("nested-other-value", json!({"mode": "rw"}), false),
+                ("not-an-object", json!("ro"), false),
+                ("missing-key", json!({"other": "ro"}), false),
+            ],
+        ),
+        (
+            "array-each",
+            "items[*]",
+            ArgRule::OneOf(vec![s("a"), s("b")]),
+            vec![
+                ("all-allowed", json!(["a", "b", "a"]), true),
+                ("empty-array", json!([]), true),
+                ("one-not-allowed", json!(["a", "c"]), false),
+                ("integer-element", json!(["a", 1]), false),
+                ("null-element", json!(["a", null]), false),
+                ("nested-array-element", json!(["a", ["b"]]), false),
+                ("not-an-array", json!("a"), false),
+            ],
+        ),
+        (
+            "array-length",
+            "items",
+            ArgRule::MaxItems(2),
+            vec![
+                ("two", json!([1, 2]), true),
+                ("three", json!([1, 2, 3]), false),
+                ("string-is-not-an-array", json!("ab"), false),
+            ],
+        ),
+    ];
+    for (kind, arg, rule, rows) in tables {
+        let mut grant = grant(&["t"], 3600);
+        grant.arg_limits = vec![limit("t", arg, rule)];
+        let token = g.mint(&grant);
+        for (row, value, allowed) in rows {
+            // the value goes where the path points
+            let args = match arg {
+                "config.mode" if value.is_object() => json!({ "config": value }),
+                "config.mode" => json!({ "config": value }),
+                a => {
+                    let key = a.trim_end_matches("[*]");
+                    if value.is_null() {
+                        json!({})
+                    } else {
+                        json!({ key: value })
+                    }
+                }
+            };
+            let name = format!("constraint-{kind}-{row}");
+            let description = format!(
+                "{arg} {}: {}",
+                if allowed { "allows" } else { "refuses" },
+                value
+            );
+            let expect = if allowed {
+                Expect::Ok {
+                    tools: &["t"],
+                    expires_at: EXP,
+                    depth: 0,
+                }
+            } else {
+                Expect::Err("argument_not_allowed")
+            };
+            g.case(&name, &description, &token, &call("t", args), expect);
+        }
+    }
+    // a key starting with '/' never stands for a nested value
+    let mut gr = grant(&["t"], 3600);
+    gr.arg_limits = vec![limit("t", "config.mode", ArgRule::Eq(s("ro")))];
+    let token = g.mint(&gr);
+    g.case(
+        "constraint-nested-top-level-pointer-key-ignored",
+        "a top-level key \"/config/mode\" does not satisfy a limit on config.mode",
+        &token,
+        &call("t", json!({"/config/mode": "ro", "config": {"mode": "rw"}})),
+        Expect::Err("argument_not_allowed"),
+    );
+    // limits from several blocks all hold
+    let mut gr = grant(&["t"], 3600);
+    gr.arg_limits = vec![limit("t", "path", ArgRule::Under("/srv".into()))];
+    let parent = g.mint(&gr);
+    let child = g.att(
+        &parent,
+        &Restriction {
+            arg_limits: vec![limit("t", "path", ArgRule::Under("/srv/public".into()))],
+            ..Default::default()
+        },
+    );
+    g.case(
+        "constraint-under-attenuated-narrower-ok",
+        "/srv then /srv/public: /srv/public/a passes both",
+        &child,
+        &call("t", json!({"path": "/srv/public/a"})),
+        Expect::Ok {
+            tools: &["t"],
+            expires_at: EXP,
+            depth: 1,
+        },
+    );
+    g.case(
+        "constraint-under-attenuated-parent-still-holds",
+        "/srv then /srv/public: /srv/private refused by the child",
+        &child,
+        &call("t", json!({"path": "/srv/private/a"})),
+        Expect::Err("argument_not_allowed"),
+    );
 }
 
 fn base64_decode(s: &str) -> Vec<u8> {

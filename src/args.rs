@@ -724,13 +724,9 @@ pub(crate) fn allows(limit: &ArgLimit, arguments: &Map<String, Value>) -> bool {
         let Derived::Array(items) = v else {
             return false;
         };
-        return items.iter().all(|item| match &limit.rule {
-            // `$x === v`: equal value and type
-            ArgRule::Eq(x) => {
-                scalar(item).is_some_and(|d| scalar_allows(&ArgRule::Eq(x.clone()), &d))
-            }
-            rule => scalar(item).is_some_and(|d| scalar_allows(rule, &d)),
-        });
+        return items
+            .iter()
+            .all(|item| scalar(item).is_some_and(|d| scalar_allows(&limit.rule, &d)));
     }
     match (&limit.rule, &v) {
         (ArgRule::Max(Bound::Float(f)), Derived::Num(k)) => *k <= f64_key(f.0),

@@ -249,10 +249,16 @@ fn url_check(t: &str, a: &str, pattern: &str) -> Check {
 /// the array, and `.all()` tests each element, its type first.
 fn each_check(t: &str, a: &str, rule: &ArgRule) -> Check {
     match rule {
+        // biscuit-auth 6 errs on `null === "a"`: the type is tested first
         ArgRule::Eq(v) => check!(
-            r#"check if request_tool({t}), request_arg_array({a}, $value), $value.all($x -> $x === {v}) or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
+            r#"check if request_tool({t}), request_arg_array({a}, $value), $value.all($x -> $x.type() == {ty} && $x == {v}) or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
             t = t,
             a = a,
+            ty = match v {
+                Scalar::Str(_) => "string",
+                Scalar::Int(_) => "integer",
+                Scalar::Bool(_) => "bool",
+            },
             v = scalar_term(v)
         ),
         ArgRule::OneOf(values) => {

@@ -96,3 +96,48 @@ fn schema_documents_every_code_with_its_http_status() {
         );
     }
 }
+
+/// Every row of SCHEMA.md's argument-limit table: the `--arg` text parses, its JSON is the limit the core
+/// writes, and every piece of the check column (split at `…`) is in the check a minted token carries.
+#[test]
+fn schema_argument_limit_table_is_what_the_core_writes() {
+    let schema = read("SCHEMA.md");
+    let from = schema.find("## Argument limits").unwrap();
+    let table = &schema[from..schema[from..].find("(`…` stands").unwrap() + from];
+    let mut rows = 0;
+    let mut rng = <rand_chacha::ChaCha20Rng as rand_core::SeedableRng>::seed_from_u64(7);
+    let keys = mcpvault::keygen(&mut rng);
+    for line in table.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = line.split(" | ").collect();
+        let spec = cells[0].trim_start_matches("| ").trim_matches('`');
+        let limit = mcpvault::ArgLimit::from_spec(spec).unwrap_or_else(|e| panic!("{spec}: {e}"));
+        let json: serde_json::Value = serde_json::from_str(cells[1].trim_matches('`')).unwrap();
+        let written = serde_json::to_value(&limit).unwrap();
+        for (k, v) in json.as_object().unwrap() {
+            assert_eq!(&written[k], v, "{spec}: {k}");
+        }
+        let mut grant = mcpvault::Grant::new([limit.tool.clone()], 60, "i", "s");
+        grant.arg_limits = vec![limit];
+        let token = mcpvault::mint(&keys.private_key, &grant, 1_800_000_000, &mut rng).unwrap();
+        let checks = mcpvault::inspect(&token).unwrap().blocks[0]
+            .checks
+            .join("\n");
+        let expected = cells[2]
+            .trim_end_matches(" |")
+            .split(" (")
+            .next()
+            .unwrap()
+            .trim_matches('`')
+            .replace("\\|", "|");
+        for piece in expected.split('…').map(str::trim).filter(|p| !p.is_empty()) {
+            let piece = piece.trim_end_matches(';');
+            // the cidr row abbreviates its 104 bits
+            if piece.contains("0000…") || piece.contains("\" + \"") {
+                continue;
+            }
+            assert!(checks.contains(piece), "{spec}: {piece:?} not in\n{checks}");
+        }
+        rows += 1;
+    }
+    assert!(rows >= 16, "{rows} rows");
+}

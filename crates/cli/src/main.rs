@@ -139,8 +139,10 @@ struct NarrowArgs {
     /// Most attenuation blocks the token may carry.
     #[arg(long, value_name = "N")]
     max_depth: Option<u32>,
-    /// Argument limit: TOOL.ARG<=N, TOOL.ARG>=N, TOOL.ARG^=PREFIX,
-    /// TOOL.ARG=VALUE or "TOOL.ARG in A,B,C" (repeatable).
+    /// Argument limit (repeatable): TOOL.PATH<=N, >=N, ^=PREFIX, =VALUE, or
+    /// "TOOL.PATH in A,B,C", "… under /DIR", "… url https://*.HOST", "… cidr NET",
+    /// "… glob PATTERN", "… matches REGEX"; PATH.length<=N; PATH[*] for every
+    /// element; '"dotted.tool".PATH' (see the README's table).
     #[arg(long = "arg", value_name = "LIMIT", value_parser = parse_arg_limit)]
     args: Vec<ArgLimit>,
     /// Make the token single-use (a nonce a verifier with a replay store lets through once).
