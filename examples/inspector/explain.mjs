@@ -15,10 +15,86 @@ export function isoTime(t) {
   return Number.isFinite(t) ? new Date(t * 1000).toISOString().replace(".000Z", "Z") : "—";
 }
 
-function limitText(l) {
-  const v = Array.isArray(l.value) ? l.value.map((x) => JSON.stringify(x)).join(", ") : JSON.stringify(l.value);
-  const op = { max: "≤", min: "≥", eq: "=", prefix: "starts with", one_of: "one of" }[l.op] ?? l.op;
-  return `${l.tool}.${l.arg} ${op} ${l.op === "one_of" ? `[${v}]` : v}`;
+// ---- Argument limits in plain words ----
+
+/** A value as a person reads it: plain when unambiguous, else JSON (a string "5" is "\"5\"", the integer 5 is 5). */
+function shown(v) {
+  if (typeof v !== "string") return JSON.stringify(v);
+  return /^[\w./:@*?^$+\[\]-]+$/.test(v) && !/^(true|false|null|-?\d[\d.e+-]*)$/.test(v) ? v : JSON.stringify(v);
+}
+
+/** `https://*.example.com:8443/v1` → "https on a subdomain of example.com, port 8443, path /v1 or below". */
+function urlWords(pattern) {
+  const m = /^([a-z][a-z0-9+.-]*):\/\/(\*\.)?(\[[^\]]+\]|[^/:[\]]+)(?::(\d+))?(\/.*)?$/i.exec(pattern);
+  if (!m) return `a URL matching ${pattern}`;
+  const [, scheme, wildcard, host, port, path] = m;
+  return [`${scheme} on ${wildcard ? `a subdomain of ${host}` : host}`, port ? `port ${port}` : null,
+    path ? `path ${path} or below` : null].filter(Boolean).join(", ");
+}
+
+/**
+ * One limit in plain words. `number`: the limit is a number limit (any JSON number, compared as a double), told from
+ * an integer one by its check (`request_arg_num`); JSON has lost the difference for whole values (100.0 reads as 100).
+ */
+export function limitWords(l, number = typeof l.value === "number" && !Number.isInteger(l.value)) {
+  const each = typeof l.arg === "string" && l.arg.endsWith("[*]");
+  const arg = each ? l.arg.slice(0, -3) : l.arg;
+  const who = each ? `every ${arg} element` : arg;
+  const v = l.value;
+  const list = Array.isArray(v) ? v.map(shown).join(", ") : shown(v);
+  const whole = number ? "" : ", a whole number";
+  switch (l.op) {
+    case "prefix": return `${who} must start with ${shown(v)}`;
+    case "eq": return `${who} must be ${shown(v)}`;
+    case "one_of": return `${who} must be one of ${list}`;
+    case "max": return `${who} ≤ ${v}${whole}`;
+    case "min": return `${who} ≥ ${v}${whole}`;
+    case "under": return `${who} must be inside ${v}`;
+    case "url": return `${who} must be ${urlWords(String(v))}`;
+    case "cidr": return `${who} must be in ${v}`;
+    case "glob": return `${who} must match ${shown(v)} (* any text, ? one character)`;
+    case "matches": return `${who} must match the pattern ${v}`;
+    case "max_items": return `${who} may hold at most ${v} element${v === 1 ? "" : "s"}`;
+    case "min_items": return `${who} must hold at least ${v} element${v === 1 ? "" : "s"}`;
+    default: return `${who} ${l.op} ${list}`;
+  }
+}
+
+/** An argument limit's check, as mcpvault writes it (`check if request_tool("T"), request_arg_…`). */
+const ARG_CHECK = /^check if request_tool\("[^"]*"\), request_arg_/;
+
+/**
+ * A block's argument limits, each with its check: `inspect` lists a block's limits in the order of their checks,
+ * so the n-th check mcpvault wrote for a limit is the n-th limit. `null` checks when the two do not line up.
+ */
+function limitsWithChecks(b) {
+  const limits = b.arg_limits ?? [];
+  const other = new Set(b.unrecognized_checks ?? []);
+  const checks = (b.checks ?? []).filter((c) => ARG_CHECK.test(c) && !other.has(c));
+  const lined = checks.length === limits.length;
+  return limits.map((l, i) => ({ limit: l, check: lined ? checks[i] : null }));
+}
+
+function described({ limit, check }) {
+  const number = check ? /, request_arg_num\(/.test(check) : undefined;
+  return { ...limit, number: number ?? (typeof limit.value === "number" && !Number.isInteger(limit.value)),
+    text: `${limit.tool}: ${limitWords(limit, number)}`, check };
+}
+
+/**
+ * What refused a dry run, from the error's block and check: the hop, and when the check is one of that hop's argument
+ * limits, the limit in plain words. `null` when the error names no block.
+ */
+export function refusal(inspection, failedBlock, failedCheck) {
+  if (failedBlock == null) return null;
+  const b = inspection.blocks.find((x) => x.index === failedBlock);
+  const hop = failedBlock === 0 ? "root · issuer" : `hop ${failedBlock}`;
+  if (!b) return { block: failedBlock, hop, limit: null, text: null };
+  const found = limitsWithChecks(b).find((x) => x.check !== null && x.check === failedCheck);
+  const limit = found ? described(found) : null;
+  const foreign = (b.unrecognized_checks ?? []).includes(failedCheck);
+  return { block: failedBlock, hop, limit, foreign,
+    text: limit ? `${limit.text} (set by ${hop})` : foreign ? `a check mcpvault did not write (${hop})` : `a check of ${hop}` };
 }
 
 /**
@@ -32,11 +108,13 @@ export function explainChain(inspection, now) {
   let left = null;
   let expiry = Infinity;
   for (const b of inspection.blocks) {
+    // a block that names no tools (`tools` null: it only adds argument limits, an expiry, …) leaves them as they were
+    const restricts = Array.isArray(b.tools);
     const own = setOf(b.tools);
     const before = left;
-    left = before === null ? [...own] : before.filter((t) => own.has(t));
-    const removed = before === null ? [] : before.filter((t) => !own.has(t));
-    const ignored = before === null ? [] : [...own].filter((t) => !before.includes(t));
+    left = before === null ? [...own] : restricts ? before.filter((t) => own.has(t)) : [...before];
+    const removed = before === null || !restricts ? [] : before.filter((t) => !own.has(t));
+    const ignored = before === null || !restricts ? [] : [...own].filter((t) => !before.includes(t));
     const exp = Number.isFinite(b.expires_at) ? b.expires_at : null;
     const earlier = exp !== null && Number.isFinite(expiry) && exp < expiry ? expiry - exp : 0;
     const widerTtl = exp !== null && Number.isFinite(expiry) && exp > expiry;
@@ -45,7 +123,7 @@ export function explainChain(inspection, now) {
       index: b.index,
       label: b.index === 0 ? "root · issuer" : `hop ${b.index}`,
       tools: [...left].sort(),
-      ownTools: [...own].sort(),
+      ownTools: restricts ? [...own].sort() : null,
       removed: removed.sort(),
       ignored: ignored.sort(),
       expiresAt: exp,
@@ -53,7 +131,8 @@ export function explainChain(inspection, now) {
       shortenedBy: earlier,
       ttlNoEffect: widerTtl,
       expired: Number.isFinite(expiry) && now >= expiry,
-      argLimits: (b.arg_limits ?? []).map(limitText),
+      argLimits: limitsWithChecks(b).map(described).map((l) => l.text),
+      limits: limitsWithChecks(b).map(described),
       audiences: b.audiences ?? [],
       maxDepth: b.max_depth ?? null,
       revocationId: b.revocation_id,

@@ -1,7 +1,7 @@
 // The inspector page: the npm package's browser entry (the same Rust core as the servers, as WebAssembly).
 // Every string from a token goes into the page as text (textContent), never as HTML.
 import { init, MCPVault, McpVaultError } from "../../npm/mcpvault/dist/web.mjs";
-import { explainChain, relative, isoTime, signatureVerdict } from "./explain.mjs";
+import { explainChain, relative, isoTime, signatureVerdict, refusal } from "./explain.mjs";
 
 const $ = (id) => document.getElementById(id);
 let vault = null;
@@ -97,7 +97,10 @@ function renderChain(chain, now) {
       : `${isoTime(c.expiresAt)} (${relative(c.expiresAt, now)})${c.shortenedBy ? `, ${Math.round(c.shortenedBy / 60)} min earlier than before` : ""}`;
     rows.push(el("dt", {}, "Expires"), el("dd", { class: now >= (c.expiresAt ?? Infinity) ? "expired" : "" }, exp,
       c.ttlNoEffect ? el("div", { class: "note" }, "later than an earlier block: no effect") : null));
-    if (c.argLimits.length) rows.push(el("dt", {}, "Argument limits"), el("dd", {}, c.argLimits.map((l) => el("div", { class: "limit" }, l))));
+    if (c.limits.length) {
+      rows.push(el("dt", {}, "Argument limits"), el("dd", {}, c.limits.map((l) => el("div", { class: "limit", title: l.check ?? "",
+        "data-op": l.op }, l.text))));
+    }
     if (c.audiences.length) rows.push(el("dt", {}, "Audience"), el("dd", {}, c.audiences.join(", ")));
     if (c.maxDepth !== null) rows.push(el("dt", {}, "Max delegation depth"), el("dd", {}, String(c.maxDepth)));
     if (c.unrecognized.length) {
@@ -158,7 +161,16 @@ function dryRun() {
       el("pre", {}, JSON.stringify(f, null, 2))));
   } catch (e) {
     if (!(e instanceof McpVaultError)) return out.replaceChildren(el("div", { class: "verdict bad" }, describeError(e)));
+    // which hop refused, and when it was an argument limit, which one, in the words its card uses
+    let why = null;
+    try {
+      why = refusal(vault.inspect($("token").value.trim()), e.failedBlock, e.failedCheck);
+    } catch {
+      why = null;
+    }
     out.replaceChildren(el("div", { class: "verdict bad", "data-code": e.code }, `✗ refused: `, el("code", {}, e.code), ` — ${e.message}`,
+      why?.text ? el("div", { class: "refused-by", "data-block": why.block }, why.limit ? "refused by the limit: " : "refused by: ",
+        el("strong", {}, why.text)) : null,
       e.failedCheck ? [el("div", { class: "small" }, `the check of block ${e.failedBlock} that refused:`), el("pre", {}, e.failedCheck)] : null));
   }
 }

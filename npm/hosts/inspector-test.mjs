@@ -1,12 +1,15 @@
 // The token inspector (examples/inspector) in Debian's headless Chromium, driven by playwright-core: a 3-hop token
 // from the vectors, verification with the right and a wrong key, a dry run allowed and refused, argument limits,
-// expiry, garbage input, and no network request after load. Screenshots go to build/inspector/.
+// every argument limit type in plain words on its hop and the dry run naming the limit that refused, expiry, garbage
+// input, and no network request after load. Screenshots go to build/inspector/.
 //   node inspector-test.mjs
 import assert from "node:assert";
 import { mkdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
+import { MCPVault } from "mcpvault";
 import { startServer } from "../../examples/inspector/serve.mjs";
+import { constrainedChain } from "../../examples/inspector/sample-tokens.mjs";
 
 const repo = fileURLToPath(new URL("../..", import.meta.url));
 const vector = (name) => JSON.parse(readFileSync(`${repo}tests/vectors/${name}.json`, "utf8"));
@@ -125,6 +128,58 @@ try {
     const c = await cards();
     assert.ok(c.length >= 2);
     assert.ok(c.slice(1).some((x) => x.limits.some((l) => /max_rows ≤ \d+/.test(l))), JSON.stringify(c));
+  });
+
+  await step("every limit type in plain words on its hop; the dry run names the limit that refused", async () => {
+    const vault = new MCPVault();
+    const { privateKey, publicKey } = vault.generateKeypair();
+    const now = 1_800_000_000;
+    await page.fill("#at", String(now));
+    await page.fill("#token", constrainedChain(vault, privateKey, now));
+    await page.click("#inspect");
+    const c = await cards();
+    assert.deepStrictEqual(c.map((x) => x.title), ["root · issuer", "hop 1", "hop 2"]);
+    const has = (i, text) => assert.ok(c[i].limits.includes(text), `${text} not in ${JSON.stringify(c[i].limits)}`);
+    has(0, "file_read: path must be inside /srv/public");
+    has(0, "fetch: url must be https on a subdomain of example.com");
+    has(0, "net: ip must be in 10.0.0.0/8");
+    has(0, "deploy: cluster must match staging-* (* any text, ? one character)");
+    has(0, "pay: amount ≤ 99.5");
+    has(0, "db_query: max_rows ≤ 100, a whole number");
+    has(1, "batch: every items element must be one of a, b");
+    has(1, "batch: items may hold at most 10 elements");
+    has(1, "deploy: config.mode must be ro");
+    has(1, "db_query: table must match the pattern ^[a-z_]+$");
+    has(2, "fetch: url must be https on api.example.com, port 8443, path /v1 or below");
+    has(2, "batch: items must hold at least 1 element");
+    assert.deepStrictEqual(c.map((x) => x.limits.length), [7, 4, 3]);
+    // the hops name no tools: they remove none
+    assert.deepStrictEqual(c.map((x) => x.tools.length), [7, 7, 7]);
+    assert.deepStrictEqual(c.map((x) => x.removed), [[], [], []]);
+    await page.screenshot({ path: `${shots}/5-limits.png`, fullPage: true });
+    await page.fill("#pubkey", publicKey);
+    const dry = async (tool, args) => {
+      await page.fill("#tool", tool);
+      await page.fill("#args", JSON.stringify(args));
+      await page.click("#dry");
+      return { code: await page.getAttribute("#dry-out .verdict", "data-code"), text: await page.textContent("#dry-out") };
+    };
+    assert.strictEqual((await dry("file_read", { path: "/srv/public/docs/a.txt" })).code, "ok");
+    for (const [tool, args, words] of [
+      ["file_read", { path: "/srv/public/../../etc/passwd" }, "file_read: path must be inside /srv/public (set by root · issuer)"],
+      ["fetch", { url: "https://api.example.com@evil.net/" }, "fetch: url must be https on a subdomain of example.com (set by root · issuer)"],
+      ["net", { ip: "11.0.0.1" }, "net: ip must be in 10.0.0.0/8 (set by root · issuer)"],
+      ["batch", { items: ["a", "c"] }, "batch: every items element must be one of a, b (set by hop 1)"],
+      ["batch", { items: [] }, "batch: items must hold at least 1 element (set by hop 2)"],
+    ]) {
+      const r = await dry(tool, args);
+      assert.strictEqual(r.code, "argument_not_allowed", JSON.stringify(args));
+      assert.ok(r.text.includes(`refused by the limit: ${words}`), r.text);
+    }
+    assert.match((await dry("net", { ip: "::ffff:10.0.0.1" })).code, /^ok$/);
+    await dry("pay", { amount: 100 });
+    assert.match(await page.textContent("#dry-out .refused-by"), /pay: amount ≤ 99\.5 \(set by root · issuer\)/);
+    await page.screenshot({ path: `${shots}/6-limit-refused.png`, fullPage: true });
   });
 
   await step("garbage gets a clear message, not a blank page", async () => {

@@ -1,10 +1,42 @@
-/** A limit on one argument of one tool (same shape as the core's JSON). */
-export interface ArgLimit {
-  tool: string;
-  arg: string;
-  op: "prefix" | "eq" | "one_of" | "max" | "min";
-  value: string | number | boolean | Array<string | number>;
-}
+/**
+ * How an argument is limited: `op` and `value`, as in the core's JSON (SCHEMA.md lists the check each writes).
+ * A call whose argument is missing, of another type or outside the limit is refused (`argument_not_allowed`).
+ */
+export type ArgRule =
+  /** A string starting with `value`. */
+  | { op: "prefix"; value: string }
+  /** Equal to `value`, with the same type. */
+  | { op: "eq"; value: string | number | boolean }
+  /** Equal to one of `value`: all strings or all integers. */
+  | { op: "one_of"; value: string[] | number[] }
+  /**
+   * At most / at least `value`. An integer `value` is an integer limit (the argument must be an integer); any other
+   * number (`99.5`) a number limit: any JSON number, compared as a double (`1e2` is 100, `-0` is 0, an integer beyond
+   * 2^53 is refused). In JavaScript `100.0` is `100`: `number: true` makes a whole `value` a number limit.
+   */
+  | { op: "max" | "min"; value: number; number?: boolean }
+  /** An absolute path inside the directory `value` (or the directory itself), decided on the normalised path: `..`
+   * above the root, `%`, `\`, NUL and look-alike separators are refused; `/srv/publicity` is not under `/srv/public`. */
+  | { op: "under"; value: string }
+  /** A URL the pattern `SCHEME://HOST[:PORT][/PATH]` allows; the host exact or `*.example.com` (any subdomain, not
+   * `example.com` itself). Parsed as a browser does; userinfo (`https://a.example.com@evil.net`) is refused. */
+  | { op: "url"; value: string }
+  /** An IPv4 or IPv6 address inside the network `value` (`10.0.0.0/8`); `::ffff:10.0.0.1` is `10.0.0.1`. */
+  | { op: "cidr"; value: string }
+  /** The whole string matches the shell-style wildcard `value` (`*`, `?`; no `[`, `]`, `^`). */
+  | { op: "glob"; value: string }
+  /** The string matches the regular expression `value` (unanchored: write `^…$`; no `\` or `"`; linear time). */
+  | { op: "matches"; value: string }
+  /** An array of at most / at least `value` elements. */
+  | { op: "max_items" | "min_items"; value: number };
+
+/**
+ * A limit on one argument of one tool the token grants (a limit on any other tool is `invalid_request` at mint and
+ * attenuate). `arg` is where the argument is: a top-level key (`path`), a dotted path into nested objects and arrays
+ * (`config.mode`, `rows.0.id`), or a JSON pointer (`/a.b`, for keys holding dots); ending in `[*]` (`items[*]`), the
+ * limit holds for every element of the array there (`eq`, `one_of`, `prefix`, `glob`, `matches`, integer `max`/`min`).
+ */
+export type ArgLimit = { tool: string; arg: string } & ArgRule;
 
 export interface Grant {
   tools: string[];

@@ -1,7 +1,8 @@
 // Compiled with `tsc --noEmit --strict` by `make test-mcp`: the published declarations type-check the documented
 // usage of mcpvault, mcpvault-express and mcpvault-mcp.
 import { MCPVault, McpVaultError, extractToken, authorizeCall, challenge, challengeResponse, authorizeFetch, Guard,
-  revocationId, statusOf, CHECK_TOOL, type AuthorizedFacts, type Challenge, type GuardOutcome } from "mcpvault";
+  revocationId, statusOf, CHECK_TOOL, type AuthorizedFacts, type Challenge, type GuardOutcome, type ArgLimit,
+  type ArgRule } from "mcpvault";
 import { createMcpVaultMiddleware, type McpVaultDecision } from "mcpvault-express";
 import { withMcpVault, checkConfig, startProxy, REDACTED, type ProxyConfig } from "mcpvault-mcp";
 import { openStore, MemoryStore } from "mcpvault-store";
@@ -89,3 +90,35 @@ async function proxyWithHooks(): Promise<void> {
   await p.close();
 }
 console.log(sized, wholeBody, wrapped, describe(httpProxy), describe(stdioProxy), proxyWithHooks);
+
+// Argument limits as the mcpvault README documents them: each op with the value type it takes.
+const limits: ArgLimit[] = [
+  { tool: "file_read", arg: "path", op: "under", value: "/srv/public" },
+  { tool: "fetch", arg: "url", op: "url", value: "https://*.example.com" },
+  { tool: "net", arg: "ip", op: "cidr", value: "10.0.0.0/8" },
+  { tool: "deploy", arg: "cluster", op: "glob", value: "staging-*" },
+  { tool: "deploy", arg: "config.mode", op: "eq", value: "ro" },
+  { tool: "db_query", arg: "table", op: "matches", value: "^[a-z_]+$" },
+  { tool: "db_query", arg: "dry_run", op: "eq", value: true },
+  { tool: "db_query", arg: "max_rows", op: "max", value: 100 },
+  { tool: "pay", arg: "amount", op: "max", value: 99.5 },
+  { tool: "pay", arg: "amount", op: "min", value: 0, number: true },
+  { tool: "batch", arg: "items[*]", op: "one_of", value: ["a", "b"] },
+  { tool: "batch", arg: "ids[*]", op: "one_of", value: [1, 2] },
+  { tool: "batch", arg: "items", op: "max_items", value: 10 },
+  { tool: "batch", arg: "items", op: "min_items", value: 1 },
+  { tool: "file_read", arg: "path", op: "prefix", value: "/srv/public/" },
+];
+const limited: string = vault.mint(privateKey, { tools: ["file_read", "fetch", "net", "deploy", "db_query", "pay", "batch"],
+  ttl: 600, issuer: "auth-server", subject: "agent-a", argLimits: limits });
+const rule: ArgRule = { op: "cidr", value: "2001:db8::/32" };
+const narrower: string = vault.attenuate(limited, { argLimits: [{ tool: "net", arg: "ip", ...rule }] });
+// @ts-expect-error: under takes a directory, not a number
+const badUnder: ArgLimit = { tool: "t", arg: "a", op: "under", value: 5 };
+// @ts-expect-error: max_items takes a count
+const badItems: ArgLimit = { tool: "t", arg: "a", op: "max_items", value: "10" };
+// @ts-expect-error: number: true goes with max and min only
+const badNumber: ArgLimit = { tool: "t", arg: "a", op: "glob", value: "x*", number: true };
+// @ts-expect-error: not an op
+const badOp: ArgLimit = { tool: "t", arg: "a", op: "regex", value: "." };
+console.log(narrower, badUnder, badItems, badNumber, badOp);

@@ -75,17 +75,31 @@ def _scalar(value: Any) -> Any:
     raise McpVaultError("invalid_request", f"limit value {value!r} is not a string, integer or boolean")
 
 
+# Ops whose value is a string, and their WIT case.
+_TEXT_OPS = {"prefix": "prefix", "under": "under", "url": "url", "cidr": "cidr", "glob": "glob", "matches": "matches"}
+_COUNT_OPS = {"max_items": "max-items", "min_items": "min-items"}
+
+
 def _arg_limit(limit: Mapping[str, Any]) -> Record:
+    """One ``{"tool", "arg", "op", "value"}`` entry (the core's JSON) as the WIT ``arg-limit``. ``max``/``min`` take
+    an ``int`` (the argument must be an integer) or a ``float`` (any JSON number, compared as a double:
+    ``max-num``/``min-num``; ``100.0`` is a number limit, ``100`` an integer one)."""
+    _known(limit, ("tool", "arg", "op", "value"), "an arg_limits entry")
     op = limit.get("op")
     value = limit.get("value")
     if op in ("max", "min"):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise McpVaultError("invalid_request", f"{op} needs an integer")
-        rule = Variant(op, value)
-    elif op == "prefix":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise McpVaultError("invalid_request", f"{op} needs an integer or a number")
+        # a NaN or an infinity reaches the core, which refuses it (invalid_request)
+        rule = Variant(op, value) if isinstance(value, int) else Variant(f"{op}-num", float(value))
+    elif op in _TEXT_OPS:
         if not isinstance(value, str):
-            raise McpVaultError("invalid_request", "prefix needs a string")
-        rule = Variant("prefix", value)
+            raise McpVaultError("invalid_request", f"{op} needs a string")
+        rule = Variant(_TEXT_OPS[op], value)
+    elif op in _COUNT_OPS:
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 0xFFFFFFFF:
+            raise McpVaultError("invalid_request", f"{op} needs a count (an integer from 0 to 4294967295)")
+        rule = Variant(_COUNT_OPS[op], value)
     elif op == "eq":
         rule = Variant("eq", _scalar(value))
     elif op == "one_of":
@@ -93,8 +107,12 @@ def _arg_limit(limit: Mapping[str, Any]) -> Record:
             raise McpVaultError("invalid_request", "one_of needs a list")
         rule = Variant("one-of", [_scalar(v) for v in value])
     else:
-        raise McpVaultError("invalid_request", f"unknown limit op {op!r}")
-    return _record(tool=str(limit.get("tool", "")), arg=str(limit.get("arg", "")), rule=rule)
+        raise McpVaultError("invalid_request", f"unknown limit op {op!r} (expected prefix, eq, one_of, max, min, "
+                                               "under, url, cidr, glob, matches, max_items, min_items)")
+    for key in ("tool", "arg"):
+        if not isinstance(limit.get(key), str):
+            raise McpVaultError("invalid_request", f"an arg_limits entry's {key} must be a string")
+    return _record(tool=limit["tool"], arg=limit["arg"], rule=rule)
 
 
 def _known(d: Mapping[str, Any], keys: Tuple[str, ...], what: str) -> None:

@@ -125,13 +125,23 @@ fn scalar(s: wit::Scalar) -> mcpvault::Scalar {
 }
 
 fn arg_limit(l: wit::ArgLimit) -> mcpvault::ArgLimit {
-    use mcpvault::ArgRule as R;
+    use mcpvault::{ArgRule as R, Bound, Float};
     let rule = match l.rule {
         wit::ArgRule::Prefix(p) => R::Prefix(p),
         wit::ArgRule::Eq(v) => R::Eq(scalar(v)),
         wit::ArgRule::OneOf(vs) => R::OneOf(vs.into_iter().map(scalar).collect()),
-        wit::ArgRule::Max(m) => R::Max(m),
-        wit::ArgRule::Min(m) => R::Min(m),
+        wit::ArgRule::Max(m) => R::Max(Bound::Int(m)),
+        wit::ArgRule::Min(m) => R::Min(Bound::Int(m)),
+        // a NaN or an infinity is refused by the core's validation
+        wit::ArgRule::MaxNum(f) => R::Max(Bound::Float(Float(f))),
+        wit::ArgRule::MinNum(f) => R::Min(Bound::Float(Float(f))),
+        wit::ArgRule::Under(d) => R::Under(d),
+        wit::ArgRule::Url(p) => R::Url(p),
+        wit::ArgRule::Cidr(n) => R::Cidr(n),
+        wit::ArgRule::Glob(g) => R::Glob(g),
+        wit::ArgRule::Matches(p) => R::Matches(p),
+        wit::ArgRule::MaxItems(n) => R::MaxItems(n),
+        wit::ArgRule::MinItems(n) => R::MinItems(n),
     };
     mcpvault::ArgLimit {
         tool: l.tool,

@@ -46,14 +46,35 @@ function makeApi(wasm, isLoaded) {
     return value || undefined;
   }
 
+  /**
+   * The `argLimits` entries as the core's JSON: `{ tool, arg, op, value }` passed through (the core checks each op and
+   * value, and refuses a limit on a tool the token does not grant). `number: true` on `max`/`min` makes a whole value
+   * a number limit: the core reads `100.0` as a number limit and `100` as an integer one, and JSON.stringify writes
+   * both as `100`, so the entry is written as JSON text with the fraction.
+   */
   function limits(list) {
     if (list == null) return undefined;
     if (!Array.isArray(list)) throw invalid("argLimits must be an array");
     return list.map((l) => {
       if (l == null || typeof l !== "object") throw invalid("each argLimits entry must be an object");
-      known(l, ["tool", "arg", "op", "value"], "an argLimits entry");
-      return { tool: l.tool, arg: l.arg, op: l.op, value: l.value };
+      known(l, ["tool", "arg", "op", "value", "number"], "an argLimits entry");
+      const entry = { tool: l.tool, arg: l.arg, op: l.op, value: l.value };
+      if (l.number == null || l.number === false) return JSON.stringify(entry);
+      if (l.number !== true || (l.op !== "max" && l.op !== "min")) throw invalid("number: true goes with op max or min");
+      if (typeof l.tool !== "string" || typeof l.arg !== "string" || typeof l.value !== "number" || !Number.isFinite(l.value)) {
+        throw invalid(`a number ${l.op} needs a tool, an arg and a finite number`);
+      }
+      const v = String(l.value);   // "100", "99.5" or "1e+21"
+      return `${JSON.stringify({ tool: l.tool, arg: l.arg, op: l.op }).slice(0, -1)},"value":${/[.e]/.test(v) ? v : `${v}.0`}}`;
     });
+  }
+
+  /** JSON text of a grant or restriction whose argument limits are `limits(…)`'s texts. */
+  function withLimits(fields, texts) {
+    const text = JSON.stringify(fields);
+    if (texts === undefined) return text;
+    const tail = `"arg_limits":[${texts.join(",")}]}`;
+    return text === "{}" ? `{${tail}` : `${text.slice(0, -1)},${tail}`;
   }
 
   function facts(f) {
@@ -120,10 +141,10 @@ function makeApi(wasm, isLoaded) {
         subject: grant.subject,
         audience: grant.audience ?? undefined,
         max_depth: grant.maxDepth ?? undefined,
-        arg_limits: limits(grant.argLimits),
         single_use: flag(grant.singleUse, "singleUse"),
       };
-      return call(wasm.mint(String(privateKey), JSON.stringify(g), this._time(options.now)));
+      const text = withLimits(g, limits(grant.argLimits));
+      return call(wasm.mint(String(privateKey), text, this._time(options.now)));
     }
 
     /** Returns the narrower token; `options.onWarning(message)` hears what narrowed less than asked. */
@@ -136,10 +157,9 @@ function makeApi(wasm, isLoaded) {
         ttl: restriction.ttl ?? undefined,
         audience: restriction.audience ?? undefined,
         max_depth: restriction.maxDepth ?? undefined,
-        arg_limits: limits(restriction.argLimits),
         single_use: flag(restriction.singleUse, "singleUse"),
       };
-      const out = call(wasm.attenuate(String(token), JSON.stringify(r), this._time(options.now)));
+      const out = call(wasm.attenuate(String(token), withLimits(r, limits(restriction.argLimits)), this._time(options.now)));
       if (typeof options.onWarning === "function") out.warnings.forEach((w) => options.onWarning(w));
       return out.token;
     }
