@@ -69,8 +69,23 @@ def _plain(value: Any) -> Any:
     return value
 
 
+# wasmtime-py wraps an integer outside a WIT type's range instead of refusing it (2**64 - 1 as an s64 is -1: a
+# `min` of 2**64 - 1 would become a `min` of -1), so every integer is checked here first.
+_S64 = (-(2 ** 63), 2 ** 63 - 1)
+_U64 = (0, 2 ** 64 - 1)
+_U32 = (0, 2 ** 32 - 1)
+
+
+def _int(value: Any, bounds: Tuple[int, int], what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not bounds[0] <= value <= bounds[1]:
+        raise McpVaultError("invalid_request", f"{what} must be an integer from {bounds[0]} to {bounds[1]}")
+    return value
+
+
 def _scalar(value: Any) -> Any:
-    if isinstance(value, (bool, int, str)):
+    if isinstance(value, int) and not isinstance(value, bool):
+        return _int(value, _S64, "an integer limit value")
+    if isinstance(value, (bool, str)):
         return value  # the WIT scalar variant is untagged in wasmtime-py
     raise McpVaultError("invalid_request", f"limit value {value!r} is not a string, integer or boolean")
 
@@ -91,15 +106,13 @@ def _arg_limit(limit: Mapping[str, Any]) -> Record:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise McpVaultError("invalid_request", f"{op} needs an integer or a number")
         # a NaN or an infinity reaches the core, which refuses it (invalid_request)
-        rule = Variant(op, value) if isinstance(value, int) else Variant(f"{op}-num", float(value))
+        rule = Variant(op, _int(value, _S64, op)) if isinstance(value, int) else Variant(f"{op}-num", float(value))
     elif op in _TEXT_OPS:
         if not isinstance(value, str):
             raise McpVaultError("invalid_request", f"{op} needs a string")
         rule = Variant(_TEXT_OPS[op], value)
     elif op in _COUNT_OPS:
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 0xFFFFFFFF:
-            raise McpVaultError("invalid_request", f"{op} needs a count (an integer from 0 to 4294967295)")
-        rule = Variant(_COUNT_OPS[op], value)
+        rule = Variant(_COUNT_OPS[op], _int(value, _U32, op))
     elif op == "eq":
         rule = Variant("eq", _scalar(value))
     elif op == "one_of":
@@ -136,13 +149,17 @@ def _limits(d: Mapping[str, Any]) -> List[Record]:
     return [_arg_limit(l) for l in d.get("arg_limits") or []]
 
 
-def _opt_int(d: Mapping[str, Any], key: str) -> Optional[int]:
+def _opt_int(d: Mapping[str, Any], key: str, bounds: Tuple[int, int] = _U64) -> Optional[int]:
     v = d.get(key)
     if v is None:
         return None
     if isinstance(v, bool) or not isinstance(v, int) or v < 0:
         raise McpVaultError("invalid_request", f"{key} must be a non-negative integer")
-    return v
+    return _int(v, bounds, key)
+
+
+def _now(now: Any) -> Optional[int]:
+    return None if now is None else _int(now, _U64, "now")
 
 
 def _opt_str(d: Mapping[str, Any], key: str) -> Optional[str]:
@@ -237,11 +254,11 @@ class MCPVault:
             issuer=_opt_str(grant, "issuer") or "",
             subject=_opt_str(grant, "subject") or "",
             audience=_opt_str(grant, "audience"),
-            max_depth=_opt_int(grant, "max_depth"),
+            max_depth=_opt_int(grant, "max_depth", _U32),
             arg_limits=_limits(grant),
             single_use=_flag(grant, "single_use"),
         )
-        return self._call("mint", private_key, g, now)
+        return self._call("mint", private_key, g, _now(now))
 
     def attenuate(self, token: str, restriction: Mapping[str, Any], now: Optional[int] = None,
                   *, warnings: Optional[List[str]] = None) -> str:
@@ -253,11 +270,11 @@ class MCPVault:
             tools=None if tools is None else [str(t) for t in tools],
             ttl=_opt_int(restriction, "ttl"),
             audience=_opt_str(restriction, "audience"),
-            max_depth=_opt_int(restriction, "max_depth"),
+            max_depth=_opt_int(restriction, "max_depth", _U32),
             arg_limits=_limits(restriction),
             single_use=_flag(restriction, "single_use"),
         )
-        out = self._call("attenuate", token, r, now)
+        out = self._call("attenuate", token, r, _now(now))
         if warnings is not None:
             warnings.extend(getattr(out, "warnings"))
         return getattr(out, "token")
@@ -365,7 +382,7 @@ class MCPVault:
     def _audit_line(self, prev: Optional[str], record: Mapping[str, Any]) -> str:
         """The entry after the entry `prev` (JSON text, as stored) for `record`, as the JSON text to store."""
         rec = _record(
-            time=int(record["time"]),
+            time=_int(int(record["time"]), _U64, "time"),
             allowed=bool(record["allowed"]),
             code=_opt_str(record, "code"),
             method=str(record["method"]),
@@ -435,6 +452,7 @@ class Guard:
             raise McpVaultError("invalid_request", "input must be a mapping")
         if now is not None and (isinstance(now, bool) or not isinstance(now, int) or now < 0):
             raise McpVaultError("invalid_request", "now must be a non-negative integer")
+        now = _now(now)
         check = json.loads(v._call("guard-check", self._options, json.dumps(dict(input)), now))
         if check["step"] == "done":
             outcome = check["outcome"]

@@ -300,3 +300,31 @@ def test_the_readme_limits_block_runs_as_written(vault, keys):
         exec(lines[-1], env)
     assert e.value.code == "argument_not_allowed" and "request_arg_path" in e.value.failed_check
     assert len(env["limits"]) == 8
+
+
+@pytest.mark.parametrize("grant", [
+    {"arg_limits": [{"tool": "t", "arg": "a", "op": "min", "value": 2 ** 64 - 1}]},  # would wrap to min -1
+    {"arg_limits": [{"tool": "t", "arg": "a", "op": "max", "value": 2 ** 63}]},
+    {"arg_limits": [{"tool": "t", "arg": "a", "op": "max", "value": -(2 ** 63) - 1}]},
+    {"arg_limits": [{"tool": "t", "arg": "a", "op": "eq", "value": 2 ** 70 + 7}]},
+    {"arg_limits": [{"tool": "t", "arg": "a", "op": "one_of", "value": [1, 2 ** 64 + 1]}]},
+    {"arg_limits": [{"tool": "t", "arg": "a", "op": "max_items", "value": 2 ** 32 + 3}]},
+    {"max_depth": 2 ** 32 + 1},
+    {"ttl": 2 ** 64 + 60},
+])
+def test_integers_out_of_range_are_refused_not_wrapped(vault, keys, grant):
+    """wasmtime-py wraps an integer outside its WIT type (2**64 - 1 as an s64 is -1): the API refuses it first."""
+    with pytest.raises(McpVaultError) as e:
+        vault.mint(keys[0], {"tools": ["t"], "ttl": 60, "issuer": "i", "subject": "s", **grant}, NOW)
+    assert e.value.code == "invalid_request", grant
+    with pytest.raises(McpVaultError) as e:
+        vault.mint(keys[0], {"tools": ["t"], "ttl": 60, "issuer": "i", "subject": "s"}, 2 ** 64 + NOW)
+    assert e.value.code == "invalid_request"
+    tok = vault.mint(keys[0], {"tools": ["t"], "ttl": 60, "issuer": "i", "subject": "s"}, NOW)
+    with pytest.raises(McpVaultError) as e:
+        vault.attenuate(tok, {"ttl": 5}, 2 ** 64 + NOW)
+    assert e.value.code == "invalid_request"
+    # the largest values still fit
+    assert vault.mint(keys[0], {"tools": ["t"], "ttl": 60, "issuer": "i", "subject": "s", "arg_limits": [
+        {"tool": "t", "arg": "a", "op": "min", "value": -(2 ** 63)},
+        {"tool": "t", "arg": "a", "op": "max", "value": 2 ** 63 - 1}]}, NOW)
