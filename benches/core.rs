@@ -1,8 +1,9 @@
 //! Native benchmarks of the core (criterion): keygen, mint, attenuate,
 //! inspect, verify at 0/1/3/10 attenuation blocks cold (direct evaluation and
 //! the Datalog engine) and cached, the per-signature floor, and the time to
-//! refuse hostile tokens. `make bench` runs them and writes BENCHMARKS.md
-//! (bench/report.mjs reads criterion's estimates).
+//! refuse hostile tokens, and each argument-constraint type on a cached
+//! verify. `make bench` runs them and writes BENCHMARKS.md (bench/report.mjs
+//! reads criterion's estimates).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -17,7 +18,7 @@ use biscuit_auth::{KeyPair, UnverifiedBiscuit};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use ed25519_dalek::{Signer, SigningKey};
 use mcpvault::{
-    attenuate, inspect, mint, verify, verify_with_limits, Limits, Restriction, Verifier,
+    attenuate, inspect, mint, verify, verify_with_limits, Limits, Request, Restriction, Verifier,
 };
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -92,6 +93,59 @@ fn verification(c: &mut Criterion) {
     group.finish();
 }
 
+/// The cost of each argument-constraint type (issue 20) on a cached verify:
+/// one limit on a 0-block token, and a call that satisfies it. `none` is the
+/// same token and call without a limit.
+pub const CONSTRAINTS: &[(&str, &str)] = &[
+    ("none", ""),
+    ("prefix", "t.p^=/srv/public/"),
+    ("under", "t.p under /srv/public"),
+    ("url", "t.u url https://*.example.com/v1"),
+    ("cidr", "t.ip cidr 10.0.0.0/8"),
+    ("glob", "t.c glob staging-*"),
+    ("matches", "t.c matches ^[a-z-]+$"),
+    ("number", "t.n<=99.5"),
+    ("nested", "t.cfg.mode=ro"),
+    ("each_one_of_10", "t.items[*] in a,b"),
+    ("length", "t.items.length<=10"),
+];
+
+fn constraints(c: &mut Criterion) {
+    let mut rng = ChaCha20Rng::seed_from_u64(9);
+    let keys = mcpvault::keygen(&mut rng);
+    let args = serde_json::json!({
+        "p": "/srv/public/docs/a.txt", "u": "https://api.example.com/v1/users", "ip": "10.1.2.3",
+        "c": "staging-eu", "n": 42.5, "cfg": {"mode": "ro"},
+        "items": ["a", "b", "a", "b", "a", "b", "a", "b", "a", "b"],
+    });
+    let request = Request::tool("t").with_arguments(args.as_object().cloned().unwrap());
+    let mut group = c.benchmark_group("constraint");
+    for (name, spec) in CONSTRAINTS {
+        let mut grant = mcpvault::Grant::new(["t"], 3600, "iss", "sub");
+        if !spec.is_empty() {
+            grant.arg_limits = vec![mcpvault::ArgLimit::from_spec(spec).unwrap()];
+        }
+        let token = mcpvault::mint(&keys.private_key, &grant, NOW, &mut rng).unwrap();
+        for (kind, limits) in [
+            ("cached", Limits::default()),
+            (
+                "cached_datalog",
+                Limits {
+                    always_datalog: true,
+                    ..Limits::default()
+                },
+            ),
+        ] {
+            let mut v = Verifier::with_cache(limits, 4);
+            v.verify(&token, &keys.public_key, &request, NOW).unwrap();
+            group.bench_function(BenchmarkId::new(kind, name), |b| {
+                b.iter(|| v.verify(&token, &keys.public_key, &request, NOW).unwrap())
+            });
+        }
+    }
+    group.finish();
+}
+
 /// How long refusing a hostile token takes (all `limits_exceeded` before
 /// evaluation; SECURITY.md).
 fn hostile(c: &mut Criterion) {
@@ -146,6 +200,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = floor, operations, verification, hostile
+    targets = floor, operations, verification, hostile, constraints
 }
 criterion_main!(benches);

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 secs="${1:-60}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(inspect verify attenuate arg_spec boundary)
+[ ${#targets[@]} -gt 0 ] || targets=(inspect verify attenuate arg_spec boundary constraints)
 corpus="${FUZZ_CORPUS:-build/fuzz}"
 python3 scripts/fuzz-seed.py tests/vectors "$corpus"
 cargo +nightly fuzz build -O

@@ -28,7 +28,7 @@ pub const MAX_REGEX_SIZE: usize = 1 << 20;
 /// A parsed argument path: where the value is, and whether a limit applies
 /// to every element of the array found there (`items[*]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ArgPath {
+pub struct ArgPath {
     /// Object keys (and array indexes) from the arguments object down.
     pub segments: Vec<String>,
     /// The limit applies to each element of an array.
@@ -124,7 +124,7 @@ impl ArgPath {
 /// The value a fact key names in a call's arguments: a top-level key, or a
 /// JSON pointer through objects and arrays (decimal indexes, no leading
 /// zeros).
-pub(crate) fn lookup<'a>(arguments: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+pub fn lookup<'a>(arguments: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
     let Some(pointer) = key.strip_prefix('/') else {
         return arguments.get(key);
     };
@@ -149,7 +149,8 @@ pub(crate) fn lookup<'a>(arguments: &'a Map<String, Value>, key: &str) -> Option
 
 // ---------------------------------------------------------------- numbers
 
-/// The largest integer every double represents exactly, 2^53.
+/// 2^53: every integer of smaller magnitude is a double exactly (and a
+/// JavaScript safe integer).
 pub const EXACT_INT: u64 = 1 << 53;
 
 /// A double on an ordered integer scale: `a <= b` exactly when
@@ -170,20 +171,26 @@ pub fn key_f64(key: i64) -> f64 {
     f64::from_bits(u64::from_ne_bytes(bits.to_ne_bytes()))
 }
 
-/// A JSON number as a key: integers within ±2^53 exactly, other literals as
-/// the nearest double (`1e2` is 100, `-0` is 0); integers beyond 2^53, which
-/// a double cannot hold exactly, have none.
-pub(crate) fn number_key(value: &Value) -> Option<i64> {
+/// A JSON number as a key, compared as the double it is (`1e2` is 100, `-0`
+/// is 0). A number of magnitude 2^53 or more has none: beyond JavaScript's
+/// safe integers a double no longer holds every integer, and a JavaScript
+/// host has already rounded it (`2^53 + 1` arrives as `2^53`, `2^64 - 1` as
+/// `2^64`), so refusing them all is the one rule every host applies alike.
+pub fn number_key(value: &Value) -> Option<i64> {
     let Value::Number(n) = value else {
         return None;
     };
-    if let Some(i) = n.as_i64() {
-        return (i.unsigned_abs() <= EXACT_INT).then(|| f64_key(i as f64));
-    }
-    if n.is_u64() {
-        return None; // above i64::MAX, so above 2^53
-    }
-    n.as_f64().filter(|x| x.is_finite()).map(f64_key)
+    let x = if let Some(i) = n.as_i64() {
+        if i.unsigned_abs() >= EXACT_INT {
+            return None;
+        }
+        i as f64
+    } else if n.is_u64() {
+        return None; // above i64::MAX
+    } else {
+        n.as_f64()?
+    };
+    (x.is_finite() && x.abs() < EXACT_INT as f64).then(|| f64_key(x))
 }
 
 // ---------------------------------------------------------------- paths
@@ -271,7 +278,7 @@ pub fn normal_path(s: &str) -> Option<String> {
 }
 
 /// A directory for `under`: normalised (so `/srv/public/` is `/srv/public`).
-pub(crate) fn under_base(base: &str) -> Result<String> {
+pub fn under_base(base: &str) -> Result<String> {
     normal_path(base).ok_or_else(|| {
         Error::invalid(format!(
             "under needs an absolute path without '..' above the root, '%', '\\' or look-alike characters, not {base:?}"
@@ -280,7 +287,7 @@ pub(crate) fn under_base(base: &str) -> Result<String> {
 }
 
 /// The prefix a path under `base` starts with.
-pub(crate) fn under_prefix(base: &str) -> String {
+pub fn under_prefix(base: &str) -> String {
     if base == "/" {
         "/".to_string()
     } else {
@@ -292,7 +299,7 @@ pub(crate) fn under_prefix(base: &str) -> String {
 
 /// A URL as the `url` limit reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct UrlParts {
+pub struct UrlParts {
     pub scheme: String,
     pub host: String,
     pub port: i64,
@@ -305,7 +312,7 @@ pub(crate) struct UrlParts {
 /// `@` (userinfo) in the authority, a host ending in `.`, a scheme with no
 /// known port and none given, and a path holding an encoded `/`, `\`, `.`
 /// or NUL.
-pub(crate) fn url_parts(s: &str) -> Option<UrlParts> {
+pub fn url_parts(s: &str) -> Option<UrlParts> {
     if !s.is_ascii()
         || s.bytes()
             .any(|b| b.is_ascii_control() || b == b' ' || b == b'\\')
@@ -349,7 +356,7 @@ pub(crate) fn url_parts(s: &str) -> Option<UrlParts> {
 /// subdomain of it, not the domain itself), a port, and optionally a path
 /// the URL's path must be (or be under).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct UrlPattern {
+pub struct UrlPattern {
     pub scheme: String,
     /// The exact host, or the suffix (starting with `.`) of a wildcard.
     pub host: String,
@@ -467,7 +474,7 @@ pub fn ip_bits(s: &str) -> Option<String> {
 
 /// A network `ADDR/LEN` (IPv4 or IPv6, host bits zero) as the bit prefix
 /// its addresses start with.
-pub(crate) fn cidr_bits(text: &str) -> Result<String> {
+pub fn cidr_bits(text: &str) -> Result<String> {
     let bad = |why: &str| Error::invalid(format!("cidr {text:?}: {why}"));
     let (addr, len) = text
         .split_once('/')
@@ -489,7 +496,7 @@ pub(crate) fn cidr_bits(text: &str) -> Result<String> {
 
 /// The canonical text of a network from its bit prefix (IPv4 when it is
 /// within `::ffff:0:0/96`).
-pub(crate) fn cidr_text(prefix: &str) -> Option<String> {
+pub fn cidr_text(prefix: &str) -> Option<String> {
     if prefix.len() > 128 || !prefix.bytes().all(|b| b == b'0' || b == b'1') {
         return None;
     }
@@ -518,7 +525,7 @@ const GLOB_REFUSED: &[char] = &['[', ']', '\\', '^', '"'];
 
 /// A shell-style wildcard (`*` any run of characters, `?` one character,
 /// everything else literal) as an anchored regular expression.
-pub(crate) fn glob_regex(glob: &str) -> Result<String> {
+pub fn glob_regex(glob: &str) -> Result<String> {
     if glob.contains(GLOB_REFUSED) || glob.chars().any(char::is_control) {
         return Err(Error::invalid(format!(
             "glob {glob:?} may not contain [ ] \\ ^ \" or control characters"
@@ -542,7 +549,7 @@ pub(crate) fn glob_regex(glob: &str) -> Result<String> {
 }
 
 /// The glob a regular expression was written from, if it was.
-pub(crate) fn regex_glob(re: &str) -> Option<String> {
+pub fn regex_glob(re: &str) -> Option<String> {
     let mut rest = re.strip_prefix('^')?.strip_suffix('$')?;
     let mut glob = String::new();
     while !rest.is_empty() {
@@ -572,7 +579,7 @@ pub(crate) fn regex_glob(re: &str) -> Option<String> {
 
 /// Checks a `matches` pattern: at most [`MAX_PATTERN_LEN`] bytes, compiling
 /// within [`MAX_REGEX_SIZE`] (the regex crate matches in linear time).
-pub(crate) fn check_pattern(pattern: &str) -> Result<()> {
+pub fn check_pattern(pattern: &str) -> Result<()> {
     if pattern.is_empty() || pattern.len() > MAX_PATTERN_LEN {
         return Err(Error::invalid(format!(
             "a pattern is 1 to {MAX_PATTERN_LEN} bytes"
@@ -587,7 +594,7 @@ pub(crate) fn check_pattern(pattern: &str) -> Result<()> {
 
 /// Whether `text` matches `pattern` as biscuit-auth's `.matches()` decides
 /// (an unanchored search; a pattern that does not compile matches nothing).
-pub(crate) fn is_match(pattern: &str, text: &str) -> bool {
+pub fn is_match(pattern: &str, text: &str) -> bool {
     regex::Regex::new(pattern).is_ok_and(|re| re.is_match(text))
 }
 
@@ -682,8 +689,67 @@ pub(crate) fn pattern_of(rule: &ArgRule) -> String {
     }
 }
 
+/// What a chain's limits need compiled, compiled once per verified chain
+/// (a cached verify reuses it): regular expressions, URL patterns, network
+/// prefixes. A pattern not found here is compiled on the spot.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Prepared {
+    regexes: Vec<(String, regex::Regex)>,
+    urls: Vec<(String, UrlPattern)>,
+    networks: Vec<(String, String)>,
+}
+
+impl Prepared {
+    pub fn of<'a>(limits: impl Iterator<Item = &'a ArgLimit>) -> Prepared {
+        let mut p = Prepared::default();
+        for l in limits {
+            match &l.rule {
+                ArgRule::Glob(_) | ArgRule::Matches(_) => {
+                    let pattern = pattern_of(&l.rule);
+                    if let Ok(re) = regex::Regex::new(&pattern) {
+                        p.regexes.push((pattern, re));
+                    }
+                }
+                ArgRule::Url(u) => {
+                    if let Ok(pattern) = UrlPattern::parse(u) {
+                        p.urls.push((u.clone(), pattern));
+                    }
+                }
+                ArgRule::Cidr(net) => {
+                    if let Ok(bits) = cidr_bits(net) {
+                        p.networks.push((net.clone(), bits));
+                    }
+                }
+                _ => {}
+            }
+        }
+        p
+    }
+
+    fn is_match(&self, pattern: &str, text: &str) -> bool {
+        match self.regexes.iter().find(|(p, _)| p == pattern) {
+            Some((_, re)) => re.is_match(text),
+            None => is_match(pattern, text),
+        }
+    }
+
+    fn url_allows(&self, pattern: &str, url: &UrlParts) -> bool {
+        match self.urls.iter().find(|(p, _)| p == pattern) {
+            Some((_, p)) => p.allows(url),
+            None => UrlPattern::parse(pattern).is_ok_and(|p| p.allows(url)),
+        }
+    }
+
+    fn in_network(&self, net: &str, bits: &str) -> bool {
+        match self.networks.iter().find(|(n, _)| n == net) {
+            Some((_, prefix)) => bits.starts_with(prefix.as_str()),
+            None => cidr_bits(net).is_ok_and(|prefix| bits.starts_with(&prefix)),
+        }
+    }
+}
+
 /// Whether one scalar satisfies a rule (the rule's own type only).
-fn scalar_allows(rule: &ArgRule, v: &Derived<'_>) -> bool {
+fn scalar_allows(rule: &ArgRule, v: &Derived<'_>, prepared: &Prepared) -> bool {
     match (rule, v) {
         (ArgRule::Max(Bound::Int(m)), Derived::Int(i)) => i <= m,
         (ArgRule::Min(Bound::Int(m)), Derived::Int(i)) => i >= m,
@@ -698,7 +764,11 @@ fn scalar_allows(rule: &ArgRule, v: &Derived<'_>) -> bool {
             !values.iter().all(|x| matches!(x, Scalar::Int(_)))
                 && values.iter().any(|x| matches!(x, Scalar::Str(y) if y == s))
         }
-        (ArgRule::Glob(_) | ArgRule::Matches(_), Derived::Str(s)) => is_match(&pattern_of(rule), s),
+        (ArgRule::Glob(g), Derived::Str(s)) => match glob_regex(g) {
+            Ok(re) => prepared.is_match(&re, s),
+            Err(_) => false,
+        },
+        (ArgRule::Matches(p), Derived::Str(s)) => prepared.is_match(p, s),
         _ => false,
     }
 }
@@ -706,7 +776,11 @@ fn scalar_allows(rule: &ArgRule, v: &Derived<'_>) -> bool {
 /// Whether a call's arguments satisfy one limit: exactly what its check
 /// decides on the facts [`derive`] supplies (`tests/props.rs` compares the
 /// two on random limits and calls).
-pub(crate) fn allows(limit: &ArgLimit, arguments: &Map<String, Value>) -> bool {
+pub(crate) fn allows(
+    limit: &ArgLimit,
+    arguments: &Map<String, Value>,
+    prepared: &Prepared,
+) -> bool {
     let Ok(path) = ArgPath::parse(&limit.arg) else {
         return false;
     };
@@ -715,7 +789,7 @@ pub(crate) fn allows(limit: &ArgLimit, arguments: &Map<String, Value>) -> bool {
         // a top-level scalar
         return lookup(arguments, &key)
             .and_then(scalar)
-            .is_some_and(|v| scalar_allows(&limit.rule, &v));
+            .is_some_and(|v| scalar_allows(&limit.rule, &v, prepared));
     };
     let Some(v) = derive(arguments, &key, need) else {
         return false;
@@ -726,21 +800,17 @@ pub(crate) fn allows(limit: &ArgLimit, arguments: &Map<String, Value>) -> bool {
         };
         return items
             .iter()
-            .all(|item| scalar(item).is_some_and(|d| scalar_allows(&limit.rule, &d)));
+            .all(|item| scalar(item).is_some_and(|d| scalar_allows(&limit.rule, &d, prepared)));
     }
     match (&limit.rule, &v) {
         (ArgRule::Max(Bound::Float(f)), Derived::Num(k)) => *k <= f64_key(f.0),
         (ArgRule::Min(Bound::Float(f)), Derived::Num(k)) => *k >= f64_key(f.0),
         (ArgRule::Under(base), Derived::Path(p)) => p == base || p.starts_with(&under_prefix(base)),
-        (ArgRule::Url(pattern), Derived::Url(u)) => {
-            UrlPattern::parse(pattern).is_ok_and(|p| p.allows(u))
-        }
-        (ArgRule::Cidr(net), Derived::Ip(bits)) => {
-            cidr_bits(net).is_ok_and(|prefix| bits.starts_with(&prefix))
-        }
+        (ArgRule::Url(pattern), Derived::Url(u)) => prepared.url_allows(pattern, u),
+        (ArgRule::Cidr(net), Derived::Ip(bits)) => prepared.in_network(net, bits),
         (ArgRule::MaxItems(n), Derived::Array(a)) => a.len() as u64 <= u64::from(*n),
         (ArgRule::MinItems(n), Derived::Array(a)) => a.len() as u64 >= u64::from(*n),
-        (rule, v) => scalar_allows(rule, v),
+        (rule, v) => scalar_allows(rule, v, prepared),
     }
 }
 
@@ -784,10 +854,21 @@ mod tests {
         let n = |s: &str| number_key(&serde_json::from_str(s).unwrap());
         assert_eq!(n("1e2"), n("100"));
         assert_eq!(
-            n("9007199254740992"),
-            Some(f64_key(9_007_199_254_740_992.0))
+            n("9007199254740991"),
+            Some(f64_key(9_007_199_254_740_991.0))
         );
-        assert_eq!(n("9007199254740993"), None);
+        assert_eq!(
+            n("-9007199254740991"),
+            Some(f64_key(-9_007_199_254_740_991.0))
+        );
+        for beyond in [
+            "9007199254740992",
+            "9007199254740993",
+            "9007199254740992.0",
+            "1e300",
+        ] {
+            assert_eq!(n(beyond), None, "{beyond}");
+        }
         assert_eq!(n("18446744073709551615"), None);
     }
 

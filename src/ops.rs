@@ -298,6 +298,8 @@ struct Chain {
     /// The derived facts the verifier supplies: every (key, kind) an
     /// argument limit of the chain reads, sorted, once each.
     needs: Vec<(String, args::Need)>,
+    /// The limits' patterns, compiled once.
+    prepared: args::Prepared,
 }
 
 /// A block's Datalog as builder values, and its source when it is shown.
@@ -498,12 +500,23 @@ fn read_chain(
         .collect();
     needs.sort();
     needs.dedup();
+    let prepared =
+        args::Prepared::of(
+            blocks
+                .iter()
+                .flat_map(|b| &b.statements)
+                .filter_map(|s| match s {
+                    Statement::Arg(l) => Some(l),
+                    _ => None,
+                }),
+        );
     Ok(Chain {
         blocks,
         issuer,
         subject,
         symbols,
         needs,
+        prepared,
     })
 }
 
@@ -1158,7 +1171,7 @@ fn facts_of(chain: &Chain, request: &Request, depth: usize) -> AuthorizedFacts {
 fn direct(chain: &Chain, request: &Request, now: u64, depth: usize) -> Result<()> {
     let call = request.method == TOOLS_CALL;
     let tool = request.tool.as_deref();
-    let arg_ok = |l: &ArgLimit| args::allows(l, &request.arguments);
+    let arg_ok = |l: &ArgLimit| args::allows(l, &request.arguments, &chain.prepared);
     let mut worst: Option<(Refusal, usize, usize)> = None;
     for (b, block) in chain.blocks.iter().enumerate() {
         for (c, statement) in block.statements.iter().enumerate() {
