@@ -115,6 +115,15 @@ ${us(crit("hostile/join_3000"))}, a 400-step recursive rule ${us(crit("hostile/r
 check ${us(crit("hostile/check_join_200x4"))}. Before the work bound the first ran for about 40 s (a debug build)
 before biscuit-auth's fact limit stopped it.
 
+Argument constraints (issue 20): a cached verify of a 0-block token carrying one limit of each type, with a call that
+satisfies it (benches/core.rs \`CONSTRAINTS\`; patterns, URL patterns and networks are compiled once per verified
+chain; the derived value is computed per call):
+
+| limit | cached | cached, Datalog engine |
+|---|---|---|
+${["none", "prefix", "under", "url", "cidr", "glob", "matches", "number", "nested", "each_one_of_10", "length"].map((n) =>
+  `| ${n.replaceAll("_", " ")} | ${us(crit(`constraint/cached/${n}`))} | ${us(crit(`constraint/cached_datalog/${n}`))} |`).join("\n")}
+
 ## npm build in Node (same process, medians of 5 runs)
 
 Per-signature floor in the same wasm module: ${us(node.floor_us)}. jose EdDSA JWT verify (no attenuation):
