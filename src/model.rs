@@ -496,15 +496,20 @@ pub(crate) fn check_arg_limits(limits: &[ArgLimit]) -> Result<Vec<ArgLimit>> {
 /// Refuses a limit on a tool the token cannot call: it would constrain
 /// nothing, and was almost always a typo or a misread `TOOL.ARG` split.
 pub(crate) fn check_limit_tools(limits: &[ArgLimit], tools: &BTreeSet<String>) -> Result<()> {
-    match limits.iter().find(|l| !tools.contains(&l.tool)) {
-        Some(l) => Err(Error::invalid(format!(
-            "argument limit on {:?}, a tool the token does not grant (tools: {}); a tool name with dots is quoted in the CLI: '\"{}\".ARG'",
-            l.tool,
-            tools.iter().cloned().collect::<Vec<_>>().join(", "),
-            l.tool
-        ))),
-        None => Ok(()),
-    }
+    let Some(l) = limits.iter().find(|l| !tools.contains(&l.tool)) else {
+        return Ok(());
+    };
+    // `--arg my.tool.x=1` reads as tool "my": point at the quoted form
+    let dotted = tools
+        .iter()
+        .find(|t| t.starts_with(&format!("{}.", l.tool)))
+        .map(|t| format!("; a tool name with dots is quoted: '\"{t}\".PATH'"))
+        .unwrap_or_default();
+    Err(Error::invalid(format!(
+        "argument limit on {:?}, a tool the token does not grant (tools: {}){dotted}",
+        l.tool,
+        tools.iter().cloned().collect::<Vec<_>>().join(", "),
+    )))
 }
 
 pub(crate) fn expiry(now: u64, ttl: u64) -> Result<u64> {

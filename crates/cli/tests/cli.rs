@@ -442,3 +442,97 @@ fn bad_input_is_a_clear_error() {
         assert!(!stderr(&out).contains("panicked"), "{spec}");
     }
 }
+
+/// Issue 20: the `--arg` table of the README, end to end, and no silent drop.
+#[test]
+fn argument_constraints_from_the_command_line() {
+    let cli = Cli::new();
+    cli.ok(&["keygen"]);
+    let pk = cli.pubkey();
+    let mint = |tools: &str, limits: &[&str]| {
+        let mut args = vec![
+            "mint",
+            "--tools",
+            tools,
+            "--ttl",
+            "60",
+            "--issuer",
+            "i",
+            "--subject",
+            "s",
+        ];
+        for l in limits {
+            args.extend(["--arg", l]);
+        }
+        cli.run(&args)
+    };
+    let out = mint(
+        "fetch,deploy",
+        &[
+            "fetch.url url https://*.example.com",
+            "fetch.path under /srv/public",
+            "fetch.ip cidr 10.0.0.0/8",
+            "deploy.config.mode=ro",
+            "deploy.items[*] in a,b",
+            "deploy.items.length<=2",
+            "deploy.amount<=99.5",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let verify = |tool: &str, args: &str| {
+        cli.run(&[
+            "verify", "--token", &token, "--pubkey", &pk, "--tool", tool, "--args", args,
+        ])
+        .status
+        .code()
+    };
+    let fetch_ok =
+        r#"{"url": "https://api.example.com/x", "path": "/srv/public/a", "ip": "::ffff:10.1.2.3"}"#;
+    assert_eq!(verify("fetch", fetch_ok), Some(0));
+    for bad in [
+        r#"{"url": "https://api.example.com@evil.net/", "path": "/srv/public/a", "ip": "10.1.2.3"}"#,
+        r#"{"url": "https://api.example.com/", "path": "/srv/public/../../etc/passwd", "ip": "10.1.2.3"}"#,
+        r#"{"url": "https://api.example.com/", "path": "/srv/public/a", "ip": "010.1.2.3"}"#,
+    ] {
+        assert_eq!(verify("fetch", bad), Some(1), "{bad}");
+    }
+    let deploy_ok = r#"{"config": {"mode": "ro"}, "items": ["a", "b"], "amount": 99.5}"#;
+    assert_eq!(verify("deploy", deploy_ok), Some(0));
+    for bad in [
+        r#"{"config": {"mode": "rw"}, "items": ["a"], "amount": 1}"#,
+        r#"{"config": {"mode": "ro"}, "items": ["a", "c"], "amount": 1}"#,
+        r#"{"config": {"mode": "ro"}, "items": ["a", "a", "a"], "amount": 1}"#,
+        r#"{"config": {"mode": "ro"}, "items": [], "amount": 99.51}"#,
+    ] {
+        assert_eq!(verify("deploy", bad), Some(1), "{bad}");
+    }
+
+    // a limit on a tool the token does not grant is refused, never dropped
+    let out = mint("my.tool", &["my.tool.x=1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains(r#"'"my.tool".PATH'"#),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        mint("my.tool", &[r#""my.tool".x=1"#]).status.code(),
+        Some(0)
+    );
+    for bad in [
+        "t.p under relative/dir",
+        "t.u url ftp//x",
+        "t.ip cidr 10.0.0.1/8",
+        "t.c glob a[b]",
+        "t.c matches (a",
+    ] {
+        let out = mint("t", &[bad]);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("invalid_request"),
+            "{bad}: {}",
+            stderr(&out)
+        );
+    }
+}
