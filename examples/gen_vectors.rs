@@ -501,6 +501,7 @@ fn build() -> Gen {
         tool: None,
         arguments: Default::default(),
         audience: None,
+        scope: None,
     };
     g.case(
         "method-tools-list-allowed",
@@ -2029,7 +2030,156 @@ fn build() -> Gen {
     }
 
     constraint_cases(&mut g);
+    policy_cases(&mut g);
     g
+}
+
+/// Issue 15: scopes in tokens, the server's mappings and rules, in the guard.
+fn policy_cases(g: &mut Gen) {
+    let pk = g.public_key.clone();
+    let opts = |policy: Value| {
+        let mut o = json!({ "public_key": pk });
+        for (k, v) in policy.as_object().unwrap() {
+            o[k] = v.clone();
+        }
+        serde_json::from_value::<GuardOptions>(o).unwrap()
+    };
+    let mut scoped = grant(&[], 3600);
+    scoped.scopes = vec![
+        "filesystem:files:read".into(),
+        "filesystem:files:write:sandbox".into(),
+    ];
+    let token = g.mint(&scoped);
+    let apoa = json!({
+        "mappings": { "read_file": "filesystem:files:read" },
+        "tool_mappings": [
+            { "tool": "write_file", "service": "filesystem", "scope": "files:write:sandbox",
+              "when": { "path": { "startsWith": "/tmp/" } }, "priority": 10 },
+            { "tool": "write_file", "service": "filesystem", "scope": "files:write" }
+        ]
+    });
+    let w = |id: i64, path: &str| rpc_call(json!(id), "write_file", json!({"path": path}));
+    g.guard_case(
+        "policy-scope-mappings",
+        "a token granting scopes only: read_file by its simple mapping, write_file under /tmp by the sandbox mapping (priority 10); elsewhere write_file maps to files:write, not granted; an unmapped tool maps to TOOL:call",
+        opts(apoa.clone()),
+        &[],
+        vec![
+            step(NOW, bearer(&token, rpc_call(json!(1), "read_file", json!({"path": "/etc/x"}))), None),
+            step(NOW, bearer(&token, w(2, "/tmp/a")), None),
+            step(NOW, bearer(&token, w(3, "/etc/passwd")), Some("tool_not_allowed")),
+            step(NOW, bearer(&token, w(4, "/tmp")), Some("tool_not_allowed")),
+            step(NOW, bearer(&token, rpc_call(json!(5), "db_query", json!({}))), Some("tool_not_allowed")),
+        ],
+    );
+    let mut auto = grant(&["read_file"], 3600);
+    auto.scopes = vec!["db_query:call".into()];
+    let auto_token = g.mint(&auto);
+    g.guard_case(
+        "policy-scope-auto-mapping",
+        "with no mapping a tool maps to TOOL:call: a db_query:call scope lets db_query through",
+        opts(json!({})),
+        &[],
+        vec![
+            step(
+                NOW,
+                bearer(&auto_token, rpc_call(json!(1), "db_query", json!({}))),
+                None,
+            ),
+            step(
+                NOW,
+                bearer(&auto_token, rpc_call(json!(2), "read_file", json!({}))),
+                None,
+            ),
+            step(
+                NOW,
+                bearer(&auto_token, rpc_call(json!(3), "write_file", json!({}))),
+                Some("tool_not_allowed"),
+            ),
+        ],
+    );
+    let narrowed = g.att(
+        &token,
+        &Restriction {
+            scopes: Some(vec!["filesystem:files:read".into()]),
+            ..Default::default()
+        },
+    );
+    g.guard_case(
+        "policy-scope-attenuated",
+        "attenuation keeps only filesystem:files:read: the sandbox write is refused by block 1",
+        opts(apoa.clone()),
+        &[],
+        vec![
+            step(
+                NOW,
+                bearer(
+                    &narrowed,
+                    rpc_call(json!(1), "read_file", json!({"path": "/a"})),
+                ),
+                None,
+            ),
+            step(
+                NOW,
+                bearer(&narrowed, w(2, "/tmp/a")),
+                Some("tool_not_allowed"),
+            ),
+        ],
+    );
+    let tools_only = g.att(
+        &token,
+        &Restriction {
+            tools: Some(vec!["read_file".into()]),
+            ..Default::default()
+        },
+    );
+    g.guard_case(
+        "policy-scope-tools-restriction-drops-scopes",
+        "a restriction naming tools and no scopes keeps no scope: read_file by name, the sandbox write refused",
+        opts(apoa.clone()),
+        &[],
+        vec![
+            step(NOW, bearer(&tools_only, rpc_call(json!(1), "read_file", json!({"path": "/a"}))), None),
+            step(NOW, bearer(&tools_only, w(2, "/tmp/a")), Some("tool_not_allowed")),
+        ],
+    );
+    let pay = g.mint(&grant(&["pay", "db_query"], 3600));
+    let rules = json!({ "rules": [
+        { "id": "large-payment", "tool": "pay", "when": { "amount": { "gt": 100 } }, "enforcement": "soft" },
+        { "id": "payment-cap", "tool": "pay", "when": { "amount": { "gte": 1000 } }, "enforcement": "hard",
+          "message": "payments of 1000 or more need a human" },
+        { "id": "no-prod", "when": { "env": { "in": ["prod", "production"] } }, "enforcement": "hard" },
+        { "id": "internal-host", "when": { "host": { "glob": "*.internal" } }, "enforcement": "soft" }
+    ]});
+    let p = |id: i64, args: Value| rpc_call(json!(id), "pay", args);
+    g.guard_case(
+        "policy-rules",
+        "soft rules allow and are named in the decision; a hard rule refuses with rule_violation naming it; rules without a tool apply to every tool; a token refusal comes before a rule",
+        opts(rules),
+        &[],
+        vec![
+            step(NOW, bearer(&pay, p(1, json!({"amount": 50}))), None),
+            step(NOW, bearer(&pay, p(2, json!({"amount": 150, "host": "db.internal"}))), None),
+            step(NOW, bearer(&pay, p(3, json!({"amount": 1000}))), Some("rule_violation")),
+            step(NOW, bearer(&pay, rpc_call(json!(4), "db_query", json!({"env": "prod"}))), Some("rule_violation")),
+            step(NOW, bearer(&pay, rpc_call(json!(5), "db_query", json!({"env": "staging"}))), None),
+            step(NOW, bearer(&pay, rpc_call(json!(6), "write_file", json!({"env": "prod"}))), Some("tool_not_allowed")),
+            step(NOW, bearer(&pay, rpc(json!(7), "tools/list", json!({}))), None),
+        ],
+    );
+    g.guard_case(
+        "policy-check-tool-names-scope-and-rules",
+        "the dry run names the mapped scope, the mapping and the rules that fired, and refuses as the call would",
+        GuardOptions { check_tool: true, ..opts(json!({ "mappings": { "pay": "payments:send" }, "rules": [
+            { "id": "large-payment", "tool": "pay", "when": { "amount": { "gt": 100 } }, "enforcement": "soft" },
+            { "id": "payment-cap", "tool": "pay", "when": { "amount": { "gte": 1000 } }, "enforcement": "hard" }
+        ]})) },
+        &[],
+        vec![
+            step(NOW, bearer(&pay, rpc_call(json!(1), "mcpvault.check", json!({"tool": "pay", "arguments": {"amount": 150}}))), None),
+            step(NOW, bearer(&pay, rpc_call(json!(2), "mcpvault.check", json!({"tool": "pay", "arguments": {"amount": 5000}}))), None),
+        ],
+    );
 }
 
 /// Issue 20: every constraint type, with the hostile inputs it must refuse.

@@ -110,6 +110,13 @@ pub enum Error {
         /// Server-side detail (never shown to the caller).
         detail: String,
     },
+    /// A hard rule of the server's policy refused the call.
+    RuleViolation {
+        /// The rule's id.
+        rule: String,
+        /// The rule's message for the caller (its id when it has none).
+        message: String,
+    },
     /// A grant, restriction or request is not valid.
     InvalidRequest {
         /// What is wrong with it.
@@ -139,6 +146,7 @@ pub const ERROR_CODES: &[&str] = &[
     "replayed",
     "in_flight",
     "session_mismatch",
+    "rule_violation",
     "invalid_request",
     "internal_error",
 ];
@@ -162,6 +170,7 @@ impl Error {
             Error::Replayed { .. } => "replayed",
             Error::InFlight { .. } => "in_flight",
             Error::SessionMismatch { .. } => "session_mismatch",
+            Error::RuleViolation { .. } => "rule_violation",
             Error::InvalidRequest { .. } => "invalid_request",
             Error::Internal { .. } => "internal_error",
         }
@@ -271,6 +280,9 @@ impl fmt::Display for Error {
             Error::SessionMismatch { .. } => {
                 f.write_str("this session was opened with a token for another subject")
             }
+            Error::RuleViolation { rule, message } => {
+                write!(f, "refused by the server's rule {rule:?}: {message}")
+            }
             Error::InvalidRequest { reason } => write!(f, "invalid request: {reason}"),
             Error::Internal { .. } => f.write_str("internal error"),
         }
@@ -288,7 +300,8 @@ pub fn status_of_code(code: &str) -> u16 {
         | "argument_not_allowed"
         | "depth_exceeded"
         | "check_failed"
-        | "session_mismatch" => 403,
+        | "session_mismatch"
+        | "rule_violation" => 403,
         "in_flight" => 409,
         "invalid_request" => 400,
         _ => 500,

@@ -22,6 +22,7 @@ use serde_json::{json, Map, Value};
 use crate::audit::{call_key, AuditRecord};
 use crate::error::{rpc_code_of_status, Error, Result};
 use crate::model::{AuthorizedFacts, Request, TOOLS_CALL};
+use crate::policy::{Policy, Rule as PolicyRule, ToolMapping, Verdict};
 use crate::state::{SpendAsk, SpendOutcome, StoreAnswer, StoreAsk, RETRY_WINDOW};
 use crate::Verifier;
 
@@ -48,7 +49,7 @@ fn default_window() -> u64 {
 }
 
 /// A server's options.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GuardOptions {
     /// The issuer's public key, 64 hex characters.
@@ -78,6 +79,18 @@ pub struct GuardOptions {
     /// An OAuth protected-resource metadata URL to advertise in challenges.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_metadata: Option<String>,
+    /// Tools mapped to scopes: `{"read_file": "filesystem:files:read"}`. A
+    /// call is allowed when the token grants its tool or its scope; a tool
+    /// with no mapping maps to `TOOL:call`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub mappings: BTreeMap<String, String>,
+    /// Conditional mappings (the highest priority that matches wins, then
+    /// declaration order; before `mappings`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_mappings: Vec<ToolMapping>,
+    /// Rules: hard ones refuse (`rule_violation`), soft ones are reported.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<PolicyRule>,
 }
 
 impl GuardOptions {
@@ -93,6 +106,9 @@ impl GuardOptions {
             defer_spend: false,
             realm: None,
             resource_metadata: None,
+            mappings: BTreeMap::new(),
+            tool_mappings: Vec::new(),
+            rules: Vec::new(),
         }
     }
 }
@@ -176,6 +192,12 @@ pub struct Decision {
     /// Answered from the recorded response of the first execution.
     #[serde(default)]
     pub replayed_response: bool,
+    /// The scope the server's policy mapped a `tools/call` to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// The soft rules of the server's policy that fired on an allowed call.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub soft_rules: Vec<String>,
 }
 
 impl Decision {
@@ -281,6 +303,8 @@ struct Msg {
 pub struct Guard {
     options: GuardOptions,
     verifier: Verifier,
+    /// The options' policy, checked; an error refuses every message.
+    policy: std::result::Result<Policy, Error>,
 }
 
 /// A message refused before its token is looked at.
@@ -430,6 +454,8 @@ pub fn refusal_answer(
         issuer: None,
         revocation_ids: Vec::new(),
         replayed_response: false,
+        scope: None,
+        soft_rules: Vec::new(),
     };
     let id = match id {
         Some(v @ (Value::String(_) | Value::Number(_))) => v,
@@ -484,7 +510,8 @@ fn rpc_error_of(d: &Decision) -> Value {
 fn challenge_of(d: &Decision, options: &GuardOptions) -> BTreeMap<String, String> {
     let mut headers = BTreeMap::new();
     let status = d.status;
-    if status != 401 && status != 403 {
+    // a hard rule is the server's policy: no other token would pass it
+    if status != 401 && status != 403 || d.code.as_deref() == Some("rule_violation") {
         return headers;
     }
     let mut params = vec![(
@@ -546,6 +573,8 @@ fn refusal(e: &Error, method: Option<&str>, tool: Option<&str>, id: &Option<Valu
         issuer: None,
         revocation_ids: Vec::new(),
         replayed_response: false,
+        scope: None,
+        soft_rules: Vec::new(),
     }
 }
 
@@ -571,6 +600,8 @@ fn allowed(
         issuer: Some(f.issuer.clone()),
         revocation_ids: f.revocation_ids.clone(),
         replayed_response: false,
+        scope: None,
+        soft_rules: Vec::new(),
     }
 }
 
@@ -613,6 +644,7 @@ fn call_of(
                     tool: None,
                     arguments: Map::new(),
                     audience: options.audience.clone(),
+                    scope: None,
                 },
                 dry_run: None,
             });
@@ -637,6 +669,7 @@ fn call_of(
         tool: None,
         arguments: Map::new(),
         audience: options.audience.clone(),
+        scope: None,
     };
     if method != TOOLS_CALL {
         return Ok(Call {
@@ -688,6 +721,7 @@ fn call_of(
                         .cloned()
                         .unwrap_or_default(),
                     audience: options.audience.clone(),
+                    scope: None,
                 })
             }
             _ => Err(Error::invalid(
@@ -786,16 +820,26 @@ impl Guard {
         if let Some(t) = &options.tool {
             crate::model::check_tool_name(t)?;
         }
+        let policy = Policy::new(&options.mappings, &options.tool_mappings, &options.rules)?;
         Ok(Guard {
             options,
             verifier: Verifier::with_cache(crate::Limits::default(), cache),
+            policy: Ok(policy),
         })
     }
 
     /// A guard over an existing verifier (no checks of the options: a bad
     /// key is refused on every call with `invalid_key`).
     pub fn from_parts(options: GuardOptions, verifier: Verifier) -> Guard {
-        Guard { options, verifier }
+        let policy = Policy::new(&options.mappings, &options.tool_mappings, &options.rules)
+            .map_err(|e| Error::Internal {
+                detail: format!("the guard's policy: {e}"),
+            });
+        Guard {
+            options,
+            verifier,
+            policy,
+        }
     }
 
     /// The verifier back, with its cache.
@@ -1040,13 +1084,37 @@ impl Guard {
                     continue;
                 }
             };
+            let mut call = call;
             let method = Some(call.request.method.clone());
             let tool = call.request.tool.clone();
-            let verifier = batch_verifier.as_mut().unwrap_or(&mut self.verifier);
-            let result = match &out.token {
-                None => Err(Error::MissingToken),
-                Some(t) => verifier.verify(t, &self.options.public_key, &call.request, now),
+            // the server's policy: the call's scope, and its rules
+            let verdict = match (&self.policy, &call.request.tool) {
+                (Err(e), _) => Err(e.clone()),
+                (Ok(p), Some(t)) if call.request.method == TOOLS_CALL => {
+                    Ok(Some(p.judge(t, &call.request.arguments)))
+                }
+                _ => Ok(None),
             };
+            if let Ok(Some(v)) = &verdict {
+                call.request.scope = Some(v.scope.clone());
+            }
+            let verifier = batch_verifier.as_mut().unwrap_or(&mut self.verifier);
+            let result = match (&out.token, &verdict) {
+                (_, Err(e)) => Err(e.clone()),
+                (None, _) => Err(Error::MissingToken),
+                (Some(t), _) => verifier.verify(t, &self.options.public_key, &call.request, now),
+            };
+            // a hard rule refuses a call the token allows (the token's refusal comes first)
+            let result = result.and_then(|f| match &verdict {
+                Ok(Some(Verdict {
+                    hard: Some((rule, message)),
+                    ..
+                })) => Err(Error::RuleViolation {
+                    rule: rule.clone(),
+                    message: message.clone(),
+                }),
+                _ => Ok(f),
+            });
             let result = result.and_then(|f| match &input.session_subject {
                 Some(s) if *s != f.subject => Err(Error::SessionMismatch {
                     detail: format!("session of subject {s:?}, token of subject {:?}", f.subject),
@@ -1059,6 +1127,10 @@ impl Guard {
                 Err(e) => refusal(&e, method.as_deref(), tool.as_deref(), &call.id),
                 Ok(f) => {
                     let mut d = allowed(&f, method.as_deref(), tool.as_deref(), &call.id);
+                    if let Ok(Some(v)) = &verdict {
+                        d.scope = Some(v.scope.clone());
+                        d.soft_rules = v.soft.clone();
+                    }
                     if let Some(ask) = &call.dry_run {
                         answered = true;
                         answer = Some(self.dry_run(out.token.as_deref(), ask, &call.id, now));
@@ -1178,19 +1250,44 @@ impl Guard {
             }
             Ok(req) => {
                 let tool = req.tool.clone().unwrap_or_default();
-                match self.verifier.verify(
-                    token.unwrap_or_default(),
-                    &self.options.public_key,
-                    req,
-                    now,
-                ) {
+                let mut req = req.clone();
+                let verdict = match &self.policy {
+                    Ok(p) => Some(p.judge(&tool, &req.arguments)),
+                    Err(_) => None,
+                };
+                req.scope = verdict.as_ref().map(|v| v.scope.clone());
+                let result = self
+                    .verifier
+                    .verify(
+                        token.unwrap_or_default(),
+                        &self.options.public_key,
+                        &req,
+                        now,
+                    )
+                    .and_then(|f| match verdict.as_ref().and_then(|v| v.hard.clone()) {
+                        Some((rule, message)) => Err(Error::RuleViolation { rule, message }),
+                        None => Ok(f),
+                    });
+                let mut answer = match result {
                     Ok(f) => json!({"allowed": true, "tool": tool, "facts": f}),
                     Err(e) => {
                         let failed = e.failed_check();
-                        json!({"allowed": false, "tool": tool, "code": e.code(), "message": e.to_string(),
-                            "failedBlock": failed.map(|(b, _)| b), "failedCheck": failed.map(|(_, c)| c)})
+                        let mut a = json!({"allowed": false, "tool": tool, "code": e.code(), "message": e.to_string(),
+                            "failedBlock": failed.map(|(b, _)| b), "failedCheck": failed.map(|(_, c)| c)});
+                        if let (Error::RuleViolation { rule, .. }, Some(o)) =
+                            (&e, a.as_object_mut())
+                        {
+                            o.insert("rule".into(), json!(rule));
+                        }
+                        a
                     }
+                };
+                if let (Some(v), Some(o)) = (&verdict, answer.as_object_mut()) {
+                    o.insert("scope".into(), json!(v.scope));
+                    o.insert("mapping".into(), json!(v.mapping));
+                    o.insert("softRules".into(), json!(v.soft));
                 }
+                answer
             }
         };
         json!({"jsonrpc": "2.0", "id": id, "result": {

@@ -41,6 +41,7 @@ mod error;
 pub mod guard;
 mod model;
 mod ops;
+pub mod policy;
 pub mod schema;
 mod shape;
 pub mod state;

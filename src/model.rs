@@ -131,8 +131,13 @@ pub struct ArgLimit {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Grant {
-    /// Tools the token may call (at least one).
+    /// Tools the token may call (at least one tool or one scope).
+    #[serde(default)]
     pub tools: Vec<String>,
+    /// Scopes the token grants (`filesystem:files:read`): a call is also
+    /// allowed when the server maps it to one of them (SCHEMA.md, "Scopes").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
     /// Lifetime in seconds from `now`.
     pub ttl: u64,
     /// Who minted the token.
@@ -165,6 +170,7 @@ impl Grant {
     ) -> Self {
         Grant {
             tools: tools.into_iter().map(Into::into).collect(),
+            scopes: Vec::new(),
             ttl,
             issuer: issuer.into(),
             subject: subject.into(),
@@ -183,6 +189,10 @@ pub struct Restriction {
     /// Tools the attenuated token may call (a subset of the parent's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tools: Option<Vec<String>>,
+    /// Scopes the attenuated token keeps (a subset of the parent's). When
+    /// `tools` is set and `scopes` is not, the token keeps no scope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
     /// Lifetime in seconds from `now`; the parent's expiry still applies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl: Option<u64>,
@@ -222,6 +232,10 @@ pub struct Request {
     /// The verifier's own audience name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audience: Option<String>,
+    /// The scope the server maps this call to (the guard sets it from its
+    /// policy: `TOOL:call` when no mapping matches).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
 }
 
 impl Request {
@@ -232,6 +246,7 @@ impl Request {
             tool: Some(tool.into()),
             arguments: serde_json::Map::new(),
             audience: None,
+            scope: None,
         }
     }
 
@@ -288,6 +303,12 @@ pub struct AuthorizedFacts {
     /// lets a call through only if none was spent before.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub nonces: Vec<String>,
+    /// Scopes every block allows, sorted (absent when none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+    /// The scope the call was mapped to, when the request carried one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
 }
 
 /// An Ed25519 key pair as hex. The private key is wiped from memory when the
@@ -360,6 +381,26 @@ pub(crate) fn check_tool_name(tool: &str) -> Result<()> {
             "tool name {tool:?} must be 1-128 characters of A-Z a-z 0-9 _ - . /"
         )))
     }
+}
+
+/// Scope names: 1–128 characters of `A-Z a-z 0-9 _ - . / :`.
+pub(crate) fn check_scopes(scopes: &[String]) -> Result<BTreeSet<String>> {
+    if scopes.len() > MAX_TOOLS {
+        return Err(Error::invalid(format!("more than {MAX_TOOLS} scopes")));
+    }
+    for s in scopes {
+        let ok = !s.is_empty()
+            && s.len() <= 128
+            && s.bytes().all(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'/' | b':')
+            });
+        if !ok {
+            return Err(Error::invalid(format!(
+                "scope {s:?} must be 1-128 characters of A-Z a-z 0-9 _ - . / :"
+            )));
+        }
+    }
+    Ok(scopes.iter().cloned().collect())
 }
 
 pub(crate) fn check_tools(tools: &[String]) -> Result<BTreeSet<String>> {
@@ -522,34 +563,80 @@ pub(crate) fn expiry(now: u64, ttl: u64) -> Result<u64> {
     }
 }
 
+/// What a block lets a `tools/call` through by: a tool it names, or a scope
+/// the server maps the call to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Access {
+    pub tools: BTreeSet<String>,
+    pub scopes: BTreeSet<String>,
+}
+
+fn check_tool_list(tools: &[String]) -> Result<BTreeSet<String>> {
+    if tools.is_empty() {
+        return Ok(BTreeSet::new());
+    }
+    check_tools(tools)
+}
+
 impl Grant {
-    /// The granted tools and the canonical argument limits.
-    pub(crate) fn validate(&self) -> Result<(BTreeSet<String>, Vec<ArgLimit>)> {
-        let tools = check_tools(&self.tools)?;
+    /// The granted tools and scopes, and the canonical argument limits.
+    pub(crate) fn validate(&self) -> Result<(Access, Vec<ArgLimit>)> {
+        let access = Access {
+            tools: check_tool_list(&self.tools)?,
+            scopes: check_scopes(&self.scopes)?,
+        };
+        if access.tools.is_empty() && access.scopes.is_empty() {
+            return Err(Error::invalid("a grant needs at least one tool or scope"));
+        }
         check_name("issuer", &self.issuer)?;
         check_name("subject", &self.subject)?;
         if let Some(aud) = &self.audience {
             check_name("audience", aud)?;
         }
         let limits = check_arg_limits(&self.arg_limits)?;
-        check_limit_tools(&limits, &tools)?;
-        Ok((tools, limits))
+        // with scopes, a limit may name a tool the grant reaches through one
+        if access.scopes.is_empty() {
+            check_limit_tools(&limits, &access.tools)?;
+        }
+        Ok((access, limits))
     }
 }
 
 impl Restriction {
-    /// The tools kept (when restricted) and the canonical argument limits.
-    #[allow(clippy::type_complexity)]
-    pub(crate) fn validate(&self) -> Result<(Option<BTreeSet<String>>, Vec<ArgLimit>)> {
-        let tools = self.tools.as_deref().map(check_tools).transpose()?;
+    /// The access kept (when restricted) and the canonical argument limits.
+    pub(crate) fn validate(&self) -> Result<(Option<Access>, Vec<ArgLimit>)> {
+        let access = if self.tools.is_some() || self.scopes.is_some() {
+            Some(Access {
+                tools: self
+                    .tools
+                    .as_deref()
+                    .map(check_tool_list)
+                    .transpose()?
+                    .unwrap_or_default(),
+                scopes: self
+                    .scopes
+                    .as_deref()
+                    .map(check_scopes)
+                    .transpose()?
+                    .unwrap_or_default(),
+            })
+        } else {
+            None
+        };
+        if access
+            .as_ref()
+            .is_some_and(|a| a.tools.is_empty() && a.scopes.is_empty())
+        {
+            return Err(Error::invalid("tools is empty"));
+        }
         if let Some(aud) = &self.audience {
             check_name("audience", aud)?;
         }
         let limits = check_arg_limits(&self.arg_limits)?;
-        if let Some(tools) = &tools {
-            check_limit_tools(&limits, tools)?;
+        if let Some(a) = access.as_ref().filter(|a| a.scopes.is_empty()) {
+            check_limit_tools(&limits, &a.tools)?;
         }
-        if self.tools.is_none()
+        if access.is_none()
             && self.ttl.is_none()
             && self.audience.is_none()
             && self.max_depth.is_none()
@@ -558,7 +645,7 @@ impl Restriction {
         {
             return Err(Error::invalid("restriction narrows nothing"));
         }
-        Ok((tools, limits))
+        Ok((access, limits))
     }
 }
 

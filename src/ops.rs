@@ -160,7 +160,7 @@ pub fn mint(
     now: u64,
     rng: &mut (impl RngCore + CryptoRng),
 ) -> Result<String> {
-    let (tools, arg_limits) = grant.validate()?;
+    let (access, arg_limits) = grant.validate()?;
     let expires_at = model::expiry(now, grant.ttl)?;
     let key = parse_private_key(private_key_hex)?;
     let root = KeyPair::from(&key);
@@ -177,7 +177,7 @@ pub fn mint(
     block = schema::add_checks(
         block,
         restriction_checks(
-            Some(&tools),
+            Some(&access),
             Some(expires_at),
             grant.audience.as_deref(),
             grant.max_depth,
@@ -199,7 +199,7 @@ fn new_nonce(rng: &mut (impl RngCore + CryptoRng)) -> String {
 }
 
 fn restriction_checks(
-    tools: Option<&BTreeSet<String>>,
+    access: Option<&model::Access>,
     expires_at: Option<u64>,
     audience: Option<&str>,
     max_depth: Option<u32>,
@@ -209,8 +209,8 @@ fn restriction_checks(
     if let Some(at) = expires_at {
         checks.push(schema::expiry_check(at));
     }
-    if let Some(tools) = tools {
-        checks.push(schema::tools_check(tools));
+    if let Some(a) = access {
+        checks.push(schema::access_check(&a.tools, &a.scopes));
     }
     if let Some(aud) = audience {
         checks.push(schema::audience_check(aud));
@@ -240,6 +240,9 @@ pub struct BlockInfo {
     pub checks: Vec<String>,
     /// Tools this block allows, when it restricts tools.
     pub tools: Option<Vec<String>>,
+    /// Scopes this block allows, when it grants any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
     /// Earliest expiry this block sets (unix seconds).
     pub expires_at: Option<u64>,
     /// Audiences this block requires.
@@ -381,6 +384,7 @@ fn read_block(index: usize, mut parsed: RawBlock, revocation_id: String) -> Resu
     let [facts_text, rules_text, checks_text] = parsed.texts.take().unwrap_or_default();
     let statements: Vec<Statement> = parsed.checks.iter().map(schema::recognize_check).collect();
     let mut tools: Option<BTreeSet<String>> = None;
+    let mut scopes: Option<BTreeSet<String>> = None;
     let mut expires_at: Option<u64> = None;
     let mut audiences = Vec::new();
     let mut max_depth: Option<u64> = None;
@@ -389,11 +393,18 @@ fn read_block(index: usize, mut parsed: RawBlock, revocation_id: String) -> Resu
     for (i, s) in statements.iter().enumerate() {
         match s {
             Statement::Expiry(d) => expires_at = Some(expires_at.map_or(*d, |e| e.min(*d))),
-            Statement::Tools(t) => {
+            Statement::Tools {
+                tools: t,
+                scopes: sc,
+            } => {
                 tools = Some(match tools {
                     None => t.clone(),
                     Some(prev) => prev.intersection(t).cloned().collect(),
-                })
+                });
+                scopes = Some(match scopes {
+                    None => sc.clone(),
+                    Some(prev) => prev.intersection(sc).cloned().collect(),
+                });
             }
             Statement::Audience(a) => audiences.push(a.clone()),
             Statement::MaxDepth(n) => max_depth = Some(max_depth.map_or(*n, |m| m.min(*n))),
@@ -441,6 +452,9 @@ fn read_block(index: usize, mut parsed: RawBlock, revocation_id: String) -> Resu
         own_symbols: parsed.own_symbols,
         plain,
         tools: tools.map(|t| t.into_iter().collect()),
+        scopes: scopes
+            .filter(|s| !s.is_empty())
+            .map(|s| s.into_iter().collect()),
         expires_at,
         audiences,
         max_depth,
@@ -551,6 +565,20 @@ impl Chain {
         tools.unwrap_or_default()
     }
 
+    /// Scopes every block that grants allows (blocks without a grant check
+    /// allow every scope their parent does).
+    fn effective_scopes(&self) -> BTreeSet<String> {
+        let mut scopes: Option<BTreeSet<String>> = None;
+        for b in self.blocks.iter().filter(|b| b.tools.is_some()) {
+            let s: BTreeSet<String> = b.scopes.iter().flatten().cloned().collect();
+            scopes = Some(match scopes {
+                None => s,
+                Some(prev) => prev.intersection(&s).cloned().collect(),
+            });
+        }
+        scopes.unwrap_or_default()
+    }
+
     /// Tools every block allows. If a block holds a check mcpvault did not
     /// write that reads the request, only `requested` is known to pass it.
     fn effective_tools(&self, requested: Option<&str>) -> BTreeSet<String> {
@@ -634,7 +662,7 @@ pub fn attenuate(
     rng: &mut (impl RngCore + CryptoRng),
 ) -> Result<Attenuated> {
     let limits = Limits::default();
-    let (tools, arg_limits) = restriction.validate()?;
+    let (access, arg_limits) = restriction.validate()?;
     let expires_at = restriction
         .ttl
         .map(|ttl| model::expiry(now, ttl))
@@ -646,14 +674,33 @@ pub fn attenuate(
 
     let mut warnings = Vec::new();
     let parent_tools = chain.effective_tools(None);
-    model::check_limit_tools(&arg_limits, &chain.granted_tools())?;
-    if let Some(tools) = &tools {
-        for t in tools.difference(&parent_tools) {
+    let parent_scopes = chain.effective_scopes();
+    let kept_scopes = access.as_ref().map_or(&parent_scopes, |a| &a.scopes);
+    if kept_scopes.is_empty() {
+        let granted = match &access {
+            Some(a) => a
+                .tools
+                .intersection(&chain.granted_tools())
+                .cloned()
+                .collect(),
+            None => chain.granted_tools(),
+        };
+        model::check_limit_tools(&arg_limits, &granted)?;
+    }
+    if let Some(a) = &access {
+        for t in a.tools.difference(&parent_tools) {
             warnings.push(format!(
                 "tool {t:?} is not granted by the parent token and stays refused"
             ));
         }
-        if tools.intersection(&parent_tools).next().is_none() {
+        for sc in a.scopes.difference(&parent_scopes) {
+            warnings.push(format!(
+                "scope {sc:?} is not granted by the parent token and stays refused"
+            ));
+        }
+        if a.tools.intersection(&parent_tools).next().is_none()
+            && a.scopes.intersection(&parent_scopes).next().is_none()
+        {
             warnings.push("no tool is left: the token can call no tool".to_string());
         }
     }
@@ -698,7 +745,7 @@ pub fn attenuate(
     let block = schema::add_checks(
         schema::add_facts(BlockBuilder::new(), facts)?,
         restriction_checks(
-            tools.as_ref(),
+            access.as_ref(),
             expires_at,
             restriction.audience.as_deref(),
             restriction.max_depth,
@@ -717,6 +764,12 @@ pub fn attenuate(
 
 fn validate_request(request: &Request) -> Result<()> {
     model::check_name("method", &request.method)?;
+    if let Some(scope) = &request.scope {
+        if request.method != TOOLS_CALL {
+            return Err(Error::invalid("only tools/call is mapped to a scope"));
+        }
+        model::check_scopes(std::slice::from_ref(scope))?;
+    }
     match (&request.tool, request.method == TOOLS_CALL) {
         (Some(tool), true) => model::check_name("tool", tool)?,
         (None, true) => return Err(Error::invalid("tools/call needs a tool")),
@@ -821,6 +874,9 @@ fn request_facts(
     if let Some(tool) = &request.tool {
         builder = add(builder, fact!("request_tool({t})", t = tool.as_str()))?;
     }
+    if let Some(scope) = &request.scope {
+        builder = add(builder, fact!("request_scope({s})", s = scope.as_str()))?;
+    }
     // every top-level scalar under its own name; a key starting with '/' is
     // reached by a pointer only, so it never stands for a nested value
     for (name, value) in request
@@ -859,7 +915,7 @@ fn refusal(statement: Option<&Statement>) -> Refusal {
         Some(Statement::Expiry(_)) => Refusal::Expired,
         Some(Statement::Audience(_)) => Refusal::Audience,
         Some(Statement::MaxDepth(_)) => Refusal::Depth,
-        Some(Statement::Tools(_)) => Refusal::Tool,
+        Some(Statement::Tools { .. }) => Refusal::Tool,
         Some(Statement::Arg(_)) => Refusal::Argument,
         // A check mcpvault did not write: classify by the facts it reads.
         Some(Statement::Unrecognized { predicates, .. }) => {
@@ -1033,6 +1089,7 @@ fn check_work(
             u64::from(request.audience.is_some()),
         ),
         ("request_tool", 1, u64::from(request.tool.is_some())),
+        ("request_scope", 1, u64::from(request.scope.is_some())),
         (
             "request_arg_str",
             2,
@@ -1155,6 +1212,8 @@ fn facts_of(chain: &Chain, request: &Request, depth: usize) -> AuthorizedFacts {
             .iter()
             .filter_map(|b| b.nonce.clone())
             .collect(),
+        scopes: chain.effective_scopes().into_iter().collect(),
+        scope: request.scope.clone(),
     }
 }
 
@@ -1177,7 +1236,11 @@ fn direct(chain: &Chain, request: &Request, now: u64, depth: usize) -> Result<()
         for (c, statement) in block.statements.iter().enumerate() {
             let pass = match statement {
                 Statement::Expiry(d) => now < *d,
-                Statement::Tools(set) => !call || tool.is_some_and(|t| set.contains(t)),
+                Statement::Tools { tools, scopes } => {
+                    !call
+                        || tool.is_some_and(|t| tools.contains(t))
+                        || request.scope.as_ref().is_some_and(|sc| scopes.contains(sc))
+                }
                 Statement::Audience(a) => request.audience.as_deref() == Some(a.as_str()),
                 Statement::MaxDepth(n) => (depth as u64) <= *n,
                 Statement::Arg(l) => !call || tool != Some(l.tool.as_str()) || arg_ok(l),

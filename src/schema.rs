@@ -24,6 +24,7 @@ pub const SCHEMA_VERSION: i64 = 1;
 pub(crate) const REQUEST_PREDICATES: &[&str] = &[
     "request_method",
     "request_tool",
+    "request_scope",
     "request_arg_str",
     "request_arg_int",
     "request_arg_bool",
@@ -66,12 +67,33 @@ pub(crate) fn expiry_check(expires_at: u64) -> Check {
 }
 
 /// One check for the whole set of tools, passing for non-tool MCP methods.
+#[cfg(test)]
 pub(crate) fn tools_check(tools: &BTreeSet<String>) -> Check {
-    let set: BTreeSet<Term> = tools.iter().map(|t| Term::Str(t.clone())).collect();
-    check!(
-        r#"check if request_tool($tool), {tools}.contains($tool) or request_method($method), $method !== "tools/call""#,
-        tools = Term::Set(set)
-    )
+    access_check(tools, &BTreeSet::new())
+}
+
+fn str_set(items: &BTreeSet<String>) -> Term {
+    Term::Set(items.iter().map(|t| Term::Str(t.clone())).collect())
+}
+
+/// The grant check of a block: the tool is one it names, or (with scopes)
+/// the scope the server maps the call to is one it names.
+pub(crate) fn access_check(tools: &BTreeSet<String>, scopes: &BTreeSet<String>) -> Check {
+    match (tools.is_empty(), scopes.is_empty()) {
+        (_, true) => check!(
+            r#"check if request_tool($tool), {tools}.contains($tool) or request_method($method), $method !== "tools/call""#,
+            tools = str_set(tools)
+        ),
+        (false, false) => check!(
+            r#"check if request_tool($tool), {tools}.contains($tool) or request_scope($scope), {scopes}.contains($scope) or request_method($method), $method !== "tools/call""#,
+            tools = str_set(tools),
+            scopes = str_set(scopes)
+        ),
+        (true, false) => check!(
+            r#"check if request_scope($scope), {scopes}.contains($scope) or request_method($method), $method !== "tools/call""#,
+            scopes = str_set(scopes)
+        ),
+    }
 }
 
 pub(crate) fn audience_check(audience: &str) -> Check {
@@ -342,8 +364,13 @@ pub(crate) fn add_facts(mut block: BlockBuilder, facts: Vec<Fact>) -> Result<Blo
 pub enum Statement {
     /// `check if time($time), $time < D`.
     Expiry(u64),
-    /// The tool-set check.
-    Tools(BTreeSet<String>),
+    /// The grant check: tools, and scopes (empty: the tools-only form).
+    Tools {
+        /// Tools it names.
+        tools: BTreeSet<String>,
+        /// Scopes it names.
+        scopes: BTreeSet<String>,
+    },
     /// `check if verifier_audience(A)`.
     Audience(String),
     /// `check if depth($depth), $depth <= N`.
@@ -627,18 +654,35 @@ pub fn recognize_check(check: &Check) -> Statement {
                 return Statement::Expiry(*d);
             }
         }
-        if let Some(Term::Set(set)) = first_term(check, |t| matches!(t, Term::Set(_))) {
-            let tools: Option<BTreeSet<String>> = set
-                .iter()
-                .map(|t| match t {
-                    Term::Str(s) => Some(s.clone()),
-                    _ => None,
-                })
-                .collect();
-            if let Some(tools) = tools {
-                if same(&tools_check(&tools), original) {
-                    return Statement::Tools(tools);
-                }
+        let sets: Vec<BTreeSet<String>> = check
+            .queries
+            .iter()
+            .flat_map(|q| &q.expressions)
+            .flat_map(|e| &e.ops)
+            .filter_map(|op| match op {
+                Op::Value(Term::Set(set)) => set
+                    .iter()
+                    .map(|t| match t {
+                        Term::Str(s) => Some(s.clone()),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => None,
+            })
+            .take(2)
+            .collect();
+        let empty = BTreeSet::new();
+        let candidates = match sets.as_slice() {
+            [one] => vec![(one, &empty), (&empty, one)],
+            [a, b] => vec![(a, b)],
+            _ => Vec::new(),
+        };
+        for (tools, scopes) in candidates {
+            if same(&access_check(tools, scopes), original) {
+                return Statement::Tools {
+                    tools: tools.clone(),
+                    scopes: scopes.clone(),
+                };
             }
         }
         if let Some(Term::Str(a)) = first_term(check, |t| matches!(t, Term::Str(_))) {
@@ -708,7 +752,28 @@ mod tests {
             Statement::Expiry(1_800_000_000)
         );
         let tools: BTreeSet<String> = ["a".to_string(), "b.c".to_string()].into();
-        assert_eq!(roundtrip(tools_check(&tools)), Statement::Tools(tools));
+        assert_eq!(
+            roundtrip(tools_check(&tools)),
+            Statement::Tools {
+                tools: tools.clone(),
+                scopes: BTreeSet::new()
+            }
+        );
+        let scopes: BTreeSet<String> = ["fs:files:read".to_string()].into();
+        assert_eq!(
+            roundtrip(access_check(&tools, &scopes)),
+            Statement::Tools {
+                tools: tools.clone(),
+                scopes: scopes.clone()
+            }
+        );
+        assert_eq!(
+            roundtrip(access_check(&BTreeSet::new(), &scopes)),
+            Statement::Tools {
+                tools: BTreeSet::new(),
+                scopes
+            }
+        );
         assert_eq!(
             roundtrip(audience_check("srv x")),
             Statement::Audience("srv x".into())

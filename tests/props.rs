@@ -29,6 +29,7 @@ const NOW: u64 = 1_800_000_000;
 const TOOLS: [&str; 5] = ["t0", "t1", "t2", "t3", "t4"];
 const ARGS: [&str; 2] = ["a", "b"];
 const AUDIENCES: [&str; 2] = ["s1", "s2"];
+const SCOPES: [&str; 3] = ["fs:read", "fs:write", "t0:call"];
 const STRINGS: [&str; 4] = ["/srv/public/x", "/etc/passwd", "users", "orders"];
 
 fn cases() -> u32 {
@@ -42,6 +43,8 @@ fn cases() -> u32 {
 #[derive(Debug, Clone)]
 struct Block {
     tools: Option<BTreeSet<String>>,
+    /// Scopes granted beside the tools (only with `tools`).
+    scopes: BTreeSet<String>,
     ttl: Option<u64>,
     audience: Option<String>,
     max_depth: Option<u32>,
@@ -104,8 +107,14 @@ fn block(root: bool) -> impl Strategy<Value = Block> {
         ),
         proptest::option::weighted(0.2, 0u32..12),
         proptest::collection::vec(arg_limit(), 0..3),
+        proptest::sample::subsequence(SCOPES.to_vec(), 0..=2),
     )
-        .prop_map(|(tools, ttl, audience, max_depth, limits)| Block {
+        .prop_map(|(tools, ttl, audience, max_depth, limits, scopes)| Block {
+            scopes: if tools.is_some() {
+                scopes.into_iter().map(String::from).collect()
+            } else {
+                BTreeSet::new()
+            },
             tools,
             ttl,
             audience,
@@ -134,6 +143,8 @@ fn arg_value() -> impl Strategy<Value = Option<Value>> {
 #[derive(Debug, Clone)]
 struct Call {
     tool: String,
+    /// The scope the server mapped the call to.
+    scope: Option<String>,
     args: BTreeMap<String, Value>,
     audience: Option<String>,
     /// Seconds after NOW.
@@ -150,8 +161,9 @@ fn call() -> impl Strategy<Value = Call> {
             proptest::sample::select(AUDIENCES.to_vec()).prop_map(String::from),
         ),
         prop_oneof![0u64..100, 0u64..25_000],
+        proptest::option::weighted(0.5, proptest::sample::select(SCOPES.to_vec())),
     )
-        .prop_map(|(tool, a, b, audience, at)| {
+        .prop_map(|(tool, a, b, audience, at, scope)| {
             let mut args = BTreeMap::new();
             if let Some(v) = a {
                 args.insert("a".to_string(), v);
@@ -161,6 +173,7 @@ fn call() -> impl Strategy<Value = Call> {
             }
             Call {
                 tool: tool.into(),
+                scope: scope.map(String::from),
                 args,
                 audience,
                 at,
@@ -209,7 +222,8 @@ fn model(blocks: &[Block], call: &Call) -> Option<&'static str> {
         if b.max_depth.is_some_and(|m| depth > m as usize) {
             reasons.insert(2);
         }
-        if b.tools.as_ref().is_some_and(|t| !t.contains(&call.tool)) {
+        let by_scope = call.scope.as_ref().is_some_and(|s| b.scopes.contains(s));
+        if b.tools.as_ref().is_some_and(|t| !t.contains(&call.tool)) && !by_scope {
             reasons.insert(3);
         }
         if b.limits.iter().any(|l| !limit_holds(l, call)) {
@@ -258,6 +272,7 @@ proptest! {
         let keys = mcpvault::keygen(&mut rng);
         let grant = Grant {
             tools: root.tools.clone().unwrap().into_iter().collect(),
+            scopes: root.scopes.iter().cloned().collect(),
             ttl: root.ttl.unwrap(),
             issuer: "iss".into(),
             subject: "sub".into(),
@@ -271,6 +286,7 @@ proptest! {
         for hop in &hops {
             let r = Restriction {
                 tools: hop.tools.clone().map(|t| t.into_iter().collect()),
+                scopes: (!hop.scopes.is_empty()).then(|| hop.scopes.iter().cloned().collect()),
                 ttl: hop.ttl,
                 audience: hop.audience.clone(),
                 max_depth: hop.max_depth,
@@ -292,6 +308,7 @@ proptest! {
             let mut req = Request::tool(c.tool.clone())
                 .with_arguments(c.args.clone().into_iter().collect());
             req.audience = c.audience.clone();
+            req.scope = c.scope.clone();
             let got = verify(&token, &keys.public_key, &req, NOW + c.at);
             // direct evaluation and the Datalog engine: the very same answer
             let datalog = mcpvault::Limits { always_datalog: true, ..Default::default() };
@@ -301,7 +318,7 @@ proptest! {
                 (None, Ok(facts)) => {
                     prop_assert!(facts.verified);
                     prop_assert_eq!(facts.tools.iter().cloned().collect::<BTreeSet<_>>(), effective.clone());
-                    prop_assert!(facts.tools.contains(&c.tool));
+                    prop_assert!(facts.tools.contains(&c.tool) || c.scope.is_some());
                     prop_assert_eq!(facts.expires_at, expiry);
                     prop_assert_eq!(facts.depth, hops.len());
                     prop_assert_eq!(facts.revocation_ids.len(), blocks.len());

@@ -208,6 +208,7 @@ fn shared_vectors() {
         "in_flight",
         "session_mismatch",
         "missing_token",
+        "rule_violation",
     ];
     for code in mcpvault::ERROR_CODES
         .iter()

@@ -5,7 +5,7 @@
 const { Guard, storeOptionsError } = require("mcpvault");
 
 const OPTIONS = ["publicKeyHex", "audience", "onDecision", "cache", "now", "realm", "resourceMetadata", "maxBodyBytes",
-  "store", "retryWindow", "deferSpend"];
+  "store", "retryWindow", "deferSpend", "mappings", "toolMappings", "rules"];
 const DEFAULT_CACHE = 1024;
 const DEFAULT_MAX_BODY = 4 * 1024 * 1024;
 
@@ -84,12 +84,14 @@ function createMcpVaultMiddleware(options) {
   try {
     guard = makeGuard(undefined);
   } catch (e) {
-    throw fail(`publicKeyHex: ${e.message}`);
+    // the core names what is wrong: the key, or the policy (mappings, toolMappings, rules)
+    throw fail(e.code === "invalid_key" ? `publicKeyHex: ${e.message}` : e.message);
   }
   function makeGuard(tool) {
     return new Guard({
       publicKey: o.publicKeyHex, audience: o.audience, store: o.store, retryWindow: o.retryWindow, tool,
       deferSpend: o.deferSpend, realm: o.realm, resourceMetadata: o.resourceMetadata, cache: o.cache, now: o.now,
+      mappings: o.mappings, toolMappings: o.toolMappings, rules: o.rules,
     });
   }
   function guardOf(tool) {

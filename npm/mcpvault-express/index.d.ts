@@ -1,9 +1,9 @@
-import type { Decision, Store } from "mcpvault";
+import type { Decision, PolicyOptions, Store } from "mcpvault";
 
 /** A decision as `onDecision` hears it: mcpvault's `Decision` (one per message; one for a refused request). */
 export type McpVaultDecision = Decision;
 
-export interface McpVaultMiddlewareOptions {
+export interface McpVaultMiddlewareOptions extends PolicyOptions {
   /** The issuer's Ed25519 public key, hex. Checked when the middleware is created. */
   publicKeyHex: string;
   /** This server's audience name; tokens restricted to another audience are refused. */

@@ -1,7 +1,7 @@
-import type { AuthorizedFacts, Store } from "mcpvault";
+import type { AuthorizedFacts, PolicyOptions, Store } from "mcpvault";
 import type { McpVaultDecision } from "mcpvault-express";
 
-export interface WithMcpVaultOptions {
+export interface WithMcpVaultOptions extends PolicyOptions {
   /** The issuer's Ed25519 public key, hex; checked now. */
   publicKeyHex: string;
   audience?: string;
@@ -36,6 +36,9 @@ export interface ProxyConfig {
   log: boolean;
   /** "memory", "sqlite:FILE" (absolute once checked) or "redis://HOST:PORT[/DB]". */
   store?: string;
+  mappings?: PolicyOptions["mappings"];
+  toolMappings?: PolicyOptions["toolMappings"];
+  rules?: PolicyOptions["rules"];
 }
 export class ConfigError extends Error {}
 /** Checks a parsed config (see README.md); relative cwd against `base`. */

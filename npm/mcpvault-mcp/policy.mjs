@@ -9,7 +9,8 @@ export const TOOLS_LIST = "tools/list";
 export const REDACTED = "[mcpvault: redacted]";
 export { CHECK_TOOL };
 
-const OPTIONS = ["publicKeyHex", "audience", "onDecision", "cache", "now", "checkTool", "store", "retryWindow"];
+const OPTIONS = ["publicKeyHex", "audience", "onDecision", "cache", "now", "checkTool", "store", "retryWindow",
+  "mappings", "toolMappings", "rules"];
 const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
 
 export class Policy {
@@ -33,9 +34,11 @@ export class Policy {
       this.guard = new Guard({
         publicKey: publicKeyHex, audience, store: options.store, retryWindow: options.retryWindow, checkTool,
         cache: cache === true ? 1024 : cache === false ? 0 : cache, now,
+        mappings: options.mappings, toolMappings: options.toolMappings, rules: options.rules,
       });
     } catch (e) {
-      throw fail(`publicKeyHex: ${e.message}`);
+      // the core names what is wrong: the key, or the policy (mappings, toolMappings, rules)
+      throw fail(e.code === "invalid_key" ? `publicKeyHex: ${e.message}` : e.message);
     }
     this.onDecision = onDecision;
     this.checkTool = checkTool ? CHECK_TOOL : null;

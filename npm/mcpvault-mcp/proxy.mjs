@@ -20,7 +20,8 @@ const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v)
 const isRequest = (m) => isObject(m) && typeof m.method === "string" && m.id !== undefined && m.id !== null;
 const isResponse = (m) => isObject(m) && m.method === undefined && m.id !== undefined && ("result" in m || "error" in m);
 
-const CONFIG_KEYS = ["publicKey", "audience", "upstream", "downstream", "tokenEnv", "checkTool", "cache", "log", "store"];
+const CONFIG_KEYS = ["publicKey", "audience", "upstream", "downstream", "tokenEnv", "checkTool", "cache", "log", "store",
+  "mappings", "toolMappings", "rules"];
 
 /**
  * Reads and checks a proxy configuration (JSON). Relative `upstream.cwd` is resolved against the file's folder
@@ -93,6 +94,10 @@ export function checkConfig(raw, base = process.cwd(), env = process.env) {
     cache: raw.cache ?? true,
     log: raw.log ?? true,
     store: raw.store === undefined ? undefined : raw.store.startsWith("sqlite:") ? `sqlite:${resolve(base, raw.store.slice(7))}` : raw.store,
+    // the server's policy, checked by the core when the proxy starts
+    ...(raw.mappings !== undefined ? { mappings: raw.mappings } : {}),
+    ...(raw.toolMappings !== undefined ? { toolMappings: raw.toolMappings } : {}),
+    ...(raw.rules !== undefined ? { rules: raw.rules } : {}),
   };
 }
 
@@ -187,6 +192,7 @@ class Relay {
 function policyOf(config, onDecision, store) {
   return new Policy(
     { publicKeyHex: config.publicKey, audience: config.audience, cache: config.cache, checkTool: config.checkTool, onDecision,
+      mappings: config.mappings, toolMappings: config.toolMappings, rules: config.rules,
       ...(store ? { store } : {}) },
     "mcpvault-proxy",
   );

@@ -39,7 +39,10 @@ export type ArgRule =
 export type ArgLimit = { tool: string; arg: string } & ArgRule;
 
 export interface Grant {
-  tools: string[];
+  /** Tools the token may call (at least one tool or one scope). */
+  tools?: string[];
+  /** Scopes (`filesystem:files:read`): a call the server maps to one of them is allowed too. */
+  scopes?: string[];
   /** Lifetime in seconds. */
   ttl: number;
   issuer: string;
@@ -53,6 +56,8 @@ export interface Grant {
 
 export interface Restriction {
   tools?: string[];
+  /** Scopes to keep; with `tools` and no `scopes`, none. */
+  scopes?: string[];
   ttl?: number;
   audience?: string;
   maxDepth?: number;
@@ -71,6 +76,8 @@ export interface VerifyRequest {
   arguments?: Record<string, unknown>;
   /** This server's audience name. */
   audience?: string;
+  /** The scope the server maps this call to (the guard sets it from its policy). */
+  scope?: string;
   /** Unix seconds; default the vault's clock. */
   now?: number;
 }
@@ -89,13 +96,17 @@ export interface AuthorizedFacts {
   revocationIds: string[];
   /** Nonces of single-use blocks (absent when none). */
   nonces?: string[];
+  /** Scopes every block allows (absent when none). */
+  scopes?: string[];
+  /** The scope the call was mapped to. */
+  scope?: string;
 }
 
 /** Every code of the core's `ERROR_CODES` (src/error.rs), in its order; a test keeps the two equal. */
 export type ErrorCode =
   | "missing_token" | "malformed_token" | "invalid_key" | "bad_signature" | "expired" | "tool_not_allowed"
   | "argument_not_allowed" | "wrong_audience" | "depth_exceeded" | "check_failed"
-  | "limits_exceeded" | "revoked" | "replayed" | "in_flight" | "session_mismatch" | "invalid_request" | "internal_error";
+  | "limits_exceeded" | "revoked" | "replayed" | "in_flight" | "session_mismatch" | "rule_violation" | "invalid_request" | "internal_error";
 
 export class McpVaultError extends Error {
   readonly name: "McpVaultError";
@@ -260,8 +271,48 @@ export interface Decision {
   detail?: string | null;
   /** A retry answered with the recorded response of its first execution. */
   replayedResponse?: boolean;
+  /** The scope the server's policy mapped a tools/call to. */
+  scope?: string;
+  /** The soft rules that fired on an allowed call. */
+  softRules?: string[];
 }
-export interface GuardOptions {
+/** A matcher on one argument (APOA's format); every condition given must hold. */
+export interface Matcher {
+  startsWith?: string;
+  equals?: string | number | boolean | null;
+  in?: Array<string | number | boolean | null>;
+  lt?: number;
+  lte?: number;
+  gt?: number;
+  gte?: number;
+  glob?: string;
+}
+/** Argument paths (`path`, `config.mode`, `/a.b`) to matchers. */
+export type When = Record<string, Matcher>;
+export interface ToolMapping {
+  tool: string;
+  service?: string;
+  scope: string;
+  when?: When;
+  /** Higher wins; then declaration order. */
+  priority?: number;
+}
+export interface PolicyRule {
+  id: string;
+  /** Every tool when absent. */
+  tool?: string;
+  when?: When;
+  enforcement: "hard" | "soft";
+  message?: string;
+}
+/** The server's policy (SCHEMA.md, "Server policy"). */
+export interface PolicyOptions {
+  /** `{ read_file: "filesystem:files:read" }`; an unmapped tool maps to `TOOL:call`. */
+  mappings?: Record<string, string>;
+  toolMappings?: ToolMapping[];
+  rules?: PolicyRule[];
+}
+export interface GuardOptions extends PolicyOptions {
   /** The issuer's public key, hex. */
   publicKey: string;
   audience?: string;

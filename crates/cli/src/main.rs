@@ -116,8 +116,11 @@ struct MintArgs {
     #[arg(long, value_name = "FILE")]
     key: Option<PathBuf>,
     /// Comma-separated tools to grant.
-    #[arg(long, value_delimiter = ',', required = true)]
+    #[arg(long, value_delimiter = ',', required_unless_present = "scopes")]
     tools: Vec<String>,
+    /// Comma-separated scopes to grant (a call the server maps to one is allowed).
+    #[arg(long, value_delimiter = ',')]
+    scopes: Vec<String>,
     /// Lifetime in seconds.
     #[arg(long)]
     ttl: u64,
@@ -158,6 +161,9 @@ struct AttenuateArgs {
     /// Comma-separated tools to keep.
     #[arg(long, value_delimiter = ',')]
     tools: Option<Vec<String>>,
+    /// Comma-separated scopes to keep (with --tools and no --scopes, none).
+    #[arg(long, value_delimiter = ',')]
+    scopes: Option<Vec<String>>,
     /// Lifetime in seconds from now.
     #[arg(long)]
     ttl: Option<u64>,
@@ -598,6 +604,7 @@ fn run(cli: Cli) -> Result<String, Failure> {
             let key = load_private_key(a.key)?;
             let grant = Grant {
                 tools: a.tools,
+                scopes: a.scopes,
                 ttl: a.ttl,
                 issuer: a.issuer,
                 subject: a.subject,
@@ -612,6 +619,7 @@ fn run(cli: Cli) -> Result<String, Failure> {
             let token = read_token(&a.token)?;
             let restriction = Restriction {
                 tools: a.tools,
+                scopes: a.scopes,
                 ttl: a.ttl,
                 audience: a.narrow.audience,
                 max_depth: a.narrow.max_depth,

@@ -61,6 +61,7 @@ codes! {
     "replayed" => Replayed,
     "in_flight" => InFlight,
     "session_mismatch" => SessionMismatch,
+    "rule_violation" => RuleViolation,
     "invalid_request" => InvalidRequest,
     "internal_error" => InternalError,
 }

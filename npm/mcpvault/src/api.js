@@ -91,6 +91,8 @@ function makeApi(wasm, isLoaded) {
     };
     if (f.tool != null) out.tool = f.tool;
     if (Array.isArray(f.nonces) && f.nonces.length > 0) out.nonces = f.nonces;
+    if (Array.isArray(f.scopes) && f.scopes.length > 0) out.scopes = f.scopes;
+    if (f.scope != null) out.scope = f.scope;
     return out;
   }
 
@@ -132,10 +134,11 @@ function makeApi(wasm, isLoaded) {
 
     mint(privateKey, grant, options = {}) {
       if (grant == null || typeof grant !== "object") throw invalid("grant must be an object");
-      known(grant, ["tools", "ttl", "issuer", "subject", "audience", "maxDepth", "argLimits", "singleUse"], "grant");
+      known(grant, ["tools", "scopes", "ttl", "issuer", "subject", "audience", "maxDepth", "argLimits", "singleUse"], "grant");
       known(options ?? {}, ["now"], "mint options");
       const g = {
-        tools: grant.tools,
+        tools: grant.tools ?? undefined,
+        scopes: grant.scopes ?? undefined,
         ttl: grant.ttl,
         issuer: grant.issuer,
         subject: grant.subject,
@@ -150,10 +153,11 @@ function makeApi(wasm, isLoaded) {
     /** Returns the narrower token; `options.onWarning(message)` hears what narrowed less than asked. */
     attenuate(token, restriction, options = {}) {
       if (restriction == null || typeof restriction !== "object") throw invalid("restriction must be an object");
-      known(restriction, ["tools", "ttl", "audience", "maxDepth", "argLimits", "singleUse"], "restriction");
+      known(restriction, ["tools", "scopes", "ttl", "audience", "maxDepth", "argLimits", "singleUse"], "restriction");
       known(options ?? {}, ["now", "onWarning"], "attenuate options");
       const r = {
         tools: restriction.tools ?? undefined,
+        scopes: restriction.scopes ?? undefined,
         ttl: restriction.ttl ?? undefined,
         audience: restriction.audience ?? undefined,
         max_depth: restriction.maxDepth ?? undefined,
@@ -167,12 +171,13 @@ function makeApi(wasm, isLoaded) {
     /** Verifies `token` for one call; returns the authorized facts or throws McpVaultError. */
     verify(token, publicKey, request = {}) {
       if (request == null || typeof request !== "object") throw invalid("request must be an object");
-      known(request, ["method", "requestedTool", "tool", "arguments", "audience", "now"], "request");
+      known(request, ["method", "requestedTool", "tool", "arguments", "audience", "scope", "now"], "request");
       const req = {
         method: request.method ?? "tools/call",
         tool: request.requestedTool ?? request.tool ?? undefined,
         arguments: request.arguments ?? {},
         audience: request.audience ?? undefined,
+        scope: request.scope ?? undefined,
       };
       const args4 = [String(token), String(publicKey), JSON.stringify(req), this._time(request.now)];
       const out = this._verifier ? this._verifier.verify(...args4) : wasm.verify(...args4);

@@ -79,6 +79,8 @@ function makeGate(wasm, McpVaultError, call, facts) {
     if (!d.allowed) Object.assign(out, { message: d.message, detail: d.detail });
     else if (outcome.facts) out.facts = facts(outcome.facts);
     if (d.replayed_response) out.replayedResponse = true;
+    if (d.scope != null) out.scope = d.scope;
+    if (Array.isArray(d.soft_rules) && d.soft_rules.length > 0) out.softRules = d.soft_rules;
     return out;
   }
 
@@ -104,7 +106,9 @@ function makeGate(wasm, McpVaultError, call, facts) {
    * store of mcpvault-store: revocation, single-use spends, audit; none: single-use tokens are refused),
    * `retryWindow` (seconds, default 30), `tool` (the route serves one tool), `checkTool` (answer `mcpvault.check`),
    * `deferSpend` (an inner layer spends single-use tokens), `realm`, `resourceMetadata`, `cache` (verified chains
-   * kept, default 1024), `now` (a clock in unix seconds). A bad key or option throws here.
+   * kept, default 1024), `now` (a clock in unix seconds); the server's policy (SCHEMA.md, "Server policy"):
+   * `mappings` (`{ tool: scope }`), `toolMappings` (`[{ tool, service?, scope, when?, priority? }]`), `rules`
+   * (`[{ id, tool?, when?, enforcement: "hard" | "soft", message? }]`). A bad key or option throws here.
    */
   class Guard {
     constructor(options = {}) {
@@ -127,6 +131,9 @@ function makeGate(wasm, McpVaultError, call, facts) {
         defer_spend: options.deferSpend === true,
         realm: options.realm ?? undefined,
         resource_metadata: options.resourceMetadata ?? undefined,
+        mappings: options.mappings ?? undefined,
+        tool_mappings: options.toolMappings ?? undefined,
+        rules: options.rules ?? undefined,
       };
       this._g = new wasm.Guard(JSON.stringify(this.options), cache);
       const err = this._g.error();
@@ -221,7 +228,8 @@ function makeGate(wasm, McpVaultError, call, facts) {
   const guards = new Map();
   function guardFor(options, extra) {
     const o = { ...options, ...extra };
-    const key = JSON.stringify([o.publicKey, o.audience, o.retryWindow, o.tool, o.checkTool, o.deferSpend, o.realm, o.resourceMetadata, o.store !== undefined]);
+    const key = JSON.stringify([o.publicKey, o.audience, o.retryWindow, o.tool, o.checkTool, o.deferSpend, o.realm, o.resourceMetadata, o.store !== undefined,
+      o.mappings, o.toolMappings, o.rules]);
     let g = guards.get(key);
     if (!g) {
       if (guards.size >= 64) guards.delete(guards.keys().next().value);

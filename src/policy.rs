@@ -1,0 +1,382 @@
+//! Policy written at the server (issue 15): which scope a tool call maps to,
+//! and rules that refuse (hard) or flag (soft) calls. Part of the guard's
+//! options, so every host decides alike; the formats follow @apoa/mcp
+//! (`mappings`, `toolMappings`, `rules`, matchers `startsWith`, `equals`,
+//! `in`, `lt`/`lte`/`gt`/`gte`, `glob`).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::args::{self, ArgPath};
+use crate::error::{Error, Result};
+
+/// Conditions on one argument; every one given must hold, and a missing
+/// argument matches none.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Matcher {
+    /// A string starting with this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starts_with: Option<String>,
+    /// Equal to this value (same JSON type).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub equals: Option<Value>,
+    /// Equal to one of these values.
+    #[serde(default, rename = "in", skip_serializing_if = "Option::is_none")]
+    pub one_of: Option<Vec<Value>>,
+    /// A number below this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lt: Option<f64>,
+    /// A number at most this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lte: Option<f64>,
+    /// A number above this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gt: Option<f64>,
+    /// A number at least this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gte: Option<f64>,
+    /// A string matching this shell-style wildcard (`*`, `?`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub glob: Option<String>,
+}
+
+/// `{ "path": { "startsWith": "/tmp" }, "config.mode": { "equals": "ro" } }`:
+/// argument paths (as in argument limits) to matchers, all of which must hold.
+pub type When = BTreeMap<String, Matcher>;
+
+/// A conditional mapping of a tool to a scope.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolMapping {
+    /// The tool.
+    pub tool: String,
+    /// The service, prefixed to the scope (`filesystem` + `files:write`
+    /// is `filesystem:files:write`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// The scope.
+    pub scope: String,
+    /// When it applies (always when absent).
+    #[serde(default, skip_serializing_if = "When::is_empty")]
+    pub when: When,
+    /// Higher wins; then declaration order.
+    #[serde(default)]
+    pub priority: i64,
+}
+
+/// Hard rules refuse; soft rules allow and are reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Enforcement {
+    /// Refuse with `rule_violation`.
+    Hard,
+    /// Allow; the decision names the rule.
+    Soft,
+}
+
+/// A rule of the server's policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    /// Its id, named in refusals and decisions.
+    pub id: String,
+    /// The tool it applies to (every tool when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+    /// When it fires (always, for its tool, when absent).
+    #[serde(default, skip_serializing_if = "When::is_empty")]
+    pub when: When,
+    /// Hard or soft.
+    pub enforcement: Enforcement,
+    /// What the caller is told.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// The server's policy, checked once when the guard is built.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Policy {
+    mappings: BTreeMap<String, String>,
+    tool_mappings: Vec<(ToolMapping, Prepared)>,
+    rules: Vec<(Rule, Prepared)>,
+}
+
+/// A `when` with its paths parsed and globs compiled.
+#[derive(Debug, Clone, Default)]
+struct Prepared(Vec<(String, Matcher, Option<regex::Regex>)>);
+
+fn prepare(when: &When, what: &str) -> Result<Prepared> {
+    let mut out = Vec::new();
+    for (path, m) in when {
+        let p = ArgPath::parse(path).map_err(|e| Error::invalid(format!("{what}: {e}")))?;
+        if p.each {
+            return Err(Error::invalid(format!("{what}: [*] is not a matcher path")));
+        }
+        if *m == Matcher::default() {
+            return Err(Error::invalid(format!(
+                "{what}: the matcher of {path:?} is empty"
+            )));
+        }
+        for b in [m.lt, m.lte, m.gt, m.gte].into_iter().flatten() {
+            if !b.is_finite() {
+                return Err(Error::invalid(format!("{what}: bounds are finite numbers")));
+            }
+        }
+        let re = match &m.glob {
+            Some(g) => Some(
+                regex::Regex::new(&args::glob_regex(g)?)
+                    .map_err(|e| Error::invalid(format!("{what}: {e}")))?,
+            ),
+            None => None,
+        };
+        out.push((p.key(), m.clone(), re));
+    }
+    Ok(Prepared(out))
+}
+
+impl Prepared {
+    fn matches(&self, arguments: &Map<String, Value>) -> bool {
+        self.0.iter().all(|(key, m, re)| {
+            let Some(v) = args::lookup(arguments, key) else {
+                return false;
+            };
+            let s = v.as_str();
+            let n = args::number_key(v);
+            let cmp = |bound: Option<f64>, ok: fn(i64, i64) -> bool| {
+                bound.map_or(true, |b| n.is_some_and(|k| ok(k, args::f64_key(b))))
+            };
+            m.starts_with
+                .as_ref()
+                .map_or(true, |p| s.is_some_and(|s| s.starts_with(p.as_str())))
+                && m.equals.as_ref().map_or(true, |e| same_value(e, v))
+                && m.one_of
+                    .as_ref()
+                    .map_or(true, |vs| vs.iter().any(|e| same_value(e, v)))
+                && cmp(m.lt, |a, b| a < b)
+                && cmp(m.lte, |a, b| a <= b)
+                && cmp(m.gt, |a, b| a > b)
+                && cmp(m.gte, |a, b| a >= b)
+                && re
+                    .as_ref()
+                    .map_or(true, |re| s.is_some_and(|s| re.is_match(s)))
+        })
+    }
+}
+
+/// JSON equality, numbers by value (`1` equals `1.0`).
+fn same_value(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(_), Value::Number(_)) => {
+            args::number_key(a).is_some() && args::number_key(a) == args::number_key(b)
+        }
+        _ => a == b,
+    }
+}
+
+/// What the policy says about one call.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Verdict {
+    /// The scope the call maps to.
+    pub scope: String,
+    /// The mapping that chose it: `tool_mappings[i]`, `mappings` or `auto`.
+    pub mapping: String,
+    /// The first hard rule that fired.
+    pub hard: Option<(String, String)>,
+    /// The soft rules that fired, in declaration order.
+    pub soft: Vec<String>,
+}
+
+impl Policy {
+    pub fn new(
+        mappings: &BTreeMap<String, String>,
+        tool_mappings: &[ToolMapping],
+        rules: &[Rule],
+    ) -> Result<Policy> {
+        let scope_of = |s: String| -> Result<String> {
+            crate::model::check_scopes(std::slice::from_ref(&s))?;
+            Ok(s)
+        };
+        let mut mapped = BTreeMap::new();
+        for (tool, scope) in mappings {
+            crate::model::check_tool_name(tool)?;
+            mapped.insert(tool.clone(), scope_of(scope.clone())?);
+        }
+        let mut tm = Vec::new();
+        for (i, m) in tool_mappings.iter().enumerate() {
+            crate::model::check_tool_name(&m.tool)?;
+            let full = match &m.service {
+                Some(s) => format!("{s}:{}", m.scope),
+                None => m.scope.clone(),
+            };
+            let mut m = m.clone();
+            m.scope = scope_of(full)?;
+            m.service = None;
+            let p = prepare(&m.when, &format!("tool_mappings[{i}]"))?;
+            tm.push((m, p));
+        }
+        let mut rs: Vec<(Rule, Prepared)> = Vec::new();
+        for r in rules {
+            crate::model::check_name("rule id", &r.id)?;
+            if rs.iter().any(|(x, _)| x.id == r.id) {
+                return Err(Error::invalid(format!("two rules have the id {:?}", r.id)));
+            }
+            if let Some(t) = &r.tool {
+                crate::model::check_tool_name(t)?;
+            }
+            let p = prepare(&r.when, &format!("rule {:?}", r.id))?;
+            rs.push((r.clone(), p));
+        }
+        Ok(Policy {
+            mappings: mapped,
+            tool_mappings: tm,
+            rules: rs,
+        })
+    }
+
+    /// The scope of a call, and the rules that fire on it.
+    pub fn judge(&self, tool: &str, arguments: &Map<String, Value>) -> Verdict {
+        // the highest priority that matches; the first declared among equals
+        let mut best: Option<(usize, &ToolMapping)> = None;
+        for (i, (m, p)) in self.tool_mappings.iter().enumerate() {
+            if m.tool == tool
+                && best.map_or(true, |(_, b)| m.priority > b.priority)
+                && p.matches(arguments)
+            {
+                best = Some((i, m));
+            }
+        }
+        let (scope, mapping) = match (best, self.mappings.get(tool)) {
+            (Some((i, m)), _) => (m.scope.clone(), format!("tool_mappings[{i}]")),
+            (None, Some(s)) => (s.clone(), "mappings".to_string()),
+            (None, None) => (format!("{tool}:call"), "auto".to_string()),
+        };
+        let mut v = Verdict {
+            scope,
+            mapping,
+            ..Verdict::default()
+        };
+        for (r, p) in &self.rules {
+            if r.tool.as_deref().is_some_and(|t| t != tool) || !p.matches(arguments) {
+                continue;
+            }
+            match r.enforcement {
+                Enforcement::Hard if v.hard.is_none() => {
+                    v.hard = Some((
+                        r.id.clone(),
+                        r.message.clone().unwrap_or_else(|| r.id.clone()),
+                    ))
+                }
+                Enforcement::Hard => {}
+                Enforcement::Soft => v.soft.push(r.id.clone()),
+            }
+        }
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+    use serde_json::json;
+
+    fn policy(v: Value) -> Policy {
+        let mappings: BTreeMap<String, String> =
+            serde_json::from_value(v["mappings"].clone()).unwrap_or_default();
+        let tm: Vec<ToolMapping> =
+            serde_json::from_value(v["tool_mappings"].clone()).unwrap_or_default();
+        let rules: Vec<Rule> = serde_json::from_value(v["rules"].clone()).unwrap_or_default();
+        Policy::new(&mappings, &tm, &rules).unwrap()
+    }
+
+    #[test]
+    fn mappings_by_priority_then_order_then_simple_then_auto() {
+        let p = policy(json!({
+            "mappings": { "read_file": "filesystem:files:read", "write_file": "fs:w" },
+            "tool_mappings": [
+                { "tool": "write_file", "service": "filesystem", "scope": "files:write" },
+                { "tool": "write_file", "service": "filesystem", "scope": "files:write:sandbox",
+                  "when": { "path": { "startsWith": "/tmp" } }, "priority": 10 },
+                { "tool": "write_file", "scope": "other", "when": { "path": { "startsWith": "/tmp" } }, "priority": 10 }
+            ]
+        }));
+        let args = |v: Value| v.as_object().cloned().unwrap();
+        let j = p.judge("write_file", &args(json!({"path": "/tmp/x"})));
+        assert_eq!(
+            (j.scope.as_str(), j.mapping.as_str()),
+            ("filesystem:files:write:sandbox", "tool_mappings[1]")
+        );
+        let j = p.judge("write_file", &args(json!({"path": "/etc/x"})));
+        assert_eq!(j.scope, "filesystem:files:write");
+        assert_eq!(
+            p.judge("read_file", &Map::new()).scope,
+            "filesystem:files:read"
+        );
+        let j = p.judge("db_query", &Map::new());
+        assert_eq!(
+            (j.scope.as_str(), j.mapping.as_str()),
+            ("db_query:call", "auto")
+        );
+    }
+
+    #[test]
+    fn rules_hard_first_and_soft_all() {
+        let p = policy(json!({ "rules": [
+            { "id": "big", "tool": "pay", "when": { "amount": { "gt": 100 } }, "enforcement": "soft" },
+            { "id": "huge", "tool": "pay", "when": { "amount": { "gte": 1000 } }, "enforcement": "hard", "message": "too much" },
+            { "id": "any-prod", "when": { "env": { "in": ["prod"] } }, "enforcement": "soft" },
+            { "id": "glob", "when": { "host": { "glob": "*.internal" } }, "enforcement": "hard" }
+        ]}));
+        let args = |v: Value| v.as_object().cloned().unwrap();
+        let j = p.judge("pay", &args(json!({"amount": 150, "env": "prod"})));
+        assert_eq!(
+            (j.hard, j.soft),
+            (None, vec!["big".to_string(), "any-prod".to_string()])
+        );
+        let j = p.judge("pay", &args(json!({"amount": 1e3})));
+        assert_eq!(j.hard, Some(("huge".into(), "too much".into())));
+        let j = p.judge(
+            "other",
+            &args(json!({"amount": 5000, "host": "db.internal"})),
+        );
+        assert_eq!(j.hard, Some(("glob".into(), "glob".into())));
+        // a missing or mistyped argument matches nothing
+        let j = p.judge("pay", &args(json!({"amount": "5000"})));
+        assert_eq!((j.hard, j.soft.len()), (None, 0));
+    }
+
+    #[test]
+    fn bad_policies_are_refused() {
+        let rule = |v: Value| {
+            serde_json::from_value::<Rule>(v)
+                .map_err(|_| ())
+                .and_then(|r| {
+                    Policy::new(&BTreeMap::new(), &[], &[r])
+                        .map(|_| ())
+                        .map_err(|_| ())
+                })
+        };
+        assert!(rule(json!({"id": "x", "enforcement": "maybe"})).is_err());
+        assert!(rule(json!({"id": "x", "enforcement": "hard", "when": {"a": {}}})).is_err());
+        assert!(
+            rule(json!({"id": "x", "enforcement": "hard", "when": {"a": {"glob": "a[b"}}}))
+                .is_err()
+        );
+        assert!(rule(
+            json!({"id": "x", "enforcement": "hard", "when": {"a": {"startswith": "x"}}})
+        )
+        .is_err());
+        assert!(rule(
+            json!({"id": "x", "enforcement": "hard", "when": {"a": {"startsWith": "x"}}})
+        )
+        .is_ok());
+        let two = [
+            serde_json::from_value::<Rule>(json!({"id": "x", "enforcement": "hard"})).unwrap(),
+            serde_json::from_value::<Rule>(json!({"id": "x", "enforcement": "soft"})).unwrap(),
+        ];
+        assert!(Policy::new(&BTreeMap::new(), &[], &two).is_err());
+    }
+}
