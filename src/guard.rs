@@ -86,7 +86,7 @@ pub struct GuardOptions {
     pub mappings: BTreeMap<String, String>,
     /// Conditional mappings (the highest priority that matches wins, then
     /// declaration order; before `mappings`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, alias = "toolMappings", skip_serializing_if = "Vec::is_empty")]
     pub tool_mappings: Vec<ToolMapping>,
     /// Rules: hard ones refuse (`rule_violation`), soft ones are reported.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

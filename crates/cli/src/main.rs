@@ -198,6 +198,10 @@ struct VerifyArgs {
     /// The JSON-RPC request id: the same call sent again with it is a retry, not a replay.
     #[arg(long, value_name = "ID")]
     request_id: Option<String>,
+    /// The server's policy, a JSON file: `mappings`, `toolMappings` (or `tool_mappings`), `rules` (SCHEMA.md,
+    /// "Server policy").
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
 }
 
 /// The key file; its private key is wiped when dropped.
@@ -456,10 +460,13 @@ fn verify(args: VerifyArgs, now: u64) -> Result<String, Failure> {
         "method": method,
         "params": params,
     });
-    let options = GuardOptions {
+    let mut options = GuardOptions {
         audience: args.audience,
         ..GuardOptions::new(args.pubkey)
     };
+    if let Some(file) = &args.policy {
+        read_policy(file, &mut options)?;
+    }
     let mut host = Host::new(options, args.store.as_deref())?;
     let input = GuardInput {
         body: Some(message.to_string()),
@@ -485,6 +492,34 @@ fn verify(args: VerifyArgs, now: u64) -> Result<String, Failure> {
         exit,
         message: format!("{code}: {message}"),
     })
+}
+
+/// Reads a policy file into the guard's options; anything but the three policy fields is refused.
+fn read_policy(file: &std::path::Path, options: &mut GuardOptions) -> Result<(), Failure> {
+    let bad =
+        |e: String| Failure::input(format!("invalid_request: policy {}: {e}", file.display()));
+    let text = fs::read_to_string(file).map_err(|e| bad(e.to_string()))?;
+    let mut policy: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+    if let Some(v) = policy.remove("toolMappings") {
+        if policy.insert("tool_mappings".into(), v).is_some() {
+            return Err(bad("both toolMappings and tool_mappings".into()));
+        }
+    }
+    if let Some(k) = policy
+        .keys()
+        .find(|k| !["mappings", "tool_mappings", "rules"].contains(&k.as_str()))
+    {
+        return Err(bad(format!(
+            "unknown field {k:?} (mappings, toolMappings, rules)"
+        )));
+    }
+    let mut all = serde_json::to_value(&*options).map_err(|e| bad(e.to_string()))?;
+    for (k, v) in policy {
+        all[k] = v;
+    }
+    *options = serde_json::from_value(all).map_err(|e| bad(e.to_string()))?;
+    Ok(())
 }
 
 /// `mcpvault guard`: JSON lines in (`{"now", "input", "complete"?}`), the guard's outcome out, one line each, on one

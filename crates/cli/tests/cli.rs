@@ -536,3 +536,67 @@ fn argument_constraints_from_the_command_line() {
         );
     }
 }
+
+/// Issue 15: scopes in the token, the server's policy from a file.
+#[test]
+fn scopes_and_a_policy_file() {
+    let cli = Cli::new();
+    cli.ok(&["keygen"]);
+    let pk = cli.pubkey();
+    let token = cli.ok(&[
+        "mint",
+        "--scopes",
+        "filesystem:files:read,pay:call",
+        "--ttl",
+        "60",
+        "--issuer",
+        "i",
+        "--subject",
+        "s",
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.json");
+    std::fs::write(
+        &policy,
+        r#"{"mappings": {"read_file": "filesystem:files:read"},
+            "toolMappings": [{"tool": "write_file", "service": "filesystem", "scope": "files:write"}],
+            "rules": [{"id": "cap", "tool": "pay", "when": {"amount": {"gte": 1000}}, "enforcement": "hard", "message": "ask a human"}]}"#,
+    )
+    .unwrap();
+    let p = policy.to_str().unwrap();
+    let verify = |tool: &str, args: &str, with_policy: bool| {
+        let mut a = vec![
+            "verify", "--token", &token, "--pubkey", &pk, "--tool", tool, "--args", args,
+        ];
+        if with_policy {
+            a.extend(["--policy", p]);
+        }
+        cli.run(&a)
+    };
+    let out = verify("read_file", "{}", true);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"scope\": \"filesystem:files:read\""));
+    // without the policy read_file maps to read_file:call, which the token does not grant
+    assert_eq!(verify("read_file", "{}", false).status.code(), Some(1));
+    assert_eq!(verify("write_file", "{}", true).status.code(), Some(1));
+    assert_eq!(
+        verify("pay", r#"{"amount": 5}"#, true).status.code(),
+        Some(0)
+    );
+    let out = verify("pay", r#"{"amount": 5000}"#, true);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("rule_violation") && stderr(&out).contains("ask a human"),
+        "{}",
+        stderr(&out)
+    );
+    for bad in [
+        r#"{"rules": [{"id": "x", "enforcement": "sometimes"}]}"#,
+        r#"{"mapings": {}}"#,
+        "not json",
+    ] {
+        std::fs::write(&policy, bad).unwrap();
+        let out = verify("pay", "{}", true);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {}", stderr(&out));
+    }
+}
