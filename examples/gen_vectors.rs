@@ -2178,6 +2178,9 @@ fn policy_cases(g: &mut Gen) {
         vec![
             step(NOW, bearer(&pay, rpc_call(json!(1), "mcpvault.check", json!({"tool": "pay", "arguments": {"amount": 150}}))), None),
             step(NOW, bearer(&pay, rpc_call(json!(2), "mcpvault.check", json!({"tool": "pay", "arguments": {"amount": 5000}}))), None),
+            // APOA's flat form: the arguments beside the tool
+            step(NOW, bearer(&pay, rpc_call(json!(3), "mcpvault.check", json!({"tool": "pay", "amount": 5000}))), None),
+            step(NOW, bearer(&pay, rpc_call(json!(4), "mcpvault.check", json!({"tool": "write_file", "path": "/x"}))), None),
         ],
     );
 }

@@ -710,22 +710,30 @@ fn call_of(
     // The dry-run tool is reserved: a valid token, no grant. With `check_tool` the guard answers it; otherwise it
     // goes on as method `mcpvault/check` to the layer that answers it (withMcpVault behind a middleware).
     if name == CHECK_TOOL {
-        let ask = match (arguments.get("tool"), arguments.get("arguments")) {
-            (Some(Value::String(t)), None | Some(Value::Object(_))) if !t.is_empty() => {
-                Ok(Request {
-                    method: TOOLS_CALL.into(),
-                    tool: Some(t.clone()),
-                    arguments: arguments
+        // `{ tool, arguments }`, or APOA's flat `{ tool, ...arguments }`
+        let nested = arguments.len() == 2 && arguments.get("arguments").is_some_and(Value::is_object);
+        let ask = match arguments.get("tool") {
+            Some(Value::String(t)) if !t.is_empty() => Ok(Request {
+                method: TOOLS_CALL.into(),
+                tool: Some(t.clone()),
+                arguments: if nested {
+                    arguments
                         .get("arguments")
                         .and_then(Value::as_object)
                         .cloned()
-                        .unwrap_or_default(),
-                    audience: options.audience.clone(),
-                    scope: None,
-                })
-            }
+                        .unwrap_or_default()
+                } else {
+                    arguments
+                        .iter()
+                        .filter(|(k, _)| k.as_str() != "tool")
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect()
+                },
+                audience: options.audience.clone(),
+                scope: None,
+            }),
             _ => Err(Error::invalid(
-                "mcpvault.check takes { tool: string, arguments?: object }",
+                "mcpvault.check takes { tool: string, arguments?: object } or { tool: string, ...arguments }",
             )),
         };
         request.method = CHECK_METHOD.into();
