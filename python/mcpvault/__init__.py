@@ -10,6 +10,7 @@ chain; the store only reads and writes, the component decides.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import time
@@ -19,6 +20,8 @@ from wasmtime import Engine, Store, WasiConfig
 from wasmtime.component import Component, Linker, Record, Variant
 
 __all__ = ["MCPVault", "McpVaultError", "Guard", "COMPONENT_PATH"]
+
+_log = logging.getLogger("mcpvault")
 
 COMPONENT_PATH = os.path.join(os.path.dirname(__file__), "mcpvault.wasm")
 _INTERFACE = "mcpvault:authz/authorize@0.1.0"
@@ -162,6 +165,16 @@ def _now(now: Any) -> Optional[int]:
     return None if now is None else _int(now, _U64, "now")
 
 
+def _names(d: Mapping[str, Any], key: str) -> Optional[List[str]]:
+    """A list of tool or scope names (``None`` when absent); a bare string is refused, not split into letters."""
+    v = d.get(key)
+    if v is None:
+        return None
+    if not isinstance(v, (list, tuple)):
+        raise McpVaultError("invalid_request", f"{key} must be a list")
+    return [str(t) for t in v]
+
+
 def _opt_str(d: Mapping[str, Any], key: str) -> Optional[str]:
     v = d.get(key)
     if v is not None and not isinstance(v, str):
@@ -242,14 +255,15 @@ class MCPVault:
         return getattr(kp, "private-key"), getattr(kp, "public-key")
 
     def mint(self, private_key: str, grant: Mapping[str, Any], now: Optional[int] = None) -> str:
-        """Mints a token; ``grant`` has tools, ttl, issuer, subject and optionally
-        audience, max_depth, arg_limits."""
-        _known(grant, ("tools", "ttl", "issuer", "subject", "audience", "max_depth", "arg_limits", "single_use"), "grant")
-        tools = grant.get("tools")
-        if not isinstance(tools, (list, tuple)):
-            raise McpVaultError("invalid_request", "tools must be a list")
+        """Mints a token; ``grant`` has tools and/or scopes (at least one of either: a call the server maps to a
+        granted scope is allowed too), ttl, issuer, subject and optionally audience, max_depth, arg_limits,
+        single_use."""
+        _known(grant, ("tools", "scopes", "ttl", "issuer", "subject", "audience", "max_depth", "arg_limits",
+                       "single_use"), "grant")
+        tools = _names(grant, "tools")
         g = _record(
-            tools=[str(t) for t in tools],
+            tools=[] if tools is None else tools,
+            scopes=_names(grant, "scopes") or [],
             ttl=_opt_int(grant, "ttl") or 0,
             issuer=_opt_str(grant, "issuer") or "",
             subject=_opt_str(grant, "subject") or "",
@@ -263,11 +277,13 @@ class MCPVault:
     def attenuate(self, token: str, restriction: Mapping[str, Any], now: Optional[int] = None,
                   *, warnings: Optional[List[str]] = None) -> str:
         """Returns a narrower token. Pass a list as ``warnings`` to collect what
-        narrowed less than asked (e.g. tools the parent does not grant)."""
-        _known(restriction, ("tools", "ttl", "audience", "max_depth", "arg_limits", "single_use"), "restriction")
-        tools = restriction.get("tools")
+        narrowed less than asked (e.g. tools the parent does not grant). ``scopes`` keeps those scopes; with
+        ``tools`` given and ``scopes`` not, the narrower token keeps no scope."""
+        _known(restriction, ("tools", "scopes", "ttl", "audience", "max_depth", "arg_limits", "single_use"),
+               "restriction")
         r = _record(
-            tools=None if tools is None else [str(t) for t in tools],
+            tools=_names(restriction, "tools"),
+            scopes=_names(restriction, "scopes"),
             ttl=_opt_int(restriction, "ttl"),
             audience=_opt_str(restriction, "audience"),
             max_depth=_opt_int(restriction, "max_depth", _U32),
@@ -291,8 +307,11 @@ class MCPVault:
         ``request_id`` is the JSON-RPC id (default ``""``): the same call sent again with it is a retry, not a replay.
 
         Without a store, verifies the token alone; a single-use token is then left to the guard, which refuses its
-        ``tools/call`` (``replayed``: nothing could spend it), as every host does."""
-        _known(request, ("method", "requested_tool", "tool", "arguments", "audience", "now"), "request")
+        ``tools/call`` (``replayed``: nothing could spend it), as every host does.
+
+        ``scope``: the scope the server maps this call to (a token granting it allows the call); a server with a
+        policy lets :meth:`guard` map calls instead (``mappings``, ``tool_mappings``)."""
+        _known(request, ("method", "requested_tool", "tool", "arguments", "audience", "scope", "now"), "request")
         if request_id is not None and not isinstance(request_id, str):
             raise McpVaultError("invalid_request", "request_id must be a string")
         if self.store is None:
@@ -311,12 +330,15 @@ class MCPVault:
             tool=tool,
             arguments=arguments,
             audience=_opt_str(request, "audience"),
+            scope=_opt_str(request, "scope"),
             now=_opt_int(request, "now"),
         )
         facts = _plain(self._call("verify", token, public_key, req))
         result = {"verified": True}
-        # absent rather than empty, as in the core's JSON: tool (other methods), nonces (not single-use)
-        result.update({k: v for k, v in facts.items() if not (k == "tool" and v is None) and not (k == "nonces" and not v)})
+        # absent rather than empty, as in the core's JSON: tool (other methods), nonces (not single-use), scopes
+        # (none granted), scope (none asked)
+        result.update({k: v for k, v in facts.items()
+                       if not (k in ("tool", "scope") and v is None) and not (k in ("nonces", "scopes") and not v)})
         return result
 
     def _verify_guarded(self, token: str, public_key: str, request: Mapping[str, Any],
@@ -336,7 +358,15 @@ class MCPVault:
         if tool is not None:
             params = {"name": tool, "arguments": {} if arguments is None else arguments}
         message = {"jsonrpc": "2.0", "id": request_id or "", "method": method, "params": params}
-        options = {"public_key": public_key}
+        if request.get("scope") is not None:
+            # the guard maps a call to its scope from its own policy: a store-backed verify of a scope is the
+            # guard's simple mapping of this tool
+            scope = _opt_str(request, "scope")
+        else:
+            scope = None
+        options: Dict[str, Any] = {"public_key": public_key}
+        if scope is not None and isinstance(tool, str):
+            options["mappings"] = {tool: scope}
         audience = _opt_str(request, "audience")
         if audience is not None:
             options["audience"] = audience
@@ -353,7 +383,19 @@ class MCPVault:
     def guard(self, options: Mapping[str, Any]) -> "Guard":
         """The server-side guard for ``options`` (``public_key``, and optionally ``audience``, ``retry_window``,
         ``tool``, ``check_tool``, ``defer_spend``, ``realm``, ``resource_metadata``; SCHEMA.md, "The guard") on this
-        vault's store. ``store`` is set from the vault: ``True`` when it has one. Bad options raise here."""
+        vault's store. ``store`` is set from the vault: ``True`` when it has one.
+
+        The server's policy (SCHEMA.md, "Server policy"), decided by the core: ``mappings`` (``{tool: scope}``; an
+        unmapped tool maps to ``TOOL:call``), ``tool_mappings`` (``[{"tool", "service"?, "scope", "when"?,
+        "priority"?}]``: the highest priority that matches wins, then declaration order), ``rules`` (``[{"id",
+        "tool"?, "when"?, "enforcement": "hard" | "soft", "message"?}]``: a hard rule refuses with
+        ``rule_violation``, a soft rule allows and is named in the decision's ``soft_rules``). ``when`` maps argument
+        paths to matchers written as @apoa/mcp writes them: ``startsWith``, ``equals``, ``in``, ``lt``, ``lte``,
+        ``gt``, ``gte``, ``glob``. ``on_soft_rule``: a function called with each allowed decision whose
+        ``soft_rules`` is not empty (it observes only: what it raises is logged, the decision stands).
+
+        Bad options raise here (``invalid_key``, or ``invalid_request`` naming what is wrong: an unknown matcher key,
+        a bad glob, two rules with one id)."""
         return Guard(self, options)
 
     def revoke(self, revocation_id: str, now: Optional[int] = None) -> str:
@@ -415,7 +457,8 @@ class MCPVault:
 
     def call_key(self, request_id: str, method: str, tool: Optional[str], arguments: Mapping[str, Any]) -> str:
         """The key that tells a retry of a JSON-RPC request from a replay (hex; the same on every host)."""
-        req = _record(method=method, tool=tool, arguments=json.dumps(dict(arguments)), audience=None, now=None)
+        req = _record(method=method, tool=tool, arguments=json.dumps(dict(arguments)), audience=None, scope=None,
+                      now=None)
         return self._call("call-key", request_id, req)
 
     def inspect(self, token: str) -> Dict[str, Any]:
@@ -437,8 +480,16 @@ class Guard:
     def __init__(self, vault: MCPVault, options: Mapping[str, Any], *, _check_now: bool = True) -> None:
         if not isinstance(options, Mapping):
             raise McpVaultError("invalid_request", "options must be a mapping")
+        options = dict(options)
+        on_soft_rule = options.pop("on_soft_rule", None)
+        if on_soft_rule is not None and not callable(on_soft_rule):
+            raise McpVaultError("invalid_request", "on_soft_rule must be a function")
+        self._on_soft_rule = on_soft_rule
         self._vault = vault
-        self._options = json.dumps({**dict(options), "store": vault.store is not None})
+        try:
+            self._options = json.dumps({**options, "store": vault.store is not None})
+        except (TypeError, ValueError) as e:
+            raise McpVaultError("invalid_request", f"options: {e}") from None
         if _check_now:
             # the options are checked now (a bad key is invalid_key here, not on the first request)
             vault._call("guard-check", self._options, "{}", 0)
@@ -477,6 +528,13 @@ class Guard:
                     outcome = json.loads(v._call("audit-failed", self._options, json.dumps(outcome),
                                                  f"{type(e).__name__}: {e}"))
                     break
+        if self._on_soft_rule is not None:
+            for d in outcome.get("decisions") or []:
+                if d.get("allowed") and d.get("soft_rules"):
+                    try:
+                        self._on_soft_rule(d)
+                    except Exception:  # a hook observes decisions; it cannot change one
+                        _log.exception("mcpvault: on_soft_rule raised")
         return outcome
 
     def _decide(self, ask: Dict[str, Any], read: Dict[str, Any]) -> Dict[str, Any]:

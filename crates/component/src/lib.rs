@@ -159,6 +159,7 @@ fn request(r: wit::Request) -> Result<mcpvault::Request, wit::Error> {
         tool: r.tool,
         arguments,
         audience: r.audience,
+        scope: r.scope,
     })
 }
 
@@ -174,6 +175,8 @@ fn facts(f: mcpvault::AuthorizedFacts) -> wit::AuthorizedFacts {
         max_depth: f.max_depth,
         revocation_ids: f.revocation_ids,
         nonces: f.nonces,
+        scopes: f.scopes,
+        scope: f.scope,
     }
 }
 
@@ -193,6 +196,7 @@ impl Guest for Component {
     ) -> Result<String, wit::Error> {
         let grant = mcpvault::Grant {
             tools: grant.tools,
+            scopes: grant.scopes,
             ttl: grant.ttl,
             issuer: grant.issuer,
             subject: grant.subject,
@@ -217,6 +221,7 @@ impl Guest for Component {
     ) -> Result<wit::Attenuated, wit::Error> {
         let r = mcpvault::Restriction {
             tools: restriction.tools,
+            scopes: restriction.scopes,
             ttl: restriction.ttl,
             audience: restriction.audience,
             max_depth: restriction.max_depth,
