@@ -498,10 +498,7 @@ fn build() -> Gen {
     );
     let list = Request {
         method: "tools/list".into(),
-        tool: None,
-        arguments: Default::default(),
-        audience: None,
-        scope: None,
+        ..Request::default()
     };
     g.case(
         "method-tools-list-allowed",
@@ -1589,15 +1586,27 @@ fn build() -> Gen {
                     Some("missing_token"),
                 )],
             );
+            // a token that grants no resource or prompt reads none (issue 15)
+            let (intent, what) = match method {
+                "resources/read" | "resources/subscribe" => (
+                    Some("resource_not_allowed"),
+                    "is refused: the token grants no resource",
+                ),
+                "prompts/get" => (
+                    Some("prompt_not_allowed"),
+                    "is refused: the token grants no prompt",
+                ),
+                _ => (None, "is let through, the token stripped"),
+            };
             g.guard_case(
                 &format!("state-method-{name}-valid"),
-                &format!("{method} with a valid token, the token stripped"),
+                &format!("{method} with a valid token {what}"),
                 opts(),
                 &[],
                 vec![step(
                     NOW,
                     bearer(&hop1, rpc(json!(1), method, params)),
-                    None,
+                    intent,
                 )],
             );
         }
@@ -2031,7 +2040,144 @@ fn build() -> Gen {
 
     constraint_cases(&mut g);
     policy_cases(&mut g);
+    content_cases(&mut g);
     g
+}
+
+/// Issue 15, item 3: resources and prompts are granted, never open by default.
+fn content_cases(g: &mut Gen) {
+    let pk = g.public_key.clone();
+    let opts = |extra: Value| {
+        let mut o = json!({ "public_key": pk });
+        for (k, v) in extra.as_object().unwrap() {
+            o[k] = v.clone();
+        }
+        serde_json::from_value::<GuardOptions>(o).unwrap()
+    };
+    let read = |id: i64, uri: &str| rpc(json!(id), "resources/read", json!({ "uri": uri }));
+    let get = |id: i64, name: &str| rpc(json!(id), "prompts/get", json!({ "name": name }));
+    let tools_only = g.mint(&grant(&["db_query"], 3600));
+    let mut gr = grant(&["db_query"], 3600);
+    gr.resources = vec!["file:///docs/".into(), "db://*/public".into()];
+    gr.prompts = vec!["summarize".into(), "translate".into()];
+    let content = g.mint(&gr);
+    g.guard_case(
+        "content-not-granted-not-read",
+        "a token narrowed to db_query reads no resource and gets no prompt (the outside test's secret resource)",
+        opts(json!({})),
+        &[],
+        vec![
+            step(NOW, bearer(&tools_only, read(1, "file:///secret")), Some("resource_not_allowed")),
+            step(NOW, bearer(&tools_only, rpc(json!(2), "resources/subscribe", json!({"uri": "file:///secret"}))), Some("resource_not_allowed")),
+            step(NOW, bearer(&tools_only, get(3, "summarize")), Some("prompt_not_allowed")),
+            step(NOW, bearer(&tools_only, rpc(json!(4), "resources/list", json!({}))), None),
+            step(NOW, bearer(&tools_only, rpc(json!(5), "prompts/list", json!({}))), None),
+        ],
+    );
+    g.guard_case(
+        "content-granted",
+        "resources by prefix and glob, prompts by name; anything else refused",
+        opts(json!({})),
+        &[],
+        vec![
+            step(NOW, bearer(&content, read(1, "file:///docs/a.md")), None),
+            step(NOW, bearer(&content, read(2, "db://eu/public")), None),
+            step(
+                NOW,
+                bearer(&content, read(3, "file:///secret")),
+                Some("resource_not_allowed"),
+            ),
+            step(
+                NOW,
+                bearer(&content, read(4, "file:///docsX")),
+                Some("resource_not_allowed"),
+            ),
+            step(
+                NOW,
+                bearer(&content, read(5, "db://eu/public/x")),
+                Some("resource_not_allowed"),
+            ),
+            step(NOW, bearer(&content, get(6, "summarize")), None),
+            step(
+                NOW,
+                bearer(&content, get(7, "exfiltrate")),
+                Some("prompt_not_allowed"),
+            ),
+            step(
+                NOW,
+                bearer(&content, rpc(json!(8), "resources/read", json!({}))),
+                Some("invalid_request"),
+            ),
+        ],
+    );
+    let narrowed = g.att(
+        &content,
+        &Restriction {
+            resources: Some(vec!["file:///docs/public/".into()]),
+            prompts: Some(vec!["summarize".into(), "exfiltrate".into()]),
+            ..Default::default()
+        },
+    );
+    g.guard_case(
+        "content-attenuated",
+        "attenuation narrows resources and prompts (a name the parent lacks stays refused)",
+        opts(json!({})),
+        &[],
+        vec![
+            step(
+                NOW,
+                bearer(&narrowed, read(1, "file:///docs/public/a")),
+                None,
+            ),
+            step(
+                NOW,
+                bearer(&narrowed, read(2, "file:///docs/private/a")),
+                Some("resource_not_allowed"),
+            ),
+            step(
+                NOW,
+                bearer(&narrowed, read(3, "db://eu/public")),
+                Some("resource_not_allowed"),
+            ),
+            step(NOW, bearer(&narrowed, get(4, "summarize")), None),
+            step(
+                NOW,
+                bearer(&narrowed, get(5, "translate")),
+                Some("prompt_not_allowed"),
+            ),
+            step(
+                NOW,
+                bearer(&narrowed, get(6, "exfiltrate")),
+                Some("prompt_not_allowed"),
+            ),
+        ],
+    );
+    let added = g.att(
+        &tools_only,
+        &Restriction {
+            resources: Some(vec!["file:///docs/".into()]),
+            ..Default::default()
+        },
+    );
+    g.guard_case(
+        "content-open-server",
+        "open_resources/open_prompts let a token that grants none read; a token that names resources is still held to them; a holder adding a grant in an attenuation block narrows, it does not open a closed server",
+        opts(json!({"open_resources": true, "open_prompts": true})),
+        &[],
+        vec![
+            step(NOW, bearer(&tools_only, read(1, "file:///anything")), None),
+            step(NOW, bearer(&tools_only, get(2, "anything")), None),
+            step(NOW, bearer(&content, read(3, "file:///secret")), Some("resource_not_allowed")),
+            step(NOW, bearer(&added, read(4, "file:///secret")), Some("resource_not_allowed")),
+        ],
+    );
+    g.guard_case(
+        "content-attenuation-cannot-open",
+        "on a closed server, a resources grant added by attenuation to a token that granted none cannot open reads the issuer never granted",
+        opts(json!({})),
+        &[],
+        vec![step(NOW, bearer(&added, read(1, "file:///docs/a")), Some("resource_not_allowed"))],
+    );
 }
 
 /// Issue 15: scopes in tokens, the server's mappings and rules, in the guard.

@@ -726,6 +726,24 @@ impl Prepared {
         p
     }
 
+    /// Whether `text` matches a glob (a resource pattern), as `.matches()`
+    /// decides on the glob's regular expression.
+    pub fn glob_matches(&self, glob: &str, text: &str) -> bool {
+        match glob_regex(glob) {
+            Ok(re) => self.is_match(&re, text),
+            Err(_) => false,
+        }
+    }
+
+    /// Compiles a resource pattern once.
+    pub fn add_glob(&mut self, glob: &str) {
+        if let Ok(pattern) = glob_regex(glob) {
+            if let Ok(re) = regex::Regex::new(&pattern) {
+                self.regexes.push((pattern, re));
+            }
+        }
+    }
+
     fn is_match(&self, pattern: &str, text: &str) -> bool {
         match self.regexes.iter().find(|(p, _)| p == pattern) {
             Some((_, re)) => re.is_match(text),

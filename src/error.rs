@@ -110,6 +110,25 @@ pub enum Error {
         /// Server-side detail (never shown to the caller).
         detail: String,
     },
+    /// The token does not grant the resource a `resources/read` or
+    /// `resources/subscribe` names.
+    ResourceNotAllowed {
+        /// The requested URI.
+        resource: String,
+        /// The refusing block.
+        block: usize,
+        /// Its check (or why no block grants it).
+        check: String,
+    },
+    /// The token does not grant the prompt a `prompts/get` names.
+    PromptNotAllowed {
+        /// The requested prompt.
+        prompt: String,
+        /// The refusing block.
+        block: usize,
+        /// Its check (or why no block grants it).
+        check: String,
+    },
     /// A hard rule of the server's policy refused the call.
     RuleViolation {
         /// The rule's id.
@@ -138,6 +157,8 @@ pub const ERROR_CODES: &[&str] = &[
     "expired",
     "tool_not_allowed",
     "argument_not_allowed",
+    "resource_not_allowed",
+    "prompt_not_allowed",
     "wrong_audience",
     "depth_exceeded",
     "check_failed",
@@ -162,6 +183,8 @@ impl Error {
             Error::Expired { .. } => "expired",
             Error::ToolNotAllowed { .. } => "tool_not_allowed",
             Error::ArgumentNotAllowed { .. } => "argument_not_allowed",
+            Error::ResourceNotAllowed { .. } => "resource_not_allowed",
+            Error::PromptNotAllowed { .. } => "prompt_not_allowed",
             Error::WrongAudience { .. } => "wrong_audience",
             Error::DepthExceeded { .. } => "depth_exceeded",
             Error::CheckFailed { .. } => "check_failed",
@@ -210,6 +233,8 @@ impl Error {
             Error::Expired { block, check }
             | Error::ToolNotAllowed { block, check, .. }
             | Error::ArgumentNotAllowed { block, check, .. }
+            | Error::ResourceNotAllowed { block, check, .. }
+            | Error::PromptNotAllowed { block, check, .. }
             | Error::WrongAudience { block, check }
             | Error::DepthExceeded { block, check, .. }
             | Error::CheckFailed {
@@ -257,6 +282,15 @@ impl fmt::Display for Error {
                 f,
                 "arguments of tool {tool:?} are not allowed (refused by block {block})"
             ),
+            Error::ResourceNotAllowed {
+                resource, block, ..
+            } => write!(
+                f,
+                "resource {resource:?} is not allowed (refused by block {block})"
+            ),
+            Error::PromptNotAllowed { prompt, block, .. } => {
+                write!(f, "prompt {prompt:?} is not allowed (refused by block {block})")
+            }
             Error::WrongAudience { block, .. } => write!(
                 f,
                 "token is meant for another audience (refused by block {block})"
@@ -298,6 +332,8 @@ pub fn status_of_code(code: &str) -> u16 {
         | "limits_exceeded" | "wrong_audience" | "missing_token" => 401,
         "tool_not_allowed"
         | "argument_not_allowed"
+        | "resource_not_allowed"
+        | "prompt_not_allowed"
         | "depth_exceeded"
         | "check_failed"
         | "session_mismatch"

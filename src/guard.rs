@@ -91,6 +91,14 @@ pub struct GuardOptions {
     /// Rules: hard ones refuse (`rule_violation`), soft ones are reported.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rules: Vec<PolicyRule>,
+    /// Open resources to every valid token that grants none (a token naming
+    /// resources is still held to them). Default: a token reads only the
+    /// resources it grants.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub open_resources: bool,
+    /// The same for prompts.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub open_prompts: bool,
 }
 
 impl GuardOptions {
@@ -109,6 +117,8 @@ impl GuardOptions {
             mappings: BTreeMap::new(),
             tool_mappings: Vec::new(),
             rules: Vec::new(),
+            open_resources: false,
+            open_prompts: false,
         }
     }
 }
@@ -641,10 +651,8 @@ fn call_of(
                 id,
                 request: Request {
                     method: RESPONSE_METHOD.into(),
-                    tool: None,
-                    arguments: Map::new(),
                     audience: options.audience.clone(),
-                    scope: None,
+                    ..Request::default()
                 },
                 dry_run: None,
             });
@@ -666,12 +674,38 @@ fn call_of(
     }
     let mut request = Request {
         method: method.clone(),
-        tool: None,
-        arguments: Map::new(),
         audience: options.audience.clone(),
-        scope: None,
+        open_resources: options.open_resources,
+        open_prompts: options.open_prompts,
+        ..Request::default()
     };
     if method != TOOLS_CALL {
+        // what a resource or prompt method asks for; the token's grants decide
+        let named = |key: &str| {
+            params
+                .and_then(|p| p.get(key))
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        };
+        match method.as_str() {
+            "resources/read" | "resources/subscribe" => match named("uri") {
+                Some(uri) => request.resource = Some(uri),
+                None => {
+                    return Err(bad(
+                        "a resource method needs params.uri",
+                        Some(method),
+                        None,
+                        id,
+                    ))
+                }
+            },
+            "prompts/get" => match named("name") {
+                Some(name) => request.prompt = Some(name),
+                None => return Err(bad("prompts/get needs params.name", Some(method), None, id)),
+            },
+            _ => {}
+        }
         return Ok(Call {
             id,
             request,
@@ -711,7 +745,8 @@ fn call_of(
     // goes on as method `mcpvault/check` to the layer that answers it (withMcpVault behind a middleware).
     if name == CHECK_TOOL {
         // `{ tool, arguments }`, or APOA's flat `{ tool, ...arguments }`
-        let nested = arguments.len() == 2 && arguments.get("arguments").is_some_and(Value::is_object);
+        let nested =
+            arguments.len() == 2 && arguments.get("arguments").is_some_and(Value::is_object);
         let ask = match arguments.get("tool") {
             Some(Value::String(t)) if !t.is_empty() => Ok(Request {
                 method: TOOLS_CALL.into(),
@@ -730,7 +765,7 @@ fn call_of(
                         .collect()
                 },
                 audience: options.audience.clone(),
-                scope: None,
+                ..Request::default()
             }),
             _ => Err(Error::invalid(
                 "mcpvault.check takes { tool: string, arguments?: object } or { tool: string, ...arguments }",
@@ -1505,6 +1540,86 @@ pub fn filter_tools(
     out
 }
 
+/// Whether the token behind `facts` may read `uri` (every granting block has
+/// a pattern matching it; with no grant, only when the server opened
+/// resources): the same answer `resources/read` gets. `facts` must come from
+/// a request made with the same `open` (the guard's options).
+pub fn resource_allowed(facts: &AuthorizedFacts, uri: &str, open: bool) -> bool {
+    if facts.resources.is_empty() {
+        return open;
+    }
+    facts.resources.iter().all(|set| {
+        set.iter()
+            .any(|g| crate::args::glob_regex(g).is_ok_and(|re| crate::args::is_match(&re, uri)))
+    })
+}
+
+/// The text of a glob before its first wildcard.
+fn literal_prefix(glob: &str) -> &str {
+    glob.split(['*', '?']).next().unwrap_or("")
+}
+
+/// A list result with only what `keep` accepts in its `field` array.
+fn filter_list(result: &Value, field: &str, keep: impl Fn(&Value) -> bool) -> Value {
+    let mut out = if result.is_object() {
+        result.clone()
+    } else {
+        json!({})
+    };
+    let kept: Vec<Value> = result
+        .get(field)
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter(|v| keep(v)).cloned().collect())
+        .unwrap_or_default();
+    if let Some(o) = out.as_object_mut() {
+        o.insert(field.into(), Value::Array(kept));
+    }
+    out
+}
+
+/// A `resources/list` result with only the resources the token may read.
+pub fn filter_resources(result: &Value, facts: &AuthorizedFacts, open: bool) -> Value {
+    filter_list(result, "resources", |r| {
+        r.get("uri")
+            .and_then(Value::as_str)
+            .is_some_and(|u| resource_allowed(facts, u, open))
+    })
+}
+
+/// A `resources/templates/list` result with the templates some URI of which
+/// the token may read: the template's text before its first `{` and every
+/// granting block's pattern (before its first wildcard) extend one another.
+/// Advisory, like every list: each read is still decided on its URI.
+pub fn filter_resource_templates(result: &Value, facts: &AuthorizedFacts, open: bool) -> Value {
+    filter_list(result, "resourceTemplates", |t| {
+        let Some(template) = t.get("uriTemplate").and_then(Value::as_str) else {
+            return false;
+        };
+        if facts.resources.is_empty() {
+            return open;
+        }
+        let fixed = template.split('{').next().unwrap_or("");
+        facts.resources.iter().all(|set| {
+            set.iter().any(|g| {
+                let p = literal_prefix(g);
+                fixed.starts_with(p) || p.starts_with(fixed)
+            })
+        })
+    })
+}
+
+/// A `prompts/list` result with only the prompts the token may get.
+pub fn filter_prompts(result: &Value, facts: &AuthorizedFacts, open: bool) -> Value {
+    filter_list(result, "prompts", |p| {
+        p.get("name")
+            .and_then(Value::as_str)
+            .is_some_and(|n| match &facts.prompts {
+                Some(names) => names.iter().any(|x| x == n),
+                None => open,
+            })
+    })
+}
+
 /// The dry-run tool's definition.
 pub fn check_tool_definition() -> Value {
     json!({
@@ -1602,6 +1717,76 @@ mod tests {
         assert_eq!(
             parse_body(&"[".repeat(500)).unwrap_err(),
             "body is nested too deeply"
+        );
+    }
+
+    #[test]
+    fn lists_show_only_what_the_token_may_read() {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(4);
+        let keys = crate::keygen(&mut rng);
+        let now = 1_800_000_000;
+        let facts_of = |resources: &[&str],
+                        prompts: &[&str],
+                        open: bool,
+                        rng: &mut rand_chacha::ChaCha20Rng| {
+            let mut g = crate::Grant::new(["t"], 600, "i", "s");
+            g.resources = resources.iter().map(|s| s.to_string()).collect();
+            g.prompts = prompts.iter().map(|s| s.to_string()).collect();
+            let token = crate::mint(&keys.private_key, &g, now, rng).unwrap();
+            let req = Request {
+                method: "resources/list".into(),
+                open_resources: open,
+                open_prompts: open,
+                ..Request::default()
+            };
+            crate::verify(&token, &keys.public_key, &req, now).unwrap()
+        };
+        let list = json!({"resources": [{"uri": "file:///docs/a"}, {"uri": "file:///secret"}, {"name": "no uri"}],
+            "resourceTemplates": [{"uriTemplate": "file:///docs/{path}"}, {"uriTemplate": "file:///{path}"},
+                {"uriTemplate": "db://{region}/x"}],
+            "prompts": [{"name": "summarize"}, {"name": "exfiltrate"}], "nextCursor": "c"});
+        let names = |v: &Value, field: &str, key: &str| -> Vec<String> {
+            v[field]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x[key].as_str().unwrap_or("").to_string())
+                .collect()
+        };
+        let f = facts_of(&["file:///docs/"], &["summarize"], false, &mut rng);
+        assert_eq!(
+            names(&filter_resources(&list, &f, false), "resources", "uri"),
+            ["file:///docs/a"]
+        );
+        assert_eq!(filter_resources(&list, &f, false)["nextCursor"], "c");
+        assert_eq!(
+            names(
+                &filter_resource_templates(&list, &f, false),
+                "resourceTemplates",
+                "uriTemplate"
+            ),
+            ["file:///docs/{path}", "file:///{path}"]
+        );
+        assert_eq!(
+            names(&filter_prompts(&list, &f, false), "prompts", "name"),
+            ["summarize"]
+        );
+        // nothing granted: nothing listed, unless the server opened them
+        let none = facts_of(&[], &[], false, &mut rng);
+        assert!(names(&filter_resources(&list, &none, false), "resources", "uri").is_empty());
+        assert!(names(&filter_prompts(&list, &none, false), "prompts", "name").is_empty());
+        let open = facts_of(&[], &[], true, &mut rng);
+        assert_eq!(
+            names(&filter_resources(&list, &open, true), "resources", "uri").len(),
+            2
+        );
+        assert_eq!(
+            names(&filter_prompts(&list, &open, true), "prompts", "name").len(),
+            2
+        );
+        assert!(
+            resource_allowed(&f, "file:///docs/x", false)
+                && !resource_allowed(&f, "file:///docsx", false)
         );
     }
 }

@@ -138,6 +138,15 @@ pub struct Grant {
     /// allowed when the server maps it to one of them (SCHEMA.md, "Scopes").
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scopes: Vec<String>,
+    /// MCP resources the token may read or subscribe to: URI prefixes
+    /// (`file:///docs/`), or globs when they hold `*` or `?`. None: no
+    /// resource (unless the server opens them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<String>,
+    /// MCP prompts the token may get, by name. None: no prompt (unless the
+    /// server opens them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prompts: Vec<String>,
     /// Lifetime in seconds from `now`.
     pub ttl: u64,
     /// Who minted the token.
@@ -171,6 +180,8 @@ impl Grant {
         Grant {
             tools: tools.into_iter().map(Into::into).collect(),
             scopes: Vec::new(),
+            resources: Vec::new(),
+            prompts: Vec::new(),
             ttl,
             issuer: issuer.into(),
             subject: subject.into(),
@@ -193,6 +204,13 @@ pub struct Restriction {
     /// `tools` is set and `scopes` is not, the token keeps no scope.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scopes: Option<Vec<String>>,
+    /// Resources the attenuated token keeps (URI prefixes or globs; every
+    /// block's set must allow a read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Vec<String>>,
+    /// Prompts the attenuated token keeps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompts: Option<Vec<String>>,
     /// Lifetime in seconds from `now`; the parent's expiry still applies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl: Option<u64>,
@@ -236,17 +254,44 @@ pub struct Request {
     /// policy: `TOOL:call` when no mapping matches).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// The resource URI of `resources/read` and `resources/subscribe`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    /// The prompt name of `prompts/get`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+    /// The server opens resources to every valid token whose blocks grant
+    /// none (a token that names resources is still held to them).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub open_resources: bool,
+    /// The same for prompts.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub open_prompts: bool,
+}
+
+impl Default for Request {
+    /// A `tools/call` with no tool (set one) and nothing else.
+    fn default() -> Self {
+        Request {
+            method: default_method(),
+            tool: None,
+            arguments: serde_json::Map::new(),
+            audience: None,
+            scope: None,
+            resource: None,
+            prompt: None,
+            open_resources: false,
+            open_prompts: false,
+        }
+    }
 }
 
 impl Request {
     /// A `tools/call` request for `tool` with no arguments.
     pub fn tool(tool: impl Into<String>) -> Self {
         Request {
-            method: default_method(),
             tool: Some(tool.into()),
-            arguments: serde_json::Map::new(),
-            audience: None,
-            scope: None,
+            ..Request::default()
         }
     }
 
@@ -309,6 +354,13 @@ pub struct AuthorizedFacts {
     /// The scope the call was mapped to, when the request carried one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// Each granting block's resource patterns (as globs), authority first;
+    /// a resource must match one pattern of every set. Absent: none granted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<Vec<String>>,
+    /// Prompts every granting block allows; absent when none is granted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompts: Option<Vec<String>>,
 }
 
 /// An Ed25519 key pair as hex. The private key is wiped from memory when the
@@ -571,6 +623,49 @@ pub(crate) struct Access {
     pub scopes: BTreeSet<String>,
 }
 
+/// What a block grants beyond tools: resource patterns (globs) and prompt
+/// names, each when the block sets them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Content {
+    pub resources: Option<BTreeSet<String>>,
+    pub prompts: Option<BTreeSet<String>>,
+}
+
+/// Resource grants as globs: a pattern with `*` or `?` is one, anything else
+/// a prefix (`file:///docs/` is `file:///docs/*`).
+pub(crate) fn check_resources(patterns: &[String]) -> Result<BTreeSet<String>> {
+    if patterns.len() > MAX_TOOLS {
+        return Err(Error::invalid(format!("more than {MAX_TOOLS} resources")));
+    }
+    let mut out = BTreeSet::new();
+    for p in patterns {
+        if p.is_empty() || p.len() > MAX_VALUE_LEN {
+            return Err(Error::invalid(format!(
+                "a resource pattern is 1 to {MAX_VALUE_LEN} bytes"
+            )));
+        }
+        check_datalog_string("resource pattern", p)?;
+        let glob = if p.contains(['*', '?']) {
+            p.clone()
+        } else {
+            format!("{p}*")
+        };
+        crate::args::glob_regex(&glob)?;
+        out.insert(glob);
+    }
+    Ok(out)
+}
+
+pub(crate) fn check_prompts(names: &[String]) -> Result<BTreeSet<String>> {
+    if names.len() > MAX_TOOLS {
+        return Err(Error::invalid(format!("more than {MAX_TOOLS} prompts")));
+    }
+    for n in names {
+        check_name("prompt name", n)?;
+    }
+    Ok(names.iter().cloned().collect())
+}
+
 fn check_tool_list(tools: &[String]) -> Result<BTreeSet<String>> {
     if tools.is_empty() {
         return Ok(BTreeSet::new());
@@ -579,6 +674,18 @@ fn check_tool_list(tools: &[String]) -> Result<BTreeSet<String>> {
 }
 
 impl Grant {
+    /// The granted resources and prompts (set only when the grant names any).
+    pub(crate) fn content(&self) -> Result<Content> {
+        Ok(Content {
+            resources: (!self.resources.is_empty())
+                .then(|| check_resources(&self.resources))
+                .transpose()?,
+            prompts: (!self.prompts.is_empty())
+                .then(|| check_prompts(&self.prompts))
+                .transpose()?,
+        })
+    }
+
     /// The granted tools and scopes, and the canonical argument limits.
     pub(crate) fn validate(&self) -> Result<(Access, Vec<ArgLimit>)> {
         let access = Access {
@@ -603,6 +710,14 @@ impl Grant {
 }
 
 impl Restriction {
+    /// The resources and prompts kept, when the restriction names them.
+    pub(crate) fn content(&self) -> Result<Content> {
+        Ok(Content {
+            resources: self.resources.as_deref().map(check_resources).transpose()?,
+            prompts: self.prompts.as_deref().map(check_prompts).transpose()?,
+        })
+    }
+
     /// The access kept (when restricted) and the canonical argument limits.
     pub(crate) fn validate(&self) -> Result<(Option<Access>, Vec<ArgLimit>)> {
         let access = if self.tools.is_some() || self.scopes.is_some() {
@@ -637,6 +752,8 @@ impl Restriction {
             check_limit_tools(&limits, &a.tools)?;
         }
         if access.is_none()
+            && self.resources.is_none()
+            && self.prompts.is_none()
             && self.ttl.is_none()
             && self.audience.is_none()
             && self.max_depth.is_none()

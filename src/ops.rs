@@ -161,6 +161,7 @@ pub fn mint(
     rng: &mut (impl RngCore + CryptoRng),
 ) -> Result<String> {
     let (access, arg_limits) = grant.validate()?;
+    let content = grant.content()?;
     let expires_at = model::expiry(now, grant.ttl)?;
     let key = parse_private_key(private_key_hex)?;
     let root = KeyPair::from(&key);
@@ -184,6 +185,7 @@ pub fn mint(
             &arg_limits,
         ),
     )?;
+    block = schema::add_checks(block, content_checks(&content))?;
     let token = BiscuitBuilder::new()
         .merge(block)
         .build_with_rng(&root, biscuit_auth::datalog::SymbolTable::default(), rng)
@@ -196,6 +198,18 @@ fn new_nonce(rng: &mut (impl RngCore + CryptoRng)) -> String {
     let mut bytes = [0u8; 16];
     rng.fill_bytes(&mut bytes);
     hex::encode(bytes)
+}
+
+/// The resources and prompts checks of a block, for what it names.
+fn content_checks(content: &model::Content) -> Vec<biscuit_auth::builder::Check> {
+    let mut checks = Vec::new();
+    if let Some(r) = &content.resources {
+        checks.push(schema::resources_check(r));
+    }
+    if let Some(p) = &content.prompts {
+        checks.push(schema::prompts_check(p));
+    }
+    checks
 }
 
 fn restriction_checks(
@@ -243,6 +257,13 @@ pub struct BlockInfo {
     /// Scopes this block allows, when it grants any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scopes: Option<Vec<String>>,
+    /// The resource pattern sets (globs) this block grants: a read must
+    /// match one pattern of each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<Vec<String>>,
+    /// Prompts this block allows, when it grants prompts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompts: Option<Vec<String>>,
     /// Earliest expiry this block sets (unix seconds).
     pub expires_at: Option<u64>,
     /// Audiences this block requires.
@@ -385,6 +406,8 @@ fn read_block(index: usize, mut parsed: RawBlock, revocation_id: String) -> Resu
     let statements: Vec<Statement> = parsed.checks.iter().map(schema::recognize_check).collect();
     let mut tools: Option<BTreeSet<String>> = None;
     let mut scopes: Option<BTreeSet<String>> = None;
+    let mut resources: Vec<Vec<String>> = Vec::new();
+    let mut prompts: Option<BTreeSet<String>> = None;
     let mut expires_at: Option<u64> = None;
     let mut audiences = Vec::new();
     let mut max_depth: Option<u64> = None;
@@ -407,6 +430,13 @@ fn read_block(index: usize, mut parsed: RawBlock, revocation_id: String) -> Resu
                 });
             }
             Statement::Audience(a) => audiences.push(a.clone()),
+            Statement::Resources(g) => resources.push(g.iter().cloned().collect()),
+            Statement::Prompts(n) => {
+                prompts = Some(match prompts {
+                    None => n.clone(),
+                    Some(prev) => prev.intersection(n).cloned().collect(),
+                })
+            }
             Statement::MaxDepth(n) => max_depth = Some(max_depth.map_or(*n, |m| m.min(*n))),
             Statement::Arg(l) => arg_limits.push(l.clone()),
             Statement::Unrecognized { .. } if shown => {
@@ -455,6 +485,8 @@ fn read_block(index: usize, mut parsed: RawBlock, revocation_id: String) -> Resu
         scopes: scopes
             .filter(|s| !s.is_empty())
             .map(|s| s.into_iter().collect()),
+        resources,
+        prompts: prompts.map(|p| p.into_iter().collect()),
         expires_at,
         audiences,
         max_depth,
@@ -514,16 +546,15 @@ fn read_chain(
         .collect();
     needs.sort();
     needs.dedup();
-    let prepared =
-        args::Prepared::of(
-            blocks
-                .iter()
-                .flat_map(|b| &b.statements)
-                .filter_map(|s| match s {
-                    Statement::Arg(l) => Some(l),
-                    _ => None,
-                }),
-        );
+    let mut prepared = args::Prepared::of(blocks.iter().flat_map(|b| &b.statements).filter_map(
+        |s| match s {
+            Statement::Arg(l) => Some(l),
+            _ => None,
+        },
+    ));
+    for g in blocks.iter().flat_map(|b| b.resources.iter().flatten()) {
+        prepared.add_glob(g);
+    }
     Ok(Chain {
         blocks,
         issuer,
@@ -577,6 +608,55 @@ impl Chain {
             });
         }
         scopes.unwrap_or_default()
+    }
+
+    /// Prompts every block that grants prompts allows; `None` when none does.
+    fn granted_prompts(&self) -> Option<BTreeSet<String>> {
+        let mut prompts: Option<BTreeSet<String>> = None;
+        for p in self.blocks.iter().filter_map(|b| b.prompts.as_ref()) {
+            let p: BTreeSet<String> = p.iter().cloned().collect();
+            prompts = Some(match prompts {
+                None => p,
+                Some(prev) => prev.intersection(&p).cloned().collect(),
+            });
+        }
+        prompts
+    }
+
+    /// Whether the authority block grants resources: only the issuer can;
+    /// a holder's block naming resources narrows, it never opens.
+    fn issuer_grants_resources(&self) -> bool {
+        self.blocks.first().is_some_and(|b| !b.resources.is_empty())
+    }
+
+    fn issuer_grants_prompts(&self) -> bool {
+        self.blocks.first().is_some_and(|b| b.prompts.is_some())
+    }
+
+    /// Refuses a resource or prompt read the issuer did not grant, unless the
+    /// server opened them (the blocks' own checks ran already).
+    fn check_content_granted(&self, request: &Request) -> Result<()> {
+        let none = |what: &str| format!("no block of the token grants {what}");
+        let reads = matches!(
+            request.method.as_str(),
+            "resources/read" | "resources/subscribe"
+        );
+        if reads && !request.open_resources && !self.issuer_grants_resources() {
+            return Err(Error::ResourceNotAllowed {
+                resource: request.resource.clone().unwrap_or_default(),
+                block: 0,
+                check: none("resources"),
+            });
+        }
+        if request.method == "prompts/get" && !request.open_prompts && !self.issuer_grants_prompts()
+        {
+            return Err(Error::PromptNotAllowed {
+                prompt: request.prompt.clone().unwrap_or_default(),
+                block: 0,
+                check: none("prompts"),
+            });
+        }
+        Ok(())
     }
 
     /// Tools every block allows. If a block holds a check mcpvault did not
@@ -663,6 +743,7 @@ pub fn attenuate(
 ) -> Result<Attenuated> {
     let limits = Limits::default();
     let (access, arg_limits) = restriction.validate()?;
+    let content = restriction.content()?;
     let expires_at = restriction
         .ttl
         .map(|ttl| model::expiry(now, ttl))
@@ -752,6 +833,7 @@ pub fn attenuate(
             &arg_limits,
         ),
     )?;
+    let block = schema::add_checks(block, content_checks(&content))?;
     let keypair = KeyPair::new_with_rng(Algorithm::Ed25519, rng);
     let child = parent
         .append_with_keypair(&keypair, block)
@@ -769,6 +851,29 @@ fn validate_request(request: &Request) -> Result<()> {
             return Err(Error::invalid("only tools/call is mapped to a scope"));
         }
         model::check_scopes(std::slice::from_ref(scope))?;
+    }
+    let reads = matches!(
+        request.method.as_str(),
+        "resources/read" | "resources/subscribe"
+    );
+    match (&request.resource, reads) {
+        (Some(uri), true) if uri.is_empty() || uri.len() > model::MAX_VALUE_LEN => {
+            return Err(Error::invalid(format!(
+                "a resource URI is 1 to {} bytes",
+                model::MAX_VALUE_LEN
+            )))
+        }
+        (Some(_), false) => {
+            return Err(Error::invalid(
+                "only resources/read and resources/subscribe name a resource",
+            ))
+        }
+        _ => {}
+    }
+    match (&request.prompt, request.method == "prompts/get") {
+        (Some(name), true) => model::check_name("prompt", name)?,
+        (Some(_), false) => return Err(Error::invalid("only prompts/get names a prompt")),
+        _ => {}
     }
     match (&request.tool, request.method == TOOLS_CALL) {
         (Some(tool), true) => model::check_name("tool", tool)?,
@@ -877,6 +982,12 @@ fn request_facts(
     if let Some(scope) = &request.scope {
         builder = add(builder, fact!("request_scope({s})", s = scope.as_str()))?;
     }
+    if let Some(uri) = &request.resource {
+        builder = add(builder, fact!("request_resource({u})", u = uri.as_str()))?;
+    }
+    if let Some(name) = &request.prompt {
+        builder = add(builder, fact!("request_prompt({n})", n = name.as_str()))?;
+    }
     // every top-level scalar under its own name; a key starting with '/' is
     // reached by a pointer only, so it never stands for a nested value
     for (name, value) in request
@@ -906,6 +1017,8 @@ enum Refusal {
     Audience,
     Depth,
     Tool,
+    Resource,
+    Prompt,
     Argument,
     Other,
 }
@@ -916,6 +1029,8 @@ fn refusal(statement: Option<&Statement>) -> Refusal {
         Some(Statement::Audience(_)) => Refusal::Audience,
         Some(Statement::MaxDepth(_)) => Refusal::Depth,
         Some(Statement::Tools { .. }) => Refusal::Tool,
+        Some(Statement::Resources(_)) => Refusal::Resource,
+        Some(Statement::Prompts(_)) => Refusal::Prompt,
         Some(Statement::Arg(_)) => Refusal::Argument,
         // A check mcpvault did not write: classify by the facts it reads.
         Some(Statement::Unrecognized { predicates, .. }) => {
@@ -928,6 +1043,10 @@ fn refusal(statement: Option<&Statement>) -> Refusal {
                 Refusal::Depth
             } else if predicates.iter().any(|p| p.starts_with("request_arg_")) {
                 Refusal::Argument
+            } else if has("request_resource") {
+                Refusal::Resource
+            } else if has("request_prompt") {
+                Refusal::Prompt
             } else if has("request_tool") || has("request_method") {
                 Refusal::Tool
             } else {
@@ -984,6 +1103,16 @@ fn denial(chain: &Chain, e: Token, request: &Request, depth: usize) -> Error {
         },
         (Refusal::Argument, Some(block)) => Error::ArgumentNotAllowed {
             tool: tool(),
+            block,
+            check,
+        },
+        (Refusal::Resource, Some(block)) => Error::ResourceNotAllowed {
+            resource: request.resource.clone().unwrap_or_default(),
+            block,
+            check,
+        },
+        (Refusal::Prompt, Some(block)) => Error::PromptNotAllowed {
+            prompt: request.prompt.clone().unwrap_or_default(),
             block,
             check,
         },
@@ -1090,6 +1219,8 @@ fn check_work(
         ),
         ("request_tool", 1, u64::from(request.tool.is_some())),
         ("request_scope", 1, u64::from(request.scope.is_some())),
+        ("request_resource", 1, u64::from(request.resource.is_some())),
+        ("request_prompt", 1, u64::from(request.prompt.is_some())),
         (
             "request_arg_str",
             2,
@@ -1129,6 +1260,7 @@ fn check_work(
         .filter_map(|v| v.as_str())
         .map(str::len)
         .chain(derived_len)
+        .chain(request.resource.as_deref().map(str::len))
         .max();
     let work = shape.work(
         &verifier,
@@ -1161,6 +1293,7 @@ pub(crate) fn authorize(
     check_work(&loaded.shape, request, &derived, limits)?;
     if !limits.always_datalog && chain.blocks.iter().all(|b| b.plain) {
         direct(chain, request, now, depth)?;
+        chain.check_content_granted(request)?;
         return Ok(facts_of(chain, request, depth));
     }
 
@@ -1185,6 +1318,7 @@ pub(crate) fn authorize(
         Err(e) => return Err(denial(chain, e, request, depth)),
     }
 
+    chain.check_content_granted(request)?;
     Ok(facts_of(chain, request, depth))
 }
 
@@ -1214,6 +1348,22 @@ fn facts_of(chain: &Chain, request: &Request, depth: usize) -> AuthorizedFacts {
             .collect(),
         scopes: chain.effective_scopes().into_iter().collect(),
         scope: request.scope.clone(),
+        // what a list may show: nothing the issuer did not grant, unless the
+        // server opened it (then every block's own grant still narrows)
+        resources: if chain.issuer_grants_resources() || request.open_resources {
+            chain
+                .blocks
+                .iter()
+                .flat_map(|b| b.resources.iter().cloned())
+                .collect()
+        } else {
+            Vec::new()
+        },
+        prompts: if chain.issuer_grants_prompts() || request.open_prompts {
+            chain.granted_prompts().map(|p| p.into_iter().collect())
+        } else {
+            None
+        },
     }
 }
 
@@ -1236,6 +1386,18 @@ fn direct(chain: &Chain, request: &Request, now: u64, depth: usize) -> Result<()
         for (c, statement) in block.statements.iter().enumerate() {
             let pass = match statement {
                 Statement::Expiry(d) => now < *d,
+                Statement::Resources(globs) => {
+                    !matches!(
+                        request.method.as_str(),
+                        "resources/read" | "resources/subscribe"
+                    ) || request.resource.as_ref().is_some_and(|uri| {
+                        globs.iter().any(|g| chain.prepared.glob_matches(g, uri))
+                    })
+                }
+                Statement::Prompts(names) => {
+                    request.method != "prompts/get"
+                        || request.prompt.as_ref().is_some_and(|p| names.contains(p))
+                }
                 Statement::Tools { tools, scopes } => {
                     !call
                         || tool.is_some_and(|t| tools.contains(t))
@@ -1281,6 +1443,16 @@ fn direct(chain: &Chain, request: &Request, now: u64, depth: usize) -> Result<()
         },
         Refusal::Argument => Error::ArgumentNotAllowed {
             tool: tool(),
+            block,
+            check,
+        },
+        Refusal::Resource => Error::ResourceNotAllowed {
+            resource: request.resource.clone().unwrap_or_default(),
+            block,
+            check,
+        },
+        Refusal::Prompt => Error::PromptNotAllowed {
+            prompt: request.prompt.clone().unwrap_or_default(),
             block,
             check,
         },

@@ -25,6 +25,8 @@ pub(crate) const REQUEST_PREDICATES: &[&str] = &[
     "request_method",
     "request_tool",
     "request_scope",
+    "request_resource",
+    "request_prompt",
     "request_arg_str",
     "request_arg_int",
     "request_arg_bool",
@@ -94,6 +96,30 @@ pub(crate) fn access_check(tools: &BTreeSet<String>, scopes: &BTreeSet<String>) 
             scopes = str_set(scopes)
         ),
     }
+}
+
+/// Resources a block grants: the URI matches one of its patterns (globs,
+/// written as regular expressions), for `resources/read` and
+/// `resources/subscribe`; other methods pass.
+pub(crate) fn resources_check(globs: &BTreeSet<String>) -> Check {
+    let set = Term::Set(
+        globs
+            .iter()
+            .map(|g| Term::Str(args::glob_regex(g).unwrap_or_else(|_| "$^".into())))
+            .collect(),
+    );
+    check!(
+        r#"check if request_resource($uri), {set}.any($re -> $uri.matches($re)) or request_method($method), $method !== "resources/read", $method !== "resources/subscribe""#,
+        set = set
+    )
+}
+
+/// Prompts a block grants, for `prompts/get`; other methods pass.
+pub(crate) fn prompts_check(names: &BTreeSet<String>) -> Check {
+    check!(
+        r#"check if request_prompt($name), {names}.contains($name) or request_method($method), $method !== "prompts/get""#,
+        names = str_set(names)
+    )
 }
 
 pub(crate) fn audience_check(audience: &str) -> Check {
@@ -371,6 +397,10 @@ pub enum Statement {
         /// Scopes it names.
         scopes: BTreeSet<String>,
     },
+    /// The resources check: the globs a block grants.
+    Resources(BTreeSet<String>),
+    /// The prompts check: the names a block grants.
+    Prompts(BTreeSet<String>),
     /// `check if verifier_audience(A)`.
     Audience(String),
     /// `check if depth($depth), $depth <= N`.
@@ -685,6 +715,18 @@ pub fn recognize_check(check: &Check) -> Statement {
                 };
             }
         }
+        if let [one] = sets.as_slice() {
+            if same(&prompts_check(one), original) {
+                return Statement::Prompts(one.clone());
+            }
+            let globs: Option<BTreeSet<String>> =
+                one.iter().map(|re| args::regex_glob(re)).collect();
+            if let Some(globs) = globs {
+                if same(&resources_check(&globs), original) {
+                    return Statement::Resources(globs);
+                }
+            }
+        }
         if let Some(Term::Str(a)) = first_term(check, |t| matches!(t, Term::Str(_))) {
             if same(&audience_check(a), original) {
                 return Statement::Audience(a.clone());
@@ -759,6 +801,18 @@ mod tests {
                 scopes: BTreeSet::new()
             }
         );
+        let globs: BTreeSet<String> =
+            ["file:///docs/*".to_string(), "db://*/public".to_string()].into();
+        assert_eq!(
+            roundtrip(resources_check(&globs)),
+            Statement::Resources(globs)
+        );
+        assert_eq!(
+            roundtrip(resources_check(&BTreeSet::new())),
+            Statement::Resources(BTreeSet::new())
+        );
+        let names: BTreeSet<String> = ["summarize".to_string()].into();
+        assert_eq!(roundtrip(prompts_check(&names)), Statement::Prompts(names));
         let scopes: BTreeSet<String> = ["fs:files:read".to_string()].into();
         assert_eq!(
             roundtrip(access_check(&tools, &scopes)),

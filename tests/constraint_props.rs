@@ -9,6 +9,9 @@
 //! - the direct evaluation and biscuit-auth's Datalog engine agree;
 //! - every limit reads back (inspect) exactly as it was written, canonically.
 //!
+//! Also resources and prompts (issue 15): the same narrowing, and no holder
+//! block ever opens what the issuer did not grant.
+//!
 //! 300 chains by default; MCPVAULT_PROP_CASES sets the number.
 #![allow(
     clippy::unwrap_used,
@@ -232,6 +235,96 @@ proptest! {
             }
             let engine = verify_with_limits(&chain, &pk, &req, NOW + 1, &datalog).map(|_| ()).map_err(|e| e.code());
             prop_assert_eq!(by_chain, engine, "direct vs Datalog, {} {:?}", tool, args);
+        }
+    }
+}
+
+const URIS: &[&str] = &[
+    "file:///docs/a.md",
+    "file:///docs/public/b",
+    "file:///docsX",
+    "file:///secret",
+    "db://eu/public",
+    "db://eu/public/x",
+    "db://us/private",
+];
+const PATTERNS: &[&str] = &[
+    "file:///docs/",
+    "file:///docs/public/",
+    "db://*/public",
+    "file:///*",
+    "db://eu/*",
+];
+const PROMPTS: &[&str] = &["summarize", "translate", "exfiltrate"];
+
+fn glob_ok(pattern: &str, uri: &str) -> bool {
+    let glob = if pattern.contains(['*', '?']) {
+        pattern.to_string()
+    } else {
+        format!("{pattern}*")
+    };
+    let re = mcpvault::args::glob_regex(&glob).unwrap();
+    mcpvault::args::is_match(&re, uri)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Resources and prompts (issue 15): a read is allowed exactly when the
+    /// issuer granted (or the server opened) and every block that names
+    /// resources has a matching pattern; attenuation never widens, and a
+    /// holder's block can never open what the issuer closed.
+    #[test]
+    fn resources_and_prompts_only_narrow(
+        root_resources in proptest::option::of(proptest::collection::vec(pick(PATTERNS), 1..3)),
+        root_prompts in proptest::option::of(proptest::collection::vec(pick(PROMPTS), 1..3)),
+        hops in proptest::collection::vec((
+            proptest::option::of(proptest::collection::vec(pick(PATTERNS), 0..3)),
+            proptest::option::of(proptest::collection::vec(pick(PROMPTS), 0..3)),
+        ), 0..3),
+        open in any::<bool>(),
+        seed in any::<u64>(),
+    ) {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let keys = mcpvault::keygen(&mut rng);
+        let mut g = Grant::new(["t"], 3600, "iss", "sub");
+        g.resources = root_resources.clone().unwrap_or_default().into_iter().map(String::from).collect();
+        g.prompts = root_prompts.clone().unwrap_or_default().into_iter().map(String::from).collect();
+        let mut token = mint(&keys.private_key, &g, NOW, &mut rng).unwrap();
+        let mut blocks = vec![(root_resources.clone(), root_prompts.clone())];
+        for (r, p) in &hops {
+            if r.is_none() && p.is_none() {
+                continue;
+            }
+            let rest = Restriction {
+                resources: r.clone().map(|v| v.into_iter().map(String::from).collect()),
+                prompts: p.clone().map(|v| v.into_iter().map(String::from).collect()),
+                ..Default::default()
+            };
+            token = attenuate(&token, &rest, NOW, &mut rng).unwrap().token;
+            blocks.push((r.clone(), p.clone()));
+        }
+        let datalog = Limits { always_datalog: true, ..Limits::default() };
+        for uri in URIS {
+            let model = (root_resources.is_some() || open)
+                && blocks.iter().all(|(r, _)| r.as_ref().map_or(true, |ps| ps.iter().any(|p| glob_ok(p, uri))));
+            let req = Request { method: "resources/read".into(), resource: Some(uri.to_string()), open_resources: open, ..Request::default() };
+            let got = verify(&token, &keys.public_key, &req, NOW + 1).map(|_| ()).map_err(|e| e.code());
+            let engine = verify_with_limits(&token, &keys.public_key, &req, NOW + 1, &datalog).map(|_| ()).map_err(|e| e.code());
+            prop_assert_eq!(&got, &engine, "direct vs Datalog {}", uri);
+            prop_assert_eq!(got.is_ok(), model, "{} {:?}", uri, blocks);
+            if let Err(code) = got {
+                prop_assert_eq!(code, "resource_not_allowed");
+            }
+        }
+        for name in PROMPTS {
+            let model = (root_prompts.is_some() || open)
+                && blocks.iter().all(|(_, p)| p.as_ref().map_or(true, |ns| ns.contains(name)));
+            let req = Request { method: "prompts/get".into(), prompt: Some(name.to_string()), open_prompts: open, ..Request::default() };
+            let got = verify(&token, &keys.public_key, &req, NOW + 1).map(|_| ()).map_err(|e| e.code());
+            let engine = verify_with_limits(&token, &keys.public_key, &req, NOW + 1, &datalog).map(|_| ()).map_err(|e| e.code());
+            prop_assert_eq!(&got, &engine, "direct vs Datalog {}", name);
+            prop_assert_eq!(got.is_ok(), model, "{} {:?}", name, blocks);
         }
     }
 }

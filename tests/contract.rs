@@ -141,3 +141,25 @@ fn schema_argument_limit_table_is_what_the_core_writes() {
     }
     assert!(rows >= 16, "{rows} rows");
 }
+
+/// SCHEMA.md's row for a grant with tools and scopes is what mint writes.
+#[test]
+fn schema_scopes_row_is_what_mint_writes() {
+    let schema = read("SCHEMA.md");
+    let row = schema
+        .lines()
+        .find(|l| {
+            l.starts_with(
+                "| `check if request_tool($tool), {\"db_query\"}.contains($tool) or request_scope",
+            )
+        })
+        .unwrap();
+    let stmt = &row[3..row[3..].find('`').unwrap() + 3];
+    let mut rng = <rand_chacha::ChaCha20Rng as rand_core::SeedableRng>::seed_from_u64(8);
+    let keys = mcpvault::keygen(&mut rng);
+    let mut grant = mcpvault::Grant::new(["db_query"], 60, "i", "s");
+    grant.scopes = vec!["filesystem:files:read".into()];
+    let token = mcpvault::mint(&keys.private_key, &grant, 1_800_000_000, &mut rng).unwrap();
+    let source = mcpvault::inspect(&token).unwrap().blocks[0].source.clone();
+    assert!(source.contains(stmt), "{stmt}\n{source}");
+}

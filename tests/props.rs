@@ -273,6 +273,8 @@ proptest! {
         let grant = Grant {
             tools: root.tools.clone().unwrap().into_iter().collect(),
             scopes: root.scopes.iter().cloned().collect(),
+            resources: Vec::new(),
+            prompts: Vec::new(),
             ttl: root.ttl.unwrap(),
             issuer: "iss".into(),
             subject: "sub".into(),
@@ -287,6 +289,8 @@ proptest! {
             let r = Restriction {
                 tools: hop.tools.clone().map(|t| t.into_iter().collect()),
                 scopes: (!hop.scopes.is_empty()).then(|| hop.scopes.iter().cloned().collect()),
+                resources: None,
+                prompts: None,
                 ttl: hop.ttl,
                 audience: hop.audience.clone(),
                 max_depth: hop.max_depth,

@@ -209,6 +209,8 @@ fn shared_vectors() {
         "session_mismatch",
         "missing_token",
         "rule_violation",
+        "resource_not_allowed",
+        "prompt_not_allowed",
     ];
     for code in mcpvault::ERROR_CODES
         .iter()

@@ -139,6 +139,12 @@ struct NarrowArgs {
     /// The MCP server the token is meant for.
     #[arg(long)]
     audience: Option<String>,
+    /// Comma-separated MCP resources the token may read: URI prefixes, or globs with * and ? (none: no resource).
+    #[arg(long, value_delimiter = ',', value_name = "URIS")]
+    resources: Option<Vec<String>>,
+    /// Comma-separated MCP prompts the token may get (none: no prompt).
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    prompts: Option<Vec<String>>,
     /// Most attenuation blocks the token may carry.
     #[arg(long, value_name = "N")]
     max_depth: Option<u32>,
@@ -515,8 +521,8 @@ fn read_policy(file: &std::path::Path, options: &mut GuardOptions) -> Result<(),
         )));
     }
     let mut all = serde_json::to_value(&*options).map_err(|e| bad(e.to_string()))?;
-    for (k, v) in policy {
-        all[k] = v;
+    if let Some(fields) = all.as_object_mut() {
+        fields.extend(policy);
     }
     *options = serde_json::from_value(all).map_err(|e| bad(e.to_string()))?;
     Ok(())
@@ -640,6 +646,8 @@ fn run(cli: Cli) -> Result<String, Failure> {
             let grant = Grant {
                 tools: a.tools,
                 scopes: a.scopes,
+                resources: a.narrow.resources.unwrap_or_default(),
+                prompts: a.narrow.prompts.unwrap_or_default(),
                 ttl: a.ttl,
                 issuer: a.issuer,
                 subject: a.subject,
@@ -655,6 +663,8 @@ fn run(cli: Cli) -> Result<String, Failure> {
             let restriction = Restriction {
                 tools: a.tools,
                 scopes: a.scopes,
+                resources: a.narrow.resources,
+                prompts: a.narrow.prompts,
                 ttl: a.ttl,
                 audience: a.narrow.audience,
                 max_depth: a.narrow.max_depth,

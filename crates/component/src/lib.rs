@@ -53,6 +53,8 @@ codes! {
     "expired" => Expired,
     "tool_not_allowed" => ToolNotAllowed,
     "argument_not_allowed" => ArgumentNotAllowed,
+    "resource_not_allowed" => ResourceNotAllowed,
+    "prompt_not_allowed" => PromptNotAllowed,
     "wrong_audience" => WrongAudience,
     "depth_exceeded" => DepthExceeded,
     "check_failed" => CheckFailed,
