@@ -406,3 +406,62 @@ fn redis_store() {
         url.clone()
     });
 }
+
+/// `verify --store S --decision-log FILE` appends the guard's decision record, one JSON line per decision: allowed,
+/// then refused with its code; the token and the call's argument values appear nowhere in the file.
+#[test]
+fn decision_log() {
+    let cli = Cli::new();
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite:{}", dir.path().join("vault.db").display());
+    let log = dir.path().join("decisions.jsonl");
+    let log_arg = log.to_str().unwrap();
+    let pk = cli.pubkey();
+    let token = cli.mint(&["--arg", "db_query.max_rows<=100"]);
+    let run = |args_json: &str, id: &str| {
+        cli.run(&[
+            "verify",
+            "--token",
+            &token,
+            "--pubkey",
+            &pk,
+            "--tool",
+            "db_query",
+            "--args",
+            args_json,
+            "--store",
+            &store,
+            "--request-id",
+            id,
+            "--decision-log",
+            log_arg,
+        ])
+    };
+    assert_eq!(
+        run(r#"{"max_rows": 7, "q": "secret-argument-value"}"#, "1")
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(run(r#"{"max_rows": 4242}"#, "2").status.code(), Some(1));
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["allowed"], true);
+    assert_eq!(lines[0]["tool"], "db_query");
+    assert_eq!(lines[0]["request_id"], "1");
+    assert_eq!(lines[0]["subject"], "agent-a");
+    assert_eq!(lines[0]["depth"], 0);
+    assert_eq!(lines[0]["token_source"], "fallback");
+    assert_eq!(lines[1]["allowed"], false);
+    assert_eq!(lines[1]["code"], "argument_not_allowed");
+    assert_eq!(lines[1]["status"], 403);
+    assert!(!text.contains(&token) && !text.contains(&token[..40]));
+    assert!(!text.contains("secret-argument-value") && !text.contains("4242"));
+    // the audit log got the same two decisions
+    let audit = cli.ok(&["audit", "export", "--store", &store]);
+    assert_eq!(audit.lines().count(), 2);
+}
