@@ -89,3 +89,14 @@ async function proxyWithHooks(): Promise<void> {
   await p.close();
 }
 console.log(sized, wholeBody, wrapped, describe(httpProxy), describe(stdioProxy), proxyWithHooks);
+
+// Telemetry (issue 18): the OpenTelemetry API module in, Prometheus text out, the Express scrape handler.
+import { useOpenTelemetry, metricsText } from "mcpvault";
+import { metricsHandler } from "mcpvault-express";
+import * as otelApi from "@opentelemetry/api";
+useOpenTelemetry(otelApi);
+useOpenTelemetry(null);
+const scrape: string = metricsText();
+const handler: (req: any, res: any) => void = metricsHandler();
+const d0 = new Guard({ publicKey }).decide({});
+d0.then((o) => console.log(scrape.length, handler.length, o.decisions[0]?.depth, o.decisions[0]?.cache_hit === true, o.decisions[0]?.session_id));

@@ -4,11 +4,11 @@
 //
 // Every decision is the core's guard (src/guard.rs): this file only translates requests into the guard's input,
 // performs what it asks of a store, and turns its outcome into JS values. No rule lives here.
-function makeGate(wasm, McpVaultError, call, facts) {
+function makeGate(wasm, McpVaultError, call, facts, telemetry) {
   /** The dry-run tool of mcpvault-mcp: a reserved name, callable with any valid token (it runs nothing). */
   const CHECK_TOOL = "mcpvault.check";
   /** The headers the guard reads. */
-  const HEADERS = ["x-mcpvault-token", "authorization", "mcp-method", "mcp-name"];
+  const HEADERS = ["x-mcpvault-token", "authorization", "mcp-method", "mcp-name", "mcp-session-id"];
   const STORE_METHODS = ["check", "complete", "appendAudit"];
 
   const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
@@ -152,6 +152,22 @@ function makeGate(wasm, McpVaultError, call, facts) {
      * keep_until, ... }`. Never rejects for a bad request: a failing store is a refusal (`internal_error`).
      */
     async decide(parts = {}) {
+      const start = telemetry.clock();
+      const stats = telemetry.active() ? this._g.stats() : null;
+      const outcome = await this._decide(parts);
+      if (stats !== null) this._record(outcome, parts.headers, start, stats);
+      return outcome;
+    }
+
+    /** Telemetry of one decided request (spans, metrics): what the core's decisions say, and the cache's counters. */
+    _record(outcome, headers, start, stats) {
+      const before = JSON.parse(stats);
+      const after = this.cacheStats();
+      const http = { traceparent: header(headers, "traceparent"), tracestate: header(headers, "tracestate") };
+      telemetry.record(outcome, { start, end: telemetry.clock(), http, hits: after.hits - before.hits, misses: after.misses - before.misses });
+    }
+
+    async _decide(parts) {
       const store = "store" in parts ? parts.store : this.store;
       const now = this._time(parts.now);
       const step = call(this._g.check(JSON.stringify(guardInput(parts)), now));
@@ -276,7 +292,10 @@ function makeGate(wasm, McpVaultError, call, facts) {
     try {
       const g = guardFor(options, { deferSpend: true, checkTool: false, store: undefined });
       const now = g._time(checkTime(options, options.vault));
+      const start = telemetry.clock();
+      const stats = telemetry.active() ? g._g.stats() : null;
       const step = call(g._g.check(JSON.stringify(guardInput({ body: messageOf(c), fallbackToken: token })), now));
+      if (stats !== null) g._record(step.outcome, undefined, start, stats);
       return asResult(g, step.outcome);
     } catch (e) {
       return asError(e);
