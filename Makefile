@@ -211,18 +211,20 @@ vectors:
 
 ## bench: every benchmark, then BENCHMARKS.md: criterion (native core, the signature floor, hostile tokens), the npm
 ## build against @biscuit-auth/biscuit-wasm 0.6.0 and jose in one Node process, the component in the wasmtime host,
-## Express throughput with autocannon, opt-level z/s/3 for the npm build (bench/; about 15 minutes)
+## Express throughput with autocannon, telemetry on the cached verify path (bench/otel.mjs, the OpenTelemetry SDK of
+## the root workspace), opt-level z/s/3 for the npm build (bench/; about 15 minutes)
 BENCH_DEPS := bench/node_modules/.installed
 $(BENCH_DEPS): bench/package.json bench/package-lock.json
 	npm ci --prefix bench --no-audit --no-fund
 	touch $@
 
-bench: npm component wasmtime-host $(BENCH_DEPS)
+bench: npm component wasmtime-host $(BENCH_DEPS) $(NODE_DEPS)
 	@mkdir -p build/bench
 	$(CARGO) bench --bench core
 	cd bench && node node.mjs
 	$(HOST) bench $(COMPONENT) build/bench/tokens.json > build/bench/host.json
 	cd bench && node express.mjs
+	node bench/otel.mjs
 	bench/opt-levels.sh
 	node bench/report.mjs $(abspath $(TARGET_DIR))
 

@@ -153,16 +153,17 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
      */
     async decide(parts = {}) {
       const start = telemetry.clock();
-      const stats = telemetry.active() ? this._g.stats() : null;
       const outcome = await this._decide(parts);
-      if (stats !== null) this._record(outcome, parts.headers, start, stats);
+      if (telemetry.active()) this._record(outcome, parts.headers, start);
       return outcome;
     }
 
-    /** Telemetry of one decided request (spans, metrics): what the core's decisions say, and the cache's counters. */
-    _record(outcome, headers, start, stats) {
-      const before = JSON.parse(stats);
+    /** Telemetry of one decided request (spans, metrics): what the core's decisions say, and the change of the
+     * cache's counters since the last report (only this guard's decisions move them). */
+    _record(outcome, headers, start) {
       const after = this.cacheStats();
+      const before = this._reported ?? { hits: 0, misses: 0 };
+      this._reported = after;
       const http = { traceparent: header(headers, "traceparent"), tracestate: header(headers, "tracestate") };
       telemetry.record(outcome, { start, end: telemetry.clock(), http, hits: after.hits - before.hits, misses: after.misses - before.misses });
     }
@@ -293,9 +294,8 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
       const g = guardFor(options, { deferSpend: true, checkTool: false, store: undefined });
       const now = g._time(checkTime(options, options.vault));
       const start = telemetry.clock();
-      const stats = telemetry.active() ? g._g.stats() : null;
       const step = call(g._g.check(JSON.stringify(guardInput({ body: messageOf(c), fallbackToken: token })), now));
-      if (stats !== null) g._record(step.outcome, undefined, start, stats);
+      if (telemetry.active()) g._record(step.outcome, undefined, start);
       return asResult(g, step.outcome);
     } catch (e) {
       return asError(e);
