@@ -241,6 +241,14 @@ export interface Decision {
   detail?: string | null;
   /** A retry answered with the recorded response of its first execution. */
   replayedResponse?: boolean;
+  /** The token's delegation depth, when it verified. */
+  depth?: number;
+  /** The token's chain came from the verifier's cache. */
+  cacheHit: boolean;
+  /** The prompt of a `prompts/get`, the resource URI of a resource request, the request's MCP session. */
+  prompt?: string;
+  resourceUri?: string;
+  sessionId?: string;
 }
 export interface GuardOptions {
   /** The issuer's public key, hex. */

@@ -74,8 +74,12 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
   function decisionOf(d, outcome) {
     const out = {
       allowed: d.allowed, code: d.code, status: d.status, method: d.method, tool: d.tool, requestId: d.request_id,
-      tokenSource: d.token_source, subject: d.subject, issuer: d.issuer,
+      tokenSource: d.token_source, subject: d.subject, issuer: d.issuer, cacheHit: d.cache_hit === true,
     };
+    if (d.depth != null) out.depth = d.depth;
+    if (d.prompt != null) out.prompt = d.prompt;
+    if (d.resource_uri != null) out.resourceUri = d.resource_uri;
+    if (d.session_id != null) out.sessionId = d.session_id;
     if (!d.allowed) Object.assign(out, { message: d.message, detail: d.detail });
     else if (outcome.facts) out.facts = facts(outcome.facts);
     if (d.replayed_response) out.replayedResponse = true;
