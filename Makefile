@@ -109,7 +109,8 @@ test-component: component wasmtime-host
 test-python: component | tools-store
 	$(CARGO) build --bin mcpvault
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --disable-pip-version-check wasmtime==50.0.1 pytest==8.3.5 redis==8.1.0
+	$(VENV)/bin/pip install -q --disable-pip-version-check wasmtime==50.0.1 pytest==8.3.5 redis==8.1.0 \
+		opentelemetry-api==1.45.2 opentelemetry-sdk==1.45.2
 	$(VENV)/bin/pip install -q --disable-pip-version-check --force-reinstall --no-deps ./python
 	cd python/tests && MCPVAULT_CLI=$(abspath $(TARGET_DIR))/debug/mcpvault \
 		$(abspath $(VENV))/bin/python -m pytest -q -p no:cacheprovider
@@ -162,7 +163,7 @@ inspector: npm
 
 ## test-inspector: the inspector's model (Node) and the page in headless Chromium; screenshots in build/inspector/
 test-inspector: npm $(NODE_DEPS) $(HOSTS) | tools-browser
-	node --test examples/inspector/explain.test.mjs
+	node --test examples/inspector/explain.test.mjs examples/inspector/audit.test.mjs
 	cd npm/hosts && node inspector-test.mjs
 
 ## test-load: 2 threads x 100,000 cold verifies of honest tokens (release build): not one false limits_exceeded
@@ -210,18 +211,20 @@ vectors:
 
 ## bench: every benchmark, then BENCHMARKS.md: criterion (native core, the signature floor, hostile tokens), the npm
 ## build against @biscuit-auth/biscuit-wasm 0.6.0 and jose in one Node process, the component in the wasmtime host,
-## Express throughput with autocannon, opt-level z/s/3 for the npm build (bench/; about 15 minutes)
+## Express throughput with autocannon, telemetry on the cached verify path (bench/otel.mjs, the OpenTelemetry SDK of
+## the root workspace), opt-level z/s/3 for the npm build (bench/; about 15 minutes)
 BENCH_DEPS := bench/node_modules/.installed
 $(BENCH_DEPS): bench/package.json bench/package-lock.json
 	npm ci --prefix bench --no-audit --no-fund
 	touch $@
 
-bench: npm component wasmtime-host $(BENCH_DEPS)
+bench: npm component wasmtime-host $(BENCH_DEPS) $(NODE_DEPS)
 	@mkdir -p build/bench
 	$(CARGO) bench --bench core
 	cd bench && node node.mjs
 	$(HOST) bench $(COMPONENT) build/bench/tokens.json > build/bench/host.json
 	cd bench && node express.mjs
+	node bench/otel.mjs
 	bench/opt-levels.sh
 	node bench/report.mjs $(abspath $(TARGET_DIR))
 

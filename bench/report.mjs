@@ -192,6 +192,27 @@ cached verify a server mostly runs is around 20 µs at every level.
 `;
 }
 
+const otelBench = optional("otel.json");
+if (otelBench) md += otelSection(otelBench);
+
+/** The tracing overhead on the cached verify path (bench/otel.mjs). */
+function otelSection(o) {
+  const t = o.us_per_decision;
+  const pct = (x) => `${x >= 0 ? "+" : ""}${x.toFixed(1)} %`;
+  return `
+## Telemetry on the cached verify path (bench/otel.mjs)
+
+One \`Guard\` with its cache on, one token, the same \`tools/call\` (carrying \`_meta.traceparent\`) decided again and
+again with \`Guard.decide\` (no store); medians of ${o.rounds} rounds of ${o.decisions_per_round.toLocaleString("en")}.
+
+| telemetry | µs per decision (median) | added | vs. off (median of per-round ratios) |
+|---|---|---|---|
+| off (\`useOpenTelemetry(null)\`, no Prometheus registry) | ${t.off.toFixed(1)} | — | — |
+| \`@opentelemetry/api\` installed, no SDK (no-op spans and instruments) | ${t.api_no_sdk.toFixed(1)} | ${(t.api_no_sdk - t.off).toFixed(1)} µs | ${pct(o.overhead_pct.api_no_sdk)} |
+| SDK recording every span (SimpleSpanProcessor) and metric | ${t.sdk.toFixed(1)} | ${(t.sdk - t.off).toFixed(1)} µs | ${pct(o.overhead_pct.sdk)} |
+`;
+}
+
 md += `
 ## Why the misses: the profile
 

@@ -208,9 +208,78 @@ pub struct Decision {
     /// The soft rules of the server's policy that fired on an allowed call.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub soft_rules: Vec<String>,
+    /// The token's delegation depth (attenuation blocks), when it verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub depth: Option<usize>,
+    /// The token's chain came from the verifier's cache (its signatures were
+    /// not checked again); absent when they were, or no token was verified.
+    /// Depends on the cache's size and history, so `tests/vectors/state`
+    /// never holds it (runners with a cache remove it before comparing).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cache_hit: bool,
+    /// The prompt of a `prompts/get` (`params.name`, cut).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+    /// The resource URI of a `resources/read`, `resources/subscribe`,
+    /// `resources/unsubscribe` or `notifications/resources/updated` (cut).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_uri: Option<String>,
+    /// The `Mcp-Session-Id` header of the request (cut).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// The W3C trace context the message carries in `params._meta`
+    /// (`traceparent`, `tracestate`; cut), for the host's span parent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+    /// See `traceparent`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracestate: Option<String>,
 }
 
 impl Decision {
+    fn blank() -> Decision {
+        Decision {
+            allowed: false,
+            code: None,
+            status: 500,
+            message: None,
+            detail: None,
+            failed_block: None,
+            failed_check: None,
+            method: None,
+            tool: None,
+            request_id: None,
+            token_source: None,
+            subject: None,
+            issuer: None,
+            revocation_ids: Vec::new(),
+            replayed_response: false,
+            depth: None,
+            cache_hit: false,
+            prompt: None,
+            resource_uri: None,
+            session_id: None,
+            traceparent: None,
+            tracestate: None,
+            scope: None,
+            soft_rules: Vec::new(),
+        }
+    }
+
+    /// This decision with what `from` knew of the request and the message
+    /// (where the token was found, the cache, the target, the session and the
+    /// trace context): a refusal that replaces an earlier decision keeps them.
+    fn with_context_of(mut self, from: &Decision) -> Decision {
+        self.token_source.clone_from(&from.token_source);
+        self.cache_hit = from.cache_hit;
+        self.prompt.clone_from(&from.prompt);
+        self.resource_uri.clone_from(&from.resource_uri);
+        self.session_id.clone_from(&from.session_id);
+        self.traceparent.clone_from(&from.traceparent);
+        self.tracestate.clone_from(&from.tracestate);
+        self
+    }
+
     /// The audit record of this decision at `time`.
     pub fn record(&self, time: u64) -> AuditRecord {
         AuditRecord {
@@ -464,8 +533,7 @@ pub fn refusal_answer(
         issuer: None,
         revocation_ids: Vec::new(),
         replayed_response: false,
-        scope: None,
-        soft_rules: Vec::new(),
+        ..Decision::blank()
     };
     let id = match id {
         Some(v @ (Value::String(_) | Value::Number(_))) => v,
@@ -583,8 +651,7 @@ fn refusal(e: &Error, method: Option<&str>, tool: Option<&str>, id: &Option<Valu
         issuer: None,
         revocation_ids: Vec::new(),
         replayed_response: false,
-        scope: None,
-        soft_rules: Vec::new(),
+        ..Decision::blank()
     }
 }
 
@@ -610,8 +677,8 @@ fn allowed(
         issuer: Some(f.issuer.clone()),
         revocation_ids: f.revocation_ids.clone(),
         replayed_response: false,
-        scope: None,
-        soft_rules: Vec::new(),
+        depth: Some(f.depth),
+        ..Decision::blank()
     }
 }
 
@@ -841,6 +908,26 @@ fn parse_body(text: &str) -> std::result::Result<Value, String> {
     Ok(Value::Array(v))
 }
 
+/// What a message names for traces: the prompt of `prompts/get`, the URI of
+/// a resource request, and the W3C trace context in `params._meta`.
+fn message_context(d: &mut Decision, m: &Value) {
+    let params = m.get("params");
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).filter(|s| !s.is_empty()).map(cut);
+    match m.get("method").and_then(Value::as_str) {
+        Some("prompts/get") => d.prompt = text(params.and_then(|p| p.get("name"))),
+        Some(
+            "resources/read"
+            | "resources/subscribe"
+            | "resources/unsubscribe"
+            | "notifications/resources/updated",
+        ) => d.resource_uri = text(params.and_then(|p| p.get("uri"))),
+        _ => {}
+    }
+    let meta = params.and_then(|p| p.get("_meta"));
+    d.traceparent = text(meta.and_then(|x| x.get("traceparent")));
+    d.tracestate = text(meta.and_then(|x| x.get("tracestate")));
+}
+
 /// The `Mcp-Name` a message names: a tool or prompt name, or a resource URI.
 fn mcp_name(m: &Value) -> Option<&str> {
     let p = m.get("params")?;
@@ -932,6 +1019,9 @@ impl Guard {
             first.and_then(|d| d.tool.as_deref()),
             &None,
         );
+        if let Some(f) = first {
+            d = d.with_context_of(f);
+        }
         d.request_id = first.and_then(|d| d.request_id.clone());
         d.token_source = outcome.token_source.clone();
         // the id as the request had it (a number stays a number); a batch answers with null
@@ -971,6 +1061,27 @@ impl Guard {
 
     /// Decides what arrived at `now` (unix seconds).
     pub fn check(&mut self, input: &GuardInput, now: u64) -> Check {
+        let mut step = self.decide(input, now);
+        // the MCP session the request belongs to, on every decision (for traces)
+        if let Some(session) = header(&input.headers, "mcp-session-id")
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(cut)
+        {
+            let decisions: Vec<&mut Decision> = match &mut step {
+                Check::Done { outcome } => outcome.decisions.iter_mut().collect(),
+                Check::Ask { pending, .. } => {
+                    pending.msgs.iter_mut().map(|m| &mut m.decision).collect()
+                }
+            };
+            for d in decisions {
+                d.session_id = Some(session.clone());
+            }
+        }
+        step
+    }
+
+    fn decide(&mut self, input: &GuardInput, now: u64) -> Check {
         let mut out = Outcome {
             allowed: false,
             status: 200,
@@ -1116,6 +1227,7 @@ impl Guard {
                     } = *r;
                     let mut d = refusal(&error, method.as_deref(), tool.as_deref(), &id);
                     d.token_source = out.token_source.clone();
+                    message_context(&mut d, m);
                     msgs.push(Msg {
                         id,
                         method,
@@ -1141,12 +1253,15 @@ impl Guard {
             if let Ok(Some(v)) = &verdict {
                 call.request.scope = Some(v.scope.clone());
             }
+            // a hit of the server's cache (a batch without one reuses its chain, but is no hit)
+            let hits = self.verifier.cache_stats().hits;
             let verifier = batch_verifier.as_mut().unwrap_or(&mut self.verifier);
             let result = match (&out.token, &verdict) {
                 (_, Err(e)) => Err(e.clone()),
                 (None, _) => Err(Error::MissingToken),
                 (Some(t), _) => verifier.verify(t, &self.options.public_key, &call.request, now),
             };
+            let cache_hit = self.verifier.cache_stats().hits > hits;
             // a hard rule refuses a call the token allows (the token's refusal comes first)
             let result = result.and_then(|f| match &verdict {
                 Ok(Some(Verdict {
@@ -1222,6 +1337,8 @@ impl Guard {
                 }
             };
             d.token_source = out.token_source.clone();
+            d.cache_hit = cache_hit;
+            message_context(&mut d, m);
             msgs.push(Msg {
                 id: call.id,
                 method,
@@ -1387,9 +1504,8 @@ impl Guard {
             };
             if let Some(e) = whole {
                 for m in msgs.iter_mut() {
-                    let src = m.decision.token_source.clone();
-                    m.decision = refusal(&e, m.method.as_deref(), m.tool.as_deref(), &m.id);
-                    m.decision.token_source = src;
+                    m.decision = refusal(&e, m.method.as_deref(), m.tool.as_deref(), &m.id)
+                        .with_context_of(&m.decision);
                 }
             } else if let (Some(i), Some(s)) = (spender, &a.spend) {
                 if let Some(m) = msgs.get_mut(i) {
@@ -1417,9 +1533,8 @@ impl Guard {
                         }
                     };
                     if let Some(e) = e {
-                        let src = m.decision.token_source.clone();
-                        m.decision = refusal(&e, m.method.as_deref(), m.tool.as_deref(), &m.id);
-                        m.decision.token_source = src;
+                        m.decision = refusal(&e, m.method.as_deref(), m.tool.as_deref(), &m.id)
+                            .with_context_of(&m.decision);
                     }
                 }
                 if !matches!(s, SpendOutcome::Fresh) {
@@ -1698,6 +1813,75 @@ mod tests {
         assert_eq!((out.allowed, out.status), (false, 500));
         assert_eq!(out.response.unwrap()["error"]["message"], "internal error");
         assert!(out.forward.is_none() && out.facts.is_none());
+    }
+
+    #[test]
+    fn decisions_carry_what_traces_need_and_refusals_keep_it() {
+        let (g, token, now) = setup();
+        // resources and prompts opened, so those reads verify the token (issue 15 closes them by default)
+        let mut g = Guard::new(
+            GuardOptions {
+                open_resources: true,
+                open_prompts: true,
+                ..g.options.clone()
+            },
+            8,
+        )
+        .unwrap();
+        let mut store = MemoryStore::new();
+        let mut headers = BTreeMap::new();
+        headers.insert("Mcp-Session-Id".to_string(), "sess-1".to_string());
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let input = |body: Value| GuardInput {
+            headers: headers.clone(),
+            body: Some(body.to_string()),
+            fallback_token: Some(token.clone()),
+            ..GuardInput::default()
+        };
+        let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {"name": "db_query", "_meta": {"traceparent": tp, "tracestate": "a=b"}}});
+        let first = g.run(&mut store, &input(call.clone()), now);
+        let d = &first.decisions[0];
+        assert_eq!((d.depth, d.cache_hit), (Some(0), false));
+        assert_eq!(d.session_id.as_deref(), Some("sess-1"));
+        assert_eq!(
+            (d.traceparent.as_deref(), d.tracestate.as_deref()),
+            (Some(tp), Some("a=b"))
+        );
+        // the second call reuses the cached chain
+        let again = g.run(&mut store, &input(call), now);
+        assert!(again.decisions[0].cache_hit);
+        let prompt =
+            json!({"jsonrpc": "2.0", "id": 2, "method": "prompts/get", "params": {"name": "p1"}});
+        assert_eq!(
+            g.run(&mut store, &input(prompt), now).decisions[0]
+                .prompt
+                .as_deref(),
+            Some("p1")
+        );
+        let read = json!({"jsonrpc": "2.0", "id": 3, "method": "resources/read", "params": {"uri": "file:///x"}});
+        let out = g.run(&mut store, &input(read.clone()), now);
+        assert_eq!(out.decisions[0].resource_uri.as_deref(), Some("file:///x"));
+        // revoked: the store's refusal keeps the context, not the facts
+        let rid = out.decisions[0].revocation_ids[0].clone();
+        store.revoke(&rid).unwrap();
+        let revoked = g.run(&mut store, &input(read), now);
+        let d = &revoked.decisions[0];
+        assert_eq!(d.code.as_deref(), Some("revoked"));
+        assert!(d.cache_hit && d.depth.is_none());
+        assert_eq!(d.resource_uri.as_deref(), Some("file:///x"));
+        assert_eq!(d.session_id.as_deref(), Some("sess-1"));
+        // a request refused whole still names its session
+        let bad = g.run(
+            &mut store,
+            &GuardInput {
+                headers: headers.clone(),
+                body: Some("{".into()),
+                ..GuardInput::default()
+            },
+            now,
+        );
+        assert_eq!(bad.decisions[0].session_id.as_deref(), Some("sess-1"));
     }
 
     #[test]

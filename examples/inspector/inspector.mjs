@@ -1,7 +1,8 @@
 // The inspector page: the npm package's browser entry (the same Rust core as the servers, as WebAssembly).
 // Every string from a token goes into the page as text (textContent), never as HTML.
-import { init, MCPVault, McpVaultError } from "../../npm/mcpvault/dist/web.mjs";
+import { init, MCPVault, McpVaultError, auditVerify } from "../../npm/mcpvault/dist/web.mjs";
 import { explainChain, relative, isoTime, signatureVerdict, refusal } from "./explain.mjs";
+import { parseLog, row, distinct, filterRows, bucketize, verdict, outcomeOf } from "./audit.mjs";
 
 const $ = (id) => document.getElementById(id);
 let vault = null;
@@ -175,6 +176,106 @@ function dryRun() {
   }
 }
 
+// ---- The audit tab: the log's hash chain checked by the core, decisions over time, filters ----
+
+const audit = { rows: [], broken: null };
+/** Colours of the chart: allowed first, then one per refusal code (SVG presentation attributes, no inline CSS). */
+const PALETTE = ["#1c7c46", "#b42318", "#d9730d", "#7a3db8", "#2b6cb0", "#b7791f", "#c53030", "#2c7a7b", "#805ad5", "#718096"];
+const colourOf = (codes, c) => PALETTE[Math.max(0, codes.indexOf(c)) % PALETTE.length];
+const SVG = "http://www.w3.org/2000/svg";
+function svg(tag, attrs = {}, ...children) {
+  const e = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
+  for (const c of children) e.append(c instanceof Node ? c : String(c));
+  return e;
+}
+const utc = (t) => (t === null ? "—" : new Date(t * 1000).toISOString().replace("T", " ").replace(".000Z", ""));
+
+function showTab(name) {
+  for (const t of ["token", "audit"]) {
+    $(`view-${t}`).hidden = t !== name;
+    $(`tab-${t}`).setAttribute("aria-selected", String(t === name));
+  }
+}
+
+function loadLog(text, source) {
+  const entries = parseLog(text);
+  audit.rows = entries.map(row);
+  let result;
+  try {
+    result = auditVerify(entries);
+  } catch (e) {
+    $("audit-result").hidden = true;
+    $("audit-verdict").replaceChildren(el("div", { class: "verdict bad", "data-code": e.code ?? "error" }, describeError(e)));
+    return;
+  }
+  const v = verdict(result, entries.length);
+  audit.broken = v.index;
+  $("audit-status").textContent = `${source}: ${entries.length} entr${entries.length === 1 ? "y" : "ies"}.`;
+  $("audit-verdict").replaceChildren(el("div", { class: `verdict ${v.ok ? "ok" : "bad"}`, "data-code": v.ok ? "ok" : result.break.kind,
+    "data-index": v.index ?? "" }, `${v.ok ? "✓" : "✗"} ${v.text}`));
+  for (const [id, key] of [["f-subject", "subject"], ["f-tool", "tool"]]) {
+    $(id).replaceChildren(el("option", { value: "" }, "any"), ...distinct(audit.rows, key).map((x) => el("option", { value: x }, x)));
+  }
+  const codes = [...new Set(audit.rows.map(outcomeOf))].sort();
+  $("f-code").replaceChildren(el("option", { value: "" }, "any"), ...codes.map((x) => el("option", { value: x }, x)));
+  $("audit-result").hidden = false;
+  renderAudit();
+  if (audit.broken !== null) document.querySelector("#audit-table tr.broken")?.scrollIntoView({ block: "center" });
+}
+
+function renderAudit() {
+  const rows = filterRows(audit.rows, { subject: $("f-subject").value, tool: $("f-tool").value, code: $("f-code").value });
+  const refused = rows.filter((r) => !r.allowed).length;
+  $("audit-count").textContent = `${rows.length} shown: ${rows.length - refused} allowed, ${refused} refused`;
+  renderChart(rows);
+  const shown = rows.slice(0, 2000);
+  $("audit-table").querySelector("tbody").replaceChildren(...shown.map((r) => {
+    const cls = [r.allowed ? "allowed" : "refused", r.index === audit.broken ? "broken" : "",
+      audit.broken !== null && r.index > audit.broken ? "unverified" : ""].join(" ").trim();
+    return el("tr", { class: cls, "data-index": r.index, "data-seq": r.seq ?? "" },
+      el("td", {}, r.seq ?? (r.readable ? "—" : "unreadable")), el("td", {}, utc(r.time)),
+      el("td", { class: "decision" }, r.allowed ? "allowed" : `refused: ${r.code ?? "?"}`),
+      el("td", {}, r.method ?? ""), el("td", {}, r.tool ?? ""), el("td", {}, r.subject ?? ""), el("td", {}, r.requestId ?? ""));
+  }));
+}
+
+/** A stacked bar per time bucket: allowed at the bottom, then each refusal code; drawn as SVG here (no library). */
+function renderChart(rows) {
+  const all = bucketize(audit.rows);
+  const n0 = all.buckets.length;
+  const b = bucketize(rows, n0 || 24, n0 ? { lo: all.start, hi: all.start + all.width * n0 - 1 } : null);
+  const codes = all.codes;
+  const W = 1000, H = 220, left = 40, bottom = 28, top = 10;
+  const plotW = W - left - 10, plotH = H - top - bottom;
+  const max = Math.max(1, b.max);
+  const bw = b.buckets.length ? plotW / b.buckets.length : plotW;
+  const chart = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": "allowed and refused decisions over time, by code" });
+  chart.append(svg("line", { x1: left, y1: top + plotH, x2: W - 10, y2: top + plotH, stroke: "#dde1e8" }));
+  chart.append(svg("text", { x: left - 6, y: top + 8, "text-anchor": "end" }, String(max)));
+  chart.append(svg("text", { x: left - 6, y: top + plotH, "text-anchor": "end" }, "0"));
+  b.buckets.forEach((bucket, i) => {
+    let y = top + plotH;
+    for (const c of codes) {
+      const n = bucket.counts[c] ?? 0;
+      if (n === 0) continue;
+      const h = (n / max) * plotH;
+      y -= h;
+      chart.append(svg("rect", { x: left + i * bw + 1, y, width: Math.max(1, bw - 2), height: h, fill: colourOf(codes, c), "data-code": c, "data-count": n },
+        svg("title", {}, `${utc(bucket.start)}: ${n} ${c}`)));
+    }
+  });
+  const n = b.buckets.length;
+  for (const i of n ? [...new Set([0, Math.floor(n / 2), n - 1])] : []) {
+    const anchor = i === 0 ? "start" : i === n - 1 ? "end" : "middle";
+    const x = i === 0 ? left : i === n - 1 ? left + n * bw : left + i * bw + bw / 2;
+    chart.append(svg("text", { x, y: H - 8, "text-anchor": anchor }, utc(b.buckets[i].start)));
+  }
+  $("audit-chart").replaceChildren(chart);
+  $("audit-legend").replaceChildren(...codes.map((c) => el("span", {},
+    svg("svg", { width: 10, height: 10, class: "swatch" }, svg("rect", { width: 10, height: 10, fill: colourOf(codes, c) })), c)));
+}
+
 try {
   await init(new URL("../../npm/mcpvault/dist/web/mcpvault_wasm_bg.wasm", import.meta.url));
   vault = new MCPVault();
@@ -187,6 +288,14 @@ try {
   $("pubkey").addEventListener("input", () => $("verify-out").replaceChildren());
   for (const id of ["tool", "args", "audience", "pubkey"]) $(id).addEventListener("input", () => $("dry-out").replaceChildren());
   $("dry").addEventListener("click", dryRun);
+  $("tab-token").addEventListener("click", () => showTab("token"));
+  $("tab-audit").addEventListener("click", () => showTab("audit"));
+  $("audit-file").addEventListener("change", async () => {
+    const f = $("audit-file").files?.[0];
+    if (f) loadLog(await f.text(), f.name);
+  });
+  $("audit-load").addEventListener("click", () => loadLog($("audit-text").value, "pasted log"));
+  for (const id of ["f-subject", "f-tool", "f-code"]) $(id).addEventListener("change", renderAudit);
   const hash = new URLSearchParams(location.hash.slice(1));
   if (hash.get("token")) {
     $("token").value = hash.get("token");

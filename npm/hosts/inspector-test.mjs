@@ -1,15 +1,18 @@
 // The token inspector (examples/inspector) in Debian's headless Chromium, driven by playwright-core: a 3-hop token
 // from the vectors, verification with the right and a wrong key, a dry run allowed and refused, argument limits,
 // every argument limit type in plain words on its hop and the dry run naming the limit that refused, expiry, garbage
-// input, and no network request after load. Screenshots go to build/inspector/.
+// input; the audit tab on a log with one tampered entry (the broken link named and highlighted, the chart, the
+// filters); and no network request after load. Screenshots go to build/inspector/.
 //   node inspector-test.mjs
 import assert from "node:assert";
-import { mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 import { MCPVault } from "mcpvault";
 import { startServer } from "../../examples/inspector/serve.mjs";
 import { constrainedChain } from "../../examples/inspector/sample-tokens.mjs";
+import { sampleLog, tamper } from "../../examples/inspector/audit-log.mjs";
+import { auditAppend } from "../../npm/mcpvault/dist/node.mjs";
 
 const repo = fileURLToPath(new URL("../..", import.meta.url));
 const vector = (name) => JSON.parse(readFileSync(`${repo}tests/vectors/${name}.json`, "utf8"));
@@ -193,6 +196,55 @@ try {
     await page.fill("#token", "");
     await page.click("#inspect");
     assert.match(await page.textContent("#error"), /Paste a token/);
+  });
+
+  await step("audit tab: a log with one tampered entry is checked by the core, the broken link named and highlighted", async () => {
+    const file = `${shots}/audit-tampered.jsonl`;
+    writeFileSync(file, tamper(sampleLog(auditAppend), 17).join("\n") + "\n");
+    await page.click("#tab-audit");
+    assert.ok(await page.isHidden("#view-token"));
+    await page.setInputFiles("#audit-file", file);
+    await page.waitForSelector("#audit-result:not([hidden])");
+    const v = await page.textContent("#audit-verdict");
+    assert.match(v, /Chain broken at entry 17 \(seq 17\): edited/);
+    assert.strictEqual(await page.getAttribute("#audit-verdict .verdict", "data-code"), "edited");
+    assert.deepStrictEqual(await page.$$eval("#audit-table tr.broken", (r) => r.map((x) => x.dataset.seq)), ["17"]);
+    assert.strictEqual(await page.$$eval("#audit-table tr.unverified", (r) => r.length), 43);
+    assert.strictEqual(await page.$$eval("#audit-table tbody tr", (r) => r.length), 60);
+    // the chart: every decision in a bar, coloured by allowed or refusal code, with a legend
+    const bars = await page.$$eval("#audit-chart rect", (r) => r.map((x) => [x.dataset.code, Number(x.dataset.count)]));
+    const sum = (code) => bars.filter(([c]) => code === undefined || c === code).reduce((n, [, k]) => n + k, 0);
+    assert.strictEqual(sum(), 60);
+    // entry 17 was allowed; the tampered log says refused: the chart shows what the log says, the chain that it was edited
+    assert.strictEqual(sum("allowed"), 39);
+    assert.match(await page.textContent("#audit-table tr.broken td.decision"), /refused: tool_not_allowed/);
+    assert.deepStrictEqual(await page.$$eval("#audit-legend span", (s) => s.map((x) => x.textContent)),
+      ["allowed", "argument_not_allowed", "expired", "revoked", "tool_not_allowed"]);
+    await page.screenshot({ path: `${shots}/5-audit-broken.png`, fullPage: true });
+  });
+
+  await step("audit tab: filters by subject, tool and code narrow the chart and the table", async () => {
+    await page.selectOption("#f-subject", "agent-a");
+    await page.selectOption("#f-tool", "db_query");
+    const rows = await page.$$eval("#audit-table tbody tr", (r) => r.map((x) => x.children[5].textContent + "/" + x.children[4].textContent));
+    assert.ok(rows.length === 10 && rows.every((x) => x === "agent-a/db_query"), JSON.stringify(rows));
+    await page.selectOption("#f-tool", "");
+    await page.selectOption("#f-subject", "");
+    await page.selectOption("#f-code", "revoked");
+    const codes = await page.$$eval("#audit-table td.decision", (c) => c.map((x) => x.textContent));
+    assert.ok(codes.length === 5 && codes.every((c) => c === "refused: revoked"), JSON.stringify(codes));
+    const bars = await page.$$eval("#audit-chart rect", (r) => r.map((x) => x.dataset.code));
+    assert.ok(bars.length > 0 && bars.every((c) => c === "revoked"));
+    assert.match(await page.textContent("#audit-count"), /5 shown: 0 allowed, 5 refused/);
+    await page.screenshot({ path: `${shots}/6-audit-filtered.png`, fullPage: true });
+    await page.selectOption("#f-code", "");
+    // a sound log: intact
+    await page.setInputFiles("#audit-file", { name: "sound.jsonl", mimeType: "text/plain", buffer: Buffer.from(sampleLog(auditAppend).join("\n")) });
+    await page.waitForFunction(() => document.querySelector("#audit-verdict .verdict")?.dataset.code === "ok");
+    assert.match(await page.textContent("#audit-verdict"), /Chain intact: 60 entries/);
+    assert.strictEqual(await page.$$eval("#audit-table tr.broken", (r) => r.length), 0);
+    await page.click("#tab-token");
+    assert.ok(await page.isVisible("#view-token"));
   });
 
   await step("nothing leaves the page: no request after load, none off the page's origin", async () => {

@@ -2,7 +2,7 @@
 // Express 4/5 (and Connect, and plain node:http) middleware over the mcpvault gate.
 // Every decision is the core guard's (mcpvault's Guard): this file reads the request, hands it over, and writes the
 // guard's answer.
-const { Guard, storeOptionsError } = require("mcpvault");
+const { Guard, storeOptionsError, metricsText } = require("mcpvault");
 
 const OPTIONS = ["publicKeyHex", "audience", "onDecision", "cache", "now", "realm", "resourceMetadata", "maxBodyBytes",
   "store", "retryWindow", "deferSpend", "mappings", "toolMappings", "rules"];
@@ -179,4 +179,20 @@ function createMcpVaultMiddleware(options) {
   };
 }
 
-module.exports = { createMcpVaultMiddleware };
+/**
+ * A handler (Express, Connect or node:http) that answers with the Prometheus text exposition (0.0.4) of every
+ * mcpvault guard's decisions in this process: `mcpvault_decisions_total{decision,code,method}`,
+ * `mcpvault_authorization_duration_seconds{cache_hit,decision}` (a histogram), `mcpvault_cache_hits_total`,
+ * `mcpvault_cache_misses_total`. Counting starts when the first handler is created. Mount it where only the scraper
+ * reaches it: `app.get("/metrics", metricsHandler())`.
+ */
+function metricsHandler() {
+  metricsText(); // turns the registry on
+  return function mcpvaultMetrics(req, res) {
+    res.statusCode = 200;
+    res.setHeader("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+    res.end(req.method === "HEAD" ? undefined : metricsText());
+  };
+}
+
+module.exports = { createMcpVaultMiddleware, metricsHandler };

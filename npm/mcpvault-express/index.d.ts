@@ -37,3 +37,9 @@ export type McpVaultMiddleware = (req: any, res: any, next: (err?: unknown) => v
  * expiresAt, extra.mcpvault = facts) and removes the token from the body's `_meta`.
  */
 export function createMcpVaultMiddleware(options: McpVaultMiddlewareOptions): (tool?: string) => McpVaultMiddleware;
+
+/**
+ * A handler (Express, Connect, node:http) answering with the Prometheus text exposition of every mcpvault guard's
+ * decisions in this process (counting starts when the first handler is created): `app.get("/metrics", metricsHandler())`.
+ */
+export function metricsHandler(): (req: any, res: any) => void;

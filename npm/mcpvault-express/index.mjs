@@ -1,2 +1,2 @@
 import m from "./index.cjs";
-export const { createMcpVaultMiddleware } = m;
+export const { createMcpVaultMiddleware, metricsHandler } = m;

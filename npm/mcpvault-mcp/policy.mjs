@@ -13,6 +13,19 @@ const OPTIONS = ["publicKeyHex", "audience", "onDecision", "cache", "now", "chec
   "mappings", "toolMappings", "rules"];
 const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
 
+/** What telemetry reads of the SDK's `extra`: the MCP session id and the HTTP request's trace context headers (spans
+ * name the session and continue the caller's trace; the guard decides nothing on them). */
+function traceHeaders(extra) {
+  const h = {};
+  if (typeof extra?.sessionId === "string" && extra.sessionId !== "") h["mcp-session-id"] = extra.sessionId;
+  const req = extra?.requestInfo?.headers;
+  for (const k of ["traceparent", "tracestate"]) {
+    const v = req && typeof req === "object" ? req[k] : undefined;
+    if (typeof v === "string") h[k] = v;
+  }
+  return h;
+}
+
 export class Policy {
   /** `who` names the caller in option errors ("withMcpVault", "mcpvault-proxy"). */
   constructor(options, who) {
@@ -50,10 +63,11 @@ export class Policy {
    * `fallback`. `sessionSubject`: the subject that opened this session. Resolves to the guard's outcome; reports
    * every decision to onDecision.
    */
-  async decide(message, authInfo, fallback, sessionSubject) {
+  async decide(message, authInfo, fallback, sessionSubject, extra) {
     const ours = Boolean(authInfo?.extra?.mcpvault) && typeof authInfo.token === "string";
     const outcome = await this.guard.decide({
       body: message,
+      headers: traceHeaders(extra),
       transportToken: ours ? authInfo.token : undefined,
       fallbackToken: !ours && typeof authInfo?.token === "string" && authInfo.token !== "" ? authInfo.token : fallback,
       // the middleware spent this request's nonces already when it had a store and did not defer

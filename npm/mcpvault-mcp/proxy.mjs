@@ -143,7 +143,7 @@ class Relay {
   }
 
   async fromClient(message, extra) {
-    const outcome = await this.policy.decide(message, extra?.authInfo, this.fallback, this.subject);
+    const outcome = await this.policy.decide(message, extra?.authInfo, this.fallback, this.subject, extra);
     if (!outcome.allowed) {
       // a request gets the error; a refused notification or response is dropped (onDecision has it)
       if (isRequest(message)) return this.down.send({ ...outcome.response, id: message.id });

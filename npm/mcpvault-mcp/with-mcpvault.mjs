@@ -63,7 +63,7 @@ function guard(policy, method, inner) {
   return async (request, extra) => {
     // the SDK hands handlers the JSON-RPC request; the guard sees it as it came
     const message = { jsonrpc: "2.0", id: request?.id ?? extra?.requestId, ...request };
-    const outcome = await policy.decide(message, extra?.authInfo);
+    const outcome = await policy.decide(message, extra?.authInfo, undefined, undefined, extra);
     if (!outcome.allowed) throw policy.throwable(outcome);
     if (outcome.answers.length > 0) {
       // answered by the guard itself: the dry-run tool, or a retry of a single-use call with its recorded response

@@ -105,7 +105,7 @@ export interface AuthorizedFacts {
 /** Every code of the core's `ERROR_CODES` (src/error.rs), in its order; a test keeps the two equal. */
 export type ErrorCode =
   | "missing_token" | "malformed_token" | "invalid_key" | "bad_signature" | "expired" | "tool_not_allowed"
-  | "argument_not_allowed" | "wrong_audience" | "depth_exceeded" | "check_failed"
+  | "argument_not_allowed" | "resource_not_allowed" | "prompt_not_allowed" | "wrong_audience" | "depth_exceeded" | "check_failed"
   | "limits_exceeded" | "revoked" | "replayed" | "in_flight" | "session_mismatch" | "rule_violation" | "invalid_request" | "internal_error";
 
 export class McpVaultError extends Error {
@@ -210,6 +210,19 @@ export interface GuardDecision {
   issuer: string | null;
   revocation_ids: string[];
   replayed_response: boolean;
+  /** The token's delegation depth, when it verified. */
+  depth?: number;
+  /** Present (true) when the token's chain came from the verifier's cache. */
+  cache_hit?: true;
+  /** The prompt of a `prompts/get`. */
+  prompt?: string;
+  /** The resource URI of a `resources/*` request. */
+  resource_uri?: string;
+  /** The request's `Mcp-Session-Id` header. */
+  session_id?: string;
+  /** The W3C trace context of the message's `params._meta`. */
+  traceparent?: string;
+  tracestate?: string;
 }
 /** What to do with a request: answer `response` with `status` and `headers` when refused, else hand `forward` on
  * (without the token) and send `answers` (the guard's own answers); `call_key`: record the handler's response. */
@@ -275,6 +288,14 @@ export interface Decision {
   scope?: string;
   /** The soft rules that fired on an allowed call. */
   softRules?: string[];
+  /** The token's delegation depth, when it verified. */
+  depth?: number;
+  /** The token's chain came from the verifier's cache. */
+  cacheHit: boolean;
+  /** The prompt of a `prompts/get`, the resource URI of a resource request, the request's MCP session. */
+  prompt?: string;
+  resourceUri?: string;
+  sessionId?: string;
 }
 /** A matcher on one argument (APOA's format); every condition given must hold. */
 export interface Matcher {
@@ -411,3 +432,16 @@ export function authorizeWithState(token: string | null | undefined, call: CallL
 export function authorizeBody(token: string | null | undefined, body: unknown, options: StateOptions & { tool?: string; httpMethod?: string }):
   Promise<{ facts: AuthorizedFacts; outcome: GuardOutcome; id: string | number | null; error?: undefined } |
     { error: McpVaultError; outcome: GuardOutcome; id: string | number | null; facts?: undefined }>;
+
+// ---- Telemetry (SCHEMA.md, "Telemetry") ----
+
+/**
+ * Reports every guard decision through `api`, the `@opentelemetry/api` module (an optional peer dependency): a span
+ * per decision and the metrics `mcpvault.decisions`, `mcpvault.authorization.duration`, `mcpvault.cache.hits`,
+ * `mcpvault.cache.misses`. On Node the package finds `@opentelemetry/api` by itself when it is installed; browsers and
+ * workers pass it here. `null` turns spans and metrics off. Without an SDK registered, the API records nothing.
+ */
+export function useOpenTelemetry(api: unknown): void;
+
+/** The Prometheus text exposition (0.0.4) of every guard's decisions in this process since the first call. */
+export function metricsText(): string;

@@ -122,3 +122,13 @@ const badNumber: ArgLimit = { tool: "t", arg: "a", op: "glob", value: "x*", numb
 // @ts-expect-error: not an op
 const badOp: ArgLimit = { tool: "t", arg: "a", op: "regex", value: "." };
 console.log(narrower, badUnder, badItems, badNumber, badOp);
+// Telemetry (issue 18): the OpenTelemetry API module in, Prometheus text out, the Express scrape handler.
+import { useOpenTelemetry, metricsText } from "mcpvault";
+import { metricsHandler } from "mcpvault-express";
+import * as otelApi from "@opentelemetry/api";
+useOpenTelemetry(otelApi);
+useOpenTelemetry(null);
+const scrape: string = metricsText();
+const handler: (req: any, res: any) => void = metricsHandler();
+const d0 = new Guard({ publicKey }).decide({});
+d0.then((o) => console.log(scrape.length, handler.length, o.decisions[0]?.depth, o.decisions[0]?.cache_hit === true, o.decisions[0]?.session_id));

@@ -19,6 +19,8 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 from wasmtime import Engine, Store, WasiConfig
 from wasmtime.component import Component, Linker, Record, Variant
 
+from . import telemetry
+
 __all__ = ["MCPVault", "McpVaultError", "Guard", "COMPONENT_PATH"]
 
 _log = logging.getLogger("mcpvault")
@@ -497,13 +499,22 @@ class Guard:
     def check(self, input: Mapping[str, Any], now: Optional[int] = None) -> Dict[str, Any]:
         """Decides ``input`` (``GuardInput``: ``http_method``, ``headers``, ``body`` as JSON text,
         ``body_error``, ``transport_token``, ``fallback_token``, ``replay_checked``, ``session_subject``) at ``now``
-        (unix seconds; default the clock). Returns the outcome dict."""
-        v = self._vault
+        (unix seconds; default the clock). Returns the outcome dict. With ``opentelemetry-api`` installed, every
+        decision is also a span and counted in the metrics (SCHEMA.md, "Telemetry")."""
         if not isinstance(input, Mapping):
             raise McpVaultError("invalid_request", "input must be a mapping")
         if now is not None and (isinstance(now, bool) or not isinstance(now, int) or now < 0):
             raise McpVaultError("invalid_request", "now must be a non-negative integer")
         now = _now(now)
+        if not telemetry.enabled():
+            return self._check(input, now)
+        start = time.time_ns()
+        outcome = self._check(input, now)
+        telemetry.record(outcome, start, time.time_ns(), input.get("headers"))
+        return outcome
+
+    def _check(self, input: Mapping[str, Any], now: Optional[int]) -> Dict[str, Any]:
+        v = self._vault
         check = json.loads(v._call("guard-check", self._options, json.dumps(dict(input)), now))
         if check["step"] == "done":
             outcome = check["outcome"]

@@ -208,6 +208,10 @@ struct VerifyArgs {
     /// "Server policy").
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
+    /// Append the guard's decision record (one JSON object per decision, as the core writes it: no token, no
+    /// argument value) to this file, one line each.
+    #[arg(long, value_name = "FILE")]
+    decision_log: Option<std::path::PathBuf>,
 }
 
 /// The key file; its private key is wiped when dropped.
@@ -447,6 +451,25 @@ impl Host {
     }
 }
 
+/// Appends `decisions` to `path` as JSON lines (created when missing), in one write.
+fn append_decisions(
+    path: &std::path::Path,
+    decisions: &[mcpvault::guard::Decision],
+) -> Result<(), Failure> {
+    use std::io::Write;
+    let mut text = String::new();
+    for d in decisions {
+        text.push_str(&serde_json::to_string(d).map_err(|e| Failure::input(e.to_string()))?);
+        text.push('\n');
+    }
+    fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(|e| Failure::input(format!("writing {}: {e}", path.display())))
+}
+
 fn verify(args: VerifyArgs, now: u64) -> Result<String, Failure> {
     let token = read_token(&args.token)?;
     let arguments = match &args.args {
@@ -480,6 +503,9 @@ fn verify(args: VerifyArgs, now: u64) -> Result<String, Failure> {
         ..GuardInput::default()
     };
     let outcome = host.run(&input, now);
+    if let Some(path) = &args.decision_log {
+        append_decisions(path, &outcome.decisions)?;
+    }
     if let Some(facts) = outcome.facts.filter(|_| outcome.allowed) {
         return json(&facts);
     }

@@ -66,10 +66,10 @@ writeFileSync(join(dist, "cjs", "package.json"), JSON.stringify({ type: "commonj
 // The module's linear memory, for the memory tests (the web glue exports it from initSync).
 writeFileSync(join(dist, "cjs", "mcpvault_wasm.js"), readFileSync(join(dist, "cjs", "mcpvault_wasm.js"), "utf8") + "\nexports.__wasm = wasm;\n");
 
-const api = ["api.js", "gate.js"].map((f) => readFileSync(join(root, "src", f), "utf8")).join("\n");
+const api = ["api.js", "telemetry.js", "gate.js"].map((f) => readFileSync(join(root, "src", f), "utf8")).join("\n");
 // Every name the entries export besides init.
 const exported = "MCPVault, McpVaultError, auditAppend, auditVerify, callKey, Guard, storeDecide, revocationId, authorizeWithState, storeOptionsError, CHECK_TOOL, extractToken, findToken, authorizeCall, authorizeBody, " +
-  "statusOf, challenge, challengeResponse, authorizeFetch, assertPublicKey";
+  "statusOf, challenge, challengeResponse, authorizeFetch, assertPublicKey, useOpenTelemetry, metricsText";
 writeFileSync(join(dist, "api.cjs"), `"use strict";\n${api}\nmodule.exports = { makeApi };\n`);
 writeFileSync(join(dist, "api.mjs"), `${api}\nexport { makeApi };\n`);
 // Node: one instance for both entries. `import` re-exports the CommonJS entry, so the ESM and CommonJS entries share
@@ -79,8 +79,15 @@ writeFileSync(join(dist, "node.cjs"), `"use strict";
 if (!globalThis.crypto?.getRandomValues) globalThis.crypto = require("node:crypto").webcrypto;
 const wasm = require("./cjs/mcpvault_wasm.js");
 const { makeApi } = require("./api.cjs");
+// OpenTelemetry when the application has it: an optional peer dependency, no-op without it (or without an SDK)
+let otel = null;
+try {
+  otel = require("@opentelemetry/api");
+} catch {
+  otel = null;
+}
 module.exports = {
-  ...makeApi(wasm),
+  ...makeApi(wasm, undefined, otel),
   init: () => Promise.resolve(),
   /** Internal, for tests: the module's linear memory. */
   __wasmMemory: () => wasm.__wasm.memory,

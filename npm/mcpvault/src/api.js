@@ -1,7 +1,7 @@
 // The JS API over the wasm-bindgen boundary. Written once; scripts/build.mjs
 // wraps it as ESM and CommonJS. `wasm` is the generated bindings: functions
 // that take JSON text and return `{"ok": …}` or `{"error": {…}}` as JSON text.
-function makeApi(wasm, isLoaded) {
+function makeApi(wasm, isLoaded, otelApi) {
   /** A typed mcpvault failure; `code` is the core's stable snake_case code. */
   class McpVaultError extends Error {
     constructor(code, message, failedBlock, failedCheck, detail) {
@@ -209,5 +209,12 @@ function makeApi(wasm, isLoaded) {
     return call(wasm.call_key(String(requestId ?? ""), String(method), tool == null ? "" : String(tool), JSON.stringify(args ?? {})));
   }
 
-  return { MCPVault, McpVaultError, auditAppend, auditVerify, callKey, ...makeGate(wasm, McpVaultError, call, facts) };
+  const telemetry = makeTelemetry(otelApi ?? null);
+  return {
+    MCPVault, McpVaultError, auditAppend, auditVerify, callKey, ...makeGate(wasm, McpVaultError, call, facts, telemetry),
+    /** Reports decisions through `api` (the `@opentelemetry/api` module; on Node it is found by itself when installed);
+     * null turns spans and metrics off. */
+    useOpenTelemetry: (api) => telemetry.use(api ?? null),
+    metricsText: telemetry.metricsText,
+  };
 }

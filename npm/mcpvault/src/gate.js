@@ -4,11 +4,11 @@
 //
 // Every decision is the core's guard (src/guard.rs): this file only translates requests into the guard's input,
 // performs what it asks of a store, and turns its outcome into JS values. No rule lives here.
-function makeGate(wasm, McpVaultError, call, facts) {
+function makeGate(wasm, McpVaultError, call, facts, telemetry) {
   /** The dry-run tool of mcpvault-mcp: a reserved name, callable with any valid token (it runs nothing). */
   const CHECK_TOOL = "mcpvault.check";
   /** The headers the guard reads. */
-  const HEADERS = ["x-mcpvault-token", "authorization", "mcp-method", "mcp-name"];
+  const HEADERS = ["x-mcpvault-token", "authorization", "mcp-method", "mcp-name", "mcp-session-id"];
   const STORE_METHODS = ["check", "complete", "appendAudit"];
 
   const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
@@ -74,8 +74,12 @@ function makeGate(wasm, McpVaultError, call, facts) {
   function decisionOf(d, outcome) {
     const out = {
       allowed: d.allowed, code: d.code, status: d.status, method: d.method, tool: d.tool, requestId: d.request_id,
-      tokenSource: d.token_source, subject: d.subject, issuer: d.issuer,
+      tokenSource: d.token_source, subject: d.subject, issuer: d.issuer, cacheHit: d.cache_hit === true,
     };
+    if (d.depth != null) out.depth = d.depth;
+    if (d.prompt != null) out.prompt = d.prompt;
+    if (d.resource_uri != null) out.resourceUri = d.resource_uri;
+    if (d.session_id != null) out.sessionId = d.session_id;
     if (!d.allowed) Object.assign(out, { message: d.message, detail: d.detail });
     else if (outcome.facts) out.facts = facts(outcome.facts);
     if (d.replayed_response) out.replayedResponse = true;
@@ -159,6 +163,23 @@ function makeGate(wasm, McpVaultError, call, facts) {
      * keep_until, ... }`. Never rejects for a bad request: a failing store is a refusal (`internal_error`).
      */
     async decide(parts = {}) {
+      const start = telemetry.clock();
+      const outcome = await this._decide(parts);
+      if (telemetry.active()) this._record(outcome, parts.headers, start);
+      return outcome;
+    }
+
+    /** Telemetry of one decided request (spans, metrics): what the core's decisions say, and the change of the
+     * cache's counters since the last report (only this guard's decisions move them). */
+    _record(outcome, headers, start) {
+      const after = this.cacheStats();
+      const before = this._reported ?? { hits: 0, misses: 0 };
+      this._reported = after;
+      const http = { traceparent: header(headers, "traceparent"), tracestate: header(headers, "tracestate") };
+      telemetry.record(outcome, { start, end: telemetry.clock(), http, hits: after.hits - before.hits, misses: after.misses - before.misses });
+    }
+
+    async _decide(parts) {
       const store = "store" in parts ? parts.store : this.store;
       const now = this._time(parts.now);
       const step = call(this._g.check(JSON.stringify(guardInput(parts)), now));
@@ -284,7 +305,9 @@ function makeGate(wasm, McpVaultError, call, facts) {
     try {
       const g = guardFor(options, { deferSpend: true, checkTool: false, store: undefined });
       const now = g._time(checkTime(options, options.vault));
+      const start = telemetry.clock();
       const step = call(g._g.check(JSON.stringify(guardInput({ body: messageOf(c), fallbackToken: token })), now));
+      if (telemetry.active()) g._record(step.outcome, undefined, start);
       return asResult(g, step.outcome);
     } catch (e) {
       return asError(e);
