@@ -88,7 +88,11 @@ def attributes(d: Mapping[str, Any], outcome: Mapping[str, Any]) -> Dict[str, An
             a["rpc.response.status_code"] = str(rpc)
         if d.get("failed_block") is not None:
             a["mcpvault.failed_block"] = d["failed_block"]
-    # `mcpvault.soft_rules` (the soft rules that fired) is reserved for issue 15: none exist yet.
+    # the server policy's mapped scope and the soft rules that fired (issue 15): ids and names, never values
+    if d.get("scope") is not None:
+        a["mcpvault.scope"] = d["scope"]
+    if d.get("soft_rules"):
+        a["mcpvault.soft_rules"] = list(d["soft_rules"])
     return a
 
 

@@ -80,7 +80,9 @@ function makeTelemetry(initialApi) {
       if (rpc !== undefined) a["rpc.response.status_code"] = String(rpc);
       if (d.failed_block != null) a["mcpvault.failed_block"] = d.failed_block;
     }
-    // `mcpvault.soft_rules` (the soft rules that fired) is reserved for issue 15: none exist yet.
+    // the server policy's mapped scope and the soft rules that fired (issue 15): ids and names, never values
+    if (d.scope != null) a["mcpvault.scope"] = d.scope;
+    if (Array.isArray(d.soft_rules) && d.soft_rules.length > 0) a["mcpvault.soft_rules"] = d.soft_rules;
     return a;
   }
 
