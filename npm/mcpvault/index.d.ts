@@ -334,6 +334,10 @@ export interface PolicyOptions {
   rules?: PolicyRule[];
 }
 export interface GuardOptions extends PolicyOptions {
+  /** Let tokens that grant no resource read resources (a token naming resources is still held to them). */
+  openResources?: boolean;
+  /** The same for prompts. */
+  openPrompts?: boolean;
   /** The issuer's public key, hex. */
   publicKey: string;
   audience?: string;

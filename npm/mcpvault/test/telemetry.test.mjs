@@ -85,6 +85,7 @@ test("a span per decision, continuing _meta.traceparent, with the decision recor
     "mcpvault.decision": "allow",
     "mcpvault.subject": "agent-a",
     "mcpvault.issuer": "auth-server",
+    "mcpvault.scope": "db_query:call",
     "mcpvault.depth": 1,
     "mcpvault.cache_hit": false,
     "mcpvault.token_source": "header",
@@ -116,7 +117,8 @@ test("a span per decision, continuing _meta.traceparent, with the decision recor
 
 test("the HTTP traceparent header is the parent when _meta has none; the ambient span is linked when _meta is", async () => {
   spans.reset();
-  const guard = new Guard({ publicKey: keys.publicKey, now: () => NOW });
+  // resources and prompts are closed to tokens that grant none unless the server opens them
+  const guard = new Guard({ publicKey: keys.publicKey, now: () => NOW, openResources: true, openPrompts: true });
   const httpTrace = "0af7651916cd43dd8448eb211c80319c";
   const out = await guard.decide({
     headers: { authorization: `Bearer ${token}`, traceparent: `00-${httpTrace}-b7ad6b7169203331-01` },
