@@ -70,12 +70,23 @@ pub fn attenuate(token: &str, restriction_json: &str, now: f64) -> String {
     )
 }
 
+thread_local! {
+    /// The verifier of the free `verify`: no cache of tokens (every call checks the whole chain), but it keeps the
+    /// last root key it parsed, as a caller of biscuit-wasm keeps its `PublicKey`.
+    static COLD: std::cell::RefCell<mcpvault::Verifier> = std::cell::RefCell::new(mcpvault::Verifier::default());
+}
+
 /// `request_json` is the core's `Request` as JSON.
 #[wasm_bindgen]
 pub fn verify(token: &str, public_key: &str, request_json: &str, now: f64) -> String {
     answer(
-        parse::<mcpvault::Request>("request", request_json)
-            .and_then(|r| mcpvault::verify(token, public_key, &r, mcpvault::unix_time(now)?)),
+        parse::<mcpvault::Request>("request", request_json).and_then(|r| {
+            let now = mcpvault::unix_time(now)?;
+            COLD.with(|cold| match cold.try_borrow_mut() {
+                Ok(mut v) => v.verify(token, public_key, &r, now),
+                Err(_) => mcpvault::verify(token, public_key, &r, now),
+            })
+        }),
     )
 }
 
