@@ -12,9 +12,17 @@ use serde::Serialize;
 use serde_json::json;
 use wasm_bindgen::prelude::wasm_bindgen;
 
+/// `{"ok": value}`, written straight into the text (no `serde_json::Value` in between: building and sorting that tree
+/// was most of what a guard decision cost at the boundary).
 fn ok<T: Serialize>(value: T) -> String {
-    match serde_json::to_value(value) {
-        Ok(v) => json!({ "ok": v }).to_string(),
+    match serde_json::to_string(&value) {
+        Ok(v) => {
+            let mut out = String::with_capacity(v.len() + 7);
+            out.push_str("{\"ok\":");
+            out.push_str(&v);
+            out.push('}');
+            out
+        }
         Err(e) => err(mcpvault::Error::Internal {
             detail: e.to_string(),
         }),
