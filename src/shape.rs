@@ -53,6 +53,8 @@ pub(crate) struct Shape {
     queries: Vec<Query>,
     /// The token's length in bytes: no term in it is larger.
     token_len: u64,
+    /// A block is third-party signed.
+    third_party: bool,
 }
 
 /// One rule or check query.
@@ -99,6 +101,7 @@ pub(crate) fn read(bytes: &[u8]) -> Result<(Shape, Vec<schema::Block>)> {
         let symbols_err = |e| Error::malformed(format!("block {i}: symbols: {e}"));
         let own = SymbolTable::from(block.symbols.clone()).map_err(symbols_err)?;
         if signed.external_signature.is_some() {
+            shape.third_party = true;
             shape.add_block(i, &block, &own)?;
         } else {
             first_party.extend(&own).map_err(symbols_err)?;
@@ -110,6 +113,11 @@ pub(crate) fn read(bytes: &[u8]) -> Result<(Shape, Vec<schema::Block>)> {
 }
 
 impl Shape {
+    /// Whether a block is third-party signed.
+    pub(crate) fn third_party(&self) -> bool {
+        self.third_party
+    }
+
     fn add_block(
         &mut self,
         index: usize,
@@ -448,6 +456,7 @@ mod tests {
             ],
             queries: vec![query(None, vec![pred("p", 1), pred("p", 1)])],
             token_len: 100,
+            third_party: false,
         };
         assert!(!shape.recursive());
         assert_eq!(shape.counts(&[], 10_000).get(&pred("p", 1)), Some(&20));
@@ -468,6 +477,7 @@ mod tests {
             )],
             queries: vec![],
             token_len: 100,
+            third_party: false,
         };
         assert!(shape.recursive());
         let work = shape.work(&[], 0, 10_000, 200);
