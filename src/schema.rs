@@ -223,7 +223,7 @@ fn first_term<'a>(check: &'a Check, pick: impl Fn(&'a Term) -> bool) -> Option<&
 /// prints a string, so two different checks can print alike, and printing
 /// was a fifth of a verification.) Parameter maps are compared through the
 /// terms they were substituted into.
-fn same(candidate: &Check, original: &Check) -> bool {
+fn same(candidate: Check, original: &Check) -> bool {
     let candidate = resolved(candidate);
     candidate.kind == original.kind
         && candidate.queries.len() == original.queries.len()
@@ -242,8 +242,7 @@ fn same(candidate: &Check, original: &Check) -> bool {
 /// `check!` leaves `{name}` as a parameter term and its value in the rule's
 /// parameter map (biscuit-auth substitutes them when it serialises); put the
 /// values in place so the check compares with one read from a token.
-fn resolved(check: &Check) -> Check {
-    let mut check = check.clone();
+fn resolved(mut check: Check) -> Check {
     for rule in &mut check.queries {
         let Some(params) = rule.parameters.take() else {
             continue;
@@ -319,41 +318,58 @@ fn predicates_of(check: &Check) -> BTreeSet<String> {
 /// canonical check built from its own parameters is recognised.
 pub fn recognize_check(check: &Check) -> Statement {
     let original = check;
+    // Every canonical check's first query starts with a fixed predicate: a candidate whose first predicate differs
+    // cannot be the same check, so it is not built (only a shortcut: `same` decides).
+    let first = check
+        .queries
+        .first()
+        .and_then(|q| q.body.first())
+        .map(|p| p.name.as_str());
     if check.kind == CheckKind::One {
-        if let Some(Term::Date(d)) = first_term(check, |t| matches!(t, Term::Date(_))) {
-            if same(&expiry_check(*d), original) {
-                return Statement::Expiry(*d);
-            }
-        }
-        if let Some(Term::Set(set)) = first_term(check, |t| matches!(t, Term::Set(_))) {
-            let tools: Option<BTreeSet<String>> = set
-                .iter()
-                .map(|t| match t {
-                    Term::Str(s) => Some(s.clone()),
-                    _ => None,
-                })
-                .collect();
-            if let Some(tools) = tools {
-                if same(&tools_check(&tools), original) {
-                    return Statement::Tools(tools);
+        if first == Some("time") {
+            if let Some(Term::Date(d)) = first_term(check, |t| matches!(t, Term::Date(_))) {
+                if same(expiry_check(*d), original) {
+                    return Statement::Expiry(*d);
                 }
             }
         }
-        if let Some(Term::Str(a)) = first_term(check, |t| matches!(t, Term::Str(_))) {
-            if same(&audience_check(a), original) {
-                return Statement::Audience(a.clone());
-            }
-        }
-        if let Some(Term::Integer(n)) = first_term(check, |t| matches!(t, Term::Integer(_))) {
-            if let Ok(n) = u64::try_from(*n) {
-                if same(&depth_check(n), original) {
-                    return Statement::MaxDepth(n);
+        if first == Some("request_tool") {
+            if let Some(Term::Set(set)) = first_term(check, |t| matches!(t, Term::Set(_))) {
+                let tools: Option<BTreeSet<String>> = set
+                    .iter()
+                    .map(|t| match t {
+                        Term::Str(s) => Some(s.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                if let Some(tools) = tools {
+                    if same(tools_check(&tools), original) {
+                        return Statement::Tools(tools);
+                    }
                 }
             }
         }
-        if let Some(limit) = arg_candidate(check) {
-            if same(&arg_check(&limit), original) {
-                return Statement::Arg(limit);
+        if first == Some("verifier_audience") {
+            if let Some(Term::Str(a)) = first_term(check, |t| matches!(t, Term::Str(_))) {
+                if same(audience_check(a), original) {
+                    return Statement::Audience(a.clone());
+                }
+            }
+        }
+        if first == Some("depth") {
+            if let Some(Term::Integer(n)) = first_term(check, |t| matches!(t, Term::Integer(_))) {
+                if let Ok(n) = u64::try_from(*n) {
+                    if same(depth_check(n), original) {
+                        return Statement::MaxDepth(n);
+                    }
+                }
+            }
+        }
+        if first == Some("request_tool") {
+            if let Some(limit) = arg_candidate(check) {
+                if same(arg_check(&limit), original) {
+                    return Statement::Arg(limit);
+                }
             }
         }
     }
