@@ -194,8 +194,29 @@ impl Shape {
         } else {
             self.rules.len() as u128 + 1
         };
-        let n = self.counts(verifier, max_facts);
-        let total: u64 = n.values().fold(0, |a, c| a.saturating_add(*c));
+        // Without rules the counts are the token's facts plus the verifier's: read them where they are rather than
+        // building `counts`' map (cloned keys) on every verify, cached or not. The same numbers: saturating sums do
+        // not depend on their order, and the verifier's predicates are distinct.
+        let n = (!self.rules.is_empty()).then(|| self.counts(verifier, max_facts));
+        let count = |p: &Pred| -> u64 {
+            match &n {
+                Some(n) => get(n, p),
+                None => verifier
+                    .iter()
+                    .filter(|(name, arity, _)| *name == p.0 && *arity == p.1)
+                    .fold(self.facts.get(p).copied().unwrap_or(0), |a, (_, _, c)| {
+                        a.saturating_add(*c)
+                    }),
+            }
+        };
+        let total: u64 = match &n {
+            Some(n) => n.values().fold(0, |a, c| a.saturating_add(*c)),
+            None => self
+                .facts
+                .values()
+                .chain(verifier.iter().map(|(_, _, c)| c))
+                .fold(0, |a, c| a.saturating_add(*c)),
+        };
         let largest = self.token_len.max(longest);
         let cost = |q: &Query| -> u128 {
             // biscuit scans every fact in scope for each body predicate, once
@@ -204,7 +225,7 @@ impl Shape {
             let mut scanned: u128 = 0;
             for p in &q.body {
                 scanned = scanned.saturating_add(prefix.saturating_mul(u128::from(total)));
-                prefix = prefix.saturating_mul(u128::from(get(&n, p)));
+                prefix = prefix.saturating_mul(u128::from(count(p)));
             }
             let per = 1u128
                 .saturating_add(u128::from(q.ops))
