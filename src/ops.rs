@@ -1155,7 +1155,9 @@ pub(crate) fn check_call(request: &Request, now: u64) -> Result<()> {
 /// A token whose signature chain verified under one root key, read back.
 /// Holds nothing that depends on the time or the request.
 pub(crate) struct Loaded {
-    biscuit: Biscuit,
+    /// biscuit-auth's token, for its authorizer: only a chain that is not
+    /// plain is evaluated by it (see [`direct`]), so only such a chain has it.
+    biscuit: Option<Biscuit>,
     chain: Chain,
     shape: Shape,
 }
@@ -1176,13 +1178,46 @@ fn decode(
 }
 
 /// Decodes the token and verifies every signature with `root`.
+///
+/// A token that can be plain (no rule, no third-party block: what mcpvault
+/// writes) has its signatures checked by biscuit-auth's `SerializedBiscuit`
+/// alone; building a `Biscuit` on top decodes every block a second time and
+/// converts it for the authorizer, a tenth of a cold verify that a plain
+/// chain never uses. Every check `Biscuit::from` makes after the signatures
+/// is made by [`raw_blocks`] too (the same decoding, symbol and public-key
+/// tables). A chain that turns out not to be plain gets its `Biscuit` all
+/// the same (checking the signatures again: a token with checks or facts of
+/// its own but no rule).
 pub(crate) fn load(token: &str, root: PublicKey, limits: &Limits) -> Result<Loaded> {
     let (bytes, shape, protos) = decode(token, limits)?;
-    let biscuit = Biscuit::from(&bytes, root).map_err(token_err)?;
-    check_block_count(biscuit.block_count(), limits)?;
-    // the blocks were decoded from the very bytes whose signatures verified
-    let raw = raw_blocks(&protos, &biscuit.external_public_keys(), false)?;
-    let chain = read_chain(raw, biscuit.revocation_identifiers())?;
+    let maybe_plain =
+        !limits.always_datalog && !shape.third_party() && protos.iter().all(|b| b.rules.is_empty());
+    let (biscuit, raw, revocation_ids) = if maybe_plain {
+        let container = biscuit_auth::format::SerializedBiscuit::from_slice(&bytes, root)
+            .map_err(|e| token_err(Token::Format(e)))?;
+        check_block_count(container.blocks.len() + 1, limits)?;
+        // no block is third-party: no external key
+        let raw = raw_blocks(&protos, &[], false)?;
+        let ids = std::iter::once(&container.authority)
+            .chain(&container.blocks)
+            .map(|b| b.signature.to_bytes().to_vec())
+            .collect();
+        (None, raw, ids)
+    } else {
+        let biscuit = Biscuit::from(&bytes, root).map_err(token_err)?;
+        check_block_count(biscuit.block_count(), limits)?;
+        // the blocks were decoded from the very bytes whose signatures verified
+        let raw = raw_blocks(&protos, &biscuit.external_public_keys(), false)?;
+        let ids = biscuit.revocation_identifiers();
+        (Some(biscuit), raw, ids)
+    };
+    let chain = read_chain(raw, revocation_ids)?;
+    let biscuit = match biscuit {
+        None if !chain.blocks.iter().all(|b| b.plain) => {
+            Some(Biscuit::from(&bytes, root).map_err(token_err)?)
+        }
+        b => b,
+    };
     Ok(Loaded {
         biscuit,
         chain,
@@ -1287,8 +1322,8 @@ pub(crate) fn authorize(
     now: u64,
     limits: &Limits,
 ) -> Result<AuthorizedFacts> {
-    let (biscuit, chain) = (&loaded.biscuit, &loaded.chain);
-    let depth = biscuit.block_count().saturating_sub(1);
+    let chain = &loaded.chain;
+    let depth = chain.blocks.len().saturating_sub(1);
     let derived = derived_facts(chain, request);
     check_work(&loaded.shape, request, &derived, limits)?;
     if !limits.always_datalog && chain.blocks.iter().all(|b| b.plain) {
@@ -1311,6 +1346,11 @@ pub(crate) fn authorize(
             // biscuit adds max_time to an Instant and unwraps: keep it sane
             max_time: limits.max_time.min(MAX_TIME_LIMIT),
         });
+    let Some(biscuit) = &loaded.biscuit else {
+        return Err(Error::Internal {
+            detail: "a chain that is not plain was loaded without its biscuit".into(),
+        });
+    };
     let mut authorizer = builder.build(biscuit).map_err(token_err)?;
     match authorizer.authorize() {
         Ok(_) => {}

@@ -442,7 +442,7 @@ fn first_term<'a>(check: &'a Check, pick: impl Fn(&'a Term) -> bool) -> Option<&
 /// prints a string, so two different checks can print alike, and printing
 /// was a fifth of a verification.) Parameter maps are compared through the
 /// terms they were substituted into.
-fn same(candidate: &Check, original: &Check) -> bool {
+fn same(candidate: Check, original: &Check) -> bool {
     let candidate = resolved(candidate);
     candidate.kind == original.kind
         && candidate.queries.len() == original.queries.len()
@@ -461,8 +461,7 @@ fn same(candidate: &Check, original: &Check) -> bool {
 /// `check!` leaves `{name}` as a parameter term and its value in the rule's
 /// parameter map (biscuit-auth substitutes them when it serialises); put the
 /// values in place so the check compares with one read from a token.
-fn resolved(check: &Check) -> Check {
-    let mut check = check.clone();
+fn resolved(mut check: Check) -> Check {
     for rule in &mut check.queries {
         let Some(params) = rule.parameters.take() else {
             continue;
@@ -662,7 +661,7 @@ fn recognize_arg(check: &Check) -> Option<ArgLimit> {
     arg_candidates(check).into_iter().find(|limit| {
         crate::model::check_arg_limits(std::slice::from_ref(limit))
             .is_ok_and(|canon| canon.first() == Some(limit))
-            && same(&arg_check(limit), check)
+            && same(arg_check(limit), check)
     })
 }
 
@@ -678,69 +677,98 @@ fn predicates_of(check: &Check) -> BTreeSet<String> {
 /// canonical check built from its own parameters is recognised.
 pub fn recognize_check(check: &Check) -> Statement {
     let original = check;
+    // Every canonical check's first query starts with a fixed predicate: a candidate whose first predicate differs
+    // cannot be the same check, so it is not built (only a shortcut: `same` decides).
+    let first = check
+        .queries
+        .first()
+        .and_then(|q| q.body.first())
+        .map(|p| p.name.as_str());
     if check.kind == CheckKind::One {
-        if let Some(Term::Date(d)) = first_term(check, |t| matches!(t, Term::Date(_))) {
-            if same(&expiry_check(*d), original) {
-                return Statement::Expiry(*d);
+        if first == Some("time") {
+            if let Some(Term::Date(d)) = first_term(check, |t| matches!(t, Term::Date(_))) {
+                if same(expiry_check(*d), original) {
+                    return Statement::Expiry(*d);
+                }
             }
         }
-        let sets: Vec<BTreeSet<String>> = check
-            .queries
-            .iter()
-            .flat_map(|q| &q.expressions)
-            .flat_map(|e| &e.ops)
-            .filter_map(|op| match op {
-                Op::Value(Term::Set(set)) => set
-                    .iter()
-                    .map(|t| match t {
-                        Term::Str(s) => Some(s.clone()),
-                        _ => None,
-                    })
-                    .collect(),
-                _ => None,
-            })
-            .take(2)
-            .collect();
-        let empty = BTreeSet::new();
-        let candidates = match sets.as_slice() {
-            [one] => vec![(one, &empty), (&empty, one)],
-            [a, b] => vec![(a, b)],
-            _ => Vec::new(),
+        if first == Some("verifier_audience") {
+            if let Some(Term::Str(a)) = first_term(check, |t| matches!(t, Term::Str(_))) {
+                if same(audience_check(a), original) {
+                    return Statement::Audience(a.clone());
+                }
+            }
+        }
+        if first == Some("depth") {
+            if let Some(Term::Integer(n)) = first_term(check, |t| matches!(t, Term::Integer(_))) {
+                if let Ok(n) = u64::try_from(*n) {
+                    if same(depth_check(n), original) {
+                        return Statement::MaxDepth(n);
+                    }
+                }
+            }
+        }
+        let sets = || -> Vec<BTreeSet<String>> {
+            check
+                .queries
+                .iter()
+                .flat_map(|q| &q.expressions)
+                .flat_map(|e| &e.ops)
+                .filter_map(|op| match op {
+                    Op::Value(Term::Set(set)) => set
+                        .iter()
+                        .map(|t| match t {
+                            Term::Str(s) => Some(s.clone()),
+                            _ => None,
+                        })
+                        .collect(),
+                    _ => None,
+                })
+                .take(2)
+                .collect()
         };
-        for (tools, scopes) in candidates {
-            if same(&access_check(tools, scopes), original) {
-                return Statement::Tools {
-                    tools: tools.clone(),
-                    scopes: scopes.clone(),
+        match first {
+            Some("request_tool") | Some("request_scope") => {
+                let sets = sets();
+                let empty = BTreeSet::new();
+                let candidates = match sets.as_slice() {
+                    [one] => vec![(one, &empty), (&empty, one)],
+                    [a, b] => vec![(a, b)],
+                    _ => Vec::new(),
                 };
-            }
-        }
-        if let [one] = sets.as_slice() {
-            if same(&prompts_check(one), original) {
-                return Statement::Prompts(one.clone());
-            }
-            let globs: Option<BTreeSet<String>> =
-                one.iter().map(|re| args::regex_glob(re)).collect();
-            if let Some(globs) = globs {
-                if same(&resources_check(&globs), original) {
-                    return Statement::Resources(globs);
+                for (tools, scopes) in candidates {
+                    if same(access_check(tools, scopes), original) {
+                        return Statement::Tools {
+                            tools: tools.clone(),
+                            scopes: scopes.clone(),
+                        };
+                    }
                 }
             }
-        }
-        if let Some(Term::Str(a)) = first_term(check, |t| matches!(t, Term::Str(_))) {
-            if same(&audience_check(a), original) {
-                return Statement::Audience(a.clone());
-            }
-        }
-        if let Some(Term::Integer(n)) = first_term(check, |t| matches!(t, Term::Integer(_))) {
-            if let Ok(n) = u64::try_from(*n) {
-                if same(&depth_check(n), original) {
-                    return Statement::MaxDepth(n);
+            Some("request_prompt") => {
+                if let [one] = sets().as_slice() {
+                    if same(prompts_check(one), original) {
+                        return Statement::Prompts(one.clone());
+                    }
                 }
             }
+            Some("request_resource") => {
+                if let [one] = sets().as_slice() {
+                    let globs: Option<BTreeSet<String>> =
+                        one.iter().map(|re| args::regex_glob(re)).collect();
+                    if let Some(globs) = globs {
+                        if same(resources_check(&globs), original) {
+                            return Statement::Resources(globs);
+                        }
+                    }
+                }
+            }
+            _ => {}
         }
-        if let Some(limit) = recognize_arg(original) {
-            return Statement::Arg(limit);
+        if first == Some("request_tool") {
+            if let Some(limit) = recognize_arg(original) {
+                return Statement::Arg(limit);
+            }
         }
     }
     let predicates = predicates_of(check);

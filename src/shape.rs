@@ -53,6 +53,8 @@ pub(crate) struct Shape {
     queries: Vec<Query>,
     /// The token's length in bytes: no term in it is larger.
     token_len: u64,
+    /// A block is third-party signed.
+    third_party: bool,
 }
 
 /// One rule or check query.
@@ -99,6 +101,7 @@ pub(crate) fn read(bytes: &[u8]) -> Result<(Shape, Vec<schema::Block>)> {
         let symbols_err = |e| Error::malformed(format!("block {i}: symbols: {e}"));
         let own = SymbolTable::from(block.symbols.clone()).map_err(symbols_err)?;
         if signed.external_signature.is_some() {
+            shape.third_party = true;
             shape.add_block(i, &block, &own)?;
         } else {
             first_party.extend(&own).map_err(symbols_err)?;
@@ -110,6 +113,11 @@ pub(crate) fn read(bytes: &[u8]) -> Result<(Shape, Vec<schema::Block>)> {
 }
 
 impl Shape {
+    /// Whether a block is third-party signed.
+    pub(crate) fn third_party(&self) -> bool {
+        self.third_party
+    }
+
     fn add_block(
         &mut self,
         index: usize,
@@ -186,8 +194,29 @@ impl Shape {
         } else {
             self.rules.len() as u128 + 1
         };
-        let n = self.counts(verifier, max_facts);
-        let total: u64 = n.values().fold(0, |a, c| a.saturating_add(*c));
+        // Without rules the counts are the token's facts plus the verifier's: read them where they are rather than
+        // building `counts`' map (cloned keys) on every verify, cached or not. The same numbers: saturating sums do
+        // not depend on their order, and the verifier's predicates are distinct.
+        let n = (!self.rules.is_empty()).then(|| self.counts(verifier, max_facts));
+        let count = |p: &Pred| -> u64 {
+            match &n {
+                Some(n) => get(n, p),
+                None => verifier
+                    .iter()
+                    .filter(|(name, arity, _)| *name == p.0 && *arity == p.1)
+                    .fold(self.facts.get(p).copied().unwrap_or(0), |a, (_, _, c)| {
+                        a.saturating_add(*c)
+                    }),
+            }
+        };
+        let total: u64 = match &n {
+            Some(n) => n.values().fold(0, |a, c| a.saturating_add(*c)),
+            None => self
+                .facts
+                .values()
+                .chain(verifier.iter().map(|(_, _, c)| c))
+                .fold(0, |a, c| a.saturating_add(*c)),
+        };
         let largest = self.token_len.max(longest);
         let cost = |q: &Query| -> u128 {
             // biscuit scans every fact in scope for each body predicate, once
@@ -196,7 +225,7 @@ impl Shape {
             let mut scanned: u128 = 0;
             for p in &q.body {
                 scanned = scanned.saturating_add(prefix.saturating_mul(u128::from(total)));
-                prefix = prefix.saturating_mul(u128::from(get(&n, p)));
+                prefix = prefix.saturating_mul(u128::from(count(p)));
             }
             let per = 1u128
                 .saturating_add(u128::from(q.ops))
@@ -448,6 +477,7 @@ mod tests {
             ],
             queries: vec![query(None, vec![pred("p", 1), pred("p", 1)])],
             token_len: 100,
+            third_party: false,
         };
         assert!(!shape.recursive());
         assert_eq!(shape.counts(&[], 10_000).get(&pred("p", 1)), Some(&20));
@@ -468,6 +498,7 @@ mod tests {
             )],
             queries: vec![],
             token_len: 100,
+            third_party: false,
         };
         assert!(shape.recursive());
         let work = shape.work(&[], 0, 10_000, 200);

@@ -12,9 +12,17 @@ use serde::Serialize;
 use serde_json::json;
 use wasm_bindgen::prelude::wasm_bindgen;
 
+/// `{"ok": value}`, written straight into the text (no `serde_json::Value` in between: building and sorting that tree
+/// was most of what a guard decision cost at the boundary).
 fn ok<T: Serialize>(value: T) -> String {
-    match serde_json::to_value(value) {
-        Ok(v) => json!({ "ok": v }).to_string(),
+    match serde_json::to_string(&value) {
+        Ok(v) => {
+            let mut out = String::with_capacity(v.len() + 7);
+            out.push_str("{\"ok\":");
+            out.push_str(&v);
+            out.push('}');
+            out
+        }
         Err(e) => err(mcpvault::Error::Internal {
             detail: e.to_string(),
         }),
@@ -70,12 +78,23 @@ pub fn attenuate(token: &str, restriction_json: &str, now: f64) -> String {
     )
 }
 
+thread_local! {
+    /// The verifier of the free `verify`: no cache of tokens (every call checks the whole chain), but it keeps the
+    /// last root key it parsed, as a caller of biscuit-wasm keeps its `PublicKey`.
+    static COLD: std::cell::RefCell<mcpvault::Verifier> = std::cell::RefCell::new(mcpvault::Verifier::default());
+}
+
 /// `request_json` is the core's `Request` as JSON.
 #[wasm_bindgen]
 pub fn verify(token: &str, public_key: &str, request_json: &str, now: f64) -> String {
     answer(
-        parse::<mcpvault::Request>("request", request_json)
-            .and_then(|r| mcpvault::verify(token, public_key, &r, mcpvault::unix_time(now)?)),
+        parse::<mcpvault::Request>("request", request_json).and_then(|r| {
+            let now = mcpvault::unix_time(now)?;
+            COLD.with(|cold| match cold.try_borrow_mut() {
+                Ok(mut v) => v.verify(token, public_key, &r, now),
+                Err(_) => mcpvault::verify(token, public_key, &r, now),
+            })
+        }),
     )
 }
 

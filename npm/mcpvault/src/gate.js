@@ -22,8 +22,14 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
     else {
       v = headers[name];
       if (v === undefined) {
-        const key = Object.keys(headers).find((k) => k.toLowerCase() === name);
-        v = key === undefined ? undefined : headers[key];
+        // the first key that is `name` in another case (only keys of its length are lowercased: Node's headers are
+        // lowercase already, and this runs for every header the request does not carry)
+        for (const k of Object.keys(headers)) {
+          if (k.length === name.length && k.toLowerCase() === name) {
+            v = headers[k];
+            break;
+          }
+        }
       }
     }
     if (Array.isArray(v)) v = v[0];
