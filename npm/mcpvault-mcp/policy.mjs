@@ -9,7 +9,7 @@ export const TOOLS_LIST = "tools/list";
 export const REDACTED = "[mcpvault: redacted]";
 export { CHECK_TOOL };
 
-const OPTIONS = ["publicKeyHex", "audience", "onDecision", "cache", "now", "checkTool", "store", "retryWindow",
+const OPTIONS = ["publicKeyHex", "audience", "onDecision", "onSoftRule", "cache", "now", "checkTool", "store", "retryWindow",
   "mappings", "toolMappings", "rules"];
 const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
 
@@ -19,10 +19,11 @@ export class Policy {
     const fail = (m) => new TypeError(`${who}: ${m}`);
     if (!isObject(options)) throw fail("options must be an object");
     for (const k of Object.keys(options)) if (!OPTIONS.includes(k)) throw fail(`unknown option ${JSON.stringify(k)}`);
-    const { publicKeyHex, audience, onDecision, now } = options;
+    const { publicKeyHex, audience, onDecision, onSoftRule, now } = options;
     if (typeof publicKeyHex !== "string" || publicKeyHex === "") throw fail("publicKeyHex is required (the issuer's Ed25519 public key, hex)");
     if (audience !== undefined && (typeof audience !== "string" || audience === "")) throw fail("audience must be a non-empty string");
     if (onDecision !== undefined && typeof onDecision !== "function") throw fail("onDecision must be a function");
+    if (onSoftRule !== undefined && typeof onSoftRule !== "function") throw fail("onSoftRule must be a function");
     if (now !== undefined && typeof now !== "function") throw fail("now must be a function returning unix seconds");
     const cache = options.cache ?? true;
     if (cache !== true && cache !== false && !(Number.isSafeInteger(cache) && cache >= 0)) throw fail("cache must be true, false or a number of entries");
@@ -41,6 +42,7 @@ export class Policy {
       throw fail(e.code === "invalid_key" ? `publicKeyHex: ${e.message}` : e.message);
     }
     this.onDecision = onDecision;
+    this.onSoftRule = onSoftRule;
     this.checkTool = checkTool ? CHECK_TOOL : null;
   }
 
@@ -48,7 +50,7 @@ export class Policy {
    * Decides a JSON-RPC message (the core guard: token, method, revocation, single use, audit). The token is read
    * from `authInfo` set by mcpvault's middleware first, then `params._meta`, then any other `authInfo.token`, then
    * `fallback`. `sessionSubject`: the subject that opened this session. Resolves to the guard's outcome; reports
-   * every decision to onDecision.
+   * every decision to onDecision, and each allowed one whose soft rules fired to onSoftRule.
    */
   async decide(message, authInfo, fallback, sessionSubject) {
     const ours = Boolean(authInfo?.extra?.mcpvault) && typeof authInfo.token === "string";
@@ -60,16 +62,7 @@ export class Policy {
       replayChecked: ours && authInfo.extra.mcpvaultReplayChecked === true,
       sessionSubject,
     });
-    if (this.onDecision) {
-      for (const d of this.guard.decisionsOf(outcome)) {
-        try {
-          this.onDecision(d);
-        } catch (e) {
-          // A hook observes decisions; it cannot change one.
-          console.error("mcpvault: onDecision threw:", e);
-        }
-      }
-    }
+    if (this.onDecision || this.onSoftRule) reportDecisions(this.guard.decisionsOf(outcome), this, "mcpvault");
     return outcome;
   }
 
@@ -96,6 +89,23 @@ export class Policy {
     } catch (e) {
       // the call ran; a retry will be told in_flight instead of getting this response
       console.error("mcpvault: recording a response failed:", e?.message ?? e);
+    }
+  }
+}
+
+/**
+ * Hands each decision to `hooks.onDecision`, and each allowed one whose soft rules fired (`softRules` not empty) to
+ * `hooks.onSoftRule`. Hooks observe decisions; they cannot change one (what they throw is logged).
+ */
+export function reportDecisions(decisions, hooks, who) {
+  for (const d of decisions) {
+    for (const [name, hook] of [["onDecision", hooks.onDecision], ["onSoftRule", d.allowed && d.softRules?.length > 0 && hooks.onSoftRule]]) {
+      if (!hook) continue;
+      try {
+        hook(d);
+      } catch (e) {
+        console.error(`${who}: ${name} threw:`, e);
+      }
     }
   }
 }

@@ -14,6 +14,7 @@ import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/
 import { createMcpExpressApp } from "@modelcontextprotocol/sdk/server/express.js";
 import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
 import { createMcpVaultMiddleware } from "mcpvault-express";
+import { Guard } from "mcpvault";
 import { Policy, TOOLS_LIST, responseOf } from "./policy.mjs";
 
 const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
@@ -84,6 +85,7 @@ export function checkConfig(raw, base = process.cwd(), env = process.env) {
   if (raw.store !== undefined && !(raw.store === "memory" || /^(sqlite:.+|rediss?:\/\/.+)$/.test(raw.store ?? ""))) {
     throw fail('store must be "memory", "sqlite:FILE" or "redis://HOST:PORT"');
   }
+  policyError(publicKey, raw, fail);
   return {
     publicKey,
     audience: raw.audience,
@@ -94,11 +96,21 @@ export function checkConfig(raw, base = process.cwd(), env = process.env) {
     cache: raw.cache ?? true,
     log: raw.log ?? true,
     store: raw.store === undefined ? undefined : raw.store.startsWith("sqlite:") ? `sqlite:${resolve(base, raw.store.slice(7))}` : raw.store,
-    // the server's policy, checked by the core when the proxy starts
+    // the server's policy (checked by the core above: policyError)
     ...(raw.mappings !== undefined ? { mappings: raw.mappings } : {}),
     ...(raw.toolMappings !== undefined ? { toolMappings: raw.toolMappings } : {}),
     ...(raw.rules !== undefined ? { rules: raw.rules } : {}),
   };
+}
+
+/** The server's policy checked by the core now, so a bad one is a config error (a bad key is left to startProxy). */
+function policyError(publicKey, raw, fail) {
+  if (raw.mappings === undefined && raw.toolMappings === undefined && raw.rules === undefined) return;
+  try {
+    new Guard({ publicKey, mappings: raw.mappings, toolMappings: raw.toolMappings, rules: raw.rules, cache: 0 });
+  } catch (e) {
+    if (e.code !== "invalid_key") throw fail(e.message);
+  }
 }
 
 function upstreamTransport(up) {
@@ -189,9 +201,9 @@ class Relay {
   }
 }
 
-function policyOf(config, onDecision, store) {
+function policyOf(config, onDecision, onSoftRule, store) {
   return new Policy(
-    { publicKeyHex: config.publicKey, audience: config.audience, cache: config.cache, checkTool: config.checkTool, onDecision,
+    { publicKeyHex: config.publicKey, audience: config.audience, cache: config.cache, checkTool: config.checkTool, onDecision, onSoftRule,
       mappings: config.mappings, toolMappings: config.toolMappings, rules: config.rules,
       ...(store ? { store } : {}) },
     "mcpvault-proxy",
@@ -219,7 +231,7 @@ function decisionLogger(config) {
 export async function startProxy(config, options = {}) {
   const onDecision = options.onDecision ?? decisionLogger(config);
   const store = await storeOf(config);
-  const policy = policyOf(config, onDecision, store);
+  const policy = policyOf(config, onDecision, options.onSoftRule, store);
   if (config.downstream.stdio) {
     const relay = new Relay(policy, new StdioServerTransport(), upstreamTransport(config.upstream), (options.env ?? process.env)[config.tokenEnv]);
     const done = new Promise((res) => (relay.onclose = res)).then(() => store?.close());
@@ -235,6 +247,10 @@ export async function startProxy(config, options = {}) {
     audience: config.audience,
     cache: config.cache,
     deferSpend: true,
+    // the same policy: a call allowed by its mapped scope passes here too, a hard rule is refused here
+    mappings: config.mappings,
+    toolMappings: config.toolMappings,
+    rules: config.rules,
     // the refusals it answers itself; the relay reports the rest
     onDecision: onDecision && ((d) => d.allowed || onDecision(d)),
   });

@@ -156,7 +156,8 @@ export type RequestLike = { headers: Record<string, string | string[] | undefine
 /** One call: a JSON-RPC message, or `{ method?, tool, arguments? }`. */
 export type CallLike = Record<string, unknown>;
 
-export interface GateOptions {
+/** The function API takes the server's policy too (`mappings`, `toolMappings`, `rules`). */
+export interface GateOptions extends PolicyOptions {
   /** The issuer's public key, hex. */
   publicKey: string;
   audience?: string;

@@ -122,3 +122,40 @@ const badNumber: ArgLimit = { tool: "t", arg: "a", op: "glob", value: "x*", numb
 // @ts-expect-error: not an op
 const badOp: ArgLimit = { tool: "t", arg: "a", op: "regex", value: "." };
 console.log(narrower, badUnder, badItems, badNumber, badOp);
+
+// Scopes and the server's policy (issue 15): grants, restrictions, facts, decisions, and the options of every host.
+import type { PolicyOptions, ToolMapping, PolicyRule, Matcher } from "mcpvault";
+const scoped: string = vault.mint(privateKey, { scopes: ["filesystem:files:read"], ttl: 60, issuer: "i", subject: "s" });
+const scopedNarrow: string = vault.attenuate(scoped, { scopes: ["filesystem:files:read"], tools: ["read_file"] });
+const scopedFacts: AuthorizedFacts = vault.verify(scopedNarrow, publicKey, { tool: "read_file", scope: "filesystem:files:read" });
+const grantedScopes: string[] | undefined = scopedFacts.scopes;
+const mappedScope: string | undefined = scopedFacts.scope;
+const sandbox: Matcher = { startsWith: "/tmp/" };
+const toolMappings: ToolMapping[] = [
+  { tool: "write_file", service: "filesystem", scope: "files:write:sandbox", when: { path: sandbox }, priority: 10 },
+  { tool: "write_file", service: "filesystem", scope: "files:write" },
+];
+const rules: PolicyRule[] = [
+  { id: "no-etc", tool: "read_file", when: { path: { startsWith: "/etc/" } }, enforcement: "hard", message: "no" },
+  { id: "big", when: { size: { gt: 1000 }, kind: { in: ["a", 1, true, null] }, name: { glob: "*.log" } }, enforcement: "soft" },
+];
+const policy: PolicyOptions = { mappings: { read_file: "filesystem:files:read" }, toolMappings, rules };
+function onSoftRule(d: McpVaultDecision): void {
+  const fired: string[] | undefined = d.softRules;
+  const scope: string | undefined = d.scope;
+  console.log(fired, scope);
+}
+const policed = createMcpVaultMiddleware({ publicKeyHex: publicKey, ...policy, onSoftRule });
+const policedServer = withMcpVault(new McpServer({ name: "z", version: "1" }), { publicKeyHex: publicKey, ...policy,
+  onSoftRule, checkTool: true });
+const policedGuard = new Guard({ publicKey, ...policy });
+const policedProxy = checkConfig({ publicKey, upstream: { command: "node", args: ["s.js"] }, ...policy });
+async function proxyWithPolicy(): Promise<void> {
+  const p = await startProxy(policedProxy, { onSoftRule });
+  await p.close();
+}
+// @ts-expect-error: enforcement is "hard" or "soft"
+const badEnforcement: PolicyRule = { id: "x", enforcement: "maybe" };
+// @ts-expect-error: matchers are camelCase, as @apoa/mcp writes them
+const badMatcher: Matcher = { starts_with: "/tmp" };
+console.log(grantedScopes, mappedScope, policed, policedServer, policedGuard, proxyWithPolicy, badEnforcement, badMatcher);
