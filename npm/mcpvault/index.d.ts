@@ -43,6 +43,10 @@ export interface Grant {
   tools?: string[];
   /** Scopes (`filesystem:files:read`): a call the server maps to one of them is allowed too. */
   scopes?: string[];
+  /** MCP resources the token may read or subscribe to: URI prefixes, or globs with `*`/`?`. None: no resource. */
+  resources?: string[];
+  /** MCP prompts the token may get, by name. None: no prompt. */
+  prompts?: string[];
   /** Lifetime in seconds. */
   ttl: number;
   issuer: string;
@@ -58,6 +62,10 @@ export interface Restriction {
   tools?: string[];
   /** Scopes to keep; with `tools` and no `scopes`, none. */
   scopes?: string[];
+  /** Resources to keep (every block's set must allow a read). */
+  resources?: string[];
+  /** Prompts to keep. */
+  prompts?: string[];
   ttl?: number;
   audience?: string;
   maxDepth?: number;
@@ -78,6 +86,10 @@ export interface VerifyRequest {
   audience?: string;
   /** The scope the server maps this call to (the guard sets it from its policy). */
   scope?: string;
+  /** The resource URI of `resources/read` / `resources/subscribe`. */
+  resource?: string;
+  /** The prompt name of `prompts/get`. */
+  prompt?: string;
   /** Unix seconds; default the vault's clock. */
   now?: number;
 }
@@ -100,12 +112,16 @@ export interface AuthorizedFacts {
   scopes?: string[];
   /** The scope the call was mapped to. */
   scope?: string;
+  /** Each granting block's resource patterns (globs), authority first (absent when none is granted). */
+  resources?: string[][];
+  /** Prompts every granting block allows (absent when none is granted). */
+  prompts?: string[];
 }
 
 /** Every code of the core's `ERROR_CODES` (src/error.rs), in its order; a test keeps the two equal. */
 export type ErrorCode =
   | "missing_token" | "malformed_token" | "invalid_key" | "bad_signature" | "expired" | "tool_not_allowed"
-  | "argument_not_allowed" | "wrong_audience" | "depth_exceeded" | "check_failed"
+  | "argument_not_allowed" | "resource_not_allowed" | "prompt_not_allowed" | "wrong_audience" | "depth_exceeded" | "check_failed"
   | "limits_exceeded" | "revoked" | "replayed" | "in_flight" | "session_mismatch" | "rule_violation" | "invalid_request" | "internal_error";
 
 export class McpVaultError extends Error {
@@ -329,6 +345,9 @@ export interface GuardOptions extends PolicyOptions {
   deferSpend?: boolean;
   realm?: string;
   resourceMetadata?: string;
+  /** Open resources (prompts) to valid tokens that grant none; a token naming some is still held to them. */
+  openResources?: boolean;
+  openPrompts?: boolean;
   /** Verified chains kept (default 1,024). */
   cache?: number;
   /** Clock in unix seconds. */

@@ -159,3 +159,12 @@ const badEnforcement: PolicyRule = { id: "x", enforcement: "maybe" };
 // @ts-expect-error: matchers are camelCase, as @apoa/mcp writes them
 const badMatcher: Matcher = { starts_with: "/tmp" };
 console.log(grantedScopes, mappedScope, policed, policedServer, policedGuard, proxyWithPolicy, badEnforcement, badMatcher);
+// Resources and prompts (issue 15, item 3)
+const content: string = vault.mint(privateKey, { tools: ["db_query"], resources: ["file:///docs/"], prompts: ["summarize"], ttl: 60,
+  issuer: "i", subject: "s" });
+const contentNarrow: string = vault.attenuate(content, { resources: ["file:///docs/public/"], prompts: [] });
+const contentFacts: AuthorizedFacts = vault.verify(contentNarrow, publicKey, { method: "resources/read", resource: "file:///docs/public/a" });
+const resourceSets: string[][] | undefined = contentFacts.resources;
+const promptNames: string[] | undefined = vault.verify(content, publicKey, { method: "prompts/get", prompt: "summarize" }).prompts;
+const openGuard = new Guard({ publicKey, openResources: true, openPrompts: false });
+console.log(resourceSets, promptNames, openGuard);

@@ -133,6 +133,8 @@ function makeGate(wasm, McpVaultError, call, facts) {
         resource_metadata: options.resourceMetadata ?? undefined,
         mappings: options.mappings ?? undefined,
         tool_mappings: options.toolMappings ?? undefined,
+        open_resources: options.openResources === true || undefined,
+        open_prompts: options.openPrompts === true || undefined,
         rules: options.rules ?? undefined,
       };
       this._g = new wasm.Guard(JSON.stringify(this.options), cache);
@@ -229,7 +231,7 @@ function makeGate(wasm, McpVaultError, call, facts) {
   function guardFor(options, extra) {
     const o = { ...options, ...extra };
     const key = JSON.stringify([o.publicKey, o.audience, o.retryWindow, o.tool, o.checkTool, o.deferSpend, o.realm, o.resourceMetadata, o.store !== undefined,
-      o.mappings, o.toolMappings, o.rules]);
+      o.mappings, o.toolMappings, o.rules, o.openResources, o.openPrompts]);
     let g = guards.get(key);
     if (!g) {
       if (guards.size >= 64) guards.delete(guards.keys().next().value);

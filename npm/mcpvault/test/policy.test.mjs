@@ -134,3 +134,21 @@ test("a bad policy throws when the Guard is built, naming what is wrong", () => 
       (e) => e instanceof McpVaultError && e.code === "invalid_request" && re.test(e.message), JSON.stringify(policy));
   }
 });
+
+test("resources and prompts: granted by name or prefix, never open by default; a server may open them", async () => {
+  const token = mint({ tools: ["db_query"], resources: ["file:///docs/"], prompts: ["summarize"] });
+  const f = vault.verify(token, keys.publicKey, { method: "resources/read", resource: "file:///docs/a.md" });
+  assert.deepStrictEqual([f.resources, f.prompts], [[["file:///docs/*"]], ["summarize"]]);
+  assert.ok(vault.verify(token, keys.publicKey, { method: "prompts/get", prompt: "summarize" }).verified);
+  throwsCode(() => vault.verify(token, keys.publicKey, { method: "resources/read", resource: "file:///secret" }), "resource_not_allowed");
+  throwsCode(() => vault.verify(token, keys.publicKey, { method: "prompts/get", prompt: "translate" }), "prompt_not_allowed");
+  const narrow = vault.attenuate(token, { resources: ["file:///docs/public/"] });
+  throwsCode(() => vault.verify(narrow, keys.publicKey, { method: "resources/read", resource: "file:///docs/a.md" }), "resource_not_allowed");
+  const plain = mint({ tools: ["db_query"] });
+  const f2 = vault.verify(plain, keys.publicKey, { tool: "db_query" });
+  assert.ok(!("resources" in f2) && !("prompts" in f2));
+  const read = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "resources/read", params: { uri: "file:///any" } });
+  const input = { headers: { authorization: `Bearer ${plain}` }, body: read, now: NOW };
+  assert.strictEqual((await new Guard({ publicKey: keys.publicKey }).decide(input)).decisions[0].code, "resource_not_allowed");
+  assert.ok((await new Guard({ publicKey: keys.publicKey, openResources: true }).decide(input)).allowed);
+});
