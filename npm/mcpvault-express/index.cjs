@@ -5,7 +5,7 @@
 const { Guard, storeOptionsError } = require("mcpvault");
 
 const OPTIONS = ["publicKeyHex", "audience", "onDecision", "onSoftRule", "cache", "now", "realm", "resourceMetadata", "maxBodyBytes",
-  "store", "retryWindow", "deferSpend", "mappings", "toolMappings", "rules"];
+  "store", "retryWindow", "deferSpend", "mappings", "toolMappings", "rules", "openResources", "openPrompts"];
 const DEFAULT_CACHE = 1024;
 const DEFAULT_MAX_BODY = 4 * 1024 * 1024;
 
@@ -34,6 +34,9 @@ function validate(options) {
   const storeError = storeOptionsError(o);
   if (storeError) throw fail(storeError);
   if (o.deferSpend !== undefined && typeof o.deferSpend !== "boolean") throw fail("deferSpend must be true or false");
+  for (const k of ["openResources", "openPrompts"]) {
+    if (o[k] !== undefined && typeof o[k] !== "boolean") throw fail(`${k} must be true or false`);
+  }
   return o;
 }
 
@@ -93,6 +96,7 @@ function createMcpVaultMiddleware(options) {
       publicKey: o.publicKeyHex, audience: o.audience, store: o.store, retryWindow: o.retryWindow, tool,
       deferSpend: o.deferSpend, realm: o.realm, resourceMetadata: o.resourceMetadata, cache: o.cache, now: o.now,
       mappings: o.mappings, toolMappings: o.toolMappings, rules: o.rules,
+      openResources: o.openResources, openPrompts: o.openPrompts,
     });
   }
   function guardOf(tool) {

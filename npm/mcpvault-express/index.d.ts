@@ -27,6 +27,9 @@ export interface McpVaultMiddlewareOptions extends PolicyOptions {
   store?: Store;
   /** Seconds a retry of the same single-use request is one (default 30). */
   retryWindow?: number;
+  /** Open resources (prompts) to valid tokens that grant none; a token naming some is still held to them. */
+  openResources?: boolean;
+  openPrompts?: boolean;
   /** Leave single-use spends to an inner layer that sees responses (withMcpVault with a store). */
   deferSpend?: boolean;
 }

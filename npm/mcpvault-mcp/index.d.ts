@@ -19,6 +19,9 @@ export interface WithMcpVaultOptions extends PolicyOptions {
   store?: Store;
   /** Seconds a retry of the same single-use request is one (default 30). */
   retryWindow?: number;
+  /** Open resources (prompts) to valid tokens that grant none; a token naming some is still held to them. */
+  openResources?: boolean;
+  openPrompts?: boolean;
 }
 
 /** Guards an McpServer or Server of @modelcontextprotocol/sdk 1.x in place and returns it. */
@@ -42,6 +45,8 @@ export interface ProxyConfig {
   mappings?: PolicyOptions["mappings"];
   toolMappings?: PolicyOptions["toolMappings"];
   rules?: PolicyOptions["rules"];
+  openResources?: boolean;
+  openPrompts?: boolean;
 }
 export class ConfigError extends Error {}
 /** Checks a parsed config (see README.md); relative cwd against `base`. A bad policy (mappings, toolMappings,

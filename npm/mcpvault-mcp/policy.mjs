@@ -10,7 +10,9 @@ export const REDACTED = "[mcpvault: redacted]";
 export { CHECK_TOOL };
 
 const OPTIONS = ["publicKeyHex", "audience", "onDecision", "onSoftRule", "cache", "now", "checkTool", "store", "retryWindow",
-  "mappings", "toolMappings", "rules"];
+  "mappings", "toolMappings", "rules", "openResources", "openPrompts"];
+/** The list answers filtered to what the token grants. */
+export const LISTS = new Set([TOOLS_LIST, "resources/list", "resources/templates/list", "prompts/list"]);
 const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
 
 export class Policy {
@@ -31,11 +33,15 @@ export class Policy {
     if (typeof checkTool !== "boolean") throw fail(`checkTool must be true or false (the tool is named ${CHECK_TOOL})`);
     const storeError = storeOptionsError(options);
     if (storeError) throw fail(storeError);
+    for (const k of ["openResources", "openPrompts"]) {
+      if (options[k] !== undefined && typeof options[k] !== "boolean") throw fail(`${k} must be true or false`);
+    }
     try {
       this.guard = new Guard({
         publicKey: publicKeyHex, audience, store: options.store, retryWindow: options.retryWindow, checkTool,
         cache: cache === true ? 1024 : cache === false ? 0 : cache, now,
         mappings: options.mappings, toolMappings: options.toolMappings, rules: options.rules,
+        openResources: options.openResources, openPrompts: options.openPrompts,
       });
     } catch (e) {
       // the core names what is wrong: the key, or the policy (mappings, toolMappings, rules)
@@ -80,6 +86,12 @@ export class Policy {
   /** `result` of tools/list with only the tools the outcome grants (and the dry-run tool on the first page). */
   filterTools(result, outcome, request) {
     return this.guard.filterTools(result, outcome, request?.params?.cursor === undefined);
+  }
+
+  /** A list answer (tools, resources, resource templates, prompts) with only what the outcome grants. */
+  filterResult(method, result, outcome, request) {
+    if (method === TOOLS_LIST) return this.filterTools(result, outcome, request);
+    return this.guard.filterList(method, result, outcome);
   }
 
   /** Records the response of an allowed single-use call for its retries (a no-op for others). */

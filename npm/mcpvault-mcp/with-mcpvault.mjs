@@ -6,7 +6,7 @@
 // The SDK keeps request handlers in `Protocol._requestHandlers` (a Map) and McpServer installs its handlers lazily,
 // on the first registerTool. Wrapping `get` on that Map wraps whatever handler is there when a request arrives: it
 // works whether withMcpVault runs before or after tools are registered, and survives a handler being replaced.
-import { Policy, TOOLS_CALL, TOOLS_LIST, REDACTED, redact, responseOf } from "./policy.mjs";
+import { Policy, TOOLS_CALL, TOOLS_LIST, LISTS, REDACTED, redact, responseOf } from "./policy.mjs";
 
 const APPLIED = Symbol.for("mcpvault.withMcpVault");
 const METHOD_NOT_FOUND = -32601;
@@ -87,6 +87,6 @@ function guard(policy, method, inner) {
       throw e;
     }
     await policy.complete(outcome, responseOf(result));
-    return method === TOOLS_LIST ? policy.filterTools(result, outcome, forwarded) : result;
+    return LISTS.has(method) ? policy.filterResult(method, result, outcome, forwarded) : result;
   };
 }

@@ -362,6 +362,9 @@ export class Guard {
   factsOf(outcome: GuardOutcome): AuthorizedFacts | null;
   decisionsOf(outcome: GuardOutcome): Decision[];
   filterTools<T extends object>(result: T, outcome: GuardOutcome, firstPage?: boolean): T & { tools: unknown[] };
+  /** A `resources/list`, `resources/templates/list` or `prompts/list` result with only what `outcome` grants (the
+   * guard's `openResources`/`openPrompts` apply); another method's result as it is. */
+  filterList<T>(method: string, result: T, outcome: GuardOutcome): T;
   cacheStats(): { hits: number; misses: number; entries: number; capacity: number };
 }
 /** What the guard asks a store to do atomically. */

@@ -121,3 +121,22 @@ test("a bad policy throws when the middleware is created, naming what is wrong",
   // a bad key is still named as the key
   assert.throws(() => createMcpVaultMiddleware({ publicKeyHex: "abcd", ...POLICY }), /mcpvault-express: publicKeyHex: invalid key/);
 });
+
+test("resources and prompts: refused unless granted; openResources/openPrompts open them to tokens that grant none", async () => {
+  const read = (uri) => ({ jsonrpc: "2.0", id: 3, method: "resources/read", params: { uri } });
+  const get = (name) => ({ jsonrpc: "2.0", id: 4, method: "prompts/get", params: { name } });
+  const plain = mint({ tools: ["db_query"] });
+  const granted = mint({ tools: ["db_query"], resources: ["file:///docs/"], prompts: ["greeting"] });
+  const closed = app(express5).app;
+  const opened = app(express5, { openResources: true, openPrompts: true }).app;
+  const post = (a, token, body) => request(a).post("/mcp").set("Authorization", `Bearer ${token}`).send(body);
+  const r1 = await post(closed, plain, read("file:///docs/a"));
+  assert.deepStrictEqual([r1.status, r1.body.error.data.code], [403, "resource_not_allowed"]);
+  assert.strictEqual((await post(closed, granted, read("file:///docs/a"))).status, 200);
+  assert.strictEqual((await post(closed, granted, read("file:///etc/passwd"))).body.error.data.code, "resource_not_allowed");
+  assert.strictEqual((await post(closed, plain, get("greeting"))).body.error.data.code, "prompt_not_allowed");
+  assert.strictEqual((await post(opened, plain, read("file:///anything"))).status, 200);
+  assert.strictEqual((await post(opened, plain, get("anything"))).status, 200);
+  assert.strictEqual((await post(opened, granted, read("file:///etc/passwd"))).status, 403);
+  assert.throws(() => createMcpVaultMiddleware({ publicKeyHex: keys.publicKey, openPrompts: 1 }), /mcpvault-express: openPrompts must be true or false/);
+});

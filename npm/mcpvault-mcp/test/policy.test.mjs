@@ -237,3 +237,41 @@ test("the root README's \"Coming from @apoa/mcp\" block runs as written, and its
   assert.deepStrictEqual([dry.structuredContent.allowed, dry.structuredContent.scope], [true, "filesystem:files:write:sandbox"]);
   assert.deepStrictEqual(ran, ["read_file", "write_file"]);
 });
+
+function contentServer(options) {
+  const server = new McpServer({ name: "content", version: "1.0.0" });
+  const read = (uri) => async () => ({ contents: [{ uri, text: `${uri} read` }] });
+  server.registerResource("doc", "file:///docs/a.md", { mimeType: "text/plain" }, read("file:///docs/a.md"));
+  server.registerResource("secret", "file:///secret", { mimeType: "text/plain" }, read("file:///secret"));
+  for (const name of ["greeting", "other"]) {
+    server.registerPrompt(name, { description: name }, () => ({ messages: [{ role: "user", content: { type: "text", text: name } }] }));
+  }
+  server.registerTool("db_query", { inputSchema: { sql: z.string() } }, async () => ({ content: [{ type: "text", text: "ok" }] }));
+  withMcpVault(server, options);
+  return server;
+}
+
+test("withMcpVault: resources and prompts are granted, lists filtered; openResources/openPrompts open them", async (t) => {
+  const client = await connect(contentServer({ publicKeyHex: keys.publicKey }));
+  t.after(() => client.close());
+  const granted = { token: mint({ tools: ["db_query"], resources: ["file:///docs/"], prompts: ["greeting"] }) };
+  assert.deepStrictEqual((await client.listResources({ _meta: granted })).resources.map((r) => r.uri), ["file:///docs/a.md"]);
+  assert.strictEqual((await client.readResource({ uri: "file:///docs/a.md", _meta: granted })).contents[0].text, "file:///docs/a.md read");
+  assert.deepStrictEqual(await mcpError(client.readResource({ uri: "file:///secret", _meta: granted })), { rpc: -32013, code: "resource_not_allowed" });
+  assert.deepStrictEqual((await client.listPrompts({ _meta: granted })).prompts.map((p) => p.name), ["greeting"]);
+  assert.deepStrictEqual(await mcpError(client.getPrompt({ name: "other", _meta: granted })), { rpc: -32013, code: "prompt_not_allowed" });
+  // a token that grants none lists and reads none
+  const none = { token: mint({ tools: ["db_query"] }) };
+  assert.deepStrictEqual((await client.listResources({ _meta: none })).resources, []);
+  assert.deepStrictEqual((await client.listPrompts({ _meta: none })).prompts, []);
+  assert.deepStrictEqual(await mcpError(client.readResource({ uri: "file:///docs/a.md", _meta: none })), { rpc: -32013, code: "resource_not_allowed" });
+  // a server that opens them
+  const open = await connect(contentServer({ publicKeyHex: keys.publicKey, openResources: true, openPrompts: true }));
+  t.after(() => open.close());
+  assert.deepStrictEqual((await open.listResources({ _meta: none })).resources.map((r) => r.uri).sort(), ["file:///docs/a.md", "file:///secret"]);
+  assert.strictEqual((await open.getPrompt({ name: "other", _meta: none })).messages[0].content.text, "other");
+  // ... yet a token that names resources is still held to them
+  assert.deepStrictEqual(await mcpError(open.readResource({ uri: "file:///secret", _meta: granted })), { rpc: -32013, code: "resource_not_allowed" });
+  assert.throws(() => withMcpVault(new McpServer({ name: "x", version: "1" }), { publicKeyHex: keys.publicKey, openResources: "yes" }),
+    /withMcpVault: openResources must be true or false/);
+});
