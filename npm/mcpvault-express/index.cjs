@@ -4,8 +4,8 @@
 // guard's answer.
 const { Guard, storeOptionsError, metricsText } = require("mcpvault");
 
-const OPTIONS = ["publicKeyHex", "audience", "onDecision", "cache", "now", "realm", "resourceMetadata", "maxBodyBytes",
-  "store", "retryWindow", "deferSpend", "mappings", "toolMappings", "rules"];
+const OPTIONS = ["publicKeyHex", "audience", "onDecision", "onSoftRule", "cache", "now", "realm", "resourceMetadata", "maxBodyBytes",
+  "store", "retryWindow", "deferSpend", "mappings", "toolMappings", "rules", "openResources", "openPrompts"];
 const DEFAULT_CACHE = 1024;
 const DEFAULT_MAX_BODY = 4 * 1024 * 1024;
 
@@ -20,6 +20,7 @@ function validate(options) {
   if (typeof o.publicKeyHex !== "string" || o.publicKeyHex === "") throw fail("publicKeyHex is required (the issuer's Ed25519 public key, hex)");
   if (o.audience !== undefined && (typeof o.audience !== "string" || o.audience === "")) throw fail("audience must be a non-empty string");
   if (o.onDecision !== undefined && typeof o.onDecision !== "function") throw fail("onDecision must be a function");
+  if (o.onSoftRule !== undefined && typeof o.onSoftRule !== "function") throw fail("onSoftRule must be a function");
   if (o.now !== undefined && typeof o.now !== "function") throw fail("now must be a function returning unix seconds");
   if (o.realm !== undefined && typeof o.realm !== "string") throw fail("realm must be a string");
   if (o.resourceMetadata !== undefined && typeof o.resourceMetadata !== "string") throw fail("resourceMetadata must be a URL string");
@@ -33,6 +34,9 @@ function validate(options) {
   const storeError = storeOptionsError(o);
   if (storeError) throw fail(storeError);
   if (o.deferSpend !== undefined && typeof o.deferSpend !== "boolean") throw fail("deferSpend must be true or false");
+  for (const k of ["openResources", "openPrompts"]) {
+    if (o[k] !== undefined && typeof o[k] !== "boolean") throw fail(`${k} must be true or false`);
+  }
   return o;
 }
 
@@ -92,6 +96,7 @@ function createMcpVaultMiddleware(options) {
       publicKey: o.publicKeyHex, audience: o.audience, store: o.store, retryWindow: o.retryWindow, tool,
       deferSpend: o.deferSpend, realm: o.realm, resourceMetadata: o.resourceMetadata, cache: o.cache, now: o.now,
       mappings: o.mappings, toolMappings: o.toolMappings, rules: o.rules,
+      openResources: o.openResources, openPrompts: o.openPrompts,
     });
   }
   function guardOf(tool) {
@@ -101,13 +106,18 @@ function createMcpVaultMiddleware(options) {
   }
 
   function report(g, outcome) {
-    if (!o.onDecision) return;
+    if (!o.onDecision && !o.onSoftRule) return;
     for (const d of g.decisionsOf(outcome)) {
-      try {
-        o.onDecision(d);
-      } catch (e) {
-        // A hook observes decisions; it cannot change one.
-        console.error("mcpvault-express: onDecision threw:", e);
+      // onSoftRule: each allowed decision whose soft rules fired
+      const hooks = [["onDecision", o.onDecision], ["onSoftRule", d.allowed && d.softRules?.length > 0 && o.onSoftRule]];
+      for (const [name, hook] of hooks) {
+        if (!hook) continue;
+        try {
+          hook(d);
+        } catch (e) {
+          // A hook observes decisions; it cannot change one.
+          console.error(`mcpvault-express: ${name} threw:`, e);
+        }
       }
     }
   }
@@ -135,7 +145,8 @@ function createMcpVaultMiddleware(options) {
     req.mcpvaultFacts = f;
     // The MCP SDK's AuthInfo: StreamableHTTPServerTransport hands req.auth to tool handlers as extra.authInfo.
     // mcpvaultReplayChecked tells withMcpVault that this request's single-use nonces were spent here.
-    req.auth = { token: outcome.token, clientId: f.subject, scopes: f.tools, expiresAt: f.expiresAt,
+    // scopes: the granted tools, then the granted scopes (a handler can check either)
+    req.auth = { token: outcome.token, clientId: f.subject, scopes: [...f.tools, ...(f.scopes ?? [])], expiresAt: f.expiresAt,
       extra: { mcpvault: f, mcpvaultReplayChecked: Boolean(o.store) && !o.deferSpend } };
     // the body handed on is the guard's, without the token (a one-tool route's plain arguments as they came)
     if (outcome.forward != null) req.body = outcome.forward;

@@ -10,6 +10,9 @@ export interface McpVaultMiddlewareOptions extends PolicyOptions {
   audience?: string;
   /** Called once per decision (allow or deny); it observes, it cannot change the decision. */
   onDecision?: (decision: McpVaultDecision) => void;
+  /** Called once per allowed decision whose `softRules` is not empty (the server's soft rules that fired); it
+   * observes only. */
+  onSoftRule?: (decision: McpVaultDecision) => void;
   /** Verified-chain cache: true (default, 1,024 entries), false, or a number of entries. */
   cache?: boolean | number;
   /** Clock in unix seconds (default Date.now). */
@@ -24,6 +27,9 @@ export interface McpVaultMiddlewareOptions extends PolicyOptions {
   store?: Store;
   /** Seconds a retry of the same single-use request is one (default 30). */
   retryWindow?: number;
+  /** Open resources (prompts) to valid tokens that grant none; a token naming some is still held to them. */
+  openResources?: boolean;
+  openPrompts?: boolean;
   /** Leave single-use spends to an inner layer that sees responses (withMcpVault with a store). */
   deferSpend?: boolean;
 }
@@ -33,8 +39,8 @@ export type McpVaultMiddleware = (req: any, res: any, next: (err?: unknown) => v
 
 /**
  * `auth()` authorizes whatever the JSON-RPC body asks; `auth("db_query")` serves one tool. On success sets
- * `req.mcpvaultFacts` and `req.auth` (the MCP SDK's AuthInfo: token, clientId = subject, scopes = tools,
- * expiresAt, extra.mcpvault = facts) and removes the token from the body's `_meta`.
+ * `req.mcpvaultFacts` and `req.auth` (the MCP SDK's AuthInfo: token, clientId = subject, scopes = the granted
+ * tools then the granted scopes, expiresAt, extra.mcpvault = facts) and removes the token from the body's `_meta`.
  */
 export function createMcpVaultMiddleware(options: McpVaultMiddlewareOptions): (tool?: string) => McpVaultMiddleware;
 

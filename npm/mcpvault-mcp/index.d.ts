@@ -6,6 +6,9 @@ export interface WithMcpVaultOptions extends PolicyOptions {
   publicKeyHex: string;
   audience?: string;
   onDecision?: (decision: McpVaultDecision) => void;
+  /** Called once per allowed decision whose `softRules` is not empty (the server's soft rules that fired); it
+   * observes only. */
+  onSoftRule?: (decision: McpVaultDecision) => void;
   /** Verified-chain cache: true (1,024, default), false, or a size. */
   cache?: boolean | number;
   now?: () => number;
@@ -16,6 +19,9 @@ export interface WithMcpVaultOptions extends PolicyOptions {
   store?: Store;
   /** Seconds a retry of the same single-use request is one (default 30). */
   retryWindow?: number;
+  /** Open resources (prompts) to valid tokens that grant none; a token naming some is still held to them. */
+  openResources?: boolean;
+  openPrompts?: boolean;
 }
 
 /** Guards an McpServer or Server of @modelcontextprotocol/sdk 1.x in place and returns it. */
@@ -39,11 +45,15 @@ export interface ProxyConfig {
   mappings?: PolicyOptions["mappings"];
   toolMappings?: PolicyOptions["toolMappings"];
   rules?: PolicyOptions["rules"];
+  openResources?: boolean;
+  openPrompts?: boolean;
 }
 export class ConfigError extends Error {}
-/** Checks a parsed config (see README.md); relative cwd against `base`. */
+/** Checks a parsed config (see README.md); relative cwd against `base`. A bad policy (mappings, toolMappings,
+ * rules) is a ConfigError here. */
 export function checkConfig(raw: unknown, base?: string, env?: Record<string, string | undefined>): ProxyConfig;
 export function loadConfig(file: string, env?: Record<string, string | undefined>): ProxyConfig;
-export function startProxy(config: ProxyConfig, options?: { onDecision?: (d: McpVaultDecision) => void; env?: Record<string, string | undefined> }):
+export function startProxy(config: ProxyConfig, options?: { onDecision?: (d: McpVaultDecision) => void;
+  onSoftRule?: (d: McpVaultDecision) => void; env?: Record<string, string | undefined> }):
   Promise<{ close(): Promise<void>; url?: string; closed?: Promise<void> }>;
 export type { AuthorizedFacts };

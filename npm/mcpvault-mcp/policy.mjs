@@ -9,8 +9,10 @@ export const TOOLS_LIST = "tools/list";
 export const REDACTED = "[mcpvault: redacted]";
 export { CHECK_TOOL };
 
-const OPTIONS = ["publicKeyHex", "audience", "onDecision", "cache", "now", "checkTool", "store", "retryWindow",
-  "mappings", "toolMappings", "rules"];
+const OPTIONS = ["publicKeyHex", "audience", "onDecision", "onSoftRule", "cache", "now", "checkTool", "store", "retryWindow",
+  "mappings", "toolMappings", "rules", "openResources", "openPrompts"];
+/** The list answers filtered to what the token grants. */
+export const LISTS = new Set([TOOLS_LIST, "resources/list", "resources/templates/list", "prompts/list"]);
 const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
 
 /** What telemetry reads of the SDK's `extra`: the MCP session id and the HTTP request's trace context headers (spans
@@ -32,10 +34,11 @@ export class Policy {
     const fail = (m) => new TypeError(`${who}: ${m}`);
     if (!isObject(options)) throw fail("options must be an object");
     for (const k of Object.keys(options)) if (!OPTIONS.includes(k)) throw fail(`unknown option ${JSON.stringify(k)}`);
-    const { publicKeyHex, audience, onDecision, now } = options;
+    const { publicKeyHex, audience, onDecision, onSoftRule, now } = options;
     if (typeof publicKeyHex !== "string" || publicKeyHex === "") throw fail("publicKeyHex is required (the issuer's Ed25519 public key, hex)");
     if (audience !== undefined && (typeof audience !== "string" || audience === "")) throw fail("audience must be a non-empty string");
     if (onDecision !== undefined && typeof onDecision !== "function") throw fail("onDecision must be a function");
+    if (onSoftRule !== undefined && typeof onSoftRule !== "function") throw fail("onSoftRule must be a function");
     if (now !== undefined && typeof now !== "function") throw fail("now must be a function returning unix seconds");
     const cache = options.cache ?? true;
     if (cache !== true && cache !== false && !(Number.isSafeInteger(cache) && cache >= 0)) throw fail("cache must be true, false or a number of entries");
@@ -43,17 +46,22 @@ export class Policy {
     if (typeof checkTool !== "boolean") throw fail(`checkTool must be true or false (the tool is named ${CHECK_TOOL})`);
     const storeError = storeOptionsError(options);
     if (storeError) throw fail(storeError);
+    for (const k of ["openResources", "openPrompts"]) {
+      if (options[k] !== undefined && typeof options[k] !== "boolean") throw fail(`${k} must be true or false`);
+    }
     try {
       this.guard = new Guard({
         publicKey: publicKeyHex, audience, store: options.store, retryWindow: options.retryWindow, checkTool,
         cache: cache === true ? 1024 : cache === false ? 0 : cache, now,
         mappings: options.mappings, toolMappings: options.toolMappings, rules: options.rules,
+        openResources: options.openResources, openPrompts: options.openPrompts,
       });
     } catch (e) {
       // the core names what is wrong: the key, or the policy (mappings, toolMappings, rules)
       throw fail(e.code === "invalid_key" ? `publicKeyHex: ${e.message}` : e.message);
     }
     this.onDecision = onDecision;
+    this.onSoftRule = onSoftRule;
     this.checkTool = checkTool ? CHECK_TOOL : null;
   }
 
@@ -61,7 +69,7 @@ export class Policy {
    * Decides a JSON-RPC message (the core guard: token, method, revocation, single use, audit). The token is read
    * from `authInfo` set by mcpvault's middleware first, then `params._meta`, then any other `authInfo.token`, then
    * `fallback`. `sessionSubject`: the subject that opened this session. Resolves to the guard's outcome; reports
-   * every decision to onDecision.
+   * every decision to onDecision, and each allowed one whose soft rules fired to onSoftRule.
    */
   async decide(message, authInfo, fallback, sessionSubject, extra) {
     const ours = Boolean(authInfo?.extra?.mcpvault) && typeof authInfo.token === "string";
@@ -74,16 +82,7 @@ export class Policy {
       replayChecked: ours && authInfo.extra.mcpvaultReplayChecked === true,
       sessionSubject,
     });
-    if (this.onDecision) {
-      for (const d of this.guard.decisionsOf(outcome)) {
-        try {
-          this.onDecision(d);
-        } catch (e) {
-          // A hook observes decisions; it cannot change one.
-          console.error("mcpvault: onDecision threw:", e);
-        }
-      }
-    }
+    if (this.onDecision || this.onSoftRule) reportDecisions(this.guard.decisionsOf(outcome), this, "mcpvault");
     return outcome;
   }
 
@@ -103,6 +102,12 @@ export class Policy {
     return this.guard.filterTools(result, outcome, request?.params?.cursor === undefined);
   }
 
+  /** A list answer (tools, resources, resource templates, prompts) with only what the outcome grants. */
+  filterResult(method, result, outcome, request) {
+    if (method === TOOLS_LIST) return this.filterTools(result, outcome, request);
+    return this.guard.filterList(method, result, outcome);
+  }
+
   /** Records the response of an allowed single-use call for its retries (a no-op for others). */
   async complete(outcome, response) {
     try {
@@ -110,6 +115,23 @@ export class Policy {
     } catch (e) {
       // the call ran; a retry will be told in_flight instead of getting this response
       console.error("mcpvault: recording a response failed:", e?.message ?? e);
+    }
+  }
+}
+
+/**
+ * Hands each decision to `hooks.onDecision`, and each allowed one whose soft rules fired (`softRules` not empty) to
+ * `hooks.onSoftRule`. Hooks observe decisions; they cannot change one (what they throw is logged).
+ */
+export function reportDecisions(decisions, hooks, who) {
+  for (const d of decisions) {
+    for (const [name, hook] of [["onDecision", hooks.onDecision], ["onSoftRule", d.allowed && d.softRules?.length > 0 && hooks.onSoftRule]]) {
+      if (!hook) continue;
+      try {
+        hook(d);
+      } catch (e) {
+        console.error(`${who}: ${name} threw:`, e);
+      }
     }
   }
 }

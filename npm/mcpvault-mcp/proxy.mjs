@@ -14,14 +14,15 @@ import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/
 import { createMcpExpressApp } from "@modelcontextprotocol/sdk/server/express.js";
 import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
 import { createMcpVaultMiddleware } from "mcpvault-express";
-import { Policy, TOOLS_LIST, responseOf } from "./policy.mjs";
+import { Guard } from "mcpvault";
+import { Policy, LISTS, responseOf } from "./policy.mjs";
 
 const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
 const isRequest = (m) => isObject(m) && typeof m.method === "string" && m.id !== undefined && m.id !== null;
 const isResponse = (m) => isObject(m) && m.method === undefined && m.id !== undefined && ("result" in m || "error" in m);
 
 const CONFIG_KEYS = ["publicKey", "audience", "upstream", "downstream", "tokenEnv", "checkTool", "cache", "log", "store",
-  "mappings", "toolMappings", "rules"];
+  "mappings", "toolMappings", "rules", "openResources", "openPrompts"];
 
 /**
  * Reads and checks a proxy configuration (JSON). Relative `upstream.cwd` is resolved against the file's folder
@@ -84,6 +85,10 @@ export function checkConfig(raw, base = process.cwd(), env = process.env) {
   if (raw.store !== undefined && !(raw.store === "memory" || /^(sqlite:.+|rediss?:\/\/.+)$/.test(raw.store ?? ""))) {
     throw fail('store must be "memory", "sqlite:FILE" or "redis://HOST:PORT"');
   }
+  policyError(publicKey, raw, fail);
+  for (const k of ["openResources", "openPrompts"]) {
+    if (raw[k] !== undefined && typeof raw[k] !== "boolean") throw fail(`${k} must be true or false`);
+  }
   return {
     publicKey,
     audience: raw.audience,
@@ -94,11 +99,23 @@ export function checkConfig(raw, base = process.cwd(), env = process.env) {
     cache: raw.cache ?? true,
     log: raw.log ?? true,
     store: raw.store === undefined ? undefined : raw.store.startsWith("sqlite:") ? `sqlite:${resolve(base, raw.store.slice(7))}` : raw.store,
-    // the server's policy, checked by the core when the proxy starts
+    // the server's policy (checked by the core above: policyError)
     ...(raw.mappings !== undefined ? { mappings: raw.mappings } : {}),
     ...(raw.toolMappings !== undefined ? { toolMappings: raw.toolMappings } : {}),
     ...(raw.rules !== undefined ? { rules: raw.rules } : {}),
+    ...(raw.openResources !== undefined ? { openResources: raw.openResources } : {}),
+    ...(raw.openPrompts !== undefined ? { openPrompts: raw.openPrompts } : {}),
   };
+}
+
+/** The server's policy checked by the core now, so a bad one is a config error (a bad key is left to startProxy). */
+function policyError(publicKey, raw, fail) {
+  if (raw.mappings === undefined && raw.toolMappings === undefined && raw.rules === undefined) return;
+  try {
+    new Guard({ publicKey, mappings: raw.mappings, toolMappings: raw.toolMappings, rules: raw.rules, cache: 0 });
+  } catch (e) {
+    if (e.code !== "invalid_key") throw fail(e.message);
+  }
 }
 
 function upstreamTransport(up) {
@@ -119,7 +136,7 @@ class Relay {
     this.down = downstream;
     this.up = upstream;
     this.fallback = fallbackToken;
-    this.lists = new Map(); // tools/list request id -> { outcome, request }
+    this.lists = new Map(); // list request id (tools, resources, templates, prompts) -> { outcome, request }
     this.calls = new Map(); // single-use tools/call request id -> outcome, to record the response
     this.initializeIds = new Set();
     // the subject whose token opened the session: later messages must carry a token of the same subject
@@ -154,7 +171,7 @@ class Relay {
     const forward = outcome.forward;
     if (forward == null) return;
     if (isRequest(forward)) {
-      if (forward.method === TOOLS_LIST) this.lists.set(forward.id, { outcome, request: forward });
+      if (LISTS.has(forward.method)) this.lists.set(forward.id, { outcome, request: forward });
       if (outcome.call_key) this.calls.set(forward.id, outcome);
       if (forward.method === "initialize") this.initializeIds.add(forward.id);
     }
@@ -166,7 +183,9 @@ class Relay {
       const list = this.lists.get(message.id);
       if (list) {
         this.lists.delete(message.id);
-        if (isObject(message.result)) message = { ...message, result: this.policy.filterTools(message.result, list.outcome, list.request) };
+        if (isObject(message.result)) {
+          message = { ...message, result: this.policy.filterResult(list.request.method, message.result, list.outcome, list.request) };
+        }
       }
       const called = this.calls.get(message.id);
       if (called) {
@@ -189,10 +208,11 @@ class Relay {
   }
 }
 
-function policyOf(config, onDecision, store) {
+function policyOf(config, onDecision, onSoftRule, store) {
   return new Policy(
-    { publicKeyHex: config.publicKey, audience: config.audience, cache: config.cache, checkTool: config.checkTool, onDecision,
+    { publicKeyHex: config.publicKey, audience: config.audience, cache: config.cache, checkTool: config.checkTool, onDecision, onSoftRule,
       mappings: config.mappings, toolMappings: config.toolMappings, rules: config.rules,
+      openResources: config.openResources, openPrompts: config.openPrompts,
       ...(store ? { store } : {}) },
     "mcpvault-proxy",
   );
@@ -219,7 +239,7 @@ function decisionLogger(config) {
 export async function startProxy(config, options = {}) {
   const onDecision = options.onDecision ?? decisionLogger(config);
   const store = await storeOf(config);
-  const policy = policyOf(config, onDecision, store);
+  const policy = policyOf(config, onDecision, options.onSoftRule, store);
   if (config.downstream.stdio) {
     const relay = new Relay(policy, new StdioServerTransport(), upstreamTransport(config.upstream), (options.env ?? process.env)[config.tokenEnv]);
     const done = new Promise((res) => (relay.onclose = res)).then(() => store?.close());
@@ -235,6 +255,12 @@ export async function startProxy(config, options = {}) {
     audience: config.audience,
     cache: config.cache,
     deferSpend: true,
+    // the same policy: a call allowed by its mapped scope passes here too, a hard rule is refused here
+    mappings: config.mappings,
+    toolMappings: config.toolMappings,
+    rules: config.rules,
+    openResources: config.openResources,
+    openPrompts: config.openPrompts,
     // the refusals it answers itself; the relay reports the rest
     onDecision: onDecision && ((d) => d.allowed || onDecision(d)),
   });

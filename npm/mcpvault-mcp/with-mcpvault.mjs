@@ -6,7 +6,7 @@
 // The SDK keeps request handlers in `Protocol._requestHandlers` (a Map) and McpServer installs its handlers lazily,
 // on the first registerTool. Wrapping `get` on that Map wraps whatever handler is there when a request arrives: it
 // works whether withMcpVault runs before or after tools are registered, and survives a handler being replaced.
-import { Policy, TOOLS_CALL, TOOLS_LIST, REDACTED, redact, responseOf } from "./policy.mjs";
+import { Policy, TOOLS_CALL, TOOLS_LIST, LISTS, REDACTED, redact, responseOf } from "./policy.mjs";
 
 const APPLIED = Symbol.for("mcpvault.withMcpVault");
 const METHOD_NOT_FOUND = -32601;
@@ -15,8 +15,10 @@ const LIFECYCLE = new Set(["initialize", "ping"]);
 
 /**
  * Guards `server` (an McpServer or a low-level Server) and returns it. options: `publicKeyHex` (required),
- * `audience`, `onDecision(decision)`, `cache` (default true), `now`, `checkTool` (true: add the `mcpvault.check`
- * dry-run tool), `store` (mcpvault-store: revocation, single use with recorded responses, audit), `retryWindow`.
+ * `audience`, `onDecision(decision)`, `onSoftRule(decision)` (each allowed decision whose soft rules fired), `cache`
+ * (default true), `now`, `checkTool` (true: add the `mcpvault.check` dry-run tool), `store` (mcpvault-store:
+ * revocation, single use with recorded responses, audit), `retryWindow`; the server's policy, decided by the core:
+ * `mappings`, `toolMappings`, `rules` (SCHEMA.md, "Server policy").
  * Apply before `connect` when using checkTool on a server with no tools.
  */
 export function withMcpVault(server, options) {
@@ -53,7 +55,7 @@ function handlerExtra(extra, request, token, facts) {
   const info = extra?.authInfo;
   const authInfo = info
     ? { ...info, token: info.token === token ? REDACTED : info.token, extra: { ...info.extra, mcpvault: facts } }
-    : { token: REDACTED, clientId: facts.subject, scopes: facts.tools, expiresAt: facts.expiresAt, extra: { mcpvault: facts } };
+    : { token: REDACTED, clientId: facts.subject, scopes: [...facts.tools, ...(facts.scopes ?? [])], expiresAt: facts.expiresAt, extra: { mcpvault: facts } };
   const out = { ...extra, authInfo, _meta: request.params?._meta };
   if (extra?.requestInfo) out.requestInfo = { ...extra.requestInfo, headers: redact(extra.requestInfo.headers, token) };
   return out;
@@ -85,6 +87,6 @@ function guard(policy, method, inner) {
       throw e;
     }
     await policy.complete(outcome, responseOf(result));
-    return method === TOOLS_LIST ? policy.filterTools(result, outcome, forwarded) : result;
+    return LISTS.has(method) ? policy.filterResult(method, result, outcome, forwarded) : result;
   };
 }

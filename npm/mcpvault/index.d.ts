@@ -43,6 +43,10 @@ export interface Grant {
   tools?: string[];
   /** Scopes (`filesystem:files:read`): a call the server maps to one of them is allowed too. */
   scopes?: string[];
+  /** MCP resources the token may read or subscribe to: URI prefixes, or globs with `*`/`?`. None: no resource. */
+  resources?: string[];
+  /** MCP prompts the token may get, by name. None: no prompt. */
+  prompts?: string[];
   /** Lifetime in seconds. */
   ttl: number;
   issuer: string;
@@ -58,6 +62,10 @@ export interface Restriction {
   tools?: string[];
   /** Scopes to keep; with `tools` and no `scopes`, none. */
   scopes?: string[];
+  /** Resources to keep (every block's set must allow a read). */
+  resources?: string[];
+  /** Prompts to keep. */
+  prompts?: string[];
   ttl?: number;
   audience?: string;
   maxDepth?: number;
@@ -78,6 +86,10 @@ export interface VerifyRequest {
   audience?: string;
   /** The scope the server maps this call to (the guard sets it from its policy). */
   scope?: string;
+  /** The resource URI of `resources/read` / `resources/subscribe`. */
+  resource?: string;
+  /** The prompt name of `prompts/get`. */
+  prompt?: string;
   /** Unix seconds; default the vault's clock. */
   now?: number;
 }
@@ -100,6 +112,10 @@ export interface AuthorizedFacts {
   scopes?: string[];
   /** The scope the call was mapped to. */
   scope?: string;
+  /** Each granting block's resource patterns (globs), authority first (absent when none is granted). */
+  resources?: string[][];
+  /** Prompts every granting block allows (absent when none is granted). */
+  prompts?: string[];
 }
 
 /** Every code of the core's `ERROR_CODES` (src/error.rs), in its order; a test keeps the two equal. */
@@ -156,7 +172,8 @@ export type RequestLike = { headers: Record<string, string | string[] | undefine
 /** One call: a JSON-RPC message, or `{ method?, tool, arguments? }`. */
 export type CallLike = Record<string, unknown>;
 
-export interface GateOptions {
+/** The function API takes the server's policy too (`mappings`, `toolMappings`, `rules`). */
+export interface GateOptions extends PolicyOptions {
   /** The issuer's public key, hex. */
   publicKey: string;
   audience?: string;
@@ -334,10 +351,6 @@ export interface PolicyOptions {
   rules?: PolicyRule[];
 }
 export interface GuardOptions extends PolicyOptions {
-  /** Let tokens that grant no resource read resources (a token naming resources is still held to them). */
-  openResources?: boolean;
-  /** The same for prompts. */
-  openPrompts?: boolean;
   /** The issuer's public key, hex. */
   publicKey: string;
   audience?: string;
@@ -353,6 +366,9 @@ export interface GuardOptions extends PolicyOptions {
   deferSpend?: boolean;
   realm?: string;
   resourceMetadata?: string;
+  /** Open resources (prompts) to valid tokens that grant none; a token naming some is still held to them. */
+  openResources?: boolean;
+  openPrompts?: boolean;
   /** Verified chains kept (default 1,024). */
   cache?: number;
   /** Clock in unix seconds. */
@@ -367,6 +383,9 @@ export class Guard {
   factsOf(outcome: GuardOutcome): AuthorizedFacts | null;
   decisionsOf(outcome: GuardOutcome): Decision[];
   filterTools<T extends object>(result: T, outcome: GuardOutcome, firstPage?: boolean): T & { tools: unknown[] };
+  /** A `resources/list`, `resources/templates/list` or `prompts/list` result with only what `outcome` grants (the
+   * guard's `openResources`/`openPrompts` apply); another method's result as it is. */
+  filterList<T>(method: string, result: T, outcome: GuardOutcome): T;
   cacheStats(): { hits: number; misses: number; entries: number; capacity: number };
 }
 /** What the guard asks a store to do atomically. */

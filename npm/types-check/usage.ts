@@ -132,3 +132,49 @@ const scrape: string = metricsText();
 const handler: (req: any, res: any) => void = metricsHandler();
 const d0 = new Guard({ publicKey }).decide({});
 d0.then((o) => console.log(scrape.length, handler.length, o.decisions[0]?.depth, o.decisions[0]?.cache_hit === true, o.decisions[0]?.session_id));
+
+// Scopes and the server's policy (issue 15): grants, restrictions, facts, decisions, and the options of every host.
+import type { PolicyOptions, ToolMapping, PolicyRule, Matcher } from "mcpvault";
+const scoped: string = vault.mint(privateKey, { scopes: ["filesystem:files:read"], ttl: 60, issuer: "i", subject: "s" });
+const scopedNarrow: string = vault.attenuate(scoped, { scopes: ["filesystem:files:read"], tools: ["read_file"] });
+const scopedFacts: AuthorizedFacts = vault.verify(scopedNarrow, publicKey, { tool: "read_file", scope: "filesystem:files:read" });
+const grantedScopes: string[] | undefined = scopedFacts.scopes;
+const mappedScope: string | undefined = scopedFacts.scope;
+const sandbox: Matcher = { startsWith: "/tmp/" };
+const toolMappings: ToolMapping[] = [
+  { tool: "write_file", service: "filesystem", scope: "files:write:sandbox", when: { path: sandbox }, priority: 10 },
+  { tool: "write_file", service: "filesystem", scope: "files:write" },
+];
+const rules: PolicyRule[] = [
+  { id: "no-etc", tool: "read_file", when: { path: { startsWith: "/etc/" } }, enforcement: "hard", message: "no" },
+  { id: "big", when: { size: { gt: 1000 }, kind: { in: ["a", 1, true, null] }, name: { glob: "*.log" } }, enforcement: "soft" },
+];
+const policy: PolicyOptions = { mappings: { read_file: "filesystem:files:read" }, toolMappings, rules };
+function onSoftRule(d: McpVaultDecision): void {
+  const fired: string[] | undefined = d.softRules;
+  const scope: string | undefined = d.scope;
+  console.log(fired, scope);
+}
+const policed = createMcpVaultMiddleware({ publicKeyHex: publicKey, ...policy, onSoftRule });
+const policedServer = withMcpVault(new McpServer({ name: "z", version: "1" }), { publicKeyHex: publicKey, ...policy,
+  onSoftRule, checkTool: true });
+const policedGuard = new Guard({ publicKey, ...policy });
+const policedProxy = checkConfig({ publicKey, upstream: { command: "node", args: ["s.js"] }, ...policy });
+async function proxyWithPolicy(): Promise<void> {
+  const p = await startProxy(policedProxy, { onSoftRule });
+  await p.close();
+}
+// @ts-expect-error: enforcement is "hard" or "soft"
+const badEnforcement: PolicyRule = { id: "x", enforcement: "maybe" };
+// @ts-expect-error: matchers are camelCase, as @apoa/mcp writes them
+const badMatcher: Matcher = { starts_with: "/tmp" };
+console.log(grantedScopes, mappedScope, policed, policedServer, policedGuard, proxyWithPolicy, badEnforcement, badMatcher);
+// Resources and prompts (issue 15, item 3)
+const content: string = vault.mint(privateKey, { tools: ["db_query"], resources: ["file:///docs/"], prompts: ["summarize"], ttl: 60,
+  issuer: "i", subject: "s" });
+const contentNarrow: string = vault.attenuate(content, { resources: ["file:///docs/public/"], prompts: [] });
+const contentFacts: AuthorizedFacts = vault.verify(contentNarrow, publicKey, { method: "resources/read", resource: "file:///docs/public/a" });
+const resourceSets: string[][] | undefined = contentFacts.resources;
+const promptNames: string[] | undefined = vault.verify(content, publicKey, { method: "prompts/get", prompt: "summarize" }).prompts;
+const openGuard = new Guard({ publicKey, openResources: true, openPrompts: false });
+console.log(resourceSets, promptNames, openGuard);

@@ -259,13 +259,16 @@ class MCPVault:
     def mint(self, private_key: str, grant: Mapping[str, Any], now: Optional[int] = None) -> str:
         """Mints a token; ``grant`` has tools and/or scopes (at least one of either: a call the server maps to a
         granted scope is allowed too), ttl, issuer, subject and optionally audience, max_depth, arg_limits,
-        single_use."""
-        _known(grant, ("tools", "scopes", "ttl", "issuer", "subject", "audience", "max_depth", "arg_limits",
-                       "single_use"), "grant")
+        single_use, resources (URI prefixes or globs) and prompts (names): none granted, none readable unless the
+        server opens them."""
+        _known(grant, ("tools", "scopes", "resources", "prompts", "ttl", "issuer", "subject", "audience", "max_depth",
+                       "arg_limits", "single_use"), "grant")
         tools = _names(grant, "tools")
         g = _record(
             tools=[] if tools is None else tools,
             scopes=_names(grant, "scopes") or [],
+            resources=_names(grant, "resources") or [],
+            prompts=_names(grant, "prompts") or [],
             ttl=_opt_int(grant, "ttl") or 0,
             issuer=_opt_str(grant, "issuer") or "",
             subject=_opt_str(grant, "subject") or "",
@@ -281,11 +284,13 @@ class MCPVault:
         """Returns a narrower token. Pass a list as ``warnings`` to collect what
         narrowed less than asked (e.g. tools the parent does not grant). ``scopes`` keeps those scopes; with
         ``tools`` given and ``scopes`` not, the narrower token keeps no scope."""
-        _known(restriction, ("tools", "scopes", "ttl", "audience", "max_depth", "arg_limits", "single_use"),
-               "restriction")
+        _known(restriction, ("tools", "scopes", "resources", "prompts", "ttl", "audience", "max_depth", "arg_limits",
+                             "single_use"), "restriction")
         r = _record(
             tools=_names(restriction, "tools"),
             scopes=_names(restriction, "scopes"),
+            resources=_names(restriction, "resources"),
+            prompts=_names(restriction, "prompts"),
             ttl=_opt_int(restriction, "ttl"),
             audience=_opt_str(restriction, "audience"),
             max_depth=_opt_int(restriction, "max_depth", _U32),
@@ -313,7 +318,8 @@ class MCPVault:
 
         ``scope``: the scope the server maps this call to (a token granting it allows the call); a server with a
         policy lets :meth:`guard` map calls instead (``mappings``, ``tool_mappings``)."""
-        _known(request, ("method", "requested_tool", "tool", "arguments", "audience", "scope", "now"), "request")
+        _known(request, ("method", "requested_tool", "tool", "arguments", "audience", "scope", "resource", "prompt",
+                         "now"), "request")
         if request_id is not None and not isinstance(request_id, str):
             raise McpVaultError("invalid_request", "request_id must be a string")
         if self.store is None:
@@ -333,14 +339,17 @@ class MCPVault:
             arguments=arguments,
             audience=_opt_str(request, "audience"),
             scope=_opt_str(request, "scope"),
+            resource=_opt_str(request, "resource"),
+            prompt=_opt_str(request, "prompt"),
             now=_opt_int(request, "now"),
         )
         facts = _plain(self._call("verify", token, public_key, req))
         result = {"verified": True}
-        # absent rather than empty, as in the core's JSON: tool (other methods), nonces (not single-use), scopes
-        # (none granted), scope (none asked)
+        # absent rather than empty, as in the core's JSON: tool (other methods), nonces (not single-use), scopes and
+        # resources (none granted), scope (none asked), prompts (none granted)
         result.update({k: v for k, v in facts.items()
-                       if not (k in ("tool", "scope") and v is None) and not (k in ("nonces", "scopes") and not v)})
+                       if not (k in ("tool", "scope", "prompts") and v is None)
+                       and not (k in ("nonces", "scopes", "resources") and not v)})
         return result
 
     def _verify_guarded(self, token: str, public_key: str, request: Mapping[str, Any],
@@ -359,6 +368,10 @@ class MCPVault:
         params: Dict[str, Any] = {}
         if tool is not None:
             params = {"name": tool, "arguments": {} if arguments is None else arguments}
+        elif _opt_str(request, "resource") is not None:
+            params = {"uri": request["resource"]}
+        elif _opt_str(request, "prompt") is not None:
+            params = {"name": request["prompt"]}
         message = {"jsonrpc": "2.0", "id": request_id or "", "method": method, "params": params}
         if request.get("scope") is not None:
             # the guard maps a call to its scope from its own policy: a store-backed verify of a scope is the
@@ -460,7 +473,7 @@ class MCPVault:
     def call_key(self, request_id: str, method: str, tool: Optional[str], arguments: Mapping[str, Any]) -> str:
         """The key that tells a retry of a JSON-RPC request from a replay (hex; the same on every host)."""
         req = _record(method=method, tool=tool, arguments=json.dumps(dict(arguments)), audience=None, scope=None,
-                      now=None)
+                      resource=None, prompt=None, now=None)
         return self._call("call-key", request_id, req)
 
     def inspect(self, token: str) -> Dict[str, Any]:

@@ -235,3 +235,50 @@ def test_python_readme_policy_block_runs(vault, keys, capsys):
     out = live(guard, sandbox, "write_file", path="/tmp/x", size=5000)
     assert out["allowed"] and out["decisions"][0]["soft_rules"] == ["big"]
     assert "soft rules: ['big']" in capsys.readouterr().out
+
+
+def test_resources_and_prompts_are_granted_never_open(vault, keys):
+    priv, pub = keys
+    token = vault.mint(priv, grant(tools=["db_query"], resources=["file:///docs/"], prompts=["summarize"]), NOW)
+    read = {"method": "resources/read", "now": NOW}
+    facts = vault.verify(token, pub, {**read, "resource": "file:///docs/a.md"})
+    assert facts["resources"] == [["file:///docs/*"]] and facts["prompts"] == ["summarize"]
+    assert vault.verify(token, pub, {"method": "prompts/get", "prompt": "summarize", "now": NOW})["verified"]
+    for req, code in (({**read, "resource": "file:///secret"}, "resource_not_allowed"),
+                      ({"method": "prompts/get", "prompt": "translate", "now": NOW}, "prompt_not_allowed")):
+        with pytest.raises(McpVaultError) as e:
+            vault.verify(token, pub, req)
+        assert e.value.code == code, req
+    # a token that grants none reads none; no resources/prompts keys in its facts
+    plain = vault.mint(priv, grant(tools=["db_query"]), NOW)
+    with pytest.raises(McpVaultError) as e:
+        vault.verify(plain, pub, {**read, "resource": "file:///docs/a.md"})
+    assert e.value.code == "resource_not_allowed"
+    assert not {"resources", "prompts"} & set(vault.verify(plain, pub, {"tool": "db_query", "now": NOW}))
+    # attenuation narrows them
+    narrow = vault.attenuate(token, {"resources": ["file:///docs/public/"], "prompts": []}, NOW)
+    assert vault.verify(narrow, pub, {**read, "resource": "file:///docs/public/x"})["verified"]
+    with pytest.raises(McpVaultError) as e:
+        vault.verify(narrow, pub, {**read, "resource": "file:///docs/a.md"})
+    assert e.value.code == "resource_not_allowed"
+    with pytest.raises(McpVaultError) as e:
+        vault.verify(narrow, pub, {"method": "prompts/get", "prompt": "summarize", "now": NOW})
+    assert e.value.code == "prompt_not_allowed"
+
+
+def test_resources_through_the_guard_and_a_store(keys, tmp_path):
+    priv, pub = keys
+    vault = MCPVault(store=f"sqlite:{tmp_path / 's.db'}")
+    token = vault.mint(priv, grant(tools=["db_query"], resources=["file:///docs/"]), NOW)
+    assert vault.verify(token, pub, {"method": "resources/read", "resource": "file:///docs/a", "now": NOW})["verified"]
+    with pytest.raises(McpVaultError) as e:
+        vault.verify(token, pub, {"method": "resources/read", "resource": "file:///etc/x", "now": NOW})
+    assert e.value.code == "resource_not_allowed"
+    # a server may open resources to tokens that grant none
+    plain = vault.mint(priv, grant(tools=["db_query"]), NOW)
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "resources/read", "params": {"uri": "file:///any"}})
+    inp = {"headers": {"Authorization": f"Bearer {plain}"}, "body": body}
+    assert vault.guard({"public_key": pub, "open_resources": True}).check(inp, NOW)["allowed"]
+    out = vault.guard({"public_key": pub}).check(inp, NOW)
+    assert out["decisions"][0]["code"] == "resource_not_allowed"
+    vault.store.close()

@@ -162,6 +162,10 @@ fn request(r: wit::Request) -> Result<mcpvault::Request, wit::Error> {
         arguments,
         audience: r.audience,
         scope: r.scope,
+        resource: r.resource,
+        prompt: r.prompt,
+        // servers open resources and prompts through the guard's options
+        ..mcpvault::Request::default()
     })
 }
 
@@ -179,6 +183,8 @@ fn facts(f: mcpvault::AuthorizedFacts) -> wit::AuthorizedFacts {
         nonces: f.nonces,
         scopes: f.scopes,
         scope: f.scope,
+        resources: f.resources,
+        prompts: f.prompts,
     }
 }
 
@@ -199,6 +205,8 @@ impl Guest for Component {
         let grant = mcpvault::Grant {
             tools: grant.tools,
             scopes: grant.scopes,
+            resources: grant.resources,
+            prompts: grant.prompts,
             ttl: grant.ttl,
             issuer: grant.issuer,
             subject: grant.subject,
@@ -224,6 +232,8 @@ impl Guest for Component {
         let r = mcpvault::Restriction {
             tools: restriction.tools,
             scopes: restriction.scopes,
+            resources: restriction.resources,
+            prompts: restriction.prompts,
             ttl: restriction.ttl,
             audience: restriction.audience,
             max_depth: restriction.max_depth,

@@ -100,6 +100,18 @@ fn facts_json(f: &AuthorizedFacts) -> Value {
     if let (false, Some(obj)) = (f.nonces.is_empty(), v.as_object_mut()) {
         obj.insert("nonces".into(), json!(f.nonces));
     }
+    if let (false, Some(obj)) = (f.scopes.is_empty(), v.as_object_mut()) {
+        obj.insert("scopes".into(), json!(f.scopes));
+    }
+    if let (Some(scope), Some(obj)) = (&f.scope, v.as_object_mut()) {
+        obj.insert("scope".into(), json!(scope));
+    }
+    if let (false, Some(obj)) = (f.resources.is_empty(), v.as_object_mut()) {
+        obj.insert("resources".into(), json!(f.resources));
+    }
+    if let (Some(prompts), Some(obj)) = (&f.prompts, v.as_object_mut()) {
+        obj.insert("prompts".into(), json!(prompts));
+    }
     v
 }
 
@@ -393,6 +405,8 @@ fn code(e: &Error) -> &'static str {
         ErrorCode::Expired => "expired",
         ErrorCode::ToolNotAllowed => "tool_not_allowed",
         ErrorCode::ArgumentNotAllowed => "argument_not_allowed",
+        ErrorCode::ResourceNotAllowed => "resource_not_allowed",
+        ErrorCode::PromptNotAllowed => "prompt_not_allowed",
         ErrorCode::WrongAudience => "wrong_audience",
         ErrorCode::DepthExceeded => "depth_exceeded",
         ErrorCode::CheckFailed => "check_failed",
@@ -401,6 +415,7 @@ fn code(e: &Error) -> &'static str {
         ErrorCode::Replayed => "replayed",
         ErrorCode::InFlight => "in_flight",
         ErrorCode::SessionMismatch => "session_mismatch",
+        ErrorCode::RuleViolation => "rule_violation",
         ErrorCode::InvalidRequest => "invalid_request",
         ErrorCode::InternalError => "internal_error",
     }
@@ -413,6 +428,9 @@ fn request_of(v: &Value) -> Request {
         tool: s("tool"),
         arguments: v.get("arguments").map(Value::to_string),
         audience: s("audience"),
+        scope: s("scope"),
+        resource: s("resource"),
+        prompt: s("prompt"),
         now: None,
     }
 }
@@ -531,6 +549,9 @@ fn run_verify(component: &Path, args: &[String]) -> Result<bool> {
         tool: flag(args, "--tool"),
         arguments: flag(args, "--args"),
         audience: flag(args, "--audience"),
+        scope: flag(args, "--scope"),
+        resource: flag(args, "--resource"),
+        prompt: flag(args, "--prompt"),
         now,
     };
     let mut vault = Vault::load(component)?;

@@ -19,6 +19,8 @@ function guardOptions(o, store) {
   return {
     publicKey: o.public_key, audience: o.audience, retryWindow: o.retry_window, tool: o.tool, checkTool: o.check_tool,
     deferSpend: o.defer_spend, realm: o.realm, resourceMetadata: o.resource_metadata, store: o.store ? store : undefined,
+    mappings: o.mappings, toolMappings: o.tool_mappings, rules: o.rules, openResources: o.open_resources,
+    openPrompts: o.open_prompts,
   };
 }
 

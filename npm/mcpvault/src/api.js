@@ -93,6 +93,8 @@ function makeApi(wasm, isLoaded, otelApi) {
     if (Array.isArray(f.nonces) && f.nonces.length > 0) out.nonces = f.nonces;
     if (Array.isArray(f.scopes) && f.scopes.length > 0) out.scopes = f.scopes;
     if (f.scope != null) out.scope = f.scope;
+    if (Array.isArray(f.resources) && f.resources.length > 0) out.resources = f.resources;
+    if (Array.isArray(f.prompts)) out.prompts = f.prompts;
     return out;
   }
 
@@ -134,11 +136,13 @@ function makeApi(wasm, isLoaded, otelApi) {
 
     mint(privateKey, grant, options = {}) {
       if (grant == null || typeof grant !== "object") throw invalid("grant must be an object");
-      known(grant, ["tools", "scopes", "ttl", "issuer", "subject", "audience", "maxDepth", "argLimits", "singleUse"], "grant");
+      known(grant, ["tools", "scopes", "resources", "prompts", "ttl", "issuer", "subject", "audience", "maxDepth", "argLimits", "singleUse"], "grant");
       known(options ?? {}, ["now"], "mint options");
       const g = {
         tools: grant.tools ?? undefined,
         scopes: grant.scopes ?? undefined,
+        resources: grant.resources ?? undefined,
+        prompts: grant.prompts ?? undefined,
         ttl: grant.ttl,
         issuer: grant.issuer,
         subject: grant.subject,
@@ -153,11 +157,13 @@ function makeApi(wasm, isLoaded, otelApi) {
     /** Returns the narrower token; `options.onWarning(message)` hears what narrowed less than asked. */
     attenuate(token, restriction, options = {}) {
       if (restriction == null || typeof restriction !== "object") throw invalid("restriction must be an object");
-      known(restriction, ["tools", "scopes", "ttl", "audience", "maxDepth", "argLimits", "singleUse"], "restriction");
+      known(restriction, ["tools", "scopes", "resources", "prompts", "ttl", "audience", "maxDepth", "argLimits", "singleUse"], "restriction");
       known(options ?? {}, ["now", "onWarning"], "attenuate options");
       const r = {
         tools: restriction.tools ?? undefined,
         scopes: restriction.scopes ?? undefined,
+        resources: restriction.resources ?? undefined,
+        prompts: restriction.prompts ?? undefined,
         ttl: restriction.ttl ?? undefined,
         audience: restriction.audience ?? undefined,
         max_depth: restriction.maxDepth ?? undefined,
@@ -171,13 +177,15 @@ function makeApi(wasm, isLoaded, otelApi) {
     /** Verifies `token` for one call; returns the authorized facts or throws McpVaultError. */
     verify(token, publicKey, request = {}) {
       if (request == null || typeof request !== "object") throw invalid("request must be an object");
-      known(request, ["method", "requestedTool", "tool", "arguments", "audience", "scope", "now"], "request");
+      known(request, ["method", "requestedTool", "tool", "arguments", "audience", "scope", "resource", "prompt", "now"], "request");
       const req = {
         method: request.method ?? "tools/call",
         tool: request.requestedTool ?? request.tool ?? undefined,
         arguments: request.arguments ?? {},
         audience: request.audience ?? undefined,
         scope: request.scope ?? undefined,
+        resource: request.resource ?? undefined,
+        prompt: request.prompt ?? undefined,
       };
       const args4 = [String(token), String(publicKey), JSON.stringify(req), this._time(request.now)];
       const out = this._verifier ? this._verifier.verify(...args4) : wasm.verify(...args4);

@@ -7,6 +7,8 @@
 function makeGate(wasm, McpVaultError, call, facts, telemetry) {
   /** The dry-run tool of mcpvault-mcp: a reserved name, callable with any valid token (it runs nothing). */
   const CHECK_TOOL = "mcpvault.check";
+  /** The list methods the guard filters, and the key of their items. */
+  const LIST_KEYS = { "resources/list": "resources", "resources/templates/list": "resourceTemplates", "prompts/list": "prompts" };
   /** The headers the guard reads. */
   const HEADERS = ["x-mcpvault-token", "authorization", "mcp-method", "mcp-name", "mcp-session-id"];
   const STORE_METHODS = ["check", "complete", "appendAudit"];
@@ -235,6 +237,19 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
     /** The decisions of an outcome as `onDecision` hears them. */
     decisionsOf(outcome) {
       return outcome.decisions.map((d) => decisionOf(d, outcome));
+    }
+
+    /**
+     * `result` of a `resources/list`, `resources/templates/list` or `prompts/list` with only what `outcome` grants
+     * (the core's filter; open resources/prompts when the options open them). Other methods: `result` as it is.
+     */
+    filterList(method, result, outcome) {
+      const key = LIST_KEYS[method];
+      if (key === undefined) return result;
+      const r = isObject(result) ? result : {};
+      if (!outcome.facts) return { ...r, [key]: [] };
+      const open = method === "prompts/list" ? this.options.open_prompts === true : this.options.open_resources === true;
+      return call(wasm.filter_list(method, JSON.stringify(r), JSON.stringify(outcome.facts), open));
     }
 
     /** `result` of a tools/list with only the tools `outcome` grants (and the dry-run tool on the first page). */
