@@ -23,9 +23,24 @@ pub struct Matcher {
     /// Equal to this value (same JSON type).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub equals: Option<Value>,
-    /// Equal to one of these values.
-    #[serde(default, rename = "in", skip_serializing_if = "Option::is_none")]
+    /// Equal to one of these values (`oneOf` in @apoa/mcp).
+    #[serde(
+        default,
+        rename = "in",
+        alias = "oneOf",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub one_of: Option<Vec<Value>>,
+    /// A string ending with this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ends_with: Option<String>,
+    /// A string containing this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contains: Option<String>,
+    /// A string matching this regular expression (unanchored; the `regex`
+    /// crate, linear time, at most 1,024 bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matches: Option<String>,
     /// A number below this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lt: Option<f64>,
@@ -104,9 +119,9 @@ pub(crate) struct Policy {
     rules: Vec<(Rule, Prepared)>,
 }
 
-/// A `when` with its paths parsed and globs compiled.
+/// A `when` with its paths parsed, its glob and pattern compiled.
 #[derive(Debug, Clone, Default)]
-struct Prepared(Vec<(String, Matcher, Option<regex::Regex>)>);
+struct Prepared(Vec<(String, Matcher, Option<regex::Regex>, Option<regex::Regex>)>);
 
 fn prepare(when: &When, what: &str) -> Result<Prepared> {
     let mut out = Vec::new();
@@ -132,14 +147,21 @@ fn prepare(when: &When, what: &str) -> Result<Prepared> {
             ),
             None => None,
         };
-        out.push((p.key(), m.clone(), re));
+        let pattern = match &m.matches {
+            Some(p) => {
+                args::check_pattern(p).map_err(|e| Error::invalid(format!("{what}: {e}")))?;
+                Some(regex::Regex::new(p).map_err(|e| Error::invalid(format!("{what}: {e}")))?)
+            }
+            None => None,
+        };
+        out.push((p.key(), m.clone(), re, pattern));
     }
     Ok(Prepared(out))
 }
 
 impl Prepared {
     fn matches(&self, arguments: &Map<String, Value>) -> bool {
-        self.0.iter().all(|(key, m, re)| {
+        self.0.iter().all(|(key, m, re, pattern)| {
             let Some(v) = args::lookup(arguments, key) else {
                 return false;
             };
@@ -160,6 +182,15 @@ impl Prepared {
                 && cmp(m.gt, |a, b| a > b)
                 && cmp(m.gte, |a, b| a >= b)
                 && re
+                    .as_ref()
+                    .map_or(true, |re| s.is_some_and(|s| re.is_match(s)))
+                && m.ends_with
+                    .as_ref()
+                    .map_or(true, |x| s.is_some_and(|s| s.ends_with(x.as_str())))
+                && m.contains
+                    .as_ref()
+                    .map_or(true, |x| s.is_some_and(|s| s.contains(x.as_str())))
+                && pattern
                     .as_ref()
                     .map_or(true, |re| s.is_some_and(|s| re.is_match(s)))
         })
@@ -346,6 +377,30 @@ mod tests {
         // a missing or mistyped argument matches nothing
         let j = p.judge("pay", &args(json!({"amount": "5000"})));
         assert_eq!((j.hard, j.soft.len()), (None, 0));
+    }
+
+    #[test]
+    fn apoa_matchers() {
+        let p = policy(json!({ "rules": [
+            { "id": "one-of", "when": { "env": { "oneOf": ["prod"] } }, "enforcement": "hard" },
+            { "id": "ends", "when": { "file": { "endsWith": ".key" } }, "enforcement": "hard" },
+            { "id": "has", "when": { "q": { "contains": "DROP" } }, "enforcement": "hard" },
+            { "id": "re", "when": { "host": { "matches": "^10[.]" } }, "enforcement": "hard" }
+        ]}));
+        let hard = |v: Value| p.judge("t", v.as_object().unwrap()).hard.map(|(id, _)| id);
+        assert_eq!(hard(json!({"env": "prod"})).as_deref(), Some("one-of"));
+        assert_eq!(hard(json!({"file": "a.key"})).as_deref(), Some("ends"));
+        assert_eq!(hard(json!({"q": "x; DROP TABLE"})).as_deref(), Some("has"));
+        assert_eq!(hard(json!({"host": "10.0.0.1"})).as_deref(), Some("re"));
+        assert_eq!(
+            hard(json!({"env": "dev", "file": "a.txt", "q": "select", "host": "11.0.0.1"})),
+            None
+        );
+        let bad = serde_json::from_value::<Rule>(
+            json!({"id": "x", "enforcement": "hard", "when": {"a": {"matches": "(a"}}}),
+        )
+        .unwrap();
+        assert!(Policy::new(&BTreeMap::new(), &[], &[bad]).is_err());
     }
 
     #[test]

@@ -324,6 +324,11 @@ export interface Matcher {
   gt?: number;
   gte?: number;
   glob?: string;
+  /** @apoa/mcp's names: `oneOf` is `in`; `endsWith`, `contains`, `matches` (a regular expression). */
+  oneOf?: Array<string | number | boolean | null>;
+  endsWith?: string;
+  contains?: string;
+  matches?: string;
 }
 /** Argument paths (`path`, `config.mode`, `/a.b`) to matchers. */
 export type When = Record<string, Matcher>;
