@@ -300,7 +300,9 @@ pub fn filter_list(method: &str, result_json: &str, facts_json: &str, open: bool
         parse::<serde_json::Value>("result", result_json).and_then(|r| {
             parse::<mcpvault::AuthorizedFacts>("facts", facts_json).map(|f| match method {
                 "resources/list" => mcpvault::guard::filter_resources(&r, &f, open),
-                "resources/templates/list" => mcpvault::guard::filter_resource_templates(&r, &f, open),
+                "resources/templates/list" => {
+                    mcpvault::guard::filter_resource_templates(&r, &f, open)
+                }
                 "prompts/list" => mcpvault::guard::filter_prompts(&r, &f, open),
                 _ => r,
             })
