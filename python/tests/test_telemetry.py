@@ -60,7 +60,8 @@ def points():
 def test_spans_continue_meta_traceparent_and_carry_the_decision_record(setup):
     vault, pub, root, token = setup
     SPANS.clear()
-    guard = vault.guard({"public_key": pub})
+    # prompts are closed to tokens that grant none unless the server opens them (issue 15)
+    guard = vault.guard({"public_key": pub, "open_prompts": True})
     headers = {"X-MCPVault-Token": token, "Mcp-Session-Id": "sess-7"}
     meta = {"traceparent": f"00-{TRACE}-{PARENT}-01", "tracestate": "rojo=00f067aa0ba902b7"}
     ok = guard.check({"headers": headers, "body": call(1, "db_query", {"q": SECRET}, meta)}, NOW)
@@ -77,6 +78,7 @@ def test_spans_continue_meta_traceparent_and_carry_the_decision_record(setup):
         "jsonrpc.request.id": "1", "mcp.session.id": "sess-7", "mcpvault.decision": "allow",
         "mcpvault.subject": "agent-a", "mcpvault.issuer": "auth-server", "mcpvault.depth": 1,
         "mcpvault.cache_hit": allowed.attributes["mcpvault.cache_hit"], "mcpvault.token_source": "header",
+        "mcpvault.scope": "db_query:call",
     }
     assert refused.status.status_code == StatusCode.ERROR
     assert refused.status.description == 'tool "file_read" is not allowed (refused by block 1)'
