@@ -220,6 +220,10 @@ again with \`Guard.decide\` (no store); medians of ${o.rounds} rounds of ${o.dec
 | off (\`useOpenTelemetry(null)\`, no Prometheus registry) | ${t.off.toFixed(1)} | — | — |
 | \`@opentelemetry/api\` installed, no SDK (no-op spans and instruments) | ${t.api_no_sdk.toFixed(1)} | ${(t.api_no_sdk - t.off).toFixed(1)} µs | ${pct(o.overhead_pct.api_no_sdk)} |
 | SDK recording every span (SimpleSpanProcessor) and metric | ${t.sdk.toFixed(1)} | ${(t.sdk - t.off).toFixed(1)} µs | ${pct(o.overhead_pct.sdk)} |
+
+Measured in its own run of \`bench/otel.mjs\`, not in the npm table's process: on a machine shared with other work the
+absolute times move, so read the added microseconds and the ratios. Without an SDK the cost is reading the guard's
+cache counters (one wasm call) and building no-op spans; with one, it is the SDK's span and metric recording.
 `;
 }
 
