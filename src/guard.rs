@@ -756,7 +756,7 @@ fn call_of(
                 .map(str::to_string)
         };
         match method.as_str() {
-            "resources/read" | "resources/subscribe" => match named("uri") {
+            _ if request.reads_resource() => match named("uri") {
                 Some(uri) => request.resource = Some(uri),
                 None => {
                     return Err(bad(

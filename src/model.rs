@@ -287,6 +287,16 @@ impl Default for Request {
 }
 
 impl Request {
+    /// Whether the method reads a resource (`resources/read`,
+    /// `resources/subscribe`): what a resources grant decides, with the
+    /// URI in `resource`. The guard, the checks and validation share it.
+    pub fn reads_resource(&self) -> bool {
+        matches!(
+            self.method.as_str(),
+            "resources/read" | "resources/subscribe"
+        )
+    }
+
     /// A `tools/call` request for `tool` with no arguments.
     pub fn tool(tool: impl Into<String>) -> Self {
         Request {

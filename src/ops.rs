@@ -581,46 +581,41 @@ fn unverified_chain(
     read_chain(raw, token.revocation_identifiers())
 }
 
+/// The intersection of every set given; `None` when none is.
+fn intersect_all<'a>(
+    sets: impl Iterator<Item = impl IntoIterator<Item = &'a String>>,
+) -> Option<BTreeSet<String>> {
+    sets.fold(None, |acc: Option<BTreeSet<String>>, set| {
+        let set: BTreeSet<String> = set.into_iter().cloned().collect();
+        Some(match acc {
+            None => set,
+            Some(prev) => prev.intersection(&set).cloned().collect(),
+        })
+    })
+}
+
 impl Chain {
     /// Tools every block's tool check allows (checks mcpvault did not write
     /// aside): what an argument limit may name.
     fn granted_tools(&self) -> BTreeSet<String> {
-        let mut tools: Option<BTreeSet<String>> = None;
-        for t in self.blocks.iter().filter_map(|b| b.tools.as_ref()) {
-            let t: BTreeSet<String> = t.iter().cloned().collect();
-            tools = Some(match tools {
-                None => t,
-                Some(prev) => prev.intersection(&t).cloned().collect(),
-            });
-        }
-        tools.unwrap_or_default()
+        intersect_all(self.blocks.iter().filter_map(|b| b.tools.as_ref())).unwrap_or_default()
     }
 
     /// Scopes every block that grants allows (blocks without a grant check
     /// allow every scope their parent does).
     fn effective_scopes(&self) -> BTreeSet<String> {
-        let mut scopes: Option<BTreeSet<String>> = None;
-        for b in self.blocks.iter().filter(|b| b.tools.is_some()) {
-            let s: BTreeSet<String> = b.scopes.iter().flatten().cloned().collect();
-            scopes = Some(match scopes {
-                None => s,
-                Some(prev) => prev.intersection(&s).cloned().collect(),
-            });
-        }
-        scopes.unwrap_or_default()
+        intersect_all(
+            self.blocks
+                .iter()
+                .filter(|b| b.tools.is_some())
+                .map(|b| b.scopes.iter().flatten()),
+        )
+        .unwrap_or_default()
     }
 
     /// Prompts every block that grants prompts allows; `None` when none does.
     fn granted_prompts(&self) -> Option<BTreeSet<String>> {
-        let mut prompts: Option<BTreeSet<String>> = None;
-        for p in self.blocks.iter().filter_map(|b| b.prompts.as_ref()) {
-            let p: BTreeSet<String> = p.iter().cloned().collect();
-            prompts = Some(match prompts {
-                None => p,
-                Some(prev) => prev.intersection(&p).cloned().collect(),
-            });
-        }
-        prompts
+        intersect_all(self.blocks.iter().filter_map(|b| b.prompts.as_ref()))
     }
 
     /// Whether the authority block grants resources: only the issuer can;
@@ -637,11 +632,7 @@ impl Chain {
     /// server opened them (the blocks' own checks ran already).
     fn check_content_granted(&self, request: &Request) -> Result<()> {
         let none = |what: &str| format!("no block of the token grants {what}");
-        let reads = matches!(
-            request.method.as_str(),
-            "resources/read" | "resources/subscribe"
-        );
-        if reads && !request.open_resources && !self.issuer_grants_resources() {
+        if request.reads_resource() && !request.open_resources && !self.issuer_grants_resources() {
             return Err(Error::ResourceNotAllowed {
                 resource: request.resource.clone().unwrap_or_default(),
                 block: 0,
@@ -662,17 +653,7 @@ impl Chain {
     /// Tools every block allows. If a block holds a check mcpvault did not
     /// write that reads the request, only `requested` is known to pass it.
     fn effective_tools(&self, requested: Option<&str>) -> BTreeSet<String> {
-        let mut tools: Option<BTreeSet<String>> = None;
-        for b in &self.blocks {
-            if let Some(t) = &b.tools {
-                let t: BTreeSet<String> = t.iter().cloned().collect();
-                tools = Some(match tools {
-                    None => t,
-                    Some(prev) => prev.intersection(&t).cloned().collect(),
-                });
-            }
-        }
-        let mut tools = tools.unwrap_or_default();
+        let mut tools = self.granted_tools();
         if self
             .blocks
             .iter()
@@ -852,11 +833,7 @@ fn validate_request(request: &Request) -> Result<()> {
         }
         model::check_scopes(std::slice::from_ref(scope))?;
     }
-    let reads = matches!(
-        request.method.as_str(),
-        "resources/read" | "resources/subscribe"
-    );
-    match (&request.resource, reads) {
+    match (&request.resource, request.reads_resource()) {
         (Some(uri), true) if uri.is_empty() || uri.len() > model::MAX_VALUE_LEN => {
             return Err(Error::invalid(format!(
                 "a resource URI is 1 to {} bytes",
@@ -1427,12 +1404,10 @@ fn direct(chain: &Chain, request: &Request, now: u64, depth: usize) -> Result<()
             let pass = match statement {
                 Statement::Expiry(d) => now < *d,
                 Statement::Resources(globs) => {
-                    !matches!(
-                        request.method.as_str(),
-                        "resources/read" | "resources/subscribe"
-                    ) || request.resource.as_ref().is_some_and(|uri| {
-                        globs.iter().any(|g| chain.prepared.glob_matches(g, uri))
-                    })
+                    !request.reads_resource()
+                        || request.resource.as_ref().is_some_and(|uri| {
+                            globs.iter().any(|g| chain.prepared.glob_matches(g, uri))
+                        })
                 }
                 Statement::Prompts(names) => {
                     request.method != "prompts/get"
