@@ -1675,7 +1675,7 @@ fn literal_prefix(glob: &str) -> &str {
 }
 
 /// A list result with only what `keep` accepts in its `field` array.
-fn filter_list(result: &Value, field: &str, keep: impl Fn(&Value) -> bool) -> Value {
+fn filter_list_of(result: &Value, field: &str, keep: impl Fn(&Value) -> bool) -> Value {
     let mut out = if result.is_object() {
         result.clone()
     } else {
@@ -1694,7 +1694,7 @@ fn filter_list(result: &Value, field: &str, keep: impl Fn(&Value) -> bool) -> Va
 
 /// A `resources/list` result with only the resources the token may read.
 pub fn filter_resources(result: &Value, facts: &AuthorizedFacts, open: bool) -> Value {
-    filter_list(result, "resources", |r| {
+    filter_list_of(result, "resources", |r| {
         r.get("uri")
             .and_then(Value::as_str)
             .is_some_and(|u| resource_allowed(facts, u, open))
@@ -1706,7 +1706,7 @@ pub fn filter_resources(result: &Value, facts: &AuthorizedFacts, open: bool) -> 
 /// granting block's pattern (before its first wildcard) extend one another.
 /// Advisory, like every list: each read is still decided on its URI.
 pub fn filter_resource_templates(result: &Value, facts: &AuthorizedFacts, open: bool) -> Value {
-    filter_list(result, "resourceTemplates", |t| {
+    filter_list_of(result, "resourceTemplates", |t| {
         let Some(template) = t.get("uriTemplate").and_then(Value::as_str) else {
             return false;
         };
@@ -1723,9 +1723,36 @@ pub fn filter_resource_templates(result: &Value, facts: &AuthorizedFacts, open: 
     })
 }
 
+/// A list answer as the token behind `facts` may see it: `resources/list`,
+/// `resources/templates/list` and `prompts/list` filtered (under the
+/// server's `open_resources` / `open_prompts`), emptied when no token
+/// verified (`facts` absent); any other method's result as it is.
+pub fn filter_list(
+    method: &str,
+    result: &Value,
+    facts: Option<&AuthorizedFacts>,
+    open_resources: bool,
+    open_prompts: bool,
+) -> Value {
+    let field = match method {
+        "resources/list" => "resources",
+        "resources/templates/list" => "resourceTemplates",
+        "prompts/list" => "prompts",
+        _ => return result.clone(),
+    };
+    let Some(facts) = facts else {
+        return filter_list_of(result, field, |_| false);
+    };
+    match method {
+        "resources/list" => filter_resources(result, facts, open_resources),
+        "resources/templates/list" => filter_resource_templates(result, facts, open_resources),
+        _ => filter_prompts(result, facts, open_prompts),
+    }
+}
+
 /// A `prompts/list` result with only the prompts the token may get.
 pub fn filter_prompts(result: &Value, facts: &AuthorizedFacts, open: bool) -> Value {
-    filter_list(result, "prompts", |p| {
+    filter_list_of(result, "prompts", |p| {
         p.get("name")
             .and_then(Value::as_str)
             .is_some_and(|n| match &facts.prompts {
@@ -1968,6 +1995,22 @@ mod tests {
             names(&filter_prompts(&list, &open, true), "prompts", "name").len(),
             2
         );
+        // one entry point: the method picks the list and the open flag; no facts empties it
+        assert_eq!(
+            filter_list("prompts/list", &list, Some(&none), false, true),
+            filter_prompts(&list, &none, true)
+        );
+        assert_eq!(
+            filter_list("resources/list", &list, Some(&none), false, true),
+            filter_resources(&list, &none, false)
+        );
+        assert!(names(
+            &filter_list("prompts/list", &list, None, true, true),
+            "prompts",
+            "name"
+        )
+        .is_empty());
+        assert_eq!(filter_list("tools/list", &list, None, false, false), list);
         assert!(
             resource_allowed(&f, "file:///docs/x", false)
                 && !resource_allowed(&f, "file:///docsx", false)

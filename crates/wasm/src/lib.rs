@@ -292,19 +292,20 @@ pub fn filter_tools(
     )
 }
 
-/// `{"ok": result}`: a list result (`method` `resources/list`, `resources/templates/list` or `prompts/list`) with
-/// only what `facts_json` grants; `open`: the guard's `open_resources` / `open_prompts` for that list.
+/// `{"ok": result}`: `mcpvault::guard::filter_list` (which lists are filtered, by which of the guard's
+/// `open_resources` / `open_prompts`, and emptied when `facts_json` is `null`: no token verified).
 #[wasm_bindgen]
-pub fn filter_list(method: &str, result_json: &str, facts_json: &str, open: bool) -> String {
+pub fn filter_list(
+    method: &str,
+    result_json: &str,
+    facts_json: &str,
+    open_resources: bool,
+    open_prompts: bool,
+) -> String {
     answer(
         parse::<serde_json::Value>("result", result_json).and_then(|r| {
-            parse::<mcpvault::AuthorizedFacts>("facts", facts_json).map(|f| match method {
-                "resources/list" => mcpvault::guard::filter_resources(&r, &f, open),
-                "resources/templates/list" => {
-                    mcpvault::guard::filter_resource_templates(&r, &f, open)
-                }
-                "prompts/list" => mcpvault::guard::filter_prompts(&r, &f, open),
-                _ => r,
+            parse::<Option<mcpvault::AuthorizedFacts>>("facts", facts_json).map(|f| {
+                mcpvault::guard::filter_list(method, &r, f.as_ref(), open_resources, open_prompts)
             })
         }),
     )

@@ -8,7 +8,8 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
   /** The dry-run tool of mcpvault-mcp: a reserved name, callable with any valid token (it runs nothing). */
   const CHECK_TOOL = "mcpvault.check";
   /** The list methods the guard filters, and the key of their items. */
-  const LIST_KEYS = { "resources/list": "resources", "resources/templates/list": "resourceTemplates", "prompts/list": "prompts" };
+  // the lists whose answers the core filters (skips a wasm round trip for every other result)
+  const LIST_METHODS = new Set(["resources/list", "resources/templates/list", "prompts/list"]);
   /** The headers the guard reads. */
   const HEADERS = ["x-mcpvault-token", "authorization", "mcp-method", "mcp-name", "mcp-session-id"];
   const STORE_METHODS = ["check", "complete", "appendAudit"];
@@ -244,12 +245,10 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
      * (the core's filter; open resources/prompts when the options open them). Other methods: `result` as it is.
      */
     filterList(method, result, outcome) {
-      const key = LIST_KEYS[method];
-      if (key === undefined) return result;
-      const r = isObject(result) ? result : {};
-      if (!outcome.facts) return { ...r, [key]: [] };
-      const open = method === "prompts/list" ? this.options.open_prompts === true : this.options.open_resources === true;
-      return call(wasm.filter_list(method, JSON.stringify(r), JSON.stringify(outcome.facts), open));
+      if (!LIST_METHODS.has(method)) return result;
+      // the core decides what each list keeps (and empties it when no token verified)
+      return call(wasm.filter_list(method, JSON.stringify(isObject(result) ? result : {}), JSON.stringify(outcome.facts ?? null),
+        this.options.open_resources === true, this.options.open_prompts === true));
     }
 
     /** `result` of a tools/list with only the tools `outcome` grants (and the dry-run tool on the first page). */
