@@ -110,7 +110,7 @@ test-python: component | tools-store
 	$(CARGO) build --bin mcpvault
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check wasmtime==50.0.1 pytest==8.3.5 redis==8.1.0 \
-		opentelemetry-api==1.45.2 opentelemetry-sdk==1.45.2
+		opentelemetry-api==1.45.2 opentelemetry-sdk==1.45.2 mcp==2.3.0 uvicorn==0.54.0
 	$(VENV)/bin/pip install -q --disable-pip-version-check --force-reinstall --no-deps ./python
 	cd python/tests && MCPVAULT_CLI=$(abspath $(TARGET_DIR))/debug/mcpvault \
 		$(abspath $(VENV))/bin/python -m pytest -q -p no:cacheprovider

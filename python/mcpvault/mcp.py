@@ -1,0 +1,569 @@
+"""mcpvault in front of a server of the official MCP Python SDK (``mcp`` 2.x; ``pip install "mcpvault[mcp]"``).
+
+``with_mcpvault(server, public_key_hex=...)`` guards an ``MCPServer`` (formerly FastMCP) or a low-level ``Server``:
+every request the server receives (tools, resources, prompts, completion, logging, lists; all but the lifecycle's
+``initialize``, ``ping`` and ``server/discover``) is decided by the core's guard before anything else of the server
+runs, at the message level (a ``Server.middleware`` entry, so no method can be forgotten); the token and its proofs
+are removed before the handler sees the request; list answers keep only what the token grants; a single-use call
+runs once and its retries get its recorded response; refusals are MCP errors with the codes of SCHEMA.md ("The
+guard"), as in Node's ``withMcpVault``. Over Streamable HTTP, the app of ``server.streamable_http_app()`` also
+answers refusals with the HTTP status and ``WWW-Authenticate`` of ``mcpvault-express`` (``McpVaultMiddleware``, an
+ASGI middleware that can be used alone as well).
+
+Every decision is the core's (the component's ``guard-check``): this module translates and does I/O.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import dataclasses
+import json
+import logging
+from typing import Any, Awaitable, Callable, Dict, Iterable, List, Mapping, Optional, Sequence
+
+import anyio
+import anyio.to_thread
+
+from . import MCPVault, McpVaultError, Guard
+
+try:
+    from mcp.server.lowlevel.server import Server as _LowServer
+    from mcp.shared.exceptions import MCPError
+    from mcp_types import PaginatedRequestParams, RequestParams
+    from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+except ImportError as e:  # pragma: no cover - the extra is missing
+    raise ImportError('mcpvault.mcp needs the MCP SDK: pip install "mcpvault[mcp]"') from e
+
+__all__ = ["with_mcpvault", "McpVaultMiddleware", "facts", "REDACTED", "CHECK_TOOL"]
+
+_log = logging.getLogger("mcpvault.mcp")
+
+#: What replaces the token wherever a handler could otherwise read it.
+REDACTED = "[mcpvault: redacted]"
+#: The dry-run tool (``check_tool=True``): a reserved name, answered by the core for any valid token.
+CHECK_TOOL = "mcpvault.check"
+#: Sent before a client can present anything (an in-process or stdio client cannot attach a token to them): not
+#: guarded at the message level. Over HTTP the middleware decides them like every request.
+LIFECYCLE = frozenset({"initialize", "ping", "server/discover"})
+_LISTS = ("tools/list", "resources/list", "resources/templates/list", "prompts/list")
+_APPLIED = "_mcpvault_guard"
+_TRANSPORT = "mcpvault.transport"  # the ASGI scope key where the HTTP layer hands its token to the message layer
+_DEFAULT_MAX_BODY = 4 * 1024 * 1024
+#: The headers the guard reads (the rest of a request's headers stay out of its input).
+_GUARD_HEADERS = ("x-mcpvault-token", "authorization", "mcp-method", "mcp-name", "mcp-session-id", "traceparent",
+                  "tracestate", "mcp-protocol-version")
+
+_facts: contextvars.ContextVar[Optional[Dict[str, Any]]] = contextvars.ContextVar("mcpvault_facts", default=None)
+
+
+def facts() -> Optional[Dict[str, Any]]:
+    """The authorized facts (the core's JSON: ``subject``, ``issuer``, ``tools``, ``tool``, ``scopes``,
+    ``expires_at``, ...) of the request whose handler is running, or ``None`` outside a guarded handler."""
+    f = _facts.get()
+    return None if f is None else dict(f)
+
+
+def _mcp_error(error: Mapping[str, Any]) -> MCPError:
+    return MCPError(code=int(error.get("code", -32603)), message=str(error.get("message", "internal error")),
+                    data=error.get("data"))
+
+
+def _response_of(result: Any = None, error: Optional[BaseException] = None) -> Dict[str, Any]:
+    """The response to record for a single-use call's retries: the handler's result or its error."""
+    if error is None:
+        return {"result": result}
+    if isinstance(error, MCPError):
+        e = {"code": error.code, "message": error.message}
+        if error.data is not None:
+            e["data"] = error.data
+        return {"error": e}
+    return {"error": {"code": -32603, "message": str(error) or type(error).__name__}}
+
+
+class _Policy:
+    """The options of one guarded server, checked once, and what both layers share: the vault (its store), the
+    guards, the hooks, the list filters."""
+
+    def __init__(self, who: str, options: Dict[str, Any]) -> None:
+        def fail(message: str) -> TypeError:
+            return TypeError(f"{who}: {message}")
+
+        key = options.get("public_key_hex")
+        if not isinstance(key, str) or key == "":
+            raise fail("public_key_hex is required (the issuer's Ed25519 public key, hex)")
+        audience = options.get("audience")
+        if audience is not None and (not isinstance(audience, str) or audience == ""):
+            raise fail("audience must be a non-empty string")
+        for k in ("check_tool", "open_resources", "open_prompts", "defer_spend"):
+            if not isinstance(options.get(k, False), bool):
+                raise fail(f"{k} must be True or False")
+        for k in ("on_decision", "on_soft_rule", "now"):
+            if options.get(k) is not None and not callable(options[k]):
+                raise fail(f"{k} must be a function")
+        for k in ("realm", "resource_metadata"):
+            if options.get(k) is not None and not isinstance(options[k], str):
+                raise fail(f"{k} must be a string")
+        retry = options.get("retry_window")
+        if retry is not None and (isinstance(retry, bool) or not isinstance(retry, int) or retry < 0):
+            raise fail("retry_window must be seconds (a non-negative integer)")
+        max_body = options.get("max_body_bytes", _DEFAULT_MAX_BODY)
+        if isinstance(max_body, bool) or not isinstance(max_body, int) or max_body <= 0:
+            raise fail("max_body_bytes must be a positive integer")
+        store, vault = options.get("store"), options.get("vault")
+        if store is not None and vault is not None:
+            raise fail("give store or vault, not both")
+        if vault is not None and not isinstance(vault, MCPVault):
+            raise fail("vault must be an MCPVault")
+        if store is not None and not isinstance(store, str):
+            raise fail("store must be memory, sqlite:FILE or redis://HOST:PORT[/DB]")
+        self.vault = vault if vault is not None else MCPVault(store=store)
+        self.check_tool = options.get("check_tool", False)
+        self.on_decision = options.get("on_decision")
+        self.now: Optional[Callable[[], int]] = options.get("now")
+        self.max_body_bytes = max_body
+        self._options: Dict[str, Any] = {"public_key": key}
+        for k in ("audience", "retry_window", "realm", "resource_metadata", "mappings", "tool_mappings", "rules"):
+            if options.get(k) is not None:
+                self._options[k] = options[k]
+        for k in ("check_tool", "open_resources", "open_prompts"):
+            if options.get(k):
+                self._options[k] = True
+        on_soft_rule = options.get("on_soft_rule")
+        try:
+            # the core checks the key and the policy now (invalid_key, or invalid_request naming what is wrong)
+            self.guard = self._guard(options.get("defer_spend", False), on_soft_rule)
+            # the HTTP layer in front of the message layer: revocation only, the message layer spends (it records
+            # the responses a retry gets)
+            self.http_guard = self._guard(True, on_soft_rule)
+        except McpVaultError as e:
+            raise McpVaultError(e.code, f"{who}: {'public_key_hex: ' if e.code == 'invalid_key' else ''}"
+                                        f"{e.message}") from None
+        self._lists = _Lists(self.vault, self._options)
+
+    def _guard(self, defer_spend: bool, on_soft_rule: Any) -> Guard:
+        opts = dict(self._options, defer_spend=defer_spend)
+        if on_soft_rule is not None:
+            opts["on_soft_rule"] = on_soft_rule
+        return self.vault.guard(opts)
+
+    async def decide(self, guard: Guard, input: Dict[str, Any]) -> Dict[str, Any]:
+        """The guard's outcome for ``input`` (in a worker thread: the store may do I/O), reported to on_decision."""
+        now = None if self.now is None else self.now()
+        outcome = await anyio.to_thread.run_sync(guard.check, input, now)
+        if self.on_decision is not None:
+            for d in outcome.get("decisions") or []:
+                report = dict(d)
+                if d.get("allowed") and outcome.get("facts") is not None:
+                    report["facts"] = outcome["facts"]
+                try:
+                    self.on_decision(report)
+                except Exception:  # a hook observes decisions; it cannot change one
+                    _log.exception("mcpvault: on_decision raised")
+        return outcome
+
+    async def complete(self, outcome: Mapping[str, Any], response: Dict[str, Any]) -> None:
+        """Records the response of an allowed single-use call for its retries (nothing for other calls)."""
+        if not outcome.get("call_key") or self.vault.store is None:
+            return
+        try:
+            await anyio.to_thread.run_sync(self.guard.complete, outcome["call_key"], response,
+                                           outcome["keep_until"], outcome.get("keep_for"))
+        except Exception:
+            # the call ran; a retry will be told in_flight instead of getting this response
+            _log.exception("mcpvault: recording a response failed")
+
+    async def filter(self, method: str, result: Any, outcome: Mapping[str, Any], params: Any) -> Any:
+        now = None if self.now is None else self.now()
+        return await anyio.to_thread.run_sync(self._lists.filter, method, result, outcome, params, now)
+
+
+class _Lists:
+    """List answers with only what the token may use, as the core decides.
+
+    The core's list filters (``guard::filter_tools`` / ``guard::filter_list``, exported to npm) are not exported by
+    the WebAssembly component; until they are, each item is kept when the core's guard, asked about that item with
+    the same token and options (no store: nothing is spent or recorded), does not refuse it for the token's grant:
+    a resource when ``resources/read`` of its URI is allowed (the same answer, SCHEMA.md), a prompt when
+    ``prompts/get`` of its name is, a resource template when ``resources/read`` of its text before the first ``{``
+    is, and a tool when the dry run of a call with no arguments is allowed or refused only for its arguments or a
+    rule (``argument_not_allowed``, ``rule_violation``: the list cannot know the arguments). Lists are advisory:
+    every call is decided on its own.
+    """
+
+    _GRANT_REFUSALS_OF_ARGUMENTS = ("argument_not_allowed", "rule_violation")
+
+    def __init__(self, vault: MCPVault, options: Mapping[str, Any]) -> None:
+        self._vault = vault
+        # store off: a question about an item spends nothing and appends nothing; check_tool on: the dry run
+        self._ask = json.dumps({**options, "store": False, "check_tool": True, "defer_spend": False})
+        self._check_tool = bool(options.get("check_tool"))
+
+    def filter(self, method: str, result: Any, outcome: Mapping[str, Any], params: Any, now: Optional[int]) -> Any:
+        if method not in _LISTS:
+            return result
+        result = dict(result) if isinstance(result, Mapping) else {}
+        facts = outcome.get("facts")
+        first_page = not (isinstance(params, Mapping) and params.get("cursor") is not None)
+        field, keep = {
+            "tools/list": ("tools", self._tool),
+            "resources/list": ("resources", self._resource),
+            "resources/templates/list": ("resourceTemplates", self._template),
+            "prompts/list": ("prompts", self._prompt),
+        }[method]
+        token = outcome.get("token")
+        items = result.get(field)
+        kept = []
+        if facts is not None and isinstance(token, str) and isinstance(items, list):
+            kept = [item for item in items if isinstance(item, Mapping) and keep(item, token, now)]
+        if method == "tools/list" and self._check_tool and first_page and facts is not None:
+            kept = [t for t in kept if t.get("name") != CHECK_TOOL] + [_check_tool_definition()]
+        result[field] = kept
+        return result
+
+    def _decide(self, token: str, method: str, params: Dict[str, Any], now: Optional[int]) -> Dict[str, Any]:
+        message = {"jsonrpc": "2.0", "id": 0, "method": method, "params": params}
+        check = json.loads(self._vault._call("guard-check", self._ask,
+                                             json.dumps({"body": json.dumps(message), "fallback_token": token}), now))
+        return check["outcome"] if check.get("step") == "done" else {"allowed": False}
+
+    def _tool(self, item: Mapping[str, Any], token: str, now: Optional[int]) -> bool:
+        name = item.get("name")
+        if not isinstance(name, str) or name == CHECK_TOOL:
+            return False
+        outcome = self._decide(token, "tools/call", {"name": CHECK_TOOL, "arguments": {"tool": name}}, now)
+        answers = outcome.get("answers") or []
+        dry = answers[0].get("result", {}).get("structuredContent") if outcome.get("allowed") and answers else None
+        if not isinstance(dry, Mapping):
+            return False
+        return dry.get("allowed") is True or dry.get("code") in self._GRANT_REFUSALS_OF_ARGUMENTS
+
+    def _resource(self, item: Mapping[str, Any], token: str, now: Optional[int]) -> bool:
+        uri = item.get("uri")
+        return isinstance(uri, str) and self._decide(token, "resources/read", {"uri": uri}, now).get("allowed") is True
+
+    def _template(self, item: Mapping[str, Any], token: str, now: Optional[int]) -> bool:
+        template = item.get("uriTemplate")
+        if not isinstance(template, str):
+            return False
+        fixed = template.split("{", 1)[0]
+        return self._decide(token, "resources/read", {"uri": fixed}, now).get("allowed") is True
+
+    def _prompt(self, item: Mapping[str, Any], token: str, now: Optional[int]) -> bool:
+        name = item.get("name")
+        return isinstance(name, str) and self._decide(token, "prompts/get", {"name": name}, now).get("allowed") is True
+
+
+def _check_tool_definition() -> Dict[str, Any]:
+    # The core's guard::check_tool_definition (not exported by the component: see _Lists).
+    return {
+        "name": CHECK_TOOL,
+        "title": "mcpvault: would this call be allowed?",
+        "description": "Dry run: says whether the presented mcpvault token allows calling `tool` with `arguments`, "
+                       "and which check refused it. Nothing is called.",
+        "inputSchema": {
+            "type": "object",
+            "properties": {
+                "tool": {"type": "string", "description": "The tool to ask about."},
+                "arguments": {"type": "object", "description": "The arguments of the call (default {})."},
+            },
+            "required": ["tool"],
+        },
+        "annotations": {"readOnlyHint": True, "idempotentHint": True, "openWorldHint": False},
+    }
+
+
+def _header_map(headers: Any) -> Dict[str, str]:
+    """The headers the guard reads, from a Starlette ``Headers`` or ASGI header pairs."""
+    out: Dict[str, str] = {}
+    if headers is None:
+        return out
+    if isinstance(headers, list):
+        for k, v in headers:
+            name = k.decode("latin-1").lower()
+            if name in _GUARD_HEADERS and name not in out:
+                out[name] = v.decode("latin-1")
+        return out
+    for name in _GUARD_HEADERS:
+        v = headers.get(name) if hasattr(headers, "get") else None
+        if isinstance(v, str):
+            out[name] = v
+    return out
+
+
+def _redacted_request(request: Any, token: Optional[str]) -> Any:
+    """The HTTP request a handler sees: the token replaced in every header, the HTTP layer's hand-over removed."""
+    scope = getattr(request, "scope", None)
+    if not isinstance(scope, dict):
+        return request
+    from starlette.requests import Request
+
+    new_scope = {k: v for k, v in scope.items() if k != _TRANSPORT}
+    if token:
+        t = token.encode("latin-1", "replace")
+        new_scope["headers"] = [(k, v.replace(t, REDACTED.encode())) for k, v in scope.get("headers", [])]
+    out = Request(new_scope)
+    if hasattr(request, "_body"):
+        out._body = request._body
+    return out
+
+
+class _MessageGuard:
+    """The ``Server.middleware`` entry: the core's guard around every request the server receives."""
+
+    def __init__(self, policy: _Policy) -> None:
+        self.policy = policy
+
+    async def __call__(self, ctx: Any, call_next: Callable[[Any], Awaitable[Any]]) -> Any:
+        method = ctx.method
+        if method in LIFECYCLE:
+            return await call_next(ctx)
+        notification = ctx.request_id is None
+        if notification and isinstance(method, str) and method.startswith("notifications/"):
+            # what the client tells (initialized, cancelled, progress, roots changed) runs no request handler
+            return await call_next(ctx)
+        message: Dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+        if not notification:
+            message["id"] = ctx.request_id
+        if ctx.params is not None:
+            message["params"] = ctx.params
+        input: Dict[str, Any] = {}
+        try:
+            input["body"] = json.dumps(message)
+        except (TypeError, ValueError):
+            input["body_error"] = "not_json"
+        request = ctx.request
+        scope = getattr(request, "scope", None)
+        transport = scope.get(_TRANSPORT) if isinstance(scope, dict) else None
+        headers = _header_map(getattr(request, "headers", None))
+        if isinstance(transport, dict):
+            # the HTTP layer in front decided this request's token: hand it over as the transport's
+            headers.pop("authorization", None)
+            headers.pop("x-mcpvault-token", None)
+            input["transport_token"] = transport["token"]
+            if transport.get("replay_checked"):
+                input["replay_checked"] = True
+        # one message per decision here: the HTTP layer checked Mcp-Method/Mcp-Name against the whole body
+        headers.pop("mcp-method", None)
+        headers.pop("mcp-name", None)
+        input["headers"] = headers
+        outcome = await self.policy.decide(self.policy.guard, input)
+        if notification:
+            # a request sent as a notification (no id) never runs: the guard refused it or it has no answer
+            return None
+        if not outcome["allowed"]:
+            response = outcome.get("response")
+            error = response.get("error") if isinstance(response, Mapping) else None
+            raise _mcp_error(error if isinstance(error, Mapping) else {})
+        if outcome.get("answers"):
+            # answered by the guard: the dry-run tool, or a retry of a single-use call with its recorded response
+            answer = outcome["answers"][0]
+            if "error" in answer:
+                raise _mcp_error(answer["error"])
+            return self._envelope(ctx, answer.get("result"))
+        forward = outcome.get("forward")
+        params = forward.get("params") if isinstance(forward, Mapping) else ctx.params
+        meta = None
+        if isinstance(params, Mapping) and "_meta" in params:
+            try:
+                meta = RequestParams.model_validate(params, by_name=False).meta
+            except Exception:
+                meta = None
+        inner = dataclasses.replace(ctx, params=params, meta=meta,
+                                    request=_redacted_request(request, outcome.get("token")))
+        reset = _facts.set(outcome.get("facts"))
+        try:
+            result = await call_next(inner)
+        except BaseException as e:
+            if isinstance(e, Exception):
+                await self.policy.complete(outcome, _response_of(error=e))
+            raise
+        finally:
+            _facts.reset(reset)
+        await self.policy.complete(outcome, _response_of(result))
+        if method in _LISTS:
+            result = await self.policy.filter(method, result, outcome, params)
+        return result
+
+    @staticmethod
+    def _envelope(ctx: Any, result: Any) -> Any:
+        # a result the guard gives itself, in the wire shape the SDK gives a handler's (2026-07-28: resultType)
+        if isinstance(result, dict) and ctx.protocol_version in MODERN_PROTOCOL_VERSIONS and "resultType" not in result:
+            return {**result, "resultType": "complete"}
+        return result
+
+
+class McpVaultMiddleware:
+    """ASGI middleware (Starlette: ``app.add_middleware(McpVaultMiddleware, public_key_hex=...)``) with the HTTP
+    answers of ``mcpvault-express``: every HTTP request under ``paths`` (default: every path) is decided by the core's
+    guard on its headers (``X-MCPVault-Token``, ``Authorization: Bearer``, ``Mcp-Method``, ``Mcp-Name``) and JSON-RPC
+    body; a refusal is answered with its status (401, 403, 400, 409, 500), ``WWW-Authenticate`` and JSON-RPC error;
+    an allowed request goes on with the body without the token. Options as :func:`with_mcpvault`, plus ``realm``,
+    ``resource_metadata``, ``defer_spend`` and ``max_body_bytes`` (default 4 MiB: larger bodies are refused).
+
+    ``with_mcpvault`` adds it to the app of ``server.streamable_http_app()`` by itself, in front of its message
+    layer, which then spends single-use tokens and records their responses."""
+
+    def __init__(self, app: Any, *, paths: Optional[Iterable[str]] = None, _policy: Optional[_Policy] = None,
+                 **options: Any) -> None:
+        self.app = app
+        if _policy is None:
+            _known_options(options, _OPTIONS + ("defer_spend",), "McpVaultMiddleware")
+            _policy = _Policy("McpVaultMiddleware", options)
+            self._guard = _policy.guard
+        else:
+            self._guard = _policy.http_guard
+        self.policy = _policy
+        if isinstance(paths, str):
+            raise TypeError("McpVaultMiddleware: paths must be a list of paths")
+        self.paths = None if paths is None else frozenset(paths)
+        self._replay_checked = _policy.vault.store is not None and self._guard is _policy.guard and \
+            not options.get("defer_spend", False)
+
+    async def __call__(self, scope: Dict[str, Any], receive: Callable[[], Awaitable[Dict[str, Any]]],
+                       send: Callable[[Dict[str, Any]], Awaitable[None]]) -> None:
+        if scope.get("type") != "http" or (self.paths is not None and scope.get("path") not in self.paths):
+            await self.app(scope, receive, send)
+            return
+        input: Dict[str, Any] = {"http_method": str(scope.get("method", "")),
+                                 "headers": _header_map(scope.get("headers", []))}
+        chunks: List[bytes] = []
+        size = 0
+        too_large = False
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            if message["type"] != "http.request":
+                continue
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.policy.max_body_bytes:
+                too_large = True
+                break
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        raw = b"".join(chunks)
+        text: Optional[str] = None
+        if too_large:
+            input["body_error"] = "too_large"
+        else:
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                input["body_error"] = "not_utf8"
+            else:
+                if text.strip() != "":
+                    input["body"] = text
+        outcome = await self.policy.decide(self._guard, input)
+        if not outcome["allowed"]:
+            extra = {"connection": "close"} if too_large else {}
+            await _send_json(send, outcome["status"], {**outcome.get("headers", {}), **extra}, outcome["response"])
+            return
+        if outcome.get("forward") is None and outcome.get("answers"):
+            # every message was answered by the guard (a retry answered with its recorded response)
+            batch = text is not None and text.lstrip().startswith("[")
+            answers = outcome["answers"]
+            if input["headers"].get("mcp-protocol-version") in MODERN_PROTOCOL_VERSIONS:
+                answers = [_with_result_type(a) for a in answers]
+            await _send_json(send, 200, {}, answers if batch else answers[0])
+            return
+        body = raw if outcome.get("forward") is None else json.dumps(outcome["forward"]).encode()
+        inner = dict(scope)
+        inner["headers"] = [(k, v) for k, v in scope.get("headers", []) if k.lower() != b"content-length"] + \
+            [(b"content-length", str(len(body)).encode())]
+        inner[_TRANSPORT] = {"token": outcome.get("token"), "facts": outcome.get("facts"),
+                             "replay_checked": self._replay_checked}
+        sent = False
+
+        async def replay() -> Dict[str, Any]:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(inner, replay, send)
+
+
+def _with_result_type(answer: Any) -> Any:
+    """A JSON-RPC answer of the guard in the shape of MCP 2026-07-28 (a result names its ``resultType``)."""
+    result = answer.get("result") if isinstance(answer, dict) else None
+    if isinstance(result, dict) and "resultType" not in result:
+        return {**answer, "result": {**result, "resultType": "complete"}}
+    return answer
+
+
+async def _send_json(send: Callable[[Dict[str, Any]], Awaitable[None]], status: int, headers: Mapping[str, str],
+                     body: Any) -> None:
+    data = json.dumps(body).encode()
+    pairs = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
+    pairs += [(k.lower().encode("latin-1"), str(v).encode("latin-1", "replace")) for k, v in headers.items()]
+    await send({"type": "http.response.start", "status": int(status), "headers": pairs})
+    await send({"type": "http.response.body", "body": data})
+
+
+_OPTIONS = ("public_key_hex", "audience", "store", "vault", "check_tool", "mappings", "tool_mappings", "rules",
+            "open_resources", "open_prompts", "on_decision", "on_soft_rule", "retry_window", "realm",
+            "resource_metadata", "max_body_bytes", "now")
+
+
+def _known_options(options: Mapping[str, Any], known: Sequence[str], who: str) -> None:
+    for k in options:
+        if k not in known:
+            raise TypeError(f"{who}: unknown option {k!r}")
+
+
+def _lowlevel(server: Any) -> Any:
+    low = getattr(server, "_lowlevel_server", server)
+    if not isinstance(low, _LowServer):
+        raise TypeError("with_mcpvault: expected an MCPServer or a low-level Server of the mcp SDK 2.x")
+    return low
+
+
+async def _no_tools(ctx: Any, params: Any) -> Dict[str, Any]:
+    return {"tools": []}
+
+
+def with_mcpvault(server: Any, **options: Any) -> Any:
+    """Guards ``server`` (an ``mcp.server.mcpserver.MCPServer`` or an ``mcp.server.lowlevel.Server``) and returns it.
+
+    Options: ``public_key_hex`` (required: the issuer's Ed25519 public key, hex), ``audience``, ``store``
+    (``"memory"``, ``"sqlite:FILE"``, ``"redis://HOST:PORT[/DB]"``: revocation, single use with recorded responses,
+    the audit chain; without one a single-use call is refused) or ``vault`` (an ``MCPVault`` and its store),
+    ``check_tool`` (add the dry-run tool ``mcpvault.check``), ``retry_window`` (seconds), the server's policy
+    decided by the core: ``mappings``, ``tool_mappings``, ``rules`` (SCHEMA.md, "Server policy"),
+    ``open_resources`` / ``open_prompts`` (tokens that grant none may read them), ``on_decision(decision)`` (every
+    decision, the core's dict; allowed ones carry ``facts``), ``on_soft_rule(decision)``, ``now`` (a clock in unix
+    seconds), and for HTTP ``realm``, ``resource_metadata``, ``max_body_bytes``.
+
+    The token is read from ``params._meta.token`` / ``params._meta["mcpvault/token"]``, or over HTTP from
+    ``Authorization: Bearer`` / ``X-MCPVault-Token``. A handler reads the authorized facts with :func:`facts`.
+    """
+    low = _lowlevel(server)
+    if getattr(low, _APPLIED, None) is not None:
+        raise TypeError("with_mcpvault: already applied to this server")
+    _known_options(options, _OPTIONS, "with_mcpvault")
+    policy = _Policy("with_mcpvault", options)
+    if policy.check_tool and low.get_request_handler("tools/list") is None:
+        # a server with no tools gets the dry-run tool (the guard answers its calls)
+        low.add_request_handler("tools/list", PaginatedRequestParams, _no_tools)
+    guard = _MessageGuard(policy)
+    # inside the SDK's own middleware (OpenTelemetry, the request-state boundary), in front of the server's own
+    i = 0
+    while i < len(low.middleware) and type(low.middleware[i]).__module__.split(".")[0] == "mcp":
+        i += 1
+    low.middleware.insert(i, guard)
+    setattr(low, _APPLIED, guard)
+
+    build = server.streamable_http_app
+
+    def streamable_http_app(*args: Any, **kwargs: Any) -> Any:
+        app = build(*args, **kwargs)
+        path = kwargs.get("streamable_http_path", "/mcp")
+        app.add_middleware(McpVaultMiddleware, paths=[path], _policy=policy)
+        return app
+
+    streamable_http_app.__doc__ = build.__doc__
+    server.streamable_http_app = streamable_http_app
+    return server
