@@ -2043,7 +2043,341 @@ fn build() -> Gen {
     constraint_cases(&mut g);
     policy_cases(&mut g);
     content_cases(&mut g);
+    quota_cases(&mut g);
     g
+}
+
+/// Issue 15, item 4: quotas counted by the guard's store.
+fn quota_cases(g: &mut Gen) {
+    use mcpvault::quota::{Budget, Rate};
+    let pk = g.public_key.clone();
+    let opts = || GuardOptions {
+        store: true,
+        ..GuardOptions::new(pk.clone())
+    };
+    let rate = |tool: Option<&str>, max, period| Rate {
+        tool: tool.map(Into::into),
+        max,
+        period,
+    };
+    let q = |id: i64, tool: &str| rpc_call(json!(id), tool, json!({}));
+    // NOW is a multiple of 60: windows of 60 s start at NOW
+    let limited = g.mint(&Grant {
+        rate: vec![rate(None, 2, 60)],
+        ..grant(&["db_query", "file_read"], 3600)
+    });
+    g.guard_case(
+        "state-quota-rate",
+        "rate 2 per 60 s: two calls, the third is rate_limited (429, Retry-After to the window's end), the next window starts over",
+        opts(),
+        &[],
+        vec![
+            step(NOW, bearer(&limited, q(1, "db_query")), None),
+            step(NOW + 10, bearer(&limited, q(2, "file_read")), None),
+            step(NOW + 45, bearer(&limited, q(3, "db_query")), Some("rate_limited")),
+            step(NOW + 60, bearer(&limited, q(4, "db_query")), None),
+        ],
+    );
+    g.guard_case(
+        "state-quota-other-methods-free",
+        "only tools/call counts: lists, reads and pings with a rate-limited token spend nothing",
+        opts(),
+        &[],
+        vec![
+            step(
+                NOW,
+                bearer(&limited, rpc(json!(1), "tools/list", json!({}))),
+                None,
+            ),
+            step(
+                NOW,
+                bearer(&limited, rpc(json!(2), "ping", json!({}))),
+                None,
+            ),
+            step(NOW, bearer(&limited, q(3, "db_query")), None),
+            step(NOW, bearer(&limited, q(4, "db_query")), None),
+            step(
+                NOW,
+                bearer(&limited, rpc(json!(5), "tools/list", json!({}))),
+                None,
+            ),
+            step(
+                NOW,
+                bearer(&limited, q(6, "db_query")),
+                Some("rate_limited"),
+            ),
+        ],
+    );
+    g.guard_case(
+        "state-quota-batch-counts-whole",
+        "a batch of three calls against a rate of 2 is refused whole and spends nothing; two fit",
+        opts(),
+        &[],
+        vec![
+            step(
+                NOW,
+                bearer(
+                    &limited,
+                    format!(
+                        "[{},{},{}]",
+                        q(1, "db_query"),
+                        q(2, "db_query"),
+                        q(3, "db_query")
+                    ),
+                ),
+                Some("rate_limited"),
+            ),
+            step(
+                NOW,
+                bearer(
+                    &limited,
+                    format!("[{},{}]", q(4, "db_query"), q(5, "db_query")),
+                ),
+                None,
+            ),
+            step(
+                NOW,
+                bearer(&limited, q(6, "db_query")),
+                Some("rate_limited"),
+            ),
+        ],
+    );
+    g.guard_case(
+        "state-quota-no-store",
+        "a server without a store refuses a token whose quota counts the call",
+        GuardOptions::new(pk.clone()),
+        &[],
+        vec![
+            step(
+                NOW,
+                bearer(&limited, q(1, "db_query")),
+                Some("rate_limited"),
+            ),
+            step(
+                NOW,
+                bearer(&limited, rpc(json!(2), "tools/list", json!({}))),
+                None,
+            ),
+        ],
+    );
+    let limited_id = inspect(&limited).unwrap().revocation_ids[0].clone();
+    g.guard_case(
+        "state-quota-revoked-spends-nothing",
+        "revocation is checked first: a revoked token is revoked, not rate_limited",
+        opts(),
+        std::slice::from_ref(&limited_id),
+        vec![
+            step(NOW, bearer(&limited, q(1, "db_query")), Some("revoked")),
+            step(NOW, bearer(&limited, q(2, "db_query")), Some("revoked")),
+            step(NOW, bearer(&limited, q(3, "db_query")), Some("revoked")),
+        ],
+    );
+    // a child shares its parent's counter and can only lower what is left
+    let greedy = g.att(
+        &limited,
+        &Restriction {
+            rate: vec![rate(None, 100, 60)],
+            ..Default::default()
+        },
+    );
+    let modest = g.att(
+        &limited,
+        &Restriction {
+            rate: vec![rate(None, 1, 60)],
+            ..Default::default()
+        },
+    );
+    g.guard_case(
+        "state-quota-shared-by-descendants",
+        "parent rate 2: a child asking for 100 and one asking for 1 spend the parent's counter; the modest child stops at 1",
+        opts(),
+        &[],
+        vec![
+            step(NOW, bearer(&modest, q(1, "db_query")), None),
+            step(NOW, bearer(&modest, q(2, "db_query")), Some("rate_limited")),
+            step(NOW, bearer(&greedy, q(3, "db_query")), None),
+            step(NOW, bearer(&greedy, q(4, "db_query")), Some("rate_limited")),
+            step(NOW, bearer(&limited, q(5, "db_query")), Some("rate_limited")),
+        ],
+    );
+    let per_tool = g.mint(&Grant {
+        rate: vec![rate(Some("db_query"), 1, 3600)],
+        ..grant(&["db_query", "file_read"], 3600)
+    });
+    g.guard_case(
+        "state-quota-per-tool",
+        "a rate on db_query counts db_query only",
+        opts(),
+        &[],
+        vec![
+            step(NOW, bearer(&per_tool, q(1, "db_query")), None),
+            step(NOW, bearer(&per_tool, q(2, "file_read")), None),
+            step(NOW, bearer(&per_tool, q(3, "file_read")), None),
+            step(
+                NOW + 100,
+                bearer(&per_tool, q(4, "db_query")),
+                Some("rate_limited"),
+            ),
+        ],
+    );
+    let pay = |id: i64, amount: Value| rpc_call(json!(id), "pay", json!({ "amount": amount }));
+    let budgeted = g.mint(&Grant {
+        budget: vec![Budget {
+            tool: "pay".into(),
+            arg: "amount".into(),
+            max: 100,
+            period: 86_400,
+        }],
+        ..grant(&["pay", "db_query"], 3600)
+    });
+    g.guard_case(
+        "state-quota-budget",
+        "a budget of 100 per day on pay.amount: 60.5 then 40 is over (budget_exceeded, Retry-After to midnight UTC), 39.5 fits; a missing, negative or text amount is argument_not_allowed; other tools do not count",
+        opts(),
+        &[],
+        vec![
+            step(NOW, bearer(&budgeted, pay(1, json!(60.5))), None),
+            step(NOW, bearer(&budgeted, pay(2, json!(40))), Some("budget_exceeded")),
+            step(NOW, bearer(&budgeted, rpc_call(json!(3), "pay", json!({}))), Some("argument_not_allowed")),
+            step(NOW, bearer(&budgeted, pay(4, json!(-5))), Some("argument_not_allowed")),
+            step(NOW, bearer(&budgeted, pay(5, json!("39"))), Some("argument_not_allowed")),
+            step(NOW, bearer(&budgeted, q(6, "db_query")), None),
+            step(NOW, bearer(&budgeted, pay(7, json!(39.5))), None),
+            step(NOW, bearer(&budgeted, pay(8, json!(0))), None),
+            step(NOW, bearer(&budgeted, pay(9, json!(0.5))), Some("budget_exceeded")),
+        ],
+    );
+    let once = g.att(
+        &limited,
+        &Restriction {
+            single_use: true,
+            ..Default::default()
+        },
+    );
+    let result = json!({"result": {"content": [{"type": "text", "text": "ok"}]}});
+    g.guard_case(
+        "state-quota-retry-spends-nothing",
+        "a single-use call under a rate: its retry is answered from the record without counting, so one more call fits",
+        opts(),
+        &[],
+        vec![
+            completed(step(NOW, bearer(&once, q(7, "db_query")), None), result),
+            step(NOW + 1, bearer(&once, q(7, "db_query")), None),
+            step(NOW + 2, bearer(&once, q(7, "db_query")), None),
+            step(NOW + 3, bearer(&limited, q(8, "db_query")), None),
+            step(NOW + 4, bearer(&limited, q(9, "db_query")), Some("rate_limited")),
+        ],
+    );
+    let mut checked = opts();
+    checked.check_tool = true;
+    g.guard_case(
+        "state-quota-dry-run-free",
+        "the dry-run tool runs nothing and spends nothing",
+        checked,
+        &[],
+        vec![
+            step(
+                NOW,
+                bearer(
+                    &limited,
+                    rpc_call(
+                        json!(1),
+                        "mcpvault.check",
+                        json!({"tool": "db_query", "arguments": {}}),
+                    ),
+                ),
+                None,
+            ),
+            step(NOW, bearer(&limited, q(2, "db_query")), None),
+            step(NOW, bearer(&limited, q(3, "db_query")), None),
+        ],
+    );
+    // a quota fact written by hand in any other shape is a malformed token
+    for (name, fact) in [
+        ("quota-fact-rate-zero-malformed", "rate(0, 60);"),
+        ("quota-fact-rate-text-malformed", "rate(\"5\", 60);"),
+        (
+            "quota-fact-budget-short-malformed",
+            "budget(\"pay\", 100, 60);",
+        ),
+        (
+            "quota-fact-budget-negative-malformed",
+            "budget(\"pay\", \"amount\", -1, 60);",
+        ),
+    ] {
+        let token = g.raw_block(&limited, fact);
+        g.case(
+            name,
+            &format!("a block holding `{fact}` is refused: quotas have one shape"),
+            &token,
+            &Request::tool("db_query"),
+            Expect::Err("malformed_token"),
+        );
+    }
+    // the dry run tells the truth: what the store holds for the call is read, never written
+    let check = |id: i64, tool: &str, args: Value| {
+        rpc_call(
+            json!(id),
+            "mcpvault.check",
+            json!({"tool": tool, "arguments": args}),
+        )
+    };
+    let mut checked = opts();
+    checked.check_tool = true;
+    g.guard_case(
+        "state-check-tool-quota",
+        "the dry run of a call over the rate says rate_limited (with retryAfter) and spends nothing; before, it says allowed",
+        checked.clone(),
+        &[],
+        vec![
+            step(NOW, bearer(&limited, check(1, "db_query", json!({}))), None),
+            step(NOW, bearer(&limited, q(2, "db_query")), None),
+            step(NOW, bearer(&limited, q(3, "db_query")), None),
+            step(NOW + 5, bearer(&limited, check(4, "db_query", json!({}))), None),
+            step(NOW + 5, bearer(&limited, q(5, "db_query")), Some("rate_limited")),
+        ],
+    );
+    g.guard_case(
+        "state-check-tool-budget",
+        "the dry run of a payment: fits, over the budget, or without its amount",
+        checked.clone(),
+        &[],
+        vec![
+            step(
+                NOW,
+                bearer(&budgeted, check(1, "pay", json!({"amount": 100}))),
+                None,
+            ),
+            step(NOW, bearer(&budgeted, pay(2, json!(90))), None),
+            step(
+                NOW,
+                bearer(&budgeted, check(3, "pay", json!({"amount": 11}))),
+                None,
+            ),
+            step(
+                NOW,
+                bearer(&budgeted, check(4, "pay", json!({"amount": 10}))),
+                None,
+            ),
+            step(NOW, bearer(&budgeted, check(5, "pay", json!({}))), None),
+        ],
+    );
+    let single = g.mint(&Grant {
+        single_use: true,
+        ..grant(&["db_query"], 3600)
+    });
+    g.guard_case(
+        "state-check-tool-replayed",
+        "the dry run of a single-use token: allowed while unspent (and it spends nothing), replayed once spent",
+        checked,
+        &[],
+        vec![
+            step(NOW, bearer(&single, check(1, "db_query", json!({}))), None),
+            step(NOW, bearer(&single, check(2, "db_query", json!({}))), None),
+            step(NOW, bearer(&single, q(3, "db_query")), None),
+            step(NOW, bearer(&single, check(4, "db_query", json!({}))), None),
+        ],
+    );
 }
 
 /// Issue 15, item 3: resources and prompts are granted, never open by default.

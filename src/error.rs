@@ -129,6 +129,20 @@ pub enum Error {
         /// Its check (or why no block grants it).
         check: String,
     },
+    /// A calls-per-period quota of the token is spent for this window.
+    RateLimited {
+        /// What was reached, for the caller.
+        reason: String,
+        /// Seconds until the window ends.
+        retry_after: u64,
+    },
+    /// A budget on a numeric argument would be passed by this call.
+    BudgetExceeded {
+        /// What was reached, for the caller.
+        reason: String,
+        /// Seconds until the window ends.
+        retry_after: u64,
+    },
     /// A hard rule of the server's policy refused the call.
     RuleViolation {
         /// The rule's id.
@@ -167,6 +181,8 @@ pub const ERROR_CODES: &[&str] = &[
     "replayed",
     "in_flight",
     "session_mismatch",
+    "rate_limited",
+    "budget_exceeded",
     "rule_violation",
     "invalid_request",
     "internal_error",
@@ -193,6 +209,8 @@ impl Error {
             Error::Replayed { .. } => "replayed",
             Error::InFlight { .. } => "in_flight",
             Error::SessionMismatch { .. } => "session_mismatch",
+            Error::RateLimited { .. } => "rate_limited",
+            Error::BudgetExceeded { .. } => "budget_exceeded",
             Error::RuleViolation { .. } => "rule_violation",
             Error::InvalidRequest { .. } => "invalid_request",
             Error::Internal { .. } => "internal_error",
@@ -202,7 +220,7 @@ impl Error {
     /// The HTTP status of a refusal with this code (SCHEMA.md, "HTTP and
     /// JSON-RPC"): 400 for a request the caller got wrong, 401 for a token
     /// that cannot be used at all, 403 for a valid token that does not allow
-    /// this call, 409 for a retry of a call still without a result, 500 for
+    /// this call, 409 for a retry of a call still without a result, 429 for a spent quota, 500 for
     /// the verifier's own failures.
     pub fn http_status(&self) -> u16 {
         status_of_code(self.code())
@@ -241,6 +259,16 @@ impl Error {
                 block: Some(block),
                 check,
             } => Some((*block, check.as_str())),
+            _ => None,
+        }
+    }
+
+    /// Seconds after which a quota refusal may succeed (`Retry-After`).
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            Error::RateLimited { retry_after, .. } | Error::BudgetExceeded { retry_after, .. } => {
+                Some(*retry_after)
+            }
             _ => None,
         }
     }
@@ -314,6 +342,14 @@ impl fmt::Display for Error {
             Error::SessionMismatch { .. } => {
                 f.write_str("this session was opened with a token for another subject")
             }
+            Error::RateLimited {
+                reason,
+                retry_after,
+            } => write!(f, "rate limit reached: {reason}; retry in {retry_after} s"),
+            Error::BudgetExceeded {
+                reason,
+                retry_after,
+            } => write!(f, "budget reached: {reason}; retry in {retry_after} s"),
             Error::RuleViolation { rule, message } => {
                 write!(f, "refused by the server's rule {rule:?}: {message}")
             }
@@ -339,6 +375,7 @@ pub fn status_of_code(code: &str) -> u16 {
         | "session_mismatch"
         | "rule_violation" => 403,
         "in_flight" => 409,
+        "rate_limited" | "budget_exceeded" => 429,
         "invalid_request" => 400,
         _ => 500,
     }
@@ -346,13 +383,15 @@ pub fn status_of_code(code: &str) -> u16 {
 
 /// The JSON-RPC error code of an HTTP status: -32600 (invalid request) for
 /// 400, -32603 (internal error) for 500, and implementation-defined server
-/// errors for the others: -32011 for 401, -32013 for 403, -32009 for 409.
+/// errors for the others: -32011 for 401, -32013 for 403, -32009 for 409,
+/// -32029 for 429.
 pub fn rpc_code_of_status(status: u16) -> i64 {
     match status {
         400 => -32600,
         401 => -32011,
         403 => -32013,
         409 => -32009,
+        429 => -32029,
         _ => -32603,
     }
 }

@@ -234,6 +234,10 @@ pub struct Decision {
     /// See `traceparent`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracestate: Option<String>,
+    /// Seconds until a spent quota's window ends (`rate_limited`,
+    /// `budget_exceeded`): the `Retry-After` header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
 }
 
 impl Decision {
@@ -263,6 +267,7 @@ impl Decision {
             tracestate: None,
             scope: None,
             soft_rules: Vec::new(),
+            retry_after: None,
         }
     }
 
@@ -361,6 +366,14 @@ pub struct Pending {
     batch: bool,
     /// Index of the message that spends, if any.
     spender: Option<usize>,
+    /// What the request spends of the token's quotas (and what a dry run's
+    /// call would, as probes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    charges: Vec<crate::quota::Charge>,
+    /// The dry run whose call the store is probed for (its message index),
+    /// and that probe's spend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    probe: Option<(usize, Option<SpendAsk>)>,
     outcome: Outcome,
 }
 
@@ -582,12 +595,18 @@ fn rpc_error_of(d: &Decision) -> Value {
     if let (403, Some(b)) = (d.status, d.failed_block) {
         data.insert("failedBlock".into(), json!(b));
     }
+    if let Some(r) = d.retry_after {
+        data.insert("retryAfter".into(), json!(r));
+    }
     json!({"code": rpc_code_of_status(d.status), "message": d.message, "data": data})
 }
 
 fn challenge_of(d: &Decision, options: &GuardOptions) -> BTreeMap<String, String> {
     let mut headers = BTreeMap::new();
     let status = d.status;
+    if let Some(r) = d.retry_after {
+        headers.insert("Retry-After".into(), r.to_string());
+    }
     // a hard rule is the server's policy: no other token would pass it
     if status != 401 && status != 403 || d.code.as_deref() == Some("rule_violation") {
         return headers;
@@ -629,6 +648,53 @@ fn challenge_of(d: &Decision, options: &GuardOptions) -> BTreeMap<String, String
     headers
 }
 
+/// A dry run's answer turned into the refusal `e` (what the store holds
+/// would refuse the real call); an answer already refusing is kept.
+fn refuse_dry_run(answer: &mut Option<Value>, e: &Error) {
+    let Some(a) = answer.as_mut() else { return };
+    let Some(sc) = a
+        .pointer_mut("/result/structuredContent")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    if sc.get("allowed") != Some(&Value::Bool(true)) {
+        return;
+    }
+    sc.remove("facts");
+    sc.insert("allowed".into(), json!(false));
+    sc.insert("code".into(), json!(e.code()));
+    sc.insert("message".into(), json!(e.to_string()));
+    let failed = e.failed_check();
+    sc.insert("failedBlock".into(), json!(failed.map(|(b, _)| b)));
+    sc.insert("failedCheck".into(), json!(failed.map(|(_, c)| c)));
+    if let Some(r) = e.retry_after() {
+        sc.insert("retryAfter".into(), json!(r));
+    }
+    let text = Value::Object(sc.clone()).to_string();
+    if let Some(t) = a.pointer_mut("/result/content/0/text") {
+        *t = json!(text);
+    }
+}
+
+/// The refusal of a request that would pass a quota.
+fn quota_error(q: &crate::state::QuotaExceeded, now: u64) -> Error {
+    let retry_after = q.until.saturating_sub(now).max(1);
+    match q.kind {
+        crate::quota::QuotaKind::Rate => Error::RateLimited {
+            reason: format!("{} of {} calls spent in this window", q.used, q.max),
+            retry_after,
+        },
+        crate::quota::QuotaKind::Budget => Error::BudgetExceeded {
+            reason: format!(
+                "{} of {} spent in this window, this request needs {}",
+                q.used, q.max, q.amount
+            ),
+            retry_after,
+        },
+    }
+}
+
 fn refusal(e: &Error, method: Option<&str>, tool: Option<&str>, id: &Option<Value>) -> Decision {
     let failed = e.failed_check();
     Decision {
@@ -651,6 +717,7 @@ fn refusal(e: &Error, method: Option<&str>, tool: Option<&str>, id: &Option<Valu
         issuer: None,
         revocation_ids: Vec::new(),
         replayed_response: false,
+        retry_after: e.retry_after(),
         ..Decision::blank()
     }
 }
@@ -1215,6 +1282,8 @@ impl Guard {
         let mut batch_verifier = (self.verifier.cache_stats().capacity == 0)
             .then(|| Verifier::with_cache(crate::Limits::default(), 1));
         let mut spender: Option<usize> = None;
+        let mut charges: Vec<crate::quota::Charge> = Vec::new();
+        let mut probe_target: Option<(usize, AuthorizedFacts, Request)> = None;
         for (i, m) in messages.iter().enumerate() {
             let call = match call_of(m, &self.options, plain) {
                 Ok(c) => c,
@@ -1291,7 +1360,11 @@ impl Guard {
                     }
                     if let Some(ask) = &call.dry_run {
                         answered = true;
-                        answer = Some(self.dry_run(out.token.as_deref(), ask, &call.id, now));
+                        let (a, target) = self.dry_run(out.token.as_deref(), ask, &call.id, now);
+                        answer = Some(a);
+                        if let (None, Some((tf, treq))) = (&probe_target, target) {
+                            probe_target = Some((i, tf, treq));
+                        }
                     }
                     let single_use = call.request.method == TOOLS_CALL && !f.nonces.is_empty();
                     if single_use && !input.replay_checked && !self.options.defer_spend {
@@ -1324,6 +1397,29 @@ impl Guard {
                             out.keep_for = Some(f.expires_at.saturating_sub(now).max(1));
                         }
                     }
+                    if d.allowed && !answered && !f.quotas.is_empty() {
+                        let spent = crate::quota::charges(
+                            &f.quotas,
+                            &call.request.method,
+                            call.request.tool.as_deref(),
+                            &call.request.arguments,
+                            now,
+                        );
+                        match spent {
+                            Err(e) => {
+                                d = refusal(&e, method.as_deref(), tool.as_deref(), &call.id);
+                            }
+                            Ok(c) if !c.is_empty() && !self.options.store => {
+                                let e = Error::RateLimited {
+                                    reason: "the token has quotas and this server has no store to count them".into(),
+                                    retry_after: 0,
+                                };
+                                d = refusal(&e, method.as_deref(), tool.as_deref(), &call.id);
+                                d.retry_after = None;
+                            }
+                            Ok(c) => crate::quota::merge(&mut charges, c),
+                        }
+                    }
                     if d.allowed {
                         let better = match &out.facts {
                             None => true,
@@ -1348,12 +1444,60 @@ impl Guard {
                 answered,
             });
         }
+        // A dry run answers what the real call would: what the store holds for its nonces and quotas is read
+        // (never written) along with the request's own ask.
+        let mut probe = None;
+        if let Some((i, tf, treq)) = probe_target {
+            let mut refuse = |e: Error| {
+                if let Some(m) = msgs.get_mut(i) {
+                    refuse_dry_run(&mut m.answer, &e);
+                }
+            };
+            match crate::quota::charges(
+                &tf.quotas,
+                TOOLS_CALL,
+                treq.tool.as_deref(),
+                &treq.arguments,
+                now,
+            ) {
+                Err(e) => refuse(e),
+                Ok(c) if !c.is_empty() && !self.options.store => refuse(Error::RateLimited {
+                    reason: "the token has quotas and this server has no store to count them"
+                        .into(),
+                    retry_after: 0,
+                }),
+                Ok(c) => charges.extend(
+                    c.into_iter()
+                        .map(|c| crate::quota::Charge { probe: true, ..c }),
+                ),
+            }
+            let spend = if tf.nonces.is_empty() || spender.is_some() {
+                None
+            } else if !self.options.store {
+                refuse(Error::Replayed {
+                    nonce: tf.nonces.first().cloned().unwrap_or_default(),
+                });
+                None
+            } else {
+                Some(SpendAsk {
+                    nonces: tf.nonces.clone(),
+                    call_key: String::new(),
+                    now,
+                    until: tf.expires_at,
+                    window: 0,
+                    probe: true,
+                })
+            };
+            probe = Some((i, spend));
+        }
         let all_allowed = msgs.iter().all(|m| m.decision.allowed);
         let mut pending = Pending {
             now,
             msgs,
             batch,
             spender,
+            charges,
+            probe,
             outcome: out,
         };
         let forward: Vec<Value> = messages;
@@ -1375,11 +1519,14 @@ impl Guard {
                     now,
                     until: f.expires_at,
                     window: self.options.retry_window,
+                    probe: false,
                 })
             });
+            let spend = spend.or_else(|| pending.probe.as_ref().and_then(|(_, s)| s.clone()));
             let ask = StoreAsk {
                 revocation_ids: facts.map(|f| f.revocation_ids).unwrap_or_default(),
                 spend,
+                quotas: std::mem::take(&mut pending.charges),
             };
             return Check::Ask {
                 ask,
@@ -1389,6 +1536,38 @@ impl Guard {
         Check::Done {
             outcome: Box::new(self.finish(pending, None)),
         }
+    }
+
+    /// `result` of a list method with only what `facts` may see, by this
+    /// guard's options: `tools/list` keeps the tools the token grants by name
+    /// or through a scope its policy maps them to (and adds the dry-run tool
+    /// on the first page when `check_tool`); resources, resource templates and
+    /// prompts as [`filter_list`]. No facts (no token verified): empty lists.
+    /// Other methods: `result` as it is.
+    pub fn filter(
+        &self,
+        method: &str,
+        result: &Value,
+        facts: Option<&AuthorizedFacts>,
+        first_page: bool,
+    ) -> Value {
+        if method != "tools/list" {
+            let o = &self.options;
+            return filter_list(method, result, facts, o.open_resources, o.open_prompts);
+        }
+        let Some(facts) = facts else {
+            return filter_list_of(result, "tools", |_| false);
+        };
+        let reachable = |name: &str| {
+            facts.tools.iter().any(|g| g == name)
+                || !facts.scopes.is_empty()
+                    && self.policy.as_ref().is_ok_and(|p| {
+                        p.reachable_scopes(name)
+                            .iter()
+                            .any(|s| facts.scopes.contains(s))
+                    })
+        };
+        filter_tools_by(result, reachable, self.options.check_tool, first_page)
     }
 
     /// Finishes a request after the store answered `answer` for its ask.
@@ -1402,11 +1581,13 @@ impl Guard {
         ask: &Result<Request>,
         id: &Option<Value>,
         now: u64,
-    ) -> Value {
+    ) -> (Value, Option<(AuthorizedFacts, Request)>) {
+        let mut target = None;
         let structured = match ask {
             Err(e) => {
-                return json!({"jsonrpc": "2.0", "id": id, "result": {"isError": true,
-                    "content": [{"type": "text", "text": e.to_string()}]}})
+                let a = json!({"jsonrpc": "2.0", "id": id, "result": {"isError": true,
+                    "content": [{"type": "text", "text": e.to_string()}]}});
+                return (a, None);
             }
             Ok(req) => {
                 let tool = req.tool.clone().unwrap_or_default();
@@ -1429,7 +1610,11 @@ impl Guard {
                         None => Ok(f),
                     });
                 let mut answer = match result {
-                    Ok(f) => json!({"allowed": true, "tool": tool, "facts": f}),
+                    Ok(f) => {
+                        let a = json!({"allowed": true, "tool": tool, "facts": f});
+                        target = Some((f, req));
+                        a
+                    }
                     Err(e) => {
                         let failed = e.failed_check();
                         let mut a = json!({"allowed": false, "tool": tool, "code": e.code(), "message": e.to_string(),
@@ -1450,9 +1635,10 @@ impl Guard {
                 answer
             }
         };
-        json!({"jsonrpc": "2.0", "id": id, "result": {
+        let a = json!({"jsonrpc": "2.0", "id": id, "result": {
             "content": [{"type": "text", "text": structured.to_string()}],
-            "structuredContent": structured}})
+            "structuredContent": structured}});
+        (a, target)
     }
 
     fn refuse_whole(
@@ -1489,6 +1675,8 @@ impl Guard {
             mut msgs,
             batch,
             spender,
+            charges: _,
+            probe,
             mut outcome,
         } = p;
         // What the store found applies to every message (revocation), or to the spender.
@@ -1497,15 +1685,29 @@ impl Guard {
                 Some(Error::Internal {
                     detail: format!("store: {detail}"),
                 })
-            } else {
-                a.revoked.as_ref().map(|id| Error::Revoked {
+            } else if let Some(id) = &a.revoked {
+                Some(Error::Revoked {
                     revocation_id: id.clone(),
                 })
+            } else {
+                a.quota.as_ref().map(|q| quota_error(q, now))
             };
             if let Some(e) = whole {
                 for m in msgs.iter_mut() {
                     m.decision = refusal(&e, m.method.as_deref(), m.tool.as_deref(), &m.id)
                         .with_context_of(&m.decision);
+                }
+            } else if let Some((i, _)) = probe.as_ref().filter(|_| spender.is_none()) {
+                // what the store holds for a dry run's call: the answer it would get
+                let e = match (&a.spend, &a.probe_quota) {
+                    (Some(SpendOutcome::Replayed { nonce }), _) => Some(Error::Replayed {
+                        nonce: nonce.clone(),
+                    }),
+                    (_, Some(q)) => Some(quota_error(q, now)),
+                    _ => None,
+                };
+                if let (Some(e), Some(m)) = (e, msgs.get_mut(*i)) {
+                    refuse_dry_run(&mut m.answer, &e);
                 }
             } else if let (Some(i), Some(s)) = (spender, &a.spend) {
                 if let Some(m) = msgs.get_mut(i) {
@@ -1627,6 +1829,20 @@ pub fn filter_tools(
     check_tool: bool,
     first_page: bool,
 ) -> Value {
+    filter_tools_by(
+        result,
+        |n| facts.tools.iter().any(|g| g == n),
+        check_tool,
+        first_page,
+    )
+}
+
+fn filter_tools_by(
+    result: &Value,
+    keep: impl Fn(&str) -> bool,
+    check_tool: bool,
+    first_page: bool,
+) -> Value {
     let mut out = if result.is_object() {
         result.clone()
     } else {
@@ -1637,11 +1853,7 @@ pub fn filter_tools(
         .and_then(Value::as_array)
         .map(|a| {
             a.iter()
-                .filter(|t| {
-                    t.get("name")
-                        .and_then(Value::as_str)
-                        .is_some_and(|n| facts.tools.iter().any(|g| g == n))
-                })
+                .filter(|t| t.get("name").and_then(Value::as_str).is_some_and(&keep))
                 .cloned()
                 .collect()
         })
@@ -1928,6 +2140,61 @@ mod tests {
         assert_eq!(
             parse_body(&"[".repeat(500)).unwrap_err(),
             "body is nested too deeply"
+        );
+    }
+
+    #[test]
+    fn tools_list_shows_tools_reached_by_name_or_through_a_mapped_scope() {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(5);
+        let keys = crate::keygen(&mut rng);
+        let now = 1_800_000_000;
+        let options: GuardOptions = serde_json::from_value(json!({
+            "public_key": keys.public_key,
+            "mappings": { "read_file": "filesystem:files:read" },
+            "tool_mappings": [
+                { "tool": "write_file", "scope": "files:write:sandbox", "when": { "path": { "startsWith": "/tmp/" } } },
+                { "tool": "move_file", "scope": "files:move" }
+            ]
+        }))
+        .unwrap();
+        let g = Guard::new(options, 0).unwrap();
+        let facts = |scopes: &[&str], tools: &[&str], rng: &mut rand_chacha::ChaCha20Rng| {
+            let mut gr = crate::Grant::new(tools.iter().copied(), 600, "i", "s");
+            gr.scopes = scopes.iter().map(|s| s.to_string()).collect();
+            let token = crate::mint(&keys.private_key, &gr, now, rng).unwrap();
+            let req = Request {
+                method: "tools/list".into(),
+                ..Request::default()
+            };
+            crate::verify(&token, &keys.public_key, &req, now).unwrap()
+        };
+        let list = json!({"tools": [{"name": "read_file"}, {"name": "write_file"}, {"name": "move_file"},
+            {"name": "db_query"}, {"name": "admin"}]});
+        let shown = |f: &AuthorizedFacts| -> Vec<String> {
+            g.filter("tools/list", &list, Some(f), true)["tools"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["name"].as_str().unwrap().to_string())
+                .collect()
+        };
+        let f = facts(
+            &[
+                "filesystem:files:read",
+                "files:write:sandbox",
+                "db_query:call",
+            ],
+            &[],
+            &mut rng,
+        );
+        assert_eq!(shown(&f), ["read_file", "write_file", "db_query"]);
+        // move_file's only mapping is unconditional: its auto scope does not reach it
+        let f = facts(&["move_file:call"], &["admin"], &mut rng);
+        assert_eq!(shown(&f), ["admin"]);
+        // no token verified: nothing
+        assert_eq!(
+            g.filter("tools/list", &list, None, true)["tools"],
+            json!([])
         );
     }
 

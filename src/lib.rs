@@ -42,6 +42,7 @@ pub mod guard;
 mod model;
 mod ops;
 pub mod policy;
+pub mod quota;
 pub mod schema;
 mod shape;
 pub mod state;

@@ -166,6 +166,22 @@ pub struct Grant {
     /// verifier's replay store lets through once.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub single_use: bool,
+    /// Calls per period for this token and every token derived from it
+    /// (SCHEMA.md, "Quotas"): one `{max, period, tool?}` or a list.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "crate::quota::one_or_many"
+    )]
+    pub rate: Vec<crate::quota::Rate>,
+    /// Cumulative caps on a numeric argument per period: one
+    /// `{tool, arg, max, period}` or a list.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "crate::quota::one_or_many"
+    )]
+    pub budget: Vec<crate::quota::Budget>,
 }
 
 impl Grant {
@@ -189,6 +205,8 @@ impl Grant {
             max_depth: None,
             arg_limits: Vec::new(),
             single_use: false,
+            rate: Vec::new(),
+            budget: Vec::new(),
         }
     }
 }
@@ -227,6 +245,21 @@ pub struct Restriction {
     /// block); every token derived from it shares that one use.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub single_use: bool,
+    /// Further calls-per-period quotas (this token's calls also count
+    /// against every quota of the blocks before).
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "crate::quota::one_or_many"
+    )]
+    pub rate: Vec<crate::quota::Rate>,
+    /// Further budgets on numeric arguments.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "crate::quota::one_or_many"
+    )]
+    pub budget: Vec<crate::quota::Budget>,
 }
 
 fn default_method() -> String {
@@ -371,6 +404,10 @@ pub struct AuthorizedFacts {
     /// Prompts every granting block allows; absent when none is granted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompts: Option<Vec<String>>,
+    /// The quotas of every block, authority first (absent when none): the
+    /// guard's store counts a call against each that applies.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quotas: Vec<crate::quota::Quota>,
 }
 
 /// An Ed25519 key pair as hex. The private key is wiped from memory when the
@@ -769,11 +806,38 @@ impl Restriction {
             && self.max_depth.is_none()
             && self.arg_limits.is_empty()
             && !self.single_use
+            && self.rate.is_empty()
+            && self.budget.is_empty()
         {
             return Err(Error::invalid("restriction narrows nothing"));
         }
         Ok((access, limits))
     }
+}
+
+/// `TOOL.REST` or `"dotted.tool".REST`: the tool (ending at the first dot
+/// unless quoted) and the rest.
+pub(crate) fn split_tool(spec: &str) -> Result<(String, &str)> {
+    let bad = |why: String| Error::invalid(format!("{spec:?}: {why}"));
+    Ok(if spec.trim_start().starts_with('"') {
+        let s = spec.trim_start();
+        let close = s
+            .get(1..)
+            .and_then(|r| r.find('"'))
+            .ok_or_else(|| bad("unterminated quoted tool name".into()))?;
+        let tool = s.get(1..close + 1).unwrap_or("");
+        let rest = s
+            .get(close + 2..)
+            .and_then(|r| r.strip_prefix('.'))
+            .ok_or_else(|| bad("expected \"TOOL\".PATH".into()))?;
+        (tool.to_string(), rest)
+    } else {
+        let (tool, rest) = spec
+            .trim_start()
+            .split_once('.')
+            .ok_or_else(|| bad("expected TOOL.PATH before the operator".into()))?;
+        (tool.to_string(), rest)
+    })
 }
 
 fn spec_value(raw: &str) -> Scalar {
@@ -817,25 +881,7 @@ impl ArgLimit {
             "=",
         ];
         let bad = |why: String| Error::invalid(format!("{spec:?}: {why}"));
-        let (tool, rest) = if spec.trim_start().starts_with('"') {
-            let s = spec.trim_start();
-            let close = s
-                .get(1..)
-                .and_then(|r| r.find('"'))
-                .ok_or_else(|| bad("unterminated quoted tool name".into()))?;
-            let tool = s.get(1..close + 1).unwrap_or("");
-            let rest = s
-                .get(close + 2..)
-                .and_then(|r| r.strip_prefix('.'))
-                .ok_or_else(|| bad("expected \"TOOL\".PATH".into()))?;
-            (tool.to_string(), rest)
-        } else {
-            let (tool, rest) = spec
-                .trim_start()
-                .split_once('.')
-                .ok_or_else(|| bad("expected TOOL.PATH before the operator".into()))?;
-            (tool.to_string(), rest)
-        };
+        let (tool, rest) = split_tool(spec)?;
         let (at, op) = OPS
             .iter()
             .filter_map(|op| rest.find(op).map(|i| (i, *op)))

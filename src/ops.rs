@@ -174,6 +174,13 @@ pub fn mint(
     if grant.single_use {
         facts.push(schema::nonce_fact(&new_nonce(rng)));
     }
+    let (rates, budgets) = crate::quota::check_quotas(
+        &grant.rate,
+        &grant.budget,
+        access.scopes.is_empty().then_some(&access.tools),
+    )?;
+    facts.extend(rates.iter().map(schema::rate_fact));
+    facts.extend(budgets.iter().map(schema::budget_fact));
     let mut block = schema::add_facts(BlockBuilder::new(), facts)?;
     block = schema::add_checks(
         block,
@@ -281,6 +288,12 @@ pub struct BlockInfo {
     /// The nonce of a single-use block (hex).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nonce: Option<String>,
+    /// Calls-per-period quotas this block sets.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rate: Vec<crate::quota::Rate>,
+    /// Budgets this block sets.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub budget: Vec<crate::quota::Budget>,
     #[serde(skip)]
     statements: Vec<Statement>,
     /// The checks, one per statement, printed only when one refuses (the way
@@ -457,10 +470,14 @@ fn read_block(index: usize, mut parsed: RawBlock, revocation_id: String) -> Resu
             )))
         }
     };
+    if let Some(e) = &claims.bad_quota {
+        return Err(Error::malformed(format!("block {index}: {}", e.detail())));
+    }
     let known_fact = |f: &builder::Fact| {
         let p = &f.predicate;
         match (p.name.as_str(), p.terms.as_slice()) {
             ("nonce", [Term::Str(_)]) => true,
+            ("rate" | "budget", _) => true,
             ("mcpvault", [Term::Integer(_)]) | ("issuer" | "subject", [Term::Str(_)]) => index == 0,
             _ => false,
         }
@@ -474,6 +491,8 @@ fn read_block(index: usize, mut parsed: RawBlock, revocation_id: String) -> Resu
     Ok(BlockInfo {
         index,
         nonce,
+        rate: claims.rates.clone(),
+        budget: claims.budgets.clone(),
         facts: facts_text,
         rules: rules_text,
         checks: checks_text,
@@ -595,6 +614,38 @@ fn intersect_all<'a>(
 }
 
 impl Chain {
+    /// Every block's quotas, authority first, each under its block's
+    /// revocation id.
+    fn quotas(&self) -> Vec<crate::quota::Quota> {
+        use crate::quota::{Quota, QuotaKind};
+        let mut out = Vec::new();
+        for b in &self.blocks {
+            for r in &b.rate {
+                out.push(Quota {
+                    kind: QuotaKind::Rate,
+                    block: b.index,
+                    revocation_id: b.revocation_id.clone(),
+                    tool: r.tool.clone(),
+                    arg: None,
+                    max: r.max,
+                    period: r.period,
+                });
+            }
+            for q in &b.budget {
+                out.push(Quota {
+                    kind: QuotaKind::Budget,
+                    block: b.index,
+                    revocation_id: b.revocation_id.clone(),
+                    tool: Some(q.tool.clone()),
+                    arg: Some(q.arg.clone()),
+                    max: q.max,
+                    period: q.period,
+                });
+            }
+        }
+        out
+    }
+
     /// Tools every block's tool check allows (checks mcpvault did not write
     /// aside): what an argument limit may name.
     fn granted_tools(&self) -> BTreeSet<String> {
@@ -799,11 +850,26 @@ pub fn attenuate(
         }
     }
 
-    let facts = if restriction.single_use {
+    let mut facts = if restriction.single_use {
         vec![schema::nonce_fact(&new_nonce(rng))]
     } else {
         Vec::new()
     };
+    let granted_tools = match &access {
+        Some(a) => a
+            .tools
+            .intersection(&chain.granted_tools())
+            .cloned()
+            .collect(),
+        None => chain.granted_tools(),
+    };
+    let (rates, budgets) = crate::quota::check_quotas(
+        &restriction.rate,
+        &restriction.budget,
+        kept_scopes.is_empty().then_some(&granted_tools),
+    )?;
+    facts.extend(rates.iter().map(schema::rate_fact));
+    facts.extend(budgets.iter().map(schema::budget_fact));
     let block = schema::add_checks(
         schema::add_facts(BlockBuilder::new(), facts)?,
         restriction_checks(
@@ -1365,6 +1431,7 @@ fn facts_of(chain: &Chain, request: &Request, depth: usize) -> AuthorizedFacts {
             .collect(),
         scopes: chain.effective_scopes().into_iter().collect(),
         scope: request.scope.clone(),
+        quotas: chain.quotas(),
         // what a list may show: nothing the issuer did not grant, unless the
         // server opened it (then every block's own grant still narrows)
         resources: if chain.issuer_grants_resources() || request.open_resources {

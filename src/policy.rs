@@ -267,6 +267,30 @@ impl Policy {
         })
     }
 
+    /// Every scope a call of `tool` may map to, whatever its arguments: what
+    /// a token must grant (besides the tool's name) for `tools/list` to show
+    /// it. Conditional mappings are all included; the simple mapping or the
+    /// automatic `TOOL:call` only when no unconditional tool mapping exists.
+    pub fn reachable_scopes(&self, tool: &str) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let mut always = false;
+        for (m, p) in &self.tool_mappings {
+            if m.tool == tool {
+                out.push(m.scope.clone());
+                always |= p.0.is_empty();
+            }
+        }
+        if !always {
+            out.push(
+                self.mappings
+                    .get(tool)
+                    .cloned()
+                    .unwrap_or_else(|| format!("{tool}:call")),
+            );
+        }
+        out
+    }
+
     /// The scope of a call, and the rules that fire on it.
     pub fn judge(&self, tool: &str, arguments: &Map<String, Value>) -> Verdict {
         // the highest priority that matches; the first declared among equals

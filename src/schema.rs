@@ -60,6 +60,31 @@ pub(crate) fn nonce_fact(nonce: &str) -> Fact {
     fact!("nonce({n})", n = nonce)
 }
 
+/// `rate(max, period)` or `rate("tool", max, period)`: a quota (SCHEMA.md, "Quotas").
+pub(crate) fn rate_fact(r: &crate::quota::Rate) -> Fact {
+    let (max, period) = (r.max as i64, r.period as i64);
+    match &r.tool {
+        None => fact!("rate({max}, {period})", max = max, period = period),
+        Some(t) => fact!(
+            "rate({t}, {max}, {period})",
+            t = t.as_str(),
+            max = max,
+            period = period
+        ),
+    }
+}
+
+/// `budget("tool", "arg", max, period)`: a cap on an argument's sum.
+pub(crate) fn budget_fact(b: &crate::quota::Budget) -> Fact {
+    fact!(
+        "budget({t}, {a}, {max}, {period})",
+        t = b.tool.as_str(),
+        a = b.arg.as_str(),
+        max = b.max as i64,
+        period = b.period as i64
+    )
+}
+
 /// `check if time($time), $time < EXPIRY` — valid while now < EXPIRY.
 pub(crate) fn expiry_check(expires_at: u64) -> Check {
     check!(
@@ -788,6 +813,12 @@ pub(crate) struct AuthorityFacts {
     pub subject: Vec<String>,
     /// `nonce` facts: read from every block, not only the authority.
     pub nonce: Vec<String>,
+    /// `rate` facts (every block).
+    pub rates: Vec<crate::quota::Rate>,
+    /// `budget` facts (every block).
+    pub budgets: Vec<crate::quota::Budget>,
+    /// A `rate` or `budget` fact of the wrong shape.
+    pub bad_quota: Option<crate::error::Error>,
 }
 
 pub(crate) fn authority_facts(facts: &[Fact]) -> AuthorityFacts {
@@ -799,7 +830,14 @@ pub(crate) fn authority_facts(facts: &[Fact]) -> AuthorityFacts {
             ("issuer", [Term::Str(s)]) => out.issuer.push(s.clone()),
             ("subject", [Term::Str(s)]) => out.subject.push(s.clone()),
             ("nonce", [Term::Str(s)]) => out.nonce.push(s.clone()),
-            _ => {}
+            (name, terms) => match crate::quota::quota_of_fact(name, terms) {
+                Some(Ok((r, b))) => {
+                    out.rates.extend(r);
+                    out.budgets.extend(b);
+                }
+                Some(Err(e)) => out.bad_quota = Some(e),
+                None => {}
+            },
         }
     }
     out

@@ -13,6 +13,12 @@
 //!    or refused with `in_flight` while none is recorded. Spent otherwise →
 //!    `replayed`.
 //!
+//! 3. **Quotas** ([`crate::quota`]): a call that runs (not a retry answered
+//!    from the record, not a replay) adds its charges to the counters of the
+//!    current windows. If any counter would pass its max, the request is
+//!    refused (`rate_limited`, `budget_exceeded`) and nothing is written —
+//!    neither counters nor nonces.
+//!
 //! A host asks the core for a [`StoreAsk`] (from [`crate::guard`]), reads
 //! what its store holds for it inside one transaction, calls [`decide`], and
 //! writes the rows it returns in the same transaction. Redis runs the same
@@ -43,7 +49,7 @@ pub fn revocation_id(id: &str) -> Result<String> {
 }
 
 /// What a store is asked to check and do, atomically, for one request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreAsk {
     /// The token's revocation ids: is any revoked?
@@ -51,6 +57,10 @@ pub struct StoreAsk {
     /// A single-use call to spend, when the token carries nonces.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spend: Option<SpendAsk>,
+    /// Quota counters to add to (absent when the token carries no quota
+    /// that counts this request).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quotas: Vec<crate::quota::Charge>,
 }
 
 /// Spend `nonces` for the call `call_key` at `now`; keep them until `until`.
@@ -67,6 +77,10 @@ pub struct SpendAsk {
     pub until: u64,
     /// The retry window, seconds.
     pub window: u64,
+    /// Only read: what would spending find? (a dry run's call; nothing is
+    /// written, and a spent nonce does not refuse the request).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub probe: bool,
 }
 
 /// What a store holds for one spent nonce.
@@ -122,9 +136,46 @@ pub struct StoreAnswer {
     /// What spending found (when a spend was asked and nothing was revoked).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spend: Option<SpendOutcome>,
+    /// A quota the request would pass (nothing was written).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<QuotaExceeded>,
+    /// A quota a probe charge (a dry run's call) would pass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_quota: Option<QuotaExceeded>,
     /// The store failed (server-side detail): the request is refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// The first quota a request would pass.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaExceeded {
+    /// Its counter.
+    pub key: String,
+    /// `rate` or `budget`.
+    pub kind: crate::quota::QuotaKind,
+    /// Most per window.
+    pub max: f64,
+    /// Already spent in this window.
+    pub used: f64,
+    /// What the request would add.
+    pub amount: f64,
+    /// When the window ends (unix seconds): retry then.
+    pub until: u64,
+}
+
+/// A quota counter to write: `used` in the window ending at `until`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CountRow {
+    /// The counter.
+    pub key: String,
+    /// Spent in this window, this request included.
+    pub used: f64,
+    /// Unix seconds: the row may be dropped from then on.
+    pub until: u64,
+    /// The same as seconds from the decision.
+    pub ttl: u64,
 }
 
 /// The decision of a store's transaction, and the rows to write in it.
@@ -134,6 +185,9 @@ pub struct StoreDecision {
     pub answer: StoreAnswer,
     /// Nonce rows to write (all of the token's, or none).
     pub write: Vec<NonceRow>,
+    /// Quota counters to write (all of the request's, or none).
+    #[serde(default)]
+    pub counts: Vec<CountRow>,
 }
 
 /// What a store read for `ask`, in one transaction.
@@ -150,6 +204,10 @@ pub struct StoreRead {
     /// The response recorded under `ask.spend.call_key`, if any.
     #[serde(default)]
     pub recorded: Option<Value>,
+    /// For each of `ask.quotas`, in order: what its counter holds (0 when
+    /// the store has none).
+    #[serde(default)]
+    pub used: Vec<f64>,
 }
 
 /// The decision a store makes inside its transaction: revocation first, then
@@ -158,6 +216,7 @@ pub fn decide(ask: &StoreAsk, read: &StoreRead) -> StoreDecision {
     let none = StoreDecision {
         answer: StoreAnswer::default(),
         write: Vec::new(),
+        counts: Vec::new(),
     };
     if let Some(id) = ask
         .revocation_ids
@@ -172,30 +231,91 @@ pub fn decide(ask: &StoreAsk, read: &StoreRead) -> StoreDecision {
             ..none
         };
     }
-    let Some(spend) = &ask.spend else {
-        return none;
+    let real = ask.spend.as_ref().filter(|s| !s.probe);
+    let outcome = real.map(|s| spend_outcome(s, read));
+    if outcome.as_ref().is_some_and(|o| *o != SpendOutcome::Fresh) {
+        // a retry or a replay runs nothing: it spends no quota
+        return StoreDecision {
+            answer: StoreAnswer {
+                spend: outcome,
+                ..StoreAnswer::default()
+            },
+            ..none
+        };
+    }
+    let mut counts = Vec::with_capacity(ask.quotas.len());
+    let mut probe_quota = None;
+    for (i, c) in ask.quotas.iter().enumerate() {
+        let used = read.used.get(i).copied().unwrap_or(0.0);
+        // a counter the store cannot vouch for refuses (never an allow)
+        let sound = used.is_finite() && used >= 0.0;
+        let used = if sound { used } else { c.max };
+        if c.probe {
+            if (!sound || used + c.amount > c.max) && probe_quota.is_none() {
+                probe_quota = Some(QuotaExceeded {
+                    key: c.key.clone(),
+                    kind: c.kind,
+                    max: c.max,
+                    used,
+                    amount: c.amount,
+                    until: c.until,
+                });
+            }
+            continue;
+        }
+        if !sound || used + c.amount > c.max {
+            return StoreDecision {
+                answer: StoreAnswer {
+                    quota: Some(QuotaExceeded {
+                        key: c.key.clone(),
+                        kind: c.kind,
+                        max: c.max,
+                        used,
+                        amount: c.amount,
+                        until: c.until,
+                    }),
+                    ..StoreAnswer::default()
+                },
+                ..none
+            };
+        }
+        counts.push(CountRow {
+            key: c.key.clone(),
+            used: used + c.amount,
+            until: c.until,
+            ttl: c.ttl.max(1),
+        });
+    }
+    let Some(spend) = real else {
+        // a probe reads what spending would find, and writes nothing
+        return StoreDecision {
+            answer: StoreAnswer {
+                spend: ask.spend.as_ref().map(|s| spend_outcome(s, read)),
+                probe_quota,
+                ..StoreAnswer::default()
+            },
+            counts,
+            ..none
+        };
     };
-    let outcome = spend_outcome(spend, read);
-    let write = if outcome == SpendOutcome::Fresh {
-        spend
-            .nonces
-            .iter()
-            .map(|n| NonceRow {
-                nonce: n.clone(),
-                call_key: spend.call_key.clone(),
-                at: spend.now,
-                until: spend.until.max(spend.now + 1),
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
+    let write = spend
+        .nonces
+        .iter()
+        .map(|n| NonceRow {
+            nonce: n.clone(),
+            call_key: spend.call_key.clone(),
+            at: spend.now,
+            until: spend.until.max(spend.now + 1),
+        })
+        .collect();
     StoreDecision {
         answer: StoreAnswer {
-            spend: Some(outcome),
+            spend: Some(SpendOutcome::Fresh),
+            probe_quota,
             ..StoreAnswer::default()
         },
         write,
+        counts,
     }
 }
 
@@ -248,6 +368,7 @@ pub struct MemoryStore {
     revoked: std::collections::BTreeSet<String>,
     nonces: std::collections::BTreeMap<String, NonceRow>,
     recorded: std::collections::BTreeMap<String, (Value, u64)>,
+    counts: std::collections::BTreeMap<String, CountRow>,
     audit: Vec<crate::audit::AuditEntry>,
 }
 
@@ -269,6 +390,14 @@ impl MemoryStore {
         if let Some(now) = now {
             self.nonces.retain(|_, r| r.until > now);
             self.recorded.retain(|_, (_, until)| *until > now);
+        }
+        if let Some(now) = ask
+            .quotas
+            .iter()
+            .map(|c| c.until - c.ttl.min(c.until))
+            .min()
+        {
+            self.counts.retain(|_, r| r.until > now);
         }
         let read = StoreRead {
             revoked: ask
@@ -293,10 +422,18 @@ impl MemoryStore {
                 .as_ref()
                 .and_then(|s| self.recorded.get(&s.call_key))
                 .map(|(v, _)| v.clone()),
+            used: ask
+                .quotas
+                .iter()
+                .map(|c| self.counts.get(&c.key).map_or(0.0, |r| r.used))
+                .collect(),
         };
         let d = decide(ask, &read);
         for row in d.write {
             self.nonces.insert(row.nonce.clone(), row);
+        }
+        for row in d.counts {
+            self.counts.insert(row.key.clone(), row);
         }
         d.answer
     }
@@ -336,8 +473,92 @@ mod tests {
                 now,
                 until: now + 100,
                 window: 30,
+                probe: false,
             }),
+            quotas: Vec::new(),
         }
+    }
+
+    fn charge(key: &str, max: f64, amount: f64) -> crate::quota::Charge {
+        crate::quota::Charge {
+            key: key.into(),
+            kind: crate::quota::QuotaKind::Rate,
+            max,
+            amount,
+            until: 1060,
+            ttl: 60,
+            probe: false,
+        }
+    }
+
+    #[test]
+    fn a_probe_reads_and_writes_nothing() {
+        let mut s = MemoryStore::new();
+        let mut spent = ask(&["n1"], "k", 1000);
+        spent.quotas = vec![charge("q", 1.0, 1.0)];
+        assert_eq!(s.check(&spent).spend, Some(SpendOutcome::Fresh));
+        let mut probe = ask(&["n1", "n2"], "", 1000);
+        if let Some(p) = probe.spend.as_mut() {
+            p.probe = true;
+        }
+        probe.quotas = vec![crate::quota::Charge {
+            probe: true,
+            ..charge("q", 1.0, 1.0)
+        }];
+        let a = s.check(&probe);
+        assert!(matches!(a.spend, Some(SpendOutcome::Replayed { .. })));
+        assert_eq!(a.probe_quota.map(|q| q.used), Some(1.0));
+        assert_eq!(a.quota, None);
+        // nothing written: n2 unspent, and a probe of an unspent chain and a free counter finds both open
+        let mut fresh = ask(&["n2"], "", 1000);
+        if let Some(p) = fresh.spend.as_mut() {
+            p.probe = true;
+        }
+        fresh.quotas = vec![crate::quota::Charge {
+            probe: true,
+            ..charge("other", 1.0, 1.0)
+        }];
+        let a = s.check(&fresh);
+        assert_eq!((a.spend, a.probe_quota), (Some(SpendOutcome::Fresh), None));
+        assert_eq!(
+            s.check(&ask(&["n2"], "x", 1000)).spend,
+            Some(SpendOutcome::Fresh)
+        );
+    }
+
+    #[test]
+    fn quotas_count_only_what_runs_and_write_all_or_nothing() {
+        let mut s = MemoryStore::new();
+        let mut a = ask(&["n1"], "k", 1000);
+        a.quotas = vec![charge("q1", 2.0, 1.0), charge("q2", 1.0, 1.0)];
+        assert_eq!(s.check(&a).spend, Some(SpendOutcome::Fresh));
+        // the retry is answered from the record: it spends nothing more
+        assert_eq!(s.check(&a).spend, Some(SpendOutcome::InFlight));
+        let mut b = ask(&["n2"], "k2", 1000);
+        b.quotas = vec![charge("q1", 2.0, 1.0), charge("q2", 1.0, 1.0)];
+        let refused = s.check(&b);
+        assert_eq!(refused.quota.as_ref().map(|q| q.key.as_str()), Some("q2"));
+        assert_eq!(refused.spend, None);
+        // nothing was written: n2 is unspent, q1 still has one left
+        let mut c = ask(&["n2"], "k3", 1000);
+        c.quotas = vec![charge("q1", 2.0, 1.0)];
+        assert_eq!(s.check(&c).spend, Some(SpendOutcome::Fresh));
+        let mut d = ask(&["n3"], "k4", 1000);
+        d.quotas = vec![charge("q1", 2.0, 1.0)];
+        assert!(s.check(&d).quota.is_some());
+        // a counter the store cannot vouch for refuses
+        let bad = decide(
+            &StoreAsk {
+                revocation_ids: vec![],
+                spend: None,
+                quotas: vec![charge("q", 5.0, 1.0)],
+            },
+            &StoreRead {
+                used: vec![f64::NAN],
+                ..StoreRead::default()
+            },
+        );
+        assert!(bad.answer.quota.is_some() && bad.counts.is_empty());
     }
 
     #[test]

@@ -281,8 +281,14 @@ proptest! {
             audience: root.audience.clone(),
             max_depth: root.max_depth,
             arg_limits: root.limits.clone(),
-            // a nonce changes no decision of the authorizer
+            // a nonce changes no decision of the authorizer, nor does a quota
             single_use: seed & 1 == 1,
+            rate: if seed & 4 == 4 {
+                vec![mcpvault::quota::Rate { tool: None, max: 5, period: 60 }]
+            } else {
+                Vec::new()
+            },
+            budget: Vec::new(),
         };
         let mut token = mint(&keys.private_key, &grant, NOW, &mut rng).unwrap();
         for hop in &hops {
@@ -296,6 +302,12 @@ proptest! {
                 max_depth: hop.max_depth,
                 arg_limits: hop.limits.clone(),
                 single_use: seed & 2 == 2,
+                rate: if seed & 8 == 8 {
+                    vec![mcpvault::quota::Rate { tool: None, max: 3, period: 10 }]
+                } else {
+                    Vec::new()
+                },
+                budget: Vec::new(),
             };
             token = attenuate(&token, &r, NOW, &mut rng).unwrap().token;
         }

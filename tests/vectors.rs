@@ -224,6 +224,8 @@ fn shared_vectors() {
         "rule_violation",
         "resource_not_allowed",
         "prompt_not_allowed",
+        "rate_limited",
+        "budget_exceeded",
     ];
     for code in mcpvault::ERROR_CODES
         .iter()

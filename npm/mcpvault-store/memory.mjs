@@ -8,6 +8,7 @@ export class MemoryStore {
     this.revoked = new Set();
     this.nonces = new Map(); // nonce -> { call_key, at, until }
     this.recorded = new Map(); // call key -> { response, until }
+    this.counts = new Map(); // quota counter -> { used, until }
     this.entries = [];
   }
 
@@ -28,9 +29,15 @@ export class MemoryStore {
         return v ? { call_key: v.call_key, at: v.at } : null;
       }) : [],
       recorded: s ? this.recorded.get(s.call_key)?.response ?? null : null,
+      used: (ask.quotas ?? []).map((q) => this.counts.get(q.key)?.used ?? 0),
     };
     const d = storeDecide(ask, read);
     for (const row of d.write) this.nonces.set(row.nonce, { call_key: row.call_key, at: row.at, until: row.until });
+    for (const row of d.counts) this.counts.set(row.key, { used: row.used, until: row.until });
+    if (ask.quotas?.length > 0) {
+      const now = Math.min(...ask.quotas.map((q) => q.until - q.ttl));
+      for (const [k, v] of this.counts) if (v.until <= now) this.counts.delete(k);
+    }
     return d.answer;
   }
 

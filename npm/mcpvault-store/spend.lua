@@ -1,38 +1,78 @@
 -- The store's atomic step for Redis: the same rules as the core's state::decide (src/state.rs), which every other
 -- store calls; tests/vectors/state holds this copy to the same answers. mcpvault-store's redis.mjs, the CLI's
 -- crates/cli/src/store.rs and Python's mcpvault.store all run this file.
--- KEYS: mcpvault:revoked, then mcpvault:nonce:N per nonce (n of them), then mcpvault:result:CALLKEY when n > 0.
--- ARGV: call key, now, keep until (unix seconds, the guard's clock), retry window (seconds), n, then the token's
--- revocation ids. Keys expire after (keep until - now) seconds on Redis's clock: a skew between the two clocks cannot
--- drop a spent nonce early.
--- Returns {"revoked", id} | {"none"} (nothing to spend) | {"fresh"} | {"in_flight"} | {"done", response} |
--- {"replayed", nonce key}.
-local n = tonumber(ARGV[5])
-for i = 6, #ARGV do
+-- KEYS: mcpvault:revoked, then mcpvault:nonce:N per nonce (n of them), then mcpvault:result:CALLKEY when n > 0, then
+-- mcpvault:quota:KEY per quota charge (m of them).
+-- ARGV: call key, now, keep until (unix seconds, the guard's clock), retry window (seconds), n, m, probe (1: the
+-- nonces are only read, for a dry run), then per charge its max, amount, ttl and probe (4 m values; a probe charge is
+-- only read), then the token's revocation ids. Keys expire after (keep until - now) seconds (a charge: its ttl) on
+-- Redis's clock: a skew between the two clocks cannot drop a spent nonce or a counter early.
+-- Returns {"revoked", id} | {"in_flight"} | {"done", response} | {"replayed", nonce key} |
+-- {"quota", charge index (from 1), used} | {"fresh" (nonces spent now) or "none", the nonce key a probe found spent
+-- or "", the first probe charge that would not fit (index from 1) or "0", its used}.
+local n, m, probe = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7] == "1"
+for i = 8 + 4 * m, #ARGV do
   if redis.call("SISMEMBER", KEYS[1], ARGV[i]) == 1 then return {"revoked", ARGV[i]} end
 end
-if n == 0 then return {"none"} end
 local now, window = tonumber(ARGV[2]), tonumber(ARGV[4])
-local retry, unspent, first_held = false, false, nil
-for i = 2, n + 1 do
-  local v = redis.call("GET", KEYS[i])
-  if v then
-    first_held = first_held or KEYS[i]
-    local sep = string.find(v, "|", 1, true)
-    local key, at = string.sub(v, 1, sep - 1), tonumber(string.sub(v, sep + 1))
-    if key == ARGV[1] and now - at <= window then retry = true
-    else return {"replayed", KEYS[i]} end
-  else unspent = true end
+local probed = ""
+if n > 0 then
+  local retry, unspent, first_held = false, false, nil
+  for i = 2, n + 1 do
+    local v = redis.call("GET", KEYS[i])
+    if v then
+      first_held = first_held or KEYS[i]
+      local sep = string.find(v, "|", 1, true)
+      local key, at = string.sub(v, 1, sep - 1), tonumber(string.sub(v, sep + 1))
+      if key == ARGV[1] and now - at <= window then retry = true
+      elseif probe then
+        if probed == "" then probed = KEYS[i] end
+      else return {"replayed", KEYS[i]} end
+    else unspent = true end
+  end
+  if not probe then
+    -- part of the chain spent by this very call, part not: it cannot be a retry of it
+    if retry and unspent then return {"replayed", first_held} end
+    -- a retry runs nothing: it spends no quota
+    if retry then
+      local r = redis.call("GET", KEYS[n + 2])
+      if r then return {"done", r} end
+      return {"in_flight"}
+    end
+  end
 end
--- part of the chain spent by this very call, part not: it cannot be a retry of it
-if retry and unspent then return {"replayed", first_held} end
-if retry then
-  local r = redis.call("GET", KEYS[n + 2])
-  if r then return {"done", r} end
-  return {"in_flight"}
+-- quotas: every counter stays within its max, or nothing is written
+local qbase = (n > 0) and (n + 2) or 1
+local used, probe_j, probe_used = {}, "0", ""
+for j = 1, m do
+  local held = redis.call("GET", KEYS[qbase + j])
+  local u = 0
+  if held then u = tonumber(held) end
+  local at = 4 + 4 * j
+  local max, amount, only_read = tonumber(ARGV[at]), tonumber(ARGV[at + 1]), ARGV[at + 3] == "1"
+  -- a counter that is not a non-negative number refuses (never an allow)
+  local sound = not (u == nil or u ~= u or u < 0)
+  if not sound then u = max end
+  if only_read then
+    if (not sound or u + amount > max) and probe_j == "0" then
+      probe_j, probe_used = tostring(j), string.format("%.17g", u)
+    end
+  else
+    if not sound or u + amount > max then return {"quota", tostring(j), string.format("%.17g", u)} end
+    used[j] = u + amount
+  end
 end
-local ttl = math.max(tonumber(ARGV[3]) - now, 1)
-for i = 2, n + 1 do
-  redis.call("SET", KEYS[i], ARGV[1] .. "|" .. ARGV[2], "EX", ttl)
+local spent = n > 0 and not probe
+if spent then
+  local ttl = math.max(tonumber(ARGV[3]) - now, 1)
+  for i = 2, n + 1 do
+    redis.call("SET", KEYS[i], ARGV[1] .. "|" .. ARGV[2], "EX", ttl)
+  end
 end
-return {"fresh"}
+for j = 1, m do
+  if used[j] then
+    redis.call("SET", KEYS[qbase + j], string.format("%.17g", used[j]), "EX", math.max(tonumber(ARGV[6 + 4 * j]), 1))
+  end
+end
+if spent then return {"fresh", probed, probe_j, probe_used} end
+return {"none", probed, probe_j, probe_used}

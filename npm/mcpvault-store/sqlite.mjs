@@ -34,6 +34,9 @@ export class SqliteStore {
       last: db.prepare("SELECT entry FROM mcpvault_audit ORDER BY seq DESC LIMIT 1"),
       append: db.prepare("INSERT INTO mcpvault_audit (seq, entry) VALUES (?, ?)"),
       all: db.prepare("SELECT entry FROM mcpvault_audit ORDER BY seq"),
+      used: db.prepare("SELECT used FROM mcpvault_quotas WHERE key = ?"),
+      count: db.prepare("INSERT OR REPLACE INTO mcpvault_quotas (key, used, keep_until) VALUES (?, ?, ?)"),
+      expireCounts: db.prepare("DELETE FROM mcpvault_quotas WHERE keep_until <= ?"),
     };
     this.checkTx = db.transaction((ask) => {
       const s = ask.spend;
@@ -46,9 +49,12 @@ export class SqliteStore {
         revoked: ask.revocation_ids.filter((id) => this.q.isRevoked.get(id) !== undefined),
         held: s ? s.nonces.map((n) => this.q.nonce.get(n) ?? null) : [],
         recorded: recorded ? JSON.parse(recorded.response) : null,
+        used: (ask.quotas ?? []).map((q) => this.q.used.get(q.key)?.used ?? 0),
       };
       const d = storeDecide(ask, read);
       for (const r of d.write) this.q.spend.run(r.nonce, r.call_key, r.at, r.until);
+      for (const r of d.counts) this.q.count.run(r.key, r.used, r.until);
+      if (d.counts.length > 0) this.q.expireCounts.run(Math.min(...d.counts.map((r) => r.until - r.ttl)));
       return d.answer;
     });
     this.appendTx = db.transaction((record) => {

@@ -38,6 +38,24 @@ export type ArgRule =
  */
 export type ArgLimit = { tool: string; arg: string } & ArgRule;
 
+/** Calls per period (SCHEMA.md, "Quotas"): every `tools/call`, or one tool's. Shared with every derived token. */
+export interface Rate {
+  tool?: string;
+  /** Most calls per period (at least 1). */
+  max: number;
+  /** Seconds (1 to 366 days); windows are aligned on the epoch. */
+  period: number;
+}
+
+/** A cap on the sum of a numeric argument of one tool per period (APOA's `max_daily_amount`). */
+export interface Budget {
+  tool: string;
+  /** The argument counted; a call must carry it as a number from 0 to 2^53. */
+  arg: string;
+  max: number;
+  period: number;
+}
+
 export interface Grant {
   /** Tools the token may call (at least one tool or one scope). */
   tools?: string[];
@@ -56,6 +74,10 @@ export interface Grant {
   argLimits?: ArgLimit[];
   /** Single-use: a random nonce a verifier's replay store lets one tools/call spend. */
   singleUse?: boolean;
+  /** Calls-per-period quotas, counted by the guard's store. */
+  rate?: Rate | Rate[];
+  /** Budgets on numeric arguments, counted by the guard's store. */
+  budget?: Budget | Budget[];
 }
 
 export interface Restriction {
@@ -72,6 +94,9 @@ export interface Restriction {
   argLimits?: ArgLimit[];
   /** Make the attenuated token (and every token derived from it) single-use. */
   singleUse?: boolean;
+  /** Further quotas: the parent's still count, so a child can only lower what is left. */
+  rate?: Rate | Rate[];
+  budget?: Budget | Budget[];
 }
 
 export interface VerifyRequest {
@@ -116,13 +141,23 @@ export interface AuthorizedFacts {
   resources?: string[][];
   /** Prompts every granting block allows (absent when none is granted). */
   prompts?: string[];
+  /** Every block's quotas, authority first (absent when none), each counted under its block's revocation id. */
+  quotas?: Array<{
+    kind: "rate" | "budget";
+    block: number;
+    revocationId: string;
+    tool?: string;
+    arg?: string;
+    max: number;
+    period: number;
+  }>;
 }
 
 /** Every code of the core's `ERROR_CODES` (src/error.rs), in its order; a test keeps the two equal. */
 export type ErrorCode =
   | "missing_token" | "malformed_token" | "invalid_key" | "bad_signature" | "expired" | "tool_not_allowed"
   | "argument_not_allowed" | "resource_not_allowed" | "prompt_not_allowed" | "wrong_audience" | "depth_exceeded" | "check_failed"
-  | "limits_exceeded" | "revoked" | "replayed" | "in_flight" | "session_mismatch" | "rule_violation" | "invalid_request" | "internal_error";
+  | "limits_exceeded" | "revoked" | "replayed" | "in_flight" | "session_mismatch" | "rate_limited" | "budget_exceeded" | "rule_violation" | "invalid_request" | "internal_error";
 
 export class McpVaultError extends Error {
   readonly name: "McpVaultError";
@@ -397,13 +432,26 @@ export class Guard {
 export interface StoreAsk {
   revocation_ids: string[];
   spend?: { nonces: string[]; call_key: string; now: number; until: number; window: number };
+  /** Quota counters to add to (SCHEMA.md, "Quotas"). */
+  quotas?: Array<{ key: string; kind: "rate" | "budget"; max: number; amount: number; until: number; ttl: number }>;
 }
 export type SpendOutcome =
   | { result: "fresh" } | { result: "in_flight" } | { result: "done"; response: unknown } | { result: "replayed"; nonce: string };
-export interface StoreAnswer { revoked?: string; spend?: SpendOutcome; error?: string }
+export interface StoreAnswer {
+  revoked?: string;
+  spend?: SpendOutcome;
+  quota?: { key: string; kind: "rate" | "budget"; max: number; used: number; amount: number; until: number };
+  error?: string;
+}
 /** A store's decision inside its transaction, from what it read; it writes `write`. */
-export function storeDecide(ask: StoreAsk, read: { revoked: string[]; held: Array<{ call_key: string; at: number } | null>; recorded: unknown }):
-  { answer: StoreAnswer; write: Array<{ nonce: string; call_key: string; at: number; until: number }> };
+export function storeDecide(
+  ask: StoreAsk,
+  read: { revoked: string[]; held: Array<{ call_key: string; at: number } | null>; recorded: unknown; used?: number[] },
+): {
+  answer: StoreAnswer;
+  write: Array<{ nonce: string; call_key: string; at: number; until: number }>;
+  counts: Array<{ key: string; used: number; until: number; ttl: number }>;
+};
 /** A full revocation id (128 hex), lowercased; throws `invalid_request` otherwise. */
 export function revocationId(id: string): string;
 

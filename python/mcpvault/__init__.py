@@ -30,7 +30,7 @@ _INTERFACE = "mcpvault:authz/authorize@0.1.0"
 _GUARD_INTERFACE = "mcpvault:authz/guard@0.1.0"
 _FUNCS = {
     _INTERFACE: ("keygen", "mint", "attenuate", "verify", "inspect", "audit-append", "audit-verify", "call-key"),
-    _GUARD_INTERFACE: ("guard-check", "guard-resume", "store-decide", "revocation-id", "audit-failed"),
+    _GUARD_INTERFACE: ("guard-check", "guard-resume", "store-decide", "revocation-id", "audit-failed", "guard-filter"),
 }
 
 # Compiling the component is the slow part of loading it: once per path and process.
@@ -154,6 +154,29 @@ def _limits(d: Mapping[str, Any]) -> List[Record]:
     return [_arg_limit(l) for l in d.get("arg_limits") or []]
 
 
+def _quotas(d: Mapping[str, Any], key: str, fields: Tuple[str, ...]) -> List[Record]:
+    """``rate`` / ``budget``: one mapping or a list of them (SCHEMA.md, "Quotas")."""
+    v = d.get(key)
+    if v is None:
+        return []
+    items = [v] if isinstance(v, Mapping) else v
+    if not isinstance(items, (list, tuple)):
+        raise McpVaultError("invalid_request", f"{key} must be a mapping or a list of mappings")
+    out = []
+    for q in items:
+        if not isinstance(q, Mapping):
+            raise McpVaultError("invalid_request", f"{key} must be a mapping or a list of mappings")
+        _known(q, fields, key)
+        rec = {"max": _opt_int(q, "max") or 0, "period": _opt_int(q, "period") or 0}
+        if "arg" in fields:
+            rec["tool"] = _opt_str(q, "tool") or ""
+            rec["arg"] = _opt_str(q, "arg") or ""
+        else:
+            rec["tool"] = _opt_str(q, "tool")
+        out.append(_record(**rec))
+    return out
+
+
 def _opt_int(d: Mapping[str, Any], key: str, bounds: Tuple[int, int] = _U64) -> Optional[int]:
     v = d.get(key)
     if v is None:
@@ -262,7 +285,7 @@ class MCPVault:
         single_use, resources (URI prefixes or globs) and prompts (names): none granted, none readable unless the
         server opens them."""
         _known(grant, ("tools", "scopes", "resources", "prompts", "ttl", "issuer", "subject", "audience", "max_depth",
-                       "arg_limits", "single_use"), "grant")
+                       "arg_limits", "single_use", "rate", "budget"), "grant")
         tools = _names(grant, "tools")
         g = _record(
             tools=[] if tools is None else tools,
@@ -276,6 +299,8 @@ class MCPVault:
             max_depth=_opt_int(grant, "max_depth", _U32),
             arg_limits=_limits(grant),
             single_use=_flag(grant, "single_use"),
+            rate=_quotas(grant, "rate", ("tool", "max", "period")),
+            budget=_quotas(grant, "budget", ("tool", "arg", "max", "period")),
         )
         return self._call("mint", private_key, g, _now(now))
 
@@ -285,7 +310,7 @@ class MCPVault:
         narrowed less than asked (e.g. tools the parent does not grant). ``scopes`` keeps those scopes; with
         ``tools`` given and ``scopes`` not, the narrower token keeps no scope."""
         _known(restriction, ("tools", "scopes", "resources", "prompts", "ttl", "audience", "max_depth", "arg_limits",
-                             "single_use"), "restriction")
+                             "single_use", "rate", "budget"), "restriction")
         r = _record(
             tools=_names(restriction, "tools"),
             scopes=_names(restriction, "scopes"),
@@ -296,6 +321,8 @@ class MCPVault:
             max_depth=_opt_int(restriction, "max_depth", _U32),
             arg_limits=_limits(restriction),
             single_use=_flag(restriction, "single_use"),
+            rate=_quotas(restriction, "rate", ("tool", "max", "period")),
+            budget=_quotas(restriction, "budget", ("tool", "arg", "max", "period")),
         )
         out = self._call("attenuate", token, r, _now(now))
         if warnings is not None:

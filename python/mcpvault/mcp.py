@@ -178,98 +178,23 @@ class _Policy:
 
 
 class _Lists:
-    """List answers with only what the token may use, as the core decides.
-
-    The core's list filters (``guard::filter_tools`` / ``guard::filter_list``, exported to npm) are not exported by
-    the WebAssembly component; until they are, each item is kept when the core's guard, asked about that item with
-    the same token and options (no store: nothing is spent or recorded), does not refuse it for the token's grant:
-    a resource when ``resources/read`` of its URI is allowed (the same answer, SCHEMA.md), a prompt when
-    ``prompts/get`` of its name is, a resource template when ``resources/read`` of its text before the first ``{``
-    is, and a tool when the dry run of a call with no arguments is allowed or refused only for its arguments or a
-    rule (``argument_not_allowed``, ``rule_violation``: the list cannot know the arguments). Lists are advisory:
-    every call is decided on its own.
-    """
-
-    _GRANT_REFUSALS_OF_ARGUMENTS = ("argument_not_allowed", "rule_violation")
+    """List answers with only what the token may use: the core's ``Guard::filter`` (WIT ``guard-filter``), by the
+    guard's options — tools granted by name or reached through a scope the policy maps them to (and the dry-run tool
+    on the first page), resources, resource templates and prompts the token grants (or all when the options open
+    them); no token verified: empty lists. Lists are advisory: every call is decided on its own."""
 
     def __init__(self, vault: MCPVault, options: Mapping[str, Any]) -> None:
         self._vault = vault
-        # store off: a question about an item spends nothing and appends nothing; check_tool on: the dry run
-        self._ask = json.dumps({**options, "store": False, "check_tool": True, "defer_spend": False})
-        self._check_tool = bool(options.get("check_tool"))
+        self._options = json.dumps(dict(options))
 
     def filter(self, method: str, result: Any, outcome: Mapping[str, Any], params: Any, now: Optional[int]) -> Any:
         if method not in _LISTS:
             return result
         result = dict(result) if isinstance(result, Mapping) else {}
-        facts = outcome.get("facts")
         first_page = not (isinstance(params, Mapping) and params.get("cursor") is not None)
-        field, keep = {
-            "tools/list": ("tools", self._tool),
-            "resources/list": ("resources", self._resource),
-            "resources/templates/list": ("resourceTemplates", self._template),
-            "prompts/list": ("prompts", self._prompt),
-        }[method]
-        token = outcome.get("token")
-        items = result.get(field)
-        kept = []
-        if facts is not None and isinstance(token, str) and isinstance(items, list):
-            kept = [item for item in items if isinstance(item, Mapping) and keep(item, token, now)]
-        if method == "tools/list" and self._check_tool and first_page and facts is not None:
-            kept = [t for t in kept if t.get("name") != CHECK_TOOL] + [_check_tool_definition()]
-        result[field] = kept
-        return result
-
-    def _decide(self, token: str, method: str, params: Dict[str, Any], now: Optional[int]) -> Dict[str, Any]:
-        message = {"jsonrpc": "2.0", "id": 0, "method": method, "params": params}
-        check = json.loads(self._vault._call("guard-check", self._ask,
-                                             json.dumps({"body": json.dumps(message), "fallback_token": token}), now))
-        return check["outcome"] if check.get("step") == "done" else {"allowed": False}
-
-    def _tool(self, item: Mapping[str, Any], token: str, now: Optional[int]) -> bool:
-        name = item.get("name")
-        if not isinstance(name, str) or name == CHECK_TOOL:
-            return False
-        outcome = self._decide(token, "tools/call", {"name": CHECK_TOOL, "arguments": {"tool": name}}, now)
-        answers = outcome.get("answers") or []
-        dry = answers[0].get("result", {}).get("structuredContent") if outcome.get("allowed") and answers else None
-        if not isinstance(dry, Mapping):
-            return False
-        return dry.get("allowed") is True or dry.get("code") in self._GRANT_REFUSALS_OF_ARGUMENTS
-
-    def _resource(self, item: Mapping[str, Any], token: str, now: Optional[int]) -> bool:
-        uri = item.get("uri")
-        return isinstance(uri, str) and self._decide(token, "resources/read", {"uri": uri}, now).get("allowed") is True
-
-    def _template(self, item: Mapping[str, Any], token: str, now: Optional[int]) -> bool:
-        template = item.get("uriTemplate")
-        if not isinstance(template, str):
-            return False
-        fixed = template.split("{", 1)[0]
-        return self._decide(token, "resources/read", {"uri": fixed}, now).get("allowed") is True
-
-    def _prompt(self, item: Mapping[str, Any], token: str, now: Optional[int]) -> bool:
-        name = item.get("name")
-        return isinstance(name, str) and self._decide(token, "prompts/get", {"name": name}, now).get("allowed") is True
-
-
-def _check_tool_definition() -> Dict[str, Any]:
-    # The core's guard::check_tool_definition (not exported by the component: see _Lists).
-    return {
-        "name": CHECK_TOOL,
-        "title": "mcpvault: would this call be allowed?",
-        "description": "Dry run: says whether the presented mcpvault token allows calling `tool` with `arguments`, "
-                       "and which check refused it. Nothing is called.",
-        "inputSchema": {
-            "type": "object",
-            "properties": {
-                "tool": {"type": "string", "description": "The tool to ask about."},
-                "arguments": {"type": "object", "description": "The arguments of the call (default {})."},
-            },
-            "required": ["tool"],
-        },
-        "annotations": {"readOnlyHint": True, "idempotentHint": True, "openWorldHint": False},
-    }
+        facts = outcome.get("facts")
+        return json.loads(self._vault._call("guard-filter", self._options, method, json.dumps(result),
+                                            json.dumps(facts), first_page))
 
 
 def _header_map(headers: Any) -> Dict[str, str]:

@@ -46,6 +46,7 @@ class MemoryStore:
         self._revoked: set = set()
         self._nonces: Dict[str, Tuple[str, int, int]] = {}  # nonce -> (call key, spent at, keep until)
         self._recorded: Dict[str, Tuple[Any, int]] = {}  # call key -> (response, keep until)
+        self._counts: Dict[str, Tuple[float, int]] = {}  # quota counter -> (used, keep until)
         self._audit: List[str] = []
         self._lock = threading.Lock()
 
@@ -60,10 +61,15 @@ class MemoryStore:
                 now = spend["now"]
                 self._nonces = {n: r for n, r in self._nonces.items() if r[2] > now}
                 self._recorded = {k: r for k, r in self._recorded.items() if r[1] > now}
+            quotas = ask.get("quotas") or []
+            if quotas:
+                now = min(q["until"] - q["ttl"] for q in quotas)
+                self._counts = {k: r for k, r in self._counts.items() if r[1] > now}
             read = {
                 "revoked": [i for i in ask.get("revocation_ids", []) if i in self._revoked],
                 "held": [],
                 "recorded": None,
+                "used": [self._counts.get(q["key"], (0, 0))[0] for q in quotas],
             }
             if spend:
                 for n in spend["nonces"]:
@@ -74,6 +80,8 @@ class MemoryStore:
             decision = decide(ask, read)
             for row in decision["write"]:
                 self._nonces[row["nonce"]] = (row["call_key"], row["at"], row["until"])
+            for row in decision.get("counts", []):
+                self._counts[row["key"]] = (row["used"], row["until"])
             return decision["answer"]
 
     def complete(self, call_key: str, response: Any, keep_until: int, keep_for: Optional[int] = None) -> None:
@@ -126,7 +134,11 @@ class SqliteStore:
 
     def check(self, ask: Dict[str, Any], decide: Decide) -> Dict[str, Any]:
         with self._tx() as db:
-            read: Dict[str, Any] = {"revoked": [], "held": [], "recorded": None}
+            read: Dict[str, Any] = {"revoked": [], "held": [], "recorded": None, "used": []}
+            quotas = ask.get("quotas") or []
+            for q in quotas:
+                row = db.execute("SELECT used FROM mcpvault_quotas WHERE key = ?", (q["key"],)).fetchone()
+                read["used"].append(0 if row is None else row[0])
             for i in ask.get("revocation_ids", []):
                 if db.execute("SELECT 1 FROM mcpvault_revoked WHERE id = ?", (i,)).fetchone():
                     read["revoked"].append(i)
@@ -145,6 +157,13 @@ class SqliteStore:
             for w in decision["write"]:
                 db.execute("INSERT OR REPLACE INTO mcpvault_nonces (nonce, call_key, spent_at, keep_until) "
                            "VALUES (?, ?, ?, ?)", (w["nonce"], w["call_key"], w["at"], w["until"]))
+            counts = decision.get("counts", [])
+            for c in counts:
+                db.execute("INSERT OR REPLACE INTO mcpvault_quotas (key, used, keep_until) VALUES (?, ?, ?)",
+                           (c["key"], c["used"], c["until"]))
+            if counts:
+                db.execute("DELETE FROM mcpvault_quotas WHERE keep_until <= ?",
+                           (min(c["until"] - c["ttl"] for c in counts),))
             return decision["answer"]
 
     def complete(self, call_key: str, response: Any, keep_until: int, keep_for: Optional[int] = None) -> None:
@@ -190,24 +209,42 @@ class RedisStore:
         # the decision is spend.lua's, made inside Redis (KEYS and ARGV as documented at its top)
         spend = ask.get("spend") or {"call_key": "", "now": 0, "until": 0, "window": 0, "nonces": []}
         nonces = spend["nonces"]
+        quotas = ask.get("quotas") or []
         keys = [f"{_P}revoked"] + [f"{_P}nonce:{n}" for n in nonces]
         if nonces:
             keys.append(f"{_P}result:{spend['call_key']}")
-        args = [spend["call_key"], spend["now"], spend["until"], spend["window"], len(nonces)]
+        keys += [f"{_P}quota:{q['key']}" for q in quotas]
+        args = [spend["call_key"], spend["now"], spend["until"], spend["window"], len(nonces), len(quotas),
+                1 if spend.get("probe") else 0]
+        for q in quotas:
+            args += [_num(q["max"]), _num(q["amount"]), q["ttl"], 1 if q.get("probe") else 0]
         args += list(ask.get("revocation_ids", []))
         out = [v.decode() if isinstance(v, bytes) else str(v) for v in self._spend(keys=keys, args=args)]
         kind, second = out[0], (out[1] if len(out) > 1 else "")
         if kind == "revoked":
             return {"revoked": second}
-        if kind == "none":
-            return {}
-        if kind in ("fresh", "in_flight"):
+        def quota(j: str, used: str) -> Dict[str, Any]:
+            q = quotas[int(j) - 1]
+            return {"key": q["key"], "kind": q["kind"], "max": q["max"], "used": float(used), "amount": q["amount"],
+                    "until": q["until"]}
+
+        if kind in ("none", "fresh"):
+            answer: Dict[str, Any] = {"spend": {"result": "fresh"}} if kind == "fresh" else {}
+            if spend.get("probe"):  # a dry run's probe: what spending would find
+                nonce = second[len(f"{_P}nonce:"):] if second else ""
+                answer["spend"] = {"result": "replayed", "nonce": nonce} if second else {"result": "fresh"}
+            if len(out) > 3 and out[2] != "0":
+                answer["probe_quota"] = quota(out[2], out[3])
+            return answer
+        if kind == "in_flight":
             return {"spend": {"result": kind}}
         if kind == "done":
             return {"spend": {"result": "done", "response": json.loads(second)}}
         if kind == "replayed":
             prefix = f"{_P}nonce:"
             return {"spend": {"result": "replayed", "nonce": second[len(prefix):] if second.startswith(prefix) else ""}}
+        if kind == "quota":
+            return {"quota": quota(second, out[2])}
         raise RuntimeError(f"unexpected spend answer {out!r}")
 
     def complete(self, call_key: str, response: Any, keep_until: int, keep_for: Optional[int] = None) -> None:
@@ -236,6 +273,12 @@ class RedisStore:
 
     def close(self) -> None:
         self._r.close()
+
+
+def _num(x: Any) -> str:
+    """A number as Lua reads it back exactly (repr of a float round-trips; an integral one without ``.0``)."""
+    f = float(x)
+    return str(int(f)) if f.is_integer() else repr(f)
 
 
 def open_store(spec: str) -> Any:

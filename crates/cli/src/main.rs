@@ -157,6 +157,13 @@ struct NarrowArgs {
     /// Make the token single-use (a nonce a verifier with a replay store lets through once).
     #[arg(long)]
     single_use: bool,
+    /// Calls-per-period quota (repeatable): [TOOL:]MAX/PERIOD, PERIOD in seconds or with s, m, h, d
+    /// (`50/1m`, `send_email:10/1d`). Shared with every token derived from this one.
+    #[arg(long = "rate", value_name = "QUOTA", value_parser = parse_rate)]
+    rate: Vec<mcpvault::quota::Rate>,
+    /// Budget on a numeric argument (repeatable): TOOL.ARG<=MAX/PERIOD (`transfer.amount<=1000/1d`).
+    #[arg(long = "budget", value_name = "QUOTA", value_parser = parse_budget)]
+    budget: Vec<mcpvault::quota::Budget>,
 }
 
 #[derive(Args)]
@@ -250,6 +257,16 @@ impl From<mcpvault::Error> for Failure {
 /// `--arg TOOL.ARG<op>VALUE`, parsed by the core (fuzzed in fuzz/).
 fn parse_arg_limit(spec: &str) -> Result<ArgLimit, String> {
     ArgLimit::from_spec(spec).map_err(|e| e.to_string())
+}
+
+/// `--rate [TOOL:]MAX/PERIOD`, parsed by the core.
+fn parse_rate(spec: &str) -> Result<mcpvault::quota::Rate, String> {
+    mcpvault::quota::Rate::from_spec(spec).map_err(|e| e.to_string())
+}
+
+/// `--budget TOOL.ARG<=MAX/PERIOD`, parsed by the core.
+fn parse_budget(spec: &str) -> Result<mcpvault::quota::Budget, String> {
+    mcpvault::quota::Budget::from_spec(spec).map_err(|e| e.to_string())
 }
 
 fn read_token(arg: &str) -> Result<String, Failure> {
@@ -681,6 +698,8 @@ fn run(cli: Cli) -> Result<String, Failure> {
                 max_depth: a.narrow.max_depth,
                 arg_limits: a.narrow.args,
                 single_use: a.narrow.single_use,
+                rate: a.narrow.rate,
+                budget: a.narrow.budget,
             };
             Ok(mcpvault::mint(&key, &grant, now, &mut OsRng)?)
         }
@@ -696,6 +715,8 @@ fn run(cli: Cli) -> Result<String, Failure> {
                 max_depth: a.narrow.max_depth,
                 arg_limits: a.narrow.args,
                 single_use: a.narrow.single_use,
+                rate: a.narrow.rate,
+                budget: a.narrow.budget,
             };
             let out = mcpvault::attenuate(&token, &restriction, now, &mut OsRng)?;
             for w in &out.warnings {

@@ -134,7 +134,33 @@ impl Store {
                         .transpose()
                         .map_err(err)?;
                 }
+                for q in &ask.quotas {
+                    let used: Option<f64> = tx
+                        .query_row(
+                            "SELECT used FROM mcpvault_quotas WHERE key = ?1",
+                            [&q.key],
+                            |r| r.get(0),
+                        )
+                        .map(Some)
+                        .or_else(none_if_missing)
+                        .map_err(err)?;
+                    read.used.push(used.unwrap_or(0.0));
+                }
                 let d = decide(ask, &read);
+                for row in &d.counts {
+                    tx.execute(
+                        "INSERT OR REPLACE INTO mcpvault_quotas (key, used, keep_until) VALUES (?1, ?2, ?3)",
+                        rusqlite::params![row.key, row.used, int(row.until)],
+                    )
+                    .map_err(err)?;
+                }
+                if let Some(now) = d.counts.iter().map(|r| r.until.saturating_sub(r.ttl)).min() {
+                    tx.execute(
+                        "DELETE FROM mcpvault_quotas WHERE keep_until <= ?1",
+                        [int(now)],
+                    )
+                    .map_err(err)?;
+                }
                 for row in &d.write {
                     tx.execute(
                         "INSERT OR REPLACE INTO mcpvault_nonces (nonce, call_key, spent_at, keep_until) VALUES (?1, ?2, ?3, ?4)",
@@ -159,22 +185,56 @@ impl Store {
                     ),
                     None => ("", 0, 0, 0, &[][..]),
                 };
+                let probe = ask.spend.as_ref().is_some_and(|s| s.probe);
                 for n in nonces {
                     inv.key(format!("{P}nonce:{n}"));
                 }
                 if !nonces.is_empty() {
                     inv.key(format!("{P}result:{key}"));
                 }
+                for q in &ask.quotas {
+                    inv.key(format!("{P}quota:{}", q.key));
+                }
                 inv.arg(key)
                     .arg(now)
                     .arg(until)
                     .arg(window)
-                    .arg(nonces.len());
+                    .arg(nonces.len())
+                    .arg(ask.quotas.len())
+                    .arg(u8::from(probe));
+                for q in &ask.quotas {
+                    inv.arg(q.max.to_string())
+                        .arg(q.amount.to_string())
+                        .arg(q.ttl)
+                        .arg(u8::from(q.probe));
+                }
                 for id in &ask.revocation_ids {
                     inv.arg(id);
                 }
                 let out: Vec<String> = inv.invoke(c).map_err(err)?;
-                let second = || out.get(1).cloned().unwrap_or_default();
+                let nth = |i: usize| out.get(i).cloned().unwrap_or_default();
+                let second = || nth(1);
+                let nonce_of = |k: String| {
+                    k.strip_prefix(&format!("{P}nonce:"))
+                        .unwrap_or_default()
+                        .to_string()
+                };
+                let quota =
+                    |j: &str, used: &str| -> Result<mcpvault::state::QuotaExceeded, String> {
+                        let i: usize = j.parse().map_err(err)?;
+                        let q = ask
+                            .quotas
+                            .get(i.wrapping_sub(1))
+                            .ok_or_else(|| format!("spend.lua named quota {i}"))?;
+                        Ok(mcpvault::state::QuotaExceeded {
+                            key: q.key.clone(),
+                            kind: q.kind,
+                            max: q.max,
+                            used: used.parse::<f64>().map_err(err)?,
+                            amount: q.amount,
+                            until: q.until,
+                        })
+                    };
                 let spend = |s| {
                     Ok(StoreAnswer {
                         spend: Some(s),
@@ -186,17 +246,36 @@ impl Store {
                         revoked: Some(second()),
                         ..StoreAnswer::default()
                     }),
-                    Some("none") => Ok(StoreAnswer::default()),
-                    Some("fresh") => spend(SpendOutcome::Fresh),
+                    Some(kind @ ("none" | "fresh")) => {
+                        let mut answer = StoreAnswer::default();
+                        if kind == "fresh" {
+                            answer.spend = Some(SpendOutcome::Fresh);
+                        }
+                        // a dry run's probe: what spending would find, and the first charge that would not fit
+                        if probe {
+                            answer.spend = Some(if second().is_empty() {
+                                SpendOutcome::Fresh
+                            } else {
+                                SpendOutcome::Replayed {
+                                    nonce: nonce_of(second()),
+                                }
+                            });
+                        }
+                        if out.len() > 3 && nth(2) != "0" {
+                            answer.probe_quota = Some(quota(&nth(2), &nth(3))?);
+                        }
+                        Ok(answer)
+                    }
                     Some("in_flight") => spend(SpendOutcome::InFlight),
                     Some("done") => spend(SpendOutcome::Done {
                         response: serde_json::from_str(&second()).map_err(err)?,
                     }),
+                    Some("quota") => Ok(StoreAnswer {
+                        quota: Some(quota(&second(), &nth(2))?),
+                        ..StoreAnswer::default()
+                    }),
                     Some("replayed") => spend(SpendOutcome::Replayed {
-                        nonce: second()
-                            .strip_prefix(&format!("{P}nonce:"))
-                            .unwrap_or_default()
-                            .to_string(),
+                        nonce: nonce_of(second()),
                     }),
                     other => Err(format!("store: unexpected spend answer {other:?}")),
                 }

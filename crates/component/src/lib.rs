@@ -63,6 +63,8 @@ codes! {
     "replayed" => Replayed,
     "in_flight" => InFlight,
     "session_mismatch" => SessionMismatch,
+    "rate_limited" => RateLimited,
+    "budget_exceeded" => BudgetExceeded,
     "rule_violation" => RuleViolation,
     "invalid_request" => InvalidRequest,
     "internal_error" => InternalError,
@@ -124,6 +126,23 @@ fn scalar(s: wit::Scalar) -> mcpvault::Scalar {
         wit::Scalar::Boolean(b) => mcpvault::Scalar::Bool(b),
         wit::Scalar::Integer(i) => mcpvault::Scalar::Int(i),
         wit::Scalar::Text(t) => mcpvault::Scalar::Str(t),
+    }
+}
+
+fn rate(r: wit::Rate) -> mcpvault::quota::Rate {
+    mcpvault::quota::Rate {
+        tool: r.tool,
+        max: r.max,
+        period: r.period,
+    }
+}
+
+fn budget(b: wit::Budget) -> mcpvault::quota::Budget {
+    mcpvault::quota::Budget {
+        tool: b.tool,
+        arg: b.arg,
+        max: b.max,
+        period: b.period,
     }
 }
 
@@ -214,6 +233,8 @@ impl Guest for Component {
             max_depth: grant.max_depth,
             arg_limits: grant.arg_limits.into_iter().map(arg_limit).collect(),
             single_use: grant.single_use,
+            rate: grant.rate.into_iter().map(rate).collect(),
+            budget: grant.budget.into_iter().map(budget).collect(),
         };
         mcpvault::mint(
             &private_key,
@@ -239,6 +260,8 @@ impl Guest for Component {
             max_depth: restriction.max_depth,
             arg_limits: restriction.arg_limits.into_iter().map(arg_limit).collect(),
             single_use: restriction.single_use,
+            rate: restriction.rate.into_iter().map(rate).collect(),
+            budget: restriction.budget.into_iter().map(budget).collect(),
         };
         mcpvault::attenuate(&token, &r, now.unwrap_or_else(wall_clock), &mut OsRng)
             .map(|a| wit::Attenuated {
@@ -410,6 +433,19 @@ impl GuardGuest for Component {
         let guard = guard_without_cache(&options)?;
         let outcome: Outcome = from_json("outcome", &outcome)?;
         to_json(&guard.audit_failed(outcome, &detail))
+    }
+
+    fn guard_filter(
+        options: String,
+        method: String,
+        answer: String,
+        facts: String,
+        first_page: bool,
+    ) -> Result<String, wit::Error> {
+        let guard = guard_without_cache(&options)?;
+        let result: serde_json::Value = from_json("answer", &answer)?;
+        let facts: Option<mcpvault::AuthorizedFacts> = from_json("facts", &facts)?;
+        to_json(&guard.filter(&method, &result, facts.as_ref(), first_page))
     }
 }
 

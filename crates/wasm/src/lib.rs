@@ -212,6 +212,28 @@ impl Guard {
         )
     }
 
+    /// `{"ok": result}`: a list answer with only what `facts_json` (or `null`: no token verified) may see, by this
+    /// guard's options (`mcpvault::guard::Guard::filter`: tools granted by name or reached through a mapped scope,
+    /// the dry-run tool on the first page; resources, templates and prompts).
+    pub fn filter(
+        &self,
+        method: &str,
+        result_json: &str,
+        facts_json: &str,
+        first_page: bool,
+    ) -> String {
+        let g = match &self.inner {
+            Ok(g) => g,
+            Err(e) => return err(e.clone()),
+        };
+        answer(
+            parse::<serde_json::Value>("result", result_json).and_then(|r| {
+                parse::<Option<mcpvault::AuthorizedFacts>>("facts", facts_json)
+                    .map(|f| g.filter(method, &r, f.as_ref(), first_page))
+            }),
+        )
+    }
+
     /// `{"hits", "misses", "entries", "capacity"}`.
     pub fn stats(&self) -> String {
         let s = self

@@ -146,6 +146,8 @@ struct MemStore {
     nonces: BTreeMap<String, (String, u64, u64)>,
     /// call key -> (recorded response, keep until)
     recorded: BTreeMap<String, (Value, u64)>,
+    /// quota counter -> (used, keep until)
+    counts: BTreeMap<String, (f64, u64)>,
     /// The audit chain, as JSON lines.
     audit: Vec<String>,
 }
@@ -182,7 +184,29 @@ impl MemStore {
             .and_then(Value::as_str)
             .and_then(|k| self.recorded.get(k))
             .map(|(r, _)| r.clone());
-        json!({ "revoked": revoked, "held": held, "recorded": recorded })
+        let used: Vec<f64> = ask
+            .get("quotas")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|q| {
+                q.get("key")
+                    .and_then(Value::as_str)
+                    .and_then(|k| self.counts.get(k))
+                    .map_or(0.0, |(u, _)| *u)
+            })
+            .collect();
+        json!({ "revoked": revoked, "held": held, "recorded": recorded, "used": used })
+    }
+
+    /// Writes the quota counters of a `StoreDecision`.
+    fn count(&mut self, rows: &Value) {
+        for row in rows.as_array().into_iter().flatten() {
+            let key = row.get("key").and_then(Value::as_str).unwrap_or_default();
+            let used = row.get("used").and_then(Value::as_f64).unwrap_or_default();
+            let until = row.get("until").and_then(Value::as_u64).unwrap_or_default();
+            self.counts.insert(key.to_string(), (used, until));
+        }
     }
 
     /// Writes the nonce rows of a `StoreDecision`.
@@ -228,6 +252,7 @@ fn guard_step(
                         .map_err(|e| fail("store-decide", e))?;
                     let d: Value = serde_json::from_str(&d)?;
                     s.write(d.get("write").unwrap_or(&Value::Null));
+                    s.count(d.get("counts").unwrap_or(&Value::Null));
                     d.get("answer").cloned().unwrap_or_default()
                 }
                 None => json!({ "error": "no store" }),
@@ -415,6 +440,8 @@ fn code(e: &Error) -> &'static str {
         ErrorCode::Replayed => "replayed",
         ErrorCode::InFlight => "in_flight",
         ErrorCode::SessionMismatch => "session_mismatch",
+        ErrorCode::RateLimited => "rate_limited",
+        ErrorCode::BudgetExceeded => "budget_exceeded",
         ErrorCode::RuleViolation => "rule_violation",
         ErrorCode::InvalidRequest => "invalid_request",
         ErrorCode::InternalError => "internal_error",

@@ -114,7 +114,7 @@ test("onSoftRule observes only: what it throws is logged and the call runs", asy
   assert.ok(logged.some((l) => l.includes("onSoftRule threw") && l.includes("hook failed")), logged.join("\n"));
 });
 
-test("tools/list shows a tool the token reaches only through its mapped scope", { todo: "the core's filter_tools knows granted tools only" }, async (t) => {
+test("tools/list shows a tool the token reaches only through its mapped scope", async (t) => {
   const { server } = fileServer({ publicKeyHex: keys.publicKey, ...POLICY });
   const client = await connect(server);
   t.after(() => client.close());

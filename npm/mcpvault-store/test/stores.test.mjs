@@ -152,6 +152,20 @@ for (const kind of ["sqlite", "redis"]) {
     assert.strictEqual(a.other + b.other, 0);
   });
 
+  test(`${kind}: two servers sharing the store, 200 concurrent calls against a rate of 50: exactly 50 allowed`, async () => {
+    const { store, spec } = await freshStore(kind, redis.url);
+    await store.close();
+    const file = join(tmp(), "token.json");
+    writeFileSync(file, JSON.stringify({ publicKey: keys.publicKey, now: NOW, token: mint({ rate: { max: 50, period: 3600 } }) }));
+    const start = String(Date.now() + 1500);
+    const outs = await Promise.all(["a", "b"].map((n) => run("quota-race-worker.mjs", [spec, file, n, "100", start])));
+    const [a, b] = outs.map((o) => JSON.parse(o));
+    console.log(`${kind} quota race: ${JSON.stringify(a)} ${JSON.stringify(b)}`);
+    assert.strictEqual(a.allowed + b.allowed, 50, `a ${JSON.stringify(a)} b ${JSON.stringify(b)}`);
+    assert.strictEqual(a.rate_limited + b.rate_limited, 150);
+    assert.strictEqual(a.other + b.other, 0);
+  });
+
   test(`${kind}: a writer killed with SIGKILL loses no acknowledged audit entry, and the chain verifies`, async () => {
     const { store, spec } = await freshStore(kind, redis.url);
     await store.close();

@@ -95,6 +95,9 @@ function makeApi(wasm, isLoaded, otelApi) {
     if (f.scope != null) out.scope = f.scope;
     if (Array.isArray(f.resources) && f.resources.length > 0) out.resources = f.resources;
     if (Array.isArray(f.prompts)) out.prompts = f.prompts;
+    if (Array.isArray(f.quotas) && f.quotas.length > 0) {
+      out.quotas = f.quotas.map(({ revocation_id, ...q }) => ({ ...q, revocationId: revocation_id }));
+    }
     return out;
   }
 
@@ -136,7 +139,7 @@ function makeApi(wasm, isLoaded, otelApi) {
 
     mint(privateKey, grant, options = {}) {
       if (grant == null || typeof grant !== "object") throw invalid("grant must be an object");
-      known(grant, ["tools", "scopes", "resources", "prompts", "ttl", "issuer", "subject", "audience", "maxDepth", "argLimits", "singleUse"], "grant");
+      known(grant, ["tools", "scopes", "resources", "prompts", "ttl", "issuer", "subject", "audience", "maxDepth", "argLimits", "singleUse", "rate", "budget"], "grant");
       known(options ?? {}, ["now"], "mint options");
       const g = {
         tools: grant.tools ?? undefined,
@@ -149,6 +152,8 @@ function makeApi(wasm, isLoaded, otelApi) {
         audience: grant.audience ?? undefined,
         max_depth: grant.maxDepth ?? undefined,
         single_use: flag(grant.singleUse, "singleUse"),
+        rate: grant.rate ?? undefined,
+        budget: grant.budget ?? undefined,
       };
       const text = withLimits(g, limits(grant.argLimits));
       return call(wasm.mint(String(privateKey), text, this._time(options.now)));
@@ -157,7 +162,7 @@ function makeApi(wasm, isLoaded, otelApi) {
     /** Returns the narrower token; `options.onWarning(message)` hears what narrowed less than asked. */
     attenuate(token, restriction, options = {}) {
       if (restriction == null || typeof restriction !== "object") throw invalid("restriction must be an object");
-      known(restriction, ["tools", "scopes", "resources", "prompts", "ttl", "audience", "maxDepth", "argLimits", "singleUse"], "restriction");
+      known(restriction, ["tools", "scopes", "resources", "prompts", "ttl", "audience", "maxDepth", "argLimits", "singleUse", "rate", "budget"], "restriction");
       known(options ?? {}, ["now", "onWarning"], "attenuate options");
       const r = {
         tools: restriction.tools ?? undefined,
@@ -168,6 +173,8 @@ function makeApi(wasm, isLoaded, otelApi) {
         audience: restriction.audience ?? undefined,
         max_depth: restriction.maxDepth ?? undefined,
         single_use: flag(restriction.singleUse, "singleUse"),
+        rate: restriction.rate ?? undefined,
+        budget: restriction.budget ?? undefined,
       };
       const out = call(wasm.attenuate(String(token), withLimits(r, limits(restriction.argLimits)), this._time(options.now)));
       if (typeof options.onWarning === "function") out.warnings.forEach((w) => options.onWarning(w));

@@ -247,14 +247,15 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
     filterList(method, result, outcome) {
       if (!LIST_METHODS.has(method)) return result;
       // the core decides what each list keeps (and empties it when no token verified)
-      return call(wasm.filter_list(method, JSON.stringify(isObject(result) ? result : {}), JSON.stringify(outcome.facts ?? null),
-        this.options.open_resources === true, this.options.open_prompts === true));
+      return call(this._g.filter(method, JSON.stringify(isObject(result) ? result : {}), JSON.stringify(outcome.facts ?? null), true));
     }
 
-    /** `result` of a tools/list with only the tools `outcome` grants (and the dry-run tool on the first page). */
+    /**
+     * `result` of a tools/list with only the tools `outcome` grants by name or through a scope the policy maps them
+     * to (and the dry-run tool on the first page).
+     */
     filterTools(result, outcome, firstPage = true) {
-      if (!outcome.facts) return { ...(isObject(result) ? result : {}), tools: [] };
-      return call(wasm.filter_tools(JSON.stringify(isObject(result) ? result : {}), JSON.stringify(outcome.facts), this.checkTool, firstPage));
+      return call(this._g.filter("tools/list", JSON.stringify(isObject(result) ? result : {}), JSON.stringify(outcome.facts ?? null), firstPage));
     }
   }
 
