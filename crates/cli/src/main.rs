@@ -750,8 +750,16 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(out) => {
+            // a closed pipe (`mcpvault inspect … | head`) is the reader's choice, not a failure to report with a panic
             if !out.is_empty() {
-                println!("{out}");
+                use std::io::Write;
+                let mut stdout = std::io::stdout().lock();
+                if let Err(e) = writeln!(stdout, "{out}").and_then(|()| stdout.flush()) {
+                    if e.kind() != std::io::ErrorKind::BrokenPipe {
+                        eprintln!("mcpvault: writing the output: {e}");
+                        return ExitCode::from(1);
+                    }
+                }
             }
             ExitCode::SUCCESS
         }

@@ -600,3 +600,111 @@ fn scopes_and_a_policy_file() {
         assert_eq!(out.status.code(), Some(2), "{bad}: {}", stderr(&out));
     }
 }
+
+#[test]
+fn quotas_from_the_command_line_and_a_closed_pipe() {
+    let cli = Cli::new();
+    cli.ok(&["keygen"]);
+    let pk = cli.pubkey();
+    // one clock for every step: windows are aligned on it
+    let token = cli.ok(&[
+        "--now",
+        "1800000000",
+        "mint",
+        "--tools",
+        "db_query,pay",
+        "--ttl",
+        "3600",
+        "--issuer",
+        "i",
+        "--subject",
+        "s",
+        "--rate",
+        "2/1h",
+        "--budget",
+        "pay.amount<=10/1d",
+    ]);
+    let child = cli.ok(&[
+        "--now",
+        "1800000000",
+        "attenuate",
+        "--token",
+        &token,
+        "--rate",
+        "db_query:1/1m",
+    ]);
+    let info: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["inspect", "--token", &child])).unwrap();
+    assert_eq!(
+        info["blocks"][0]["rate"],
+        serde_json::json!([{"max": 2, "period": 3600}])
+    );
+    assert_eq!(info["blocks"][0]["budget"][0]["arg"], "amount");
+    assert_eq!(
+        info["blocks"][1]["rate"],
+        serde_json::json!([{"tool": "db_query", "max": 1, "period": 60}])
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite:{}", dir.path().join("s.db").display());
+    let verify = |t: &str, tool: &str, args: &str| {
+        cli.run(&[
+            "--now",
+            "1800000000",
+            "verify",
+            "--token",
+            t,
+            "--pubkey",
+            &pk,
+            "--tool",
+            tool,
+            "--args",
+            args,
+            "--store",
+            &store,
+        ])
+    };
+    assert_eq!(verify(&child, "db_query", "{}").status.code(), Some(0));
+    let second = verify(&child, "db_query", "{}");
+    assert_eq!(second.status.code(), Some(1));
+    assert!(
+        stderr(&second).contains("rate_limited"),
+        "{}",
+        stderr(&second)
+    );
+    let pay = verify(&token, "pay", r#"{"amount": 11}"#);
+    assert!(stderr(&pay).contains("budget_exceeded"), "{}", stderr(&pay));
+    let no_amount = verify(&token, "pay", "{}");
+    assert!(
+        stderr(&no_amount).contains("argument_not_allowed"),
+        "{}",
+        stderr(&no_amount)
+    );
+    // a typo is refused with the syntax, not a panic
+    for bad in ["--rate=5", "--rate=0/1m", "--budget=pay.amount=5/1d"] {
+        let out = cli.run(&[
+            "mint",
+            "--tools",
+            "pay",
+            "--ttl",
+            "60",
+            "--issuer",
+            "i",
+            "--subject",
+            "s",
+            bad,
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {}", stderr(&out));
+    }
+    // a reader that stops early (`| head`) is no failure and no panic
+    let mut c = Command::new(env!("CARGO_BIN_EXE_mcpvault"))
+        .args(["inspect", "--token", &child])
+        .env("HOME", cli.home.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(c.stdout.take());
+    let out = c.wait_with_output().unwrap();
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(0));
+}
