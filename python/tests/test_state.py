@@ -250,3 +250,35 @@ def test_python_readme_store_and_guard_blocks_run(vault, keys, tmp_path):
     ns["token"] = other  # revoked above
     exec(guard_block, ns)
     assert sent[0][0] == 401 and sent[0][2]["error"]["data"]["code"] == "revoked"
+
+
+@pytest.mark.parametrize("spec", ["memory", "sqlite", "redis"])
+def test_quotas_are_counted_and_shared_by_a_derived_token(vault, keys, spec, tmp_path, request):
+    priv, pub = keys
+    if spec == "sqlite":
+        spec = f"sqlite:{tmp_path / 'q.db'}"
+    elif spec == "redis":
+        spec = request.getfixturevalue("redis_url")
+        import redis
+        redis.Redis.from_url(spec).flushdb()
+    py = MCPVault(store=spec)
+    token = vault.mint(priv, {"tools": ["db_query", "pay"], "ttl": 3600, "issuer": "i", "subject": "s",
+                              "rate": {"max": 2, "period": 60},
+                              "budget": [{"tool": "pay", "arg": "amount", "max": 10, "period": 86400}]}, now=NOW)
+    child = vault.attenuate(token, {"rate": {"tool": "db_query", "max": 5, "period": 60}}, now=NOW)
+    assert [q["kind"] for q in py.verify(child, pub, call())["quotas"]] == ["rate", "budget", "rate"]
+    py.verify(child, pub, call(table="a"), request_id="1")
+    with pytest.raises(McpVaultError) as e:  # the parent's 2 per minute: the child asked for 5, it spends the parent's
+        py.verify(child, pub, call(table="c"), request_id="3")
+    assert e.value.code == "rate_limited"
+    pay = {"tool": "pay", "arguments": {"amount": 7.5}, "now": NOW + 61}
+    py.verify(token, pub, pay, request_id="4")
+    with pytest.raises(McpVaultError) as e:
+        py.verify(token, pub, {**pay, "arguments": {"amount": 3}}, request_id="5")
+    assert e.value.code == "budget_exceeded"
+    with pytest.raises(McpVaultError) as e:
+        vault.mint(priv, {"tools": ["pay"], "ttl": 60, "issuer": "i", "subject": "s", "rate": {"max": 0, "period": 1}})
+    assert e.value.code == "invalid_request"
+    with pytest.raises(McpVaultError) as e:
+        vault.mint(priv, {"tools": ["pay"], "ttl": 60, "issuer": "i", "subject": "s", "rate": [{"max": 1}]})
+    assert e.value.code == "invalid_request"
