@@ -22,8 +22,8 @@ use mcpvault::audit::{audit_append, audit_verify, call_key, AuditEntry, AuditRec
 use mcpvault::guard::{BodyError, Guard, GuardInput, GuardOptions};
 use mcpvault::state::MemoryStore;
 use mcpvault::{
-    attenuate, inspect, mint, verify, ArgLimit, ArgRule, Grant, Request, Restriction, Scalar,
-    TOOLS_CALL,
+    attenuate, attenuate_as_holder, inspect, mint, verify, ArgLimit, ArgRule, Grant, Request,
+    Restriction, Scalar, TOOLS_CALL,
 };
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -2044,7 +2044,187 @@ fn build() -> Gen {
     policy_cases(&mut g);
     content_cases(&mut g);
     quota_cases(&mut g);
+    holder_cases(&mut g);
     g
+}
+
+/// Issue 16, items 1-3: holder-bound tokens and per-call proofs.
+fn holder_cases(g: &mut Gen) {
+    let pk = g.public_key.clone();
+    let opts = || GuardOptions {
+        store: true,
+        ..GuardOptions::new(pk.clone())
+    };
+    let holder = mcpvault::keygen(&mut g.rng);
+    let thief = mcpvault::keygen(&mut g.rng);
+    let next = mcpvault::keygen(&mut g.rng);
+    let bound = g.mint(&Grant {
+        holder: Some(holder.public_key.clone()),
+        ..grant(&["db_query", "file_read"], 3600)
+    });
+    let tid = |t: &str| inspect(t).unwrap().revocation_ids.last().cloned().unwrap();
+    let sign = |g: &mut Gen, key: &str, token: &str, tool: &str, args: &Value, at: u64| {
+        let args = args.as_object().cloned().unwrap_or_default();
+        let id = tid(token);
+        let call = mcpvault::proof::Call {
+            token_id: &id,
+            method: "tools/call",
+            name: Some(tool),
+            arguments: &args,
+            audience: None,
+        };
+        mcpvault::proof::sign_call(key, &call, at, &mut g.rng).unwrap()
+    };
+    let with_proof = |id: i64, tool: &str, args: Value, proof: &str| {
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": tool, "arguments": args, "_meta": {"mcpvault/proof": proof}}})
+        .to_string()
+    };
+    let args = json!({"sql": "select 1"});
+    let p1 = sign(g, &holder.private_key, &bound, "db_query", &args, NOW);
+    let p2 = sign(g, &holder.private_key, &bound, "db_query", &args, NOW);
+    let by_thief = sign(g, &thief.private_key, &bound, "db_query", &args, NOW);
+    let result = json!({"result": {"content": [{"type": "text", "text": "1"}]}});
+    g.guard_case(
+        "state-holder-proofs",
+        "a holder-bound token: no proof is proof_required; a proof signed by the holder for this call is allowed once (the same request again gets the recorded response, another request with it is replayed); a proof for other arguments, another tool or signed by another key is bad_proof; a fresh proof is allowed; the proof is not handed on",
+        opts(),
+        &[],
+        vec![
+            step(NOW, bearer(&bound, rpc_call(json!(1), "db_query", args.clone())), Some("proof_required")),
+            completed(step(NOW, bearer(&bound, with_proof(2, "db_query", args.clone(), &p1)), None), result),
+            step(NOW + 1, bearer(&bound, with_proof(2, "db_query", args.clone(), &p1)), None),
+            step(NOW + 2, bearer(&bound, with_proof(3, "db_query", args.clone(), &p1)), Some("replayed")),
+            step(NOW + 2, bearer(&bound, with_proof(4, "db_query", json!({"sql": "drop table t"}), &p2)), Some("bad_proof")),
+            step(NOW + 2, bearer(&bound, with_proof(5, "file_read", args.clone(), &p2)), Some("bad_proof")),
+            step(NOW + 2, bearer(&bound, with_proof(6, "db_query", args.clone(), &by_thief)), Some("bad_proof")),
+            step(NOW + 2, bearer(&bound, with_proof(7, "db_query", args.clone(), "mvp1.garbage")), Some("bad_proof")),
+            step(NOW + 3, bearer(&bound, with_proof(8, "db_query", args.clone(), &p2)), None),
+        ],
+    );
+    let p3 = sign(g, &holder.private_key, &bound, "db_query", &args, NOW);
+    let p4 = sign(g, &holder.private_key, &bound, "db_query", &args, NOW);
+    g.guard_case(
+        "state-holder-proof-window",
+        "a proof is fresh for 60 s after it was signed and at most 5 s ahead of the server's clock",
+        opts(),
+        &[],
+        vec![
+            step(
+                NOW + 61,
+                bearer(&bound, with_proof(1, "db_query", args.clone(), &p3)),
+                Some("proof_expired"),
+            ),
+            step(
+                NOW - 6,
+                bearer(&bound, with_proof(2, "db_query", args.clone(), &p3)),
+                Some("proof_expired"),
+            ),
+            step(
+                NOW + 60,
+                bearer(&bound, with_proof(3, "db_query", args.clone(), &p4)),
+                None,
+            ),
+        ],
+    );
+    let p5 = sign(g, &holder.private_key, &bound, "db_query", &args, NOW);
+    let b1 = sign(g, &holder.private_key, &bound, "db_query", &args, NOW);
+    let b2 = sign(g, &holder.private_key, &bound, "db_query", &args, NOW);
+    let mut header_input = bearer(&bound, rpc_call(json!(1), "db_query", args.clone()));
+    header_input
+        .headers
+        .insert("X-MCPVault-Proof".into(), p5.clone());
+    g.guard_case(
+        "state-holder-proof-header-and-no-store",
+        "the X-MCPVault-Proof header carries the proof of a one-message request; without a store a proof cannot be spent: replayed; a batch of a holder-bound token's calls is refused (a request spends once)",
+        opts(),
+        &[],
+        vec![
+            step(NOW, header_input.clone(), None),
+            step(NOW + 1, with_body(header_input.clone(), rpc_call(json!(2), "db_query", args.clone())), Some("replayed")),
+            step(
+                NOW,
+                bearer(&bound, format!("[{},{}]",
+                    with_proof(3, "db_query", args.clone(), &b1),
+                    with_proof(4, "db_query", args.clone(), &b2))),
+                Some("replayed"),
+            ),
+        ],
+    );
+    let p6 = sign(g, &holder.private_key, &bound, "db_query", &args, NOW);
+    g.guard_case(
+        "state-holder-no-store",
+        "a server without a store refuses a holder-bound call: its proof cannot be spent",
+        GuardOptions::new(pk.clone()),
+        &[],
+        vec![step(
+            NOW,
+            bearer(&bound, with_proof(1, "db_query", args.clone(), &p6)),
+            Some("replayed"),
+        )],
+    );
+    // rebinding: by the holder (a block it signs), never by a thief
+    let rebound = attenuate_as_holder(
+        &bound,
+        &Restriction {
+            holder: Some(next.public_key.clone()),
+            ..Default::default()
+        },
+        &holder.private_key,
+        NOW,
+        &mut g.rng,
+    )
+    .unwrap()
+    .token;
+    let p7 = sign(g, &next.private_key, &rebound, "db_query", &args, NOW);
+    let p8 = sign(g, &holder.private_key, &rebound, "db_query", &args, NOW);
+    g.guard_case(
+        "state-holder-rebound-by-holder",
+        "the holder binds the token to a new key with a block it signs: the new holder's proofs pass, the old holder's are bad_proof",
+        opts(),
+        &[],
+        vec![
+            step(NOW, bearer(&rebound, with_proof(1, "db_query", args.clone(), &p8)), Some("bad_proof")),
+            step(NOW, bearer(&rebound, with_proof(2, "db_query", args.clone(), &p7)), None),
+        ],
+    );
+    let stolen = g.raw_block(&bound, &format!("holder(\"{}\");", thief.public_key));
+    g.case(
+        "holder-thief-rebinding-refused",
+        "a thief appends a block binding a stolen token to its own key: malformed, whatever proof it signs",
+        &stolen,
+        &Request::tool("db_query"),
+        Expect::Err("malformed_token"),
+    );
+    g.case(
+        "holder-bound-needs-a-proof",
+        "a holder-bound token verified without a proof: proof_required",
+        &bound,
+        &Request::tool("db_query"),
+        Expect::Err("proof_required"),
+    );
+    let two = g.raw_block(
+        &bound,
+        &format!(
+            "holder(\"{}\"); holder(\"{}\");",
+            thief.public_key, next.public_key
+        ),
+    );
+    g.case(
+        "holder-two-in-one-block-malformed",
+        "a block binding two holders is malformed",
+        &two,
+        &Request::tool("db_query"),
+        Expect::Err("malformed_token"),
+    );
+    let not_a_key = g.raw_block(&bound, "holder(\"not a key\");");
+    g.case(
+        "holder-not-a-key-malformed",
+        "a holder that is not an Ed25519 public key is malformed",
+        &not_a_key,
+        &Request::tool("db_query"),
+        Expect::Err("malformed_token"),
+    );
 }
 
 /// Issue 15, item 4: quotas counted by the guard's store.

@@ -143,6 +143,21 @@ pub enum Error {
         /// Seconds until the window ends.
         retry_after: u64,
     },
+    /// The token is bound to a holder key and the call carries no proof.
+    ProofRequired,
+    /// The call's proof does not parse or its signature does not verify for
+    /// this call and holder.
+    BadProof {
+        /// Server-side detail (never shown to the caller).
+        detail: String,
+    },
+    /// The call's proof is outside its freshness window.
+    ProofExpired {
+        /// When it was signed (unix seconds).
+        iat: u64,
+        /// The verifier's clock.
+        now: u64,
+    },
     /// A hard rule of the server's policy refused the call.
     RuleViolation {
         /// The rule's id.
@@ -183,6 +198,9 @@ pub const ERROR_CODES: &[&str] = &[
     "session_mismatch",
     "rate_limited",
     "budget_exceeded",
+    "proof_required",
+    "bad_proof",
+    "proof_expired",
     "rule_violation",
     "invalid_request",
     "internal_error",
@@ -211,6 +229,9 @@ impl Error {
             Error::SessionMismatch { .. } => "session_mismatch",
             Error::RateLimited { .. } => "rate_limited",
             Error::BudgetExceeded { .. } => "budget_exceeded",
+            Error::ProofRequired => "proof_required",
+            Error::BadProof { .. } => "bad_proof",
+            Error::ProofExpired { .. } => "proof_expired",
             Error::RuleViolation { .. } => "rule_violation",
             Error::InvalidRequest { .. } => "invalid_request",
             Error::Internal { .. } => "internal_error",
@@ -231,6 +252,7 @@ impl Error {
     pub fn detail(&self) -> String {
         match self {
             Error::MalformedToken { detail }
+            | Error::BadProof { detail }
             | Error::BadSignature { detail }
             | Error::LimitsExceeded { detail }
             | Error::SessionMismatch { detail }
@@ -350,6 +372,14 @@ impl fmt::Display for Error {
                 reason,
                 retry_after,
             } => write!(f, "budget reached: {reason}; retry in {retry_after} s"),
+            Error::ProofRequired => f.write_str(
+                "this token is bound to a holder key: the call needs a proof signed by it (_meta[\"mcpvault/proof\"])",
+            ),
+            Error::BadProof { .. } => f.write_str("the call's proof is not valid"),
+            Error::ProofExpired { iat, now } => write!(
+                f,
+                "the call's proof has expired (signed at {iat}, now {now}): sign the call again"
+            ),
             Error::RuleViolation { rule, message } => {
                 write!(f, "refused by the server's rule {rule:?}: {message}")
             }
@@ -365,7 +395,8 @@ impl std::error::Error for Error {}
 pub fn status_of_code(code: &str) -> u16 {
     match code {
         "malformed_token" | "bad_signature" | "expired" | "revoked" | "replayed"
-        | "limits_exceeded" | "wrong_audience" | "missing_token" => 401,
+        | "limits_exceeded" | "wrong_audience" | "missing_token" | "proof_required"
+        | "bad_proof" | "proof_expired" => 401,
         "tool_not_allowed"
         | "argument_not_allowed"
         | "resource_not_allowed"

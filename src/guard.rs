@@ -43,6 +43,10 @@ pub const RESPONSE_METHOD: &str = "jsonrpc/response";
 pub const META_KEYS: [&str; 2] = ["token", "mcpvault/token"];
 /// The header that carries the token (before `Authorization: Bearer`).
 pub const TOKEN_HEADER: &str = "x-mcpvault-token";
+/// Where a message carries the proof of a holder-bound token's call.
+pub const PROOF_META_KEY: &str = "mcpvault/proof";
+/// The header that carries it for a request of one message (plain HTTP routes).
+pub const PROOF_HEADER: &str = "x-mcpvault-proof";
 
 fn default_window() -> u64 {
     RETRY_WINDOW
@@ -568,6 +572,7 @@ fn strip(m: &mut Value, token: Option<&str>) {
         for k in META_KEYS {
             meta.remove(k);
         }
+        meta.remove(PROOF_META_KEY);
         if meta.is_empty() {
             params.remove("_meta");
         }
@@ -1272,6 +1277,19 @@ impl Guard {
                 return self.refuse_whole(out, &e, method, None, &id, now);
             }
         };
+        // The proofs (holder-bound tokens): each message's own, or the header's for a request of one message.
+        let header_proof = header(&input.headers, PROOF_HEADER).map(str::trim);
+        let proofs: Vec<Option<String>> = messages
+            .iter()
+            .map(|m| {
+                m.get("params")
+                    .and_then(|p| p.get("_meta"))
+                    .and_then(|meta| meta.get(PROOF_META_KEY))
+                    .and_then(Value::as_str)
+                    .or(header_proof.filter(|_| messages.len() == 1))
+                    .map(str::to_string)
+            })
+            .collect();
         for m in messages.iter_mut() {
             strip(m, found.as_ref().map(|(t, _)| t.as_str()));
         }
@@ -1309,6 +1327,7 @@ impl Guard {
                 }
             };
             let mut call = call;
+            call.request.proof = proofs.get(i).cloned().flatten();
             let method = Some(call.request.method.clone());
             let tool = call.request.tool.clone();
             // the server's policy: the call's scope, and its rules
@@ -1367,24 +1386,35 @@ impl Guard {
                         }
                     }
                     let single_use = call.request.method == TOOLS_CALL && !f.nonces.is_empty();
-                    if single_use && !input.replay_checked && !self.options.defer_spend {
+                    // a proof is spent like a nonce: once, a retry of the same request excepted
+                    let spends = single_use || f.proof_nonce.is_some();
+                    let first_nonce = f
+                        .nonces
+                        .first()
+                        .or(f.proof_nonce.as_ref())
+                        .cloned()
+                        .unwrap_or_default();
+                    if spends && !input.replay_checked && !self.options.defer_spend {
                         if !self.options.store {
                             d = refusal(
-                                &Error::Replayed {
-                                    nonce: f.nonces.first().cloned().unwrap_or_default(),
-                                },
+                                &Error::Replayed { nonce: first_nonce },
                                 method.as_deref(),
                                 tool.as_deref(),
                                 &call.id,
                             );
-                            d.detail =
-                                Some("no replay store: a single-use token is refused".into());
+                            d.detail = Some(if single_use {
+                                "no replay store: a single-use token is refused".into()
+                            } else {
+                                "no replay store: a proof cannot be spent".into()
+                            });
                         } else if spender.is_some() {
-                            let e = Error::Replayed {
-                                nonce: f.nonces.first().cloned().unwrap_or_default(),
-                            };
+                            let e = Error::Replayed { nonce: first_nonce };
                             d = refusal(&e, method.as_deref(), tool.as_deref(), &call.id);
-                            d.detail = Some("a batch may spend a single-use token once".into());
+                            d.detail = Some(if single_use {
+                                "a batch may spend a single-use token once".into()
+                            } else {
+                                "a request spends one proof: send a holder-bound token's calls one by one".into()
+                            });
                         } else {
                             spender = Some(i);
                             out.call_key = Some(call_key(
@@ -1393,8 +1423,15 @@ impl Guard {
                                 call.request.tool.as_deref(),
                                 &call.request.arguments,
                             ));
-                            out.keep_until = Some(f.expires_at);
-                            out.keep_for = Some(f.expires_at.saturating_sub(now).max(1));
+                            // a proof's nonce is kept while the proof could be fresh; a single-use token's
+                            // nonces until the token expires
+                            let keep = if single_use {
+                                f.expires_at
+                            } else {
+                                now + crate::proof::PROOF_WINDOW + crate::proof::PROOF_SKEW
+                            };
+                            out.keep_until = Some(keep);
+                            out.keep_for = Some(keep.saturating_sub(now).max(1));
                         }
                     }
                     if d.allowed && !answered && !f.quotas.is_empty() {
@@ -1513,11 +1550,17 @@ impl Guard {
         if all_allowed && self.options.store {
             let facts = pending.outcome.facts.clone();
             let spend = pending.spender.and(facts.as_ref()).and_then(|f| {
+                let mut nonces = if f.tool.is_some() {
+                    f.nonces.clone()
+                } else {
+                    Vec::new()
+                };
+                nonces.extend(f.proof_nonce.iter().map(|n| format!("proof:{n}")));
                 pending.outcome.call_key.clone().map(|k| SpendAsk {
-                    nonces: f.nonces.clone(),
+                    nonces,
                     call_key: k,
                     now,
-                    until: f.expires_at,
+                    until: pending.outcome.keep_until.unwrap_or(f.expires_at),
                     window: self.options.retry_window,
                     probe: false,
                 })

@@ -42,6 +42,7 @@ pub mod guard;
 mod model;
 mod ops;
 pub mod policy;
+pub mod proof;
 pub mod quota;
 pub mod schema;
 mod shape;
@@ -58,8 +59,8 @@ pub use model::{
 #[doc(hidden)]
 pub use ops::signature_floor;
 pub use ops::{
-    attenuate, inspect, keygen, mint, parse_private_key, parse_public_key, public_key_of, verify,
-    verify_with_limits, BlockInfo, Inspection, Limits, MAX_TIME_LIMIT,
+    attenuate, attenuate_as_holder, inspect, keygen, mint, parse_private_key, parse_public_key,
+    public_key_of, verify, verify_with_limits, BlockInfo, Inspection, Limits, MAX_TIME_LIMIT,
 };
 
 /// The README's Rust examples run as doc tests, so they cannot drift.

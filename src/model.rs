@@ -182,6 +182,10 @@ pub struct Grant {
         deserialize_with = "crate::quota::one_or_many"
     )]
     pub budget: Vec<crate::quota::Budget>,
+    /// Bind the token to this holder's Ed25519 public key (hex): every call
+    /// needs a proof signed by it (SCHEMA.md, "Holder-bound tokens").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<String>,
 }
 
 impl Grant {
@@ -207,6 +211,7 @@ impl Grant {
             single_use: false,
             rate: Vec::new(),
             budget: Vec::new(),
+            holder: None,
         }
     }
 }
@@ -260,6 +265,10 @@ pub struct Restriction {
         deserialize_with = "crate::quota::one_or_many"
     )]
     pub budget: Vec<crate::quota::Budget>,
+    /// Bind the attenuated token to this holder key. A token already bound
+    /// is rebound only by its current holder ([`crate::attenuate_as_holder`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<String>,
 }
 
 fn default_method() -> String {
@@ -300,6 +309,9 @@ pub struct Request {
     /// The same for prompts.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub open_prompts: bool,
+    /// The call's proof (`mvp1.…`), for a token bound to a holder key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof: Option<String>,
 }
 
 impl Default for Request {
@@ -315,6 +327,7 @@ impl Default for Request {
             prompt: None,
             open_resources: false,
             open_prompts: false,
+            proof: None,
         }
     }
 }
@@ -408,6 +421,13 @@ pub struct AuthorizedFacts {
     /// guard's store counts a call against each that applies.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub quotas: Vec<crate::quota::Quota>,
+    /// The holder key the token is bound to (hex), when it is: the call
+    /// carried a proof signed by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<String>,
+    /// The nonce of that proof, for the store to spend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof_nonce: Option<String>,
 }
 
 /// An Ed25519 key pair as hex. The private key is wiped from memory when the
@@ -808,6 +828,7 @@ impl Restriction {
             && !self.single_use
             && self.rate.is_empty()
             && self.budget.is_empty()
+            && self.holder.is_none()
         {
             return Err(Error::invalid("restriction narrows nothing"));
         }

@@ -107,6 +107,14 @@ pub fn parse_public_key(hex_str: &str) -> Result<PublicKey> {
     })
 }
 
+/// A holder key as tokens carry it: the 64 lowercase hex characters of a
+/// valid Ed25519 public key.
+fn holder_key(hex_str: &str) -> Result<String> {
+    Ok(parse_public_key(hex_str)?
+        .to_bytes_hex()
+        .to_ascii_lowercase())
+}
+
 /// The public key (hex) of a private key (hex).
 pub fn public_key_of(private_key_hex: &str) -> Result<String> {
     Ok(parse_private_key(private_key_hex)?.public().to_bytes_hex())
@@ -181,6 +189,9 @@ pub fn mint(
     )?;
     facts.extend(rates.iter().map(schema::rate_fact));
     facts.extend(budgets.iter().map(schema::budget_fact));
+    if let Some(h) = &grant.holder {
+        facts.push(schema::holder_fact(&holder_key(h)?));
+    }
     let mut block = schema::add_facts(BlockBuilder::new(), facts)?;
     block = schema::add_checks(
         block,
@@ -288,6 +299,9 @@ pub struct BlockInfo {
     /// The nonce of a single-use block (hex).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nonce: Option<String>,
+    /// The holder key this block binds the token to (hex).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub holder: Option<String>,
     /// Calls-per-period quotas this block sets.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub rate: Vec<crate::quota::Rate>,
@@ -328,6 +342,8 @@ impl BlockInfo {
 #[derive(Debug, Clone)]
 struct Chain {
     blocks: Vec<BlockInfo>,
+    /// The key the token is bound to (the last `holder` fact), lowercase hex.
+    holder: Option<String>,
     issuer: String,
     subject: String,
     /// The first-party blocks' symbols, to print a refusing check.
@@ -473,11 +489,25 @@ fn read_block(index: usize, mut parsed: RawBlock, revocation_id: String) -> Resu
     if let Some(e) = &claims.bad_quota {
         return Err(Error::malformed(format!("block {index}: {}", e.detail())));
     }
+    let holder = match claims.holder.as_slice() {
+        [] => None,
+        [h] => Some(holder_key(h).map_err(|_| {
+            Error::malformed(format!(
+                "block {index}: holder is not an Ed25519 public key"
+            ))
+        })?),
+        _ => {
+            return Err(Error::malformed(format!(
+                "block {index}: a block binds at most one holder"
+            )))
+        }
+    };
     let known_fact = |f: &builder::Fact| {
         let p = &f.predicate;
         match (p.name.as_str(), p.terms.as_slice()) {
             ("nonce", [Term::Str(_)]) => true,
             ("rate" | "budget", _) => true,
+            ("holder", [Term::Str(_)]) => true,
             ("mcpvault", [Term::Integer(_)]) | ("issuer" | "subject", [Term::Str(_)]) => index == 0,
             _ => false,
         }
@@ -491,6 +521,7 @@ fn read_block(index: usize, mut parsed: RawBlock, revocation_id: String) -> Resu
     Ok(BlockInfo {
         index,
         nonce,
+        holder,
         rate: claims.rates.clone(),
         budget: claims.budgets.clone(),
         facts: facts_text,
@@ -555,6 +586,28 @@ fn read_chain(
     if authority.external_key.is_some() {
         return Err(Error::malformed("authority block is third-party signed"));
     }
+    // A holder binds the token; only the current holder may bind it to another key: the block that does is
+    // signed by the current holder (a third-party block). Anyone may bind a token that has no holder (it only
+    // narrows: every call then needs a proof).
+    let mut holder: Option<String> = None;
+    for b in &blocks {
+        if let Some(h) = &b.holder {
+            if let Some(current) = &holder {
+                if b.external_key
+                    .as_deref()
+                    .map(str::to_ascii_lowercase)
+                    .as_deref()
+                    != Some(current.as_str())
+                {
+                    return Err(Error::malformed(format!(
+                        "block {} rebinds the holder without a signature of the current holder",
+                        b.index
+                    )));
+                }
+            }
+            holder = Some(h.clone());
+        }
+    }
     let mut needs: Vec<(String, args::Need)> = blocks
         .iter()
         .flat_map(|b| &b.statements)
@@ -576,6 +629,7 @@ fn read_chain(
     }
     Ok(Chain {
         blocks,
+        holder,
         issuer,
         subject,
         symbols,
@@ -773,6 +827,31 @@ pub fn attenuate(
     now: u64,
     rng: &mut (impl RngCore + CryptoRng),
 ) -> Result<Attenuated> {
+    attenuate_with(token, restriction, None, now, rng)
+}
+
+/// Attenuates a holder-bound token as its holder: the block is signed by the
+/// holder's private key (a Biscuit third-party block), which is what lets it
+/// bind the token to another holder (`restriction.holder`). A block binding
+/// a new holder without the current holder's signature makes the token
+/// malformed: a thief who copied the token cannot rebind it to its own key.
+pub fn attenuate_as_holder(
+    token: &str,
+    restriction: &Restriction,
+    holder_private_key: &str,
+    now: u64,
+    rng: &mut (impl RngCore + CryptoRng),
+) -> Result<Attenuated> {
+    attenuate_with(token, restriction, Some(holder_private_key), now, rng)
+}
+
+fn attenuate_with(
+    token: &str,
+    restriction: &Restriction,
+    holder_private_key: Option<&str>,
+    now: u64,
+    rng: &mut (impl RngCore + CryptoRng),
+) -> Result<Attenuated> {
     let limits = Limits::default();
     let (access, arg_limits) = restriction.validate()?;
     let content = restriction.content()?;
@@ -870,6 +949,27 @@ pub fn attenuate(
     )?;
     facts.extend(rates.iter().map(schema::rate_fact));
     facts.extend(budgets.iter().map(schema::budget_fact));
+    let signer = match holder_private_key {
+        None => None,
+        Some(k) => {
+            let key = parse_private_key(k)?;
+            let public = key.public().to_bytes_hex().to_ascii_lowercase();
+            if chain.holder.as_ref().is_some_and(|h| *h != public) {
+                return Err(Error::invalid(
+                    "this key is not the token's holder: only the current holder may sign its blocks",
+                ));
+            }
+            Some(key)
+        }
+    };
+    if let Some(h) = &restriction.holder {
+        if chain.holder.is_some() && signer.is_none() {
+            return Err(Error::invalid(
+                "the token is bound to a holder: only its holder may bind it to another key (attenuate_as_holder, --holder-key)",
+            ));
+        }
+        facts.push(schema::holder_fact(&holder_key(h)?));
+    }
     let block = schema::add_checks(
         schema::add_facts(BlockBuilder::new(), facts)?,
         restriction_checks(
@@ -882,9 +982,15 @@ pub fn attenuate(
     )?;
     let block = schema::add_checks(block, content_checks(&content))?;
     let keypair = KeyPair::new_with_rng(Algorithm::Ed25519, rng);
-    let child = parent
-        .append_with_keypair(&keypair, block)
-        .map_err(token_err)?;
+    let child = match signer {
+        None => parent.append_with_keypair(&keypair, block),
+        Some(key) => parent
+            .third_party_request()
+            .and_then(|r| r.create_block(&key, block))
+            .and_then(|b| b.serialize())
+            .and_then(|b| parent.append_third_party_with_keypair(&b, keypair)),
+    }
+    .map_err(token_err)?;
     Ok(Attenuated {
         token: child.to_base64().map_err(token_err)?,
         warnings,
@@ -1367,6 +1473,44 @@ pub(crate) fn authorize(
 ) -> Result<AuthorizedFacts> {
     let chain = &loaded.chain;
     let depth = chain.blocks.len().saturating_sub(1);
+    // a holder-bound token: the call's proof first, so a copy of the token alone learns nothing of its grants
+    let proof_nonce = match &chain.holder {
+        None => None,
+        Some(h) => {
+            let proof = request.proof.as_deref().ok_or(Error::ProofRequired)?;
+            let token_id = chain
+                .blocks
+                .last()
+                .map(|b| b.revocation_id.as_str())
+                .unwrap_or_default();
+            let name = if request.method == TOOLS_CALL {
+                request.tool.as_deref()
+            } else {
+                request.resource.as_deref().or(request.prompt.as_deref())
+            };
+            let call = crate::proof::Call {
+                token_id,
+                method: &request.method,
+                name,
+                arguments: &request.arguments,
+                audience: request.audience.as_deref(),
+            };
+            Some(crate::proof::check_proof(h, &call, proof, now)?)
+        }
+    };
+    let mut facts = authorize_checks(loaded, request, now, limits, depth)?;
+    facts.proof_nonce = proof_nonce;
+    Ok(facts)
+}
+
+fn authorize_checks(
+    loaded: &Loaded,
+    request: &Request,
+    now: u64,
+    limits: &Limits,
+    depth: usize,
+) -> Result<AuthorizedFacts> {
+    let chain = &loaded.chain;
     let derived = derived_facts(chain, request);
     check_work(&loaded.shape, request, &derived, limits)?;
     if !limits.always_datalog && chain.blocks.iter().all(|b| b.plain) {
@@ -1432,6 +1576,8 @@ fn facts_of(chain: &Chain, request: &Request, depth: usize) -> AuthorizedFacts {
         scopes: chain.effective_scopes().into_iter().collect(),
         scope: request.scope.clone(),
         quotas: chain.quotas(),
+        holder: chain.holder.clone(),
+        proof_nonce: None,
         // what a list may show: nothing the issuer did not grant, unless the
         // server opened it (then every block's own grant still narrows)
         resources: if chain.issuer_grants_resources() || request.open_resources {

@@ -60,6 +60,12 @@ pub(crate) fn nonce_fact(nonce: &str) -> Fact {
     fact!("nonce({n})", n = nonce)
 }
 
+/// `holder("hex")`: the token (and every token derived from it) is accepted
+/// only with a proof signed by this Ed25519 key (SCHEMA.md, "Holder-bound tokens").
+pub(crate) fn holder_fact(public_key_hex: &str) -> Fact {
+    fact!("holder({h})", h = public_key_hex)
+}
+
 /// `rate(max, period)` or `rate("tool", max, period)`: a quota (SCHEMA.md, "Quotas").
 pub(crate) fn rate_fact(r: &crate::quota::Rate) -> Fact {
     let (max, period) = (r.max as i64, r.period as i64);
@@ -813,6 +819,8 @@ pub(crate) struct AuthorityFacts {
     pub subject: Vec<String>,
     /// `nonce` facts: read from every block, not only the authority.
     pub nonce: Vec<String>,
+    /// `holder` facts (every block).
+    pub holder: Vec<String>,
     /// `rate` facts (every block).
     pub rates: Vec<crate::quota::Rate>,
     /// `budget` facts (every block).
@@ -830,6 +838,7 @@ pub(crate) fn authority_facts(facts: &[Fact]) -> AuthorityFacts {
             ("issuer", [Term::Str(s)]) => out.issuer.push(s.clone()),
             ("subject", [Term::Str(s)]) => out.subject.push(s.clone()),
             ("nonce", [Term::Str(s)]) => out.nonce.push(s.clone()),
+            ("holder", [Term::Str(s)]) => out.holder.push(s.clone()),
             (name, terms) => match crate::quota::quota_of_fact(name, terms) {
                 Some(Ok((r, b))) => {
                     out.rates.extend(r);

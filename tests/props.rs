@@ -289,6 +289,7 @@ proptest! {
                 Vec::new()
             },
             budget: Vec::new(),
+            holder: None,
         };
         let mut token = mint(&keys.private_key, &grant, NOW, &mut rng).unwrap();
         for hop in &hops {
@@ -308,6 +309,7 @@ proptest! {
                     Vec::new()
                 },
                 budget: Vec::new(),
+                holder: None,
             };
             token = attenuate(&token, &r, NOW, &mut rng).unwrap().token;
         }

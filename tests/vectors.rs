@@ -226,6 +226,8 @@ fn shared_vectors() {
         "prompt_not_allowed",
         "rate_limited",
         "budget_exceeded",
+        "bad_proof",
+        "proof_expired",
     ];
     for code in mcpvault::ERROR_CODES
         .iter()

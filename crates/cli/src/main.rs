@@ -59,6 +59,30 @@ enum Command {
     },
     /// Verify a token for one tool call; prints the authorized facts as JSON.
     Verify(VerifyArgs),
+    /// Sign one call of a holder-bound token with the holder's key; prints the proof (fresh for 60 s, used once).
+    SignCall {
+        /// The holder's key file (from `mcpvault keygen`).
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// The token, or - to read it from stdin.
+        #[arg(long)]
+        token: String,
+        /// The tool (tools/call).
+        #[arg(long, required_unless_present = "method")]
+        tool: Option<String>,
+        /// The call's arguments as a JSON object.
+        #[arg(long, value_name = "JSON")]
+        args: Option<String>,
+        /// Another MCP method (resources/read with --name URI, prompts/get with --name PROMPT, …).
+        #[arg(long, conflicts_with = "tool")]
+        method: Option<String>,
+        /// The resource URI or prompt name of --method.
+        #[arg(long, requires = "method")]
+        name: Option<String>,
+        /// The server's audience name (when it has one).
+        #[arg(long)]
+        audience: Option<String>,
+    },
     /// Revoke a revocation id in a store: every token whose chain holds it is refused (`revoked`).
     Revoke {
         /// The revocation id (hex), from `revocation-ids` or `inspect`.
@@ -164,6 +188,10 @@ struct NarrowArgs {
     /// Budget on a numeric argument (repeatable): TOOL.ARG<=MAX/PERIOD (`transfer.amount<=1000/1d`).
     #[arg(long = "budget", value_name = "QUOTA", value_parser = parse_budget)]
     budget: Vec<mcpvault::quota::Budget>,
+    /// Bind the token to this holder's Ed25519 public key (hex): every call then needs a proof signed by it
+    /// (`mcpvault sign-call`). Rebinding a bound token needs --holder-key.
+    #[arg(long, value_name = "HEX")]
+    holder: Option<String>,
 }
 
 #[derive(Args)]
@@ -180,6 +208,10 @@ struct AttenuateArgs {
     /// Lifetime in seconds from now.
     #[arg(long)]
     ttl: Option<u64>,
+    /// The current holder's key file: the block is signed by it (required to bind a holder-bound token to a
+    /// new --holder).
+    #[arg(long, value_name = "FILE")]
+    holder_key: Option<PathBuf>,
     #[command(flatten)]
     narrow: NarrowArgs,
 }
@@ -215,6 +247,9 @@ struct VerifyArgs {
     /// "Server policy").
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
+    /// The call's proof, for a holder-bound token (`mcpvault sign-call`).
+    #[arg(long, value_name = "PROOF")]
+    proof: Option<String>,
     /// Append the guard's decision record (one JSON object per decision, as the core writes it: no token, no
     /// argument value) to this file, one line each.
     #[arg(long, value_name = "FILE")]
@@ -500,6 +535,12 @@ fn verify(args: VerifyArgs, now: u64) -> Result<String, Failure> {
     if let Some(tool) = &args.tool {
         params = serde_json::json!({ "name": tool, "arguments": arguments });
     }
+    if let (Some(p), Some(o)) = (&args.proof, params.as_object_mut()) {
+        o.insert(
+            "_meta".into(),
+            serde_json::json!({ mcpvault::guard::PROOF_META_KEY: p }),
+        );
+    }
     let message = serde_json::json!({
         "jsonrpc": "2.0",
         "id": args.request_id.clone().unwrap_or_default(),
@@ -700,6 +741,7 @@ fn run(cli: Cli) -> Result<String, Failure> {
                 single_use: a.narrow.single_use,
                 rate: a.narrow.rate,
                 budget: a.narrow.budget,
+                holder: a.narrow.holder,
             };
             Ok(mcpvault::mint(&key, &grant, now, &mut OsRng)?)
         }
@@ -717,8 +759,15 @@ fn run(cli: Cli) -> Result<String, Failure> {
                 single_use: a.narrow.single_use,
                 rate: a.narrow.rate,
                 budget: a.narrow.budget,
+                holder: a.narrow.holder,
             };
-            let out = mcpvault::attenuate(&token, &restriction, now, &mut OsRng)?;
+            let out = match a.holder_key {
+                None => mcpvault::attenuate(&token, &restriction, now, &mut OsRng)?,
+                Some(file) => {
+                    let key = load_private_key(Some(file))?;
+                    mcpvault::attenuate_as_holder(&token, &restriction, &key, now, &mut OsRng)?
+                }
+            };
             for w in &out.warnings {
                 eprintln!("warning: {w}");
             }
@@ -737,6 +786,33 @@ fn run(cli: Cli) -> Result<String, Failure> {
             ))
         }
         Command::Verify(a) => verify(a, now),
+        Command::SignCall {
+            key,
+            token,
+            tool,
+            args,
+            method,
+            name,
+            audience,
+        } => {
+            let token = read_token(&token)?;
+            let key = load_private_key(Some(key))?;
+            let arguments = match &args {
+                None => serde_json::Map::new(),
+                Some(raw) => Request::arguments_from_json(raw)?,
+            };
+            let info = mcpvault::inspect(&token)?;
+            let token_id = info.revocation_ids.last().cloned().unwrap_or_default();
+            let method = method.unwrap_or_else(|| mcpvault::TOOLS_CALL.to_string());
+            let call = mcpvault::proof::Call {
+                token_id: &token_id,
+                method: &method,
+                name: tool.as_deref().or(name.as_deref()),
+                arguments: &arguments,
+                audience: audience.as_deref(),
+            };
+            Ok(mcpvault::proof::sign_call(&key, &call, now, &mut OsRng)?)
+        }
         Command::Revoke { id, store } => revoke(&id, &store, now),
         Command::RevocationIds { token } => Ok(mcpvault::inspect(&read_token(&token)?)?
             .revocation_ids
