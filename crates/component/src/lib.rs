@@ -65,6 +65,9 @@ codes! {
     "session_mismatch" => SessionMismatch,
     "rate_limited" => RateLimited,
     "budget_exceeded" => BudgetExceeded,
+    "proof_required" => ProofRequired,
+    "bad_proof" => BadProof,
+    "proof_expired" => ProofExpired,
     "rule_violation" => RuleViolation,
     "invalid_request" => InvalidRequest,
     "internal_error" => InternalError,
@@ -235,6 +238,7 @@ impl Guest for Component {
             single_use: grant.single_use,
             rate: grant.rate.into_iter().map(rate).collect(),
             budget: grant.budget.into_iter().map(budget).collect(),
+            holder: grant.holder,
         };
         mcpvault::mint(
             &private_key,
@@ -262,6 +266,7 @@ impl Guest for Component {
             single_use: restriction.single_use,
             rate: restriction.rate.into_iter().map(rate).collect(),
             budget: restriction.budget.into_iter().map(budget).collect(),
+            holder: restriction.holder,
         };
         mcpvault::attenuate(&token, &r, now.unwrap_or_else(wall_clock), &mut OsRng)
             .map(|a| wit::Attenuated {
