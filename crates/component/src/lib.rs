@@ -13,7 +13,7 @@ mod bindings {
     });
 }
 
-use bindings::exports::mcpvault::authz::authorize::Guest;
+use bindings::exports::mcpvault::authz::authorize::{self as authorize, Guest, GuestVerifier};
 use bindings::exports::mcpvault::authz::guard::Guest as GuardGuest;
 use bindings::exports::mcpvault::authz::types as wit;
 use mcpvault::audit::{self, AuditEntry, AuditRecord};
@@ -22,6 +22,7 @@ use mcpvault::state::{StoreAnswer, StoreAsk, StoreRead};
 use mcpvault::{Limits, Verifier};
 use rand_core::OsRng;
 use serde::de::DeserializeOwned;
+use std::cell::RefCell;
 use std::sync::Mutex;
 
 struct Component;
@@ -210,7 +211,147 @@ fn facts(f: mcpvault::AuthorizedFacts) -> wit::AuthorizedFacts {
     }
 }
 
+/// The WIT `request` record as `verify-json` reads it.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RequestJson {
+    #[serde(default)]
+    method: Option<String>,
+    #[serde(default)]
+    tool: Option<String>,
+    #[serde(default)]
+    arguments: Option<String>,
+    #[serde(default)]
+    audience: Option<String>,
+    #[serde(default)]
+    scope: Option<String>,
+    #[serde(default)]
+    resource: Option<String>,
+    #[serde(default)]
+    prompt: Option<String>,
+    #[serde(default)]
+    now: Option<u64>,
+}
+
+impl From<RequestJson> for wit::Request {
+    fn from(r: RequestJson) -> Self {
+        wit::Request {
+            method: r.method,
+            tool: r.tool,
+            arguments: r.arguments,
+            audience: r.audience,
+            scope: r.scope,
+            resource: r.resource,
+            prompt: r.prompt,
+            now: r.now,
+        }
+    }
+}
+
+/// The WIT `authorized-facts` record as `verify-json` writes it: every field, in the record's order.
+#[derive(serde::Serialize)]
+struct FactsJson {
+    tool: Option<String>,
+    tools: Vec<String>,
+    issuer: String,
+    subject: String,
+    expires_at: u64,
+    depth: u32,
+    audience: Option<String>,
+    max_depth: Option<u64>,
+    revocation_ids: Vec<String>,
+    nonces: Vec<String>,
+    scopes: Vec<String>,
+    scope: Option<String>,
+    resources: Vec<Vec<String>>,
+    prompts: Option<Vec<String>>,
+}
+
+impl From<wit::AuthorizedFacts> for FactsJson {
+    fn from(f: wit::AuthorizedFacts) -> Self {
+        FactsJson {
+            tool: f.tool,
+            tools: f.tools,
+            issuer: f.issuer,
+            subject: f.subject,
+            expires_at: f.expires_at,
+            depth: f.depth,
+            audience: f.audience,
+            max_depth: f.max_depth,
+            revocation_ids: f.revocation_ids,
+            nonces: f.nonces,
+            scopes: f.scopes,
+            scope: f.scope,
+            resources: f.resources,
+            prompts: f.prompts,
+        }
+    }
+}
+
+/// The `verifier` resource: the core's verifier, kept by the host across calls.
+struct CachedVerifier {
+    // a component instance runs one call at a time, and no call re-enters it
+    inner: RefCell<Verifier>,
+}
+
+impl GuestVerifier for CachedVerifier {
+    fn new(cache: u32) -> Self {
+        CachedVerifier {
+            inner: RefCell::new(Verifier::with_cache(
+                Limits::default(),
+                usize::try_from(cache).unwrap_or(usize::MAX),
+            )),
+        }
+    }
+
+    fn verify(
+        &self,
+        token: String,
+        public_key: String,
+        req: wit::Request,
+    ) -> Result<wit::AuthorizedFacts, wit::Error> {
+        let now = req.now.unwrap_or_else(wall_clock);
+        let req = request(req)?;
+        let mut verifier = self.inner.try_borrow_mut().map_err(|_| {
+            error(mcpvault::Error::Internal {
+                detail: "verifier re-entered".to_string(),
+            })
+        })?;
+        verifier
+            .verify(&token, &public_key, &req, now)
+            .map(facts)
+            .map_err(error)
+    }
+
+    fn verify_json(
+        &self,
+        token: String,
+        public_key: String,
+        req: String,
+    ) -> Result<String, wit::Error> {
+        let req: RequestJson = from_json("request", &req)?;
+        let f = self.verify(token, public_key, req.into())?;
+        to_json(&FactsJson::from(f))
+    }
+
+    fn stats(&self) -> authorize::CacheStats {
+        let s = self
+            .inner
+            .try_borrow()
+            .map(|v| v.cache_stats())
+            .unwrap_or_default();
+        authorize::CacheStats {
+            hits: s.hits,
+            misses: s.misses,
+            entries: u64::try_from(s.entries).unwrap_or(u64::MAX),
+            capacity: u64::try_from(s.capacity).unwrap_or(u64::MAX),
+        }
+    }
+}
+
 impl Guest for Component {
+    type Verifier = CachedVerifier;
+
     fn keygen() -> wit::Keypair {
         let k = mcpvault::keygen(&mut OsRng);
         wit::Keypair {
