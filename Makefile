@@ -223,8 +223,12 @@ vectors:
 ## bench: every benchmark, then BENCHMARKS.md: criterion (native core, the signature floor, hostile tokens), the npm
 ## build against @biscuit-auth/biscuit-wasm 0.6.0 and jose in one Node process, the component in the wasmtime host,
 ## Express throughput with autocannon, telemetry on the cached verify path (bench/otel.mjs, the OpenTelemetry SDK of
-## the root workspace), opt-level z/s/3 for the npm build (bench/; about 15 minutes)
+## the root workspace), opt-level z/s/3 for the npm build, the Python package (cold and cached) against the `tenuo`
+## wheel and the component's opt-levels measured through it (bench/; about 20 minutes)
 BENCH_DEPS := bench/node_modules/.installed
+# The Python comparison's venv: wasmtime-py, mcpvault from ./python and the `tenuo` wheel (PyO3) it is measured against.
+BENCH_VENV := $(or $(MCPVAULT_BENCH_VENV),build/bench/venv)
+TENUO_VERSION := 0.3.3
 $(BENCH_DEPS): bench/package.json bench/package-lock.json
 	npm ci --prefix bench --no-audit --no-fund
 	touch $@
@@ -234,9 +238,16 @@ bench: npm component wasmtime-host $(BENCH_DEPS) $(NODE_DEPS)
 	$(CARGO) bench --bench core
 	cd bench && node node.mjs
 	$(HOST) bench $(COMPONENT) build/bench/tokens.json > build/bench/host.json
+	@test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install -q --disable-pip-version-check wasmtime==50.0.1
+	$(BENCH_VENV)/bin/pip install -q --disable-pip-version-check tenuo==$(TENUO_VERSION) || \
+		echo "tenuo $(TENUO_VERSION) could not be installed: the Python table reports mcpvault alone"
+	$(BENCH_VENV)/bin/pip install -q --disable-pip-version-check --force-reinstall --no-deps ./python
+	$(BENCH_VENV)/bin/python bench/python_vs_tenuo.py build/bench/python.json
 	cd bench && node express.mjs
 	node bench/otel.mjs
 	bench/opt-levels.sh
+	PYTHON=$(abspath $(BENCH_VENV))/bin/python bench/component-opt.sh
 	node bench/report.mjs $(abspath $(TARGET_DIR))
 
 ## dist: the artifacts as users get them, in build/dist/: the four npm tarballs, the Python wheel (with the component),

@@ -1,5 +1,6 @@
 // Writes BENCHMARKS.md from what `make bench` measured: criterion's estimates (native), build/bench/node.json
-// (npm build, biscuit-wasm, jose), host.json (wasmtime component), express.json (autocannon), opt-levels.json.
+// (npm build, biscuit-wasm, jose), host.json (wasmtime component), express.json (autocannon), opt-levels.json,
+// python.json (the Python package against the tenuo wheel) and component-opt.json (the component's opt-levels).
 // `node bench/report.mjs CARGO_TARGET_DIR`.
 import { readFileSync, writeFileSync, existsSync } from "node:fs";
 import { execSync } from "node:child_process";
@@ -25,6 +26,8 @@ const node = bench("node.json");
 const host = bench("host.json");
 const express = bench("express.json");
 const opt = optional("opt-levels.json");
+const py = optional("python.json");
+const copt = optional("component-opt.json");
 const floorNative = crit("floor_ed25519_verify_strict");
 const floorViaBiscuit = crit("floor_signature_floor_x100") / 100;
 
@@ -75,6 +78,17 @@ target(".wasm ≤ 250 KB gzipped", node.size.gzip <= 250_000,
   `${(node.size.gzip / 1000).toFixed(0)} KB gzipped (${(node.size.raw / 1000).toFixed(0)} KB raw)`);
 target(".wasm ≤ 300 KB gzipped (issue 17)", node.size.gzip <= 300_000, `${(node.size.gzip / 1000).toFixed(0)} KB gzipped`);
 target("module instantiation ≤ 20 ms", node.instantiate_ms <= 20, `${node.instantiate_ms.toFixed(1)} ms`);
+// issue 19, item 4: the Python package against the tenuo wheel's authorize_one (with its proof of possession)
+if (py) {
+  for (const [kind, bound] of [["cold", 2], ["cached", 0.2]]) {
+    const name = `Python verify (${kind}), 0 blocks, ≤ ${bound} × tenuo's authorize_one (issue 19)`;
+    if (!py.tenuo) target(name, false, `not measured: tenuo could not be imported (${py.tenuo_missing})`);
+    else {
+      const r = py.ratio_to_tenuo[`mcpvault_${kind}_0`];
+      target(name, r <= bound, `${us(py.us[`mcpvault_${kind}_0`])} vs ${us(py.us.tenuo_authorize_one)}: ${ratio(r)} (median of per-round ratios)`);
+    }
+  }
+}
 
 const met = targets.filter((t) => t.met).length;
 const rows = (xs) => xs.map((r) => `| ${r.join(" | ")} |`).join("\n");
@@ -200,6 +214,53 @@ ${(() => {
 machine's run-to-run noise (another run of the same builds had "s" a quarter faster, this one may not), while the
 cached verify a server mostly runs is around 20 µs at every level.
 `;
+}
+
+if (py) md += pythonSection(py, copt);
+
+/** The Python package (wasmtime-py) against the tenuo wheel (bench/python_vs_tenuo.py), and the component's
+ * opt-levels measured the same way (bench/component-opt.sh). */
+function pythonSection(p, levels) {
+  const row = (label, k) => `| ${label} | ${p.us[k] === undefined ? "–" : us(p.us[k])} | ${p.ratio_to_tenuo?.[k] === undefined ? "–" : ratio(p.ratio_to_tenuo[k])} |`;
+  let s = `
+## Python against the tenuo wheel (bench/python_vs_tenuo.py)
+
+One process: Python ${p.python}, wasmtime-py ${p.wasmtime}, the component (${(p.component.raw / 1000).toFixed(0)} KB raw,
+${(p.component.gzip / 1000).toFixed(0)} KB gzipped) and ${p.tenuo ? `\`tenuo\` ${p.tenuo.version} from PyPI (PyO3, native)` : `no tenuo (${p.tenuo_missing})`}.
+The same call on both sides: one tool, one argument limited to a prefix. mcpvault: \`MCPVault().verify\` (cold: every
+signature checked) and \`MCPVault(cache=1024).verify\` of a token seen before. tenuo: \`Authorizer.authorize_one(warrant,
+tool, args, signature=pop)\`, its proof of possession signed once beforehand, the warrant parsed once (and, as a server
+receives it, parsed from its text on every call). ${p.rounds} rounds, each variant in turn; medians of the per-round
+figures, and of the per-round ratios to \`authorize_one\`.
+
+| | µs per call (median) | ÷ tenuo's authorize_one |
+|---|---|---|
+${[row("mcpvault, cold, 0 blocks, the free typed \`verify\` (what Python called before the \`verifier\` resource)", "mcpvault_typed_0"),
+    row("mcpvault, cold, 0 blocks", "mcpvault_cold_0"), row("mcpvault, cold, 1 block", "mcpvault_cold_1"),
+    row("mcpvault, cached, 0 blocks", "mcpvault_cached_0"), row("mcpvault, cached, 1 block", "mcpvault_cached_1"),
+    row("tenuo authorize_one (warrant parsed once)", "tenuo_authorize_one"),
+    row("tenuo Warrant.from_base64 + authorize_one", "tenuo_parse_authorize_one")].join("\n")}
+
+A verify from Python is the component's work plus wasmtime-py's marshalling: \`verify\` goes through the component's
+\`verifier\` resource and its \`verify-json\` method (strings both ways; wasmtime-py reads a record's type field by field
+through its C API on every call, which cost more than the cached verify itself), with the function's type read once.
+The cold verify is the wasm build of the same work as the native one (see the wasmtime host's row above); tenuo's
+\`authorize_one\` checks two Ed25519 signatures natively, the warrant's and the proof's.
+`;
+  if (levels) {
+    s += `
+### opt-level for the component (bench/component-opt.sh, each build through the same script, --quick)
+
+| Rust opt-level (signature crates), wasm-opt | raw | gzipped | cold, 0 blocks | cached, 0 blocks | cold ÷ tenuo | cached ÷ tenuo |
+|---|---|---|---|---|---|---|
+${levels.map((l) => { const r = l.result; const t = (k) => (r.ratio_to_tenuo ? ratio(r.ratio_to_tenuo[k]) : "–");
+    return `| ${l.opt_level} (${l.signature_crates}), ${l.wasm_opt} | ${(r.component.raw / 1000).toFixed(0)} KB | ${(r.component.gzip / 1000).toFixed(0)} KB | ${us(r.us.mcpvault_cold_0)} | ${us(r.us.mcpvault_cached_0)} | ${t("mcpvault_cold_0")} | ${t("mcpvault_cached_0")} |`; }).join("\n")}
+
+Each build is measured in its own process, so compare the ratios to tenuo (measured beside it) rather than the times.
+What ships is crates/component/Cargo.toml's profile (see its comment).
+`;
+  }
+  return s;
 }
 
 const otelBench = optional("otel.json");
