@@ -78,6 +78,8 @@ export interface Grant {
   rate?: Rate | Rate[];
   /** Budgets on numeric arguments, counted by the guard's store. */
   budget?: Budget | Budget[];
+  /** Bind the token to this holder's Ed25519 public key (hex): every call needs a proof signed by it. */
+  holder?: string;
 }
 
 export interface Restriction {
@@ -97,6 +99,8 @@ export interface Restriction {
   /** Further quotas: the parent's still count, so a child can only lower what is left. */
   rate?: Rate | Rate[];
   budget?: Budget | Budget[];
+  /** Bind the token to this holder key (a bound token: only its holder may rebind it). */
+  holder?: string;
 }
 
 export interface VerifyRequest {
@@ -115,6 +119,8 @@ export interface VerifyRequest {
   resource?: string;
   /** The prompt name of `prompts/get`. */
   prompt?: string;
+  /** The call's proof, for a holder-bound token (`signCall`). */
+  proof?: string;
   /** Unix seconds; default the vault's clock. */
   now?: number;
 }
@@ -141,6 +147,8 @@ export interface AuthorizedFacts {
   resources?: string[][];
   /** Prompts every granting block allows (absent when none is granted). */
   prompts?: string[];
+  /** The holder key the token is bound to (the call carried a proof signed by it). */
+  holder?: string;
   /** Every block's quotas, authority first (absent when none), each counted under its block's revocation id. */
   quotas?: Array<{
     kind: "rate" | "budget";
@@ -157,7 +165,7 @@ export interface AuthorizedFacts {
 export type ErrorCode =
   | "missing_token" | "malformed_token" | "invalid_key" | "bad_signature" | "expired" | "tool_not_allowed"
   | "argument_not_allowed" | "resource_not_allowed" | "prompt_not_allowed" | "wrong_audience" | "depth_exceeded" | "check_failed"
-  | "limits_exceeded" | "revoked" | "replayed" | "in_flight" | "session_mismatch" | "rate_limited" | "budget_exceeded" | "rule_violation" | "invalid_request" | "internal_error";
+  | "limits_exceeded" | "revoked" | "replayed" | "in_flight" | "session_mismatch" | "rate_limited" | "budget_exceeded" | "proof_required" | "bad_proof" | "proof_expired" | "rule_violation" | "invalid_request" | "internal_error";
 
 export class McpVaultError extends Error {
   readonly name: "McpVaultError";
@@ -183,6 +191,16 @@ export class MCPVault {
   mint(privateKey: string, grant: Grant, options?: { now?: number }): string;
   attenuate(token: string, restriction: Restriction, options?: { now?: number; onWarning?: (message: string) => void }): string;
   verify(token: string, publicKey: string, request: VerifyRequest): AuthorizedFacts;
+  /**
+   * The proof of one call of a holder-bound token, signed with the holder's private key (hex): send it as
+   * `params._meta["mcpvault/proof"]` or the `X-MCPVault-Proof` header. Fresh for 60 s, used once.
+   */
+  signCall(
+    holderPrivateKey: string,
+    token: string,
+    call: { tool?: string; arguments?: Record<string, unknown>; method?: string; name?: string; audience?: string },
+    options?: { now?: number },
+  ): string;
   /** The token's blocks as the CLI's `inspect` JSON; not verified. */
   inspect(token: string): Record<string, unknown>;
 }

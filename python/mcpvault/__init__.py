@@ -360,7 +360,7 @@ class MCPVault:
         single_use, resources (URI prefixes or globs) and prompts (names): none granted, none readable unless the
         server opens them."""
         _known(grant, ("tools", "scopes", "resources", "prompts", "ttl", "issuer", "subject", "audience", "max_depth",
-                       "arg_limits", "single_use", "rate", "budget"), "grant")
+                       "arg_limits", "single_use", "rate", "budget", "holder"), "grant")
         tools = _names(grant, "tools")
         g = _record(
             tools=[] if tools is None else tools,
@@ -376,6 +376,7 @@ class MCPVault:
             single_use=_flag(grant, "single_use"),
             rate=_quotas(grant, "rate", ("tool", "max", "period")),
             budget=_quotas(grant, "budget", ("tool", "arg", "max", "period")),
+            holder=_opt_str(grant, "holder"),
         )
         return self._call("mint", private_key, g, _now(now))
 
@@ -385,7 +386,7 @@ class MCPVault:
         narrowed less than asked (e.g. tools the parent does not grant). ``scopes`` keeps those scopes; with
         ``tools`` given and ``scopes`` not, the narrower token keeps no scope."""
         _known(restriction, ("tools", "scopes", "resources", "prompts", "ttl", "audience", "max_depth", "arg_limits",
-                             "single_use", "rate", "budget"), "restriction")
+                             "single_use", "rate", "budget", "holder"), "restriction")
         r = _record(
             tools=_names(restriction, "tools"),
             scopes=_names(restriction, "scopes"),
@@ -398,6 +399,7 @@ class MCPVault:
             single_use=_flag(restriction, "single_use"),
             rate=_quotas(restriction, "rate", ("tool", "max", "period")),
             budget=_quotas(restriction, "budget", ("tool", "arg", "max", "period")),
+            holder=_opt_str(restriction, "holder"),
         )
         out = self._call("attenuate", token, r, _now(now))
         if warnings is not None:

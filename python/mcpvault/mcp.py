@@ -50,7 +50,7 @@ _APPLIED = "_mcpvault_guard"
 _TRANSPORT = "mcpvault.transport"  # the ASGI scope key where the HTTP layer hands its token to the message layer
 _DEFAULT_MAX_BODY = 4 * 1024 * 1024
 #: The headers the guard reads (the rest of a request's headers stay out of its input).
-_GUARD_HEADERS = ("x-mcpvault-token", "authorization", "mcp-method", "mcp-name", "mcp-session-id", "traceparent",
+_GUARD_HEADERS = ("x-mcpvault-token", "x-mcpvault-proof", "authorization", "mcp-method", "mcp-name", "mcp-session-id", "traceparent",
                   "tracestate", "mcp-protocol-version")
 
 _facts: contextvars.ContextVar[Optional[Dict[str, Any]]] = contextvars.ContextVar("mcpvault_facts", default=None)

@@ -84,6 +84,38 @@ thread_local! {
     static COLD: std::cell::RefCell<mcpvault::Verifier> = std::cell::RefCell::new(mcpvault::Verifier::default());
 }
 
+/// `{"ok": proof}`: the proof of one call of a holder-bound token (`mcpvault::proof::sign_call`), signed by
+/// `holder_private_key` at `now`; `call_json` is `{"method", "name", "arguments", "audience"}`.
+#[wasm_bindgen]
+pub fn sign_call(holder_private_key: &str, token: &str, call_json: &str, now: f64) -> String {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct CallJson {
+        method: String,
+        name: Option<String>,
+        #[serde(default)]
+        arguments: serde_json::Map<String, serde_json::Value>,
+        audience: Option<String>,
+    }
+    answer(parse::<CallJson>("call", call_json).and_then(|c| {
+        let info = mcpvault::inspect(token)?;
+        let token_id = info.revocation_ids.last().cloned().unwrap_or_default();
+        let call = mcpvault::proof::Call {
+            token_id: &token_id,
+            method: &c.method,
+            name: c.name.as_deref(),
+            arguments: &c.arguments,
+            audience: c.audience.as_deref(),
+        };
+        mcpvault::proof::sign_call(
+            holder_private_key,
+            &call,
+            mcpvault::unix_time(now)?,
+            &mut OsRng,
+        )
+    }))
+}
+
 /// `request_json` is the core's `Request` as JSON.
 #[wasm_bindgen]
 pub fn verify(token: &str, public_key: &str, request_json: &str, now: f64) -> String {

@@ -111,3 +111,33 @@ test("the stdio proxy with \"store\": \"sqlite:FILE\" refuses a revoked token", 
   await admin.close();
   assert.strictEqual(await refusedCode(client.callTool({ name: "db_query", arguments: { sql: "s", max_rows: 1 } })), "revoked");
 });
+
+test("withMcpVault + a holder-bound token: the MCP SDK client with the holder's proof calls; the token copied without the key, a thief's proof and a replayed proof are refused", async (t) => {
+  const store = new MemoryStore();
+  const seen = [];
+  const server = makeMcpServer({ wrap: false, seen });
+  withMcpVault(server, { publicKeyHex: keys.publicKey, store });
+  const [ct, st] = InMemoryTransport.createLinkedPair();
+  await server.connect(st);
+  const client = new Client({ name: "b", version: "1" });
+  await client.connect(ct);
+  t.after(() => client.close());
+  const holder = vault.generateKeypair();
+  const thief = vault.generateKeypair();
+  const token = vault.mint(keys.privateKey, { tools: ["db_query"], ttl: 600, issuer: "auth-server", subject: "agent-a", holder: holder.publicKey });
+  const args = { sql: "s", max_rows: 1 };
+  const call = (meta) => refusedCode(client.callTool({ name: "db_query", arguments: args, _meta: { token, ...meta } }));
+  const proof = vault.signCall(holder.privateKey, token, { tool: "db_query", arguments: args });
+  assert.strictEqual(await call({ "mcpvault/proof": proof }), "allowed");
+  assert.ok(!seen.some((s) => s.text.includes(proof)), "the handler never sees the proof");
+  assert.strictEqual(await call({}), "proof_required");
+  assert.strictEqual(await call({ "mcpvault/proof": vault.signCall(thief.privateKey, token, { tool: "db_query", arguments: args }) }), "bad_proof");
+  // a proof for other arguments does not carry over
+  const other = vault.signCall(holder.privateKey, token, { tool: "db_query", arguments: { sql: "drop", max_rows: 1 } });
+  assert.strictEqual(await call({ "mcpvault/proof": other }), "bad_proof");
+  // the logged request sent again (the SDK gives it a new id): the proof is spent
+  assert.strictEqual(await call({ "mcpvault/proof": proof }), "replayed");
+  assert.strictEqual(await call({ "mcpvault/proof": vault.signCall(holder.privateKey, token, { tool: "db_query", arguments: args }) }), "allowed");
+  assert.throws(() => vault.attenuate(token, { holder: thief.publicKey }), (e) => e.code === "invalid_request");
+  assert.strictEqual(vault.verify(token, keys.publicKey, { tool: "db_query", arguments: args, proof: vault.signCall(holder.privateKey, token, { tool: "db_query", arguments: args }) }).holder, holder.publicKey);
+});

@@ -95,6 +95,7 @@ function makeApi(wasm, isLoaded, otelApi) {
     if (f.scope != null) out.scope = f.scope;
     if (Array.isArray(f.resources) && f.resources.length > 0) out.resources = f.resources;
     if (Array.isArray(f.prompts)) out.prompts = f.prompts;
+    if (f.holder != null) out.holder = f.holder;
     if (Array.isArray(f.quotas) && f.quotas.length > 0) {
       out.quotas = f.quotas.map(({ revocation_id, ...q }) => ({ ...q, revocationId: revocation_id }));
     }
@@ -139,7 +140,7 @@ function makeApi(wasm, isLoaded, otelApi) {
 
     mint(privateKey, grant, options = {}) {
       if (grant == null || typeof grant !== "object") throw invalid("grant must be an object");
-      known(grant, ["tools", "scopes", "resources", "prompts", "ttl", "issuer", "subject", "audience", "maxDepth", "argLimits", "singleUse", "rate", "budget"], "grant");
+      known(grant, ["tools", "scopes", "resources", "prompts", "ttl", "issuer", "subject", "audience", "maxDepth", "argLimits", "singleUse", "rate", "budget", "holder"], "grant");
       known(options ?? {}, ["now"], "mint options");
       const g = {
         tools: grant.tools ?? undefined,
@@ -154,6 +155,7 @@ function makeApi(wasm, isLoaded, otelApi) {
         single_use: flag(grant.singleUse, "singleUse"),
         rate: grant.rate ?? undefined,
         budget: grant.budget ?? undefined,
+        holder: grant.holder ?? undefined,
       };
       const text = withLimits(g, limits(grant.argLimits));
       return call(wasm.mint(String(privateKey), text, this._time(options.now)));
@@ -162,7 +164,7 @@ function makeApi(wasm, isLoaded, otelApi) {
     /** Returns the narrower token; `options.onWarning(message)` hears what narrowed less than asked. */
     attenuate(token, restriction, options = {}) {
       if (restriction == null || typeof restriction !== "object") throw invalid("restriction must be an object");
-      known(restriction, ["tools", "scopes", "resources", "prompts", "ttl", "audience", "maxDepth", "argLimits", "singleUse", "rate", "budget"], "restriction");
+      known(restriction, ["tools", "scopes", "resources", "prompts", "ttl", "audience", "maxDepth", "argLimits", "singleUse", "rate", "budget", "holder"], "restriction");
       known(options ?? {}, ["now", "onWarning"], "attenuate options");
       const r = {
         tools: restriction.tools ?? undefined,
@@ -175,6 +177,7 @@ function makeApi(wasm, isLoaded, otelApi) {
         single_use: flag(restriction.singleUse, "singleUse"),
         rate: restriction.rate ?? undefined,
         budget: restriction.budget ?? undefined,
+        holder: restriction.holder ?? undefined,
       };
       const out = call(wasm.attenuate(String(token), withLimits(r, limits(restriction.argLimits)), this._time(options.now)));
       if (typeof options.onWarning === "function") out.warnings.forEach((w) => options.onWarning(w));
@@ -184,7 +187,7 @@ function makeApi(wasm, isLoaded, otelApi) {
     /** Verifies `token` for one call; returns the authorized facts or throws McpVaultError. */
     verify(token, publicKey, request = {}) {
       if (request == null || typeof request !== "object") throw invalid("request must be an object");
-      known(request, ["method", "requestedTool", "tool", "arguments", "audience", "scope", "resource", "prompt", "now"], "request");
+      known(request, ["method", "requestedTool", "tool", "arguments", "audience", "scope", "resource", "prompt", "proof", "now"], "request");
       const req = {
         method: request.method ?? "tools/call",
         tool: request.requestedTool ?? request.tool ?? undefined,
@@ -193,10 +196,30 @@ function makeApi(wasm, isLoaded, otelApi) {
         scope: request.scope ?? undefined,
         resource: request.resource ?? undefined,
         prompt: request.prompt ?? undefined,
+        proof: request.proof ?? undefined,
       };
       const args4 = [String(token), String(publicKey), JSON.stringify(req), this._time(request.now)];
       const out = this._verifier ? this._verifier.verify(...args4) : wasm.verify(...args4);
       return facts(call(out));
+    }
+
+    /**
+     * The proof of one call of a holder-bound token, signed with the holder's private key (hex): send it as
+     * `params._meta["mcpvault/proof"]` (or the `X-MCPVault-Proof` header). `call`: `{ tool, arguments }` for a
+     * tools/call, or `{ method, name }` (resources/read and a URI, prompts/get and a prompt), and the server's
+     * `audience` when it has one. Fresh for 60 s, used once (SCHEMA.md, "Holder-bound tokens and proofs").
+     */
+    signCall(holderPrivateKey, token, what = {}, options = {}) {
+      if (what == null || typeof what !== "object") throw invalid("call must be an object");
+      known(what, ["tool", "arguments", "method", "name", "audience"], "call");
+      known(options ?? {}, ["now"], "signCall options");
+      const c = {
+        method: what.method ?? "tools/call",
+        name: what.tool ?? what.name ?? null,
+        arguments: what.arguments ?? {},
+        audience: what.audience ?? null,
+      };
+      return call(wasm.sign_call(String(holderPrivateKey), String(token), JSON.stringify(c), this._time(options.now)));
     }
 
     /** The token's blocks, Datalog, expiry and revocation ids (the CLI's JSON); not verified. */

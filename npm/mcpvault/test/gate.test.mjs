@@ -221,7 +221,7 @@ test("McpVaultError.detail is for logs and not serialised", () => {
 test("SCHEMA.md's HTTP table is the gate's mapping", async () => {
   const { readFileSync } = await import("node:fs");
   const schema = readFileSync(new URL("../../../SCHEMA.md", import.meta.url), "utf8");
-  const rows = schema.split("\n").filter((l) => /^\| `[a-z_]+`.*\| (400|401|403|409|500) \|/.test(l));
+  const rows = schema.split("\n").filter((l) => /^\| `[a-z_]+`.*\| (400|401|403|409|429|500) \|/.test(l));
   const documented = {};
   for (const row of rows) {
     const cells = row.split("|").map((c) => c.trim());
@@ -233,7 +233,7 @@ test("SCHEMA.md's HTTP table is the gate's mapping", async () => {
   const all = ["missing_token", "malformed_token", "invalid_key", "bad_signature", "expired", "tool_not_allowed",
     "argument_not_allowed", "wrong_audience", "depth_exceeded", "check_failed", "limits_exceeded", "invalid_request",
     "internal_error", "revoked", "replayed", "in_flight", "session_mismatch", "rule_violation", "resource_not_allowed",
-    "prompt_not_allowed"];
+    "prompt_not_allowed", "rate_limited", "budget_exceeded", "proof_required", "bad_proof", "proof_expired"];
   assert.deepStrictEqual(Object.keys(documented).sort(), all.sort());
   for (const [code, status] of Object.entries(documented)) assert.strictEqual(statusOf(code), status, code);
 });
