@@ -868,16 +868,17 @@ fn attenuate_with(
     let parent_tools = chain.effective_tools(None);
     let parent_scopes = chain.effective_scopes();
     let kept_scopes = access.as_ref().map_or(&parent_scopes, |a| &a.scopes);
+    // what argument limits and quotas may name: the tools every block grants, as this block keeps them
+    let granted_tools: BTreeSet<String> = match &access {
+        Some(a) => a
+            .tools
+            .intersection(&chain.granted_tools())
+            .cloned()
+            .collect(),
+        None => chain.granted_tools(),
+    };
     if kept_scopes.is_empty() {
-        let granted = match &access {
-            Some(a) => a
-                .tools
-                .intersection(&chain.granted_tools())
-                .cloned()
-                .collect(),
-            None => chain.granted_tools(),
-        };
-        model::check_limit_tools(&arg_limits, &granted)?;
+        model::check_limit_tools(&arg_limits, &granted_tools)?;
     }
     if let Some(a) = &access {
         for t in a.tools.difference(&parent_tools) {
@@ -933,14 +934,6 @@ fn attenuate_with(
         vec![schema::nonce_fact(&new_nonce(rng))]
     } else {
         Vec::new()
-    };
-    let granted_tools = match &access {
-        Some(a) => a
-            .tools
-            .intersection(&chain.granted_tools())
-            .cloned()
-            .collect(),
-        None => chain.granted_tools(),
     };
     let (rates, budgets) = crate::quota::check_quotas(
         &restriction.rate,

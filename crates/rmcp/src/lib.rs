@@ -47,7 +47,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use mcpvault::audit::{AuditEntry, AuditRecord};
-use mcpvault::guard::{filter_list, filter_tools, Check, Decision, Guard, GuardInput, Outcome};
+use mcpvault::guard::{Check, Decision, Guard, GuardInput, Outcome};
 use mcpvault::state::{StoreAnswer, StoreAsk};
 #[allow(deprecated)] // logging/setLevel (SEP-2577): still served
 use rmcp::model::{
@@ -361,24 +361,15 @@ impl<S: Store> McpVault<S> {
         self.complete(outcome, response_of(result.as_ref().map(Reply::to_json)))
             .await;
         let result = result?;
+        // the core's one list rule (tools by name or through a mapped scope, the dry-run tool, resources,
+        // templates, prompts), by this guard's options
         let filtered = match method {
-            "tools/list" => {
-                let Some(facts) = &outcome.facts else {
-                    return Err(internal("an allowed request without facts"));
-                };
-                filter_tools(&result.to_json(), facts, self.check_tool(), first_page)
-            }
-            "resources/list" | "resources/templates/list" | "prompts/list" => {
-                let (open_resources, open_prompts) = {
-                    let g = self.lock();
-                    (g.options().open_resources, g.options().open_prompts)
-                };
-                filter_list(
+            "tools/list" | "resources/list" | "resources/templates/list" | "prompts/list" => {
+                self.lock().filter(
                     method,
                     &result.to_json(),
                     outcome.facts.as_ref(),
-                    open_resources,
-                    open_prompts,
+                    first_page,
                 )
             }
             _ => return Ok(result),
