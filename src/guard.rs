@@ -1864,22 +1864,9 @@ impl Guard {
     }
 }
 
-/// `result` of a `tools/list` with only the tools `facts` grants, and the
-/// dry-run tool on the first page (no cursor) when `check_tool`.
-pub fn filter_tools(
-    result: &Value,
-    facts: &AuthorizedFacts,
-    check_tool: bool,
-    first_page: bool,
-) -> Value {
-    filter_tools_by(
-        result,
-        |n| facts.tools.iter().any(|g| g == n),
-        check_tool,
-        first_page,
-    )
-}
-
+/// `result` of a `tools/list` with only the tools `keep` accepts, and the
+/// dry-run tool on the first page (no cursor) when `check_tool`; hosts go
+/// through [`Guard::filter`], which knows the policy's scopes.
 fn filter_tools_by(
     result: &Value,
     keep: impl Fn(&str) -> bool,
@@ -1982,7 +1969,7 @@ pub fn filter_resource_templates(result: &Value, facts: &AuthorizedFacts, open: 
 /// `resources/templates/list` and `prompts/list` filtered (under the
 /// server's `open_resources` / `open_prompts`), emptied when no token
 /// verified (`facts` absent); any other method's result as it is.
-pub fn filter_list(
+pub(crate) fn filter_list(
     method: &str,
     result: &Value,
     facts: Option<&AuthorizedFacts>,

@@ -330,41 +330,6 @@ pub fn refusal(
     )
 }
 
-/// `{"ok": result}`: a `tools/list` result with only the tools `facts_json` grants.
-#[wasm_bindgen]
-pub fn filter_tools(
-    result_json: &str,
-    facts_json: &str,
-    check_tool: bool,
-    first_page: bool,
-) -> String {
-    answer(
-        parse::<serde_json::Value>("result", result_json).and_then(|r| {
-            parse::<mcpvault::AuthorizedFacts>("facts", facts_json)
-                .map(|f| mcpvault::guard::filter_tools(&r, &f, check_tool, first_page))
-        }),
-    )
-}
-
-/// `{"ok": result}`: `mcpvault::guard::filter_list` (which lists are filtered, by which of the guard's
-/// `open_resources` / `open_prompts`, and emptied when `facts_json` is `null`: no token verified).
-#[wasm_bindgen]
-pub fn filter_list(
-    method: &str,
-    result_json: &str,
-    facts_json: &str,
-    open_resources: bool,
-    open_prompts: bool,
-) -> String {
-    answer(
-        parse::<serde_json::Value>("result", result_json).and_then(|r| {
-            parse::<Option<mcpvault::AuthorizedFacts>>("facts", facts_json).map(|f| {
-                mcpvault::guard::filter_list(method, &r, f.as_ref(), open_resources, open_prompts)
-            })
-        }),
-    )
-}
-
 /// A verifier that caches verified signature chains (see `mcpvault::Verifier`).
 #[wasm_bindgen]
 pub struct CachedVerifier {
