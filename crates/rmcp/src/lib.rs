@@ -35,6 +35,30 @@
 //! - a single-use call's response is recorded in the [`Store`], so a retry
 //!   gets it instead of a second execution.
 //!
+//! Over Streamable HTTP, [`McpVault::http_layer`] (a tower layer, or
+//! [`McpVault::guard_http`] around rmcp's `StreamableHttpService`) decides
+//! each HTTP request before rmcp reads it and answers a refusal with the
+//! guard's HTTP status and headers (401 with `WWW-Authenticate: Bearer …`,
+//! 403, 400, …), as `mcpvault-express` and Python's `McpVaultMiddleware`:
+//!
+//! ```no_run
+//! # async fn run(public_key_hex: &str, handler: impl rmcp::ServerHandler + Clone) -> Result<(), Box<dyn std::error::Error>> {
+//! use mcpvault_rmcp::{GuardOptions, McpVault};
+//! use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+//! use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
+//!
+//! let vault = McpVault::new(GuardOptions::new(public_key_hex))?;
+//! let v = vault.clone();
+//! let service = StreamableHttpService::new(
+//!     move || Ok(v.guard(handler.clone())),
+//!     std::sync::Arc::new(LocalSessionManager::default()),
+//!     StreamableHttpServerConfig::default(),
+//! );
+//! let app = axum::Router::new().nest_service("/mcp", vault.guard_http(service));
+//! axum::serve(tokio::net::TcpListener::bind("127.0.0.1:8000").await?, app).await?;
+//! # Ok(()) }
+//! ```
+//!
 //! `initialize`, `ping` and `discover` (the lifecycle, before a client can
 //! present anything) and the protocol's own notifications (`initialized`,
 //! `cancelled`, `progress`, `roots/list_changed`) are not guarded, as in
@@ -67,6 +91,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
+mod layer;
+
+pub use layer::{BoxError, HttpGuard, HttpLayer, HttpResponse, DEFAULT_MAX_BODY_BYTES};
 pub use mcpvault::guard::{GuardOptions, CHECK_TOOL};
 pub use mcpvault::AuthorizedFacts;
 
@@ -148,6 +175,11 @@ impl Store for MemoryStore {
     }
 }
 
+fn lock(guard: &Mutex<Guard>) -> MutexGuard<'_, Guard> {
+    // the guard holds options and a cache of verified chains: a panic elsewhere leaves it consistent
+    guard.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// The system clock, unix seconds (0 before 1970).
 fn system_time() -> u64 {
     std::time::SystemTime::now()
@@ -162,6 +194,9 @@ type DecisionHook = Arc<dyn Fn(&Decision) + Send + Sync>;
 /// store): clone it freely.
 pub struct McpVault<S = MemoryStore> {
     guard: Arc<Mutex<Guard>>,
+    /// The same options with `defer_spend`: the HTTP layer's (revocation
+    /// only; the handler's guard behind it spends single-use tokens).
+    http_guard: Arc<Mutex<Guard>>,
     store: Option<Arc<S>>,
     clock: Clock,
     on_decision: Option<DecisionHook>,
@@ -171,6 +206,7 @@ impl<S> Clone for McpVault<S> {
     fn clone(&self) -> Self {
         McpVault {
             guard: self.guard.clone(),
+            http_guard: self.http_guard.clone(),
             store: self.store.clone(),
             clock: self.clock.clone(),
             on_decision: self.on_decision.clone(),
@@ -200,7 +236,12 @@ impl<S: Store> McpVault<S> {
 
     fn build(mut options: GuardOptions, store: Option<S>) -> mcpvault::Result<Self> {
         options.store = store.is_some();
+        let mut http_options = options.clone();
+        http_options.defer_spend = true;
+        // the dry-run tool goes on to the handler's guard, which answers it
+        http_options.check_tool = false;
         Ok(McpVault {
+            http_guard: Arc::new(Mutex::new(Guard::new(http_options, DEFAULT_CACHE)?)),
             guard: Arc::new(Mutex::new(Guard::new(options, DEFAULT_CACHE)?)),
             store: store.map(Arc::new),
             clock: Arc::new(system_time),
@@ -234,8 +275,7 @@ impl<S: Store> McpVault<S> {
     }
 
     fn lock(&self) -> MutexGuard<'_, Guard> {
-        // the guard holds options and a cache of verified chains: a panic elsewhere leaves it consistent
-        self.guard.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.guard)
     }
 
     fn check_tool(&self) -> bool {
@@ -251,14 +291,20 @@ impl<S: Store> McpVault<S> {
         headers: BTreeMap<String, String>,
         http_method: Option<String>,
     ) -> Outcome {
-        let now = (self.clock)();
         let input = GuardInput {
             http_method,
             headers,
             body: Some(message.to_string()),
             ..GuardInput::default()
         };
-        let step = self.lock().check(&input, now);
+        self.decide_with(&self.guard, &input).await
+    }
+
+    /// Runs `input` through `guard` (this vault's message guard or its HTTP
+    /// guard) and the store.
+    pub(crate) async fn decide_with(&self, guard: &Mutex<Guard>, input: &GuardInput) -> Outcome {
+        let now = (self.clock)();
+        let step = lock(guard).check(input, now);
         let mut outcome = match step {
             Check::Done { outcome } => *outcome,
             Check::Ask { ask, pending } => {
@@ -269,13 +315,13 @@ impl<S: Store> McpVault<S> {
                         ..StoreAnswer::default()
                     },
                 };
-                self.lock().resume(*pending, &answer)
+                lock(guard).resume(*pending, &answer)
             }
         };
         if let Some(store) = &self.store {
             for record in outcome.audit.clone() {
                 if let Err(e) = store.append_audit(record).await {
-                    let failed = self.lock().audit_failed(outcome, &e);
+                    let failed = lock(guard).audit_failed(outcome, &e);
                     outcome = failed;
                     break;
                 }
@@ -519,8 +565,13 @@ fn split_meta(
 /// The headers the guard reads, from the HTTP request (the first value of
 /// each name; values that are not text are left out).
 fn headers_of(parts: &http::request::Parts) -> BTreeMap<String, String> {
+    header_map(&parts.headers)
+}
+
+/// [`headers_of`] for a header map.
+fn header_map(headers: &http::HeaderMap) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
-    for (name, value) in &parts.headers {
+    for (name, value) in headers {
         if let Ok(v) = value.to_str() {
             out.entry(name.as_str().to_string())
                 .or_insert_with(|| v.to_string());

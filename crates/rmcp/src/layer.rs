@@ -1,0 +1,221 @@
+//! The HTTP layer: refusals as HTTP answers over Streamable HTTP.
+//!
+//! [`McpVault::http_layer`] is a tower [`Layer`] for rmcp's
+//! `StreamableHttpService` (or any HTTP service taking a body that can be
+//! built from [`Bytes`], such as axum's). Each HTTP request is read (up to
+//! [`HttpLayer::max_body_bytes`]) and decided by the core guard on its
+//! method, headers and JSON-RPC body, as `mcpvault-express` and Python's
+//! `McpVaultMiddleware` decide it: a refused request is answered here with
+//! the guard's HTTP status (401 no, malformed, expired or foreign token; 403
+//! a call the token does not allow; 400, 409, 429, 500), its headers
+//! (`WWW-Authenticate: Bearer …`, `Retry-After`) and its JSON-RPC error
+//! body, and never reaches the service. An allowed request goes on as it
+//! came (its body unchanged), to the [`crate::Guarded`] handler behind it,
+//! which decides each message again and spends single-use tokens: this
+//! layer's guard checks revocation but spends nothing.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::Body;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, Limited};
+use mcpvault::guard::{BodyError, GuardInput, Outcome};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::{header_map, McpVault, MemoryStore, Store};
+
+/// The largest body the layer reads (as `mcpvault-express` and Python): a
+/// larger one is refused (400 `invalid_request`, `Connection: close`).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// An error of a response body.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The responses of an [`HttpGuard`]: the service's, or a refusal.
+pub type HttpResponse = http::Response<UnsyncBoxBody<Bytes, BoxError>>;
+
+/// A tower [`Layer`] that answers refused HTTP requests with the guard's
+/// status and headers (see the [module](self)). Made by
+/// [`McpVault::http_layer`].
+pub struct HttpLayer<S = MemoryStore> {
+    vault: McpVault<S>,
+    max_body_bytes: usize,
+}
+
+impl<S> Clone for HttpLayer<S> {
+    fn clone(&self) -> Self {
+        HttpLayer {
+            vault: self.vault.clone(),
+            max_body_bytes: self.max_body_bytes,
+        }
+    }
+}
+
+impl<S> HttpLayer<S> {
+    /// Refuses bodies over `bytes` (default [`DEFAULT_MAX_BODY_BYTES`]).
+    pub fn max_body_bytes(mut self, bytes: usize) -> Self {
+        self.max_body_bytes = bytes;
+        self
+    }
+}
+
+impl<S: Store> McpVault<S> {
+    /// A tower layer deciding every HTTP request before `service` (rmcp's
+    /// `StreamableHttpService` serving [`McpVault::guard`]ed handlers):
+    /// refusals are HTTP answers with the status and `WWW-Authenticate` of
+    /// `mcpvault-express`, not JSON-RPC errors inside a 200.
+    pub fn http_layer(&self) -> HttpLayer<S> {
+        HttpLayer {
+            vault: self.clone(),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        }
+    }
+
+    /// `service` behind [`McpVault::http_layer`].
+    pub fn guard_http<T>(&self, service: T) -> HttpGuard<T, S> {
+        self.http_layer().layer(service)
+    }
+}
+
+impl<T, S> Layer<T> for HttpLayer<S> {
+    type Service = HttpGuard<T, S>;
+
+    fn layer(&self, inner: T) -> HttpGuard<T, S> {
+        HttpGuard {
+            inner,
+            vault: self.vault.clone(),
+            max_body_bytes: self.max_body_bytes,
+        }
+    }
+}
+
+/// `T` behind the HTTP layer (see the [module](self)).
+pub struct HttpGuard<T, S = MemoryStore> {
+    inner: T,
+    vault: McpVault<S>,
+    max_body_bytes: usize,
+}
+
+impl<T: Clone, S> Clone for HttpGuard<T, S> {
+    fn clone(&self) -> Self {
+        HttpGuard {
+            inner: self.inner.clone(),
+            vault: self.vault.clone(),
+            max_body_bytes: self.max_body_bytes,
+        }
+    }
+}
+
+impl<T, S, B, R> Service<http::Request<B>> for HttpGuard<T, S>
+where
+    T: Service<http::Request<B>, Response = http::Response<R>> + Clone + Send + 'static,
+    T::Future: Send + 'static,
+    S: Store,
+    B: Body + From<Bytes> + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+    R: Body<Data = Bytes> + Send + 'static,
+    R::Error: Into<BoxError>,
+{
+    type Response = HttpResponse;
+    type Error = T::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<HttpResponse, T::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), T::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        // the service made ready by poll_ready goes with this request (tower's clone-and-swap)
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let vault = self.vault.clone();
+        let max = self.max_body_bytes;
+        Box::pin(async move {
+            let (parts, body) = request.into_parts();
+            let body = read(body, max).await;
+            let outcome = vault.decide_http(&parts, &body).await;
+            if !outcome.allowed {
+                return Ok(refusal(&outcome, matches!(body, Err(BodyError::TooLarge))));
+            }
+            let bytes = body.unwrap_or_default();
+            let response = inner
+                .call(http::Request::from_parts(parts, B::from(bytes)))
+                .await?;
+            Ok(response.map(|b| b.map_err(Into::into).boxed_unsync()))
+        })
+    }
+}
+
+impl<S: Store> McpVault<S> {
+    /// The HTTP guard's outcome for a request (its body read, or why not).
+    async fn decide_http(
+        &self,
+        parts: &http::request::Parts,
+        body: &Result<Bytes, BodyError>,
+    ) -> Outcome {
+        let mut input = GuardInput {
+            http_method: Some(parts.method.to_string()),
+            headers: header_map(&parts.headers),
+            ..GuardInput::default()
+        };
+        match body {
+            Ok(bytes) => match std::str::from_utf8(bytes) {
+                Ok(text) if !text.trim().is_empty() => input.body = Some(text.to_string()),
+                Ok(_) => {}
+                Err(_) => input.body_error = Some(BodyError::NotUtf8),
+            },
+            Err(e) => input.body_error = Some(*e),
+        }
+        self.decide_with(&self.http_guard, &input).await
+    }
+}
+
+/// The whole body, at most `max` bytes.
+async fn read<B>(body: B, max: usize) -> Result<Bytes, BodyError>
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    match Limited::new(body, max).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge),
+        // the client went away or sent a broken body: nothing usable was read
+        Err(_) => Err(BodyError::NotJson),
+    }
+}
+
+/// The HTTP answer of a refused outcome: the guard's status, headers and
+/// JSON-RPC error.
+fn refusal(outcome: &Outcome, close: bool) -> HttpResponse {
+    let body = outcome
+        .response
+        .as_ref()
+        .map(|r| r.to_string())
+        .unwrap_or_default();
+    let mut builder = http::Response::builder()
+        .status(outcome.status)
+        .header(http::header::CONTENT_TYPE, "application/json");
+    for (name, value) in &outcome.headers {
+        builder = builder.header(name.as_str(), value.as_str());
+    }
+    if close {
+        builder = builder.header(http::header::CONNECTION, "close");
+    }
+    let full = |text: String| {
+        Full::new(Bytes::from(text))
+            .map_err(|never: Infallible| match never {})
+            .boxed_unsync()
+    };
+    builder.body(full(body)).unwrap_or_else(|_| {
+        // a status or header the guard never writes: answer 500 rather than panic
+        let mut r = http::Response::new(full(String::new()));
+        *r.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+        r
+    })
+}
