@@ -40,6 +40,10 @@ pub struct AuditRecord {
     pub revocation_ids: Vec<String>,
     /// The JSON-RPC request id, as text.
     pub request_id: Option<String>,
+    /// The approvers whose signed approvals the call carried (SCHEMA.md,
+    /// "Signed approvals"); absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvers: Vec<String>,
 }
 
 /// A record in the chain.
@@ -276,6 +280,7 @@ mod tests {
             issuer: Some("auth-server".into()),
             revocation_ids: vec![format!("{i:02x}")],
             request_id: Some(i.to_string()),
+            approvers: Vec::new(),
         }
     }
 

@@ -158,6 +158,26 @@ pub enum Error {
         /// The verifier's clock.
         now: u64,
     },
+    /// The token pins the called tool to a definition (its hash) that is not
+    /// the server's current one, or the server did not say its definition.
+    ToolDefinitionChanged {
+        /// The requested tool.
+        tool: String,
+        /// Server-side detail (the hashes).
+        detail: String,
+    },
+    /// The token or the server's policy requires signed approvals of this
+    /// call that it does not carry.
+    ApprovalRequired {
+        /// The call's request hash: what an approver signs.
+        request_hash: String,
+        /// Who may approve (Ed25519 public keys, hex).
+        approvers: Vec<String>,
+        /// How many of them must.
+        needed: u32,
+        /// Server-side detail (why approvals sent did not count).
+        detail: String,
+    },
     /// A hard rule of the server's policy refused the call.
     RuleViolation {
         /// The rule's id.
@@ -201,6 +221,8 @@ pub const ERROR_CODES: &[&str] = &[
     "proof_required",
     "bad_proof",
     "proof_expired",
+    "tool_definition_changed",
+    "approval_required",
     "rule_violation",
     "invalid_request",
     "internal_error",
@@ -232,6 +254,8 @@ impl Error {
             Error::ProofRequired => "proof_required",
             Error::BadProof { .. } => "bad_proof",
             Error::ProofExpired { .. } => "proof_expired",
+            Error::ToolDefinitionChanged { .. } => "tool_definition_changed",
+            Error::ApprovalRequired { .. } => "approval_required",
             Error::RuleViolation { .. } => "rule_violation",
             Error::InvalidRequest { .. } => "invalid_request",
             Error::Internal { .. } => "internal_error",
@@ -257,6 +281,10 @@ impl Error {
             | Error::LimitsExceeded { detail }
             | Error::SessionMismatch { detail }
             | Error::Internal { detail } => detail.clone(),
+            Error::ToolDefinitionChanged { detail, .. }
+            | Error::ApprovalRequired { detail, .. } => {
+                format!("{self}: {detail}")
+            }
             Error::InFlight { call_key } => {
                 format!("call {call_key} has no recorded result (running, or not recorded)")
             }
@@ -291,6 +319,20 @@ impl Error {
             Error::RateLimited { retry_after, .. } | Error::BudgetExceeded { retry_after, .. } => {
                 Some(*retry_after)
             }
+            _ => None,
+        }
+    }
+
+    /// What an `approval_required` refusal asks for: the request hash, the
+    /// approvers and how many of them must sign.
+    pub fn approval(&self) -> Option<(&str, &[String], u32)> {
+        match self {
+            Error::ApprovalRequired {
+                request_hash,
+                approvers,
+                needed,
+                ..
+            } => Some((request_hash, approvers, *needed)),
             _ => None,
         }
     }
@@ -357,7 +399,9 @@ impl fmt::Display for Error {
             }
             Error::LimitsExceeded { .. } => f.write_str("token exceeds the verifier's limits"),
             Error::Revoked { .. } => f.write_str("token has been revoked"),
-            Error::Replayed { .. } => f.write_str("single-use token was already used"),
+            Error::Replayed { .. } => f.write_str(
+                "already used: a single-use token, a proof or an approval is used once",
+            ),
             Error::InFlight { .. } => f.write_str(
                 "this single-use call was already accepted and has no recorded result yet: do not retry it",
             ),
@@ -379,6 +423,18 @@ impl fmt::Display for Error {
             Error::ProofExpired { iat, now } => write!(
                 f,
                 "the call's proof has expired (signed at {iat}, now {now}): sign the call again"
+            ),
+            Error::ToolDefinitionChanged { tool, .. } => write!(
+                f,
+                "tool {tool:?} is not the one the token was granted for: its definition changed since the token pinned it"
+            ),
+            Error::ApprovalRequired {
+                request_hash,
+                needed,
+                ..
+            } => write!(
+                f,
+                "this call needs {needed} signed approval(s) of request {request_hash} (_meta[\"mcpvault/approvals\"])"
             ),
             Error::RuleViolation { rule, message } => {
                 write!(f, "refused by the server's rule {rule:?}: {message}")
@@ -404,6 +460,8 @@ pub fn status_of_code(code: &str) -> u16 {
         | "depth_exceeded"
         | "check_failed"
         | "session_mismatch"
+        | "tool_definition_changed"
+        | "approval_required"
         | "rule_violation" => 403,
         "in_flight" => 409,
         "rate_limited" | "budget_exceeded" => 429,

@@ -47,6 +47,10 @@ pub const TOKEN_HEADER: &str = "x-mcpvault-token";
 pub const PROOF_META_KEY: &str = "mcpvault/proof";
 /// The header that carries it for a request of one message (plain HTTP routes).
 pub const PROOF_HEADER: &str = "x-mcpvault-proof";
+/// Where a message carries signed approvals of its call (an array of strings).
+pub const APPROVALS_META_KEY: &str = "mcpvault/approvals";
+/// The header that carries them for a request of one message (comma-separated).
+pub const APPROVAL_HEADER: &str = "x-mcpvault-approval";
 
 fn default_window() -> u64 {
     RETRY_WINDOW
@@ -169,6 +173,11 @@ pub struct GuardInput {
     /// The subject that opened the MCP session this request belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_subject: Option<String>,
+    /// The hashes of the server's current tool definitions by name
+    /// ([`crate::pin::tool_hashes`] of its `tools/list`), for tokens that pin
+    /// tools: a pinned tool the map does not name is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_definitions: Option<BTreeMap<String, String>>,
 }
 
 /// One decision: a message allowed or refused, or a whole request refused.
@@ -242,6 +251,38 @@ pub struct Decision {
     /// `budget_exceeded`): the `Retry-After` header.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after: Option<u64>,
+    /// What an `approval_required` refusal asks for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalAsk>,
+    /// The approvers whose approvals counted for an allowed call.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvers: Vec<String>,
+}
+
+/// The approvals a refused call needs: sign `request_hash` (SCHEMA.md,
+/// "Signed approvals").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalAsk {
+    /// The call's request hash.
+    pub request_hash: String,
+    /// Who may approve (Ed25519 public keys, hex).
+    pub approvers: Vec<String>,
+    /// How many of them must.
+    pub needed: u32,
+}
+
+impl ApprovalAsk {
+    fn of(e: &Error) -> Option<ApprovalAsk> {
+        e.approval().map(|(h, a, n)| ApprovalAsk {
+            request_hash: h.to_string(),
+            approvers: a.to_vec(),
+            needed: n,
+        })
+    }
+
+    fn data(&self) -> Value {
+        json!({"requestHash": self.request_hash, "approvers": self.approvers, "needed": self.needed})
+    }
 }
 
 impl Decision {
@@ -272,6 +313,8 @@ impl Decision {
             scope: None,
             soft_rules: Vec::new(),
             retry_after: None,
+            approval: None,
+            approvers: Vec::new(),
         }
     }
 
@@ -301,6 +344,7 @@ impl Decision {
             issuer: self.issuer.clone(),
             revocation_ids: self.revocation_ids.clone(),
             request_id: self.request_id.clone(),
+            approvers: self.approvers.clone(),
         }
     }
 }
@@ -573,6 +617,7 @@ fn strip(m: &mut Value, token: Option<&str>) {
             meta.remove(k);
         }
         meta.remove(PROOF_META_KEY);
+        meta.remove(APPROVALS_META_KEY);
         if meta.is_empty() {
             params.remove("_meta");
         }
@@ -603,6 +648,9 @@ fn rpc_error_of(d: &Decision) -> Value {
     if let Some(r) = d.retry_after {
         data.insert("retryAfter".into(), json!(r));
     }
+    if let Some(a) = &d.approval {
+        data.insert("approval".into(), a.data());
+    }
     json!({"code": rpc_code_of_status(d.status), "message": d.message, "data": data})
 }
 
@@ -612,8 +660,13 @@ fn challenge_of(d: &Decision, options: &GuardOptions) -> BTreeMap<String, String
     if let Some(r) = d.retry_after {
         headers.insert("Retry-After".into(), r.to_string());
     }
-    // a hard rule is the server's policy: no other token would pass it
-    if status != 401 && status != 403 || d.code.as_deref() == Some("rule_violation") {
+    // a hard rule is the server's policy, and approvals are asked of people: no other token would pass them
+    if status != 401 && status != 403
+        || matches!(
+            d.code.as_deref(),
+            Some("rule_violation" | "approval_required")
+        )
+    {
         return headers;
     }
     let mut params = vec![(
@@ -676,6 +729,9 @@ fn refuse_dry_run(answer: &mut Option<Value>, e: &Error) {
     if let Some(r) = e.retry_after() {
         sc.insert("retryAfter".into(), json!(r));
     }
+    if let Some(a) = ApprovalAsk::of(e) {
+        sc.insert("approval".into(), a.data());
+    }
     let text = Value::Object(sc.clone()).to_string();
     if let Some(t) = a.pointer_mut("/result/content/0/text") {
         *t = json!(text);
@@ -723,6 +779,7 @@ fn refusal(e: &Error, method: Option<&str>, tool: Option<&str>, id: &Option<Valu
         revocation_ids: Vec::new(),
         replayed_response: false,
         retry_after: e.retry_after(),
+        approval: ApprovalAsk::of(e),
         ..Decision::blank()
     }
 }
@@ -750,6 +807,7 @@ fn allowed(
         revocation_ids: f.revocation_ids.clone(),
         replayed_response: false,
         depth: Some(f.depth),
+        approvers: f.approvals.iter().map(|a| a.approver.clone()).collect(),
         ..Decision::blank()
     }
 }
@@ -1290,6 +1348,35 @@ impl Guard {
                     .map(str::to_string)
             })
             .collect();
+        // Signed approvals: each message's own (an array of strings), or the header's for a request of one message.
+        let header_approvals: Option<Vec<String>> = header(&input.headers, APPROVAL_HEADER)
+            .filter(|_| messages.len() == 1)
+            .map(|h| {
+                h.split(',')
+                    .map(str::trim)
+                    .filter(|a| !a.is_empty())
+                    .take(crate::approval::MAX_APPROVALS + 1)
+                    .map(str::to_string)
+                    .collect()
+            });
+        let approvals: Vec<Vec<String>> = messages
+            .iter()
+            .map(|m| {
+                match m
+                    .get("params")
+                    .and_then(|p| p.get("_meta"))
+                    .and_then(|meta| meta.get(APPROVALS_META_KEY))
+                {
+                    Some(Value::Array(a)) => a
+                        .iter()
+                        .take(crate::approval::MAX_APPROVALS + 1)
+                        .map(|v| v.as_str().unwrap_or_default().to_string())
+                        .collect(),
+                    Some(Value::String(one)) => vec![one.clone()],
+                    _ => header_approvals.clone().unwrap_or_default(),
+                }
+            })
+            .collect();
         for m in messages.iter_mut() {
             strip(m, found.as_ref().map(|(t, _)| t.as_str()));
         }
@@ -1328,6 +1415,17 @@ impl Guard {
             };
             let mut call = call;
             call.request.proof = proofs.get(i).cloned().flatten();
+            call.request.approvals = approvals.get(i).cloned().unwrap_or_default();
+            if let Some(defs) = &input.tool_definitions {
+                if let Some(t) = &call.request.tool {
+                    call.request.tool_definition = defs.get(t).cloned();
+                }
+                if let Some(Ok(ask)) = call.dry_run.as_mut() {
+                    if let Some(t) = &ask.tool {
+                        ask.tool_definition = defs.get(t).cloned();
+                    }
+                }
+            }
             let method = Some(call.request.method.clone());
             let tool = call.request.tool.clone();
             // the server's policy: the call's scope, and its rules
@@ -1340,6 +1438,7 @@ impl Guard {
             };
             if let Ok(Some(v)) = &verdict {
                 call.request.scope = Some(v.scope.clone());
+                call.request.required_approvals = v.approvals.clone();
             }
             // a hit of the server's cache (a batch without one reuses its chain, but is no hit)
             let hits = self.verifier.cache_stats().hits;
@@ -1386,12 +1485,13 @@ impl Guard {
                         }
                     }
                     let single_use = call.request.method == TOOLS_CALL && !f.nonces.is_empty();
-                    // a proof is spent like a nonce: once, a retry of the same request excepted
-                    let spends = single_use || f.proof_nonce.is_some();
+                    // a proof and an approval are spent like a nonce: once, a retry of the same request excepted
+                    let spends = single_use || f.proof_nonce.is_some() || !f.approvals.is_empty();
                     let first_nonce = f
                         .nonces
                         .first()
                         .or(f.proof_nonce.as_ref())
+                        .or(f.approvals.first().map(|a| &a.nonce))
                         .cloned()
                         .unwrap_or_default();
                     if spends && !input.replay_checked && !self.options.defer_spend {
@@ -1405,7 +1505,7 @@ impl Guard {
                             d.detail = Some(if single_use {
                                 "no replay store: a single-use token is refused".into()
                             } else {
-                                "no replay store: a proof cannot be spent".into()
+                                "no replay store: a proof or an approval cannot be spent".into()
                             });
                         } else if spender.is_some() {
                             let e = Error::Replayed { nonce: first_nonce };
@@ -1413,7 +1513,7 @@ impl Guard {
                             d.detail = Some(if single_use {
                                 "a batch may spend a single-use token once".into()
                             } else {
-                                "a request spends one proof: send a holder-bound token's calls one by one".into()
+                                "a request spends one proof or set of approvals: send such calls one by one".into()
                             });
                         } else {
                             spender = Some(i);
@@ -1425,10 +1525,21 @@ impl Guard {
                             ));
                             // a proof's nonce is kept while the proof could be fresh; a single-use token's
                             // nonces until the token expires
-                            let keep = if single_use {
-                                f.expires_at
-                            } else {
+                            let fresh = if f.proof_nonce.is_some() {
                                 now + crate::proof::PROOF_WINDOW + crate::proof::PROOF_SKEW
+                            } else {
+                                now
+                            };
+                            let approved = f
+                                .approvals
+                                .iter()
+                                .map(|a| a.expires_at + crate::proof::PROOF_SKEW)
+                                .max()
+                                .unwrap_or(now);
+                            let keep = if single_use {
+                                f.expires_at.max(approved)
+                            } else {
+                                fresh.max(approved)
                             };
                             out.keep_until = Some(keep);
                             out.keep_for = Some(keep.saturating_sub(now).max(1));
@@ -1556,6 +1667,7 @@ impl Guard {
                     Vec::new()
                 };
                 nonces.extend(f.proof_nonce.iter().map(|n| format!("proof:{n}")));
+                nonces.extend(f.approvals.iter().map(|a| format!("approval:{}", a.nonce)));
                 pending.outcome.call_key.clone().map(|k| SpendAsk {
                     nonces,
                     call_key: k,
@@ -1610,7 +1722,17 @@ impl Guard {
                             .any(|s| facts.scopes.contains(s))
                     })
         };
-        filter_tools_by(result, reachable, self.options.check_tool, first_page)
+        // a pinned tool is shown only as it was pinned
+        let as_pinned = |name: &str, tool: &Value| match facts.pins.get(name) {
+            None => true,
+            Some(pins) => crate::pin::passes(pins, crate::pin::tool_hash(tool).ok().as_deref()),
+        };
+        filter_tools_by(
+            result,
+            |name, tool| reachable(name) && as_pinned(name, tool),
+            self.options.check_tool,
+            first_page,
+        )
     }
 
     /// Finishes a request after the store answered `answer` for its ask.
@@ -1869,7 +1991,7 @@ impl Guard {
 /// through [`Guard::filter`], which knows the policy's scopes.
 fn filter_tools_by(
     result: &Value,
-    keep: impl Fn(&str) -> bool,
+    keep: impl Fn(&str, &Value) -> bool,
     check_tool: bool,
     first_page: bool,
 ) -> Value {
@@ -1883,7 +2005,11 @@ fn filter_tools_by(
         .and_then(Value::as_array)
         .map(|a| {
             a.iter()
-                .filter(|t| t.get("name").and_then(Value::as_str).is_some_and(&keep))
+                .filter(|t| {
+                    t.get("name")
+                        .and_then(Value::as_str)
+                        .is_some_and(|n| keep(n, t))
+                })
                 .cloned()
                 .collect()
         })

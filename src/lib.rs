@@ -32,6 +32,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod approval;
 /// Argument paths and the values derived from arguments (public for the fuzz targets; SCHEMA.md documents them).
 #[doc(hidden)]
 pub mod args;
@@ -41,6 +42,7 @@ mod error;
 pub mod guard;
 mod model;
 mod ops;
+pub mod pin;
 pub mod policy;
 pub mod proof;
 pub mod quota;

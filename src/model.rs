@@ -1,6 +1,6 @@
 //! Typed inputs and outputs of the operations, and their validation.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -186,6 +186,14 @@ pub struct Grant {
     /// needs a proof signed by it (SCHEMA.md, "Holder-bound tokens").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub holder: Option<String>,
+    /// Pin tools to the SHA-256 of their definition (`{"search": "HEX"}`,
+    /// hashes from `mcpvault tool-hash`): a call to a pinned tool whose
+    /// current definition differs is refused (SCHEMA.md, "Pinned tool definitions").
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pin: BTreeMap<String, String>,
+    /// Calls of a tool that need signed approvals (SCHEMA.md, "Signed approvals").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub require_approval: Vec<crate::approval::Requirement>,
 }
 
 impl Grant {
@@ -212,6 +220,8 @@ impl Grant {
             rate: Vec::new(),
             budget: Vec::new(),
             holder: None,
+            pin: BTreeMap::new(),
+            require_approval: Vec::new(),
         }
     }
 }
@@ -269,6 +279,12 @@ pub struct Restriction {
     /// is rebound only by its current holder ([`crate::attenuate_as_holder`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub holder: Option<String>,
+    /// Further pins (a block cannot remove the pins of the blocks before).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pin: BTreeMap<String, String>,
+    /// Further approval requirements.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub require_approval: Vec<crate::approval::Requirement>,
 }
 
 fn default_method() -> String {
@@ -312,6 +328,17 @@ pub struct Request {
     /// The call's proof (`mvp1.…`), for a token bound to a holder key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proof: Option<String>,
+    /// The hash of the called tool's current definition (the server says
+    /// it: [`crate::pin::tool_hash`]), for a token that pins the tool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_definition: Option<String>,
+    /// Signed approvals of this call (`mva1.…`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvals: Vec<String>,
+    /// Approvals the server requires of this call besides the token's own
+    /// (the guard sets them from its policy's approval rules).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub required_approvals: Vec<crate::approval::Requirement>,
 }
 
 impl Default for Request {
@@ -328,6 +355,9 @@ impl Default for Request {
             open_resources: false,
             open_prompts: false,
             proof: None,
+            tool_definition: None,
+            approvals: Vec::new(),
+            required_approvals: Vec::new(),
         }
     }
 }
@@ -428,6 +458,13 @@ pub struct AuthorizedFacts {
     /// The nonce of that proof, for the store to spend.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proof_nonce: Option<String>,
+    /// The tools the token pins, to the hashes of their definitions (a tool
+    /// pinned by two blocks to different hashes can never be called).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pins: BTreeMap<String, Vec<String>>,
+    /// The approvals that counted for this call (the store spends each once).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvals: Vec<crate::approval::Used>,
 }
 
 /// An Ed25519 key pair as hex. The private key is wiped from memory when the
@@ -829,6 +866,8 @@ impl Restriction {
             && self.rate.is_empty()
             && self.budget.is_empty()
             && self.holder.is_none()
+            && self.pin.is_empty()
+            && self.require_approval.is_empty()
         {
             return Err(Error::invalid("restriction narrows nothing"));
         }

@@ -109,7 +109,7 @@ pub fn parse_public_key(hex_str: &str) -> Result<PublicKey> {
 
 /// A holder key as tokens carry it: the 64 lowercase hex characters of a
 /// valid Ed25519 public key.
-fn holder_key(hex_str: &str) -> Result<String> {
+pub(crate) fn holder_key(hex_str: &str) -> Result<String> {
     Ok(parse_public_key(hex_str)?
         .to_bytes_hex()
         .to_ascii_lowercase())
@@ -192,6 +192,7 @@ pub fn mint(
     if let Some(h) = &grant.holder {
         facts.push(schema::holder_fact(&holder_key(h)?));
     }
+    facts.extend(step_up_facts(&grant.pin, &grant.require_approval)?);
     let mut block = schema::add_facts(BlockBuilder::new(), facts)?;
     block = schema::add_checks(
         block,
@@ -209,6 +210,29 @@ pub fn mint(
         .build_with_rng(&root, biscuit_auth::datalog::SymbolTable::default(), rng)
         .map_err(token_err)?;
     token.to_base64().map_err(token_err)
+}
+
+/// The `pin` and `approval` facts of a grant or restriction (each names a
+/// tool; a block only adds them, so attenuation cannot remove one).
+fn step_up_facts(
+    pins: &std::collections::BTreeMap<String, String>,
+    approvals: &[crate::approval::Requirement],
+) -> Result<Vec<builder::Fact>> {
+    let mut facts: Vec<builder::Fact> = crate::pin::check_pins(pins)?
+        .iter()
+        .map(|(t, h)| schema::pin_fact(t, h))
+        .collect();
+    for r in approvals {
+        if r.tool.is_none() {
+            return Err(Error::invalid(
+                "a token's approval requirement names its tool",
+            ));
+        }
+        facts.push(schema::approval_fact(&crate::approval::check_requirement(
+            r,
+        )?));
+    }
+    Ok(facts)
 }
 
 /// 128 random bits, hex: the nonce of a single-use block.
@@ -308,6 +332,12 @@ pub struct BlockInfo {
     /// Budgets this block sets.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub budget: Vec<crate::quota::Budget>,
+    /// Tools this block pins to the hash of their definition.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub pin: std::collections::BTreeMap<String, String>,
+    /// Approvals this block requires.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub require_approval: Vec<crate::approval::Requirement>,
     #[serde(skip)]
     statements: Vec<Statement>,
     /// The checks, one per statement, printed only when one refuses (the way
@@ -489,6 +519,9 @@ fn read_block(index: usize, mut parsed: RawBlock, revocation_id: String) -> Resu
     if let Some(e) = &claims.bad_quota {
         return Err(Error::malformed(format!("block {index}: {}", e.detail())));
     }
+    if let Some(e) = &claims.bad_fact {
+        return Err(Error::malformed(format!("block {index}: {e}")));
+    }
     let holder = match claims.holder.as_slice() {
         [] => None,
         [h] => Some(holder_key(h).map_err(|_| {
@@ -507,7 +540,7 @@ fn read_block(index: usize, mut parsed: RawBlock, revocation_id: String) -> Resu
         match (p.name.as_str(), p.terms.as_slice()) {
             ("nonce", [Term::Str(_)]) => true,
             ("rate" | "budget", _) => true,
-            ("holder", [Term::Str(_)]) => true,
+            ("holder", [Term::Str(_)]) | ("pin" | "approval", _) => true,
             ("mcpvault", [Term::Integer(_)]) | ("issuer" | "subject", [Term::Str(_)]) => index == 0,
             _ => false,
         }
@@ -524,6 +557,8 @@ fn read_block(index: usize, mut parsed: RawBlock, revocation_id: String) -> Resu
         holder,
         rate: claims.rates.clone(),
         budget: claims.budgets.clone(),
+        pin: claims.pins.iter().cloned().collect(),
+        require_approval: claims.approvals.clone(),
         facts: facts_text,
         rules: rules_text,
         checks: checks_text,
@@ -668,6 +703,18 @@ fn intersect_all<'a>(
 }
 
 impl Chain {
+    /// The hashes every block pins each tool to.
+    fn pins(&self) -> std::collections::BTreeMap<String, Vec<String>> {
+        let mut out: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for (t, h) in self.blocks.iter().flat_map(|b| &b.claims.pins) {
+            let hashes = out.entry(t.clone()).or_default();
+            if !hashes.contains(h) {
+                hashes.push(h.clone());
+            }
+        }
+        out
+    }
+
     /// Every block's quotas, authority first, each under its block's
     /// revocation id.
     fn quotas(&self) -> Vec<crate::quota::Quota> {
@@ -963,6 +1010,10 @@ fn attenuate_with(
         }
         facts.push(schema::holder_fact(&holder_key(h)?));
     }
+    facts.extend(step_up_facts(
+        &restriction.pin,
+        &restriction.require_approval,
+    )?);
     let block = schema::add_checks(
         schema::add_facts(BlockBuilder::new(), facts)?,
         restriction_checks(
@@ -1456,6 +1507,26 @@ fn check_work(
     Ok(())
 }
 
+/// The call a proof and an approval are about: the token's last revocation
+/// id, and the tool (for `tools/call`), else the resource URI or prompt.
+fn call_of_request<'a>(chain: &'a Chain, request: &'a Request) -> crate::proof::Call<'a> {
+    crate::proof::Call {
+        token_id: chain
+            .blocks
+            .last()
+            .map(|b| b.revocation_id.as_str())
+            .unwrap_or_default(),
+        method: &request.method,
+        name: if request.method == TOOLS_CALL {
+            request.tool.as_deref()
+        } else {
+            request.resource.as_deref().or(request.prompt.as_deref())
+        },
+        arguments: &request.arguments,
+        audience: request.audience.as_deref(),
+    }
+}
+
 /// Runs every block's checks and the policy for one request at `now`
 /// (already checked by [`check_call`]).
 pub(crate) fn authorize(
@@ -1471,28 +1542,44 @@ pub(crate) fn authorize(
         None => None,
         Some(h) => {
             let proof = request.proof.as_deref().ok_or(Error::ProofRequired)?;
-            let token_id = chain
-                .blocks
-                .last()
-                .map(|b| b.revocation_id.as_str())
-                .unwrap_or_default();
-            let name = if request.method == TOOLS_CALL {
-                request.tool.as_deref()
-            } else {
-                request.resource.as_deref().or(request.prompt.as_deref())
-            };
-            let call = crate::proof::Call {
-                token_id,
-                method: &request.method,
-                name,
-                arguments: &request.arguments,
-                audience: request.audience.as_deref(),
-            };
-            Some(crate::proof::check_proof(h, &call, proof, now)?)
+            Some(crate::proof::check_proof(
+                h,
+                &call_of_request(chain, request),
+                proof,
+                now,
+            )?)
         }
     };
     let mut facts = authorize_checks(loaded, request, now, limits, depth)?;
     facts.proof_nonce = proof_nonce;
+    // what the call also needs once the token allows it: the tool as it was pinned, the approvals required
+    if request.method == TOOLS_CALL {
+        if let Some(tool) = request.tool.as_deref() {
+            let pins = facts.pins.get(tool).map(Vec::as_slice).unwrap_or_default();
+            if !crate::pin::passes(pins, request.tool_definition.as_deref()) {
+                return Err(Error::ToolDefinitionChanged {
+                    tool: tool.to_string(),
+                    detail: match &request.tool_definition {
+                        None => "the server did not give the tool's current definition".into(),
+                        Some(h) => format!("current {h}, pinned {}", pins.join(", ")),
+                    },
+                });
+            }
+            let required: Vec<crate::approval::Requirement> = chain
+                .blocks
+                .iter()
+                .flat_map(|b| &b.claims.approvals)
+                .filter(|r| r.tool.as_deref() == Some(tool))
+                .chain(&request.required_approvals)
+                .cloned()
+                .collect();
+            if !required.is_empty() {
+                let hash = crate::proof::request_hash(&call_of_request(chain, request));
+                facts.approvals =
+                    crate::approval::check(&required, &request.approvals, &hash, now)?;
+            }
+        }
+    }
     Ok(facts)
 }
 
@@ -1571,6 +1658,8 @@ fn facts_of(chain: &Chain, request: &Request, depth: usize) -> AuthorizedFacts {
         quotas: chain.quotas(),
         holder: chain.holder.clone(),
         proof_nonce: None,
+        pins: chain.pins(),
+        approvals: Vec::new(),
         // what a list may show: nothing the issuer did not grant, unless the
         // server opened it (then every block's own grant still narrows)
         resources: if chain.issuer_grants_resources() || request.open_resources {

@@ -90,6 +90,9 @@ pub enum Enforcement {
     Hard,
     /// Allow; the decision names the rule.
     Soft,
+    /// Allow only with signed approvals of the call from the rule's
+    /// `approvers` (`needed` of them): else `approval_required`.
+    Approval,
 }
 
 /// A rule of the server's policy.
@@ -109,6 +112,13 @@ pub struct Rule {
     /// What the caller is told.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Who may approve a call an `approval` rule fires on (Ed25519 public
+    /// keys, hex).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvers: Vec<String>,
+    /// How many of them must (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub needed: Option<u32>,
 }
 
 /// The server's policy, checked once when the guard is built.
@@ -218,6 +228,8 @@ pub(crate) struct Verdict {
     pub hard: Option<(String, String)>,
     /// The soft rules that fired, in declaration order.
     pub soft: Vec<String>,
+    /// The approvals the approval rules that fired require.
+    pub approvals: Vec<crate::approval::Requirement>,
 }
 
 impl Policy {
@@ -258,7 +270,27 @@ impl Policy {
                 crate::model::check_tool_name(t)?;
             }
             let p = prepare(&r.when, &format!("rule {:?}", r.id))?;
-            rs.push((r.clone(), p));
+            let mut r = r.clone();
+            match r.enforcement {
+                Enforcement::Approval => {
+                    let req = crate::approval::check_requirement(&crate::approval::Requirement {
+                        tool: None,
+                        approvers: r.approvers.clone(),
+                        needed: r.needed.unwrap_or(1),
+                    })
+                    .map_err(|e| Error::invalid(format!("rule {:?}: {}", r.id, e.detail())))?;
+                    r.approvers = req.approvers;
+                    r.needed = Some(req.needed);
+                }
+                _ if !r.approvers.is_empty() || r.needed.is_some() => {
+                    return Err(Error::invalid(format!(
+                        "rule {:?}: approvers and needed belong to an approval rule",
+                        r.id
+                    )))
+                }
+                _ => {}
+            }
+            rs.push((r, p));
         }
         Ok(Policy {
             mappings: mapped,
@@ -326,6 +358,11 @@ impl Policy {
                 }
                 Enforcement::Hard => {}
                 Enforcement::Soft => v.soft.push(r.id.clone()),
+                Enforcement::Approval => v.approvals.push(crate::approval::Requirement {
+                    tool: Some(tool.to_string()),
+                    approvers: r.approvers.clone(),
+                    needed: r.needed.unwrap_or(1),
+                }),
             }
         }
         v

@@ -113,7 +113,7 @@ fn es_number(n: &serde_json::Number) -> String {
 }
 
 /// 32 bytes of a 64-hex key (an `ed25519/` prefix accepted).
-fn key_bytes(hex_key: &str) -> Option<zeroize::Zeroizing<[u8; 32]>> {
+pub(crate) fn key_bytes(hex_key: &str) -> Option<zeroize::Zeroizing<[u8; 32]>> {
     let h = hex_key.trim();
     let h = h.strip_prefix("ed25519/").unwrap_or(h);
     let mut out = zeroize::Zeroizing::new([0u8; 32]);
@@ -136,16 +136,37 @@ pub struct Call<'a> {
     pub audience: Option<&'a str>,
 }
 
-/// The text a holder signs for `call` at `iat` with `nonce`.
-pub fn signed_text(call: &Call<'_>, iat: u64, nonce: &str) -> String {
+/// The call's members both a proof and a request hash cover.
+fn call_body(call: &Call<'_>) -> Map<String, Value> {
     let args = hex::encode(Sha256::digest(
         jcs(&Value::Object(call.arguments.clone())).as_bytes(),
     ));
-    let body = serde_json::json!({
-        "args": args, "aud": call.audience, "iat": iat, "method": call.method,
-        "name": call.name, "nonce": nonce, "tid": call.token_id,
-    });
-    format!("{DOMAIN}{}", jcs(&body))
+    let mut body = Map::new();
+    body.insert("args".into(), Value::String(args));
+    body.insert("aud".into(), serde_json::json!(call.audience));
+    body.insert("method".into(), Value::String(call.method.to_string()));
+    body.insert("name".into(), serde_json::json!(call.name));
+    body.insert("tid".into(), Value::String(call.token_id.to_string()));
+    body
+}
+
+/// The text a holder signs for `call` at `iat` with `nonce`.
+pub fn signed_text(call: &Call<'_>, iat: u64, nonce: &str) -> String {
+    let mut body = call_body(call);
+    body.insert("iat".into(), serde_json::json!(iat));
+    body.insert("nonce".into(), Value::String(nonce.to_string()));
+    format!("{DOMAIN}{}", jcs(&Value::Object(body)))
+}
+
+/// The request hash of `call`: what an approver signs (SCHEMA.md, "Signed
+/// approvals"). SHA-256, lowercase hex, of `mcpvault-request-v1\n` and the
+/// canonical JSON of the members a proof covers but its time and nonce.
+pub fn request_hash(call: &Call<'_>) -> String {
+    let text = format!(
+        "mcpvault-request-v1\n{}",
+        jcs(&Value::Object(call_body(call)))
+    );
+    hex::encode(Sha256::digest(text.as_bytes()))
 }
 
 /// Signs `call` with the holder's private key (hex) at `now`: the proof to

@@ -66,6 +66,25 @@ pub(crate) fn holder_fact(public_key_hex: &str) -> Fact {
     fact!("holder({h})", h = public_key_hex)
 }
 
+/// `pin("tool", "sha256hex")`: calls of the tool need its current definition
+/// to hash to this (SCHEMA.md, "Pinned tool definitions").
+pub(crate) fn pin_fact(tool: &str, hash: &str) -> Fact {
+    fact!("pin({t}, {h})", t = tool, h = hash)
+}
+
+/// `approval("tool", needed, ["hex", …])`: calls of the tool need `needed`
+/// signed approvals of the listed keys (SCHEMA.md, "Signed approvals").
+pub(crate) fn approval_fact(r: &crate::approval::Requirement) -> Fact {
+    let keys: std::collections::BTreeSet<Term> =
+        r.approvers.iter().map(|k| Term::Str(k.clone())).collect();
+    fact!(
+        "approval({t}, {n}, {k})",
+        t = r.tool.clone().unwrap_or_default(),
+        n = i64::from(r.needed),
+        k = Term::Set(keys)
+    )
+}
+
 /// `rate(max, period)` or `rate("tool", max, period)`: a quota (SCHEMA.md, "Quotas").
 pub(crate) fn rate_fact(r: &crate::quota::Rate) -> Fact {
     let (max, period) = (r.max as i64, r.period as i64);
@@ -827,6 +846,12 @@ pub(crate) struct AuthorityFacts {
     pub budgets: Vec<crate::quota::Budget>,
     /// A `rate` or `budget` fact of the wrong shape.
     pub bad_quota: Option<crate::error::Error>,
+    /// `pin` facts (every block): tool and hash.
+    pub pins: Vec<(String, String)>,
+    /// `approval` facts (every block).
+    pub approvals: Vec<crate::approval::Requirement>,
+    /// A `pin` or `approval` fact of the wrong shape.
+    pub bad_fact: Option<String>,
 }
 
 pub(crate) fn authority_facts(facts: &[Fact]) -> AuthorityFacts {
@@ -839,6 +864,36 @@ pub(crate) fn authority_facts(facts: &[Fact]) -> AuthorityFacts {
             ("subject", [Term::Str(s)]) => out.subject.push(s.clone()),
             ("nonce", [Term::Str(s)]) => out.nonce.push(s.clone()),
             ("holder", [Term::Str(s)]) => out.holder.push(s.clone()),
+            ("pin", [Term::Str(t), Term::Str(h)]) if crate::pin::is_hash(h) => {
+                out.pins.push((t.clone(), h.clone()))
+            }
+            ("pin", _) => out.bad_fact = Some("a pin is pin(\"tool\", \"sha256 hex\")".into()),
+            ("approval", [Term::Str(t), Term::Integer(n), Term::Set(keys)]) => {
+                let r = crate::approval::Requirement {
+                    tool: Some(t.clone()),
+                    approvers: keys
+                        .iter()
+                        .map(|k| match k {
+                            Term::Str(s) => s.clone(),
+                            _ => String::new(),
+                        })
+                        .collect(),
+                    needed: u32::try_from(*n).unwrap_or(0),
+                };
+                match crate::approval::check_requirement(&r) {
+                    Ok(r) => out.approvals.push(r),
+                    _ => {
+                        out.bad_fact = Some(
+                            "an approval is approval(\"tool\", needed, [approver keys]) with 1 <= needed <= keys".into(),
+                        )
+                    }
+                }
+            }
+            ("approval", _) => {
+                out.bad_fact = Some(
+                    "an approval is approval(\"tool\", needed, [approver keys]) with 1 <= needed <= keys".into(),
+                )
+            }
             (name, terms) => match crate::quota::quota_of_fact(name, terms) {
                 Some(Ok((r, b))) => {
                     out.rates.extend(r);

@@ -290,6 +290,7 @@ proptest! {
             },
             budget: Vec::new(),
             holder: None,
+            ..Grant::new(Vec::<String>::new(), 0, "", "")
         };
         let mut token = mint(&keys.private_key, &grant, NOW, &mut rng).unwrap();
         for hop in &hops {
@@ -310,6 +311,7 @@ proptest! {
                 },
                 budget: Vec::new(),
                 holder: None,
+                ..Restriction::default()
             };
             token = attenuate(&token, &r, NOW, &mut rng).unwrap().token;
         }

@@ -165,7 +165,7 @@ export interface AuthorizedFacts {
 export type ErrorCode =
   | "missing_token" | "malformed_token" | "invalid_key" | "bad_signature" | "expired" | "tool_not_allowed"
   | "argument_not_allowed" | "resource_not_allowed" | "prompt_not_allowed" | "wrong_audience" | "depth_exceeded" | "check_failed"
-  | "limits_exceeded" | "revoked" | "replayed" | "in_flight" | "session_mismatch" | "rate_limited" | "budget_exceeded" | "proof_required" | "bad_proof" | "proof_expired" | "rule_violation" | "invalid_request" | "internal_error";
+  | "limits_exceeded" | "revoked" | "replayed" | "in_flight" | "session_mismatch" | "rate_limited" | "budget_exceeded" | "proof_required" | "bad_proof" | "proof_expired" | "tool_definition_changed" | "approval_required" | "rule_violation" | "invalid_request" | "internal_error";
 
 export class McpVaultError extends Error {
   readonly name: "McpVaultError";

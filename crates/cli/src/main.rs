@@ -64,24 +64,28 @@ enum Command {
         /// The holder's key file (from `mcpvault keygen`).
         #[arg(long, value_name = "FILE")]
         key: PathBuf,
-        /// The token, or - to read it from stdin.
-        #[arg(long)]
-        token: String,
-        /// The tool (tools/call).
-        #[arg(long, required_unless_present = "method")]
-        tool: Option<String>,
-        /// The call's arguments as a JSON object.
-        #[arg(long, value_name = "JSON")]
-        args: Option<String>,
-        /// Another MCP method (resources/read with --name URI, prompts/get with --name PROMPT, …).
-        #[arg(long, conflicts_with = "tool")]
-        method: Option<String>,
-        /// The resource URI or prompt name of --method.
-        #[arg(long, requires = "method")]
-        name: Option<String>,
-        /// The server's audience name (when it has one).
-        #[arg(long)]
-        audience: Option<String>,
+        #[command(flatten)]
+        call: CallArgs,
+    },
+    /// Print a call's request hash: what an approver signs (`approval_required` errors carry it too).
+    RequestHash(CallArgs),
+    /// Approve one call: sign its request hash with an approver's key; prints the approval (used once).
+    Approve {
+        /// The approver's key file (from `mcpvault keygen`).
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// The call's request hash (from `approval_required` or `mcpvault request-hash`).
+        #[arg(long, value_name = "HEX")]
+        request_hash: String,
+        /// Seconds the approval stays valid (at most 3600).
+        #[arg(long, default_value_t = 300)]
+        ttl: u64,
+    },
+    /// Print the definition hash of every tool of a tools/list result (a file, or stdin): `NAME HASH` per line,
+    /// for `--pin TOOL=HASH`.
+    ToolHash {
+        /// A tools/list result or response as JSON (- or none: stdin).
+        file: Option<PathBuf>,
     },
     /// Revoke a revocation id in a store: every token whose chain holds it is refused (`revoked`).
     Revoke {
@@ -192,6 +196,96 @@ struct NarrowArgs {
     /// (`mcpvault sign-call`). Rebinding a bound token needs --holder-key.
     #[arg(long, value_name = "HEX")]
     holder: Option<String>,
+    /// Pin a tool to the hash of its definition (repeatable; `mcpvault tool-hash`): TOOL=HASH. A call is refused
+    /// (`tool_definition_changed`) once the server describes the tool otherwise.
+    #[arg(long = "pin", value_name = "TOOL=HASH", value_parser = parse_pin)]
+    pin: Vec<(String, String)>,
+    /// A tool whose calls need signed approvals (repeatable), from the --approver keys.
+    #[arg(long = "require-approval", value_name = "TOOL", requires = "approver")]
+    require_approval: Vec<String>,
+    /// An approver's Ed25519 public key (hex; repeatable).
+    #[arg(long = "approver", value_name = "HEX", requires = "require_approval")]
+    approver: Vec<String>,
+    /// How many approvers must approve each call (default 1).
+    #[arg(long, value_name = "M", requires = "require_approval")]
+    approvals_needed: Option<u32>,
+}
+
+impl NarrowArgs {
+    fn pins(&self) -> std::collections::BTreeMap<String, String> {
+        self.pin.iter().cloned().collect()
+    }
+
+    fn approvals(&self) -> Vec<mcpvault::approval::Requirement> {
+        self.require_approval
+            .iter()
+            .map(|t| mcpvault::approval::Requirement {
+                tool: Some(t.clone()),
+                approvers: self.approver.clone(),
+                needed: self.approvals_needed.unwrap_or(1),
+            })
+            .collect()
+    }
+}
+
+/// `--pin TOOL=HASH`.
+fn parse_pin(spec: &str) -> Result<(String, String), String> {
+    match spec.rsplit_once('=') {
+        Some((t, h)) if !t.is_empty() && !h.is_empty() => Ok((t.to_string(), h.to_string())),
+        _ => Err("a pin is TOOL=HASH (from `mcpvault tool-hash`)".into()),
+    }
+}
+
+/// One call, as a proof or an approval names it.
+#[derive(Args)]
+struct CallArgs {
+    /// The token, or - to read it from stdin.
+    #[arg(long)]
+    token: String,
+    /// The tool (tools/call).
+    #[arg(long, required_unless_present = "method")]
+    tool: Option<String>,
+    /// The call's arguments as a JSON object.
+    #[arg(long, value_name = "JSON")]
+    args: Option<String>,
+    /// Another MCP method (resources/read with --name URI, prompts/get with --name PROMPT, …).
+    #[arg(long, conflicts_with = "tool")]
+    method: Option<String>,
+    /// The resource URI or prompt name of --method.
+    #[arg(long, requires = "method")]
+    name: Option<String>,
+    /// The server's audience name (when it has one).
+    #[arg(long)]
+    audience: Option<String>,
+}
+
+/// The token's last revocation id, the method, the name and the arguments of a call.
+type CallParts = (
+    String,
+    String,
+    Option<String>,
+    serde_json::Map<String, serde_json::Value>,
+);
+
+/// The parts of a [`mcpvault::proof::Call`] for `a`.
+fn call_parts(a: &CallArgs) -> Result<CallParts, Failure> {
+    let token = read_token(&a.token)?;
+    let arguments = match &a.args {
+        None => serde_json::Map::new(),
+        Some(raw) => Request::arguments_from_json(raw)?,
+    };
+    let info = mcpvault::inspect(&token)?;
+    let token_id = info.revocation_ids.last().cloned().unwrap_or_default();
+    let method = a
+        .method
+        .clone()
+        .unwrap_or_else(|| mcpvault::TOOLS_CALL.to_string());
+    Ok((
+        token_id,
+        method,
+        a.tool.clone().or(a.name.clone()),
+        arguments,
+    ))
 }
 
 #[derive(Args)]
@@ -250,6 +344,12 @@ struct VerifyArgs {
     /// The call's proof, for a holder-bound token (`mcpvault sign-call`).
     #[arg(long, value_name = "PROOF")]
     proof: Option<String>,
+    /// A signed approval of the call (repeatable; `mcpvault approve`).
+    #[arg(long = "approval", value_name = "APPROVAL")]
+    approvals: Vec<String>,
+    /// The hash of the tool's current definition, for a token that pins it (`mcpvault tool-hash`).
+    #[arg(long, value_name = "HASH", requires = "tool")]
+    tool_definition: Option<String>,
     /// Append the guard's decision record (one JSON object per decision, as the core writes it: no token, no
     /// argument value) to this file, one line each.
     #[arg(long, value_name = "FILE")]
@@ -535,11 +635,18 @@ fn verify(args: VerifyArgs, now: u64) -> Result<String, Failure> {
     if let Some(tool) = &args.tool {
         params = serde_json::json!({ "name": tool, "arguments": arguments });
     }
-    if let (Some(p), Some(o)) = (&args.proof, params.as_object_mut()) {
-        o.insert(
-            "_meta".into(),
-            serde_json::json!({ mcpvault::guard::PROOF_META_KEY: p }),
+    let mut meta = serde_json::Map::new();
+    if let Some(p) = &args.proof {
+        meta.insert(mcpvault::guard::PROOF_META_KEY.into(), p.clone().into());
+    }
+    if !args.approvals.is_empty() {
+        meta.insert(
+            mcpvault::guard::APPROVALS_META_KEY.into(),
+            serde_json::json!(args.approvals),
         );
+    }
+    if let (false, Some(o)) = (meta.is_empty(), params.as_object_mut()) {
+        o.insert("_meta".into(), meta.into());
     }
     let message = serde_json::json!({
         "jsonrpc": "2.0",
@@ -558,6 +665,11 @@ fn verify(args: VerifyArgs, now: u64) -> Result<String, Failure> {
     let input = GuardInput {
         body: Some(message.to_string()),
         fallback_token: Some(token),
+        tool_definitions: args
+            .tool
+            .clone()
+            .zip(args.tool_definition.clone())
+            .map(|(t, h)| [(t, h)].into_iter().collect()),
         ..GuardInput::default()
     };
     let outcome = host.run(&input, now);
@@ -727,6 +839,7 @@ fn run(cli: Cli) -> Result<String, Failure> {
         Command::Keygen { out, force } => keygen(out, force, now),
         Command::Mint(a) => {
             let key = load_private_key(a.key)?;
+            let (pin, require_approval) = (a.narrow.pins(), a.narrow.approvals());
             let grant = Grant {
                 tools: a.tools,
                 scopes: a.scopes,
@@ -741,12 +854,15 @@ fn run(cli: Cli) -> Result<String, Failure> {
                 single_use: a.narrow.single_use,
                 rate: a.narrow.rate,
                 budget: a.narrow.budget,
+                pin,
+                require_approval,
                 holder: a.narrow.holder,
             };
             Ok(mcpvault::mint(&key, &grant, now, &mut OsRng)?)
         }
         Command::Attenuate(a) => {
             let token = read_token(&a.token)?;
+            let (pin, require_approval) = (a.narrow.pins(), a.narrow.approvals());
             let restriction = Restriction {
                 tools: a.tools,
                 scopes: a.scopes,
@@ -759,6 +875,8 @@ fn run(cli: Cli) -> Result<String, Failure> {
                 single_use: a.narrow.single_use,
                 rate: a.narrow.rate,
                 budget: a.narrow.budget,
+                pin,
+                require_approval,
                 holder: a.narrow.holder,
             };
             let out = match a.holder_key {
@@ -786,32 +904,61 @@ fn run(cli: Cli) -> Result<String, Failure> {
             ))
         }
         Command::Verify(a) => verify(a, now),
-        Command::SignCall {
-            key,
-            token,
-            tool,
-            args,
-            method,
-            name,
-            audience,
-        } => {
-            let token = read_token(&token)?;
+        Command::SignCall { key, call } => {
             let key = load_private_key(Some(key))?;
-            let arguments = match &args {
-                None => serde_json::Map::new(),
-                Some(raw) => Request::arguments_from_json(raw)?,
-            };
-            let info = mcpvault::inspect(&token)?;
-            let token_id = info.revocation_ids.last().cloned().unwrap_or_default();
-            let method = method.unwrap_or_else(|| mcpvault::TOOLS_CALL.to_string());
+            let (token_id, method, name, arguments) = call_parts(&call)?;
             let call = mcpvault::proof::Call {
                 token_id: &token_id,
                 method: &method,
-                name: tool.as_deref().or(name.as_deref()),
+                name: name.as_deref(),
                 arguments: &arguments,
-                audience: audience.as_deref(),
+                audience: call.audience.as_deref(),
             };
             Ok(mcpvault::proof::sign_call(&key, &call, now, &mut OsRng)?)
+        }
+        Command::RequestHash(call) => {
+            let (token_id, method, name, arguments) = call_parts(&call)?;
+            Ok(mcpvault::proof::request_hash(&mcpvault::proof::Call {
+                token_id: &token_id,
+                method: &method,
+                name: name.as_deref(),
+                arguments: &arguments,
+                audience: call.audience.as_deref(),
+            }))
+        }
+        Command::Approve {
+            key,
+            request_hash,
+            ttl,
+        } => {
+            let key = load_private_key(Some(key))?;
+            Ok(mcpvault::approval::approve(
+                &key,
+                &request_hash,
+                now,
+                ttl,
+                &mut OsRng,
+            )?)
+        }
+        Command::ToolHash { file } => {
+            let text = match file.as_deref().filter(|f| *f != Path::new("-")) {
+                Some(f) => fs::read_to_string(f)
+                    .map_err(|e| Failure::input(format!("reading {}: {e}", f.display())))?,
+                None => {
+                    let mut s = String::new();
+                    std::io::stdin()
+                        .read_to_string(&mut s)
+                        .map_err(|e| Failure::input(format!("reading stdin: {e}")))?;
+                    s
+                }
+            };
+            let list: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|e| Failure::input(format!("invalid_request: not JSON: {e}")))?;
+            Ok(mcpvault::pin::tool_hashes(&list)?
+                .iter()
+                .map(|(t, h)| format!("{t} {h}"))
+                .collect::<Vec<_>>()
+                .join("\n"))
         }
         Command::Revoke { id, store } => revoke(&id, &store, now),
         Command::RevocationIds { token } => Ok(mcpvault::inspect(&read_token(&token)?)?
