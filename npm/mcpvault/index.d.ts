@@ -80,6 +80,17 @@ export interface Grant {
   budget?: Budget | Budget[];
   /** Bind the token to this holder's Ed25519 public key (hex): every call needs a proof signed by it. */
   holder?: string;
+  /** Pin tools to the hash of their definition (`toolHashes`): `{ search: "HEX" }`. */
+  pin?: Record<string, string>;
+  /** Calls of a tool that need `needed` (default 1) signed approvals by the listed keys. */
+  requireApproval?: ApprovalRequirement[];
+}
+
+/** Calls of `tool` need `needed` (default 1) signed approvals by distinct `approvers` (Ed25519 public keys, hex). */
+export interface ApprovalRequirement {
+  tool: string;
+  approvers: string[];
+  needed?: number;
 }
 
 export interface Restriction {
@@ -101,6 +112,10 @@ export interface Restriction {
   budget?: Budget | Budget[];
   /** Bind the token to this holder key (a bound token: only its holder may rebind it). */
   holder?: string;
+  /** Further pins (a block cannot remove one). */
+  pin?: Record<string, string>;
+  /** Further approval requirements. */
+  requireApproval?: ApprovalRequirement[];
 }
 
 export interface VerifyRequest {
@@ -121,6 +136,10 @@ export interface VerifyRequest {
   prompt?: string;
   /** The call's proof, for a holder-bound token (`signCall`). */
   proof?: string;
+  /** The hash of the tool's current definition (`toolHashes`), for a token that pins it. */
+  toolDefinition?: string;
+  /** Signed approvals of the call (`approve`). */
+  approvals?: string[];
   /** Unix seconds; default the vault's clock. */
   now?: number;
 }
@@ -149,6 +168,10 @@ export interface AuthorizedFacts {
   prompts?: string[];
   /** The holder key the token is bound to (the call carried a proof signed by it). */
   holder?: string;
+  /** The tools the token pins, to the hashes of their definitions. */
+  pins?: Record<string, string[]>;
+  /** The approvals that counted for this call. */
+  approvals?: Array<{ approver: string; nonce: string; expiresAt: number }>;
   /** Every block's quotas, authority first (absent when none), each counted under its block's revocation id. */
   quotas?: Array<{
     kind: "rate" | "budget";
@@ -176,6 +199,8 @@ export class McpVaultError extends Error {
   readonly failedCheck: string | null;
   /** Why, for server-side logs only (signature and format failures are opaque in `message`); not enumerable. */
   readonly detail: string;
+  /** For `approval_required`: the request hash to approve, who may approve and how many must. */
+  readonly approval?: { requestHash: string; approvers: string[]; needed: number };
   constructor(code: string, message: string, failedBlock?: number | null, failedCheck?: string | null, detail?: string);
 }
 
@@ -201,9 +226,22 @@ export class MCPVault {
     call: { tool?: string; arguments?: Record<string, unknown>; method?: string; name?: string; audience?: string },
     options?: { now?: number },
   ): string;
+  /** The request hash of one call of `token`: what an approver signs (`approve`). */
+  requestHash(
+    token: string,
+    call: { tool?: string; arguments?: Record<string, unknown>; method?: string; name?: string; audience?: string },
+  ): string;
+  /**
+   * An approval of `requestHash` signed with the approver's private key (hex), valid `ttl` seconds (default 300, at
+   * most 3600): send it in `params._meta["mcpvault/approvals"]`. Used once.
+   */
+  approve(approverPrivateKey: string, requestHash: string, options?: { ttl?: number; now?: number }): string;
   /** The token's blocks as the CLI's `inspect` JSON; not verified. */
   inspect(token: string): Record<string, unknown>;
 }
+
+/** The definition hash of every tool of a `tools/list` result (or response, or tools array), by name: for `pin`. */
+export function toolHashes(result: unknown): Record<string, string>;
 
 /**
  * Browsers and workers (the `browser`/`default` entry): loads the .wasm; await once before
@@ -326,6 +364,8 @@ export interface GuardRequest {
   replayChecked?: boolean;
   /** The subject that opened this MCP session. */
   sessionSubject?: string;
+  /** The hashes of the server's current tool definitions by name (`toolHashes` of its tools/list), for pinned tools. */
+  toolDefinitions?: Record<string, string>;
   /** Unix seconds (default: the guard's clock). */
   now?: number;
   /** This call's store (default: the guard's). */

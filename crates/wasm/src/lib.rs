@@ -37,6 +37,7 @@ fn err(e: mcpvault::Error) -> String {
         "failed_block": failed.map(|(b, _)| b),
         "failed_check": failed.map(|(_, c)| c),
         "detail": e.detail(),
+        "approval": e.approval().map(|(h, a, n)| json!({"requestHash": h, "approvers": a, "needed": n})),
     }})
     .to_string()
 }
@@ -88,6 +89,22 @@ thread_local! {
 /// `holder_private_key` at `now`; `call_json` is `{"method", "name", "arguments", "audience"}`.
 #[wasm_bindgen]
 pub fn sign_call(holder_private_key: &str, token: &str, call_json: &str, now: f64) -> String {
+    answer(with_call(token, call_json, |call| {
+        mcpvault::proof::sign_call(
+            holder_private_key,
+            call,
+            mcpvault::unix_time(now)?,
+            &mut OsRng,
+        )
+    }))
+}
+
+/// One call as `sign_call` and `request_hash` read it, for `token`.
+fn with_call<T>(
+    token: &str,
+    call_json: &str,
+    f: impl FnOnce(&mcpvault::proof::Call<'_>) -> Result<T, mcpvault::Error>,
+) -> Result<T, mcpvault::Error> {
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields)]
     struct CallJson {
@@ -97,23 +114,48 @@ pub fn sign_call(holder_private_key: &str, token: &str, call_json: &str, now: f6
         arguments: serde_json::Map<String, serde_json::Value>,
         audience: Option<String>,
     }
-    answer(parse::<CallJson>("call", call_json).and_then(|c| {
-        let info = mcpvault::inspect(token)?;
-        let token_id = info.revocation_ids.last().cloned().unwrap_or_default();
-        let call = mcpvault::proof::Call {
-            token_id: &token_id,
-            method: &c.method,
-            name: c.name.as_deref(),
-            arguments: &c.arguments,
-            audience: c.audience.as_deref(),
-        };
-        mcpvault::proof::sign_call(
-            holder_private_key,
-            &call,
-            mcpvault::unix_time(now)?,
-            &mut OsRng,
-        )
+    let c = parse::<CallJson>("call", call_json)?;
+    let info = mcpvault::inspect(token)?;
+    let token_id = info.revocation_ids.last().cloned().unwrap_or_default();
+    f(&mcpvault::proof::Call {
+        token_id: &token_id,
+        method: &c.method,
+        name: c.name.as_deref(),
+        arguments: &c.arguments,
+        audience: c.audience.as_deref(),
+    })
+}
+
+/// `{"ok": hash}`: the request hash of one call of `token` (`mcpvault::proof::request_hash`): what an approver
+/// signs; `call_json` as for `sign_call`.
+#[wasm_bindgen]
+pub fn request_hash(token: &str, call_json: &str) -> String {
+    answer(with_call(token, call_json, |call| {
+        Ok(mcpvault::proof::request_hash(call))
     }))
+}
+
+/// `{"ok": approval}`: an approval of `request_hash` by the approver's private key, valid `ttl` seconds from `now`.
+#[wasm_bindgen]
+pub fn approve(approver_private_key: &str, request_hash: &str, ttl: f64, now: f64) -> String {
+    answer(mcpvault::unix_time(now).and_then(|now| {
+        if !(ttl.is_finite() && (1.0..=3600.0).contains(&ttl) && ttl.fract() == 0.0) {
+            return Err(mcpvault::Error::InvalidRequest {
+                reason: "an approval lives 1 to 3600 whole seconds".into(),
+            });
+        }
+        let ttl = ttl as u64;
+        mcpvault::approval::approve(approver_private_key, request_hash, now, ttl, &mut OsRng)
+    }))
+}
+
+/// `{"ok": {name: hash}}`: the definition hash of every tool of a `tools/list` result (`mcpvault::pin::tool_hashes`).
+#[wasm_bindgen]
+pub fn tool_hashes(list_json: &str) -> String {
+    answer(
+        parse::<serde_json::Value>("tools/list result", list_json)
+            .and_then(|v| mcpvault::pin::tool_hashes(&v)),
+    )
 }
 
 /// `request_json` is the core's `Request` as JSON.

@@ -20,7 +20,9 @@ function makeApi(wasm, isLoaded, otelApi) {
     const out = JSON.parse(json);
     if (out.error) {
       const e = out.error;
-      throw new McpVaultError(e.code, e.message, e.failed_block, e.failed_check, e.detail);
+      const err = new McpVaultError(e.code, e.message, e.failed_block, e.failed_check, e.detail);
+      if (e.approval) Object.defineProperty(err, "approval", { value: e.approval, enumerable: true });
+      throw err;
     }
     return out.ok;
   }
@@ -96,6 +98,10 @@ function makeApi(wasm, isLoaded, otelApi) {
     if (Array.isArray(f.resources) && f.resources.length > 0) out.resources = f.resources;
     if (Array.isArray(f.prompts)) out.prompts = f.prompts;
     if (f.holder != null) out.holder = f.holder;
+    if (f.pins != null && Object.keys(f.pins).length > 0) out.pins = f.pins;
+    if (Array.isArray(f.approvals) && f.approvals.length > 0) {
+      out.approvals = f.approvals.map(({ expires_at, ...a }) => ({ ...a, expiresAt: expires_at }));
+    }
     if (Array.isArray(f.quotas) && f.quotas.length > 0) {
       out.quotas = f.quotas.map(({ revocation_id, ...q }) => ({ ...q, revocationId: revocation_id }));
     }
@@ -140,7 +146,7 @@ function makeApi(wasm, isLoaded, otelApi) {
 
     mint(privateKey, grant, options = {}) {
       if (grant == null || typeof grant !== "object") throw invalid("grant must be an object");
-      known(grant, ["tools", "scopes", "resources", "prompts", "ttl", "issuer", "subject", "audience", "maxDepth", "argLimits", "singleUse", "rate", "budget", "holder"], "grant");
+      known(grant, ["tools", "scopes", "resources", "prompts", "ttl", "issuer", "subject", "audience", "maxDepth", "argLimits", "singleUse", "rate", "budget", "holder", "pin", "requireApproval"], "grant");
       known(options ?? {}, ["now"], "mint options");
       const g = {
         tools: grant.tools ?? undefined,
@@ -156,6 +162,8 @@ function makeApi(wasm, isLoaded, otelApi) {
         rate: grant.rate ?? undefined,
         budget: grant.budget ?? undefined,
         holder: grant.holder ?? undefined,
+        pin: grant.pin ?? undefined,
+        require_approval: grant.requireApproval ?? undefined,
       };
       const text = withLimits(g, limits(grant.argLimits));
       return call(wasm.mint(String(privateKey), text, this._time(options.now)));
@@ -164,7 +172,7 @@ function makeApi(wasm, isLoaded, otelApi) {
     /** Returns the narrower token; `options.onWarning(message)` hears what narrowed less than asked. */
     attenuate(token, restriction, options = {}) {
       if (restriction == null || typeof restriction !== "object") throw invalid("restriction must be an object");
-      known(restriction, ["tools", "scopes", "resources", "prompts", "ttl", "audience", "maxDepth", "argLimits", "singleUse", "rate", "budget", "holder"], "restriction");
+      known(restriction, ["tools", "scopes", "resources", "prompts", "ttl", "audience", "maxDepth", "argLimits", "singleUse", "rate", "budget", "holder", "pin", "requireApproval"], "restriction");
       known(options ?? {}, ["now", "onWarning"], "attenuate options");
       const r = {
         tools: restriction.tools ?? undefined,
@@ -178,6 +186,8 @@ function makeApi(wasm, isLoaded, otelApi) {
         rate: restriction.rate ?? undefined,
         budget: restriction.budget ?? undefined,
         holder: restriction.holder ?? undefined,
+        pin: restriction.pin ?? undefined,
+        require_approval: restriction.requireApproval ?? undefined,
       };
       const out = call(wasm.attenuate(String(token), withLimits(r, limits(restriction.argLimits)), this._time(options.now)));
       if (typeof options.onWarning === "function") out.warnings.forEach((w) => options.onWarning(w));
@@ -187,7 +197,7 @@ function makeApi(wasm, isLoaded, otelApi) {
     /** Verifies `token` for one call; returns the authorized facts or throws McpVaultError. */
     verify(token, publicKey, request = {}) {
       if (request == null || typeof request !== "object") throw invalid("request must be an object");
-      known(request, ["method", "requestedTool", "tool", "arguments", "audience", "scope", "resource", "prompt", "proof", "now"], "request");
+      known(request, ["method", "requestedTool", "tool", "arguments", "audience", "scope", "resource", "prompt", "proof", "toolDefinition", "approvals", "now"], "request");
       const req = {
         method: request.method ?? "tools/call",
         tool: request.requestedTool ?? request.tool ?? undefined,
@@ -197,6 +207,8 @@ function makeApi(wasm, isLoaded, otelApi) {
         resource: request.resource ?? undefined,
         prompt: request.prompt ?? undefined,
         proof: request.proof ?? undefined,
+        tool_definition: request.toolDefinition ?? undefined,
+        approvals: request.approvals ?? undefined,
       };
       const args4 = [String(token), String(publicKey), JSON.stringify(req), this._time(request.now)];
       const out = this._verifier ? this._verifier.verify(...args4) : wasm.verify(...args4);
@@ -210,16 +222,25 @@ function makeApi(wasm, isLoaded, otelApi) {
      * `audience` when it has one. Fresh for 60 s, used once (SCHEMA.md, "Holder-bound tokens and proofs").
      */
     signCall(holderPrivateKey, token, what = {}, options = {}) {
-      if (what == null || typeof what !== "object") throw invalid("call must be an object");
-      known(what, ["tool", "arguments", "method", "name", "audience"], "call");
       known(options ?? {}, ["now"], "signCall options");
-      const c = {
-        method: what.method ?? "tools/call",
-        name: what.tool ?? what.name ?? null,
-        arguments: what.arguments ?? {},
-        audience: what.audience ?? null,
-      };
-      return call(wasm.sign_call(String(holderPrivateKey), String(token), JSON.stringify(c), this._time(options.now)));
+      return call(wasm.sign_call(String(holderPrivateKey), String(token), JSON.stringify(callOf(what)), this._time(options.now)));
+    }
+
+    /**
+     * The request hash of one call of `token` (`{ tool, arguments, audience }` as for `signCall`): what an approver
+     * signs (`approve`); an `approval_required` error carries it too (`err.approval.requestHash`).
+     */
+    requestHash(token, what = {}) {
+      return call(wasm.request_hash(String(token), JSON.stringify(callOf(what))));
+    }
+
+    /**
+     * An approval of `requestHash`, signed with the approver's private key (hex), valid `options.ttl` seconds
+     * (default 300, at most 3600): send it in `params._meta["mcpvault/approvals"]` (SCHEMA.md, "Signed approvals").
+     */
+    approve(approverPrivateKey, requestHash, options = {}) {
+      known(options ?? {}, ["ttl", "now"], "approve options");
+      return call(wasm.approve(String(approverPrivateKey), String(requestHash), options.ttl ?? 300, this._time(options.now)));
     }
 
     /** The token's blocks, Datalog, expiry and revocation ids (the CLI's JSON); not verified. */
@@ -242,6 +263,23 @@ function makeApi(wasm, isLoaded, otelApi) {
     return call(wasm.audit_verify(JSON.stringify(entries)));
   }
 
+  /** The call `signCall` and `requestHash` name: `{ tool, arguments }` or `{ method, name }`, and `audience`. */
+  function callOf(what) {
+    if (what == null || typeof what !== "object") throw invalid("call must be an object");
+    known(what, ["tool", "arguments", "method", "name", "audience"], "call");
+    return {
+      method: what.method ?? "tools/call",
+      name: what.tool ?? what.name ?? null,
+      arguments: what.arguments ?? {},
+      audience: what.audience ?? null,
+    };
+  }
+
+  /** The definition hash of every tool of a `tools/list` result, by name: what `pin` takes (SCHEMA.md). */
+  function toolHashes(result) {
+    return call(wasm.tool_hashes(JSON.stringify(result ?? null)));
+  }
+
   /** The key that tells a retry of a JSON-RPC request from a replay (hex; the same on every host). */
   function callKey(requestId, method, tool, args) {
     return call(wasm.call_key(String(requestId ?? ""), String(method), tool == null ? "" : String(tool), JSON.stringify(args ?? {})));
@@ -249,7 +287,7 @@ function makeApi(wasm, isLoaded, otelApi) {
 
   const telemetry = makeTelemetry(otelApi ?? null);
   return {
-    MCPVault, McpVaultError, auditAppend, auditVerify, callKey, ...makeGate(wasm, McpVaultError, call, facts, telemetry),
+    MCPVault, McpVaultError, auditAppend, auditVerify, callKey, toolHashes, ...makeGate(wasm, McpVaultError, call, facts, telemetry),
     /** Reports decisions through `api` (the `@opentelemetry/api` module; on Node it is found by itself when installed);
      * null turns spans and metrics off. */
     useOpenTelemetry: (api) => telemetry.use(api ?? null),

@@ -71,6 +71,7 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
     if (typeof parts.fallbackToken === "string" && parts.fallbackToken !== "") input.fallback_token = parts.fallbackToken;
     if (parts.replayChecked === true) input.replay_checked = true;
     if (typeof parts.sessionSubject === "string") input.session_subject = parts.sessionSubject;
+    if (parts.toolDefinitions != null) input.tool_definitions = parts.toolDefinitions;
     return input;
   }
 
@@ -169,7 +170,8 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
 
     /**
      * Decides a request: `parts` = `{ httpMethod?, headers?, body? (text or parsed JSON), bodyError? ("too_large" |
-     * "not_utf8" | "not_json"), transportToken?, fallbackToken?, replayChecked?, sessionSubject?, now? }`. Performs
+     * "not_utf8" | "not_json"), transportToken?, fallbackToken?, replayChecked?, sessionSubject?, toolDefinitions? (the
+     * hashes of the server's current tool definitions by name: `toolHashes` of its tools/list), now? }`. Performs
      * what the guard asks of the store and appends the audit records. Resolves to the core's outcome (SCHEMA.md):
      * `{ allowed, status, headers, response, forward, answers, token, token_source, facts, decisions, call_key,
      * keep_until, ... }`. Never rejects for a bad request: a failing store is a refusal (`internal_error`).
@@ -433,6 +435,9 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
       return { ok: false, error, response: challengeResponse(error), outcome: null };
     }
     const parts = { httpMethod: request.method, headers: request.headers, now: checkTime(options, options.vault), store: options.store };
+    // the hashes of the server's current tool definitions (`toolHashes`), for tokens that pin tools
+    const defs = options.toolDefinitions;
+    if (defs != null) parts.toolDefinitions = typeof defs === "function" ? await defs() : defs;
     try {
       parts.body = await readFetchBody(request, options.maxBodyBytes ?? 4 * 1024 * 1024);
     } catch (e) {

@@ -15,13 +15,21 @@ function coreShape(f) {
     expires_at: f.expiresAt, depth: f.depth, audience: f.audience, max_depth: f.maxDepth,
     revocation_ids: f.revocationIds };
   if (f.tool !== undefined) out.tool = f.tool;
+  if (f.pins !== undefined) out.pins = f.pins;
+  if (f.approvals !== undefined) out.approvals = f.approvals.map(({ expiresAt, ...a }) => ({ ...a, expires_at: expiresAt }));
   return out;
+}
+
+/** A vector's request (the core's snake_case JSON) as the API takes it. */
+function apiRequest(c) {
+  const { tool_definition, ...r } = c.request;
+  return { ...r, ...(tool_definition === undefined ? {} : { toolDefinition: tool_definition }), now: c.now };
 }
 
 /** One case through a vault: `{ ok: facts }` (the API's shape) or `{ error: code }`. */
 function answer(api, vault, c) {
   try {
-    return { ok: vault.verify(c.token, c.public_key, { ...c.request, now: c.now }) };
+    return { ok: vault.verify(c.token, c.public_key, apiRequest(c)) };
   } catch (e) {
     if (!(e instanceof api.McpVaultError)) throw e;
     return { error: e.code };

@@ -233,7 +233,8 @@ test("SCHEMA.md's HTTP table is the gate's mapping", async () => {
   const all = ["missing_token", "malformed_token", "invalid_key", "bad_signature", "expired", "tool_not_allowed",
     "argument_not_allowed", "wrong_audience", "depth_exceeded", "check_failed", "limits_exceeded", "invalid_request",
     "internal_error", "revoked", "replayed", "in_flight", "session_mismatch", "rule_violation", "resource_not_allowed",
-    "prompt_not_allowed", "rate_limited", "budget_exceeded", "proof_required", "bad_proof", "proof_expired"];
+    "prompt_not_allowed", "rate_limited", "budget_exceeded", "proof_required", "bad_proof", "proof_expired",
+    "tool_definition_changed", "approval_required"];
   assert.deepStrictEqual(Object.keys(documented).sort(), all.sort());
   for (const [code, status] of Object.entries(documented)) assert.strictEqual(statusOf(code), status, code);
 });
