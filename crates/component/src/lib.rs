@@ -20,7 +20,7 @@ use mcpvault::audit::{self, AuditEntry, AuditRecord};
 use mcpvault::guard::{Guard, GuardInput, GuardOptions, Outcome, Pending};
 use mcpvault::state::{StoreAnswer, StoreAsk, StoreRead};
 use mcpvault::{Limits, Verifier};
-use rand_core::OsRng;
+use rand_core::{OsRng, RngCore};
 use serde::de::DeserializeOwned;
 use std::cell::RefCell;
 use std::sync::Mutex;
@@ -69,6 +69,8 @@ codes! {
     "proof_required" => ProofRequired,
     "bad_proof" => BadProof,
     "proof_expired" => ProofExpired,
+    "tool_definition_changed" => ToolDefinitionChanged,
+    "approval_required" => ApprovalRequired,
     "rule_violation" => RuleViolation,
     "invalid_request" => InvalidRequest,
     "internal_error" => InternalError,
@@ -231,6 +233,9 @@ struct RequestJson {
     prompt: Option<String>,
     #[serde(default)]
     now: Option<u64>,
+    /// Not in the record: the call's proof, for a holder-bound token.
+    #[serde(default)]
+    proof: Option<String>,
 }
 
 impl From<RequestJson> for wit::Request {
@@ -265,33 +270,96 @@ struct FactsJson {
     scope: Option<String>,
     resources: Vec<Vec<String>>,
     prompts: Option<Vec<String>>,
+    /// Not in the record: the holder key the token is bound to.
+    holder: Option<String>,
 }
 
-impl From<wit::AuthorizedFacts> for FactsJson {
-    fn from(f: wit::AuthorizedFacts) -> Self {
+impl From<mcpvault::AuthorizedFacts> for FactsJson {
+    fn from(f: mcpvault::AuthorizedFacts) -> Self {
+        let holder = f.holder.clone();
+        let w = facts(f);
         FactsJson {
-            tool: f.tool,
-            tools: f.tools,
-            issuer: f.issuer,
-            subject: f.subject,
-            expires_at: f.expires_at,
-            depth: f.depth,
-            audience: f.audience,
-            max_depth: f.max_depth,
-            revocation_ids: f.revocation_ids,
-            nonces: f.nonces,
-            scopes: f.scopes,
-            scope: f.scope,
-            resources: f.resources,
-            prompts: f.prompts,
+            tool: w.tool,
+            tools: w.tools,
+            issuer: w.issuer,
+            subject: w.subject,
+            expires_at: w.expires_at,
+            depth: w.depth,
+            audience: w.audience,
+            max_depth: w.max_depth,
+            revocation_ids: w.revocation_ids,
+            nonces: w.nonces,
+            scopes: w.scopes,
+            scope: w.scope,
+            resources: w.resources,
+            prompts: w.prompts,
+            holder,
         }
     }
 }
+
+/// Replays the host's random bytes to the core (`sign-call`'s nonce): the component reads no random source there.
+struct HostBytes(std::vec::IntoIter<u8>);
+
+impl RngCore for HostBytes {
+    fn next_u32(&mut self) -> u32 {
+        rand_core::impls::next_u32_via_fill(self)
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        rand_core::impls::next_u64_via_fill(self)
+    }
+
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        // `sign-call` hands over exactly the 16 bytes the core draws; were it to ask for more, the rest would come
+        // from WASI's random source, never a fixed value
+        let mut given = 0;
+        for (d, b) in dest.iter_mut().zip(self.0.by_ref()) {
+            *d = b;
+            given += 1;
+        }
+        if let Some(rest) = dest.get_mut(given..) {
+            OsRng.fill_bytes(rest);
+        }
+    }
+
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+        self.fill_bytes(dest);
+        Ok(())
+    }
+}
+
+// the host's bytes come from its OS random source (the WIT contract of `sign-call`)
+impl rand_core::CryptoRng for HostBytes {}
+
+/// The bytes of a proof's nonce (`mcpvault::proof::sign_call` draws 16).
+const NONCE_BYTES: usize = 16;
 
 /// The `verifier` resource: the core's verifier, kept by the host across calls.
 struct CachedVerifier {
     // a component instance runs one call at a time, and no call re-enters it
     inner: RefCell<Verifier>,
+}
+
+impl CachedVerifier {
+    /// The core verifier's answer for `req` (and the call's proof, which the record does not carry).
+    fn run(
+        &self,
+        token: &str,
+        public_key: &str,
+        req: wit::Request,
+        proof: Option<String>,
+    ) -> Result<mcpvault::AuthorizedFacts, wit::Error> {
+        let now = req.now.unwrap_or_else(wall_clock);
+        let mut req = request(req)?;
+        req.proof = proof;
+        let mut verifier = self.inner.try_borrow_mut().map_err(|_| {
+            error(mcpvault::Error::Internal {
+                detail: "verifier re-entered".to_string(),
+            })
+        })?;
+        verifier.verify(token, public_key, &req, now).map_err(error)
+    }
 }
 
 impl GuestVerifier for CachedVerifier {
@@ -310,17 +378,7 @@ impl GuestVerifier for CachedVerifier {
         public_key: String,
         req: wit::Request,
     ) -> Result<wit::AuthorizedFacts, wit::Error> {
-        let now = req.now.unwrap_or_else(wall_clock);
-        let req = request(req)?;
-        let mut verifier = self.inner.try_borrow_mut().map_err(|_| {
-            error(mcpvault::Error::Internal {
-                detail: "verifier re-entered".to_string(),
-            })
-        })?;
-        verifier
-            .verify(&token, &public_key, &req, now)
-            .map(facts)
-            .map_err(error)
+        self.run(&token, &public_key, req, None).map(facts)
     }
 
     fn verify_json(
@@ -329,8 +387,9 @@ impl GuestVerifier for CachedVerifier {
         public_key: String,
         req: String,
     ) -> Result<String, wit::Error> {
-        let req: RequestJson = from_json("request", &req)?;
-        let f = self.verify(token, public_key, req.into())?;
+        let mut req: RequestJson = from_json("request", &req)?;
+        let proof = req.proof.take();
+        let f = self.run(&token, &public_key, req.into(), proof)?;
         to_json(&FactsJson::from(f))
     }
 
@@ -380,6 +439,8 @@ impl Guest for Component {
             rate: grant.rate.into_iter().map(rate).collect(),
             budget: grant.budget.into_iter().map(budget).collect(),
             holder: grant.holder,
+            pin: Default::default(),
+            require_approval: Vec::new(),
         };
         mcpvault::mint(
             &private_key,
@@ -408,6 +469,8 @@ impl Guest for Component {
             rate: restriction.rate.into_iter().map(rate).collect(),
             budget: restriction.budget.into_iter().map(budget).collect(),
             holder: restriction.holder,
+            pin: Default::default(),
+            require_approval: Vec::new(),
         };
         mcpvault::attenuate(&token, &r, now.unwrap_or_else(wall_clock), &mut OsRng)
             .map(|a| wit::Attenuated {
@@ -457,6 +520,7 @@ impl Guest for Component {
             issuer: record.issuer,
             revocation_ids: record.revocation_ids,
             request_id: record.request_id,
+            approvers: Vec::new(),
         };
         let entry = audit::audit_append(prev.as_ref(), record).map_err(error)?;
         to_json(&entry)
@@ -491,6 +555,46 @@ impl Guest for Component {
             req.tool.as_deref(),
             &req.arguments,
         ))
+    }
+
+    fn sign_call(
+        token: String,
+        holder_private_key: String,
+        method: String,
+        name: Option<String>,
+        arguments: Option<String>,
+        audience: Option<String>,
+        now: u64,
+        nonce: Vec<u8>,
+    ) -> Result<String, wit::Error> {
+        if nonce.len() != NONCE_BYTES {
+            return Err(invalid(
+                "nonce",
+                format!("{NONCE_BYTES} random bytes, not {}", nonce.len()),
+            ));
+        }
+        let arguments = mcpvault::Request::arguments_from_json(arguments.as_deref().unwrap_or(""))
+            .map_err(error)?;
+        // the proof names the token by its last revocation id, as the CLI's and npm's sign-call do
+        let token_id = mcpvault::inspect(&token)
+            .map_err(error)?
+            .revocation_ids
+            .pop()
+            .unwrap_or_default();
+        let call = mcpvault::proof::Call {
+            token_id: &token_id,
+            method: &method,
+            name: name.as_deref(),
+            arguments: &arguments,
+            audience: audience.as_deref(),
+        };
+        mcpvault::proof::sign_call(
+            &holder_private_key,
+            &call,
+            now,
+            &mut HostBytes(nonce.into_iter()),
+        )
+        .map_err(error)
     }
 }
 
