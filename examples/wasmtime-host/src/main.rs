@@ -445,6 +445,8 @@ fn code(e: &Error) -> &'static str {
         ErrorCode::ProofRequired => "proof_required",
         ErrorCode::BadProof => "bad_proof",
         ErrorCode::ProofExpired => "proof_expired",
+        ErrorCode::ToolDefinitionChanged => "tool_definition_changed",
+        ErrorCode::ApprovalRequired => "approval_required",
         ErrorCode::RuleViolation => "rule_violation",
         ErrorCode::InvalidRequest => "invalid_request",
         ErrorCode::InternalError => "internal_error",
