@@ -33,7 +33,8 @@ COMPONENT_PATH = os.path.join(os.path.dirname(__file__), "mcpvault.wasm")
 _INTERFACE = "mcpvault:authz/authorize@0.1.0"
 _GUARD_INTERFACE = "mcpvault:authz/guard@0.1.0"
 _FUNCS = {
-    _INTERFACE: ("keygen", "mint", "attenuate", "verify", "inspect", "audit-append", "audit-verify", "call-key"),
+    _INTERFACE: ("keygen", "mint", "attenuate", "verify", "inspect", "audit-append", "audit-verify", "call-key",
+                 "sign-call"),
     _GUARD_INTERFACE: ("guard-check", "guard-resume", "store-decide", "revocation-id", "audit-failed", "guard-filter"),
 }
 
@@ -421,9 +422,13 @@ class MCPVault:
         ``tools/call`` (``replayed``: nothing could spend it), as every host does.
 
         ``scope``: the scope the server maps this call to (a token granting it allows the call); a server with a
-        policy lets :meth:`guard` map calls instead (``mappings``, ``tool_mappings``)."""
+        policy lets :meth:`guard` map calls instead (``mappings``, ``tool_mappings``).
+
+        ``proof``: the call's proof (:meth:`sign_call`), for a token bound to a holder key (without one such a token
+        is ``proof_required``). Without a store it is checked, not spent; with one the guard spends it (used once:
+        ``replayed`` after). The facts then name the ``holder``."""
         _known(request, ("method", "requested_tool", "tool", "arguments", "audience", "scope", "resource", "prompt",
-                         "now"), "request")
+                         "proof", "now"), "request")
         if request_id is not None and not isinstance(request_id, str):
             raise McpVaultError("invalid_request", "request_id must be a string")
         if self.store is None:
@@ -461,8 +466,10 @@ class MCPVault:
         if fields["tool"] is not None and not isinstance(fields["tool"], str):
             # not a string: the typed call refuses it as it always did
             return self._verify_typed(token, public_key, fields)
-        # the verifier's JSON method: the same record as text, one string each way (_StringResult)
-        text = json.dumps(fields, ensure_ascii=False)
+        # the verifier's JSON method: the same record as text, one string each way (_StringResult); it takes the
+        # call's proof too, which the typed record has no field for
+        proof = _opt_str(request, "proof")
+        text = json.dumps(fields if proof is None else dict(fields, proof=proof), ensure_ascii=False)
         try:
             with self._lock:
                 ret = self._verify_json(self._store, self._verifier, token, public_key, text)
@@ -480,9 +487,9 @@ class MCPVault:
     def _facts(facts: Dict[str, Any]) -> Dict[str, Any]:
         result: Dict[str, Any] = {"verified": True}
         # absent rather than empty, as in the core's JSON: tool (other methods), nonces (not single-use), scopes and
-        # resources (none granted), scope (none asked), prompts (none granted)
+        # resources (none granted), scope (none asked), prompts (none granted), holder (not holder-bound)
         result.update({k: v for k, v in facts.items()
-                       if not (k in ("tool", "scope", "prompts") and v is None)
+                       if not (k in ("tool", "scope", "prompts", "holder") and v is None)
                        and not (k in ("nonces", "scopes", "resources") and not v)})
         return result
 
@@ -506,6 +513,9 @@ class MCPVault:
             params = {"uri": request["resource"]}
         elif _opt_str(request, "prompt") is not None:
             params = {"name": request["prompt"]}
+        proof = _opt_str(request, "proof")
+        if proof is not None:
+            params["_meta"] = {"mcpvault/proof": proof}
         message = {"jsonrpc": "2.0", "id": request_id or "", "method": method, "params": params}
         if request.get("scope") is not None:
             # the guard maps a call to its scope from its own policy: a store-backed verify of a scope is the
@@ -613,6 +623,33 @@ class MCPVault:
     def inspect(self, token: str) -> Dict[str, Any]:
         """The token's blocks, facts, checks and revocation ids; no key, not verified."""
         return json.loads(self._call("inspect", token))
+
+    def sign_call(self, token: str, holder_private_key: str, *, tool: Optional[str] = None,
+                  arguments: Optional[Mapping[str, Any]] = None, audience: Optional[str] = None,
+                  method: str = "tools/call", name: Optional[str] = None, now: Optional[int] = None) -> str:
+        """The proof of one call of a holder-bound token, signed with the holder's private key (64 hex): send it as
+        ``params._meta["mcpvault/proof"]`` (or the ``X-MCPVault-Proof`` header of a request of one message). Fresh
+        for 60 seconds, used once (SCHEMA.md, "Holder-bound tokens and proofs");
+        :func:`mcpvault.mcp.with_mcpvault_client` signs every message of an MCP client.
+
+        What it binds: ``method``, the call's target — ``tool`` for ``tools/call``, or ``name``: the resource URI of
+        ``resources/read`` / ``resources/subscribe``, the prompt of ``prompts/get`` — its ``arguments`` (a tool
+        call's; canonical JSON, so key order and spacing do not matter) and the server's ``audience`` (when it names
+        one). ``now``: unix seconds (default this machine's clock); the nonce is 16 bytes of ``os.urandom``: the
+        component reads neither."""
+        if tool is not None and name is not None and tool != name:
+            raise McpVaultError("invalid_request", "give tool or name, not both")
+        if not isinstance(method, str) or method == "":
+            raise McpVaultError("invalid_request", "method must be a non-empty string")
+        target = tool if tool is not None else name
+        if target is not None and not isinstance(target, str):
+            raise McpVaultError("invalid_request", "tool and name must be strings")
+        if arguments is not None and not isinstance(arguments, Mapping):
+            raise McpVaultError("invalid_request", "arguments must be a JSON object (a dict)")
+        args = None if arguments is None else json.dumps(dict(arguments), ensure_ascii=False)
+        at = int(time.time()) if now is None else _int(now, _U64, "now")
+        return self._call("sign-call", token, holder_private_key, method, target, args,
+                          _opt_str({"audience": audience}, "audience"), at, os.urandom(16))
 
 
 class Guard:

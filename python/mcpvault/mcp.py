@@ -10,6 +10,10 @@ guard"), as in Node's ``withMcpVault``. Over Streamable HTTP, the app of ``serve
 answers refusals with the HTTP status and ``WWW-Authenticate`` of ``mcpvault-express`` (``McpVaultMiddleware``, an
 ASGI middleware that can be used alone as well).
 
+On the client side, ``with_mcpvault_client(client, token=..., holder_key=...)`` makes an ``mcp.Client`` present the
+token with every message it sends and, for a holder-bound token, a fresh proof of each (SCHEMA.md, "Holder-bound
+tokens and proofs").
+
 Every decision is the core's (the component's ``guard-check``): this module translates and does I/O.
 """
 
@@ -34,7 +38,7 @@ try:
 except ImportError as e:  # pragma: no cover - the extra is missing
     raise ImportError('mcpvault.mcp needs the MCP SDK: pip install "mcpvault[mcp]"') from e
 
-__all__ = ["with_mcpvault", "McpVaultMiddleware", "facts", "REDACTED", "CHECK_TOOL"]
+__all__ = ["with_mcpvault", "with_mcpvault_client", "McpVaultMiddleware", "facts", "REDACTED", "CHECK_TOOL"]
 
 _log = logging.getLogger("mcpvault.mcp")
 
@@ -267,6 +271,9 @@ class _MessageGuard:
             input["transport_token"] = transport["token"]
             if transport.get("replay_checked"):
                 input["replay_checked"] = True
+            if isinstance(transport.get("proof"), str):
+                # the message's _meta proof, which the HTTP layer checked and removed from the body it handed on
+                headers["x-mcpvault-proof"] = transport["proof"]
         # one message per decision here: the HTTP layer checked Mcp-Method/Mcp-Name against the whole body
         headers.pop("mcp-method", None)
         headers.pop("mcp-name", None)
@@ -398,7 +405,7 @@ class McpVaultMiddleware:
         inner["headers"] = [(k, v) for k, v in scope.get("headers", []) if k.lower() != b"content-length"] + \
             [(b"content-length", str(len(body)).encode())]
         inner[_TRANSPORT] = {"token": outcome.get("token"), "facts": outcome.get("facts"),
-                             "replay_checked": self._replay_checked}
+                             "replay_checked": self._replay_checked, "proof": _meta_proof(text)}
         sent = False
 
         async def replay() -> Dict[str, Any]:
@@ -409,6 +416,21 @@ class McpVaultMiddleware:
             return await receive()
 
         await self.app(inner, replay, send)
+
+
+def _meta_proof(text: Optional[str]) -> Optional[str]:
+    """The ``_meta["mcpvault/proof"]`` of a body of one JSON-RPC message: the guard removes it from the message it
+    hands on, so the HTTP layer hands it to the message layer (as the ``X-MCPVault-Proof`` header of its input)."""
+    if text is None or "mcpvault/proof" not in text:
+        return None
+    try:
+        message = json.loads(text)
+    except ValueError:
+        return None
+    params = message.get("params") if isinstance(message, dict) else None
+    meta = params.get("_meta") if isinstance(params, dict) else None
+    proof = meta.get("mcpvault/proof") if isinstance(meta, dict) else None
+    return proof if isinstance(proof, str) else None
 
 
 def _with_result_type(answer: Any) -> Any:
@@ -492,3 +514,133 @@ def with_mcpvault(server: Any, **options: Any) -> Any:
     streamable_http_app.__doc__ = build.__doc__
     server.streamable_http_app = streamable_http_app
     return server
+
+
+#: Where a message carries its token and its proof (the guard's ``META_KEYS`` and ``PROOF_META_KEY``), and the
+#: header of a proof on HTTP.
+TOKEN_META_KEY = "mcpvault/token"
+PROOF_META_KEY = "mcpvault/proof"
+PROOF_HEADER = "X-MCPVault-Proof"
+_CHECK_METHOD = "mcpvault/check"
+_CLIENT_APPLIED = "_mcpvault_client"
+
+
+def _proof_target(method: str, params: Any) -> "tuple[str, Optional[str], Optional[Mapping[str, Any]]]":
+    """What the guard authorizes a message as, and so what its proof must sign: ``(method, name, arguments)``.
+
+    The core's rule (``guard::call_of`` and ``ops::authorize``): a ``tools/call`` names its tool and carries its
+    arguments, except the dry-run tool, which is authorized as ``mcpvault/check`` with neither; ``resources/read``
+    and ``resources/subscribe`` name their URI, ``prompts/get`` its prompt; every other method names nothing and has
+    no arguments."""
+    p = params if isinstance(params, Mapping) else {}
+
+    def text(key: str) -> Optional[str]:
+        v = p.get(key)
+        return v if isinstance(v, str) and v != "" else None
+
+    if method == "tools/call":
+        if p.get("name") == CHECK_TOOL:
+            return _CHECK_METHOD, None, None
+        args = p.get("arguments")
+        return method, text("name"), args if isinstance(args, Mapping) else None
+    if method in ("resources/read", "resources/subscribe"):
+        return method, text("uri"), None
+    if method == "prompts/get":
+        return method, text("name"), None
+    return method, None, None
+
+
+class _Signer:
+    """What ``with_mcpvault_client`` adds to each outgoing message: the token, and a fresh proof when it has the
+    holder's key."""
+
+    def __init__(self, token: str, holder_key: Optional[str], audience: Optional[str], vault: MCPVault) -> None:
+        self.token = token
+        self.holder_key = holder_key
+        self.audience = audience
+        self.vault = vault
+
+    def stamp(self, method: str, params: Any, opts: Any) -> "tuple[Dict[str, Any], Any]":
+        out: Dict[str, Any] = dict(params) if isinstance(params, Mapping) else {}
+        meta = dict(out.get("_meta") or {})
+        meta[TOKEN_META_KEY] = self.token
+        if self.holder_key is not None:
+            m, name, arguments = _proof_target(method, out)
+            proof = self.vault.sign_call(self.token, self.holder_key, method=m, name=name, arguments=arguments,
+                                         audience=self.audience)
+            meta[PROOF_META_KEY] = proof
+            # the same proof as a header, for a request over HTTP: an HTTP layer in front of the message layer hands
+            # the message on without its _meta proof, and the message layer reads this header instead
+            opts = dict(opts or {})
+            opts["headers"] = {**(opts.get("headers") or {}), PROOF_HEADER: proof}
+        out["_meta"] = meta
+        return out, opts
+
+
+class _SigningDispatcher:
+    """The client session's dispatcher, with the token and a proof added to every request and notification it
+    sends. Everything else is the SDK's dispatcher."""
+
+    def __init__(self, inner: Any, signer: _Signer) -> None:
+        self._inner = inner
+        self._signer = signer
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def send_raw_request(self, method: str, params: Any, opts: Any = None) -> Any:
+        params, opts = self._signer.stamp(method, params, opts)
+        return await self._inner.send_raw_request(method, params, opts)
+
+    async def notify(self, method: str, params: Any, opts: Any = None) -> None:
+        params, opts = self._signer.stamp(method, params, opts)
+        await self._inner.notify(method, params, opts)
+
+
+def with_mcpvault_client(client: Any, *, token: str, holder_key: Optional[str] = None,
+                         audience: Optional[str] = None, vault: Optional[MCPVault] = None) -> Any:
+    """Makes ``client`` (an ``mcp.Client`` of the MCP Python SDK 2.x, not yet entered) present ``token`` with every
+    message it sends, and returns it.
+
+    The token goes in each request's and notification's ``params._meta["mcpvault/token"]``, where
+    :func:`with_mcpvault`, ``McpVaultMiddleware``, Node's ``withMcpVault``/``mcpvault-express`` and the proxy read
+    it, over any transport (in process, stdio, Streamable HTTP). With ``holder_key`` (the holder's Ed25519 private
+    key, 64 hex) — needed for a token bound to a holder key — every message also carries a fresh proof signed with
+    it (:meth:`MCPVault.sign_call`: the time and 16 bytes of ``os.urandom``) in ``_meta["mcpvault/proof"]`` and, on
+    HTTP, the ``X-MCPVault-Proof`` header: a ``tools/call`` binds its tool and arguments, ``resources/read`` its URI,
+    ``prompts/get`` its prompt, every other method only itself, as the guard checks them. A proof is used once, so a
+    retry the SDK sends (an input-required round, a resend after re-listing tools) is signed again. ``audience``:
+    the server's audience name, when it has one (a proof binds it). ``vault``: the :class:`MCPVault` that signs
+    (default a new one).
+
+    The SDK's client has no hook for this: the wrapper replaces the dispatcher of the session it builds (the
+    ``Dispatcher`` protocol of ``mcp.shared.dispatcher``: ``send_raw_request`` and ``notify``); tested with mcp
+    2.3.0."""
+    if not isinstance(token, str) or token == "":
+        raise TypeError("with_mcpvault_client: token must be a non-empty string")
+    if holder_key is not None and (not isinstance(holder_key, str) or holder_key == ""):
+        raise TypeError("with_mcpvault_client: holder_key must be the holder's private key (hex)")
+    if audience is not None and (not isinstance(audience, str) or audience == ""):
+        raise TypeError("with_mcpvault_client: audience must be a non-empty string")
+    if vault is not None and not isinstance(vault, MCPVault):
+        raise TypeError("with_mcpvault_client: vault must be an MCPVault")
+    build = getattr(client, "_build_session", None)
+    if build is None or not callable(build) or not hasattr(client, "_entered"):
+        raise TypeError("with_mcpvault_client: expected an mcp.Client of the mcp SDK 2.x")
+    if getattr(client, "_entered", False):
+        raise TypeError("with_mcpvault_client: apply it before entering the client (async with)")
+    if getattr(client, _CLIENT_APPLIED, None) is not None:
+        raise TypeError("with_mcpvault_client: already applied to this client")
+    signer = _Signer(token, holder_key, audience, vault if vault is not None else MCPVault())
+
+    async def build_session(exit_stack: Any) -> Any:
+        session = await build(exit_stack)
+        dispatcher = getattr(session, "_dispatcher", None)
+        if dispatcher is None or not hasattr(dispatcher, "send_raw_request") or not hasattr(dispatcher, "notify"):
+            raise TypeError("with_mcpvault_client: the mcp SDK's ClientSession has no dispatcher to wrap")
+        session._dispatcher = _SigningDispatcher(dispatcher, signer)
+        return session
+
+    client._build_session = build_session
+    setattr(client, _CLIENT_APPLIED, signer)
+    return client
