@@ -1,4 +1,4 @@
-import type { AuthorizedFacts, PolicyOptions, Store } from "mcpvault";
+import type { AuthorizedFacts, MCPVault, PolicyOptions, Store } from "mcpvault";
 import type { McpVaultDecision } from "mcpvault-express";
 
 export interface WithMcpVaultOptions extends PolicyOptions {
@@ -26,6 +26,36 @@ export interface WithMcpVaultOptions extends PolicyOptions {
 
 /** Guards an McpServer or Server of @modelcontextprotocol/sdk 1.x in place and returns it. */
 export function withMcpVault<S>(server: S, options: WithMcpVaultOptions): S;
+
+export interface WithMcpVaultClientOptions {
+  /** The mcpvault token, sent in every message's `params._meta["mcpvault/token"]`. */
+  token: string;
+  /** The holder's Ed25519 private key (hex), for a token bound to a holder key: every message then carries a fresh
+   * proof in `params._meta["mcpvault/proof"]`. */
+  holderKey?: string;
+  /** The server's audience name, when it has one (a proof binds it). */
+  audience?: string;
+  /** The vault that signs proofs (default a new `MCPVault`). */
+  vault?: Pick<MCPVault, "signCall">;
+}
+
+/**
+ * Makes a Client of @modelcontextprotocol/sdk 1.x (connected or not) send the token with every request and
+ * notification, and a fresh proof of each when given the holder's key; returns the client.
+ */
+export function withMcpVaultClient<C>(client: C, options: WithMcpVaultClientOptions): C;
+
+/** A `fetch` for `StreamableHTTPClientTransport(url, { fetch: mcpVaultFetch() })` that copies a one-message body's
+ * `_meta["mcpvault/proof"]` into the `X-MCPVault-Proof` header (for servers behind mcpvault-express). */
+export function mcpVaultFetch(inner?: typeof fetch): typeof fetch;
+
+/** What a message's proof signs for `method` and `params`: the guard's target rule. */
+export function proofTarget(method: string, params?: unknown):
+  { method: string; name?: string; arguments?: Record<string, unknown> };
+
+export const TOKEN_META_KEY: "mcpvault/token";
+export const PROOF_META_KEY: "mcpvault/proof";
+export const PROOF_HEADER: "X-MCPVault-Proof";
 
 export const CHECK_TOOL: "mcpvault.check";
 /** What replaces the token in what handlers can read. */

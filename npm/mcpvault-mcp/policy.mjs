@@ -15,13 +15,15 @@ const OPTIONS = ["publicKeyHex", "audience", "onDecision", "onSoftRule", "cache"
 export const LISTS = new Set([TOOLS_LIST, "resources/list", "resources/templates/list", "prompts/list"]);
 const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
 
-/** What telemetry reads of the SDK's `extra`: the MCP session id and the HTTP request's trace context headers (spans
- * name the session and continue the caller's trace; the guard decides nothing on them). */
-function traceHeaders(extra) {
+/** What the guard reads of the SDK's `extra`: the MCP session id and the HTTP request's trace context headers (spans
+ * name the session and continue the caller's trace; the guard decides nothing on them), and its `X-MCPVault-Proof`:
+ * an HTTP layer in front (mcpvault-express) hands the message on without its `_meta` proof, so a holder-bound call
+ * reaches this layer with its proof in that header only (as Python's message layer reads it). */
+function guardHeaders(extra) {
   const h = {};
   if (typeof extra?.sessionId === "string" && extra.sessionId !== "") h["mcp-session-id"] = extra.sessionId;
   const req = extra?.requestInfo?.headers;
-  for (const k of ["traceparent", "tracestate"]) {
+  for (const k of ["traceparent", "tracestate", "x-mcpvault-proof"]) {
     const v = req && typeof req === "object" ? req[k] : undefined;
     if (typeof v === "string") h[k] = v;
   }
@@ -75,7 +77,7 @@ export class Policy {
     const ours = Boolean(authInfo?.extra?.mcpvault) && typeof authInfo.token === "string";
     const outcome = await this.guard.decide({
       body: message,
-      headers: traceHeaders(extra),
+      headers: guardHeaders(extra),
       transportToken: ours ? authInfo.token : undefined,
       fallbackToken: !ours && typeof authInfo?.token === "string" && authInfo.token !== "" ? authInfo.token : fallback,
       // the middleware spent this request's nonces already when it had a store and did not defer
