@@ -2412,6 +2412,37 @@ fn step_up_cases(g: &mut Gen) {
             step(NOW, header_input, None),
         ],
     );
+    // two layers: an HTTP middleware (forward_proofs, spends) in front of withMcpVault (replay_checked)
+    let r4 = by(g, &alice, &h, 300);
+    let r5 = by(
+        g,
+        &bob,
+        &hash_of(&gated, &json!({"to": "acme", "amount": 1})),
+        300,
+    );
+    g.guard_case(
+        "state-approval-outer-layer-hands-on",
+        "an outer layer with forward_proofs hands on the approvals it counted and spent (the inner layer checks them again), and strips approvals it did not count",
+        GuardOptions { forward_proofs: true, ..opts() },
+        &[],
+        vec![
+            step(NOW, bearer(&gated, with_approvals(1, &pay, vec![r4.clone()])), None),
+            step(NOW, bearer(&gated, json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                "params": {"name": "db_query", "arguments": {}, "_meta": {"mcpvault/approvals": [r5.clone()], "other": 1}}}).to_string()), None),
+            step(NOW, bearer(&gated, with_approvals(3, &pay, vec![r4.clone()])), Some("replayed")),
+        ],
+    );
+    g.guard_case(
+        "state-approval-inner-layer",
+        "the inner layer (replay_checked: the outer spent this request) checks the approvals handed on, spends nothing and strips them; without them the call is approval_required",
+        opts(),
+        &[],
+        vec![
+            step(NOW, GuardInput { replay_checked: true, ..bearer(&gated, with_approvals(1, &pay, vec![r4.clone()])) }, None),
+            step(NOW, GuardInput { replay_checked: true, ..bearer(&gated, with_approvals(1, &pay, vec![r4.clone()])) }, None),
+            step(NOW, GuardInput { replay_checked: true, ..bearer(&gated, rpc_call(json!(2), "pay", pay.clone())) }, Some("approval_required")),
+        ],
+    );
 }
 
 /// Issue 16, items 1-3: holder-bound tokens and per-call proofs.

@@ -107,6 +107,12 @@ pub struct GuardOptions {
     /// The same for prompts.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub open_prompts: bool,
+    /// Hand on the proof and approvals of each allowed message that counted
+    /// them (this layer spent them), for an inner mcpvault layer to check
+    /// again (HTTP middlewares in front of `withMcpVault`); others are
+    /// stripped. Default: strip them all.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forward_proofs: bool,
 }
 
 impl GuardOptions {
@@ -127,6 +133,7 @@ impl GuardOptions {
             rules: Vec::new(),
             open_resources: false,
             open_prompts: false,
+            forward_proofs: false,
         }
     }
 }
@@ -607,8 +614,9 @@ pub fn refusal_answer(
     })
 }
 
-/// Removes the token from a message's `_meta` (and any argument equal to it).
-fn strip(m: &mut Value, token: Option<&str>) {
+/// Removes the token from a message's `_meta` (and any argument equal to it),
+/// and its proof and approvals unless `keep` says to hand them on.
+fn strip(m: &mut Value, token: Option<&str>, keep: (bool, bool)) {
     let Some(params) = m.get_mut("params").and_then(Value::as_object_mut) else {
         return;
     };
@@ -616,8 +624,12 @@ fn strip(m: &mut Value, token: Option<&str>) {
         for k in META_KEYS {
             meta.remove(k);
         }
-        meta.remove(PROOF_META_KEY);
-        meta.remove(APPROVALS_META_KEY);
+        if !keep.0 {
+            meta.remove(PROOF_META_KEY);
+        }
+        if !keep.1 {
+            meta.remove(APPROVALS_META_KEY);
+        }
         if meta.is_empty() {
             params.remove("_meta");
         }
@@ -1377,9 +1389,16 @@ impl Guard {
                 }
             })
             .collect();
+        // an outer layer hands on the proofs and approvals it counts (and spends), for an inner layer to check again
+        let hand_on = self.options.forward_proofs;
         for m in messages.iter_mut() {
-            strip(m, found.as_ref().map(|(t, _)| t.as_str()));
+            strip(
+                m,
+                found.as_ref().map(|(t, _)| t.as_str()),
+                (hand_on, hand_on),
+            );
         }
+        let mut counted: Vec<(bool, bool)> = vec![(false, false); messages.len()];
         out.token = found.as_ref().map(|(t, _)| t.clone());
         out.token_source = found.as_ref().map(|(_, s)| s.clone());
         // Each message: what it asks, then the token for it (verified once per request).
@@ -1568,6 +1587,9 @@ impl Guard {
                             Ok(c) => crate::quota::merge(&mut charges, c),
                         }
                     }
+                    if let (true, Some(c)) = (d.allowed, counted.get_mut(i)) {
+                        *c = (f.proof_nonce.is_some(), !f.approvals.is_empty());
+                    }
                     if d.allowed {
                         let better = match &out.facts {
                             None => true,
@@ -1637,6 +1659,11 @@ impl Guard {
                 })
             };
             probe = Some((i, spend));
+        }
+        if hand_on {
+            for (m, keep) in messages.iter_mut().zip(&counted) {
+                strip(m, None, *keep);
+            }
         }
         let all_allowed = msgs.iter().all(|m| m.decision.allowed);
         let mut pending = Pending {

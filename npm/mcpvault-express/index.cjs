@@ -97,6 +97,8 @@ function createMcpVaultMiddleware(options) {
       deferSpend: o.deferSpend, realm: o.realm, resourceMetadata: o.resourceMetadata, cache: o.cache, now: o.now,
       mappings: o.mappings, toolMappings: o.toolMappings, rules: o.rules,
       openResources: o.openResources, openPrompts: o.openPrompts,
+      // withMcpVault behind this middleware checks the proofs and approvals again: hand on those spent here
+      forwardProofs: true,
     });
   }
   function guardOf(tool) {

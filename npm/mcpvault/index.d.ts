@@ -462,6 +462,8 @@ export interface GuardOptions extends PolicyOptions {
   checkTool?: boolean;
   /** An inner layer spends single-use tokens (and records responses). */
   deferSpend?: boolean;
+  /** Hand on the proofs and approvals this layer counted and spent, for an inner mcpvault layer to check again. */
+  forwardProofs?: boolean;
   realm?: string;
   resourceMetadata?: string;
   /** Open resources (prompts) to valid tokens that grant none; a token naming some is still held to them. */

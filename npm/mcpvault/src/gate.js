@@ -123,7 +123,8 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
    * kept, default 1024), `now` (a clock in unix seconds); the server's policy (SCHEMA.md, "Server policy"):
    * `mappings` (`{ tool: scope }`), `toolMappings` (`[{ tool, service?, scope, when?, priority? }]`), `rules`
    * (`[{ id, tool?, when?, enforcement: "hard" | "soft", message? }]`), `openResources` / `openPrompts` (tokens
-   * that grant no resource / prompt may read them; closed by default). A bad key or option throws here.
+   * that grant no resource / prompt may read them; closed by default); `forwardProofs` (hand on the proofs and
+   * approvals this layer counted and spent, for an inner layer such as withMcpVault). A bad key or option throws here.
    */
   class Guard {
     constructor(options = {}) {
@@ -151,6 +152,7 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
         rules: options.rules ?? undefined,
         open_resources: options.openResources === true || undefined,
         open_prompts: options.openPrompts === true || undefined,
+        forward_proofs: options.forwardProofs === true || undefined,
       };
       this._g = new wasm.Guard(JSON.stringify(this.options), cache);
       const err = this._g.error();
@@ -276,7 +278,7 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
   function guardFor(options, extra) {
     const o = { ...options, ...extra };
     const key = JSON.stringify([o.publicKey, o.audience, o.retryWindow, o.tool, o.checkTool, o.deferSpend, o.realm, o.resourceMetadata, o.store !== undefined,
-      o.mappings, o.toolMappings, o.rules, o.openResources, o.openPrompts]);
+      o.mappings, o.toolMappings, o.rules, o.openResources, o.openPrompts, o.forwardProofs]);
     let g = guards.get(key);
     if (!g) {
       if (guards.size >= 64) guards.delete(guards.keys().next().value);
