@@ -145,6 +145,22 @@ chain; the derived value is computed per call):
 ${["none", "prefix", "under", "url", "cidr", "glob", "matches", "number", "nested", "each_one_of_10", "length"].map((n) =>
   `| ${n.replaceAll("_", " ")} | ${us(crit(`constraint/cached/${n}`))} | ${us(crit(`constraint/cached_datalog/${n}`))} |`).join("\n")}
 
+Proof-carrying calls (issue 16; benches/core.rs \`proofs\`): the same \`tools/call\` by a bearer token and by a
+holder-bound token with its proof (one more Ed25519 signature, over the canonical call: the floor is
+${us(floorNative)}), and a cached verify with signed approvals (one signature each):
+
+| | 0 blocks | 3 blocks |
+|---|---|---|
+${rows([
+  ["bearer, cold", ...[0, 3].map((d) => us(crit(`proof/bearer_cold/${d}`)))],
+  ["holder + proof, cold", ...[0, 3].map((d) => us(crit(`proof/holder_cold/${d}`)))],
+  ["bearer, cached", ...[0, 3].map((d) => us(crit(`proof/bearer_cached/${d}`)))],
+  ["holder + proof, cached", ...[0, 3].map((d) => us(crit(`proof/holder_cached/${d}`)))],
+  ["proof's cost ÷ floor, cached", ...[0, 3].map((d) => ratio((crit(`proof/holder_cached/${d}`) - crit(`proof/bearer_cached/${d}`)) / floorNative))],
+])}
+
+A cached verify with 1 approval ${us(crit("proof/approvals_cached/1"))}, with 2 ${us(crit("proof/approvals_cached/2"))}.
+
 ## npm build in Node (same process, medians of 5 runs)
 
 Per-signature floor in the same wasm module: ${us(node.floor_us)}. jose EdDSA JWT verify (no attenuation):

@@ -190,6 +190,97 @@ fn hostile(c: &mut Criterion) {
     group.finish();
 }
 
+/// A verify with a holder's proof next to the same call by a bearer token (issue 16): 0 and 3 blocks, cold and
+/// cached; and with one and two signed approvals. A proof is one more Ed25519 signature (the report puts it next to
+/// the floor); a cached verify still checks the proof, which is per call.
+fn proofs(c: &mut Criterion) {
+    use mcpvault::approval::{approve, Requirement};
+    use mcpvault::proof::{request_hash, sign_call, Call};
+    let mut rng = ChaCha20Rng::seed_from_u64(11);
+    let issuer = mcpvault::keygen(&mut rng);
+    let holder = mcpvault::keygen(&mut rng);
+    let approvers = [mcpvault::keygen(&mut rng), mcpvault::keygen(&mut rng)];
+    let base = mcpvault::Grant::new(["db_query"], 3600, "auth-server", "agent-a");
+    let deepen = |mut t: String, n: usize, rng: &mut ChaCha20Rng| {
+        for hop in 0..n {
+            let r = Restriction {
+                ttl: Some(3000 - hop as u64 * 60),
+                ..Default::default()
+            };
+            t = attenuate(&t, &r, NOW, rng).unwrap().token;
+        }
+        t
+    };
+    let args = serde_json::json!({"sql": "select 1"}).as_object().cloned().unwrap();
+    let plain_request = Request::tool("db_query").with_arguments(args.clone());
+    let tid = |t: &str| inspect(t).unwrap().revocation_ids.last().cloned().unwrap();
+    let mut group = c.benchmark_group("proof");
+    for n in [0usize, 3] {
+        let bearer = deepen(mint(&issuer.private_key, &base, NOW, &mut rng).unwrap(), n, &mut rng);
+        let bound_grant = mcpvault::Grant {
+            holder: Some(holder.public_key.clone()),
+            ..base.clone()
+        };
+        let bound = deepen(mint(&issuer.private_key, &bound_grant, NOW, &mut rng).unwrap(), n, &mut rng);
+        let id = tid(&bound);
+        let call = Call {
+            token_id: &id,
+            method: "tools/call",
+            name: Some("db_query"),
+            arguments: &args,
+            audience: None,
+        };
+        let with_proof = Request {
+            proof: Some(sign_call(&holder.private_key, &call, NOW, &mut rng).unwrap()),
+            ..plain_request.clone()
+        };
+        group.bench_function(BenchmarkId::new("bearer_cold", n), |b| {
+            b.iter(|| verify(&bearer, &issuer.public_key, &plain_request, NOW).unwrap())
+        });
+        group.bench_function(BenchmarkId::new("holder_cold", n), |b| {
+            b.iter(|| verify(&bound, &issuer.public_key, &with_proof, NOW).unwrap())
+        });
+        let mut cached = Verifier::with_cache(Limits::default(), 16);
+        group.bench_function(BenchmarkId::new("bearer_cached", n), |b| {
+            b.iter(|| cached.verify(&bearer, &issuer.public_key, &plain_request, NOW).unwrap())
+        });
+        group.bench_function(BenchmarkId::new("holder_cached", n), |b| {
+            b.iter(|| cached.verify(&bound, &issuer.public_key, &with_proof, NOW).unwrap())
+        });
+    }
+    for needed in [1usize, 2] {
+        let grant = mcpvault::Grant {
+            require_approval: vec![Requirement {
+                tool: Some("db_query".into()),
+                approvers: approvers.iter().map(|k| k.public_key.clone()).collect(),
+                needed: needed as u32,
+            }],
+            ..base.clone()
+        };
+        let token = mint(&issuer.private_key, &grant, NOW, &mut rng).unwrap();
+        let id = tid(&token);
+        let hash = request_hash(&Call {
+            token_id: &id,
+            method: "tools/call",
+            name: Some("db_query"),
+            arguments: &args,
+            audience: None,
+        });
+        let approved = Request {
+            approvals: approvers[..needed]
+                .iter()
+                .map(|k| approve(&k.private_key, &hash, NOW, 300, &mut rng).unwrap())
+                .collect(),
+            ..plain_request.clone()
+        };
+        let mut cached = Verifier::with_cache(Limits::default(), 16);
+        group.bench_function(BenchmarkId::new("approvals_cached", needed), |b| {
+            b.iter(|| cached.verify(&token, &issuer.public_key, &approved, NOW).unwrap())
+        });
+    }
+    group.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .sample_size(30)
@@ -200,6 +291,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = floor, operations, verification, hostile, constraints
+    targets = floor, operations, verification, hostile, constraints, proofs
 }
 criterion_main!(benches);

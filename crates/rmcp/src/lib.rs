@@ -366,7 +366,18 @@ impl<S: Store> McpVault<S> {
         let parts = context.extensions.get::<http::request::Parts>();
         let headers = parts.map(headers_of).unwrap_or_default();
         let http_method = parts.map(|p| p.method.to_string());
-        let outcome = self.decide(&message, headers, http_method).await;
+        let input = GuardInput {
+            http_method,
+            headers,
+            body: Some(message.to_string()),
+            // the handler's current definition of the called tool, for tokens that pin it
+            tool_definitions: context
+                .extensions
+                .get::<ToolDefinitions>()
+                .map(|d| d.0.clone()),
+            ..GuardInput::default()
+        };
+        let outcome = self.decide_with(&self.guard, &input).await;
         if !outcome.allowed {
             return Err(refusal(&outcome));
         }
@@ -457,6 +468,10 @@ impl<S: Store> McpVault<S> {
         }
     }
 }
+
+/// The hashes of the handler's current tool definitions, by name (the called tool's).
+#[derive(Clone)]
+struct ToolDefinitions(BTreeMap<String, String>);
 
 /// What the guard made of a request.
 enum Admitted {
@@ -882,8 +897,18 @@ impl<H: ServerHandler, S: Store> ServerHandler for Guarded<H, S> {
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        context: RequestContext<RoleServer>,
+        mut context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        // what the handler says the tool is now (`get_tool`; `#[tool_handler]` implements it): a pinned grant
+        // calls it only as it was pinned
+        let current = self
+            .inner
+            .get_tool(&request.name)
+            .and_then(|t| mcpvault::pin::tool_hash(&to_json(&t)).ok())
+            .map(|h| (request.name.to_string(), h));
+        context
+            .extensions
+            .insert(ToolDefinitions(current.into_iter().collect()));
         self.vault
             .guarded("tools/call", Some(request), context, |p, c| async {
                 match p {

@@ -58,6 +58,11 @@ fn skip(case: &Value) -> Option<String> {
                 return Some(format!("{k} (an outer layer or the HTTP gate)"));
             }
         }
+        if input.get("tool_definitions").is_some_and(|v| !v.is_null()) {
+            return Some(
+                "tool_definitions (the handler's get_tool gives them: tests/pins.rs)".into(),
+            );
+        }
         if input["replay_checked"] == true {
             return Some("replay_checked (an outer layer)".into());
         }
