@@ -2155,6 +2155,17 @@ fn step_up_cases(g: &mut Gen) {
         ],
     );
 
+    g.guard_case(
+        "state-pin-deferred-to-inner-layer",
+        "an HTTP middleware in front of the MCP server does not know its tool definitions (defer_pins): it lets a pinned call through for the inner layer to check, and still refuses what the token does not grant",
+        GuardOptions { defer_pins: true, ..opts() },
+        &[],
+        vec![
+            step(NOW, bearer(&pinned, rpc_call(json!(1), "db_query", args.clone())), None),
+            step(NOW, bearer(&pinned, rpc_call(json!(2), "admin_delete", json!({}))), Some("tool_not_allowed")),
+        ],
+    );
+
     // approvals
     let (alice, bob, carol) = (
         mcpvault::keygen(&mut g.rng),

@@ -113,6 +113,11 @@ pub struct GuardOptions {
     /// stripped. Default: strip them all.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub forward_proofs: bool,
+    /// An inner layer, which knows the server's tool definitions, checks the
+    /// pins of pinned tools (HTTP middlewares in front of the MCP server);
+    /// this one does not refuse for them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub defer_pins: bool,
 }
 
 impl GuardOptions {
@@ -134,6 +139,7 @@ impl GuardOptions {
             open_resources: false,
             open_prompts: false,
             forward_proofs: false,
+            defer_pins: false,
         }
     }
 }
@@ -886,6 +892,7 @@ fn call_of(
         audience: options.audience.clone(),
         open_resources: options.open_resources,
         open_prompts: options.open_prompts,
+        defer_pins: options.defer_pins,
         ..Request::default()
     };
     if method != TOOLS_CALL {

@@ -339,6 +339,10 @@ pub struct Request {
     /// (the guard sets them from its policy's approval rules).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub required_approvals: Vec<crate::approval::Requirement>,
+    /// Another layer checks the pins (this verifier does not know the
+    /// server's tool definitions): no `tool_definition_changed` here.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub defer_pins: bool,
 }
 
 impl Default for Request {
@@ -358,6 +362,7 @@ impl Default for Request {
             tool_definition: None,
             approvals: Vec::new(),
             required_approvals: Vec::new(),
+            defer_pins: false,
         }
     }
 }

@@ -99,6 +99,8 @@ function createMcpVaultMiddleware(options) {
       openResources: o.openResources, openPrompts: o.openPrompts,
       // withMcpVault behind this middleware checks the proofs and approvals again: hand on those spent here
       forwardProofs: true,
+      // the middleware does not know the MCP server's tool definitions: withMcpVault checks pinned tools
+      deferPins: true,
     });
   }
   function guardOf(tool) {

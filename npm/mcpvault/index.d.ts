@@ -464,6 +464,8 @@ export interface GuardOptions extends PolicyOptions {
   deferSpend?: boolean;
   /** Hand on the proofs and approvals this layer counted and spent, for an inner mcpvault layer to check again. */
   forwardProofs?: boolean;
+  /** An inner layer that knows the server's tool definitions checks pinned tools (this one lets them through). */
+  deferPins?: boolean;
   realm?: string;
   resourceMetadata?: string;
   /** Open resources (prompts) to valid tokens that grant none; a token naming some is still held to them. */

@@ -240,6 +240,8 @@ impl<S: Store> McpVault<S> {
         http_options.defer_spend = true;
         // the dry-run tool goes on to the handler's guard, which answers it
         http_options.check_tool = false;
+        // the handler's guard knows the tools' current definitions (get_tool) and checks pinned tools
+        http_options.defer_pins = true;
         Ok(McpVault {
             http_guard: Arc::new(Mutex::new(Guard::new(http_options, DEFAULT_CACHE)?)),
             guard: Arc::new(Mutex::new(Guard::new(options, DEFAULT_CACHE)?)),

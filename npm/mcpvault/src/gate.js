@@ -124,7 +124,8 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
    * `mappings` (`{ tool: scope }`), `toolMappings` (`[{ tool, service?, scope, when?, priority? }]`), `rules`
    * (`[{ id, tool?, when?, enforcement: "hard" | "soft", message? }]`), `openResources` / `openPrompts` (tokens
    * that grant no resource / prompt may read them; closed by default); `forwardProofs` (hand on the proofs and
-   * approvals this layer counted and spent, for an inner layer such as withMcpVault). A bad key or option throws here.
+   * approvals this layer counted and spent, for an inner layer such as withMcpVault); `deferPins` (an inner layer that knows
+   * the server's tool definitions checks pinned tools). A bad key or option throws here.
    */
   class Guard {
     constructor(options = {}) {
@@ -153,6 +154,7 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
         open_resources: options.openResources === true || undefined,
         open_prompts: options.openPrompts === true || undefined,
         forward_proofs: options.forwardProofs === true || undefined,
+        defer_pins: options.deferPins === true || undefined,
       };
       this._g = new wasm.Guard(JSON.stringify(this.options), cache);
       const err = this._g.error();
@@ -278,7 +280,7 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
   function guardFor(options, extra) {
     const o = { ...options, ...extra };
     const key = JSON.stringify([o.publicKey, o.audience, o.retryWindow, o.tool, o.checkTool, o.deferSpend, o.realm, o.resourceMetadata, o.store !== undefined,
-      o.mappings, o.toolMappings, o.rules, o.openResources, o.openPrompts, o.forwardProofs]);
+      o.mappings, o.toolMappings, o.rules, o.openResources, o.openPrompts, o.forwardProofs, o.deferPins]);
     let g = guards.get(key);
     if (!g) {
       if (guards.size >= 64) guards.delete(guards.keys().next().value);
