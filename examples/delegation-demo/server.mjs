@@ -29,13 +29,14 @@ function mcpServer(publicKeyHex) {
 
 /**
  * Starts the server on 127.0.0.1; resolves to `{ url, close }`. `store` (an mcpvault-store) gives the middleware
- * revocation, replay protection and the audit log.
+ * revocation, replay protection (single-use tokens, proofs, approvals) and the audit log; `rules` the server's policy.
  */
-export async function startServer({ publicKeyHex, port = 0, onDecision, store }) {
+export async function startServer({ publicKeyHex, port = 0, onDecision, store, rules }) {
   const app = express();
   app.use(express.json());
   const stores = store ? { store } : {};
-  const auth = createMcpVaultMiddleware({ publicKeyHex, onDecision, ...stores });
+  // `rules`: the server's policy (hard, soft and approval rules), applied where the store spends: the middleware
+  const auth = createMcpVaultMiddleware({ publicKeyHex, onDecision, ...stores, ...(rules ? { rules } : {}) });
   app.post("/mcp", auth(), async (req, res) => {
     // Stateless Streamable HTTP: a server and transport per request.
     const server = mcpServer(publicKeyHex);

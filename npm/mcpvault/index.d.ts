@@ -398,6 +398,10 @@ export interface Decision {
   scope?: string;
   /** The soft rules that fired on an allowed call. */
   softRules?: string[];
+  /** The approvers whose signed approvals counted for an allowed call. */
+  approvers?: string[];
+  /** What an `approval_required` refusal asks for. */
+  approval?: { requestHash: string; approvers: string[]; needed: number };
   /** The token's delegation depth, when it verified. */
   depth?: number;
   /** The token's chain came from the verifier's cache. */

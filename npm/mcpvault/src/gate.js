@@ -95,6 +95,8 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
     if (d.replayed_response) out.replayedResponse = true;
     if (d.scope != null) out.scope = d.scope;
     if (Array.isArray(d.soft_rules) && d.soft_rules.length > 0) out.softRules = d.soft_rules;
+    if (Array.isArray(d.approvers) && d.approvers.length > 0) out.approvers = d.approvers;
+    if (d.approval != null) out.approval = { requestHash: d.approval.request_hash, approvers: d.approval.approvers, needed: d.approval.needed };
     return out;
   }
 
