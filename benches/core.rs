@@ -211,17 +211,28 @@ fn proofs(c: &mut Criterion) {
         }
         t
     };
-    let args = serde_json::json!({"sql": "select 1"}).as_object().cloned().unwrap();
+    let args = serde_json::json!({"sql": "select 1"})
+        .as_object()
+        .cloned()
+        .unwrap();
     let plain_request = Request::tool("db_query").with_arguments(args.clone());
     let tid = |t: &str| inspect(t).unwrap().revocation_ids.last().cloned().unwrap();
     let mut group = c.benchmark_group("proof");
     for n in [0usize, 3] {
-        let bearer = deepen(mint(&issuer.private_key, &base, NOW, &mut rng).unwrap(), n, &mut rng);
+        let bearer = deepen(
+            mint(&issuer.private_key, &base, NOW, &mut rng).unwrap(),
+            n,
+            &mut rng,
+        );
         let bound_grant = mcpvault::Grant {
             holder: Some(holder.public_key.clone()),
             ..base.clone()
         };
-        let bound = deepen(mint(&issuer.private_key, &bound_grant, NOW, &mut rng).unwrap(), n, &mut rng);
+        let bound = deepen(
+            mint(&issuer.private_key, &bound_grant, NOW, &mut rng).unwrap(),
+            n,
+            &mut rng,
+        );
         let id = tid(&bound);
         let call = Call {
             token_id: &id,
@@ -242,10 +253,18 @@ fn proofs(c: &mut Criterion) {
         });
         let mut cached = Verifier::with_cache(Limits::default(), 16);
         group.bench_function(BenchmarkId::new("bearer_cached", n), |b| {
-            b.iter(|| cached.verify(&bearer, &issuer.public_key, &plain_request, NOW).unwrap())
+            b.iter(|| {
+                cached
+                    .verify(&bearer, &issuer.public_key, &plain_request, NOW)
+                    .unwrap()
+            })
         });
         group.bench_function(BenchmarkId::new("holder_cached", n), |b| {
-            b.iter(|| cached.verify(&bound, &issuer.public_key, &with_proof, NOW).unwrap())
+            b.iter(|| {
+                cached
+                    .verify(&bound, &issuer.public_key, &with_proof, NOW)
+                    .unwrap()
+            })
         });
     }
     for needed in [1usize, 2] {
@@ -275,7 +294,11 @@ fn proofs(c: &mut Criterion) {
         };
         let mut cached = Verifier::with_cache(Limits::default(), 16);
         group.bench_function(BenchmarkId::new("approvals_cached", needed), |b| {
-            b.iter(|| cached.verify(&token, &issuer.public_key, &approved, NOW).unwrap())
+            b.iter(|| {
+                cached
+                    .verify(&token, &issuer.public_key, &approved, NOW)
+                    .unwrap()
+            })
         });
     }
     group.finish();
