@@ -137,15 +137,18 @@ class _Policy:
             # the core checks the key and the policy now (invalid_key, or invalid_request naming what is wrong)
             self.guard = self._guard(options.get("defer_spend", False), on_soft_rule)
             # the HTTP layer in front of the message layer: revocation only, the message layer spends (it records
-            # the responses a retry gets)
-            self.http_guard = self._guard(True, on_soft_rule)
+            # the responses a retry gets); it hands on the proofs and approvals it checked, for the message layer to
+            # check and spend (the core's forward_proofs, as mcpvault-express sets it)
+            self.http_guard = self._guard(True, on_soft_rule, forward_proofs=True)
         except McpVaultError as e:
             raise McpVaultError(e.code, f"{who}: {'public_key_hex: ' if e.code == 'invalid_key' else ''}"
                                         f"{e.message}") from None
         self._lists = _Lists(self.vault, self._options)
 
-    def _guard(self, defer_spend: bool, on_soft_rule: Any) -> Guard:
+    def _guard(self, defer_spend: bool, on_soft_rule: Any, forward_proofs: bool = False) -> Guard:
         opts = dict(self._options, defer_spend=defer_spend)
+        if forward_proofs:
+            opts["forward_proofs"] = True
         if on_soft_rule is not None:
             opts["on_soft_rule"] = on_soft_rule
         return self.vault.guard(opts)
@@ -271,9 +274,6 @@ class _MessageGuard:
             input["transport_token"] = transport["token"]
             if transport.get("replay_checked"):
                 input["replay_checked"] = True
-            if isinstance(transport.get("proof"), str):
-                # the message's _meta proof, which the HTTP layer checked and removed from the body it handed on
-                headers["x-mcpvault-proof"] = transport["proof"]
         # one message per decision here: the HTTP layer checked Mcp-Method/Mcp-Name against the whole body
         headers.pop("mcp-method", None)
         headers.pop("mcp-name", None)
@@ -405,7 +405,7 @@ class McpVaultMiddleware:
         inner["headers"] = [(k, v) for k, v in scope.get("headers", []) if k.lower() != b"content-length"] + \
             [(b"content-length", str(len(body)).encode())]
         inner[_TRANSPORT] = {"token": outcome.get("token"), "facts": outcome.get("facts"),
-                             "replay_checked": self._replay_checked, "proof": _meta_proof(text)}
+                             "replay_checked": self._replay_checked}
         sent = False
 
         async def replay() -> Dict[str, Any]:
@@ -416,21 +416,6 @@ class McpVaultMiddleware:
             return await receive()
 
         await self.app(inner, replay, send)
-
-
-def _meta_proof(text: Optional[str]) -> Optional[str]:
-    """The ``_meta["mcpvault/proof"]`` of a body of one JSON-RPC message: the guard removes it from the message it
-    hands on, so the HTTP layer hands it to the message layer (as the ``X-MCPVault-Proof`` header of its input)."""
-    if text is None or "mcpvault/proof" not in text:
-        return None
-    try:
-        message = json.loads(text)
-    except ValueError:
-        return None
-    params = message.get("params") if isinstance(message, dict) else None
-    meta = params.get("_meta") if isinstance(params, dict) else None
-    proof = meta.get("mcpvault/proof") if isinstance(meta, dict) else None
-    return proof if isinstance(proof, str) else None
 
 
 def _with_result_type(answer: Any) -> Any:
@@ -569,8 +554,7 @@ class _Signer:
             proof = self.vault.sign_call(self.token, self.holder_key, method=m, name=name, arguments=arguments,
                                          audience=self.audience)
             meta[PROOF_META_KEY] = proof
-            # the same proof as a header, for a request over HTTP: an HTTP layer in front of the message layer hands
-            # the message on without its _meta proof, and the message layer reads this header instead
+            # the same proof as a header, for a request over HTTP (a layer that reads proofs from the header only)
             opts = dict(opts or {})
             opts["headers"] = {**(opts.get("headers") or {}), PROOF_HEADER: proof}
         out["_meta"] = meta
