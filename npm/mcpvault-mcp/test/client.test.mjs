@@ -188,9 +188,12 @@ test("Streamable HTTP, withMcpVault: the wrapped client's calls are allowed; wit
   assert.strictEqual(await codeOf(bare.callTool({ name: "db_query", arguments: ARGS })), "proof_required");
 });
 
-test("Streamable HTTP, mcpvault-express in front of withMcpVault: mcpVaultFetch carries the proof to the inner layer", async (t) => {
+test("Streamable HTTP, mcpvault-express in front of withMcpVault: the proof reaches the inner layer in _meta or the header", async (t) => {
   const url = await serve(t, { front: true });
   const token = boundToken();
+  // the middleware hands the _meta proof on (forwardProofs); mcpVaultFetch also sends it as X-MCPVault-Proof, which
+  // withMcpVault reads from the SDK's requestInfo
+  await exercise(await httpClient(t, url, { token, holderKey: holder.privateKey }));
   await exercise(await httpClient(t, url, { token, holderKey: holder.privateKey }, { fetch: mcpVaultFetch() }));
   // the HTTP layer refuses a request without a proof before anything runs (the SDK's initialize, here)
   assert.strictEqual(await codeOf(httpClient(t, url, { token })), "proof_required");
