@@ -1,7 +1,7 @@
 // What withMcpVault and mcpvault-proxy share: the guard of a server (the core's; no rule here), the token a message
 // presents through the SDK's authInfo, onDecision, the MCP error of a refusal, tools/list filtering, and recording
 // the response of a single-use call for its retries.
-import { Guard, CHECK_TOOL, storeOptionsError } from "mcpvault";
+import { Guard, CHECK_TOOL, storeOptionsError, toolHashes } from "mcpvault";
 
 export const TOOLS_CALL = "tools/call";
 export const TOOLS_LIST = "tools/list";
@@ -28,6 +28,18 @@ function guardHeaders(extra) {
     if (typeof v === "string") h[k] = v;
   }
   return h;
+}
+
+/**
+ * The hashes of the tool definitions a `tools/list` result holds, by name (the core's `toolHashes`), or `{}` when it
+ * is not a valid list: a token pinning a tool is then refused, never allowed on a definition nobody checked.
+ */
+export function definitionsOf(result) {
+  try {
+    return toolHashes(result);
+  } catch {
+    return {};
+  }
 }
 
 export class Policy {
@@ -71,9 +83,10 @@ export class Policy {
    * Decides a JSON-RPC message (the core guard: token, method, revocation, single use, audit). The token is read
    * from `authInfo` set by mcpvault's middleware first, then `params._meta`, then any other `authInfo.token`, then
    * `fallback`. `sessionSubject`: the subject that opened this session. Resolves to the guard's outcome; reports
-   * every decision to onDecision, and each allowed one whose soft rules fired to onSoftRule.
+   * every decision to onDecision, and each allowed one whose soft rules fired to onSoftRule. `toolDefinitions`: the
+   * hashes of the server's current tool definitions (`definitionsOf`), for tokens that pin tools.
    */
-  async decide(message, authInfo, fallback, sessionSubject, extra) {
+  async decide(message, authInfo, fallback, sessionSubject, extra, toolDefinitions) {
     const ours = Boolean(authInfo?.extra?.mcpvault) && typeof authInfo.token === "string";
     const outcome = await this.guard.decide({
       body: message,
@@ -83,6 +96,7 @@ export class Policy {
       // the middleware spent this request's nonces already when it had a store and did not defer
       replayChecked: ours && authInfo.extra.mcpvaultReplayChecked === true,
       sessionSubject,
+      toolDefinitions,
     });
     if (this.onDecision || this.onSoftRule) reportDecisions(this.guard.decisionsOf(outcome), this, "mcpvault");
     return outcome;

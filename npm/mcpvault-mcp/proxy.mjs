@@ -15,7 +15,7 @@ import { createMcpExpressApp } from "@modelcontextprotocol/sdk/server/express.js
 import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
 import { createMcpVaultMiddleware } from "mcpvault-express";
 import { Guard } from "mcpvault";
-import { Policy, LISTS, responseOf } from "./policy.mjs";
+import { Policy, LISTS, TOOLS_LIST, responseOf, definitionsOf } from "./policy.mjs";
 
 const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
 const isRequest = (m) => isObject(m) && typeof m.method === "string" && m.id !== undefined && m.id !== null;
@@ -139,6 +139,8 @@ class Relay {
     this.lists = new Map(); // list request id (tools, resources, templates, prompts) -> { outcome, request }
     this.calls = new Map(); // single-use tools/call request id -> outcome, to record the response
     this.initializeIds = new Set();
+    this.definitionAsks = new Map(); // the proxy's own tools/list request id -> resolve(result)
+    this.asked = 0;
     // the subject whose token opened the session: later messages must carry a token of the same subject
     this.subject = undefined;
     this.closed = false;
@@ -159,8 +161,34 @@ class Relay {
     console.error("mcpvault-proxy:", e?.stack ?? e);
   }
 
+  /**
+   * The upstream's current tool definitions (the hashes of its tools/list, every page up to 20), asked by the proxy
+   * itself before each tools/call: a token pinning a tool calls it only as it was pinned, whatever the server said
+   * before (SCHEMA.md, "Pinned tool definitions"). Any failure is no definitions: a pinned call is then refused.
+   */
+  async definitions() {
+    const tools = [];
+    let cursor;
+    for (let page = 0; page < 20; page++) {
+      // an id no client can choose: the answer is the proxy's, never a client's response
+      const id = `mcpvault-definitions-${++this.asked}-${randomUUID()}`;
+      const result = await new Promise((resolve) => {
+        const timer = setTimeout(() => { this.definitionAsks.delete(id); resolve(undefined); }, 10_000);
+        this.definitionAsks.set(id, (r) => { clearTimeout(timer); resolve(r); });
+        this.up.send({ jsonrpc: "2.0", id, method: TOOLS_LIST, params: cursor === undefined ? {} : { cursor } })
+          .catch(() => { this.definitionAsks.delete(id); clearTimeout(timer); resolve(undefined); });
+      });
+      if (!isObject(result) || !Array.isArray(result.tools)) return {};
+      tools.push(...result.tools);
+      cursor = result.nextCursor;
+      if (typeof cursor !== "string") return definitionsOf({ tools });
+    }
+    return {};
+  }
+
   async fromClient(message, extra) {
-    const outcome = await this.policy.decide(message, extra?.authInfo, this.fallback, this.subject, extra);
+    const defs = isRequest(message) && message.method === "tools/call" ? await this.definitions() : undefined;
+    const outcome = await this.policy.decide(message, extra?.authInfo, this.fallback, this.subject, extra, defs);
     if (!outcome.allowed) {
       // a request gets the error; a refused notification or response is dropped (onDecision has it)
       if (isRequest(message)) return this.down.send({ ...outcome.response, id: message.id });
@@ -179,6 +207,12 @@ class Relay {
   }
 
   async fromServer(message) {
+    if (isResponse(message) && this.definitionAsks.has(message.id)) {
+      // the answer to the proxy's own tools/list: never the client's
+      const resolve = this.definitionAsks.get(message.id);
+      this.definitionAsks.delete(message.id);
+      return resolve("error" in message ? undefined : message.result);
+    }
     if (isResponse(message)) {
       const list = this.lists.get(message.id);
       if (list) {

@@ -6,7 +6,7 @@
 // The SDK keeps request handlers in `Protocol._requestHandlers` (a Map) and McpServer installs its handlers lazily,
 // on the first registerTool. Wrapping `get` on that Map wraps whatever handler is there when a request arrives: it
 // works whether withMcpVault runs before or after tools are registered, and survives a handler being replaced.
-import { Policy, TOOLS_CALL, TOOLS_LIST, LISTS, REDACTED, redact, responseOf } from "./policy.mjs";
+import { Policy, TOOLS_CALL, TOOLS_LIST, LISTS, REDACTED, redact, responseOf, definitionsOf } from "./policy.mjs";
 
 const APPLIED = Symbol.for("mcpvault.withMcpVault");
 const METHOD_NOT_FOUND = -32601;
@@ -36,10 +36,21 @@ export function withMcpVault(server, options) {
     let byHandler = wrapped.get(method);
     if (!byHandler) wrapped.set(method, (byHandler = new WeakMap()));
     const key = h ?? memo;
-    if (!byHandler.has(key)) byHandler.set(key, guard(policy, method, h));
+    if (!byHandler.has(key)) byHandler.set(key, guard(policy, method, h, definitions));
     return byHandler.get(key);
   };
   const get = Map.prototype.get;
+  // the server's current tool definitions, from its own tools/list handler at the time of the call: a token pinning
+  // a tool calls it only as it was pinned (SCHEMA.md, "Pinned tool definitions")
+  const definitions = async (extra) => {
+    const list = get.call(handlers, TOOLS_LIST);
+    if (list === undefined) return {};
+    try {
+      return definitionsOf(await list({ method: TOOLS_LIST, params: {} }, extra));
+    } catch {
+      return {};
+    }
+  };
   handlers[APPLIED] = true;
   handlers.get = function (method) {
     const h = get.call(this, method);
@@ -61,11 +72,12 @@ function handlerExtra(extra, request, token, facts) {
   return out;
 }
 
-function guard(policy, method, inner) {
+function guard(policy, method, inner, definitions) {
   return async (request, extra) => {
     // the SDK hands handlers the JSON-RPC request; the guard sees it as it came
     const message = { jsonrpc: "2.0", id: request?.id ?? extra?.requestId, ...request };
-    const outcome = await policy.decide(message, extra?.authInfo, undefined, undefined, extra);
+    const defs = method === TOOLS_CALL ? await definitions(extra) : undefined;
+    const outcome = await policy.decide(message, extra?.authInfo, undefined, undefined, extra, defs);
     if (!outcome.allowed) throw policy.throwable(outcome);
     if (outcome.answers.length > 0) {
       // answered by the guard itself: the dry-run tool, or a retry of a single-use call with its recorded response

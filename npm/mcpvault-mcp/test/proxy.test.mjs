@@ -154,6 +154,15 @@ test("stdio: @modelcontextprotocol/server-everything behind the proxy shows and 
   assert.deepStrictEqual((await client.listTools({ _meta: { token: sub } })).tools.map((x) => x.name), ["echo"]);
   assert.deepStrictEqual(await mcpError(client.callTool({ name: "get-sum", arguments: { a: 1, b: 1 }, _meta: { token: sub } })),
     { rpc: -32013, code: "tool_not_allowed" });
+  // pinned: the proxy asks the upstream for its current definitions before each call
+  const { toolHashes } = await import("mcpvault");
+  const hashes = toolHashes(await client.listTools());
+  const pinned = vault.attenuate(root, { pin: { echo: hashes.echo } });
+  assert.match((await client.callTool({ name: "echo", arguments: { message: "pinned" }, _meta: { token: pinned } })).content[0].text, /pinned/);
+  const elsewhere = vault.attenuate(root, { pin: { echo: "0".repeat(64) } });
+  assert.deepStrictEqual(await mcpError(client.callTool({ name: "echo", arguments: { message: "x" }, _meta: { token: elsewhere } })),
+    { rpc: -32013, code: "tool_definition_changed" });
+  assert.deepStrictEqual((await client.listTools({ _meta: { token: elsewhere } })).tools.map((x) => x.name), ["get-sum"]);
 });
 
 test("HTTP downstream, HTTP upstream: bearer tokens, HTTP refusals, no token at the upstream", async (t) => {
