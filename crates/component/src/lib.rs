@@ -23,6 +23,7 @@ use mcpvault::{Limits, Verifier};
 use rand_core::{OsRng, RngCore};
 use serde::de::DeserializeOwned;
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 struct Component;
@@ -124,6 +125,13 @@ fn error(e: mcpvault::Error) -> wit::Error {
         message: e.to_string(),
         failed_block: failed.and_then(|(b, _)| u32::try_from(b).ok()),
         failed_check: failed.map(|(_, c)| c.to_string()),
+        approval: e
+            .approval()
+            .map(|(request_hash, approvers, needed)| wit::ApprovalAsk {
+                request_hash: request_hash.to_string(),
+                approvers: approvers.to_vec(),
+                needed,
+            }),
     }
 }
 
@@ -178,6 +186,27 @@ fn arg_limit(l: wit::ArgLimit) -> mcpvault::ArgLimit {
     }
 }
 
+/// The pins of a grant or restriction as the core's map: one entry per tool (the core checks names and hashes).
+fn pins(pins: Vec<wit::ToolPin>) -> Result<BTreeMap<String, String>, wit::Error> {
+    let mut out = BTreeMap::new();
+    for p in pins {
+        if out.contains_key(&p.tool) {
+            return Err(invalid("pin", format!("two pins of tool {:?}", p.tool)));
+        }
+        out.insert(p.tool, p.hash);
+    }
+    Ok(out)
+}
+
+/// An approval requirement of a grant or restriction (the core checks the keys and `needed`).
+fn requirement(r: wit::ApprovalRequirement) -> mcpvault::approval::Requirement {
+    mcpvault::approval::Requirement {
+        tool: Some(r.tool),
+        approvers: r.approvers,
+        needed: r.needed,
+    }
+}
+
 fn request(r: wit::Request) -> Result<mcpvault::Request, wit::Error> {
     let arguments = mcpvault::Request::arguments_from_json(r.arguments.as_deref().unwrap_or(""))
         .map_err(error)?;
@@ -189,7 +218,9 @@ fn request(r: wit::Request) -> Result<mcpvault::Request, wit::Error> {
         scope: r.scope,
         resource: r.resource,
         prompt: r.prompt,
-        // servers open resources and prompts through the guard's options
+        tool_definition: r.tool_definition,
+        approvals: r.approvals,
+        // servers open resources and prompts, require approvals and defer pins through the guard's options
         ..mcpvault::Request::default()
     })
 }
@@ -210,6 +241,20 @@ fn facts(f: mcpvault::AuthorizedFacts) -> wit::AuthorizedFacts {
         scope: f.scope,
         resources: f.resources,
         prompts: f.prompts,
+        pins: f
+            .pins
+            .into_iter()
+            .map(|(tool, hashes)| wit::ToolPins { tool, hashes })
+            .collect(),
+        approvals: f
+            .approvals
+            .into_iter()
+            .map(|u| wit::ApprovalUsed {
+                approver: u.approver,
+                nonce: u.nonce,
+                expires_at: u.expires_at,
+            })
+            .collect(),
     }
 }
 
@@ -233,6 +278,11 @@ struct RequestJson {
     prompt: Option<String>,
     #[serde(default)]
     now: Option<u64>,
+    #[serde(default)]
+    tool_definition: Option<String>,
+    /// `null` or absent: none.
+    #[serde(default)]
+    approvals: Option<Vec<String>>,
     /// Not in the record: the call's proof, for a holder-bound token.
     #[serde(default)]
     proof: Option<String>,
@@ -249,6 +299,8 @@ impl From<RequestJson> for wit::Request {
             resource: r.resource,
             prompt: r.prompt,
             now: r.now,
+            tool_definition: r.tool_definition,
+            approvals: r.approvals.unwrap_or_default(),
         }
     }
 }
@@ -270,8 +322,19 @@ struct FactsJson {
     scope: Option<String>,
     resources: Vec<Vec<String>>,
     prompts: Option<Vec<String>>,
+    /// The record's `list<tool-pins>` as the core writes it: `{"TOOL": ["HASH", ...]}`.
+    pins: BTreeMap<String, Vec<String>>,
+    approvals: Vec<ApprovalJson>,
     /// Not in the record: the holder key the token is bound to.
     holder: Option<String>,
+}
+
+/// The WIT `approval-used` record as `verify-json` writes it.
+#[derive(serde::Serialize)]
+struct ApprovalJson {
+    approver: String,
+    nonce: String,
+    expires_at: u64,
 }
 
 impl From<mcpvault::AuthorizedFacts> for FactsJson {
@@ -293,12 +356,23 @@ impl From<mcpvault::AuthorizedFacts> for FactsJson {
             scope: w.scope,
             resources: w.resources,
             prompts: w.prompts,
+            pins: w.pins.into_iter().map(|p| (p.tool, p.hashes)).collect(),
+            approvals: w
+                .approvals
+                .into_iter()
+                .map(|a| ApprovalJson {
+                    approver: a.approver,
+                    nonce: a.nonce,
+                    expires_at: a.expires_at,
+                })
+                .collect(),
             holder,
         }
     }
 }
 
-/// Replays the host's random bytes to the core (`sign-call`'s nonce): the component reads no random source there.
+/// Replays the host's random bytes to the core (the nonce of `sign-call` and `approve`): the component reads no
+/// random source there.
 struct HostBytes(std::vec::IntoIter<u8>);
 
 impl RngCore for HostBytes {
@@ -311,8 +385,8 @@ impl RngCore for HostBytes {
     }
 
     fn fill_bytes(&mut self, dest: &mut [u8]) {
-        // `sign-call` hands over exactly the 16 bytes the core draws; were it to ask for more, the rest would come
-        // from WASI's random source, never a fixed value
+        // `sign-call` and `approve` hand over exactly the 16 bytes the core draws; were it to ask for more, the rest
+        // would come from WASI's random source, never a fixed value
         let mut given = 0;
         for (d, b) in dest.iter_mut().zip(self.0.by_ref()) {
             *d = b;
@@ -329,11 +403,50 @@ impl RngCore for HostBytes {
     }
 }
 
-// the host's bytes come from its OS random source (the WIT contract of `sign-call`)
+// the host's bytes come from its OS random source (the WIT contract of `sign-call` and `approve`)
 impl rand_core::CryptoRng for HostBytes {}
 
-/// The bytes of a proof's nonce (`mcpvault::proof::sign_call` draws 16).
+/// The bytes of a proof's or an approval's nonce (`mcpvault::proof::sign_call` and
+/// `mcpvault::approval::approve` draw 16).
 const NONCE_BYTES: usize = 16;
+
+/// The host's nonce bytes as the core's rng, or `invalid-request` for another length.
+fn host_nonce(nonce: Vec<u8>) -> Result<HostBytes, wit::Error> {
+    if nonce.len() != NONCE_BYTES {
+        return Err(invalid(
+            "nonce",
+            format!("{NONCE_BYTES} random bytes, not {}", nonce.len()),
+        ));
+    }
+    Ok(HostBytes(nonce.into_iter()))
+}
+
+/// One call of `token` as a proof and a request hash name it: the token's last revocation id (as the CLI's and
+/// npm's `sign-call` and `request-hash` take it), and `f`'s answer for it.
+fn with_call<T>(
+    token: &str,
+    method: &str,
+    name: Option<&str>,
+    arguments: Option<&str>,
+    audience: Option<&str>,
+    f: impl FnOnce(&mcpvault::proof::Call<'_>) -> Result<T, mcpvault::Error>,
+) -> Result<T, wit::Error> {
+    let arguments =
+        mcpvault::Request::arguments_from_json(arguments.unwrap_or("")).map_err(error)?;
+    let token_id = mcpvault::inspect(token)
+        .map_err(error)?
+        .revocation_ids
+        .pop()
+        .unwrap_or_default();
+    f(&mcpvault::proof::Call {
+        token_id: &token_id,
+        method,
+        name,
+        arguments: &arguments,
+        audience,
+    })
+    .map_err(error)
+}
 
 /// The `verifier` resource: the core's verifier, kept by the host across calls.
 struct CachedVerifier {
@@ -439,8 +552,12 @@ impl Guest for Component {
             rate: grant.rate.into_iter().map(rate).collect(),
             budget: grant.budget.into_iter().map(budget).collect(),
             holder: grant.holder,
-            pin: Default::default(),
-            require_approval: Vec::new(),
+            pin: pins(grant.pin)?,
+            require_approval: grant
+                .require_approval
+                .into_iter()
+                .map(requirement)
+                .collect(),
         };
         mcpvault::mint(
             &private_key,
@@ -469,8 +586,12 @@ impl Guest for Component {
             rate: restriction.rate.into_iter().map(rate).collect(),
             budget: restriction.budget.into_iter().map(budget).collect(),
             holder: restriction.holder,
-            pin: Default::default(),
-            require_approval: Vec::new(),
+            pin: pins(restriction.pin)?,
+            require_approval: restriction
+                .require_approval
+                .into_iter()
+                .map(requirement)
+                .collect(),
         };
         mcpvault::attenuate(&token, &r, now.unwrap_or_else(wall_clock), &mut OsRng)
             .map(|a| wit::Attenuated {
@@ -520,7 +641,7 @@ impl Guest for Component {
             issuer: record.issuer,
             revocation_ids: record.revocation_ids,
             request_id: record.request_id,
-            approvers: Vec::new(),
+            approvers: record.approvers,
         };
         let entry = audit::audit_append(prev.as_ref(), record).map_err(error)?;
         to_json(&entry)
@@ -567,34 +688,50 @@ impl Guest for Component {
         now: u64,
         nonce: Vec<u8>,
     ) -> Result<String, wit::Error> {
-        if nonce.len() != NONCE_BYTES {
-            return Err(invalid(
-                "nonce",
-                format!("{NONCE_BYTES} random bytes, not {}", nonce.len()),
-            ));
-        }
-        let arguments = mcpvault::Request::arguments_from_json(arguments.as_deref().unwrap_or(""))
-            .map_err(error)?;
-        // the proof names the token by its last revocation id, as the CLI's and npm's sign-call do
-        let token_id = mcpvault::inspect(&token)
-            .map_err(error)?
-            .revocation_ids
-            .pop()
-            .unwrap_or_default();
-        let call = mcpvault::proof::Call {
-            token_id: &token_id,
-            method: &method,
-            name: name.as_deref(),
-            arguments: &arguments,
-            audience: audience.as_deref(),
-        };
-        mcpvault::proof::sign_call(
-            &holder_private_key,
-            &call,
-            now,
-            &mut HostBytes(nonce.into_iter()),
+        let mut rng = host_nonce(nonce)?;
+        with_call(
+            &token,
+            &method,
+            name.as_deref(),
+            arguments.as_deref(),
+            audience.as_deref(),
+            |call| mcpvault::proof::sign_call(&holder_private_key, call, now, &mut rng),
         )
-        .map_err(error)
+    }
+
+    fn request_hash(
+        token: String,
+        method: String,
+        name: Option<String>,
+        arguments: Option<String>,
+        audience: Option<String>,
+    ) -> Result<String, wit::Error> {
+        with_call(
+            &token,
+            &method,
+            name.as_deref(),
+            arguments.as_deref(),
+            audience.as_deref(),
+            |call| Ok(mcpvault::proof::request_hash(call)),
+        )
+    }
+
+    fn approve(
+        approver_private_key: String,
+        request_hash: String,
+        ttl: u64,
+        now: u64,
+        nonce: Vec<u8>,
+    ) -> Result<String, wit::Error> {
+        let mut rng = host_nonce(nonce)?;
+        mcpvault::approval::approve(&approver_private_key, &request_hash, now, ttl, &mut rng)
+            .map_err(error)
+    }
+
+    fn tool_hashes(list_json: String) -> Result<String, wit::Error> {
+        let list: serde_json::Value = from_json("tools/list result", &list_json)?;
+        let hashes = mcpvault::pin::tool_hashes(&list).map_err(error)?;
+        to_json(&hashes)
     }
 }
 

@@ -3,6 +3,7 @@
 //!     mcpvault-wasmtime-host vectors COMPONENT.wasm [DIR]     # runs every vector; prints `N passed, M failed`
 //!                                                             # (DIR/audit and DIR/state too: the guard on a store kept here)
 //!     mcpvault-wasmtime-host verify COMPONENT.wasm --token T --pubkey HEX --tool NAME [--args JSON] [--audience A] [--now S]
+//!                                                             # [--tool-definition HASH] [--approval A]...
 //!
 //!     mcpvault-wasmtime-host bench COMPONENT.wasm TOKENS.json     # `make bench`: prints timings as JSON
 //!
@@ -27,7 +28,8 @@ mod bindings {
 }
 
 use bindings::exports::mcpvault::authz::types::{
-    AuditBreakKind, AuditRecord, AuthorizedFacts, Error, ErrorCode, Request,
+    ApprovalRequirement, AuditBreakKind, AuditRecord, AuthorizedFacts, Error, ErrorCode, Grant,
+    Request, ToolPin,
 };
 use bindings::Authorizer;
 
@@ -112,6 +114,24 @@ fn facts_json(f: &AuthorizedFacts) -> Value {
     if let (Some(prompts), Some(obj)) = (&f.prompts, v.as_object_mut()) {
         obj.insert("prompts".into(), json!(prompts));
     }
+    if let (false, Some(obj)) = (f.pins.is_empty(), v.as_object_mut()) {
+        let pins: serde_json::Map<String, Value> = f
+            .pins
+            .iter()
+            .map(|p| (p.tool.clone(), json!(p.hashes)))
+            .collect();
+        obj.insert("pins".into(), Value::Object(pins));
+    }
+    if let (false, Some(obj)) = (f.approvals.is_empty(), v.as_object_mut()) {
+        let approvals: Vec<Value> = f
+            .approvals
+            .iter()
+            .map(
+                |a| json!({ "approver": a.approver, "nonce": a.nonce, "expires_at": a.expires_at }),
+            )
+            .collect();
+        obj.insert("approvals".into(), json!(approvals));
+    }
     v
 }
 
@@ -133,6 +153,7 @@ fn audit_record(r: &Value) -> Result<AuditRecord> {
             r.get("revocation_ids").cloned().unwrap_or_default(),
         )?,
         request_id: s("request_id"),
+        approvers: serde_json::from_value(r.get("approvers").cloned().unwrap_or(json!([])))?,
     })
 }
 
@@ -420,6 +441,219 @@ fn audit_case(vault: &mut Vault, case: &Value) -> Result<Value> {
     }
 }
 
+/// 16 bytes of the OS random source: the nonce the host hands `approve` (the component reads none there).
+fn os_random16() -> Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = vec![0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .context("reading /dev/urandom")?;
+    Ok(bytes)
+}
+
+/// `Err(what)` unless `ok`: one check of [`exports_check`].
+fn ensure(ok: bool, what: impl FnOnce() -> String) -> std::result::Result<(), String> {
+    if ok {
+        Ok(())
+    } else {
+        Err(what())
+    }
+}
+
+/// A component error as `CODE: message`.
+fn denial(e: &Error) -> String {
+    format!("{}: {}", code(e), e.message)
+}
+
+/// The exports of pins and approvals, through the component: `tool-hashes` gives the hash the pin vectors were
+/// minted with; on a token minted here (a pin and an approval requirement), a call without an approval is refused
+/// with the ask, `request-hash` names the same call, `approve` (the host's nonce and clock) makes it pass with the
+/// approval in the facts, an approval of other arguments does not count, and the pinned tool passes only with its
+/// definition's hash. Returns the first check that failed (a trap too).
+fn exports_check(vault: &mut Vault, dir: &Path) -> std::result::Result<(), String> {
+    let api = vault.authorizer.mcpvault_authz_authorize();
+    let wasm = &mut vault.store;
+    let trap = |e: wasmtime::Error| format!("trap: {e:#}");
+    // the definition examples/gen_vectors.rs pins db_query to in the pin-* vectors
+    let definition = json!({"tools": [{"name": "db_query", "description": "Run a read-only SQL query",
+        "inputSchema": {"type": "object", "properties": {"sql": {"type": "string"}}}}]});
+    let hashes = api
+        .call_tool_hashes(&mut *wasm, &definition.to_string())
+        .map_err(trap)?
+        .map_err(|e| format!("tool-hashes: {}", denial(&e)))?;
+    let hashes: Value = serde_json::from_str(&hashes).map_err(|e| e.to_string())?;
+    let case = std::fs::read_to_string(dir.join("pin-same-definition-allowed.json"))
+        .map_err(|e| format!("pin-same-definition-allowed.json: {e}"))?;
+    let case: Value = serde_json::from_str(&case).map_err(|e| e.to_string())?;
+    let pinned = case["request"]["tool_definition"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    ensure(hashes.get("db_query") == Some(&json!(pinned)), || {
+        format!("tool-hashes: {hashes}, the vectors pin {pinned}")
+    })?;
+    let twice = json!([{"name": "a"}, {"name": "a"}]).to_string();
+    let r = api.call_tool_hashes(&mut *wasm, &twice).map_err(trap)?;
+    ensure(
+        matches!(&r, Err(e) if e.code == ErrorCode::InvalidRequest),
+        || format!("tool-hashes of two tools of one name: {r:?}"),
+    )?;
+
+    let now = 1_800_000_000u64;
+    let issuer = api.call_keygen(&mut *wasm).map_err(trap)?;
+    let approver = api.call_keygen(&mut *wasm).map_err(trap)?;
+    let grant = Grant {
+        tools: vec!["pay".into(), "db_query".into()],
+        scopes: vec![],
+        resources: vec![],
+        prompts: vec![],
+        ttl: 3600,
+        issuer: "auth-server".into(),
+        subject: "agent-a".into(),
+        audience: None,
+        max_depth: None,
+        arg_limits: vec![],
+        single_use: false,
+        rate: vec![],
+        budget: vec![],
+        holder: None,
+        pin: vec![ToolPin {
+            tool: "db_query".into(),
+            hash: pinned.clone(),
+        }],
+        require_approval: vec![ApprovalRequirement {
+            tool: "pay".into(),
+            approvers: vec![approver.public_key.clone()],
+            needed: 1,
+        }],
+    };
+    let token = api
+        .call_mint(&mut *wasm, &issuer.private_key, &grant, Some(now))
+        .map_err(trap)?
+        .map_err(|e| format!("mint: {}", denial(&e)))?;
+    let call =
+        |tool: &str, arguments: &str, definition: Option<&str>, approvals: Vec<String>| Request {
+            method: None,
+            tool: Some(tool.into()),
+            arguments: Some(arguments.into()),
+            audience: None,
+            scope: None,
+            resource: None,
+            prompt: None,
+            now: Some(now + 10),
+            tool_definition: definition.map(str::to_string),
+            approvals,
+        };
+    let args = json!({"amount": 500}).to_string();
+    let ask = match api
+        .call_verify(
+            &mut *wasm,
+            &token,
+            &issuer.public_key,
+            &call("pay", &args, None, vec![]),
+        )
+        .map_err(trap)?
+    {
+        Err(Error {
+            code: ErrorCode::ApprovalRequired,
+            approval: Some(ask),
+            ..
+        }) => ask,
+        other => return Err(format!("verify without an approval: {other:?}")),
+    };
+    let hash = api
+        .call_request_hash(
+            &mut *wasm,
+            &token,
+            "tools/call",
+            Some("pay"),
+            Some(&args),
+            None,
+        )
+        .map_err(trap)?
+        .map_err(|e| format!("request-hash: {}", denial(&e)))?;
+    ensure(
+        hash == ask.request_hash
+            && ask.approvers == [approver.public_key.clone()]
+            && ask.needed == 1,
+        || format!("request-hash {hash}, the ask {ask:?}"),
+    )?;
+    let nonce = os_random16().map_err(|e| format!("{e:#}"))?;
+    let approval = api
+        .call_approve(&mut *wasm, &approver.private_key, &hash, 300, now, &nonce)
+        .map_err(trap)?
+        .map_err(|e| format!("approve: {}", denial(&e)))?;
+    let r = api
+        .call_approve(
+            &mut *wasm,
+            &approver.private_key,
+            &hash,
+            300,
+            now,
+            &nonce[..8],
+        )
+        .map_err(trap)?;
+    ensure(
+        matches!(&r, Err(e) if e.code == ErrorCode::InvalidRequest),
+        || format!("approve with 8 nonce bytes: {r:?}"),
+    )?;
+    let f = api
+        .call_verify(
+            &mut *wasm,
+            &token,
+            &issuer.public_key,
+            &call("pay", &args, None, vec![approval.clone()]),
+        )
+        .map_err(trap)?
+        .map_err(|e| format!("verify with the approval: {}", denial(&e)))?;
+    ensure(
+        matches!(f.approvals.as_slice(), [u] if u.approver == approver.public_key && u.expires_at == now + 300),
+        || format!("the approved call's facts: {:?}", f.approvals),
+    )?;
+    let other = json!({"amount": 501}).to_string();
+    let r = api
+        .call_verify(
+            &mut *wasm,
+            &token,
+            &issuer.public_key,
+            &call("pay", &other, None, vec![approval]),
+        )
+        .map_err(trap)?;
+    ensure(
+        matches!(&r, Err(e) if e.code == ErrorCode::ApprovalRequired),
+        || format!("an approval of other arguments: {r:?}"),
+    )?;
+    // the pinned tool: allowed with its definition's hash (the facts name the pin); another hash or none refused
+    let f = api
+        .call_verify(
+            &mut *wasm,
+            &token,
+            &issuer.public_key,
+            &call("db_query", "{}", Some(&pinned), vec![]),
+        )
+        .map_err(trap)?
+        .map_err(|e| format!("the pinned tool: {}", denial(&e)))?;
+    ensure(
+        matches!(f.pins.as_slice(), [p] if p.tool == "db_query" && p.hashes == [pinned.clone()]),
+        || format!("the pinned call's facts: {:?}", f.pins),
+    )?;
+    for definition in [None, Some("ab".repeat(32))] {
+        let r = api
+            .call_verify(
+                &mut *wasm,
+                &token,
+                &issuer.public_key,
+                &call("db_query", "{}", definition.as_deref(), vec![]),
+            )
+            .map_err(trap)?;
+        ensure(
+            matches!(&r, Err(e) if e.code == ErrorCode::ToolDefinitionChanged),
+            || format!("the pinned tool with definition {definition:?}: {r:?}"),
+        )?;
+    }
+    Ok(())
+}
+
 /// The WIT error code as the core's snake_case code.
 fn code(e: &Error) -> &'static str {
     match e.code {
@@ -464,6 +698,14 @@ fn request_of(v: &Value) -> Request {
         resource: s("resource"),
         prompt: s("prompt"),
         now: None,
+        tool_definition: s("tool_definition"),
+        approvals: v
+            .get("approvals")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a.as_str().map(str::to_string))
+            .collect(),
     }
 }
 
@@ -503,6 +745,18 @@ fn run_vectors(component: &Path, dir: &Path) -> Result<bool> {
         }
     }
     println!("wasmtime host: {passed} passed, {failed} failed");
+    // request-hash, approve and tool-hashes (no vector holds their answers: approvals are random), on a token
+    // minted here
+    let exports_ok = match exports_check(&mut vault, dir) {
+        Ok(()) => {
+            println!("wasmtime host, pins and approvals: passed");
+            true
+        }
+        Err(why) => {
+            eprintln!("FAIL pins and approvals: {why}");
+            false
+        }
+    };
     // tests/vectors/audit: the chain and call keys, through the component's exports
     let audit_dir = dir.join("audit");
     let (mut a_passed, mut a_failed) = (0usize, 0usize);
@@ -555,6 +809,7 @@ fn run_vectors(component: &Path, dir: &Path) -> Result<bool> {
     }
     Ok(failed == 0
         && passed > 0
+        && exports_ok
         && a_failed == 0
         && (a_passed > 0 || !audit_dir.is_dir())
         && s_failed == 0
@@ -566,6 +821,14 @@ fn flag(args: &[String], name: &str) -> Option<String> {
         .position(|a| a == name)
         .and_then(|i| args.get(i + 1))
         .cloned()
+}
+
+/// Every value of a repeatable flag, in order.
+fn flags(args: &[String], name: &str) -> Vec<String> {
+    args.windows(2)
+        .filter(|w| w.first().is_some_and(|a| a == name))
+        .filter_map(|w| w.get(1).cloned())
+        .collect()
 }
 
 fn run_verify(component: &Path, args: &[String]) -> Result<bool> {
@@ -585,6 +848,8 @@ fn run_verify(component: &Path, args: &[String]) -> Result<bool> {
         resource: flag(args, "--resource"),
         prompt: flag(args, "--prompt"),
         now,
+        tool_definition: flag(args, "--tool-definition"),
+        approvals: flags(args, "--approval"),
     };
     let mut vault = Vault::load(component)?;
     match vault.verify(&token, &key, &req)? {
@@ -594,6 +859,14 @@ fn run_verify(component: &Path, args: &[String]) -> Result<bool> {
         }
         Err(e) => {
             eprintln!("denied: {}: {}", code(&e), e.message);
+            if let Some(a) = &e.approval {
+                eprintln!(
+                    "approval: request hash {}, {} of approvers {}",
+                    a.request_hash,
+                    a.needed,
+                    a.approvers.join(", ")
+                );
+            }
             Ok(false)
         }
     }
@@ -668,7 +941,7 @@ fn main() -> std::process::ExitCode {
             None => Err(wasmtime::format_err!("bench needs TOKENS.json")),
         },
         _ => {
-            eprintln!("usage: mcpvault-wasmtime-host vectors COMPONENT.wasm [DIR]\n       mcpvault-wasmtime-host verify COMPONENT.wasm --token T --pubkey HEX --tool NAME [--args JSON] [--audience A] [--now S]");
+            eprintln!("usage: mcpvault-wasmtime-host vectors COMPONENT.wasm [DIR]\n       mcpvault-wasmtime-host verify COMPONENT.wasm --token T --pubkey HEX --tool NAME [--args JSON] [--audience A] [--now S] [--tool-definition HASH] [--approval A]...");
             return std::process::ExitCode::from(2);
         }
     };
