@@ -25,7 +25,7 @@ from wasmtime.component import Component, Linker, Record, Variant
 
 from . import telemetry
 
-__all__ = ["MCPVault", "McpVaultError", "Guard", "COMPONENT_PATH"]
+__all__ = ["MCPVault", "McpVaultError", "Guard", "COMPONENT_PATH", "tool_hashes"]
 
 _log = logging.getLogger("mcpvault")
 
@@ -34,7 +34,7 @@ _INTERFACE = "mcpvault:authz/authorize@0.1.0"
 _GUARD_INTERFACE = "mcpvault:authz/guard@0.1.0"
 _FUNCS = {
     _INTERFACE: ("keygen", "mint", "attenuate", "verify", "inspect", "audit-append", "audit-verify", "call-key",
-                 "sign-call"),
+                 "sign-call", "request-hash", "approve", "tool-hashes"),
     _GUARD_INTERFACE: ("guard-check", "guard-resume", "store-decide", "revocation-id", "audit-failed", "guard-filter"),
 }
 
@@ -100,15 +100,22 @@ class _StringResult:
 
 
 class McpVaultError(Exception):
-    """A typed mcpvault failure. ``code`` is the stable snake_case code."""
+    """A typed mcpvault failure. ``code`` is the stable snake_case code.
+
+    ``approval``: for ``approval_required``, what the call needs (SCHEMA.md, "Signed approvals"): a dict
+    ``{"request_hash", "approvers", "needed"}`` — have ``needed`` of ``approvers`` sign ``request_hash``
+    (:meth:`MCPVault.approve`) and send the call again with the approvals; ``None`` for every other code."""
 
     def __init__(self, code: str, message: str, failed_block: Optional[int] = None,
-                 failed_check: Optional[str] = None) -> None:
+                 failed_check: Optional[str] = None, approval: Optional[Mapping[str, Any]] = None) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
         self.failed_block = failed_block
         self.failed_check = failed_check
+        self.approval: Optional[Dict[str, Any]] = None if approval is None else {
+            "request_hash": approval["request_hash"], "approvers": list(approval["approvers"]),
+            "needed": approval["needed"]}
 
 
 def _record(**fields: Any) -> Record:
@@ -260,6 +267,96 @@ def _opt_str(d: Mapping[str, Any], key: str) -> Optional[str]:
     return v
 
 
+def _pins(d: Mapping[str, Any]) -> List[Record]:
+    """``pin``: ``{tool: hash}`` as the WIT ``list<tool-pin>`` (the core checks names and hashes)."""
+    v = d.get("pin")
+    if v is None:
+        return []
+    if not isinstance(v, Mapping):
+        raise McpVaultError("invalid_request", "pin must be a mapping of tool names to definition hashes")
+    out = []
+    for tool, h in v.items():
+        if not isinstance(tool, str) or not isinstance(h, str):
+            raise McpVaultError("invalid_request", "pin maps tool names (strings) to hashes (strings)")
+        out.append(_record(tool=tool, hash=h))
+    return out
+
+
+def _requirements(d: Mapping[str, Any]) -> List[Record]:
+    """``require_approval``: one ``{"tool", "approvers", "needed"?}`` or a list of them, as the WIT
+    ``list<approval-requirement>`` (``needed`` defaults to 1; the core checks the keys and the count)."""
+    v = d.get("require_approval")
+    if v is None:
+        return []
+    items = [v] if isinstance(v, Mapping) else v
+    if not isinstance(items, (list, tuple)):
+        raise McpVaultError("invalid_request", "require_approval must be a mapping or a list of mappings")
+    out = []
+    for r in items:
+        if not isinstance(r, Mapping):
+            raise McpVaultError("invalid_request", "require_approval must be a mapping or a list of mappings")
+        _known(r, ("tool", "approvers", "needed"), "require_approval")
+        tool = _opt_str(r, "tool")
+        if tool is None:
+            raise McpVaultError("invalid_request", "a require_approval entry names its tool")
+        approvers = _names(r, "approvers") or []
+        needed = _opt_int(r, "needed", _U32)
+        out.append(_record(tool=tool, approvers=approvers, needed=1 if needed is None else needed))
+    return out
+
+
+def _approvals(request: Mapping[str, Any]) -> List[str]:
+    """A request's ``approvals``: a list of approval strings (none: empty)."""
+    v = request.get("approvals")
+    if v is None:
+        return []
+    if not isinstance(v, (list, tuple)) or not all(isinstance(a, str) for a in v):
+        raise McpVaultError("invalid_request", "approvals must be a list of strings")
+    return list(v)
+
+
+def _call_target(method: Any, tool: Any, name: Any, arguments: Any) -> Tuple[Optional[str], Optional[str]]:
+    """The target and arguments (JSON text) of the call a proof or a request hash names."""
+    if tool is not None and name is not None and tool != name:
+        raise McpVaultError("invalid_request", "give tool or name, not both")
+    if not isinstance(method, str) or method == "":
+        raise McpVaultError("invalid_request", "method must be a non-empty string")
+    target = tool if tool is not None else name
+    if target is not None and not isinstance(target, str):
+        raise McpVaultError("invalid_request", "tool and name must be strings")
+    if arguments is not None and not isinstance(arguments, Mapping):
+        raise McpVaultError("invalid_request", "arguments must be a JSON object (a dict)")
+    return target, None if arguments is None else json.dumps(dict(arguments), ensure_ascii=False)
+
+
+def _wire(value: Any) -> Any:
+    """A value as its JSON wire form: pydantic models (the MCP SDK's results and tools) as the SDK sends them
+    (by alias, ``None`` fields left out), inside lists and dicts too."""
+    dump = getattr(value, "model_dump", None)
+    if callable(dump) and not isinstance(value, type):
+        return dump(by_alias=True, mode="json", exclude_none=True)
+    if isinstance(value, Mapping):
+        return {k: _wire(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_wire(v) for v in value]
+    return value
+
+
+_default_vault: Optional["MCPVault"] = None
+_default_lock = threading.Lock()
+
+
+def tool_hashes(tools_list: Any) -> Dict[str, str]:
+    """``{name: hash}`` for every tool of a ``tools/list`` answer (:meth:`MCPVault.tool_hashes`, on a vault this
+    module keeps): what ``pin`` and ``tool_definition`` take."""
+    global _default_vault
+    with _default_lock:
+        if _default_vault is None:
+            _default_vault = MCPVault()
+        vault = _default_vault
+    return vault.tool_hashes(tools_list)
+
+
 class MCPVault:
     """Mint, attenuate, verify and inspect mcpvault tokens; with a store, revoke them and keep single-use tokens
     and the audit chain.
@@ -343,11 +440,13 @@ class MCPVault:
 
     @staticmethod
     def _error(e: Record) -> McpVaultError:
+        ask = getattr(e, "approval", None)
         return McpVaultError(
             str(getattr(e, "code")).replace("-", "_"),
             getattr(e, "message"),
             getattr(e, "failed-block"),
             getattr(e, "failed-check"),
+            None if ask is None else _plain(ask),
         )
 
     def generate_keypair(self) -> Tuple[str, str]:
@@ -359,9 +458,16 @@ class MCPVault:
         """Mints a token; ``grant`` has tools and/or scopes (at least one of either: a call the server maps to a
         granted scope is allowed too), ttl, issuer, subject and optionally audience, max_depth, arg_limits,
         single_use, resources (URI prefixes or globs) and prompts (names): none granted, none readable unless the
-        server opens them."""
+        server opens them.
+
+        ``pin``: ``{tool: hash}``, each tool pinned to the hash of its definition (:func:`tool_hashes` of the
+        server's ``tools/list``): a call of it is refused (``tool_definition_changed``) once the server describes it
+        otherwise (SCHEMA.md, "Pinned tool definitions"). ``require_approval``: a list of ``{"tool", "approvers",
+        "needed"}`` (``needed`` defaults to 1; one mapping alone is a list of one): calls of ``tool`` need ``needed``
+        signed approvals by distinct keys of ``approvers`` (Ed25519 public keys, hex; SCHEMA.md, "Signed
+        approvals")."""
         _known(grant, ("tools", "scopes", "resources", "prompts", "ttl", "issuer", "subject", "audience", "max_depth",
-                       "arg_limits", "single_use", "rate", "budget", "holder"), "grant")
+                       "arg_limits", "single_use", "rate", "budget", "holder", "pin", "require_approval"), "grant")
         tools = _names(grant, "tools")
         g = _record(
             tools=[] if tools is None else tools,
@@ -378,6 +484,8 @@ class MCPVault:
             rate=_quotas(grant, "rate", ("tool", "max", "period")),
             budget=_quotas(grant, "budget", ("tool", "arg", "max", "period")),
             holder=_opt_str(grant, "holder"),
+            pin=_pins(grant),
+            require_approval=_requirements(grant),
         )
         return self._call("mint", private_key, g, _now(now))
 
@@ -385,9 +493,11 @@ class MCPVault:
                   *, warnings: Optional[List[str]] = None) -> str:
         """Returns a narrower token. Pass a list as ``warnings`` to collect what
         narrowed less than asked (e.g. tools the parent does not grant). ``scopes`` keeps those scopes; with
-        ``tools`` given and ``scopes`` not, the narrower token keeps no scope."""
+        ``tools`` given and ``scopes`` not, the narrower token keeps no scope. ``pin`` and ``require_approval`` as
+        for :meth:`mint`: they add to the parent's (a block cannot remove a pin or a requirement; pinning a tool
+        the parent pins to another hash makes it uncallable)."""
         _known(restriction, ("tools", "scopes", "resources", "prompts", "ttl", "audience", "max_depth", "arg_limits",
-                             "single_use", "rate", "budget", "holder"), "restriction")
+                             "single_use", "rate", "budget", "holder", "pin", "require_approval"), "restriction")
         r = _record(
             tools=_names(restriction, "tools"),
             scopes=_names(restriction, "scopes"),
@@ -401,6 +511,8 @@ class MCPVault:
             rate=_quotas(restriction, "rate", ("tool", "max", "period")),
             budget=_quotas(restriction, "budget", ("tool", "arg", "max", "period")),
             holder=_opt_str(restriction, "holder"),
+            pin=_pins(restriction),
+            require_approval=_requirements(restriction),
         )
         out = self._call("attenuate", token, r, _now(now))
         if warnings is not None:
@@ -426,9 +538,18 @@ class MCPVault:
 
         ``proof``: the call's proof (:meth:`sign_call`), for a token bound to a holder key (without one such a token
         is ``proof_required``). Without a store it is checked, not spent; with one the guard spends it (used once:
-        ``replayed`` after). The facts then name the ``holder``."""
+        ``replayed`` after). The facts then name the ``holder``.
+
+        ``tool_definition``: the hash of the called tool's definition as the server describes it now
+        (:func:`tool_hashes` of its ``tools/list``), for a token that pins the tool (without it, or with another hash,
+        such a call is ``tool_definition_changed``); the facts name the token's ``pins`` (``{tool: [hash, ...]}``).
+
+        ``approvals``: signed approvals of this call (:meth:`approve`), for a token that requires them (without
+        enough, ``approval_required``: the error's ``approval`` names the request hash to approve). Without a store
+        they are checked, not spent; with one the guard spends each (an approval approves one call once). The facts
+        name the ``approvals`` that counted (``[{"approver", "nonce", "expires_at"}]``)."""
         _known(request, ("method", "requested_tool", "tool", "arguments", "audience", "scope", "resource", "prompt",
-                         "proof", "now"), "request")
+                         "proof", "tool_definition", "approvals", "now"), "request")
         if request_id is not None and not isinstance(request_id, str):
             raise McpVaultError("invalid_request", "request_id must be a string")
         if self.store is None:
@@ -459,6 +580,8 @@ class MCPVault:
             "resource": _opt_str(request, "resource"),
             "prompt": _opt_str(request, "prompt"),
             "now": _opt_int(request, "now"),
+            "tool_definition": _opt_str(request, "tool_definition"),
+            "approvals": _approvals(request),
         }
 
     def _verify_token(self, token: str, public_key: str, request: Mapping[str, Any]) -> Dict[str, Any]:
@@ -487,10 +610,14 @@ class MCPVault:
     def _facts(facts: Dict[str, Any]) -> Dict[str, Any]:
         result: Dict[str, Any] = {"verified": True}
         # absent rather than empty, as in the core's JSON: tool (other methods), nonces (not single-use), scopes and
-        # resources (none granted), scope (none asked), prompts (none granted), holder (not holder-bound)
+        # resources (none granted), scope (none asked), prompts (none granted), holder (not holder-bound), pins (none
+        # pinned), approvals (none needed)
         result.update({k: v for k, v in facts.items()
                        if not (k in ("tool", "scope", "prompts", "holder") and v is None)
-                       and not (k in ("nonces", "scopes", "resources") and not v)})
+                       and not (k in ("nonces", "scopes", "resources", "pins", "approvals") and not v)})
+        if isinstance(result.get("pins"), list):
+            # the typed record's list<tool-pins> as the core's JSON: {tool: [hash, ...]}
+            result["pins"] = {p["tool"]: p["hashes"] for p in result["pins"]}
         return result
 
     def _verify_guarded(self, token: str, public_key: str, request: Mapping[str, Any],
@@ -513,9 +640,15 @@ class MCPVault:
             params = {"uri": request["resource"]}
         elif _opt_str(request, "prompt") is not None:
             params = {"name": request["prompt"]}
+        meta: Dict[str, Any] = {}
         proof = _opt_str(request, "proof")
         if proof is not None:
-            params["_meta"] = {"mcpvault/proof": proof}
+            meta["mcpvault/proof"] = proof
+        approvals = _approvals(request)
+        if approvals:
+            meta["mcpvault/approvals"] = approvals
+        if meta:
+            params["_meta"] = meta
         message = {"jsonrpc": "2.0", "id": request_id or "", "method": method, "params": params}
         if request.get("scope") is not None:
             # the guard maps a call to its scope from its own policy: a store-backed verify of a scope is the
@@ -530,27 +663,34 @@ class MCPVault:
         if audience is not None:
             options["audience"] = audience
         guard = Guard(self, options, _check_now=False)
-        outcome = guard.check({"body": json.dumps(message), "fallback_token": token}, _opt_int(request, "now"))
+        input: Dict[str, Any] = {"body": json.dumps(message), "fallback_token": token}
+        definition = _opt_str(request, "tool_definition")
+        if definition is not None and isinstance(tool, str):
+            # the server's current definition of the called tool, as a host fills it from its tools/list
+            input["tool_definitions"] = {tool: definition}
+        outcome = guard.check(input, _opt_int(request, "now"))
         if outcome["allowed"] and outcome.get("facts") is not None:
             return outcome["facts"]
         d = next((d for d in outcome["decisions"] if not d["allowed"]), None)
         if d is None:  # pragma: no cover - an allowed outcome always has facts here
             raise McpVaultError("internal_error", "internal error")
         raise McpVaultError(d["code"] or "internal_error", d["message"] or "", d.get("failed_block"),
-                            d.get("failed_check"))
+                            d.get("failed_check"), d.get("approval"))
 
     def guard(self, options: Mapping[str, Any]) -> "Guard":
         """The server-side guard for ``options`` (``public_key``, and optionally ``audience``, ``retry_window``,
-        ``tool``, ``check_tool``, ``defer_spend``, ``realm``, ``resource_metadata``; SCHEMA.md, "The guard") on this
-        vault's store. ``store`` is set from the vault: ``True`` when it has one.
+        ``tool``, ``check_tool``, ``defer_spend``, ``forward_proofs``, ``defer_pins``, ``realm``,
+        ``resource_metadata``; SCHEMA.md, "The guard") on this vault's store. ``store`` is set from the vault:
+        ``True`` when it has one.
 
         The server's policy (SCHEMA.md, "Server policy"), decided by the core: ``mappings`` (``{tool: scope}``; an
         unmapped tool maps to ``TOOL:call``), ``tool_mappings`` (``[{"tool", "service"?, "scope", "when"?,
         "priority"?}]``: the highest priority that matches wins, then declaration order), ``rules`` (``[{"id",
-        "tool"?, "when"?, "enforcement": "hard" | "soft", "message"?}]``: a hard rule refuses with
-        ``rule_violation``, a soft rule allows and is named in the decision's ``soft_rules``). ``when`` maps argument
-        paths to matchers written as @apoa/mcp writes them: ``startsWith``, ``equals``, ``in``, ``lt``, ``lte``,
-        ``gt``, ``gte``, ``glob``. ``on_soft_rule``: a function called with each allowed decision whose
+        "tool"?, "when"?, "enforcement": "hard" | "soft" | "approval", "message"?, "approvers"?, "needed"?}]``: a
+        hard rule refuses with ``rule_violation``, a soft rule allows and is named in the decision's ``soft_rules``,
+        an approval rule requires ``needed`` (default 1) signed approvals of the call by its ``approvers``). ``when``
+        maps argument paths to matchers written as @apoa/mcp writes them: ``startsWith``, ``equals``, ``in``, ``lt``,
+        ``lte``, ``gt``, ``gte``, ``glob``. ``on_soft_rule``: a function called with each allowed decision whose
         ``soft_rules`` is not empty (it observes only: what it raises is logged, the decision stands).
 
         Bad options raise here (``invalid_key``, or ``invalid_request`` naming what is wrong: an unknown matcher key,
@@ -577,7 +717,8 @@ class MCPVault:
 
     def audit_append(self, prev: Optional[Mapping[str, Any]], record: Mapping[str, Any]) -> Dict[str, Any]:
         """The audit entry after `prev` (None for the first) for `record`: a dict with time, allowed, code, method,
-        tool, subject, issuer, revocation_ids, request_id. The core computes the hash chain (SCHEMA.md)."""
+        tool, subject, issuer, revocation_ids, request_id and, for an approved call, approvers. The core computes the
+        hash chain (SCHEMA.md)."""
         return json.loads(self._audit_line(None if prev is None else json.dumps(prev), record))
 
     def _audit_line(self, prev: Optional[str], record: Mapping[str, Any]) -> str:
@@ -592,6 +733,7 @@ class MCPVault:
             issuer=_opt_str(record, "issuer"),
             revocation_ids=[str(i) for i in record.get("revocation_ids") or []],
             request_id=_opt_str(record, "request_id"),
+            approvers=[str(a) for a in record.get("approvers") or []],
         )
         return self._call("audit-append", prev, rec)
 
@@ -617,7 +759,7 @@ class MCPVault:
     def call_key(self, request_id: str, method: str, tool: Optional[str], arguments: Mapping[str, Any]) -> str:
         """The key that tells a retry of a JSON-RPC request from a replay (hex; the same on every host)."""
         req = _record(method=method, tool=tool, arguments=json.dumps(dict(arguments)), audience=None, scope=None,
-                      resource=None, prompt=None, now=None)
+                      resource=None, prompt=None, now=None, tool_definition=None, approvals=[])
         return self._call("call-key", request_id, req)
 
     def inspect(self, token: str) -> Dict[str, Any]:
@@ -637,19 +779,46 @@ class MCPVault:
         call's; canonical JSON, so key order and spacing do not matter) and the server's ``audience`` (when it names
         one). ``now``: unix seconds (default this machine's clock); the nonce is 16 bytes of ``os.urandom``: the
         component reads neither."""
-        if tool is not None and name is not None and tool != name:
-            raise McpVaultError("invalid_request", "give tool or name, not both")
-        if not isinstance(method, str) or method == "":
-            raise McpVaultError("invalid_request", "method must be a non-empty string")
-        target = tool if tool is not None else name
-        if target is not None and not isinstance(target, str):
-            raise McpVaultError("invalid_request", "tool and name must be strings")
-        if arguments is not None and not isinstance(arguments, Mapping):
-            raise McpVaultError("invalid_request", "arguments must be a JSON object (a dict)")
-        args = None if arguments is None else json.dumps(dict(arguments), ensure_ascii=False)
+        target, args = _call_target(method, tool, name, arguments)
         at = int(time.time()) if now is None else _int(now, _U64, "now")
         return self._call("sign-call", token, holder_private_key, method, target, args,
                           _opt_str({"audience": audience}, "audience"), at, os.urandom(16))
+
+    def request_hash(self, token: str, *, tool: Optional[str] = None, arguments: Optional[Mapping[str, Any]] = None,
+                     audience: Optional[str] = None, method: str = "tools/call", name: Optional[str] = None) -> str:
+        """The request hash of one call of ``token`` (64 hex): what an approver signs (:meth:`approve`), and what an
+        ``approval_required`` refusal names (``McpVaultError.approval["request_hash"]``; over MCP
+        ``error.data.approval.requestHash``). It binds the token (its last revocation id), ``method``, the call's
+        target (``tool``, or ``name`` as for :meth:`sign_call`), its canonical ``arguments`` and the server's
+        ``audience`` (when it names one): an approval of it approves exactly that call (SCHEMA.md, "Signed
+        approvals")."""
+        target, args = _call_target(method, tool, name, arguments)
+        return self._call("request-hash", token, method, target, args, _opt_str({"audience": audience}, "audience"))
+
+    def approve(self, approver_private_key: str, request_hash: str, ttl: int = 300, *,
+                now: Optional[int] = None) -> str:
+        """An approval of the call whose request hash is ``request_hash``, signed with the approver's private key
+        (64 hex): ``mva1.APPROVER.EXP.NONCE.SIGNATURE``, valid ``ttl`` seconds (1 to 3600) from ``now`` (unix
+        seconds; default this machine's clock); the nonce is 16 bytes of ``os.urandom``. The client sends the call
+        again with it in ``params._meta["mcpvault/approvals"]`` (a list; ``verify(..., {"approvals": [...]})``):
+        it approves that one call once."""
+        if not isinstance(request_hash, str):
+            raise McpVaultError("invalid_request", "request_hash must be a string (64 hex)")
+        at = int(time.time()) if now is None else _int(now, _U64, "now")
+        return self._call("approve", approver_private_key, request_hash, _int(ttl, _U64, "ttl"), at,
+                          os.urandom(16))
+
+    def tool_hashes(self, tools_list: Any) -> Dict[str, str]:
+        """``{name: hash}``: the definition hash of every tool of a ``tools/list`` answer — the result
+        (``{"tools": [...]}``, or the MCP SDK's ``ListToolsResult``), the JSON-RPC response or the list of tools —
+        what ``pin`` and ``tool_definition`` take: the SHA-256 of the canonical JSON of each tool's ``name``,
+        ``description``, ``inputSchema``, ``outputSchema`` and ``annotations`` (SCHEMA.md, "Pinned tool
+        definitions")."""
+        try:
+            text = json.dumps(_wire(tools_list), ensure_ascii=False)
+        except (TypeError, ValueError) as e:
+            raise McpVaultError("invalid_request", f"a tools/list result is JSON: {e}") from None
+        return json.loads(self._call("tool-hashes", text))
 
 
 class Guard:
@@ -682,7 +851,8 @@ class Guard:
 
     def check(self, input: Mapping[str, Any], now: Optional[int] = None) -> Dict[str, Any]:
         """Decides ``input`` (``GuardInput``: ``http_method``, ``headers``, ``body`` as JSON text,
-        ``body_error``, ``transport_token``, ``fallback_token``, ``replay_checked``, ``session_subject``) at ``now``
+        ``body_error``, ``transport_token``, ``fallback_token``, ``replay_checked``, ``session_subject``,
+        ``tool_definitions``: ``{tool: hash}`` of the server's current tool definitions, :func:`tool_hashes`) at ``now``
         (unix seconds; default the clock). Returns the outcome dict. With ``opentelemetry-api`` installed, every
         decision is also a span and counted in the metrics (SCHEMA.md, "Telemetry")."""
         if not isinstance(input, Mapping):

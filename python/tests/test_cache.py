@@ -22,7 +22,7 @@ def outcome(f):
     try:
         return {"ok": f()}
     except McpVaultError as e:
-        return {"error": [e.code, e.message, e.failed_block, e.failed_check]}
+        return {"error": [e.code, e.message, e.failed_block, e.failed_check, e.approval]}
 
 
 @pytest.mark.parametrize("path", VECTORS, ids=[p.stem for p in VECTORS])
