@@ -10,6 +10,14 @@ guard"), as in Node's ``withMcpVault``. Over Streamable HTTP, the app of ``serve
 answers refusals with the HTTP status and ``WWW-Authenticate`` of ``mcpvault-express`` (``McpVaultMiddleware``, an
 ASGI middleware that can be used alone as well).
 
+Tokens that pin tools to their definitions (SCHEMA.md, "Pinned tool definitions") are checked at the message level:
+at each ``tools/call`` the guard gets the hashes of the server's current tool definitions, read from the server's
+own ``tools/list`` handler at that moment, so a pinned tool whose description or schema changed is refused
+(``tool_definition_changed``) and left out of ``tools/list``. Calls that need signed approvals (SCHEMA.md, "Signed
+approvals") are refused with ``approval_required`` and ``error.data.approval`` (``requestHash``, ``approvers``,
+``needed``) until sent again with the approvals in ``params._meta["mcpvault/approvals"]`` (or, over HTTP, the
+``X-MCPVault-Approval`` header).
+
 On the client side, ``with_mcpvault_client(client, token=..., holder_key=...)`` makes an ``mcp.Client`` present the
 token with every message it sends and, for a holder-bound token, a fresh proof of each (SCHEMA.md, "Holder-bound
 tokens and proofs").
@@ -28,12 +36,13 @@ from typing import Any, Awaitable, Callable, Dict, Iterable, List, Mapping, Opti
 import anyio
 import anyio.to_thread
 
-from . import MCPVault, McpVaultError, Guard
+from . import MCPVault, McpVaultError, Guard, _wire
 
 try:
     from mcp.server.lowlevel.server import Server as _LowServer
     from mcp.shared.exceptions import MCPError
     from mcp_types import PaginatedRequestParams, RequestParams
+    from mcp_types.methods import serialize_server_result
     from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 except ImportError as e:  # pragma: no cover - the extra is missing
     raise ImportError('mcpvault.mcp needs the MCP SDK: pip install "mcpvault[mcp]"') from e
@@ -53,9 +62,11 @@ _LISTS = ("tools/list", "resources/list", "resources/templates/list", "prompts/l
 _APPLIED = "_mcpvault_guard"
 _TRANSPORT = "mcpvault.transport"  # the ASGI scope key where the HTTP layer hands its token to the message layer
 _DEFAULT_MAX_BODY = 4 * 1024 * 1024
+#: Most pages of the server's own ``tools/list`` read for the definitions of pinned tools.
+_MAX_LIST_PAGES = 100
 #: The headers the guard reads (the rest of a request's headers stay out of its input).
-_GUARD_HEADERS = ("x-mcpvault-token", "x-mcpvault-proof", "authorization", "mcp-method", "mcp-name", "mcp-session-id", "traceparent",
-                  "tracestate", "mcp-protocol-version")
+_GUARD_HEADERS = ("x-mcpvault-token", "x-mcpvault-proof", "x-mcpvault-approval", "authorization", "mcp-method",
+                  "mcp-name", "mcp-session-id", "traceparent", "tracestate", "mcp-protocol-version")
 
 _facts: contextvars.ContextVar[Optional[Dict[str, Any]]] = contextvars.ContextVar("mcpvault_facts", default=None)
 
@@ -98,7 +109,7 @@ class _Policy:
         audience = options.get("audience")
         if audience is not None and (not isinstance(audience, str) or audience == ""):
             raise fail("audience must be a non-empty string")
-        for k in ("check_tool", "open_resources", "open_prompts", "defer_spend"):
+        for k in ("check_tool", "open_resources", "open_prompts", "defer_spend", "defer_pins"):
             if not isinstance(options.get(k, False), bool):
                 raise fail(f"{k} must be True or False")
         for k in ("on_decision", "on_soft_rule", "now"):
@@ -135,20 +146,25 @@ class _Policy:
         on_soft_rule = options.get("on_soft_rule")
         try:
             # the core checks the key and the policy now (invalid_key, or invalid_request naming what is wrong)
-            self.guard = self._guard(options.get("defer_spend", False), on_soft_rule)
+            self.guard = self._guard(options.get("defer_spend", False), on_soft_rule,
+                                     defer_pins=options.get("defer_pins", False))
             # the HTTP layer in front of the message layer: revocation only, the message layer spends (it records
             # the responses a retry gets); it hands on the proofs and approvals it checked, for the message layer to
-            # check and spend (the core's forward_proofs, as mcpvault-express sets it)
-            self.http_guard = self._guard(True, on_soft_rule, forward_proofs=True)
+            # check and spend (the core's forward_proofs, as mcpvault-express sets it); it does not know the server's
+            # tool definitions, so it leaves pinned tools to the message layer (defer_pins)
+            self.http_guard = self._guard(True, on_soft_rule, forward_proofs=True, defer_pins=True)
         except McpVaultError as e:
             raise McpVaultError(e.code, f"{who}: {'public_key_hex: ' if e.code == 'invalid_key' else ''}"
                                         f"{e.message}") from None
         self._lists = _Lists(self.vault, self._options)
 
-    def _guard(self, defer_spend: bool, on_soft_rule: Any, forward_proofs: bool = False) -> Guard:
+    def _guard(self, defer_spend: bool, on_soft_rule: Any, forward_proofs: bool = False,
+               defer_pins: bool = False) -> Guard:
         opts = dict(self._options, defer_spend=defer_spend)
         if forward_proofs:
             opts["forward_proofs"] = True
+        if defer_pins:
+            opts["defer_pins"] = True
         if on_soft_rule is not None:
             opts["on_soft_rule"] = on_soft_rule
         return self.vault.guard(opts)
@@ -239,11 +255,60 @@ def _redacted_request(request: Any, token: Optional[str]) -> Any:
     return out
 
 
+def _listing_request(request: Any) -> Any:
+    """The HTTP request the server's ``tools/list`` handler sees when the guard reads the tool definitions: the
+    headers that may carry a token, a proof or an approval redacted, the HTTP layer's hand-over removed."""
+    scope = getattr(request, "scope", None)
+    if not isinstance(scope, dict):
+        return request
+    from starlette.requests import Request
+
+    secret = (b"authorization", b"x-mcpvault-token", b"x-mcpvault-proof", b"x-mcpvault-approval")
+    new_scope = {k: v for k, v in scope.items() if k != _TRANSPORT}
+    new_scope["headers"] = [(k, REDACTED.encode() if k.lower() in secret else v) for k, v in scope.get("headers", [])]
+    return Request(new_scope)
+
+
 class _MessageGuard:
     """The ``Server.middleware`` entry: the core's guard around every request the server receives."""
 
-    def __init__(self, policy: _Policy) -> None:
+    def __init__(self, policy: _Policy, server: Any) -> None:
         self.policy = policy
+        self.server = server
+
+    async def definitions(self, ctx: Any) -> Dict[str, str]:
+        """The hashes of the server's current tool definitions by name (the guard's ``tool_definitions``): its own
+        ``tools/list`` handler, asked now, every page, in the shape the SDK sends for this connection's protocol
+        version. A server without one, or one that fails, gives none: a pinned tool is then refused, never
+        allowed."""
+        entry = self.server.get_request_handler("tools/list")
+        if entry is None:
+            return {}
+        tools: List[Any] = []
+        cursor: Any = None
+        try:
+            for _ in range(_MAX_LIST_PAGES):
+                wire_params = {} if cursor is None else {"cursor": cursor}
+                params = entry.params_type.model_validate(wire_params, by_name=False)
+                list_ctx = dataclasses.replace(ctx, method="tools/list", params=wire_params, meta=None,
+                                               request=_listing_request(ctx.request))
+                result = _wire(await entry.handler(list_ctx, params))
+                if not isinstance(result, dict):
+                    return {}
+                try:
+                    # what the client is sent: the fields of its protocol version
+                    result = serialize_server_result("tools/list", ctx.protocol_version, result)
+                except Exception:
+                    pass
+                tools.extend(result.get("tools") or [])
+                cursor = result.get("nextCursor")
+                if not cursor:
+                    break
+            return await anyio.to_thread.run_sync(self.policy.vault.tool_hashes, tools)
+        except Exception:
+            _log.warning("mcpvault: reading the server's tool definitions failed; pinned tools are refused",
+                         exc_info=True)
+            return {}
 
     async def __call__(self, ctx: Any, call_next: Callable[[Any], Awaitable[Any]]) -> Any:
         method = ctx.method
@@ -278,6 +343,9 @@ class _MessageGuard:
         headers.pop("mcp-method", None)
         headers.pop("mcp-name", None)
         input["headers"] = headers
+        if method == "tools/call":
+            # a token pinning the called tool passes only while the server describes it as it was pinned
+            input["tool_definitions"] = await self.definitions(ctx)
         outcome = await self.policy.decide(self.policy.guard, input)
         if notification:
             # a request sent as a notification (no id) never runs: the guard refused it or it has no answer
@@ -330,16 +398,21 @@ class McpVaultMiddleware:
     guard on its headers (``X-MCPVault-Token``, ``Authorization: Bearer``, ``Mcp-Method``, ``Mcp-Name``) and JSON-RPC
     body; a refusal is answered with its status (401, 403, 400, 409, 500), ``WWW-Authenticate`` and JSON-RPC error;
     an allowed request goes on with the body without the token. Options as :func:`with_mcpvault`, plus ``realm``,
-    ``resource_metadata``, ``defer_spend`` and ``max_body_bytes`` (default 4 MiB: larger bodies are refused).
+    ``resource_metadata``, ``defer_spend``, ``defer_pins`` and ``max_body_bytes`` (default 4 MiB: larger bodies are
+    refused).
+
+    This layer does not know the MCP server's tool definitions: alone, it refuses every call of a tool the token
+    pins (``tool_definition_changed``), unless ``defer_pins=True`` says that a layer behind it checks them.
 
     ``with_mcpvault`` adds it to the app of ``server.streamable_http_app()`` by itself, in front of its message
-    layer, which then spends single-use tokens and records their responses."""
+    layer, which then spends single-use tokens and approvals, records the responses of single-use calls and checks
+    pinned tools (this layer then defers pins to it and hands on the proofs and approvals it checked)."""
 
     def __init__(self, app: Any, *, paths: Optional[Iterable[str]] = None, _policy: Optional[_Policy] = None,
                  **options: Any) -> None:
         self.app = app
         if _policy is None:
-            _known_options(options, _OPTIONS + ("defer_spend",), "McpVaultMiddleware")
+            _known_options(options, _OPTIONS + ("defer_spend", "defer_pins"), "McpVaultMiddleware")
             _policy = _Policy("McpVaultMiddleware", options)
             self._guard = _policy.guard
         else:
@@ -480,7 +553,7 @@ def with_mcpvault(server: Any, **options: Any) -> Any:
     if policy.check_tool and low.get_request_handler("tools/list") is None:
         # a server with no tools gets the dry-run tool (the guard answers its calls)
         low.add_request_handler("tools/list", PaginatedRequestParams, _no_tools)
-    guard = _MessageGuard(policy)
+    guard = _MessageGuard(policy, low)
     # inside the SDK's own middleware (OpenTelemetry, the request-state boundary), in front of the server's own
     i = 0
     while i < len(low.middleware) and type(low.middleware[i]).__module__.split(".")[0] == "mcp":

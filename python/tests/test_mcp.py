@@ -327,6 +327,10 @@ def _options(case, now, http=False):
         if not http:
             pytest.skip("defer_spend: a layer in front of the one that spends (the HTTP layer's option)")
         options["defer_spend"] = True
+    if o.pop("defer_pins", False):
+        if not http:
+            pytest.skip("defer_pins: a layer in front of the one that knows the tool definitions (the HTTP layer's)")
+        options["defer_pins"] = True
     if o:
         pytest.skip(f"options with_mcpvault does not take: {sorted(o)}")
     vault = MCPVault(store="memory" if uses_store else None)
@@ -663,6 +667,60 @@ def test_http_real_client(keys, http_server, tmp_path):
 
     anyio.run(main)
     assert _ran(tmp_path) == ["db_query select 1 100  agent-a"]
+
+
+def test_http_pins_and_approvals(keys, http_server, tmp_path):
+    """Over Streamable HTTP, through both layers: the HTTP layer does not know the tool definitions (defer_pins) and
+    lets a pinned call through for the message layer, which checks it against the server's tools/list; approvals in
+    _meta or in the X-MCPVault-Approval header are checked by the HTTP layer, handed on, and spent once by the
+    message layer."""
+    v = MCPVault()
+    root = v.mint(keys[0], {"tools": ["db_query", "file_read"], "ttl": 3600, "issuer": "i", "subject": "s",
+                            "audience": "db-server"})
+    approver = v.generate_keypair()
+
+    async def session(token, *calls, **headers):
+        statuses = []
+        async with await http_client(http_server, token, statuses) as hc:
+            hc.headers.update(headers)
+            async with Client(streamable_http_client(http_server, http_client=hc)) as c:
+                names = sorted(t.name for t in (await c.list_tools()).tools)
+                return names, [await code_of(call(c)) for call in calls], statuses
+
+    def call(tool, args, **meta):
+        return lambda c: c.call_tool(tool, args, meta=meta or None)
+
+    async def main():
+        names, _, _ = await session(root)
+        assert names == sorted(["db_query", "file_read", CHECK_TOOL])
+        async with await http_client(http_server, root, []) as hc:
+            async with Client(streamable_http_client(http_server, http_client=hc)) as c:
+                hashes = v.tool_hashes(await c.list_tools())
+        pinned = v.attenuate(root, {"pin": {"db_query": hashes["db_query"]},
+                                    "require_approval": {"tool": "file_read", "approvers": [approver[1]]}})
+        wrong = v.attenuate(root, {"pin": {"db_query": "ab" * 32}})
+        args = {"path": "/a"}
+        h = v.request_hash(pinned, tool="file_read", arguments=args, audience="db-server")
+        approval = v.approve(approver[0], h)
+        names, codes, statuses = await session(
+            pinned, call("db_query", {"sql": "pinned"}), call("file_read", args),
+            call("file_read", args, **{"mcpvault/approvals": [approval]}),
+            call("file_read", args, **{"mcpvault/approvals": [approval]}))
+        assert names == sorted(["db_query", "file_read", CHECK_TOOL])
+        assert codes == ["allowed", (-32013, "approval_required"), "allowed", (-32011, "replayed")]
+        # a pin to another definition: the HTTP layer defers, the message layer refuses and hides the tool
+        names, codes, _ = await session(wrong, call("db_query", {"sql": "wrong"}), call("file_read", {"path": "/b"}))
+        assert names == sorted(["file_read", CHECK_TOOL])
+        assert codes == [(-32013, "tool_definition_changed"), "allowed"]
+        # an approval in the header, for the one call it approves
+        h2 = v.request_hash(pinned, tool="file_read", arguments={"path": "/c"}, audience="db-server")
+        header = {"X-MCPVault-Approval": v.approve(approver[0], h2)}
+        _, codes, _ = await session(pinned, call("file_read", {"path": "/c"}), call("file_read", {"path": "/d"}),
+                                    **header)
+        assert codes == ["allowed", (-32013, "approval_required")]
+
+    anyio.run(main)
+    assert _ran(tmp_path) == ["db_query pinned 10  s", "file_read /a", "file_read /b", "file_read /c"]
 
 
 def _post(url, body, token=None, **headers):
