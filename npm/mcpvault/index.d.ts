@@ -442,8 +442,13 @@ export interface PolicyRule {
   /** Every tool when absent. */
   tool?: string;
   when?: When;
-  enforcement: "hard" | "soft";
+  /** hard: refuse; soft: report; approval: allow only with `needed` signed approvals by `approvers`. */
+  enforcement: "hard" | "soft" | "approval";
   message?: string;
+  /** An approval rule's approvers (Ed25519 public keys, hex). */
+  approvers?: string[];
+  /** How many of them must approve (default 1). */
+  needed?: number;
 }
 /** The server's policy (SCHEMA.md, "Server policy"). */
 export interface PolicyOptions {

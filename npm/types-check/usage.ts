@@ -164,7 +164,7 @@ async function proxyWithPolicy(): Promise<void> {
   const p = await startProxy(policedProxy, { onSoftRule });
   await p.close();
 }
-// @ts-expect-error: enforcement is "hard" or "soft"
+// @ts-expect-error: enforcement is "hard", "soft" or "approval"
 const badEnforcement: PolicyRule = { id: "x", enforcement: "maybe" };
 // @ts-expect-error: matchers are camelCase, as @apoa/mcp writes them
 const badMatcher: Matcher = { starts_with: "/tmp" };
@@ -178,3 +178,31 @@ const resourceSets: string[][] | undefined = contentFacts.resources;
 const promptNames: string[] | undefined = vault.verify(content, publicKey, { method: "prompts/get", prompt: "summarize" }).prompts;
 const openGuard = new Guard({ publicKey, openResources: true, openPrompts: false });
 console.log(resourceSets, promptNames, openGuard);
+// Proofs, pins and approvals (issue 16)
+import { toolHashes } from "mcpvault";
+import { withMcpVaultClient, mcpVaultFetch } from "mcpvault-mcp";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+const holderKeys = vault.generateKeypair();
+const approverKeys = vault.generateKeypair();
+const pins: Record<string, string> = toolHashes({ tools: [{ name: "pay", inputSchema: { type: "object" } }] });
+const stepUp: string = vault.mint(privateKey, { tools: ["pay"], ttl: 60, issuer: "i", subject: "s", holder: holderKeys.publicKey,
+  pin: pins, requireApproval: [{ tool: "pay", approvers: [approverKeys.publicKey], needed: 1 }] });
+const stepUpNarrow: string = vault.attenuate(stepUp, { pin: { pay: pins.pay }, requireApproval: [{ tool: "pay", approvers: [approverKeys.publicKey] }] });
+const proof: string = vault.signCall(holderKeys.privateKey, stepUp, { tool: "pay", arguments: { amount: 5 } });
+const requestHash: string = vault.requestHash(stepUp, { tool: "pay", arguments: { amount: 5 } });
+const approval: string = vault.approve(approverKeys.privateKey, requestHash, { ttl: 120 });
+try {
+  const stepFacts: AuthorizedFacts = vault.verify(stepUp, publicKey, { tool: "pay", arguments: { amount: 5 }, proof,
+    toolDefinition: pins.pay, approvals: [approval] });
+  const approvedBy: string[] | undefined = stepFacts.approvals?.map((a) => a.approver);
+  const pinned: Record<string, string[]> | undefined = stepFacts.pins;
+  console.log(approvedBy, pinned);
+} catch (e) {
+  if (e instanceof McpVaultError && e.code === "approval_required") console.log(e.approval?.requestHash, e.approval?.needed);
+}
+const approvalRule: PolicyRule = { id: "big", tool: "pay", when: { amount: { gt: 100 } }, enforcement: "approval",
+  approvers: [approverKeys.publicKey], needed: 1 };
+const twoLayers = new Guard({ publicKey, rules: [approvalRule], forwardProofs: true, deferPins: true });
+const signedClient: Client = withMcpVaultClient(new Client({ name: "c", version: "1" }), { token: stepUp, holderKey: holderKeys.privateKey });
+const signingFetch: typeof fetch = mcpVaultFetch();
+console.log(stepUpNarrow, twoLayers, signedClient, signingFetch);
