@@ -2443,6 +2443,18 @@ fn step_up_cases(g: &mut Gen) {
             step(NOW, bearer(&gated, with_approvals(3, &pay, vec![r4.clone()])), Some("replayed")),
         ],
     );
+    let r6 = by(g, &alice, &h, 300);
+    let mut in_header = bearer(&gated, rpc_call(json!(1), "pay", pay.clone()));
+    in_header
+        .headers
+        .insert("X-MCPVault-Approval".into(), r6.clone());
+    g.guard_case(
+        "state-approval-outer-layer-hands-on-header",
+        "an approval the outer layer counted from the X-MCPVault-Approval header is handed on in the message's _meta, where the inner layer reads it",
+        GuardOptions { forward_proofs: true, ..opts() },
+        &[],
+        vec![step(NOW, in_header, None)],
+    );
     g.guard_case(
         "state-approval-inner-layer",
         "the inner layer (replay_checked: the outer spent this request) checks the approvals handed on, spends nothing and strips them; without them the call is approval_required",

@@ -1668,8 +1668,25 @@ impl Guard {
             probe = Some((i, spend));
         }
         if hand_on {
-            for (m, keep) in messages.iter_mut().zip(&counted) {
+            // what was counted goes on in the message itself, wherever it came from (a header, for one message)
+            for (i, (m, keep)) in messages.iter_mut().zip(&counted).enumerate() {
                 strip(m, None, *keep);
+                let proof = proofs.get(i).cloned().flatten().filter(|_| keep.0);
+                let given = approvals.get(i).filter(|_| keep.1);
+                if let Some(meta) = m
+                    .get_mut("params")
+                    .and_then(Value::as_object_mut)
+                    .filter(|_| proof.is_some() || given.is_some())
+                    .map(|p| p.entry("_meta").or_insert_with(|| json!({})))
+                    .and_then(Value::as_object_mut)
+                {
+                    if let Some(p) = proof {
+                        meta.insert(PROOF_META_KEY.into(), json!(p));
+                    }
+                    if let Some(a) = given {
+                        meta.insert(APPROVALS_META_KEY.into(), json!(a));
+                    }
+                }
             }
         }
         let all_allowed = msgs.iter().all(|m| m.decision.allowed);

@@ -20,7 +20,7 @@ function guardOptions(o, store) {
     publicKey: o.public_key, audience: o.audience, retryWindow: o.retry_window, tool: o.tool, checkTool: o.check_tool,
     deferSpend: o.defer_spend, realm: o.realm, resourceMetadata: o.resource_metadata, store: o.store ? store : undefined,
     mappings: o.mappings, toolMappings: o.tool_mappings, rules: o.rules, openResources: o.open_resources,
-    openPrompts: o.open_prompts,
+    openPrompts: o.open_prompts, forwardProofs: o.forward_proofs, deferPins: o.defer_pins,
   };
 }
 
@@ -29,7 +29,7 @@ function parts(i, now) {
   return {
     now, httpMethod: i.http_method, headers: i.headers ?? {}, body: i.body, bodyError: i.body_error,
     transportToken: i.transport_token, fallbackToken: i.fallback_token, replayChecked: i.replay_checked,
-    sessionSubject: i.session_subject,
+    sessionSubject: i.session_subject, toolDefinitions: i.tool_definitions,
   };
 }
 
@@ -40,23 +40,28 @@ for (const kind of ["memory", "sqlite", "redis"]) {
     let passed = 0;
     for (const c of all) {
       const { store } = await freshStore(kind, redis.url);
-      for (const id of c.revoked) await store.revoke(id);
-      for (const cache of [0, 16]) {
-        if (cache === 16 && kind !== "memory") continue;
-        const { store: s } = cache === 0 ? { store } : await freshStore(kind, redis.url);
-        if (cache === 16) for (const id of c.revoked) await s.revoke(id);
-        const guard = new Guard({ ...guardOptions(c.options, s), cache });
-        for (const [i, step] of c.steps.entries()) {
-          const outcome = await guard.decide(parts(step.input, step.now));
-          if (step.complete !== undefined) await guard.complete(outcome, step.complete);
-          // `cache_hit` depends on the cache's size and history: the vectors never hold it
-          for (const d of outcome.decisions) delete d.cache_hit;
-          assert.deepStrictEqual(outcome, step.expect, `${c.name} step ${i} (cache ${cache})`);
+      // every store is closed, a failing case's too: an open Redis client would keep the test process alive
+      const open = [store];
+      try {
+        for (const id of c.revoked) await store.revoke(id);
+        for (const cache of [0, 16]) {
+          if (cache === 16 && kind !== "memory") continue;
+          const { store: s } = cache === 0 ? { store } : await freshStore(kind, redis.url);
+          if (s !== store) open.push(s);
+          if (cache === 16) for (const id of c.revoked) await s.revoke(id);
+          const guard = new Guard({ ...guardOptions(c.options, s), cache });
+          for (const [i, step] of c.steps.entries()) {
+            const outcome = await guard.decide(parts(step.input, step.now));
+            if (step.complete !== undefined) await guard.complete(outcome, step.complete);
+            // `cache_hit` depends on the cache's size and history: the vectors never hold it
+            for (const d of outcome.decisions) delete d.cache_hit;
+            assert.deepStrictEqual(outcome, step.expect, `${c.name} step ${i} (cache ${cache})`);
+          }
+          assert.strictEqual((await s.auditEntries()).length, c.audit_entries, `${c.name}: audit entries`);
         }
-        assert.strictEqual((await s.auditEntries()).length, c.audit_entries, `${c.name}: audit entries`);
-        if (s !== store) await s.close();
+      } finally {
+        await Promise.allSettled(open.map((s) => s.close()));
       }
-      await store.close();
       passed++;
     }
     console.log(`state vectors on ${kind}: ${passed} passed, 0 failed`);

@@ -11,7 +11,7 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
   // the lists whose answers the core filters (skips a wasm round trip for every other result)
   const LIST_METHODS = new Set(["resources/list", "resources/templates/list", "prompts/list"]);
   /** The headers the guard reads. */
-  const HEADERS = ["x-mcpvault-token", "x-mcpvault-proof", "authorization", "mcp-method", "mcp-name", "mcp-session-id"];
+  const HEADERS = ["x-mcpvault-token", "x-mcpvault-proof", "x-mcpvault-approval", "authorization", "mcp-method", "mcp-name", "mcp-session-id"];
   const STORE_METHODS = ["check", "complete", "appendAudit"];
 
   const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
