@@ -13,7 +13,7 @@ const run = (store) => promisify(execFile)(process.execPath, [demo, "--store", s
 test("make demo STORE=sqlite:FILE", async () => {
   const { stdout } = await run(`sqlite:${join(tmp(), "demo.db")}`);
   assert.match(stdout, /refused: HTTP 401 revoked/);
-  assert.match(stdout, /audit log: 8 entries, hash chain verifies/);
+  assert.match(stdout, /audit log: 12 entries, hash chain verifies/);
   assert.match(stdout, /demo ok/);
 });
 

@@ -166,6 +166,32 @@ for (const kind of ["sqlite", "redis"]) {
     assert.strictEqual(a.other + b.other, 0);
   });
 
+  test(`${kind}: a request stolen from a log (a holder's proof, an approval) sent 50 times at once to two servers: one runs`, async () => {
+    const { store, spec } = await freshStore(kind, redis.url);
+    await store.close();
+    const vault = new MCPVault({ now: () => NOW });
+    const holder = vault.generateKeypair();
+    const approver = vault.generateKeypair();
+    const args = { sql: "select 1" };
+    const bound = mint({ holder: holder.publicKey });
+    const gated = mint({ requireApproval: [{ tool: "db_query", approvers: [approver.publicKey] }] });
+    const cases = [
+      { token: bound, meta: { "mcpvault/proof": vault.signCall(holder.privateKey, bound, { tool: "db_query", arguments: args }) } },
+      { token: gated, meta: { "mcpvault/approvals": [vault.approve(approver.privateKey, vault.requestHash(gated, { tool: "db_query", arguments: args }))] } },
+    ];
+    for (const c of cases) {
+      const file = join(tmp(), "token.json");
+      writeFileSync(file, JSON.stringify({ publicKey: keys.publicKey, now: NOW, args, ...c }));
+      const start = String(Date.now() + 1500);
+      const outs = await Promise.all(["a", "b"].map((n) => run("quota-race-worker.mjs", [spec, file, n, "25", start])));
+      const [a, b] = outs.map((o) => JSON.parse(o));
+      console.log(`${kind} stolen request x50 (${Object.keys(c.meta)[0]}): ${JSON.stringify(a)} ${JSON.stringify(b)}`);
+      assert.strictEqual(a.allowed + b.allowed, 1, `a ${JSON.stringify(a)} b ${JSON.stringify(b)}`);
+      assert.strictEqual(a.replayed + b.replayed, 49);
+      assert.strictEqual(a.other + b.other, 0);
+    }
+  });
+
   test(`${kind}: a writer killed with SIGKILL loses no acknowledged audit entry, and the chain verifies`, async () => {
     const { store, spec } = await freshStore(kind, redis.url);
     await store.close();
