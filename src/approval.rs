@@ -11,13 +11,12 @@
 //! signature (unpadded base64url) over `mcpvault-approval-v1\n` followed by
 //! the canonical JSON of `{"exp", "nonce", "request"}`.
 
-use base64::Engine;
 use rand_core::{CryptoRng, RngCore};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::error::{Error, Result};
-use crate::proof::{jcs, key_bytes};
+use crate::proof::{is_hex, jcs, seconds, sign_text, signing_key, verify_signature};
 
 /// The longest an approval may live, in seconds.
 pub const MAX_APPROVAL_TTL: u64 = 3600;
@@ -94,10 +93,6 @@ fn signed_text(request_hash: &str, exp: u64, nonce: &str) -> String {
     format!("{DOMAIN}{}", jcs(&body))
 }
 
-fn is_hex(s: &str, len: usize) -> bool {
-    s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-}
-
 /// An approval of `request_hash` by the approver's private key (hex),
 /// valid for `ttl` seconds from `now` (1 to [`MAX_APPROVAL_TTL`]).
 pub fn approve(
@@ -107,7 +102,6 @@ pub fn approve(
     ttl: u64,
     rng: &mut (impl RngCore + CryptoRng),
 ) -> Result<String> {
-    use ed25519_dalek::Signer;
     let hash = request_hash.trim().to_ascii_lowercase();
     if !is_hex(&hash, 64) {
         return Err(Error::invalid(
@@ -119,17 +113,13 @@ pub fn approve(
             "an approval lives 1 to {MAX_APPROVAL_TTL} seconds"
         )));
     }
-    let bytes = key_bytes(approver_private_key).ok_or_else(|| Error::InvalidKey {
-        reason: "the approver's private key is 64 hex characters".into(),
-    })?;
-    let key = ed25519_dalek::SigningKey::from_bytes(&bytes);
+    let key = signing_key(approver_private_key, "approver")?;
     let public = hex::encode(key.verifying_key().to_bytes());
     let mut n = [0u8; 16];
     rng.fill_bytes(&mut n);
     let nonce = hex::encode(n);
     let exp = now.saturating_add(ttl);
-    let sig = key.sign(signed_text(&hash, exp, &nonce).as_bytes());
-    let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sig.to_bytes());
+    let sig = sign_text(&key, &signed_text(&hash, exp, &nonce));
     Ok(format!("{PREFIX}.{public}.{exp}.{nonce}.{sig}"))
 }
 
@@ -150,22 +140,9 @@ fn check_one(approval: &str, request_hash: &str, now: u64) -> std::result::Resul
     if !is_hex(approver, 64) || !is_hex(nonce, 32) {
         return Err("the approver is 64 and the nonce 32 lowercase hex characters".into());
     }
-    let exp: u64 = exp
-        .parse()
-        .ok()
-        .filter(|_| exp.bytes().all(|b| b.is_ascii_digit()) && exp.len() <= 12)
-        .ok_or("exp is not unix seconds")?;
-    let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(sig)
-        .ok()
-        .filter(|s| s.len() == 64)
-        .ok_or("the signature is 64 bytes of unpadded base64url")?;
-    let key = key_bytes(approver)
-        .and_then(|b| ed25519_dalek::VerifyingKey::from_bytes(&b).ok())
-        .ok_or("the approver is not an Ed25519 public key")?;
-    let sig = ed25519_dalek::Signature::from_slice(&sig).map_err(|e| format!("signature: {e}"))?;
-    key.verify_strict(signed_text(request_hash, exp, nonce).as_bytes(), &sig)
-        .map_err(|_| "the signature does not verify for this request".to_string())?;
+    let exp = seconds(exp).ok_or("exp is not unix seconds")?;
+    verify_signature(approver, &signed_text(request_hash, exp, nonce), sig)
+        .map_err(|e| format!("{e} (the approver's, for this request)"))?;
     if now >= exp {
         return Err(format!("expired at {exp} (now {now})"));
     }

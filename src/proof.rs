@@ -177,17 +177,58 @@ pub fn sign_call(
     now: u64,
     rng: &mut (impl RngCore + CryptoRng),
 ) -> Result<String> {
-    use ed25519_dalek::Signer;
-    let bytes = key_bytes(holder_private_key).ok_or_else(|| Error::InvalidKey {
-        reason: "the holder's private key is 64 hex characters".into(),
-    })?;
-    let key = ed25519_dalek::SigningKey::from_bytes(&bytes);
+    let key = signing_key(holder_private_key, "holder")?;
     let mut n = [0u8; 16];
     rng.fill_bytes(&mut n);
     let nonce = hex::encode(n);
-    let sig = key.sign(signed_text(call, now, &nonce).as_bytes());
-    let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sig.to_bytes());
+    let sig = sign_text(&key, &signed_text(call, now, &nonce));
     Ok(format!("{PREFIX}.{now}.{nonce}.{sig}"))
+}
+
+/// Unix seconds as proofs and approvals write them: 1 to 12 ASCII digits.
+pub(crate) fn seconds(s: &str) -> Option<u64> {
+    (!s.is_empty() && s.len() <= 12 && s.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| s.parse().ok())
+        .flatten()
+}
+
+/// `len` lowercase hex characters.
+pub(crate) fn is_hex(s: &str, len: usize) -> bool {
+    s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// The Ed25519 signing key of a private key (hex); `what` names it in the error.
+pub(crate) fn signing_key(private_key: &str, what: &str) -> Result<ed25519_dalek::SigningKey> {
+    let bytes = key_bytes(private_key).ok_or_else(|| Error::InvalidKey {
+        reason: format!("the {what}'s private key is 64 hex characters"),
+    })?;
+    Ok(ed25519_dalek::SigningKey::from_bytes(&bytes))
+}
+
+/// The signature of `text` by `key`, in unpadded base64url.
+pub(crate) fn sign_text(key: &ed25519_dalek::SigningKey, text: &str) -> String {
+    use ed25519_dalek::Signer;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key.sign(text.as_bytes()).to_bytes())
+}
+
+/// Checks a strict Ed25519 signature (unpadded base64url) by the public key
+/// `key` (hex) over `text`; why it does not verify, for logs.
+pub(crate) fn verify_signature(
+    key: &str,
+    text: &str,
+    sig: &str,
+) -> std::result::Result<(), String> {
+    let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(sig)
+        .ok()
+        .filter(|s| s.len() == 64)
+        .ok_or("the signature is 64 bytes of unpadded base64url")?;
+    let key = key_bytes(key)
+        .and_then(|b| ed25519_dalek::VerifyingKey::from_bytes(&b).ok())
+        .ok_or("the key is not an Ed25519 public key")?;
+    let sig = ed25519_dalek::Signature::from_slice(&sig).map_err(|e| format!("signature: {e}"))?;
+    key.verify_strict(text.as_bytes(), &sig)
+        .map_err(|e| format!("the signature does not verify: {e}"))
 }
 
 /// Checks `proof` for `call` against the holder's public key (hex) at `now`;
@@ -208,30 +249,12 @@ pub fn check_proof(holder: &str, call: &Call<'_>, proof: &str, now: u64) -> Resu
     ) else {
         return Err(bad("a proof is mvp1.IAT.NONCE.SIGNATURE"));
     };
-    let iat: u64 = iat
-        .parse()
-        .ok()
-        .filter(|_| iat.bytes().all(|b| b.is_ascii_digit()) && iat.len() <= 12)
-        .ok_or_else(|| bad("iat is not unix seconds"))?;
-    if nonce.len() != 32
-        || !nonce
-            .bytes()
-            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    {
+    let iat = seconds(iat).ok_or_else(|| bad("iat is not unix seconds"))?;
+    if !is_hex(nonce, 32) {
         return Err(bad("the nonce is 32 lowercase hex characters"));
     }
-    let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(sig)
-        .ok()
-        .filter(|s| s.len() == 64)
-        .ok_or_else(|| bad("the signature is 64 bytes of unpadded base64url"))?;
-    let key = key_bytes(holder)
-        .and_then(|b| ed25519_dalek::VerifyingKey::from_bytes(&b).ok())
-        .ok_or_else(|| bad("the holder key is not an Ed25519 public key"))?;
-    let sig =
-        ed25519_dalek::Signature::from_slice(&sig).map_err(|e| bad(&format!("signature: {e}")))?;
-    key.verify_strict(signed_text(call, iat, nonce).as_bytes(), &sig)
-        .map_err(|e| bad(&format!("the signature does not verify for this call: {e}")))?;
+    verify_signature(holder, &signed_text(call, iat, nonce), sig)
+        .map_err(|e| bad(&format!("{e} (the holder's, for this call)")))?;
     if iat > now.saturating_add(PROOF_SKEW) || now > iat.saturating_add(PROOF_WINDOW) {
         return Err(Error::ProofExpired { iat, now });
     }
