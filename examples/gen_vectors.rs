@@ -2466,6 +2466,76 @@ fn step_up_cases(g: &mut Gen) {
             step(NOW, GuardInput { replay_checked: true, ..bearer(&gated, rpc_call(json!(2), "pay", pay.clone())) }, Some("approval_required")),
         ],
     );
+    // found by review: the spend is the spending message's own, not the batch's first call's
+    let r7 = by(g, &bob, &h, 300);
+    let batch = |a: i64, b: i64| {
+        format!(
+            "[{},{}]",
+            rpc_call(json!(a), "db_query", json!({})),
+            with_approvals(b, &pay, vec![r7.clone()])
+        )
+    };
+    g.guard_case(
+        "state-approval-batch-spends-its-own",
+        "a batch whose first call needs no approval and whose second carries one: the approval is spent with the second call, so the same batch again (new ids) is replayed",
+        opts(),
+        &[],
+        vec![
+            step(NOW, bearer(&gated, batch(1, 2)), None),
+            step(NOW, bearer(&gated, batch(3, 4)), Some("replayed")),
+        ],
+    );
+    let r8 = by(g, &alice, &h, 300);
+    let unlisted = by(g, &carol, &h, 300);
+    g.guard_case(
+        "state-approval-outer-layer-hands-on-only-counted",
+        "an outer layer hands on only the approvals it counted and spent: carol's, which this layer did not count, is stripped (an inner layer must not get it unspent)",
+        GuardOptions { forward_proofs: true, ..opts() },
+        &[],
+        vec![step(NOW, bearer(&gated, with_approvals(1, &pay, vec![unlisted.clone(), r8.clone()])), None)],
+    );
+    let plain2 = g.mint(&grant(&["pay"], 3600));
+    g.guard_case(
+        "state-approval-dry-run-policy-rule",
+        "the dry run answers approval_required (with the request hash) for a call the server's approval rule would ask approvals for",
+        GuardOptions {
+            check_tool: true,
+            rules: vec![mcpvault::policy::Rule {
+                id: "large-payments".into(),
+                tool: Some("pay".into()),
+                when: [("amount".to_string(), mcpvault::policy::Matcher { gt: Some(100.0), ..Default::default() })].into(),
+                enforcement: mcpvault::policy::Enforcement::Approval,
+                message: None,
+                approvers: vec![carol.public_key.clone()],
+                needed: None,
+            }],
+            ..opts()
+        },
+        &[],
+        vec![step(NOW, bearer(&plain2, rpc_call(json!(1), "mcpvault.check", json!({"tool": "pay", "arguments": pay.clone()}))), None)],
+    );
+    g.guard_case(
+        "state-approval-policy-rule-fails-closed",
+        "an approval rule on amount > 100 also asks for approval when it cannot read the amount: a string \"500\", or none; a number at most 100 passes",
+        GuardOptions {
+            rules: vec![mcpvault::policy::Rule {
+                id: "large-payments".into(),
+                tool: Some("pay".into()),
+                when: [("amount".to_string(), mcpvault::policy::Matcher { gt: Some(100.0), ..Default::default() })].into(),
+                enforcement: mcpvault::policy::Enforcement::Approval,
+                message: None,
+                approvers: vec![carol.public_key.clone()],
+                needed: None,
+            }],
+            ..opts()
+        },
+        &[],
+        vec![
+            step(NOW, bearer(&plain2, rpc_call(json!(1), "pay", json!({"to": "acme", "amount": "500"}))), Some("approval_required")),
+            step(NOW, bearer(&plain2, rpc_call(json!(2), "pay", json!({"to": "acme"}))), Some("approval_required")),
+            step(NOW, bearer(&plain2, rpc_call(json!(3), "pay", json!({"to": "acme", "amount": 100}))), None),
+        ],
+    );
 }
 
 /// Issue 16, items 1-3: holder-bound tokens and per-call proofs.

@@ -24,6 +24,8 @@ pub const MAX_APPROVAL_TTL: u64 = 3600;
 pub const MAX_APPROVERS: usize = 16;
 /// Most approvals one call carries.
 pub const MAX_APPROVALS: usize = 16;
+/// Signature checks of one approver's approvals per call.
+pub const TRIES_PER_APPROVER: u8 = 2;
 const DOMAIN: &str = "mcpvault-approval-v1\n";
 const PREFIX: &str = "mva1";
 
@@ -125,7 +127,15 @@ pub fn approve(
 
 /// One approval checked for `request_hash` at `now`: its approver, nonce and
 /// expiry, or why it does not count (for logs).
-fn check_one(approval: &str, request_hash: &str, now: u64) -> std::result::Result<Used, String> {
+/// The cheap checks (shape, listed approver, tries, time) come before the signature, so a call costs at most
+/// [`TRIES_PER_APPROVER`] signature checks per listed approver, however many approvals it carries.
+fn check_one(
+    approval: &str,
+    request_hash: &str,
+    now: u64,
+    listed: &std::collections::BTreeSet<&str>,
+    tried: &mut std::collections::BTreeMap<String, u8>,
+) -> std::result::Result<Used, String> {
     let mut parts = approval.trim().split('.');
     let (Some(PREFIX), Some(approver), Some(exp), Some(nonce), Some(sig), None) = (
         parts.next(),
@@ -141,14 +151,24 @@ fn check_one(approval: &str, request_hash: &str, now: u64) -> std::result::Resul
         return Err("the approver is 64 and the nonce 32 lowercase hex characters".into());
     }
     let exp = seconds(exp).ok_or("exp is not unix seconds")?;
-    verify_signature(approver, &signed_text(request_hash, exp, nonce), sig)
-        .map_err(|e| format!("{e} (the approver's, for this request)"))?;
+    if !listed.contains(approver) {
+        return Err("not a listed approver".into());
+    }
+    // at most two signature checks per approver and call (a stale approval next to a fresh one), none after one
+    // counted
+    let n = tried.entry(approver.to_string()).or_insert(0);
+    if *n >= TRIES_PER_APPROVER {
+        return Err("a second approval of the same approver".into());
+    }
+    *n += 1;
     if now >= exp {
         return Err(format!("expired at {exp} (now {now})"));
     }
     if exp > now.saturating_add(MAX_APPROVAL_TTL + crate::proof::PROOF_SKEW) {
         return Err(format!("expires more than {MAX_APPROVAL_TTL} s from now"));
     }
+    verify_signature(approver, &signed_text(request_hash, exp, nonce), sig)
+        .map_err(|e| format!("{e} (the approver's, for this request)"))?;
     Ok(Used {
         approver: approver.to_string(),
         nonce: nonce.to_string(),
@@ -170,12 +190,17 @@ pub(crate) fn check(
     }
     let mut valid: Vec<Used> = Vec::new();
     let mut why: Vec<String> = Vec::new();
+    let listed: std::collections::BTreeSet<&str> = requirements
+        .iter()
+        .flat_map(|r| r.approvers.iter().map(String::as_str))
+        .collect();
+    let mut tried = std::collections::BTreeMap::new();
     for (i, a) in approvals.iter().take(MAX_APPROVALS).enumerate() {
-        match check_one(a, request_hash, now) {
-            Ok(u) if valid.iter().all(|v| v.approver != u.approver) => valid.push(u),
-            Ok(_) => why.push(format!(
-                "approval {i}: a second approval of the same approver"
-            )),
+        match check_one(a, request_hash, now, &listed, &mut tried) {
+            Ok(u) => {
+                tried.insert(u.approver.clone(), TRIES_PER_APPROVER);
+                valid.push(u)
+            }
             Err(e) => why.push(format!("approval {i}: {e}")),
         }
     }

@@ -1405,7 +1405,8 @@ impl Guard {
                 (hand_on, hand_on),
             );
         }
-        let mut counted: Vec<(bool, bool)> = vec![(false, false); messages.len()];
+        // per message: its proof counted, and the nonces of the approvals that counted
+        let mut counted: Vec<(bool, Vec<String>)> = vec![(false, Vec::new()); messages.len()];
         out.token = found.as_ref().map(|(t, _)| t.clone());
         out.token_source = found.as_ref().map(|(_, s)| s.clone());
         // Each message: what it asks, then the token for it (verified once per request).
@@ -1413,6 +1414,7 @@ impl Guard {
         let mut batch_verifier = (self.verifier.cache_stats().capacity == 0)
             .then(|| Verifier::with_cache(crate::Limits::default(), 1));
         let mut spender: Option<usize> = None;
+        let mut spend_nonces: Vec<String> = Vec::new();
         let mut charges: Vec<crate::quota::Charge> = Vec::new();
         let mut probe_target: Option<(usize, AuthorizedFacts, Request)> = None;
         for (i, m) in messages.iter().enumerate() {
@@ -1543,6 +1545,17 @@ impl Guard {
                             });
                         } else {
                             spender = Some(i);
+                            // what this message spends: its own proof and approvals (another message's facts
+                            // may be the request's, in a batch)
+                            spend_nonces = if f.tool.is_some() {
+                                f.nonces.clone()
+                            } else {
+                                Vec::new()
+                            };
+                            spend_nonces.extend(f.proof_nonce.iter().map(|n| format!("proof:{n}")));
+                            spend_nonces.extend(
+                                f.approvals.iter().map(|a| format!("approval:{}", a.nonce)),
+                            );
                             out.call_key = Some(call_key(
                                 &id_text(&call.id).unwrap_or_default(),
                                 &call.request.method,
@@ -1595,7 +1608,10 @@ impl Guard {
                         }
                     }
                     if let (true, Some(c)) = (d.allowed, counted.get_mut(i)) {
-                        *c = (f.proof_nonce.is_some(), !f.approvals.is_empty());
+                        *c = (
+                            f.proof_nonce.is_some(),
+                            f.approvals.iter().map(|a| a.nonce.clone()).collect(),
+                        );
                     }
                     if d.allowed {
                         let better = match &out.facts {
@@ -1669,10 +1685,23 @@ impl Guard {
         }
         if hand_on {
             // what was counted goes on in the message itself, wherever it came from (a header, for one message)
-            for (i, (m, keep)) in messages.iter_mut().zip(&counted).enumerate() {
-                strip(m, None, *keep);
-                let proof = proofs.get(i).cloned().flatten().filter(|_| keep.0);
-                let given = approvals.get(i).filter(|_| keep.1);
+            for (i, (m, (proof_counted, nonces))) in messages.iter_mut().zip(&counted).enumerate() {
+                strip(m, None, (false, false));
+                let proof = proofs.get(i).cloned().flatten().filter(|_| *proof_counted);
+                // only the approvals that counted (and are spent here): another one would reach the inner layer
+                // unspent
+                let given: Option<Vec<&String>> = approvals
+                    .get(i)
+                    .map(|all| {
+                        all.iter()
+                            .filter(|a| {
+                                a.split('.')
+                                    .nth(3)
+                                    .is_some_and(|n| nonces.iter().any(|c| c == n))
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                    .filter(|a| !a.is_empty());
                 if let Some(meta) = m
                     .get_mut("params")
                     .and_then(Value::as_object_mut)
@@ -1712,15 +1741,8 @@ impl Guard {
         if all_allowed && self.options.store {
             let facts = pending.outcome.facts.clone();
             let spend = pending.spender.and(facts.as_ref()).and_then(|f| {
-                let mut nonces = if f.tool.is_some() {
-                    f.nonces.clone()
-                } else {
-                    Vec::new()
-                };
-                nonces.extend(f.proof_nonce.iter().map(|n| format!("proof:{n}")));
-                nonces.extend(f.approvals.iter().map(|a| format!("approval:{}", a.nonce)));
                 pending.outcome.call_key.clone().map(|k| SpendAsk {
-                    nonces,
+                    nonces: spend_nonces,
                     call_key: k,
                     now,
                     until: pending.outcome.keep_until.unwrap_or(f.expires_at),
@@ -1813,6 +1835,11 @@ impl Guard {
                     Err(_) => None,
                 };
                 req.scope = verdict.as_ref().map(|v| v.scope.clone());
+                // the policy's approval rules, as the real call gets them
+                req.required_approvals = verdict
+                    .as_ref()
+                    .map(|v| v.approvals.clone())
+                    .unwrap_or_default();
                 let result = self
                     .verifier
                     .verify(
@@ -1839,6 +1866,9 @@ impl Guard {
                             (&e, a.as_object_mut())
                         {
                             o.insert("rule".into(), json!(rule));
+                        }
+                        if let (Some(ask), Some(o)) = (ApprovalAsk::of(&e), a.as_object_mut()) {
+                            o.insert("approval".into(), ask.data());
                         }
                         a
                     }

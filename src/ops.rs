@@ -1041,8 +1041,19 @@ fn attenuate_with(
     })
 }
 
+/// Most approval requirements a server adds to one call.
+const MAX_REQUIRED_APPROVALS: usize = 16;
+
 fn validate_request(request: &Request) -> Result<()> {
     model::check_name("method", &request.method)?;
+    if request.required_approvals.len() > MAX_REQUIRED_APPROVALS {
+        return Err(Error::invalid(format!(
+            "at most {MAX_REQUIRED_APPROVALS} required approvals"
+        )));
+    }
+    for r in &request.required_approvals {
+        crate::approval::check_requirement(r)?;
+    }
     if let Some(scope) = &request.scope {
         if request.method != TOOLS_CALL {
             return Err(Error::invalid("only tools/call is mapped to a scope"));

@@ -170,6 +170,25 @@ fn prepare(when: &When, what: &str) -> Result<Prepared> {
 }
 
 impl Prepared {
+    /// Whether some condition cannot be read from the arguments: its argument is missing, or of a type its
+    /// matcher does not compare (a number bound on a string, a string test on a number).
+    fn unreadable(&self, arguments: &Map<String, Value>) -> bool {
+        self.0
+            .iter()
+            .any(|(key, m, _, _)| match args::lookup(arguments, key) {
+                None => true,
+                Some(v) => {
+                    let numeric = [m.lt, m.lte, m.gt, m.gte].iter().any(Option::is_some);
+                    let textual = m.starts_with.is_some()
+                        || m.ends_with.is_some()
+                        || m.contains.is_some()
+                        || m.matches.is_some()
+                        || m.glob.is_some();
+                    (numeric && args::number_key(v).is_none()) || (textual && !v.is_string())
+                }
+            })
+    }
+
     fn matches(&self, arguments: &Map<String, Value>) -> bool {
         self.0.iter().all(|(key, m, re, pattern)| {
             let Some(v) = args::lookup(arguments, key) else {
@@ -346,7 +365,10 @@ impl Policy {
             ..Verdict::default()
         };
         for (r, p) in &self.rules {
-            if r.tool.as_deref().is_some_and(|t| t != tool) || !p.matches(arguments) {
+            // an approval rule fails closed: it also asks when it cannot read what its `when` names
+            let fires = p.matches(arguments)
+                || r.enforcement == Enforcement::Approval && p.unreadable(arguments);
+            if r.tool.as_deref().is_some_and(|t| t != tool) || !fires {
                 continue;
             }
             match r.enforcement {
