@@ -2536,6 +2536,27 @@ fn step_up_cases(g: &mut Gen) {
             step(NOW, bearer(&plain2, rpc_call(json!(3), "pay", json!({"to": "acme", "amount": 100}))), None),
         ],
     );
+    g.guard_case(
+        "state-approval-hard-rule-first",
+        "a call the token requires approval for that a hard rule of the server refuses: rule_violation, nobody is asked to approve it",
+        GuardOptions {
+            rules: vec![mcpvault::policy::Rule {
+                id: "no-payments-to-evil".into(),
+                tool: Some("pay".into()),
+                when: [("to".to_string(), mcpvault::policy::Matcher { equals: Some(json!("evil")), ..Default::default() })].into(),
+                enforcement: mcpvault::policy::Enforcement::Hard,
+                message: None,
+                approvers: vec![],
+                needed: None,
+            }],
+            ..opts()
+        },
+        &[],
+        vec![
+            step(NOW, bearer(&gated, rpc_call(json!(1), "pay", json!({"to": "evil", "amount": 5}))), Some("rule_violation")),
+            step(NOW, bearer(&gated, rpc_call(json!(2), "pay", json!({"to": "acme", "amount": 5}))), Some("approval_required")),
+        ],
+    );
 }
 
 /// Issue 16, items 1-3: holder-bound tokens and per-call proofs.

@@ -1477,17 +1477,22 @@ impl Guard {
                 (Some(t), _) => verifier.verify(t, &self.options.public_key, &call.request, now),
             };
             let cache_hit = self.verifier.cache_stats().hits > hits;
-            // a hard rule refuses a call the token allows (the token's refusal comes first)
-            let result = result.and_then(|f| match &verdict {
+            // a hard rule refuses a call the token allows (the token's refusal comes first), and a call that only
+            // lacks approvals: nobody is asked to approve what the server refuses anyway
+            let hard = match &verdict {
                 Ok(Some(Verdict {
                     hard: Some((rule, message)),
                     ..
-                })) => Err(Error::RuleViolation {
+                })) => Some(Error::RuleViolation {
                     rule: rule.clone(),
                     message: message.clone(),
                 }),
-                _ => Ok(f),
-            });
+                _ => None,
+            };
+            let result = match (result, hard) {
+                (Ok(_) | Err(Error::ApprovalRequired { .. }), Some(e)) => Err(e),
+                (r, _) => r,
+            };
             let result = result.and_then(|f| match &input.session_subject {
                 Some(s) if *s != f.subject => Err(Error::SessionMismatch {
                     detail: format!("session of subject {s:?}, token of subject {:?}", f.subject),
@@ -1840,18 +1845,19 @@ impl Guard {
                     .as_ref()
                     .map(|v| v.approvals.clone())
                     .unwrap_or_default();
-                let result = self
-                    .verifier
-                    .verify(
-                        token.unwrap_or_default(),
-                        &self.options.public_key,
-                        &req,
-                        now,
-                    )
-                    .and_then(|f| match verdict.as_ref().and_then(|v| v.hard.clone()) {
-                        Some((rule, message)) => Err(Error::RuleViolation { rule, message }),
-                        None => Ok(f),
-                    });
+                let result = self.verifier.verify(
+                    token.unwrap_or_default(),
+                    &self.options.public_key,
+                    &req,
+                    now,
+                );
+                // as the real call: a hard rule before the token's approvals
+                let result = match (result, verdict.as_ref().and_then(|v| v.hard.clone())) {
+                    (Ok(_) | Err(Error::ApprovalRequired { .. }), Some((rule, message))) => {
+                        Err(Error::RuleViolation { rule, message })
+                    }
+                    (r, _) => r,
+                };
                 let mut answer = match result {
                     Ok(f) => {
                         let a = json!({"allowed": true, "tool": tool, "facts": f});
