@@ -285,7 +285,8 @@ pub struct ApprovalAsk {
 }
 
 impl ApprovalAsk {
-    fn of(e: &Error) -> Option<ApprovalAsk> {
+    /// What `e` asks for, when it is `approval_required`.
+    pub fn of(e: &Error) -> Option<ApprovalAsk> {
         e.approval().map(|(h, a, n)| ApprovalAsk {
             request_hash: h.to_string(),
             approvers: a.to_vec(),
@@ -293,7 +294,8 @@ impl ApprovalAsk {
         })
     }
 
-    fn data(&self) -> Value {
+    /// The ask as `error.data.approval` writes it: `{requestHash, approvers, needed}`.
+    pub fn data(&self) -> Value {
         json!({"requestHash": self.request_hash, "approvers": self.approvers, "needed": self.needed})
     }
 }

@@ -37,7 +37,7 @@ fn err(e: mcpvault::Error) -> String {
         "failed_block": failed.map(|(b, _)| b),
         "failed_check": failed.map(|(_, c)| c),
         "detail": e.detail(),
-        "approval": e.approval().map(|(h, a, n)| json!({"requestHash": h, "approvers": a, "needed": n})),
+        "approval": mcpvault::guard::ApprovalAsk::of(&e).map(|a| a.data()),
     }})
     .to_string()
 }
