@@ -2050,6 +2050,26 @@ fn build() -> Gen {
     g
 }
 
+/// The server's approval rule of the approval vectors: payments over 100 need `approver`'s approval.
+fn large_payments(approver: &str) -> mcpvault::policy::Rule {
+    mcpvault::policy::Rule {
+        id: "large-payments".into(),
+        tool: Some("pay".into()),
+        when: [(
+            "amount".to_string(),
+            mcpvault::policy::Matcher {
+                gt: Some(100.0),
+                ..Default::default()
+            },
+        )]
+        .into(),
+        enforcement: mcpvault::policy::Enforcement::Approval,
+        message: None,
+        approvers: vec![approver.to_string()],
+        needed: None,
+    }
+}
+
 /// Issue 16, items 4-5: tool-definition pins and signed approvals.
 fn step_up_cases(g: &mut Gen) {
     use mcpvault::approval::{approve, Requirement};
@@ -2386,22 +2406,7 @@ fn step_up_cases(g: &mut Gen) {
     // the server's policy requires approval of large payments, whatever the token
     let plain = g.mint(&grant(&["pay"], 3600));
     let policy_opts = GuardOptions {
-        rules: vec![mcpvault::policy::Rule {
-            id: "large-payments".into(),
-            tool: Some("pay".into()),
-            when: [(
-                "amount".to_string(),
-                mcpvault::policy::Matcher {
-                    gt: Some(100.0),
-                    ..Default::default()
-                },
-            )]
-            .into(),
-            enforcement: mcpvault::policy::Enforcement::Approval,
-            message: None,
-            approvers: vec![carol.public_key.clone()],
-            needed: None,
-        }],
+        rules: vec![large_payments(&carol.public_key)],
         ..opts()
     };
     let hp = hash_of(&plain, &pay);
@@ -2500,15 +2505,7 @@ fn step_up_cases(g: &mut Gen) {
         "the dry run answers approval_required (with the request hash) for a call the server's approval rule would ask approvals for",
         GuardOptions {
             check_tool: true,
-            rules: vec![mcpvault::policy::Rule {
-                id: "large-payments".into(),
-                tool: Some("pay".into()),
-                when: [("amount".to_string(), mcpvault::policy::Matcher { gt: Some(100.0), ..Default::default() })].into(),
-                enforcement: mcpvault::policy::Enforcement::Approval,
-                message: None,
-                approvers: vec![carol.public_key.clone()],
-                needed: None,
-            }],
+            rules: vec![large_payments(&carol.public_key)],
             ..opts()
         },
         &[],
@@ -2518,15 +2515,7 @@ fn step_up_cases(g: &mut Gen) {
         "state-approval-policy-rule-fails-closed",
         "an approval rule on amount > 100 also asks for approval when it cannot read the amount: a string \"500\", or none; a number at most 100 passes",
         GuardOptions {
-            rules: vec![mcpvault::policy::Rule {
-                id: "large-payments".into(),
-                tool: Some("pay".into()),
-                when: [("amount".to_string(), mcpvault::policy::Matcher { gt: Some(100.0), ..Default::default() })].into(),
-                enforcement: mcpvault::policy::Enforcement::Approval,
-                message: None,
-                approvers: vec![carol.public_key.clone()],
-                needed: None,
-            }],
+            rules: vec![large_payments(&carol.public_key)],
             ..opts()
         },
         &[],
