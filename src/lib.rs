@@ -49,6 +49,7 @@ pub mod quota;
 pub mod schema;
 mod shape;
 pub mod state;
+pub mod text;
 
 pub use cache::{CacheStats, Verifier};
 pub use error::{rpc_code_of_status, status_of_code, Error, Result, ERROR_CODES};

@@ -17,11 +17,9 @@ use bindings::exports::mcpvault::authz::authorize::{self as authorize, Guest, Gu
 use bindings::exports::mcpvault::authz::guard::Guest as GuardGuest;
 use bindings::exports::mcpvault::authz::types as wit;
 use mcpvault::audit::{self, AuditEntry, AuditRecord};
-use mcpvault::guard::{Guard, GuardInput, GuardOptions, Outcome, Pending};
-use mcpvault::state::{StoreAnswer, StoreAsk, StoreRead};
+use mcpvault::text::{self, GuardHost};
 use mcpvault::{Limits, Verifier};
 use rand_core::{OsRng, RngCore};
-use serde::de::DeserializeOwned;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -208,21 +206,21 @@ fn requirement(r: wit::ApprovalRequirement) -> mcpvault::approval::Requirement {
 }
 
 fn request(r: wit::Request) -> Result<mcpvault::Request, wit::Error> {
-    let arguments = mcpvault::Request::arguments_from_json(r.arguments.as_deref().unwrap_or(""))
-        .map_err(error)?;
-    Ok(mcpvault::Request {
-        method: r.method.unwrap_or_else(|| mcpvault::TOOLS_CALL.to_string()),
+    mcpvault::text::RequestText {
+        method: r.method,
         tool: r.tool,
-        arguments,
+        arguments: r.arguments,
         audience: r.audience,
         scope: r.scope,
         resource: r.resource,
         prompt: r.prompt,
+        now: r.now,
         tool_definition: r.tool_definition,
-        approvals: r.approvals,
-        // servers open resources and prompts, require approvals and defer pins through the guard's options
-        ..mcpvault::Request::default()
-    })
+        approvals: Some(r.approvals),
+        proof: None,
+    }
+    .into_request()
+    .map_err(error)
 }
 
 fn facts(f: mcpvault::AuthorizedFacts) -> wit::AuthorizedFacts {
@@ -255,119 +253,6 @@ fn facts(f: mcpvault::AuthorizedFacts) -> wit::AuthorizedFacts {
                 expires_at: u.expires_at,
             })
             .collect(),
-    }
-}
-
-/// The WIT `request` record as `verify-json` reads it.
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RequestJson {
-    #[serde(default)]
-    method: Option<String>,
-    #[serde(default)]
-    tool: Option<String>,
-    #[serde(default)]
-    arguments: Option<String>,
-    #[serde(default)]
-    audience: Option<String>,
-    #[serde(default)]
-    scope: Option<String>,
-    #[serde(default)]
-    resource: Option<String>,
-    #[serde(default)]
-    prompt: Option<String>,
-    #[serde(default)]
-    now: Option<u64>,
-    #[serde(default)]
-    tool_definition: Option<String>,
-    /// `null` or absent: none.
-    #[serde(default)]
-    approvals: Option<Vec<String>>,
-    /// Not in the record: the call's proof, for a holder-bound token.
-    #[serde(default)]
-    proof: Option<String>,
-}
-
-impl From<RequestJson> for wit::Request {
-    fn from(r: RequestJson) -> Self {
-        wit::Request {
-            method: r.method,
-            tool: r.tool,
-            arguments: r.arguments,
-            audience: r.audience,
-            scope: r.scope,
-            resource: r.resource,
-            prompt: r.prompt,
-            now: r.now,
-            tool_definition: r.tool_definition,
-            approvals: r.approvals.unwrap_or_default(),
-        }
-    }
-}
-
-/// The WIT `authorized-facts` record as `verify-json` writes it: every field, in the record's order.
-#[derive(serde::Serialize)]
-struct FactsJson {
-    tool: Option<String>,
-    tools: Vec<String>,
-    issuer: String,
-    subject: String,
-    expires_at: u64,
-    depth: u32,
-    audience: Option<String>,
-    max_depth: Option<u64>,
-    revocation_ids: Vec<String>,
-    nonces: Vec<String>,
-    scopes: Vec<String>,
-    scope: Option<String>,
-    resources: Vec<Vec<String>>,
-    prompts: Option<Vec<String>>,
-    /// The record's `list<tool-pins>` as the core writes it: `{"TOOL": ["HASH", ...]}`.
-    pins: BTreeMap<String, Vec<String>>,
-    approvals: Vec<ApprovalJson>,
-    /// Not in the record: the holder key the token is bound to.
-    holder: Option<String>,
-}
-
-/// The WIT `approval-used` record as `verify-json` writes it.
-#[derive(serde::Serialize)]
-struct ApprovalJson {
-    approver: String,
-    nonce: String,
-    expires_at: u64,
-}
-
-impl From<mcpvault::AuthorizedFacts> for FactsJson {
-    fn from(f: mcpvault::AuthorizedFacts) -> Self {
-        let holder = f.holder.clone();
-        let w = facts(f);
-        FactsJson {
-            tool: w.tool,
-            tools: w.tools,
-            issuer: w.issuer,
-            subject: w.subject,
-            expires_at: w.expires_at,
-            depth: w.depth,
-            audience: w.audience,
-            max_depth: w.max_depth,
-            revocation_ids: w.revocation_ids,
-            nonces: w.nonces,
-            scopes: w.scopes,
-            scope: w.scope,
-            resources: w.resources,
-            prompts: w.prompts,
-            pins: w.pins.into_iter().map(|p| (p.tool, p.hashes)).collect(),
-            approvals: w
-                .approvals
-                .into_iter()
-                .map(|a| ApprovalJson {
-                    approver: a.approver,
-                    nonce: a.nonce,
-                    expires_at: a.expires_at,
-                })
-                .collect(),
-            holder,
-        }
     }
 }
 
@@ -455,23 +340,12 @@ struct CachedVerifier {
 }
 
 impl CachedVerifier {
-    /// The core verifier's answer for `req` (and the call's proof, which the record does not carry).
-    fn run(
-        &self,
-        token: &str,
-        public_key: &str,
-        req: wit::Request,
-        proof: Option<String>,
-    ) -> Result<mcpvault::AuthorizedFacts, wit::Error> {
-        let now = req.now.unwrap_or_else(wall_clock);
-        let mut req = request(req)?;
-        req.proof = proof;
-        let mut verifier = self.inner.try_borrow_mut().map_err(|_| {
+    fn inner(&self) -> Result<std::cell::RefMut<'_, Verifier>, wit::Error> {
+        self.inner.try_borrow_mut().map_err(|_| {
             error(mcpvault::Error::Internal {
                 detail: "verifier re-entered".to_string(),
             })
-        })?;
-        verifier.verify(token, public_key, &req, now).map_err(error)
+        })
     }
 }
 
@@ -491,7 +365,12 @@ impl GuestVerifier for CachedVerifier {
         public_key: String,
         req: wit::Request,
     ) -> Result<wit::AuthorizedFacts, wit::Error> {
-        self.run(&token, &public_key, req, None).map(facts)
+        let now = req.now.unwrap_or_else(wall_clock);
+        let req = request(req)?;
+        self.inner()?
+            .verify(&token, &public_key, &req, now)
+            .map(facts)
+            .map_err(error)
     }
 
     fn verify_json(
@@ -500,10 +379,8 @@ impl GuestVerifier for CachedVerifier {
         public_key: String,
         req: String,
     ) -> Result<String, wit::Error> {
-        let mut req: RequestJson = from_json("request", &req)?;
-        let proof = req.proof.take();
-        let f = self.run(&token, &public_key, req.into(), proof)?;
-        to_json(&FactsJson::from(f))
+        text::verify(&mut *self.inner()?, &token, &public_key, &req, wall_clock)
+            .map_err(error)
     }
 
     fn stats(&self) -> authorize::CacheStats {
@@ -615,7 +492,7 @@ impl Guest for Component {
 
     fn inspect(token: String) -> Result<String, wit::Error> {
         let inspection = mcpvault::inspect(&token).map_err(error)?;
-        to_json(&inspection)
+        text::print(&inspection).map_err(error)
     }
 
     fn audit_append(
@@ -623,14 +500,10 @@ impl Guest for Component {
         decision: wit::AuditRecord,
     ) -> Result<String, wit::Error> {
         let record = decision;
-        let prev: Option<AuditEntry> =
-            prev.map(|p| serde_json::from_str(&p))
-                .transpose()
-                .map_err(|e| {
-                    error(mcpvault::Error::InvalidRequest {
-                        reason: format!("prev: {e}"),
-                    })
-                })?;
+        let prev: Option<AuditEntry> = prev
+            .map(|p| text::parse("prev", &p))
+            .transpose()
+            .map_err(error)?;
         let record = AuditRecord {
             time: record.time,
             allowed: record.allowed,
@@ -644,7 +517,7 @@ impl Guest for Component {
             approvers: record.approvers,
         };
         let entry = audit::audit_append(prev.as_ref(), record).map_err(error)?;
-        to_json(&entry)
+        text::print(&entry).map_err(error)
     }
 
     fn audit_verify(entries: Vec<String>) -> Result<wit::AuditSummary, wit::AuditBreak> {
@@ -729,28 +602,15 @@ impl Guest for Component {
     }
 
     fn tool_hashes(list_json: String) -> Result<String, wit::Error> {
-        let list: serde_json::Value = from_json("tools/list result", &list_json)?;
+        let list: serde_json::Value =
+            text::parse("tools/list result", &list_json).map_err(error)?;
         let hashes = mcpvault::pin::tool_hashes(&list).map_err(error)?;
-        to_json(&hashes)
+        text::print(&hashes).map_err(error)
     }
 }
 
-/// Verified chains the guard keeps across calls.
-const GUARD_CACHE: usize = 1024;
-
-/// The guard's verifier, shared by every `guard-check` of this instance (the
-/// verified-chain cache is keyed by the root key and the token in full, so
-/// guards of different options share it safely), and the last options text
-/// that passed `Guard::new`'s checks.
-struct Shared {
-    verifier: Option<Verifier>,
-    checked: Option<String>,
-}
-
-static SHARED: Mutex<Shared> = Mutex::new(Shared {
-    verifier: None,
-    checked: None,
-});
+/// The guard of this instance, shared by every `guard-check` (the core's [`GuardHost`]).
+static SHARED: Mutex<GuardHost> = Mutex::new(GuardHost::new());
 
 fn invalid(what: &str, e: impl std::fmt::Display) -> wit::Error {
     error(mcpvault::Error::InvalidRequest {
@@ -758,37 +618,12 @@ fn invalid(what: &str, e: impl std::fmt::Display) -> wit::Error {
     })
 }
 
-/// `text` as `T`, or `invalid-request` naming `what`.
-fn from_json<T: DeserializeOwned>(what: &str, text: &str) -> Result<T, wit::Error> {
-    serde_json::from_str(text).map_err(|e| invalid(what, e))
-}
-
-/// A guard that needs no verifier (resume, audit-failed).
-fn guard_without_cache(options: &str) -> Result<Guard, wit::Error> {
-    let options: GuardOptions = from_json("options", options)?;
-    Ok(Guard::from_parts(options, Verifier::new(Limits::default())))
-}
-
 impl GuardGuest for Component {
     fn guard_check(options: String, input: String, now: Option<u64>) -> Result<String, wit::Error> {
-        let parsed: GuardOptions = from_json("options", &options)?;
-        let input: GuardInput = from_json("input", &input)?;
         let now = now.unwrap_or_else(wall_clock);
         // a poisoned lock only means a call trapped half-way: the cache is still sound
         let mut shared = SHARED.lock().unwrap_or_else(|p| p.into_inner());
-        if shared.checked.as_deref() != Some(options.as_str()) {
-            Guard::new(parsed.clone(), 0).map_err(error)?;
-            shared.checked = Some(options);
-        }
-        let verifier = shared
-            .verifier
-            .take()
-            .unwrap_or_else(|| Verifier::with_cache(Limits::default(), GUARD_CACHE));
-        let mut guard = Guard::from_parts(parsed, verifier);
-        let check = guard.check(&input, now);
-        shared.verifier = Some(guard.into_verifier());
-        drop(shared);
-        to_json(&check)
+        shared.check(&options, &input, now).map_err(error)
     }
 
     fn guard_resume(
@@ -796,16 +631,11 @@ impl GuardGuest for Component {
         pending: String,
         answer: String,
     ) -> Result<String, wit::Error> {
-        let guard = guard_without_cache(&options)?;
-        let pending: Pending = from_json("pending", &pending)?;
-        let answer: StoreAnswer = from_json("answer", &answer)?;
-        to_json(&guard.resume(pending, &answer))
+        text::guard_resume(&options, &pending, &answer).map_err(error)
     }
 
     fn store_decide(ask: String, read: String) -> Result<String, wit::Error> {
-        let ask: StoreAsk = from_json("ask", &ask)?;
-        let read: StoreRead = from_json("read", &read)?;
-        to_json(&mcpvault::state::decide(&ask, &read))
+        text::store_decide(&ask, &read).map_err(error)
     }
 
     fn revocation_id(id: String) -> Result<String, wit::Error> {
@@ -817,9 +647,7 @@ impl GuardGuest for Component {
         outcome: String,
         detail: String,
     ) -> Result<String, wit::Error> {
-        let guard = guard_without_cache(&options)?;
-        let outcome: Outcome = from_json("outcome", &outcome)?;
-        to_json(&guard.audit_failed(outcome, &detail))
+        text::audit_failed(&options, &outcome, &detail).map_err(error)
     }
 
     fn guard_filter(
@@ -829,17 +657,6 @@ impl GuardGuest for Component {
         facts: String,
         first_page: bool,
     ) -> Result<String, wit::Error> {
-        let guard = guard_without_cache(&options)?;
-        let result: serde_json::Value = from_json("answer", &answer)?;
-        let facts: Option<mcpvault::AuthorizedFacts> = from_json("facts", &facts)?;
-        to_json(&guard.filter(&method, &result, facts.as_ref(), first_page))
+        text::guard_filter(&options, &method, &answer, &facts, first_page).map_err(error)
     }
-}
-
-fn to_json<T: serde::Serialize>(value: &T) -> Result<String, wit::Error> {
-    serde_json::to_string(value).map_err(|e| {
-        error(mcpvault::Error::Internal {
-            detail: e.to_string(),
-        })
-    })
 }
