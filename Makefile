@@ -11,6 +11,9 @@ COMPONENT_TARGET_DIR := $(or $(CARGO_TARGET_DIR),crates/component/target)
 HOST_TARGET_DIR := $(or $(CARGO_TARGET_DIR),examples/wasmtime-host/target)
 # crates/rmcp (the rmcp guard) is a workspace of its own too: tokio, rmcp and an HTTP stack stay out of the root's.
 RMCP_TARGET_DIR := $(or $(CARGO_TARGET_DIR),crates/rmcp/target)
+# crates/python (the native extension, PyO3) as well.
+PY_NATIVE_TARGET_DIR := $(or $(CARGO_TARGET_DIR),crates/python/target)
+PY_NATIVE := python/mcpvault/_native.abi3.so
 COMPONENT_RAW := $(COMPONENT_TARGET_DIR)/wasm32-wasip2/release/mcpvault_component.wasm
 COMPONENT := build/mcpvault.wasm
 HOST := $(HOST_TARGET_DIR)/release/mcpvault-wasmtime-host
@@ -41,7 +44,7 @@ $(TOOLS): tools-%:
 	bench clean component wasmtime-host npm
 
 ## build: every artifact: the CLI, the component (also copied into python/), the wasmtime host
-build: component wasmtime-host npm
+build: component python-native wasmtime-host npm
 	$(CARGO) build --release --bin mcpvault
 
 ## component: the WIT component, build/mcpvault.wasm (wasm32-wasip2, wasm-opt -Oz), copied into python/mcpvault/
@@ -106,15 +109,25 @@ test-component: component wasmtime-host
 	$(HOST) vectors $(COMPONENT_RAW) tests/vectors
 	$(HOST) vectors $(COMPONENT) tests/vectors
 
+## python-native: the native extension mcpvault._native (crates/python: PyO3, abi3 for CPython 3.9+), copied into
+## python/mcpvault/ beside the component; the package answers the server's path with it when it is there
+.PHONY: python-native
+python-native:
+	CARGO_TARGET_DIR=$(PY_NATIVE_TARGET_DIR) $(CARGO) build --release --manifest-path crates/python/Cargo.toml
+	cp $(PY_NATIVE_TARGET_DIR)/release/lib_native.so $(PY_NATIVE)
+
 ## test-python: pip install ./python into a venv, then pytest: every vector, tests/vectors/state through the guard on
-## SQLite, Redis (a redis-server the tests start on 127.0.0.1) and memory, the API, stores shared with the CLI
-test-python: component | tools-store
+## SQLite, Redis (a redis-server the tests start on 127.0.0.1) and memory, the API, stores shared with the CLI; the
+## whole suite twice, on the native extension and on the component alone (MCPVAULT_BACKEND=component)
+test-python: component python-native | tools-store
 	$(CARGO) build --bin mcpvault
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check wasmtime==50.0.1 pytest==8.3.5 redis==8.1.0 \
-		opentelemetry-api==1.45.2 opentelemetry-sdk==1.45.2 mcp==2.3.0 uvicorn==0.54.0
+		opentelemetry-api==1.45.2 opentelemetry-sdk==1.45.2 mcp==2.3.0 uvicorn==0.54.0 fastmcp==4.2.3
 	$(VENV)/bin/pip install -q --disable-pip-version-check --force-reinstall --no-deps ./python
-	cd python/tests && MCPVAULT_CLI=$(abspath $(TARGET_DIR))/debug/mcpvault \
+	cd python/tests && MCPVAULT_BACKEND=native MCPVAULT_CLI=$(abspath $(TARGET_DIR))/debug/mcpvault \
+		$(abspath $(VENV))/bin/python -m pytest -q -p no:cacheprovider
+	cd python/tests && MCPVAULT_BACKEND=component MCPVAULT_CLI=$(abspath $(TARGET_DIR))/debug/mcpvault \
 		$(abspath $(VENV))/bin/python -m pytest -q -p no:cacheprovider
 
 ## test-npm: Node's test runner: every vector through require() and import, the API, CLI <-> JS tokens
@@ -142,7 +155,7 @@ test-rmcp:
 ## McpVaultMiddleware, McpVault::http_layer on 127.0.0.1); every answer must be the same and the expected one
 ## (tests/cross/run.mjs; Python imports ./python with the component `component` copies there)
 .PHONY: test-cross
-test-cross: npm component $(NODE_DEPS)
+test-cross: npm component python-native $(NODE_DEPS)
 	$(CARGO) build --bin mcpvault
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check wasmtime==50.0.1 mcp==2.3.0 uvicorn==0.54.0
@@ -212,6 +225,7 @@ lint: | tools-component
 	$(CARGO) fmt --manifest-path examples/wasmtime-host/Cargo.toml -- --check
 	$(CARGO) fmt --manifest-path crates/wasm/Cargo.toml -- --check
 	$(CARGO) fmt --manifest-path crates/rmcp/Cargo.toml -- --check
+	$(CARGO) fmt --manifest-path crates/python/Cargo.toml -- --check
 	$(CARGO) fmt --manifest-path fuzz/Cargo.toml -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	scripts/patch-biscuit.sh
@@ -219,6 +233,7 @@ lint: | tools-component
 	$(CARGO) clippy --manifest-path crates/component/Cargo.toml --target wasm32-wasip2 -- -D warnings
 	$(CARGO) clippy --manifest-path examples/wasmtime-host/Cargo.toml -- -D warnings
 	CARGO_TARGET_DIR=$(RMCP_TARGET_DIR) $(CARGO) clippy --manifest-path crates/rmcp/Cargo.toml --all-targets -- -D warnings
+	CARGO_TARGET_DIR=$(PY_NATIVE_TARGET_DIR) $(CARGO) clippy --manifest-path crates/python/Cargo.toml -- -D warnings
 	$(call rust-target,wasm32-unknown-unknown)
 	$(CARGO) clippy --manifest-path crates/wasm/Cargo.toml --target wasm32-unknown-unknown -- -D warnings
 
@@ -228,6 +243,7 @@ fmt:
 	$(CARGO) fmt --manifest-path examples/wasmtime-host/Cargo.toml
 	$(CARGO) fmt --manifest-path crates/wasm/Cargo.toml
 	$(CARGO) fmt --manifest-path crates/rmcp/Cargo.toml
+	$(CARGO) fmt --manifest-path crates/python/Cargo.toml
 
 ## vectors: regenerate tests/vectors from the fixed seed (review the diff!)
 vectors:
@@ -246,26 +262,39 @@ $(BENCH_DEPS): bench/package.json bench/package-lock.json
 	npm ci --prefix bench --no-audit --no-fund
 	touch $@
 
-bench: npm component wasmtime-host $(BENCH_DEPS) $(NODE_DEPS)
+bench: npm component python-native wasmtime-host $(BENCH_DEPS) $(NODE_DEPS)
 	@mkdir -p build/bench
 	$(CARGO) bench --bench core
 	cd bench && node node.mjs
 	$(HOST) bench $(COMPONENT) build/bench/tokens.json > build/bench/host.json
-	@test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
-	$(BENCH_VENV)/bin/pip install -q --disable-pip-version-check wasmtime==50.0.1
-	$(BENCH_VENV)/bin/pip install -q --disable-pip-version-check tenuo==$(TENUO_VERSION) || \
-		echo "tenuo $(TENUO_VERSION) could not be installed: the Python table reports mcpvault alone"
-	$(BENCH_VENV)/bin/pip install -q --disable-pip-version-check --force-reinstall --no-deps ./python
-	$(BENCH_VENV)/bin/python bench/python_vs_tenuo.py build/bench/python.json
+	$(PY_BENCH)
 	cd bench && node express.mjs
 	node bench/otel.mjs
 	bench/opt-levels.sh
 	PYTHON=$(abspath $(BENCH_VENV))/bin/python bench/component-opt.sh
 	node bench/report.mjs $(abspath $(TARGET_DIR))
 
+# The Python comparison: the package (native extension and component) against the tenuo wheel, in the bench venv
+define PY_BENCH
+@test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+$(BENCH_VENV)/bin/pip install -q --disable-pip-version-check wasmtime==50.0.1
+$(BENCH_VENV)/bin/pip install -q --disable-pip-version-check tenuo==$(TENUO_VERSION) || \
+	echo "tenuo $(TENUO_VERSION) could not be installed: the Python table reports mcpvault alone"
+$(BENCH_VENV)/bin/pip install -q --disable-pip-version-check --force-reinstall --no-deps ./python
+$(BENCH_VENV)/bin/python bench/python_vs_tenuo.py build/bench/python.json
+endef
+
+## bench-python: the Python comparison alone (about a minute), then BENCHMARKS.md again from every part's latest
+## figures in build/bench (the other parts as the last `make bench` left them)
+.PHONY: bench-python
+bench-python: component python-native
+	@mkdir -p build/bench
+	$(PY_BENCH)
+	node bench/report.mjs $(abspath $(TARGET_DIR))
+
 ## dist: the artifacts as users get them, in build/dist/: the four npm tarballs, the Python wheel (with the component),
 ## the crates (scripts/dist.sh)
-dist: npm component
+dist: npm component python-native
 	PYTHON=$(PYTHON) scripts/dist.sh
 
 ## test-dist: each artifact installed from build/dist alone into an empty project (npm on Node 18/20/22, the wheel in
@@ -276,4 +305,5 @@ test-dist: dist $(HOSTS)
 clean:
 	$(CARGO) clean
 	rm -rf build crates/component/.build python/mcpvault/mcpvault.wasm python/mcpvault/schema.sql python/mcpvault/spend.lua \
+		$(PY_NATIVE) \
 		npm/mcpvault/dist node_modules

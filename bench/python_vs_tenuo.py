@@ -3,8 +3,12 @@
     python bench/python_vs_tenuo.py OUT.json [--component PATH] [--quick]
 
 Measures, interleaved round by round so that a drift in the machine's speed cancels within a round:
-- mcpvault, cold: `MCPVault().verify` (no cache: every signature checked on every call);
+- mcpvault, cold: `MCPVault().verify` (no cache: every signature checked on every call), on the package's default
+  build (the native extension when installed; with --component, the component at PATH);
 - mcpvault, cached: `MCPVault(cache=1024).verify` of a token it verified before;
+- mcpvault, holder-bound: a token bound to a holder key and the call's proof (`sign_call`), cold and cached: the
+  like-for-like of tenuo's proof of possession (two signatures cold, the proof's alone cached);
+- with the extension: the same cold and cached verify on the component alone (`backend="component"`);
 - mcpvault, before: the component's free, typed `verify`, which `MCPVault.verify` called before the resource;
 - tenuo: `Authorizer.authorize_one(warrant, tool, args, signature=pop)` (the warrant parsed once, its proof of
   possession signed once), and the same after parsing the warrant from its text, as a server receives it.
@@ -43,8 +47,9 @@ def main() -> None:
     from mcpvault import MCPVault
 
     path = component or mcpvault.COMPONENT_PATH
-    cold = MCPVault(path)
-    cached = MCPVault(path, cache=1024)
+    backend = "component" if component or mcpvault._native is None else "native"
+    cold = MCPVault(path, backend=backend)
+    cached = MCPVault(path, cache=1024, backend=backend)
     priv, pub = cold.generate_keypair()
     grant = {"tools": ["read_file"], "ttl": 3600, "issuer": "bench", "subject": "agent",
              "arg_limits": [{"tool": "read_file", "arg": "path", "op": "prefix", "value": "/data/"}]}
@@ -64,8 +69,35 @@ def main() -> None:
     for d, tok in tokens.items():
         cases[f"mcpvault_cold_{d}"] = (lambda tok=tok: cold.verify(tok, pub, req), 30 if quick else 60)
         cases[f"mcpvault_cached_{d}"] = (lambda tok=tok: cached.verify(tok, pub, req), 300 if quick else 600)
+    # holder-bound: the proof is signed once per round (it is fresh for 60 s; without a store it is checked, not
+    # spent), so every call checks it, as tenuo checks its proof of possession
+    holder_priv, holder_pub = cold.generate_keypair()
+    bound = cold.mint(priv, dict(grant, holder=holder_pub))
+    proofs = {}
+
+    def sign() -> None:
+        proofs["req"] = dict(req, proof=cold.sign_call(bound, holder_priv, tool="read_file", arguments=call_args))
+
+    sign()
+    assert cold.verify(bound, pub, proofs["req"])["holder"] == holder_pub
+    for bad in (req, dict(req, arguments={"path": "/data/other"}, proof=proofs["req"]["proof"])):
+        try:
+            cold.verify(bound, pub, bad)
+        except mcpvault.McpVaultError:
+            pass
+        else:
+            raise SystemExit("mcpvault allowed a call its proof does not cover")
+    cases["mcpvault_proof_cold_0"] = (lambda: cold.verify(bound, pub, proofs["req"]), 30 if quick else 60)
+    cases["mcpvault_proof_cached_0"] = (lambda: cached.verify(bound, pub, proofs["req"]), 100 if quick else 200)
+    if backend == "native":
+        wasm_cold = MCPVault(path, backend="component")
+        wasm_cached = MCPVault(path, cache=1024, backend="component")
+        assert wasm_cold.verify(tokens[0], pub, req) == cold.verify(tokens[0], pub, req)
+        cases["component_cold_0"] = (lambda: wasm_cold.verify(tokens[0], pub, req), 30 if quick else 60)
+        cases["component_cached_0"] = (lambda: wasm_cached.verify(tokens[0], pub, req), 300 if quick else 600)
 
     result = {
+        "backend": backend,
         "python": platform.python_version(),
         "wasmtime": _version("wasmtime"),
         "component": {"raw": os.path.getsize(path), "gzip": len(gzip.compress(open(path, "rb").read(), 9))},
@@ -106,13 +138,14 @@ def main() -> None:
         per_call_us(f, max(n // 10, 5))
     samples = {k: [] for k in cases}
     for _ in range(rounds):
+        sign()
         for k, (f, n) in cases.items():
             samples[k].append(per_call_us(f, n))
     result["us"] = {k: statistics.median(v) for k, v in samples.items()}
     if result["tenuo"] is not None:
         base = samples["tenuo_authorize_one"]
         result["ratio_to_tenuo"] = {
-            k: statistics.median(a / b for a, b in zip(v, base)) for k, v in samples.items() if k.startswith("mcpvault")}
+            k: statistics.median(a / b for a, b in zip(v, base)) for k, v in samples.items() if not k.startswith("tenuo")}
     result["stats_cached"] = cached.cache_stats()
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     with open(out, "w") as f:

@@ -242,26 +242,33 @@ function pythonSection(p, levels) {
 ## Python against the tenuo wheel (bench/python_vs_tenuo.py)
 
 One process: Python ${p.python}, wasmtime-py ${p.wasmtime}, the component (${(p.component.raw / 1000).toFixed(0)} KB raw,
-${(p.component.gzip / 1000).toFixed(0)} KB gzipped) and ${p.tenuo ? `\`tenuo\` ${p.tenuo.version} from PyPI (PyO3, native)` : `no tenuo (${p.tenuo_missing})`}.
-The same call on both sides: one tool, one argument limited to a prefix. mcpvault: \`MCPVault().verify\` (cold: every
-signature checked) and \`MCPVault(cache=1024).verify\` of a token seen before. tenuo: \`Authorizer.authorize_one(warrant,
-tool, args, signature=pop)\`, its proof of possession signed once beforehand, the warrant parsed once (and, as a server
-receives it, parsed from its text on every call). ${p.rounds} rounds, each variant in turn; medians of the per-round
-figures, and of the per-round ratios to \`authorize_one\`.
+${(p.component.gzip / 1000).toFixed(0)} KB gzipped), ${p.backend === "native" ? "the native extension \`mcpvault._native\` (crates/python, PyO3)" : "no native extension"} and ${p.tenuo ? `\`tenuo\` ${p.tenuo.version} from PyPI (PyO3, native)` : `no tenuo (${p.tenuo_missing})`}.
+The same call on both sides: one tool, one argument limited to a prefix. mcpvault on the package's default build
+(${p.backend === "native" ? "the native extension answers \`verify\`" : "the component"}): \`MCPVault().verify\` (cold: every
+signature checked) and \`MCPVault(cache=1024).verify\` of a token seen before; a holder-bound token with the call's
+proof (tenuo's like-for-like: two signatures cold, the proof's alone cached); and the same verify on the component
+alone (\`backend="component"\`). tenuo: \`Authorizer.authorize_one(warrant, tool, args, signature=pop)\`, its proof of
+possession signed once beforehand, the warrant parsed once (and, as a server receives it, parsed from its text on
+every call). ${p.rounds} rounds, each variant in turn; medians of the per-round figures, and of the per-round ratios
+to \`authorize_one\`.
 
 | | µs per call (median) | ÷ tenuo's authorize_one |
 |---|---|---|
-${[row("mcpvault, cold, 0 blocks, the free typed \`verify\` (what Python called before the \`verifier\` resource)", "mcpvault_typed_0"),
-    row("mcpvault, cold, 0 blocks", "mcpvault_cold_0"), row("mcpvault, cold, 1 block", "mcpvault_cold_1"),
+${[row("mcpvault, cold, 0 blocks", "mcpvault_cold_0"), row("mcpvault, cold, 1 block", "mcpvault_cold_1"),
     row("mcpvault, cached, 0 blocks", "mcpvault_cached_0"), row("mcpvault, cached, 1 block", "mcpvault_cached_1"),
+    row("mcpvault, holder-bound with its proof, cold, 0 blocks", "mcpvault_proof_cold_0"),
+    row("mcpvault, holder-bound with its proof, cached, 0 blocks", "mcpvault_proof_cached_0"),
+    row("mcpvault on the component alone, cold, 0 blocks", "component_cold_0"),
+    row("mcpvault on the component alone, cached, 0 blocks", "component_cached_0"),
+    row("mcpvault on the component, cold, 0 blocks, the free typed \`verify\` (what Python called before the \`verifier\` resource)", "mcpvault_typed_0"),
     row("tenuo authorize_one (warrant parsed once)", "tenuo_authorize_one"),
     row("tenuo Warrant.from_base64 + authorize_one", "tenuo_parse_authorize_one")].join("\n")}
 
-A verify from Python is the component's work plus wasmtime-py's marshalling: \`verify\` goes through the component's
-\`verifier\` resource and its \`verify-json\` method (strings both ways; wasmtime-py reads a record's type field by field
-through its C API on every call, which cost more than the cached verify itself), with the function's type read once.
-The cold verify is the wasm build of the same work as the native one (see the wasmtime host's row above); tenuo's
-\`authorize_one\` checks two Ed25519 signatures natively, the warrant's and the proof's.
+On the native extension a verify is the native core's work plus the package's Python: the request's dict checked and
+written as JSON, the facts read back as a dict (a cached verify is mostly that Python). On the component it is the
+wasm build of the same work plus wasmtime-py's marshalling (strings both ways through the component's \`verifier\`
+resource and its \`verify-json\` method). tenuo's \`authorize_one\` checks two Ed25519 signatures natively, the
+warrant's and the proof's: the holder-bound rows do the same work.
 `;
   if (levels) {
     s += `

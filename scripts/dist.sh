@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # make dist: the artifacts as users get them, in build/dist/ — the npm tarballs (npm pack) of mcpvault,
-# mcpvault-express, mcpvault-mcp and mcpvault-store, the Python wheel (with the component, schema.sql and spend.lua),
-# and the crates (cargo package: mcpvault, mcpvault-cli). Needs `make npm component` first (the Makefile does it).
+# mcpvault-express, mcpvault-mcp and mcpvault-store, two Python wheels (both with the component, schema.sql and
+# spend.lua: one for this platform with the native extension, abi3 for CPython 3.9+, and a pure one that runs the
+# component alone everywhere else), and the crates (cargo package: mcpvault, mcpvault-cli). Needs
+# `make npm component python-native` first (the Makefile does it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
@@ -11,7 +13,18 @@ mkdir -p "$out"
 for p in mcpvault mcpvault-express mcpvault-mcp mcpvault-store; do
   (cd "npm/$p" && npm pack --silent --pack-destination "../../$out" >/dev/null)
 done
+native=python/mcpvault/_native.abi3.so
+[ -f "$native" ] || { echo "dist: $native is missing (make python-native)" >&2; exit 1; }
+rm -rf python/build
 "$PYTHON" -m pip wheel -q --disable-pip-version-check --no-deps -w "$out" ./python
+# the pure wheel: the same tree without the extension (put back whatever happens)
+mv "$native" "$native.aside"
+trap 'mv "$native.aside" "$native"' EXIT
+rm -rf python/build
+"$PYTHON" -m pip wheel -q --disable-pip-version-check --no-deps -w "$out" ./python
+mv "$native.aside" "$native"
+trap - EXIT
+rm -rf python/build
 # --no-verify: `make test-dist` builds the packaged crate in a project of its own
 cargo package -q --workspace --allow-dirty --no-verify
 cp "${CARGO_TARGET_DIR:-target}"/package/mcpvault-0.1.0.crate "${CARGO_TARGET_DIR:-target}"/package/mcpvault-cli-0.1.0.crate "$out/"

@@ -35,13 +35,19 @@ for node in "$root/npm/hosts/node_modules/node18/bin/node" "$(command -v node)" 
     bash -c "cd '$work/npm' && '$node' smoke.cjs && '$node' smoke.mjs"
 done
 
-# Python: the wheel alone in a clean venv (wasmtime from PyPI), the README's Python blocks
+# Python: each wheel alone in a clean venv (wasmtime from PyPI), the README's Python blocks: the platform wheel (pip
+# picks it: the native extension answers) and the pure one (the component answers)
 py() {
-  "$PYTHON" -m venv "$work/venv"
-  "$work/venv/bin/pip" install -q --disable-pip-version-check "$dist"/mcpvault-0.1.0-*.whl
-  cd "$work" && "$work/venv/bin/python" "$root/scripts/dist-smoke/readme.py" "$root/README.md"
+  local kind="$1" wheel
+  if [ "$kind" = native ]; then wheel="$(ls "$dist"/mcpvault-0.1.0-cp39-abi3-*.whl)"; else wheel="$dist/mcpvault-0.1.0-py3-none-any.whl"; fi
+  # (&&: check runs this inside an `if`, where set -e does not stop at a failure)
+  rm -rf "$work/venv-$kind" && "$PYTHON" -m venv "$work/venv-$kind" &&
+    "$work/venv-$kind/bin/pip" install -q --disable-pip-version-check "$wheel" &&
+    "$work/venv-$kind/bin/python" -c "import mcpvault; v = mcpvault.MCPVault(); assert v.backend == '$kind', v.backend" &&
+    cd "$work" && "$work/venv-$kind/bin/python" "$root/scripts/dist-smoke/readme.py" "$root/README.md"
 }
-check "python $("$PYTHON" --version 2>&1 | cut -d' ' -f2): the wheel in a clean venv, the README's Python blocks" py
+check "python $("$PYTHON" --version 2>&1 | cut -d' ' -f2): the platform wheel (native extension) in a clean venv, the README's Python blocks" py native
+check "python $("$PYTHON" --version 2>&1 | cut -d' ' -f2): the pure wheel (component) in a clean venv, the README's Python blocks" py component
 
 # Rust: the packaged crate in a new project, the README's Rust snippet as its main
 rust() {

@@ -1,10 +1,16 @@
 """mcpvault: capability tokens for MCP tool calls.
 
-The API runs the mcpvault WebAssembly component (world ``mcpvault:authz/authorizer``)
-through wasmtime's component API; every answer comes from the same Rust core as
-the CLI, the Rust hosts and the npm build. With a store (memory, SQLite, Redis)
-verification runs the core's guard: revocation, single-use spends and the audit
-chain; the store only reads and writes, the component decides.
+Every answer comes from the same Rust core as the CLI, the Rust hosts and the npm build, in one of two builds:
+
+- the native extension ``mcpvault._native`` (crates/python, in the platform wheels): the server's path, ``verify``
+  and the guard, at native speed;
+- the mcpvault WebAssembly component (world ``mcpvault:authz/authorizer``) through wasmtime's component API: every
+  function, on any platform. With the extension it is loaded only when a function the extension does not have is
+  first called (minting, attenuating, signing, inspecting).
+
+``MCPVault(backend=...)`` or the environment's ``MCPVAULT_BACKEND`` (``native`` or ``component``) chooses; the
+default is the extension when it is installed. With a store (memory, SQLite, Redis) verification runs the core's
+guard: revocation, single-use spends and the audit chain; the store only reads and writes, the core decides.
 """
 
 from __future__ import annotations
@@ -25,6 +31,11 @@ from wasmtime.component import Component, Linker, Record, Variant
 
 from . import telemetry
 
+try:
+    from . import _native
+except ImportError:  # a build without the extension (the pure wheel): the component does everything
+    _native = None  # type: ignore[assignment]
+
 __all__ = ["MCPVault", "McpVaultError", "Guard", "COMPONENT_PATH", "tool_hashes"]
 
 _log = logging.getLogger("mcpvault")
@@ -38,6 +49,10 @@ _FUNCS = {
     _GUARD_INTERFACE: ("guard-check", "guard-resume", "store-decide", "revocation-id", "audit-failed", "guard-filter"),
 }
 
+# What the extension answers, by the component's name; everything else is the component's.
+_NATIVE = {"guard-check": "guard_check", "guard-resume": "guard_resume", "store-decide": "store_decide",
+           "revocation-id": "revocation_id", "audit-failed": "audit_failed", "guard-filter": "guard_filter"}
+_BACKENDS = ("native", "component")
 _VERIFIER = ("[constructor]verifier", "[method]verifier.verify-json", "[method]verifier.stats")
 _U32_MAX = 2 ** 32 - 1
 
@@ -342,6 +357,19 @@ def _wire(value: Any) -> Any:
     return value
 
 
+_ABSENT_IF_NONE = ("tool", "scope", "prompts", "holder")
+_ABSENT_IF_EMPTY = ("nonces", "scopes", "resources", "pins", "approvals")
+# json.dumps(..., ensure_ascii=False) makes an encoder on every call
+_encode = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def _native_error(e: Exception) -> McpVaultError:
+    """The extension's ``NativeError`` (code, message, failed_block, failed_check, approval) as the package's."""
+    code, message, failed_block, failed_check, approval = e.args
+    return McpVaultError(code, message, failed_block, failed_check, None if approval is None else {
+        "request_hash": approval[0], "approvers": approval[1], "needed": approval[2]})
+
+
 _default_vault: Optional["MCPVault"] = None
 _default_lock = threading.Lock()
 
@@ -374,9 +402,43 @@ class MCPVault:
     serialised by a lock; for parallel verification use one instance per thread.
     """
 
-    def __init__(self, component_path: str = COMPONENT_PATH, *, store: Optional[str] = None, cache: int = 0) -> None:
+    def __init__(self, component_path: str = COMPONENT_PATH, *, store: Optional[str] = None, cache: int = 0,
+                 backend: Optional[str] = None) -> None:
         if isinstance(cache, bool) or not isinstance(cache, int) or not 0 <= cache <= _U32_MAX:
             raise McpVaultError("invalid_request", "cache must be a non-negative integer (at most 2**32 - 1)")
+        if backend is None:
+            backend = os.environ.get("MCPVAULT_BACKEND") or ("native" if _native is not None else "component")
+        if backend not in _BACKENDS:
+            raise McpVaultError("invalid_request", "backend must be native or component")
+        if backend == "native" and _native is None:
+            raise McpVaultError("invalid_request", "backend native: mcpvault._native is not installed (a wheel for "
+                                                   "this platform has it; `make python-native` builds it)")
+        #: ``"native"`` (the extension answers the server's path) or ``"component"`` (the component answers all).
+        self.backend = backend
+        self._component_path = component_path
+        self._cache = cache
+        self._lock = threading.Lock()
+        self._loaded = False
+        if backend == "native":
+            self._native_verifier = _native.Verifier(cache)
+        else:
+            self._load()
+        self.store = None
+        if store is not None:
+            from .store import open_store
+            if not isinstance(store, str):
+                raise McpVaultError("invalid_request", "store must be memory, sqlite:FILE or redis://HOST:PORT[/DB]")
+            try:
+                self.store = open_store(store)
+            except ValueError as e:
+                raise McpVaultError("invalid_request", str(e)) from None
+
+    def _load(self) -> None:
+        """Instantiates the component (once per vault; compiled once per path and process). Call with the lock
+        held, or before the vault is shared."""
+        if self._loaded:
+            return
+        component_path = self._component_path
         if not os.path.exists(component_path):
             raise FileNotFoundError(
                 f"{component_path} is missing: run `make component` before `pip install ./python`")
@@ -408,22 +470,19 @@ class MCPVault:
             verifier[name] = func
         # verify goes through one `verifier` of the component, kept for this vault's life (with cache 0 it keeps
         # only the last public key it parsed)
-        self._verifier = verifier["[constructor]verifier"](self._store, cache)
+        self._verifier = verifier["[constructor]verifier"](self._store, self._cache)
         self._verify_json = _StringResult(self._store, verifier["[method]verifier.verify-json"])
         self._verifier_stats = verifier["[method]verifier.stats"]
-        self._lock = threading.Lock()
-        self.store = None
-        if store is not None:
-            from .store import open_store
-            if not isinstance(store, str):
-                raise McpVaultError("invalid_request", "store must be memory, sqlite:FILE or redis://HOST:PORT[/DB]")
-            try:
-                self.store = open_store(store)
-            except ValueError as e:
-                raise McpVaultError("invalid_request", str(e)) from None
+        self._loaded = True
 
     def _call(self, name: str, *args: Any) -> Any:
+        if self.backend == "native" and name in _NATIVE:
+            try:
+                return getattr(_native, _NATIVE[name])(*args)
+            except _native.NativeError as e:
+                raise _native_error(e) from None
         with self._lock:
+            self._load()
             ret = self._funcs[name](self._store, *args)
         return self._result(ret)
 
@@ -561,6 +620,8 @@ class MCPVault:
     def cache_stats(self) -> Dict[str, int]:
         """``{"hits", "misses", "entries", "capacity"}`` of the verified-chain cache (``MCPVault(cache=N)``; all 0
         without one)."""
+        if self.backend == "native":
+            return dict(zip(("hits", "misses", "entries", "capacity"), self._native_verifier.stats()))
         with self._lock:
             s = self._verifier_stats(self._store, self._verifier)
         return {k: getattr(s, k) for k in ("hits", "misses", "entries", "capacity")}
@@ -592,9 +653,15 @@ class MCPVault:
         # the verifier's JSON method: the same record as text, one string each way (_StringResult); it takes the
         # call's proof too, which the typed record has no field for
         proof = _opt_str(request, "proof")
-        text = json.dumps(fields if proof is None else dict(fields, proof=proof), ensure_ascii=False)
+        text = _encode(fields if proof is None else dict(fields, proof=proof))
         try:
+            if self.backend == "native":
+                try:
+                    return self._facts(self._native_verifier.verify(token, public_key, text))
+                except _native.NativeError as e:
+                    raise _native_error(e) from None
             with self._lock:
+                self._load()
                 ret = self._verify_json(self._store, self._verifier, token, public_key, text)
         except UnicodeEncodeError:
             # a lone surrogate in a field: raised as the typed call raises it, naming its place in that field
@@ -609,12 +676,16 @@ class MCPVault:
     @staticmethod
     def _facts(facts: Dict[str, Any]) -> Dict[str, Any]:
         result: Dict[str, Any] = {"verified": True}
+        result.update(facts)
         # absent rather than empty, as in the core's JSON: tool (other methods), nonces (not single-use), scopes and
         # resources (none granted), scope (none asked), prompts (none granted), holder (not holder-bound), pins (none
         # pinned), approvals (none needed)
-        result.update({k: v for k, v in facts.items()
-                       if not (k in ("tool", "scope", "prompts", "holder") and v is None)
-                       and not (k in ("nonces", "scopes", "resources", "pins", "approvals") and not v)})
+        for k in _ABSENT_IF_NONE:
+            if k in result and result[k] is None:
+                del result[k]
+        for k in _ABSENT_IF_EMPTY:
+            if k in result and not result[k]:
+                del result[k]
         if isinstance(result.get("pins"), list):
             # the typed record's list<tool-pins> as the core's JSON: {tool: [hash, ...]}
             result["pins"] = {p["tool"]: p["hashes"] for p in result["pins"]}
@@ -723,7 +794,7 @@ class MCPVault:
 
     def _audit_line(self, prev: Optional[str], record: Mapping[str, Any]) -> str:
         """The entry after the entry `prev` (JSON text, as stored) for `record`, as the JSON text to store."""
-        rec = _record(
+        fields = dict(
             time=_int(int(record["time"]), _U64, "time"),
             allowed=bool(record["allowed"]),
             code=_opt_str(record, "code"),
@@ -735,7 +806,12 @@ class MCPVault:
             request_id=_opt_str(record, "request_id"),
             approvers=[str(a) for a in record.get("approvers") or []],
         )
-        return self._call("audit-append", prev, rec)
+        if self.backend == "native":
+            try:
+                return _native.audit_append(prev, json.dumps(fields))
+            except _native.NativeError as e:
+                raise _native_error(e) from None
+        return self._call("audit-append", prev, _record(**fields))
 
     def audit_verify(self, entries: Optional[List[Mapping[str, Any]]] = None) -> Dict[str, Any]:
         """`{"entries", "head"}` for a sound chain, or `{"break": {"index", "seq", "kind", "detail"}}` for the first
@@ -748,6 +824,7 @@ class MCPVault:
         else:
             lines = [json.dumps(e) for e in entries]
         with self._lock:
+            self._load()
             ret = self._funcs["audit-verify"](self._store, lines)
         if not isinstance(ret, Variant):  # pragma: no cover - both sides are records
             raise McpVaultError("internal_error", "unexpected audit-verify answer")
