@@ -146,8 +146,20 @@ function makeTelemetry(initialApi) {
     return instruments;
   }
 
+  /** Whether `provider` is the API's own no-op (no SDK registered): its tracers and meters record nothing. A proxy
+   * (the API's global tracer provider) is what it delegates to. A provider whose class name a bundler rewrote counts
+   * as live: the check can only skip work, never drop a recording SDK. */
+  function noop(provider) {
+    const p = typeof provider?.getDelegate === "function" ? provider.getDelegate() : provider;
+    return p == null || /^Noop(Tracer|Meter)Provider$/.test(p.constructor?.name ?? "");
+  }
+
+  /** Whether an OpenTelemetry SDK listens (a tracer or meter provider registered): looked up on each use, so an SDK
+   * registered later is seen. With the API installed and no SDK, a decision costs no telemetry work at all. */
+  const listening = () => otel !== null && !(noop(otel.trace.getTracerProvider?.()) && noop(otel.metrics?.getMeterProvider?.()));
+
   /** Whether recording needs the guard's cache counters (something listens). */
-  const active = () => otel !== null || prometheus !== null;
+  const active = () => prometheus !== null || listening();
 
   /**
    * Records one decided request: a span per decision (parent: the message's `_meta` trace context, else the
@@ -160,7 +172,7 @@ function makeTelemetry(initialApi) {
     const cached = outcome.decisions.some((d) => d.cache_hit === true);
     const decision = outcome.allowed ? "allow" : "deny";
     if (prometheus) prometheus.add(outcome, seconds, cached, decision, at);
-    if (!otel) return;
+    if (!listening()) return;
     try {
       const ambient = otel.context.active();
       const fallback = validSpan(ambient) ? ambient : extract(at.http) ?? ambient;
