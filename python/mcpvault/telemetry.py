@@ -39,9 +39,19 @@ _TRACEPARENT = re.compile(r"^[\da-f]{2}-([\da-f]{32})-([\da-f]{16})-([\da-f]{2})
 _state: Dict[str, Any] = {"tracer_provider": None, "tracer": None, "meter_provider": None, "instruments": None}
 
 
+# The API's own providers when no SDK is set: their tracers and meters record nothing.
+_NOOP_PROVIDERS = frozenset((
+    "ProxyTracerProvider", "NoOpTracerProvider", "_ProxyMeterProvider", "ProxyMeterProvider", "NoOpMeterProvider"))
+
+
 def enabled() -> bool:
-    """Whether ``opentelemetry-api`` is importable."""
-    return _trace is not None
+    """Whether an OpenTelemetry SDK listens: ``opentelemetry-api`` importable and a tracer or meter provider set.
+    Looked up on each call, so a provider set later is seen; with the API alone a decision costs no telemetry work.
+    A provider of another class counts as listening (the check can only skip work, never drop a recording SDK)."""
+    if _trace is None:
+        return False
+    return type(_trace.get_tracer_provider()).__name__ not in _NOOP_PROVIDERS \
+        or type(_metrics.get_meter_provider()).__name__ not in _NOOP_PROVIDERS
 
 
 def method_label(method: Optional[str]) -> str:

@@ -152,3 +152,29 @@ def test_without_opentelemetry_the_package_works():
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert "no-otel ok" in out.stdout
+
+
+def test_the_api_without_an_sdk_costs_nothing_and_a_provider_set_later_is_seen():
+    """opentelemetry-api installed, no SDK set: the API's proxy providers record nothing, so a decision does no
+    telemetry work; a tracer provider set later (or a meter provider alone) turns it on at the next decision."""
+    script = (
+        "from opentelemetry import metrics, trace\n"
+        "from mcpvault import MCPVault, telemetry\n"
+        "calls = []\n"
+        "real = telemetry.record\n"
+        "telemetry.record = lambda *a, **k: (calls.append(1), real(*a, **k))\n"
+        "v = MCPVault(store='memory'); priv, pub = v.generate_keypair()\n"
+        "t = v.mint(priv, {'tools': ['db_query'], 'ttl': 60, 'issuer': 'i', 'subject': 's'}, 1800000000)\n"
+        "req = {'requested_tool': 'db_query', 'now': 1800000000}\n"
+        "assert not telemetry.enabled()\n"
+        "v.verify(t, pub, req, request_id='1')\n"
+        "assert calls == [], calls\n"
+        "from opentelemetry.sdk.metrics import MeterProvider\n"
+        "metrics.set_meter_provider(MeterProvider())\n"
+        "assert telemetry.enabled()\n"
+        "v.verify(t, pub, req, request_id='2')\n"
+        "assert calls == [1], calls\n"
+        "print('api-only ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert "api-only ok" in out.stdout
