@@ -101,3 +101,50 @@ def test_threads_share_one_native_vault(vault):
     assert errors == []
     stats = server.cache_stats()
     assert stats["entries"] <= 4 and stats["hits"] + stats["misses"] == 400
+
+
+def _outcome(vault, *args):
+    try:
+        return ("ok", vault.verify(*args))
+    except McpVaultError as e:
+        return ("refused", e.code, e.message, e.failed_block, e.failed_check, e.approval)
+    except Exception as e:  # a wrong Python type: the same exception class from both builds
+        return ("raised", type(e).__name__)
+
+
+@native_only
+def test_hostile_input_gets_the_same_answer_from_both_builds():
+    """Garbage tokens, keys and requests (wrong types, lone surrogates, NaN, huge integers and strings, deep
+    nesting, a token mutated byte by byte) are answered alike by the extension and the component: the same code,
+    message and failed check, or the same exception class."""
+    import random
+    native, component = MCPVault(backend="native", cache=8), MCPVault(backend="component", cache=8)
+    priv, pub = component.generate_keypair()
+    tok = component.mint(priv, {"tools": ["a"], "ttl": 600, "issuer": "i", "subject": "s",
+                                "arg_limits": [{"tool": "a", "arg": "x", "op": "max", "value": 5}]})
+    deep: object = 1
+    for _ in range(200):
+        deep = [deep]
+    requests = [
+        {"tool": "a", "arguments": {"x": 3}}, {"tool": "a", "arguments": {"x": 9}},
+        {"tool": "a", "arguments": {"x": float("nan")}}, {"tool": "a", "arguments": {"x": 2 ** 80}},
+        {"tool": "a", "arguments": "{\"x\": 1"}, {"tool": "a", "arguments": "[1]"},
+        {"tool": "a", "arguments": {"x": "\ud800"}}, {"tool": "\ud800"}, {"tool": 5}, {"tool": None},
+        {"tool": "a", "now": -1}, {"tool": "a", "now": 2 ** 64}, {"tool": "a", "now": "1"},
+        {"tool": "a", "approvals": ["x"] * 100}, {"tool": "a", "approvals": "x"}, {"tool": "a", "proof": 7},
+        {"tool": "a", "proof": "mvp1.1.2.3"}, {"tool": "a", "method": ""},
+        {"method": "resources/read", "resource": "file:///x"}, {"tool": "a", "bogus": 1}, [], None,
+        {"tool": "a" * 100000}, {"tool": "a", "arguments": {"x": deep}}, {"tool": "a", "tool_definition": "zz"},
+    ]
+    cases = [(tok, pub, r) for r in requests]
+    cases += [(tok, k, {"tool": "a"}) for k in ("zz", pub.upper(), 5, None, "")]
+    cases += [(t, pub, {"tool": "a"}) for t in (5, None, "", tok + "A", tok[:-3], "x" * 200000)]
+    rnd = random.Random(1)
+    for _ in range(200):
+        t = list(tok)
+        t[rnd.randrange(len(t))] = rnd.choice("ABCxyz019-_=")
+        cases.append(("".join(t), pub, {"tool": "a"}))
+    differ = [(i, a, b) for i, c in enumerate(cases)
+              for a, b in [(_outcome(native, *c), _outcome(component, *c))] if a != b]
+    assert differ == []
+    assert _outcome(native, *cases[0])[0] == "ok" and _outcome(native, *cases[1])[1] == "argument_not_allowed"
