@@ -559,6 +559,56 @@ fn token_of<'a>(
     Ok(found)
 }
 
+/// What a proof (or an approval) of `message` signs: the method, target and
+/// arguments the guard authorizes the message as, by the guard's own rule
+/// (a `tools/call` names its tool and carries its arguments, the dry-run tool
+/// is `mcpvault/check` with neither, a resource method names its URI,
+/// `prompts/get` its prompt, every other method names nothing). A client
+/// signs this before it sends the message, so hosts do not each write the
+/// rule again. `message` is one JSON-RPC request or notification as a client
+/// builds it: only its `method` and `params` are read (its `id` and
+/// `jsonrpc` are not signed, and may be absent). A message the guard would
+/// refuse as malformed is `invalid_request` here too.
+pub fn call_target(message: &Value) -> Result<CallTarget> {
+    let Some(obj) = message.as_object() else {
+        return Err(Error::invalid("a message is a JSON object"));
+    };
+    let mut m = Map::new();
+    m.insert("jsonrpc".into(), json!("2.0"));
+    for key in ["method", "params"] {
+        if let Some(v) = obj.get(key) {
+            m.insert(key.into(), v.clone());
+        }
+    }
+    if !m.contains_key("method") {
+        return Err(Error::invalid("a message to sign needs a method"));
+    }
+    let request = call_of(&Value::Object(m), &GuardOptions::new(""), true)
+        .map_err(|r| r.error)?
+        .request;
+    let name = if request.method == TOOLS_CALL {
+        request.tool
+    } else {
+        request.resource.or(request.prompt)
+    };
+    Ok(CallTarget {
+        method: request.method,
+        name,
+        arguments: request.arguments,
+    })
+}
+
+/// What [`call_target`] answers: `sign-call`'s and `request-hash`'s method,
+/// name and arguments.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallTarget {
+    pub method: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub arguments: Map<String, Value>,
+}
+
 /// The token `input` presents and where it was found (see SCHEMA.md), or
 /// none; a body that is not JSON is searched for nothing. A lookup, not a
 /// decision: the first by precedence, even where the guard would refuse

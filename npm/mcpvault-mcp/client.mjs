@@ -3,33 +3,22 @@
 // tokens and proofs"). The SDK sends every request through `Protocol.request` (callTool, readResource, getPrompt,
 // listTools, … and connect's initialize) and every notification through `Protocol.notification`: wrapping both on the
 // instance reaches them all, whatever the transport.
-import { MCPVault, CHECK_TOOL } from "mcpvault";
+import { MCPVault, McpVaultError, callTarget } from "mcpvault";
 
 /** Where a message carries its token and its proof (the guard reads both there, on every transport). */
 export const TOKEN_META_KEY = "mcpvault/token";
 export const PROOF_META_KEY = "mcpvault/proof";
 /** The header of a proof on HTTP (`mcpVaultFetch` copies a message's proof into it). */
 export const PROOF_HEADER = "X-MCPVault-Proof";
-const CHECK_METHOD = "mcpvault/check";
 const APPLIED = Symbol.for("mcpvault.withMcpVaultClient");
 const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
 
 /**
- * What the guard authorizes a message as, and so what its proof signs: `{ method, name, arguments }`. The core's rule
- * (`guard::call_of`, `ops::authorize`): a tools/call names its tool and carries its arguments, except the dry-run
- * tool, authorized as `mcpvault/check` with neither; resources/read and resources/subscribe name their URI,
- * prompts/get its prompt; every other method names nothing and has no arguments.
+ * What the guard authorizes a message as, and so what its proof signs: `{ method, name?, arguments }`, answered by the
+ * core (`callTarget`, the guard's own rule). Throws `invalid_request` for a message the guard refuses as malformed.
  */
 export function proofTarget(method, params) {
-  const p = isObject(params) ? params : {};
-  const text = (k) => (typeof p[k] === "string" && p[k] !== "" ? p[k] : undefined);
-  if (method === "tools/call") {
-    if (p.name === CHECK_TOOL) return { method: CHECK_METHOD };
-    return { method, name: text("name"), arguments: isObject(p.arguments) ? p.arguments : undefined };
-  }
-  if (method === "resources/read" || method === "resources/subscribe") return { method, name: text("uri") };
-  if (method === "prompts/get") return { method, name: text("name") };
-  return { method };
+  return callTarget(params === undefined ? { method } : { method, params });
 }
 
 /**
@@ -62,7 +51,14 @@ export function withMcpVaultClient(client, options) {
     const params = isObject(message?.params) ? message.params : {};
     const meta = { ...(isObject(params._meta) ? params._meta : {}), [TOKEN_META_KEY]: token };
     if (holderKey !== undefined) {
-      meta[PROOF_META_KEY] = vault.signCall(holderKey, token, { ...proofTarget(message.method, params), audience });
+      let target;
+      try {
+        target = proofTarget(message.method, params);
+      } catch (e) {
+        // a message the guard refuses as malformed goes as it is, with no proof: the server refuses it
+        if (!(e instanceof McpVaultError) || e.code !== "invalid_request") throw e;
+      }
+      if (target) meta[PROOF_META_KEY] = vault.signCall(holderKey, token, { ...target, audience });
     }
     return { ...message, params: { ...params, _meta: meta } };
   };

@@ -49,9 +49,10 @@ export function withMcpVaultClient<C>(client: C, options: WithMcpVaultClientOpti
  * `_meta["mcpvault/proof"]` into the `X-MCPVault-Proof` header (for servers behind mcpvault-express). */
 export function mcpVaultFetch(inner?: typeof fetch): typeof fetch;
 
-/** What a message's proof signs for `method` and `params`: the guard's target rule. */
+/** What a message's proof signs for `method` and `params`, answered by the core (mcpvault's `callTarget`, the guard's
+ * own rule); throws `invalid_request` for a message the guard refuses as malformed. */
 export function proofTarget(method: string, params?: unknown):
-  { method: string; name?: string; arguments?: Record<string, unknown> };
+  { method: string; name?: string; arguments: Record<string, unknown> };
 
 export const TOKEN_META_KEY: "mcpvault/token";
 export const PROOF_META_KEY: "mcpvault/proof";

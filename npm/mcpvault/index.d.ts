@@ -223,14 +223,11 @@ export class MCPVault {
   signCall(
     holderPrivateKey: string,
     token: string,
-    call: { tool?: string; arguments?: Record<string, unknown>; method?: string; name?: string; audience?: string },
+    call: CallOfToken,
     options?: { now?: number },
   ): string;
   /** The request hash of one call of `token`: what an approver signs (`approve`). */
-  requestHash(
-    token: string,
-    call: { tool?: string; arguments?: Record<string, unknown>; method?: string; name?: string; audience?: string },
-  ): string;
+  requestHash(token: string, call: CallOfToken): string;
   /**
    * An approval of `requestHash` signed with the approver's private key (hex), valid `ttl` seconds (default 300, at
    * most 3600): send it in `params._meta["mcpvault/approvals"]`. Used once.
@@ -242,6 +239,25 @@ export class MCPVault {
 
 /** The definition hash of every tool of a `tools/list` result (or response, or tools array), by name: for `pin`. */
 export function toolHashes(result: unknown): Record<string, string>;
+
+/** What `signCall` and `requestHash` name: `{ tool, arguments }`, `{ method, name }`, or the JSON-RPC `message`
+ * itself (the core reads what the guard authorizes it as: `callTarget`); and the server's `audience`. */
+export interface CallOfToken {
+  tool?: string;
+  arguments?: Record<string, unknown>;
+  method?: string;
+  name?: string;
+  message?: { method: string; params?: unknown; [key: string]: unknown };
+  audience?: string;
+}
+
+/** What a proof or an approval of `message` signs, by the guard's own rule (throws `invalid_request` for a message
+ * the guard refuses as malformed). */
+export function callTarget(message: { method: string; params?: unknown; [key: string]: unknown }): {
+  method: string;
+  name?: string;
+  arguments: Record<string, unknown>;
+};
 
 /**
  * Browsers and workers (the `browser`/`default` entry): loads the .wasm; await once before

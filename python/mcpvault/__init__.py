@@ -46,12 +46,14 @@ _GUARD_INTERFACE = "mcpvault:authz/guard@0.1.0"
 _FUNCS = {
     _INTERFACE: ("keygen", "mint", "attenuate", "verify", "inspect", "audit-append", "audit-verify", "call-key",
                  "sign-call", "request-hash", "approve", "tool-hashes"),
-    _GUARD_INTERFACE: ("guard-check", "guard-resume", "store-decide", "revocation-id", "audit-failed", "guard-filter"),
+    _GUARD_INTERFACE: ("guard-check", "guard-resume", "store-decide", "revocation-id", "audit-failed", "guard-filter",
+                       "call-target"),
 }
 
 # What the extension answers, by the component's name; everything else is the component's.
 _NATIVE = {"guard-check": "guard_check", "guard-resume": "guard_resume", "store-decide": "store_decide",
-           "revocation-id": "revocation_id", "audit-failed": "audit_failed", "guard-filter": "guard_filter"}
+           "revocation-id": "revocation_id", "audit-failed": "audit_failed", "guard-filter": "guard_filter",
+           "call-target": "call_target"}
 _BACKENDS = ("native", "component")
 _VERIFIER = ("[constructor]verifier", "[method]verifier.verify-json", "[method]verifier.stats")
 _U32_MAX = 2 ** 32 - 1
@@ -845,32 +847,60 @@ class MCPVault:
 
     def sign_call(self, token: str, holder_private_key: str, *, tool: Optional[str] = None,
                   arguments: Optional[Mapping[str, Any]] = None, audience: Optional[str] = None,
-                  method: str = "tools/call", name: Optional[str] = None, now: Optional[int] = None) -> str:
+                  method: Optional[str] = None, name: Optional[str] = None, now: Optional[int] = None,
+                  message: Optional[Mapping[str, Any]] = None) -> str:
         """The proof of one call of a holder-bound token, signed with the holder's private key (64 hex): send it as
         ``params._meta["mcpvault/proof"]`` (or the ``X-MCPVault-Proof`` header of a request of one message). Fresh
         for 60 seconds, used once (SCHEMA.md, "Holder-bound tokens and proofs");
         :func:`mcpvault.mcp.with_mcpvault_client` signs every message of an MCP client.
 
-        What it binds: ``method``, the call's target — ``tool`` for ``tools/call``, or ``name``: the resource URI of
-        ``resources/read`` / ``resources/subscribe``, the prompt of ``prompts/get`` — its ``arguments`` (a tool
-        call's; canonical JSON, so key order and spacing do not matter) and the server's ``audience`` (when it names
-        one). ``now``: unix seconds (default this machine's clock); the nonce is 16 bytes of ``os.urandom``: the
-        component reads neither."""
-        target, args = _call_target(method, tool, name, arguments)
+        What it binds: ``method`` (default ``tools/call``), the call's target — ``tool`` for ``tools/call``, or
+        ``name``: the resource URI of ``resources/read`` / ``resources/subscribe``, the prompt of ``prompts/get`` —
+        its ``arguments`` (a tool call's; canonical JSON, so key order and spacing do not matter) and the server's
+        ``audience`` (when it names one). Or ``message``: the JSON-RPC message itself (``{"method", "params"}``), and
+        the core reads what the guard will authorize it as (``call_target``), instead of ``method``, ``tool``,
+        ``name`` and ``arguments``. ``now``: unix seconds (default this machine's clock); the nonce is 16 bytes of
+        ``os.urandom``: the component reads neither."""
+        method, target, args = self._target(message, method, tool, name, arguments)
         at = int(time.time()) if now is None else _int(now, _U64, "now")
         return self._call("sign-call", token, holder_private_key, method, target, args,
                           _opt_str({"audience": audience}, "audience"), at, os.urandom(16))
 
     def request_hash(self, token: str, *, tool: Optional[str] = None, arguments: Optional[Mapping[str, Any]] = None,
-                     audience: Optional[str] = None, method: str = "tools/call", name: Optional[str] = None) -> str:
+                     audience: Optional[str] = None, method: Optional[str] = None, name: Optional[str] = None,
+                     message: Optional[Mapping[str, Any]] = None) -> str:
         """The request hash of one call of ``token`` (64 hex): what an approver signs (:meth:`approve`), and what an
         ``approval_required`` refusal names (``McpVaultError.approval["request_hash"]``; over MCP
         ``error.data.approval.requestHash``). It binds the token (its last revocation id), ``method``, the call's
-        target (``tool``, or ``name`` as for :meth:`sign_call`), its canonical ``arguments`` and the server's
-        ``audience`` (when it names one): an approval of it approves exactly that call (SCHEMA.md, "Signed
-        approvals")."""
-        target, args = _call_target(method, tool, name, arguments)
+        target (``tool``, or ``name`` as for :meth:`sign_call`; or the whole ``message``), its canonical
+        ``arguments`` and the server's ``audience`` (when it names one): an approval of it approves exactly that call
+        (SCHEMA.md, "Signed approvals")."""
+        method, target, args = self._target(message, method, tool, name, arguments)
         return self._call("request-hash", token, method, target, args, _opt_str({"audience": audience}, "audience"))
+
+    def call_target(self, message: Mapping[str, Any]) -> Dict[str, Any]:
+        """What a proof or an approval of ``message`` (one JSON-RPC request or notification as a client sends it:
+        ``{"method", "params"}``) signs, by the guard's own rule: ``{"method", "name"?, "arguments"}``. A message the
+        guard refuses as malformed is ``invalid_request``."""
+        if not isinstance(message, Mapping):
+            raise McpVaultError("invalid_request", "a message is a JSON object (a dict)")
+        try:
+            text = json.dumps(dict(message), ensure_ascii=False)
+        except (TypeError, ValueError) as e:
+            raise McpVaultError("invalid_request", f"message: {e}") from None
+        return json.loads(self._call("call-target", text))
+
+    def _target(self, message: Optional[Mapping[str, Any]], method: Optional[str], tool: Any, name: Any,
+                arguments: Any) -> Tuple[str, Optional[str], Optional[str]]:
+        """(method, target, arguments as JSON text) of what a proof or a request hash names."""
+        if message is None:
+            method = "tools/call" if method is None else method
+            target, args = _call_target(method, tool, name, arguments)
+            return method, target, args
+        if not (method is None and tool is None and name is None and arguments is None):
+            raise McpVaultError("invalid_request", "give message, or method, tool, name and arguments, not both")
+        t = self.call_target(message)
+        return t["method"], t.get("name"), json.dumps(t["arguments"], ensure_ascii=False)
 
     def approve(self, approver_private_key: str, request_hash: str, ttl: int = 300, *,
                 now: Optional[int] = None) -> str:

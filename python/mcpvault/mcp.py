@@ -579,33 +579,7 @@ def with_mcpvault(server: Any, **options: Any) -> Any:
 TOKEN_META_KEY = "mcpvault/token"
 PROOF_META_KEY = "mcpvault/proof"
 PROOF_HEADER = "X-MCPVault-Proof"
-_CHECK_METHOD = "mcpvault/check"
 _CLIENT_APPLIED = "_mcpvault_client"
-
-
-def _proof_target(method: str, params: Any) -> "tuple[str, Optional[str], Optional[Mapping[str, Any]]]":
-    """What the guard authorizes a message as, and so what its proof must sign: ``(method, name, arguments)``.
-
-    The core's rule (``guard::call_of`` and ``ops::authorize``): a ``tools/call`` names its tool and carries its
-    arguments, except the dry-run tool, which is authorized as ``mcpvault/check`` with neither; ``resources/read``
-    and ``resources/subscribe`` name their URI, ``prompts/get`` its prompt; every other method names nothing and has
-    no arguments."""
-    p = params if isinstance(params, Mapping) else {}
-
-    def text(key: str) -> Optional[str]:
-        v = p.get(key)
-        return v if isinstance(v, str) and v != "" else None
-
-    if method == "tools/call":
-        if p.get("name") == CHECK_TOOL:
-            return _CHECK_METHOD, None, None
-        args = p.get("arguments")
-        return method, text("name"), args if isinstance(args, Mapping) else None
-    if method in ("resources/read", "resources/subscribe"):
-        return method, text("uri"), None
-    if method == "prompts/get":
-        return method, text("name"), None
-    return method, None, None
 
 
 class _Signer:
@@ -623,9 +597,17 @@ class _Signer:
         meta = dict(out.get("_meta") or {})
         meta[TOKEN_META_KEY] = self.token
         if self.holder_key is not None:
-            m, name, arguments = _proof_target(method, out)
-            proof = self.vault.sign_call(self.token, self.holder_key, method=m, name=name, arguments=arguments,
-                                         audience=self.audience)
+            try:
+                # what the guard will authorize the message as: the core's rule (call_target), not a copy of it
+                target = self.vault.call_target({"method": method, "params": out})
+            except McpVaultError as e:
+                if e.code != "invalid_request":
+                    raise
+                # a message the guard refuses as malformed goes as it is, with no proof: the server refuses it
+                out["_meta"] = meta
+                return out, opts
+            proof = self.vault.sign_call(self.token, self.holder_key, method=target["method"], name=target.get("name"),
+                                         arguments=target["arguments"], audience=self.audience)
             meta[PROOF_META_KEY] = proof
             # the same proof as a header, for a request over HTTP (a layer that reads proofs from the header only)
             opts = dict(opts or {})

@@ -13,7 +13,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from mcpvault import MCPVault, McpVaultError
-from mcpvault.mcp import CHECK_TOOL, PROOF_HEADER, PROOF_META_KEY, TOKEN_META_KEY, _proof_target, with_mcpvault_client
+from mcpvault.mcp import CHECK_TOOL, PROOF_HEADER, PROOF_META_KEY, TOKEN_META_KEY, with_mcpvault_client
 from test_mcp import _post, _ran, code_of, http_server, make_server  # noqa: F401 (http_server: a fixture)
 
 ARGS = {"sql": "select 1", "max_rows": 5}
@@ -158,17 +158,39 @@ def test_the_cli_verifies_python_proofs_and_python_the_clis(cli, keys, holder, t
         "bad_proof"
 
 
-def test_proof_target_is_the_guards_rule():
-    assert _proof_target("tools/call", {"name": "db_query", "arguments": ARGS}) == ("tools/call", "db_query", ARGS)
-    assert _proof_target("tools/call", {"name": "db_query"}) == ("tools/call", "db_query", None)
-    assert _proof_target("tools/call", {"name": CHECK_TOOL, "arguments": {"tool": "x"}}) == \
-        ("mcpvault/check", None, None)
-    assert _proof_target("resources/read", {"uri": "file:///a"}) == ("resources/read", "file:///a", None)
-    assert _proof_target("resources/subscribe", {"uri": "file:///a"}) == ("resources/subscribe", "file:///a", None)
-    assert _proof_target("prompts/get", {"name": "greeting", "arguments": {"a": "b"}}) == \
-        ("prompts/get", "greeting", None)
-    assert _proof_target("tools/list", {"cursor": "c"}) == ("tools/list", None, None)
-    assert _proof_target("notifications/initialized", None) == ("notifications/initialized", None, None)
+def test_the_signed_target_is_the_guards_rule(vault):
+    """The client signs what the core's call_target answers (the guard's own rule, not a copy in Python)."""
+    t = vault.call_target
+    assert t({"method": "tools/call", "params": {"name": "db_query", "arguments": ARGS}}) == \
+        {"method": "tools/call", "name": "db_query", "arguments": ARGS}
+    assert t({"method": "tools/call", "params": {"name": "db_query"}}) == \
+        {"method": "tools/call", "name": "db_query", "arguments": {}}
+    assert t({"method": "tools/call", "params": {"name": CHECK_TOOL, "arguments": {"tool": "x"}}}) == \
+        {"method": "mcpvault/check", "arguments": {}}
+    assert t({"method": "resources/read", "params": {"uri": "file:///a"}}) == \
+        {"method": "resources/read", "name": "file:///a", "arguments": {}}
+    assert t({"method": "resources/subscribe", "params": {"uri": "file:///a"}})["name"] == "file:///a"
+    assert t({"method": "prompts/get", "params": {"name": "greeting", "arguments": {"a": "b"}}}) == \
+        {"method": "prompts/get", "name": "greeting", "arguments": {}}
+    assert t({"method": "tools/list", "params": {"cursor": "c"}}) == {"method": "tools/list", "arguments": {}}
+    assert t({"method": "notifications/initialized"}) == {"method": "notifications/initialized", "arguments": {}}
+    for bad in ({"method": "tools/call", "params": {}}, {"params": {}}, {"method": "resources/read"}):
+        with pytest.raises(McpVaultError) as e:
+            t(bad)
+        assert e.value.code == "invalid_request"
+
+
+def test_a_proof_of_a_message_is_a_proof_of_its_call(vault):
+    priv, pub = vault.generate_keypair()
+    hpriv, hpub = vault.generate_keypair()
+    token = vault.mint(priv, {"tools": ["db_query"], "ttl": 60, "issuer": "i", "subject": "s", "holder": hpub})
+    message = {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "db_query", "arguments": ARGS}}
+    proof = vault.sign_call(token, hpriv, message=message)
+    assert vault.verify(token, pub, {"tool": "db_query", "arguments": ARGS, "proof": proof})["holder"] == hpub
+    assert vault.request_hash(token, message=message) == vault.request_hash(token, tool="db_query", arguments=ARGS)
+    with pytest.raises(McpVaultError) as e:
+        vault.sign_call(token, hpriv, message=message, tool="db_query")
+    assert e.value.code == "invalid_request"
 
 
 def guarded(keys, seen=None, **options):

@@ -379,8 +379,7 @@ impl GuestVerifier for CachedVerifier {
         public_key: String,
         req: String,
     ) -> Result<String, wit::Error> {
-        text::verify(&mut *self.inner()?, &token, &public_key, &req, wall_clock)
-            .map_err(error)
+        text::verify(&mut *self.inner()?, &token, &public_key, &req, wall_clock).map_err(error)
     }
 
     fn stats(&self) -> authorize::CacheStats {
@@ -658,5 +657,9 @@ impl GuardGuest for Component {
         first_page: bool,
     ) -> Result<String, wit::Error> {
         text::guard_filter(&options, &method, &answer, &facts, first_page).map_err(error)
+    }
+
+    fn call_target(message: String) -> Result<String, wit::Error> {
+        text::call_target(&message).map_err(error)
     }
 }

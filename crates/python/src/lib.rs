@@ -181,6 +181,11 @@ fn audit_append(prev: Option<&str>, record: &str) -> PyResult<String> {
     text::audit_append(prev, record).map_err(raise)
 }
 
+#[pyfunction]
+fn call_target(message: &str) -> PyResult<String> {
+    text::call_target(message).map_err(raise)
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("NativeError", m.py().get_type::<NativeError>())?;
@@ -192,5 +197,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(guard_filter, m)?)?;
     m.add_function(wrap_pyfunction!(revocation_id, m)?)?;
     m.add_function(wrap_pyfunction!(audit_append, m)?)?;
+    m.add_function(wrap_pyfunction!(call_target, m)?)?;
     Ok(())
 }

@@ -200,15 +200,25 @@ test("Streamable HTTP, mcpvault-express in front of withMcpVault: the proof reac
   assert.strictEqual(await codeOf(httpClient(t, url, { token, holderKey: thief.privateKey })), "bad_proof");
 });
 
-test("proofTarget: what the guard authorizes each message as", () => {
+test("proofTarget: what the guard authorizes each message as, answered by the core", () => {
   assert.deepStrictEqual(proofTarget("tools/call", { name: "db_query", arguments: ARGS }), { method: "tools/call", name: "db_query", arguments: ARGS });
-  assert.deepStrictEqual(proofTarget("tools/call", { name: "db_query" }), { method: "tools/call", name: "db_query", arguments: undefined });
-  assert.deepStrictEqual(proofTarget("tools/call", { name: "mcpvault.check", arguments: { tool: "x" } }), { method: "mcpvault/check" });
-  assert.deepStrictEqual(proofTarget("resources/read", { uri: "file:///a" }), { method: "resources/read", name: "file:///a" });
-  assert.deepStrictEqual(proofTarget("resources/subscribe", { uri: "file:///a" }), { method: "resources/subscribe", name: "file:///a" });
-  assert.deepStrictEqual(proofTarget("prompts/get", { name: "greeting", arguments: { a: "b" } }), { method: "prompts/get", name: "greeting" });
-  assert.deepStrictEqual(proofTarget("tools/list", { cursor: "c" }), { method: "tools/list" });
-  assert.deepStrictEqual(proofTarget("notifications/initialized"), { method: "notifications/initialized" });
+  assert.deepStrictEqual(proofTarget("tools/call", { name: "db_query" }), { method: "tools/call", name: "db_query", arguments: {} });
+  assert.deepStrictEqual(proofTarget("tools/call", { name: "mcpvault.check", arguments: { tool: "x" } }), { method: "mcpvault/check", arguments: {} });
+  assert.deepStrictEqual(proofTarget("resources/read", { uri: "file:///a" }), { method: "resources/read", name: "file:///a", arguments: {} });
+  assert.deepStrictEqual(proofTarget("resources/subscribe", { uri: "file:///a" }), { method: "resources/subscribe", name: "file:///a", arguments: {} });
+  assert.deepStrictEqual(proofTarget("prompts/get", { name: "greeting", arguments: { a: "b" } }), { method: "prompts/get", name: "greeting", arguments: {} });
+  assert.deepStrictEqual(proofTarget("tools/list", { cursor: "c" }), { method: "tools/list", arguments: {} });
+  assert.deepStrictEqual(proofTarget("notifications/initialized"), { method: "notifications/initialized", arguments: {} });
+  for (const [m, p] of [["tools/call", {}], ["resources/read", {}], ["", {}], ["tools/call", { name: "a", arguments: [1] }]]) {
+    assert.throws(() => proofTarget(m, p), (e) => e.code === "invalid_request", `${m} ${JSON.stringify(p)}`);
+  }
+  // a proof of the message is a proof of its call
+  const t = vault.mint(keys.privateKey, { tools: ["db_query"], ttl: 60, issuer: "i", subject: "s", holder: holder.publicKey });
+  const message = { jsonrpc: "2.0", id: 3, method: "tools/call", params: { name: "db_query", arguments: ARGS } };
+  assert.strictEqual(vault.requestHash(t, { message }), vault.requestHash(t, { tool: "db_query", arguments: ARGS }));
+  const proof = vault.signCall(holder.privateKey, t, { message });
+  assert.strictEqual(vault.verify(t, keys.publicKey, { tool: "db_query", arguments: ARGS, proof }).holder, holder.publicKey);
+  assert.throws(() => vault.signCall(holder.privateKey, t, { message, tool: "db_query" }), (e) => e.code === "invalid_request");
 });
 
 test("withMcpVaultClient checks its options", () => {

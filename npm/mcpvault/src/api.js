@@ -218,7 +218,8 @@ function makeApi(wasm, isLoaded, otelApi) {
     /**
      * The proof of one call of a holder-bound token, signed with the holder's private key (hex): send it as
      * `params._meta["mcpvault/proof"]` (or the `X-MCPVault-Proof` header). `call`: `{ tool, arguments }` for a
-     * tools/call, or `{ method, name }` (resources/read and a URI, prompts/get and a prompt), and the server's
+     * tools/call, or `{ method, name }` (resources/read and a URI, prompts/get and a prompt), or `{ message }` (the
+     * JSON-RPC message itself: the core reads what the guard will authorize it as, `callTarget`), and the server's
      * `audience` when it has one. Fresh for 60 s, used once (SCHEMA.md, "Holder-bound tokens and proofs").
      */
     signCall(holderPrivateKey, token, what = {}, options = {}) {
@@ -263,10 +264,33 @@ function makeApi(wasm, isLoaded, otelApi) {
     return call(wasm.audit_verify(JSON.stringify(entries)));
   }
 
-  /** The call `signCall` and `requestHash` name: `{ tool, arguments }` or `{ method, name }`, and `audience`. */
+  /**
+   * What a proof or an approval of `message` (one JSON-RPC request or notification as a client sends it: `{ method,
+   * params }`; `id` and `jsonrpc` are not read) signs, by the guard's own rule: `{ method, name?, arguments }`. A
+   * message the guard refuses as malformed throws `invalid_request`.
+   */
+  function callTarget(message) {
+    let text;
+    try {
+      text = JSON.stringify(message ?? null);
+    } catch (e) {
+      throw invalid(`message: ${e?.message ?? e}`);
+    }
+    return call(wasm.call_target(text));
+  }
+
+  /** The call `signCall` and `requestHash` name: `{ tool, arguments }`, `{ method, name }` or `{ message }` (the
+   * core reads what the guard authorizes the message as), and `audience`. */
   function callOf(what) {
     if (what == null || typeof what !== "object") throw invalid("call must be an object");
-    known(what, ["tool", "arguments", "method", "name", "audience"], "call");
+    known(what, ["tool", "arguments", "method", "name", "audience", "message"], "call");
+    if (what.message !== undefined) {
+      if (["tool", "arguments", "method", "name"].some((k) => what[k] !== undefined)) {
+        throw invalid("call: give message, or tool, arguments, method and name, not both");
+      }
+      const t = callTarget(what.message);
+      return { method: t.method, name: t.name ?? null, arguments: t.arguments, audience: what.audience ?? null };
+    }
     return {
       method: what.method ?? "tools/call",
       name: what.tool ?? what.name ?? null,
@@ -287,7 +311,7 @@ function makeApi(wasm, isLoaded, otelApi) {
 
   const telemetry = makeTelemetry(otelApi ?? null);
   return {
-    MCPVault, McpVaultError, auditAppend, auditVerify, callKey, toolHashes, ...makeGate(wasm, McpVaultError, call, facts, telemetry),
+    MCPVault, McpVaultError, auditAppend, auditVerify, callKey, callTarget, toolHashes, ...makeGate(wasm, McpVaultError, call, facts, telemetry),
     /** Reports decisions through `api` (the `@opentelemetry/api` module; on Node it is found by itself when installed);
      * null turns spans and metrics off. */
     useOpenTelemetry: (api) => telemetry.use(api ?? null),
