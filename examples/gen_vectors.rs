@@ -2546,6 +2546,31 @@ fn step_up_cases(g: &mut Gen) {
             step(NOW, bearer(&gated, rpc_call(json!(2), "pay", json!({"to": "acme", "amount": 5}))), Some("approval_required")),
         ],
     );
+    // a request reads 16 approvals in all, its messages' together (a batch of 100 calls with 16 approvals each by
+    // listed approvers would otherwise cost 1,600 signature checks): a batch whose first call carries 16 approvals
+    // leaves its second call's valid approval unread
+    let sixteen: Vec<mcpvault::KeyPairHex> =
+        (0..16).map(|_| mcpvault::keygen(&mut g.rng)).collect();
+    let wide = g.mint(&Grant {
+        require_approval: vec![needs(1, &sixteen.iter().collect::<Vec<_>>())],
+        ..grant(&["pay", "db_query"], 3600)
+    });
+    let wide_hash = hash_of(&wide, &pay);
+    let other = hash_of(&wide, &json!({"to": "acme", "amount": 1}));
+    let bogus: Vec<String> = sixteen.iter().map(|k| by(g, k, &other, 300)).collect();
+    let good = by(g, &sixteen[3], &wide_hash, 300);
+    let first = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "db_query", "arguments": {}, "_meta": {"mcpvault/approvals": bogus}}});
+    g.guard_case(
+        "state-approval-request-reads-sixteen",
+        "a request reads 16 approvals in all, its messages' together: a batch whose first call carries 16 approvals leaves its second call's valid approval unread (approval_required, whole batch refused); sent alone, the same approval counts",
+        opts(),
+        &[],
+        vec![
+            step(NOW, bearer(&wide, format!("[{first},{}]", with_approvals(2, &pay, vec![good.clone()]))), Some("approval_required")),
+            step(NOW, bearer(&wide, with_approvals(3, &pay, vec![good.clone()])), None),
+        ],
+    );
 }
 
 /// Issue 16, items 1-3: holder-bound tokens and per-call proofs.

@@ -1466,6 +1466,10 @@ impl Guard {
         let mut batch_verifier = (self.verifier.cache_stats().capacity == 0)
             .then(|| Verifier::with_cache(crate::Limits::default(), 1));
         let mut spender: Option<usize> = None;
+        // A request reads at most MAX_APPROVALS approvals in all, a batch included (it spends one set of approvals
+        // at most anyway): a batch of 100 calls, each with 16 approvals by listed approvers, would otherwise cost
+        // 1,600 signature checks.
+        let mut approvals_left = crate::approval::MAX_APPROVALS;
         let mut spend_nonces: Vec<String> = Vec::new();
         let mut charges: Vec<crate::quota::Charge> = Vec::new();
         let mut probe_target: Option<(usize, AuthorizedFacts, Request)> = None;
@@ -1495,7 +1499,11 @@ impl Guard {
             };
             let mut call = call;
             call.request.proof = proofs.get(i).cloned().flatten();
-            call.request.approvals = approvals.get(i).cloned().unwrap_or_default();
+            let mut given = approvals.get(i).cloned().unwrap_or_default();
+            let cut = given.len() > approvals_left;
+            given.truncate(approvals_left);
+            approvals_left -= given.len();
+            call.request.approvals = given;
             if let Some(defs) = &input.tool_definitions {
                 if let Some(t) = &call.request.tool {
                     call.request.tool_definition = defs.get(t).cloned();
@@ -1543,6 +1551,23 @@ impl Guard {
             };
             let result = match (result, hard) {
                 (Ok(_) | Err(Error::ApprovalRequired { .. }), Some(e)) => Err(e),
+                (
+                    Err(Error::ApprovalRequired {
+                        request_hash,
+                        approvers,
+                        needed,
+                        detail,
+                    }),
+                    None,
+                ) if cut => Err(Error::ApprovalRequired {
+                    request_hash,
+                    approvers,
+                    needed,
+                    detail: format!(
+                        "{detail}; a request reads {} approvals in all, its messages' together",
+                        crate::approval::MAX_APPROVALS
+                    ),
+                }),
                 (r, _) => r,
             };
             let result = result.and_then(|f| match &input.session_subject {
