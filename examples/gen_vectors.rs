@@ -2571,6 +2571,21 @@ fn step_up_cases(g: &mut Gen) {
             step(NOW, bearer(&wide, with_approvals(3, &pay, vec![good.clone()])), None),
         ],
     );
+    // hosts read the server's tool definitions only when the outcome says so (needs_tool_definitions)
+    g.guard_case(
+        "state-pin-needs-definitions",
+        "needs_tool_definitions: set when a pinned call (or a dry run of one) lacked the definitions the host did not give; never without a valid token, for a tool nobody pinned, when another refusal refuses the request anyway, or when the host gave definitions",
+        GuardOptions { check_tool: true, ..opts() },
+        &[],
+        vec![
+            step(NOW, bearer(&pinned, rpc_call(json!(1), "db_query", args.clone())), Some("tool_definition_changed")),
+            step(NOW, with_body(GuardInput::default(), rpc_call(json!(2), "db_query", args.clone())), Some("missing_token")),
+            step(NOW, bearer(&pinned, rpc_call(json!(3), "file_read", json!({}))), None),
+            step(NOW, bearer(&pinned, rpc_call(json!(4), "mcpvault.check", json!({"tool": "db_query", "arguments": args.clone()}))), None),
+            step(NOW, bearer(&pinned, format!("[{},{}]", rpc_call(json!(5), "admin_delete", json!({})), rpc_call(json!(6), "db_query", args.clone()))), Some("tool_not_allowed")),
+            step(NOW, GuardInput { tool_definitions: defs(&h2), ..bearer(&pinned, rpc_call(json!(7), "db_query", args.clone())) }, Some("tool_definition_changed")),
+        ],
+    );
 }
 
 /// Issue 16, items 1-3: holder-bound tokens and per-call proofs.

@@ -400,6 +400,14 @@ pub struct Outcome {
     /// The same as seconds from the decision: stores with a clock of their own
     /// (Redis) expire by it, so a skew between clocks cannot shorten it.
     pub keep_for: Option<u64>,
+    /// Refused `tool_definition_changed` only because the input gave no tool
+    /// definitions (`tool_definitions` absent) for a tool the token pins: a
+    /// host that can read the server's definitions reads them now and decides
+    /// the request again with them, discarding this outcome. A host reads
+    /// them only when this says so: never for a request without a valid
+    /// token, nor for a token that pins nothing it calls.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub needs_tool_definitions: bool,
 }
 
 /// The guard's first answer: done, or it needs the store.
@@ -418,6 +426,11 @@ pub enum Check {
         ask: StoreAsk,
         /// The guard's state, handed back as it is.
         pending: Box<Pending>,
+        /// As [`Outcome::needs_tool_definitions`], before the store was asked:
+        /// a host that can read the server's tool definitions reads them and
+        /// checks again instead of performing `ask` (nothing was done yet).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        needs_tool_definitions: bool,
     },
 }
 
@@ -1189,7 +1202,7 @@ impl Guard {
     ) -> Outcome {
         let mut outcome = match self.check(input, now) {
             Check::Done { outcome } => *outcome,
-            Check::Ask { ask, pending } => {
+            Check::Ask { ask, pending, .. } => {
                 let answer = store.check(&ask);
                 self.resume(*pending, &answer)
             }
@@ -1247,6 +1260,7 @@ impl Guard {
             call_key: None,
             keep_until: None,
             keep_for: None,
+            needs_tool_definitions: false,
         }
     }
 
@@ -1263,6 +1277,24 @@ impl Guard {
     /// Decides what arrived at `now` (unix seconds).
     pub fn check(&mut self, input: &GuardInput, now: u64) -> Check {
         let mut step = self.decide(input, now);
+        // decide marks the outcome when a call or a dry run lacked a definition the input did not give; it matters
+        // unless another refusal refuses the request anyway
+        match &mut step {
+            Check::Done { outcome } => {
+                outcome.needs_tool_definitions = outcome.needs_tool_definitions
+                    && (outcome.allowed
+                        || outcome.decisions.first().and_then(|d| d.code.as_deref())
+                            == Some("tool_definition_changed"));
+            }
+            Check::Ask {
+                pending,
+                needs_tool_definitions,
+                ..
+            } => {
+                // asked before the store: the outcome resumed after it never asks (the store step is done)
+                *needs_tool_definitions = std::mem::take(&mut pending.outcome.needs_tool_definitions);
+            }
+        }
         // the MCP session the request belongs to, on every decision (for traces)
         if let Some(session) = header(&input.headers, "mcp-session-id")
             .map(str::trim)
@@ -1298,6 +1330,7 @@ impl Guard {
             call_key: None,
             keep_until: None,
             keep_for: None,
+            needs_tool_definitions: false,
         };
         // The body: what the host could not read is refused, and recorded.
         if let Some(e) = input.body_error {
@@ -1473,6 +1506,8 @@ impl Guard {
         let mut spend_nonces: Vec<String> = Vec::new();
         let mut charges: Vec<crate::quota::Charge> = Vec::new();
         let mut probe_target: Option<(usize, AuthorizedFacts, Request)> = None;
+        // the host gave no tool definitions (it reads them only when the outcome says so)
+        let lacks_definitions = input.tool_definitions.is_none() && !self.options.defer_pins;
         for (i, m) in messages.iter().enumerate() {
             let call = match call_of(m, &self.options, plain) {
                 Ok(c) => c,
@@ -1570,6 +1605,9 @@ impl Guard {
                 }),
                 (r, _) => r,
             };
+            if lacks_definitions && matches!(result, Err(Error::ToolDefinitionChanged { .. })) {
+                out.needs_tool_definitions = true;
+            }
             let result = result.and_then(|f| match &input.session_subject {
                 Some(s) if *s != f.subject => Err(Error::SessionMismatch {
                     detail: format!("session of subject {s:?}, token of subject {:?}", f.subject),
@@ -1589,6 +1627,12 @@ impl Guard {
                     if let Some(ask) = &call.dry_run {
                         answered = true;
                         let (a, target) = self.dry_run(out.token.as_deref(), ask, &call.id, now);
+                        if lacks_definitions
+                            && a.pointer("/result/structuredContent/code")
+                                == Some(&json!("tool_definition_changed"))
+                        {
+                            out.needs_tool_definitions = true;
+                        }
                         answer = Some(a);
                         if let (None, Some((tf, treq))) = (&probe_target, target) {
                             probe_target = Some((i, tf, treq));
@@ -1841,6 +1885,7 @@ impl Guard {
             return Check::Ask {
                 ask,
                 pending: Box::new(pending),
+                needs_tool_definitions: false,
             };
         }
         Check::Done {

@@ -187,7 +187,9 @@ class Relay {
   }
 
   async fromClient(message, extra) {
-    const defs = isRequest(message) && message.method === "tools/call" ? await this.definitions() : undefined;
+    // the upstream is asked only when the guard says a pinned call of a valid token needs its definitions: a client
+    // without a token (or whose token pins nothing it calls) never makes the proxy ask anything
+    const defs = isRequest(message) ? () => this.definitions() : undefined;
     const outcome = await this.policy.decide(message, extra?.authInfo, this.fallback, this.subject, extra, defs);
     if (!outcome.allowed) {
       // a request gets the error; a refused notification or response is dropped (onDecision has it)

@@ -76,7 +76,8 @@ function guard(policy, method, inner, definitions) {
   return async (request, extra) => {
     // the SDK hands handlers the JSON-RPC request; the guard sees it as it came
     const message = { jsonrpc: "2.0", id: request?.id ?? extra?.requestId, ...request };
-    const defs = method === TOOLS_CALL ? await definitions(extra) : undefined;
+    // read only when the guard says a pinned call of a valid token needs them (needs_tool_definitions)
+    const defs = method === TOOLS_CALL ? () => definitions(extra) : undefined;
     const outcome = await policy.decide(message, extra?.authInfo, undefined, undefined, extra, defs);
     if (!outcome.allowed) throw policy.throwable(outcome);
     if (outcome.answers.length > 0) {

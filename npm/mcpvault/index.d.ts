@@ -380,8 +380,9 @@ export interface GuardRequest {
   replayChecked?: boolean;
   /** The subject that opened this MCP session. */
   sessionSubject?: string;
-  /** The hashes of the server's current tool definitions by name (`toolHashes` of its tools/list), for pinned tools. */
-  toolDefinitions?: Record<string, string>;
+  /** The hashes of the server's current tool definitions by name (`toolHashes` of its tools/list), for pinned tools;
+   * or a function that reads them, called only when the guard says a pinned call of a valid token needs them. */
+  toolDefinitions?: Record<string, string> | (() => Record<string, string> | Promise<Record<string, string>>);
   /** Unix seconds (default: the guard's clock). */
   now?: number;
   /** This call's store (default: the guard's). */

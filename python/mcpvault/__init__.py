@@ -959,7 +959,8 @@ class Guard:
     def check(self, input: Mapping[str, Any], now: Optional[int] = None) -> Dict[str, Any]:
         """Decides ``input`` (``GuardInput``: ``http_method``, ``headers``, ``body`` as JSON text,
         ``body_error``, ``transport_token``, ``fallback_token``, ``replay_checked``, ``session_subject``,
-        ``tool_definitions``: ``{tool: hash}`` of the server's current tool definitions, :func:`tool_hashes`) at ``now``
+        ``tool_definitions``: ``{tool: hash}`` of the server's current tool definitions, :func:`tool_hashes`, or a function
+        that reads them, called only when the guard says a pinned call of a valid token needs them) at ``now``
         (unix seconds; default the clock). Returns the outcome dict. With ``opentelemetry-api`` installed, every
         decision is also a span and counted in the metrics (SCHEMA.md, "Telemetry")."""
         if not isinstance(input, Mapping):
@@ -976,7 +977,23 @@ class Guard:
 
     def _check(self, input: Mapping[str, Any], now: Optional[int]) -> Dict[str, Any]:
         v = self._vault
-        check = json.loads(v._call("guard-check", self._options, json.dumps(dict(input)), now))
+        input = dict(input)
+        read = input.get("tool_definitions")
+        if callable(read):
+            # read the definitions only when the guard says a pinned call of a valid token needs them, then decide
+            # again with them (nothing was done yet: a refusal, or before the store)
+            del input["tool_definitions"]
+        check = json.loads(v._call("guard-check", self._options, json.dumps(input), now))
+        needs = check.get("needs_tool_definitions") if check["step"] == "ask" \
+            else check["outcome"].get("needs_tool_definitions")
+        if needs and callable(read):
+            try:
+                definitions = read()
+            except Exception:
+                _log.exception("mcpvault: reading the server's tool definitions failed; pinned tools are refused")
+                definitions = None
+            input["tool_definitions"] = dict(definitions) if isinstance(definitions, Mapping) else {}
+            check = json.loads(v._call("guard-check", self._options, json.dumps(input), now))
         if check["step"] == "done":
             outcome = check["outcome"]
         else:

@@ -34,6 +34,7 @@ import logging
 from typing import Any, Awaitable, Callable, Dict, Iterable, List, Mapping, Optional, Sequence
 
 import anyio
+import anyio.from_thread
 import anyio.to_thread
 
 from . import MCPVault, McpVaultError, Guard, _wire
@@ -344,8 +345,10 @@ class _MessageGuard:
         headers.pop("mcp-name", None)
         input["headers"] = headers
         if method == "tools/call":
-            # a token pinning the called tool passes only while the server describes it as it was pinned
-            input["tool_definitions"] = await self.definitions(ctx)
+            # a token pinning the called tool passes only while the server describes it as it was pinned: the
+            # definitions are read (on the event loop, from the guard's worker thread) only when the guard says a
+            # pinned call of a valid token needs them
+            input["tool_definitions"] = lambda: anyio.from_thread.run(self.definitions, ctx)
         outcome = await self.policy.decide(self.policy.guard, input)
         if notification:
             # a request sent as a notification (no id) never runs: the guard refused it or it has no answer

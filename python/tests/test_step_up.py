@@ -357,3 +357,39 @@ def test_an_approval_round_trip_through_with_mcpvault(keys, tmp_path):
     assert [(d["code"], d.get("approvers")) for d in calls] == \
         [("approval_required", None), (None, [a_pub]), ("replayed", None), ("approval_required", None)]
     assert calls[0]["approval"]["request_hash"] == vault.request_hash(token, tool="pay", arguments=args)
+
+
+def test_the_tool_definitions_are_read_only_for_a_pinned_call_of_a_valid_token(keys, monkeypatch):
+    """with_mcpvault reads the server's tool definitions (its own tools/list) only when the guard says a pinned call
+    of a valid token needs them: calls without a token, with a garbage one, or with a token that pins nothing cost no
+    tools/list."""
+    import mcpvault.mcp as m
+    reads = []
+    original = m._MessageGuard.definitions
+
+    async def counted(self, ctx):
+        reads.append(1)
+        return await original(self, ctx)
+
+    monkeypatch.setattr(m._MessageGuard, "definitions", counted)
+    priv, pub = keys["issuer"]
+    server = MCPServer("lazy")
+    server.add_tool(search_v1, name="search")
+    with_mcpvault(server, public_key_hex=pub)
+    vault = MCPVault()
+
+    async def main():
+        async with Client(server) as c:
+            root = vault.mint(priv, grant(), NOW)
+            h = vault.tool_hashes(await c.list_tools(meta={"token": root}))["search"]
+            pinned = vault.mint(priv, grant(pin={"search": h}))
+            assert await code_of(c.call_tool("search", {"query": "q"})) == (-32011, "missing_token")
+            assert await code_of(c.call_tool("search", {"query": "q"}, meta={"token": "EvQB" * 20})) == \
+                (-32011, "malformed_token")
+            for _ in range(3):
+                assert await code_of(c.call_tool("search", {"query": "q"}, meta={"token": root})) == "allowed"
+            assert reads == []
+            assert await code_of(c.call_tool("search", {"query": "q"}, meta={"token": pinned})) == "allowed"
+            assert reads == [1]
+
+    anyio.run(main)

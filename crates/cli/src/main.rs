@@ -577,7 +577,7 @@ impl Host {
     fn run(&mut self, input: &GuardInput, now: u64) -> Outcome {
         let mut outcome = match self.guard.check(input, now) {
             Check::Done { outcome } => *outcome,
-            Check::Ask { ask, pending } => {
+            Check::Ask { ask, pending, .. } => {
                 let answer = match self.store.as_mut() {
                     Some(s) => s.check(&ask).unwrap_or_else(|e| StoreAnswer {
                         error: Some(e),

@@ -309,7 +309,7 @@ impl<S: Store> McpVault<S> {
         let step = lock(guard).check(input, now);
         let mut outcome = match step {
             Check::Done { outcome } => *outcome,
-            Check::Ask { ask, pending } => {
+            Check::Ask { ask, pending, .. } => {
                 let answer = match &self.store {
                     Some(store) => store.check(&ask).await,
                     None => StoreAnswer {

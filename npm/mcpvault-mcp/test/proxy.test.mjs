@@ -169,7 +169,9 @@ test("HTTP downstream, HTTP upstream: bearer tokens, HTTP refusals, no token at 
   // the unmodified upstream over Streamable HTTP (stateless)
   const app = express();
   app.use(express.json());
+  let lists = 0; // the tools/list requests the upstream received (the proxy's own, for pinned tools, included)
   app.post("/mcp", async (req, res) => {
+    if (req.body?.method === "tools/list") lists += 1;
     const server = makeUpstream();
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
     res.on("close", () => transport.close());
@@ -207,6 +209,21 @@ test("HTTP downstream, HTTP upstream: bearer tokens, HTTP refusals, no token at 
     await assert.rejects(client.callTool(call), (e) => e instanceof StreamableHTTPError && e.code === status && e.message.includes(`"code":"${code}"`));
   }
   await assert.rejects(connect(undefined), (e) => e instanceof StreamableHTTPError && e.code === 401 && e.message.includes("missing_token"));
+  // the proxy asks the upstream for its tool definitions only for a pinned call of a valid token: not for calls
+  // without a token, with a garbage one, or with a token that pins nothing (a flood of them costs no upstream request)
+  const before = lists;
+  for (const token of [undefined, "EvQBgarbage", narrow]) {
+    await fetch(proxy.url, { method: "POST", body: JSON.stringify({ jsonrpc: "2.0", id: 80, method: "tools/call", params: { name: "db_query", arguments: { sql: "s", max_rows: 1 } } }),
+      headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), "mcp-session-id": client.transport.sessionId, "mcp-protocol-version": "2025-06-18",
+        "content-type": "application/json", accept: "application/json, text/event-stream" } });
+  }
+  assert.strictEqual(lists, before, "the proxy asked the upstream for tool definitions nobody needed");
+  const pinnedToken = vault.attenuate(narrow, { pin: { db_query: "0".repeat(64) } });
+  const pinnedCall = await fetch(proxy.url, { method: "POST", body: JSON.stringify({ jsonrpc: "2.0", id: 81, method: "tools/call", params: { name: "db_query", arguments: { sql: "s", max_rows: 1 } } }),
+    headers: { authorization: `Bearer ${pinnedToken}`, "mcp-session-id": client.transport.sessionId, "mcp-protocol-version": "2025-06-18",
+      "content-type": "application/json", accept: "application/json, text/event-stream" } });
+  assert.ok((await pinnedCall.text()).includes("tool_definition_changed"));
+  assert.strictEqual(lists, before + 1, "a pinned call: the proxy asks the upstream once");
   // the session is bound to the subject that opened it: another agent's valid token cannot ride on it
   const other = vault.mint(keys.privateKey, { tools: ["db_query"], ttl: 600, issuer: "auth-server", subject: "agent-z" });
   const post = (token, body) => fetch(proxy.url, { method: "POST", body: JSON.stringify(body), headers: {

@@ -71,7 +71,7 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
     if (typeof parts.fallbackToken === "string" && parts.fallbackToken !== "") input.fallback_token = parts.fallbackToken;
     if (parts.replayChecked === true) input.replay_checked = true;
     if (typeof parts.sessionSubject === "string") input.session_subject = parts.sessionSubject;
-    if (parts.toolDefinitions != null) input.tool_definitions = parts.toolDefinitions;
+    if (parts.toolDefinitions != null && typeof parts.toolDefinitions !== "function") input.tool_definitions = parts.toolDefinitions;
     return input;
   }
 
@@ -202,7 +202,19 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
     async _decide(parts) {
       const store = "store" in parts ? parts.store : this.store;
       const now = this._time(parts.now);
-      const step = call(this._g.check(JSON.stringify(guardInput(parts)), now));
+      let step = call(this._g.check(JSON.stringify(guardInput(parts)), now));
+      // `toolDefinitions` as a function: read only when the guard says a pinned call needs them (a valid token's),
+      // then the request is checked again with them; nothing was done yet (a refusal, or before the store)
+      const needs = step.step === "ask" ? step.needs_tool_definitions : step.outcome.needs_tool_definitions;
+      if (needs && typeof parts.toolDefinitions === "function") {
+        let defs;
+        try {
+          defs = await parts.toolDefinitions();
+        } catch {
+          defs = undefined;
+        }
+        step = call(this._g.check(JSON.stringify(guardInput({ ...parts, toolDefinitions: isObject(defs) ? defs : {} })), now));
+      }
       let outcome = step.outcome;
       if (step.step === "ask") {
         let answer;
