@@ -28,6 +28,9 @@ fn arguments() -> impl Strategy<Value = Map<String, Value>> {
             "[ -~]{0,8}".prop_map(|s| json!(s)),
             any::<bool>().prop_map(|b| json!(b)),
             prop::collection::vec(0u8..9, 0..3).prop_map(|v| json!(v)),
+            // floats of every size: a client reads and prints the arguments once more than the server
+            any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(|f| json!(f)),
+            (1.0f64..10.0, -300i32..300).prop_map(|(m, e)| json!(m * 10f64.powi(e))),
         ],
         0..4,
     )
@@ -121,7 +124,11 @@ proptest! {
         options.open_prompts = true;
         let mut guard = Guard::new(options, 0).unwrap();
 
-        let target = call_target(&message).unwrap();
+        // as a client does: the target read from the message's text, printed, and read again by the signer
+        let read: Value = serde_json::from_str(&message.to_string()).unwrap();
+        let target = call_target(&read).unwrap();
+        let target: mcpvault::guard::CallTarget =
+            serde_json::from_str(&serde_json::to_string(&target).unwrap()).unwrap();
         let call = Call {
             token_id: &token_id,
             method: &target.method,
