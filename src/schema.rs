@@ -9,8 +9,9 @@
 
 use std::collections::BTreeSet;
 
-use biscuit_auth::builder::{BlockBuilder, Check, CheckKind, Fact, Op, Rule, Term};
-use biscuit_auth::macros::{check, fact};
+use biscuit_auth::builder::{
+    Binary, BlockBuilder, Check, CheckKind, Expression, Fact, Op, Predicate, Rule, Term, Unary,
+};
 
 use crate::args::{self, ArgPath, UrlPattern};
 use crate::error::{Error, Result};
@@ -44,32 +45,32 @@ fn builder_err(e: biscuit_auth::error::Token) -> Error {
 }
 
 pub(crate) fn version_fact() -> Fact {
-    fact!("mcpvault({v})", v = SCHEMA_VERSION)
+    fact("mcpvault", vec![SCHEMA_VERSION.into()])
 }
 
 pub(crate) fn issuer_fact(issuer: &str) -> Fact {
-    fact!("issuer({i})", i = issuer)
+    fact("issuer", vec![issuer.into()])
 }
 
 pub(crate) fn subject_fact(subject: &str) -> Fact {
-    fact!("subject({s})", s = subject)
+    fact("subject", vec![subject.into()])
 }
 
 /// `nonce("hex")`: marks a block single-use.
 pub(crate) fn nonce_fact(nonce: &str) -> Fact {
-    fact!("nonce({n})", n = nonce)
+    fact("nonce", vec![nonce.into()])
 }
 
 /// `holder("hex")`: the token (and every token derived from it) is accepted
 /// only with a proof signed by this Ed25519 key (SCHEMA.md, "Holder-bound tokens").
 pub(crate) fn holder_fact(public_key_hex: &str) -> Fact {
-    fact!("holder({h})", h = public_key_hex)
+    fact("holder", vec![public_key_hex.into()])
 }
 
 /// `pin("tool", "sha256hex")`: calls of the tool need its current definition
 /// to hash to this (SCHEMA.md, "Pinned tool definitions").
 pub(crate) fn pin_fact(tool: &str, hash: &str) -> Fact {
-    fact!("pin({t}, {h})", t = tool, h = hash)
+    fact("pin", vec![tool.into(), hash.into()])
 }
 
 /// `approval("tool", needed, ["hex", …])`: calls of the tool need `needed`
@@ -77,11 +78,13 @@ pub(crate) fn pin_fact(tool: &str, hash: &str) -> Fact {
 pub(crate) fn approval_fact(r: &crate::approval::Requirement) -> Fact {
     let keys: std::collections::BTreeSet<Term> =
         r.approvers.iter().map(|k| Term::Str(k.clone())).collect();
-    fact!(
-        "approval({t}, {n}, {k})",
-        t = r.tool.clone().unwrap_or_default(),
-        n = i64::from(r.needed),
-        k = Term::Set(keys)
+    fact(
+        "approval",
+        vec![
+            r.tool.clone().unwrap_or_default().into(),
+            i64::from(r.needed).into(),
+            Term::Set(keys),
+        ],
     )
 }
 
@@ -89,33 +92,143 @@ pub(crate) fn approval_fact(r: &crate::approval::Requirement) -> Fact {
 pub(crate) fn rate_fact(r: &crate::quota::Rate) -> Fact {
     let (max, period) = (r.max as i64, r.period as i64);
     match &r.tool {
-        None => fact!("rate({max}, {period})", max = max, period = period),
-        Some(t) => fact!(
-            "rate({t}, {max}, {period})",
-            t = t.as_str(),
-            max = max,
-            period = period
-        ),
+        None => fact("rate", vec![max.into(), period.into()]),
+        Some(t) => fact("rate", vec![t.as_str().into(), max.into(), period.into()]),
     }
 }
 
 /// `budget("tool", "arg", max, period)`: a cap on an argument's sum.
 pub(crate) fn budget_fact(b: &crate::quota::Budget) -> Fact {
-    fact!(
-        "budget({t}, {a}, {max}, {period})",
-        t = b.tool.as_str(),
-        a = b.arg.as_str(),
-        max = b.max as i64,
-        period = b.period as i64
+    fact(
+        "budget",
+        vec![
+            b.tool.as_str().into(),
+            b.arg.as_str().into(),
+            (b.max as i64).into(),
+            (b.period as i64).into(),
+        ],
     )
+}
+
+// The statements below are built term by term with biscuit-auth's builder types: the same values `fact!` and
+// `check!` build (the tests compare every form with its macro), in a fraction of the code: each macro expanded
+// into its own builder calls and parameter substitution, 54 KB of the npm .wasm for the argument limits alone
+// (issue 17). A check is a disjunction of queries; an expression is postfix, as biscuit-auth's parser writes it.
+
+fn fact(name: &str, terms: Vec<Term>) -> Fact {
+    Fact::new(name.to_string(), terms)
+}
+
+fn var(name: &str) -> Term {
+    Term::Variable(name.to_string())
+}
+
+fn pred(name: &str, terms: Vec<Term>) -> Predicate {
+    Predicate::new(name.to_string(), terms)
+}
+
+/// `check if` the queries, any of them.
+fn check_of(queries: Vec<Rule>) -> Check {
+    Check {
+        queries,
+        kind: CheckKind::One,
+    }
+}
+
+/// One query of a check: its body, then its expressions.
+fn query(body: Vec<Predicate>, expressions: Vec<Vec<Op>>) -> Rule {
+    Rule::new(
+        pred("query", vec![]),
+        body,
+        expressions
+            .into_iter()
+            .map(|ops| Expression { ops })
+            .collect(),
+        vec![],
+    )
+}
+
+/// `$x OP value` (`$x.starts_with(value)` for `Prefix`, `$x.matches(value)` for `Regex`, ...).
+fn cmp(x: &str, op: Binary, value: Term) -> Vec<Op> {
+    vec![Op::Value(var(x)), Op::Value(value), Op::Binary(op)]
+}
+
+/// `left && right` or `left || right`: the right side is a closure, evaluated lazily.
+fn lazy(mut left: Vec<Op>, op: Binary, right: Vec<Op>) -> Vec<Op> {
+    left.push(Op::Closure(vec![], right));
+    left.push(Op::Binary(op));
+    left
+}
+
+/// `$x == value || $x.starts_with(prefix)`.
+fn eq_or_prefix(x: &str, value: &str, prefix: String) -> Vec<Op> {
+    lazy(
+        cmp(x, Binary::HeterogeneousEqual, value.into()),
+        Binary::LazyOr,
+        cmp(x, Binary::Prefix, prefix.into()),
+    )
+}
+
+/// `set.contains($x)`.
+fn set_contains(set: Term, x: &str) -> Vec<Op> {
+    vec![
+        Op::Value(set),
+        Op::Value(var(x)),
+        Op::Binary(Binary::Contains),
+    ]
+}
+
+/// `request_method($method), $method !== M1, $method !== M2, ...`.
+fn method_not(methods: &[&str]) -> Rule {
+    query(
+        vec![pred("request_method", vec![var("method")])],
+        methods
+            .iter()
+            .map(|m| cmp("method", Binary::NotEqual, (*m).into()))
+            .collect(),
+    )
+}
+
+/// `check if false`: never minted; fails closed.
+fn false_check() -> Check {
+    check_of(vec![query(
+        vec![],
+        vec![vec![Op::Value(Term::Bool(false))]],
+    )])
+}
+
+/// `check if request_tool(T), PRED(A, ...), EXPRESSIONS or request_tool($tool), $tool !== T or
+/// request_method($method), $method !== "tools/call"`: the form of every argument limit.
+fn tool_arg_check(t: &str, predicate: &str, terms: Vec<Term>, expressions: Vec<Vec<Op>>) -> Check {
+    check_of(vec![
+        query(
+            vec![pred("request_tool", vec![t.into()]), pred(predicate, terms)],
+            expressions,
+        ),
+        query(
+            vec![pred("request_tool", vec![var("tool")])],
+            vec![cmp("tool", Binary::NotEqual, t.into())],
+        ),
+        method_not(&["tools/call"]),
+    ])
+}
+
+/// An argument limit on one value: `PRED(A, $value), EXPRESSION`.
+fn value_check(t: &str, a: &str, predicate: &str, expression: Vec<Op>) -> Check {
+    tool_arg_check(t, predicate, vec![a.into(), var("value")], vec![expression])
+}
+
+/// An argument limit that is a fact of the request: `PRED(A, V)`.
+fn fact_arg_check(t: &str, a: &str, predicate: &str, v: Term) -> Check {
+    tool_arg_check(t, predicate, vec![a.into(), v], vec![])
 }
 
 /// `check if time($time), $time < EXPIRY` — valid while now < EXPIRY.
 pub(crate) fn expiry_check(expires_at: u64) -> Check {
-    check!(
-        "check if time($time), $time < {exp}",
-        exp = Term::Date(expires_at)
-    )
+    check_of(vec![query(
+        vec![pred("time", vec![var("time")])],
+        vec![cmp("time", Binary::LessThan, Term::Date(expires_at))],
+    )])
 }
 
 /// One check for the whole set of tools, passing for non-tool MCP methods.
@@ -128,24 +241,26 @@ fn str_set(items: &BTreeSet<String>) -> Term {
     Term::Set(items.iter().map(|t| Term::Str(t.clone())).collect())
 }
 
+/// `PRED($x), SET.contains($x)`.
+fn member_of(predicate: &str, x: &str, items: &BTreeSet<String>) -> Rule {
+    query(
+        vec![pred(predicate, vec![var(x)])],
+        vec![set_contains(str_set(items), x)],
+    )
+}
+
 /// The grant check of a block: the tool is one it names, or (with scopes)
 /// the scope the server maps the call to is one it names.
 pub(crate) fn access_check(tools: &BTreeSet<String>, scopes: &BTreeSet<String>) -> Check {
-    match (tools.is_empty(), scopes.is_empty()) {
-        (_, true) => check!(
-            r#"check if request_tool($tool), {tools}.contains($tool) or request_method($method), $method !== "tools/call""#,
-            tools = str_set(tools)
-        ),
-        (false, false) => check!(
-            r#"check if request_tool($tool), {tools}.contains($tool) or request_scope($scope), {scopes}.contains($scope) or request_method($method), $method !== "tools/call""#,
-            tools = str_set(tools),
-            scopes = str_set(scopes)
-        ),
-        (true, false) => check!(
-            r#"check if request_scope($scope), {scopes}.contains($scope) or request_method($method), $method !== "tools/call""#,
-            scopes = str_set(scopes)
-        ),
+    let mut queries = Vec::with_capacity(3);
+    if !tools.is_empty() || scopes.is_empty() {
+        queries.push(member_of("request_tool", "tool", tools));
     }
+    if !scopes.is_empty() {
+        queries.push(member_of("request_scope", "scope", scopes));
+    }
+    queries.push(method_not(&["tools/call"]));
+    check_of(queries)
 }
 
 /// Resources a block grants: the URI matches one of its patterns (globs,
@@ -158,27 +273,39 @@ pub(crate) fn resources_check(globs: &BTreeSet<String>) -> Check {
             .map(|g| Term::Str(args::glob_regex(g).unwrap_or_else(|_| "$^".into())))
             .collect(),
     );
-    check!(
-        r#"check if request_resource($uri), {set}.any($re -> $uri.matches($re)) or request_method($method), $method !== "resources/read", $method !== "resources/subscribe""#,
-        set = set
-    )
+    // {set}.any($re -> $uri.matches($re))
+    let any = vec![
+        Op::Value(set),
+        Op::Closure(vec!["re".to_string()], cmp("uri", Binary::Regex, var("re"))),
+        Op::Binary(Binary::Any),
+    ];
+    check_of(vec![
+        query(vec![pred("request_resource", vec![var("uri")])], vec![any]),
+        method_not(&["resources/read", "resources/subscribe"]),
+    ])
 }
 
 /// Prompts a block grants, for `prompts/get`; other methods pass.
 pub(crate) fn prompts_check(names: &BTreeSet<String>) -> Check {
-    check!(
-        r#"check if request_prompt($name), {names}.contains($name) or request_method($method), $method !== "prompts/get""#,
-        names = str_set(names)
-    )
+    check_of(vec![
+        member_of("request_prompt", "name", names),
+        method_not(&["prompts/get"]),
+    ])
 }
 
 pub(crate) fn audience_check(audience: &str) -> Check {
-    check!("check if verifier_audience({aud})", aud = audience)
+    check_of(vec![query(
+        vec![pred("verifier_audience", vec![audience.into()])],
+        vec![],
+    )])
 }
 
 pub(crate) fn depth_check(max_depth: u64) -> Check {
     let max = i64::try_from(max_depth).unwrap_or(i64::MAX);
-    check!("check if depth($depth), $depth <= {max}", max = max)
+    check_of(vec![query(
+        vec![pred("depth", vec![var("depth")])],
+        vec![cmp("depth", Binary::LessOrEqual, max.into())],
+    )])
 }
 
 /// A limit on one argument of one tool. The two escapes let calls of other
@@ -193,105 +320,67 @@ pub(crate) fn arg_check(limit: &ArgLimit) -> Check {
     if path.each {
         return each_check(t, a, &limit.rule);
     }
+    let value =
+        |predicate: &str, op: Binary, v: Term| value_check(t, a, predicate, cmp("value", op, v));
     match &limit.rule {
-        ArgRule::Max(Bound::Int(m)) => check!(
-            r#"check if request_tool({t}), request_arg_int({a}, $value), $value <= {m} or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
-            t = t,
-            a = a,
-            m = *m
+        ArgRule::Max(Bound::Int(m)) => value("request_arg_int", Binary::LessOrEqual, (*m).into()),
+        ArgRule::Min(Bound::Int(m)) => {
+            value("request_arg_int", Binary::GreaterOrEqual, (*m).into())
+        }
+        ArgRule::Max(Bound::Float(f)) => value(
+            "request_arg_num",
+            Binary::LessOrEqual,
+            args::f64_key(f.0).into(),
         ),
-        ArgRule::Min(Bound::Int(m)) => check!(
-            r#"check if request_tool({t}), request_arg_int({a}, $value), $value >= {m} or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
-            t = t,
-            a = a,
-            m = *m
+        ArgRule::Min(Bound::Float(f)) => value(
+            "request_arg_num",
+            Binary::GreaterOrEqual,
+            args::f64_key(f.0).into(),
         ),
-        ArgRule::Max(Bound::Float(f)) => check!(
-            r#"check if request_tool({t}), request_arg_num({a}, $value), $value <= {k} or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
-            t = t,
-            a = a,
-            k = args::f64_key(f.0)
-        ),
-        ArgRule::Min(Bound::Float(f)) => check!(
-            r#"check if request_tool({t}), request_arg_num({a}, $value), $value >= {k} or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
-            t = t,
-            a = a,
-            k = args::f64_key(f.0)
-        ),
-        ArgRule::Prefix(p) => check!(
-            r#"check if request_tool({t}), request_arg_str({a}, $value), $value.starts_with({p}) or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
-            t = t,
-            a = a,
-            p = p.as_str()
-        ),
-        ArgRule::Eq(Scalar::Str(v)) => check!(
-            r#"check if request_tool({t}), request_arg_str({a}, {v}) or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
-            t = t,
-            a = a,
-            v = v.as_str()
-        ),
-        ArgRule::Eq(Scalar::Int(v)) => check!(
-            r#"check if request_tool({t}), request_arg_int({a}, {v}) or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
-            t = t,
-            a = a,
-            v = *v
-        ),
-        ArgRule::Eq(Scalar::Bool(v)) => check!(
-            r#"check if request_tool({t}), request_arg_bool({a}, {v}) or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
-            t = t,
-            a = a,
-            v = *v
-        ),
+        ArgRule::Prefix(p) => value("request_arg_str", Binary::Prefix, p.as_str().into()),
+        ArgRule::Eq(Scalar::Str(v)) => fact_arg_check(t, a, "request_arg_str", v.as_str().into()),
+        ArgRule::Eq(Scalar::Int(v)) => fact_arg_check(t, a, "request_arg_int", (*v).into()),
+        ArgRule::Eq(Scalar::Bool(v)) => fact_arg_check(t, a, "request_arg_bool", (*v).into()),
         ArgRule::OneOf(values) => {
             let set: BTreeSet<Term> = values.iter().map(scalar_term).collect();
-            if values.iter().all(|v| matches!(v, Scalar::Int(_))) {
-                check!(
-                    r#"check if request_tool({t}), request_arg_int({a}, $value), {set}.contains($value) or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
-                    t = t,
-                    a = a,
-                    set = Term::Set(set)
-                )
+            let predicate = if values.iter().all(|v| matches!(v, Scalar::Int(_))) {
+                "request_arg_int"
             } else {
-                check!(
-                    r#"check if request_tool({t}), request_arg_str({a}, $value), {set}.contains($value) or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
-                    t = t,
-                    a = a,
-                    set = Term::Set(set)
-                )
-            }
+                "request_arg_str"
+            };
+            value_check(t, a, predicate, set_contains(Term::Set(set), "value"))
         }
-        ArgRule::Glob(_) | ArgRule::Matches(_) => check!(
-            r#"check if request_tool({t}), request_arg_str({a}, $value), $value.matches({re}) or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
-            t = t,
-            a = a,
-            re = args::pattern_of(&limit.rule)
+        ArgRule::Glob(_) | ArgRule::Matches(_) => value(
+            "request_arg_str",
+            Binary::Regex,
+            args::pattern_of(&limit.rule).into(),
         ),
-        ArgRule::Under(base) => check!(
-            r#"check if request_tool({t}), request_arg_path({a}, $value), $value == {b} || $value.starts_with({bs}) or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
-            t = t,
-            a = a,
-            b = base.as_str(),
-            bs = args::under_prefix(base)
+        ArgRule::Under(base) => value_check(
+            t,
+            a,
+            "request_arg_path",
+            eq_or_prefix("value", base, args::under_prefix(base)),
         ),
         ArgRule::Url(pattern) => url_check(t, a, pattern),
-        ArgRule::Cidr(net) => check!(
-            r#"check if request_tool({t}), request_arg_ip({a}, $value), $value.starts_with({bits}) or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
-            t = t,
-            a = a,
-            bits = args::cidr_bits(net).unwrap_or_else(|_| "x".into())
+        ArgRule::Cidr(net) => value(
+            "request_arg_ip",
+            Binary::Prefix,
+            args::cidr_bits(net).unwrap_or_else(|_| "x".into()).into(),
         ),
-        ArgRule::MaxItems(n) => check!(
-            r#"check if request_tool({t}), request_arg_array({a}, $value), $value.length() <= {n} or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
-            t = t,
-            a = a,
-            n = i64::from(*n)
-        ),
-        ArgRule::MinItems(n) => check!(
-            r#"check if request_tool({t}), request_arg_array({a}, $value), $value.length() >= {n} or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
-            t = t,
-            a = a,
-            n = i64::from(*n)
-        ),
+        ArgRule::MaxItems(n) | ArgRule::MinItems(n) => {
+            let op = if matches!(limit.rule, ArgRule::MaxItems(_)) {
+                Binary::LessOrEqual
+            } else {
+                Binary::GreaterOrEqual
+            };
+            let length = vec![
+                Op::Value(var("value")),
+                Op::Unary(Unary::Length),
+                Op::Value(i64::from(*n).into()),
+                Op::Binary(op),
+            ];
+            value_check(t, a, "request_arg_array", length)
+        }
     }
 }
 
@@ -300,64 +389,40 @@ pub(crate) fn arg_check(limit: &ArgLimit) -> Check {
 fn url_check(t: &str, a: &str, pattern: &str) -> Check {
     let Ok(p) = UrlPattern::parse(pattern) else {
         // never minted (validation parses every pattern); fails closed
-        return check!("check if false");
+        return false_check();
     };
-    let (scheme, port, host) = (p.scheme.as_str(), p.port, p.host.as_str());
-    match (p.wildcard, &p.path) {
-        (false, None) => check!(
-            r#"check if request_tool({t}), request_arg_url({a}, {scheme}, $host, {port}, $path), $host == {host} or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
-            t = t,
-            a = a,
-            scheme = scheme,
-            port = port,
-            host = host
-        ),
-        (true, None) => check!(
-            r#"check if request_tool({t}), request_arg_url({a}, {scheme}, $host, {port}, $path), $host.ends_with({host}) or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
-            t = t,
-            a = a,
-            scheme = scheme,
-            port = port,
-            host = host
-        ),
-        (false, Some(path)) => check!(
-            r#"check if request_tool({t}), request_arg_url({a}, {scheme}, $host, {port}, $path), $host == {host}, $path == {p} || $path.starts_with({ps}) or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
-            t = t,
-            a = a,
-            scheme = scheme,
-            port = port,
-            host = host,
-            p = path.as_str(),
-            ps = UrlPattern::path_prefix(path)
-        ),
-        (true, Some(path)) => check!(
-            r#"check if request_tool({t}), request_arg_url({a}, {scheme}, $host, {port}, $path), $host.ends_with({host}), $path == {p} || $path.starts_with({ps}) or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
-            t = t,
-            a = a,
-            scheme = scheme,
-            port = port,
-            host = host,
-            p = path.as_str(),
-            ps = UrlPattern::path_prefix(path)
-        ),
+    let host_op = if p.wildcard {
+        Binary::Suffix
+    } else {
+        Binary::HeterogeneousEqual
+    };
+    let mut expressions = vec![cmp("host", host_op, p.host.as_str().into())];
+    if let Some(path) = &p.path {
+        expressions.push(eq_or_prefix("path", path, UrlPattern::path_prefix(path)));
     }
+    let terms = vec![
+        a.into(),
+        p.scheme.as_str().into(),
+        var("host"),
+        p.port.into(),
+        var("path"),
+    ];
+    tool_arg_check(t, "request_arg_url", terms, expressions)
 }
 
 /// A limit on every element of an array (`items[*]`): the verifier supplies
-/// the array, and `.all()` tests each element, its type first.
+/// the array, and `.all()` tests each element, its type first:
+/// `request_arg_array(A, $value), $value.all($x -> $x.type() == TYPE && TEST)`.
 fn each_check(t: &str, a: &str, rule: &ArgRule) -> Check {
-    match rule {
-        // biscuit-auth 6 errs on `null === "a"`: the type is tested first
-        ArgRule::Eq(v) => check!(
-            r#"check if request_tool({t}), request_arg_array({a}, $value), $value.all($x -> $x.type() == {ty} && $x == {v}) or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
-            t = t,
-            a = a,
-            ty = match v {
+    // biscuit-auth 6 errs on `null === "a"`: the type is tested first
+    let (ty, test) = match rule {
+        ArgRule::Eq(v) => (
+            match v {
                 Scalar::Str(_) => "string",
                 Scalar::Int(_) => "integer",
                 Scalar::Bool(_) => "bool",
             },
-            v = scalar_term(v)
+            cmp("x", Binary::HeterogeneousEqual, scalar_term(v)),
         ),
         ArgRule::OneOf(values) => {
             let set: BTreeSet<Term> = values.iter().map(scalar_term).collect();
@@ -366,41 +431,30 @@ fn each_check(t: &str, a: &str, rule: &ArgRule) -> Check {
             } else {
                 "string"
             };
-            check!(
-                r#"check if request_tool({t}), request_arg_array({a}, $value), $value.all($x -> $x.type() == {ty} && {set}.contains($x)) or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
-                t = t,
-                a = a,
-                ty = ty,
-                set = Term::Set(set)
-            )
+            (ty, set_contains(Term::Set(set), "x"))
         }
-        ArgRule::Prefix(p) => check!(
-            r#"check if request_tool({t}), request_arg_array({a}, $value), $value.all($x -> $x.type() == "string" && $x.starts_with({p})) or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
-            t = t,
-            a = a,
-            p = p.as_str()
+        ArgRule::Prefix(p) => ("string", cmp("x", Binary::Prefix, p.as_str().into())),
+        ArgRule::Glob(_) | ArgRule::Matches(_) => (
+            "string",
+            cmp("x", Binary::Regex, args::pattern_of(rule).into()),
         ),
-        ArgRule::Glob(_) | ArgRule::Matches(_) => check!(
-            r#"check if request_tool({t}), request_arg_array({a}, $value), $value.all($x -> $x.type() == "string" && $x.matches({re})) or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
-            t = t,
-            a = a,
-            re = args::pattern_of(rule)
-        ),
-        ArgRule::Max(Bound::Int(m)) => check!(
-            r#"check if request_tool({t}), request_arg_array({a}, $value), $value.all($x -> $x.type() == "integer" && $x <= {m}) or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
-            t = t,
-            a = a,
-            m = *m
-        ),
-        ArgRule::Min(Bound::Int(m)) => check!(
-            r#"check if request_tool({t}), request_arg_array({a}, $value), $value.all($x -> $x.type() == "integer" && $x >= {m}) or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
-            t = t,
-            a = a,
-            m = *m
-        ),
+        ArgRule::Max(Bound::Int(m)) => ("integer", cmp("x", Binary::LessOrEqual, (*m).into())),
+        ArgRule::Min(Bound::Int(m)) => ("integer", cmp("x", Binary::GreaterOrEqual, (*m).into())),
         // never minted (validation refuses [*] with other rules): fails closed
-        _ => check!("check if false"),
-    }
+        _ => return false_check(),
+    };
+    let typed = vec![
+        Op::Value(var("x")),
+        Op::Unary(Unary::TypeOf),
+        Op::Value(ty.into()),
+        Op::Binary(Binary::HeterogeneousEqual),
+    ];
+    let all = vec![
+        Op::Value(var("value")),
+        Op::Closure(vec!["x".to_string()], lazy(typed, Binary::LazyAnd, test)),
+        Op::Binary(Binary::All),
+    ];
+    value_check(t, a, "request_arg_array", all)
 }
 
 fn scalar_term(s: &Scalar) -> Term {
@@ -910,6 +964,8 @@ pub(crate) fn authority_facts(facts: &[Fact]) -> AuthorityFacts {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[allow(unused_imports)]
+    use biscuit_auth::macros::{check, fact};
 
     fn roundtrip(c: Check) -> Statement {
         let src = format!("{c};");
@@ -1038,6 +1094,501 @@ mod tests {
                 ),
                 "{src}"
             );
+        }
+    }
+}
+
+/// The statements as `fact!` and `check!` write them, before they were built term by term: the tests compare both.
+#[cfg(test)]
+#[allow(dead_code)]
+mod macro_forms {
+    use super::*;
+    use biscuit_auth::macros::{check, fact};
+
+    pub(crate) fn version_fact() -> Fact {
+        fact!("mcpvault({v})", v = SCHEMA_VERSION)
+    }
+
+    pub(crate) fn issuer_fact(issuer: &str) -> Fact {
+        fact!("issuer({i})", i = issuer)
+    }
+
+    pub(crate) fn subject_fact(subject: &str) -> Fact {
+        fact!("subject({s})", s = subject)
+    }
+
+    /// `nonce("hex")`: marks a block single-use.
+    pub(crate) fn nonce_fact(nonce: &str) -> Fact {
+        fact!("nonce({n})", n = nonce)
+    }
+
+    /// `holder("hex")`: the token (and every token derived from it) is accepted
+    /// only with a proof signed by this Ed25519 key (SCHEMA.md, "Holder-bound tokens").
+    pub(crate) fn holder_fact(public_key_hex: &str) -> Fact {
+        fact!("holder({h})", h = public_key_hex)
+    }
+
+    /// `pin("tool", "sha256hex")`: calls of the tool need its current definition
+    /// to hash to this (SCHEMA.md, "Pinned tool definitions").
+    pub(crate) fn pin_fact(tool: &str, hash: &str) -> Fact {
+        fact!("pin({t}, {h})", t = tool, h = hash)
+    }
+
+    /// `approval("tool", needed, ["hex", …])`: calls of the tool need `needed`
+    /// signed approvals of the listed keys (SCHEMA.md, "Signed approvals").
+    pub(crate) fn approval_fact(r: &crate::approval::Requirement) -> Fact {
+        let keys: std::collections::BTreeSet<Term> =
+            r.approvers.iter().map(|k| Term::Str(k.clone())).collect();
+        fact!(
+            "approval({t}, {n}, {k})",
+            t = r.tool.clone().unwrap_or_default(),
+            n = i64::from(r.needed),
+            k = Term::Set(keys)
+        )
+    }
+
+    /// `rate(max, period)` or `rate("tool", max, period)`: a quota (SCHEMA.md, "Quotas").
+    pub(crate) fn rate_fact(r: &crate::quota::Rate) -> Fact {
+        let (max, period) = (r.max as i64, r.period as i64);
+        match &r.tool {
+            None => fact!("rate({max}, {period})", max = max, period = period),
+            Some(t) => fact!(
+                "rate({t}, {max}, {period})",
+                t = t.as_str(),
+                max = max,
+                period = period
+            ),
+        }
+    }
+
+    /// `budget("tool", "arg", max, period)`: a cap on an argument's sum.
+    pub(crate) fn budget_fact(b: &crate::quota::Budget) -> Fact {
+        fact!(
+            "budget({t}, {a}, {max}, {period})",
+            t = b.tool.as_str(),
+            a = b.arg.as_str(),
+            max = b.max as i64,
+            period = b.period as i64
+        )
+    }
+
+    /// `check if time($time), $time < EXPIRY` — valid while now < EXPIRY.
+    pub(crate) fn expiry_check(expires_at: u64) -> Check {
+        check!(
+            "check if time($time), $time < {exp}",
+            exp = Term::Date(expires_at)
+        )
+    }
+
+    /// One check for the whole set of tools, passing for non-tool MCP methods.
+    #[cfg(test)]
+    pub(crate) fn tools_check(tools: &BTreeSet<String>) -> Check {
+        access_check(tools, &BTreeSet::new())
+    }
+
+    fn str_set(items: &BTreeSet<String>) -> Term {
+        Term::Set(items.iter().map(|t| Term::Str(t.clone())).collect())
+    }
+
+    /// The grant check of a block: the tool is one it names, or (with scopes)
+    /// the scope the server maps the call to is one it names.
+    pub(crate) fn access_check(tools: &BTreeSet<String>, scopes: &BTreeSet<String>) -> Check {
+        match (tools.is_empty(), scopes.is_empty()) {
+            (_, true) => check!(
+                r#"check if request_tool($tool), {tools}.contains($tool) or request_method($method), $method !== "tools/call""#,
+                tools = str_set(tools)
+            ),
+            (false, false) => check!(
+                r#"check if request_tool($tool), {tools}.contains($tool) or request_scope($scope), {scopes}.contains($scope) or request_method($method), $method !== "tools/call""#,
+                tools = str_set(tools),
+                scopes = str_set(scopes)
+            ),
+            (true, false) => check!(
+                r#"check if request_scope($scope), {scopes}.contains($scope) or request_method($method), $method !== "tools/call""#,
+                scopes = str_set(scopes)
+            ),
+        }
+    }
+
+    /// Resources a block grants: the URI matches one of its patterns (globs,
+    /// written as regular expressions), for `resources/read` and
+    /// `resources/subscribe`; other methods pass.
+    pub(crate) fn resources_check(globs: &BTreeSet<String>) -> Check {
+        let set = Term::Set(
+            globs
+                .iter()
+                .map(|g| Term::Str(args::glob_regex(g).unwrap_or_else(|_| "$^".into())))
+                .collect(),
+        );
+        check!(
+            r#"check if request_resource($uri), {set}.any($re -> $uri.matches($re)) or request_method($method), $method !== "resources/read", $method !== "resources/subscribe""#,
+            set = set
+        )
+    }
+
+    /// Prompts a block grants, for `prompts/get`; other methods pass.
+    pub(crate) fn prompts_check(names: &BTreeSet<String>) -> Check {
+        check!(
+            r#"check if request_prompt($name), {names}.contains($name) or request_method($method), $method !== "prompts/get""#,
+            names = str_set(names)
+        )
+    }
+
+    pub(crate) fn audience_check(audience: &str) -> Check {
+        check!("check if verifier_audience({aud})", aud = audience)
+    }
+
+    pub(crate) fn depth_check(max_depth: u64) -> Check {
+        let max = i64::try_from(max_depth).unwrap_or(i64::MAX);
+        check!("check if depth($depth), $depth <= {max}", max = max)
+    }
+
+    /// A limit on one argument of one tool. The two escapes let calls of other
+    /// tools, and non-tool MCP methods, through; a call of the tool itself must
+    /// carry the argument with the right type and value. `SCHEMA.md`, "Argument
+    /// limits", lists every form.
+    pub(crate) fn arg_check(limit: &ArgLimit) -> Check {
+        let t = limit.tool.as_str();
+        let path =
+            ArgPath::parse(&limit.arg).unwrap_or_else(|_| ArgPath::of_key(&limit.arg, false));
+        let key = path.key();
+        let a = key.as_str();
+        if path.each {
+            return each_check(t, a, &limit.rule);
+        }
+        match &limit.rule {
+            ArgRule::Max(Bound::Int(m)) => check!(
+                r#"check if request_tool({t}), request_arg_int({a}, $value), $value <= {m} or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
+                t = t,
+                a = a,
+                m = *m
+            ),
+            ArgRule::Min(Bound::Int(m)) => check!(
+                r#"check if request_tool({t}), request_arg_int({a}, $value), $value >= {m} or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
+                t = t,
+                a = a,
+                m = *m
+            ),
+            ArgRule::Max(Bound::Float(f)) => check!(
+                r#"check if request_tool({t}), request_arg_num({a}, $value), $value <= {k} or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
+                t = t,
+                a = a,
+                k = args::f64_key(f.0)
+            ),
+            ArgRule::Min(Bound::Float(f)) => check!(
+                r#"check if request_tool({t}), request_arg_num({a}, $value), $value >= {k} or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
+                t = t,
+                a = a,
+                k = args::f64_key(f.0)
+            ),
+            ArgRule::Prefix(p) => check!(
+                r#"check if request_tool({t}), request_arg_str({a}, $value), $value.starts_with({p}) or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
+                t = t,
+                a = a,
+                p = p.as_str()
+            ),
+            ArgRule::Eq(Scalar::Str(v)) => check!(
+                r#"check if request_tool({t}), request_arg_str({a}, {v}) or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
+                t = t,
+                a = a,
+                v = v.as_str()
+            ),
+            ArgRule::Eq(Scalar::Int(v)) => check!(
+                r#"check if request_tool({t}), request_arg_int({a}, {v}) or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
+                t = t,
+                a = a,
+                v = *v
+            ),
+            ArgRule::Eq(Scalar::Bool(v)) => check!(
+                r#"check if request_tool({t}), request_arg_bool({a}, {v}) or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
+                t = t,
+                a = a,
+                v = *v
+            ),
+            ArgRule::OneOf(values) => {
+                let set: BTreeSet<Term> = values.iter().map(scalar_term).collect();
+                if values.iter().all(|v| matches!(v, Scalar::Int(_))) {
+                    check!(
+                        r#"check if request_tool({t}), request_arg_int({a}, $value), {set}.contains($value) or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
+                        t = t,
+                        a = a,
+                        set = Term::Set(set)
+                    )
+                } else {
+                    check!(
+                        r#"check if request_tool({t}), request_arg_str({a}, $value), {set}.contains($value) or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
+                        t = t,
+                        a = a,
+                        set = Term::Set(set)
+                    )
+                }
+            }
+            ArgRule::Glob(_) | ArgRule::Matches(_) => check!(
+                r#"check if request_tool({t}), request_arg_str({a}, $value), $value.matches({re}) or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
+                t = t,
+                a = a,
+                re = args::pattern_of(&limit.rule)
+            ),
+            ArgRule::Under(base) => check!(
+                r#"check if request_tool({t}), request_arg_path({a}, $value), $value == {b} || $value.starts_with({bs}) or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
+                t = t,
+                a = a,
+                b = base.as_str(),
+                bs = args::under_prefix(base)
+            ),
+            ArgRule::Url(pattern) => url_check(t, a, pattern),
+            ArgRule::Cidr(net) => check!(
+                r#"check if request_tool({t}), request_arg_ip({a}, $value), $value.starts_with({bits}) or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
+                t = t,
+                a = a,
+                bits = args::cidr_bits(net).unwrap_or_else(|_| "x".into())
+            ),
+            ArgRule::MaxItems(n) => check!(
+                r#"check if request_tool({t}), request_arg_array({a}, $value), $value.length() <= {n} or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
+                t = t,
+                a = a,
+                n = i64::from(*n)
+            ),
+            ArgRule::MinItems(n) => check!(
+                r#"check if request_tool({t}), request_arg_array({a}, $value), $value.length() >= {n} or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
+                t = t,
+                a = a,
+                n = i64::from(*n)
+            ),
+        }
+    }
+
+    /// A `url` limit: the scheme and port are in the fact's pattern, the host
+    /// (exact, or a suffix for `*.`) and the optional path in expressions.
+    fn url_check(t: &str, a: &str, pattern: &str) -> Check {
+        let Ok(p) = UrlPattern::parse(pattern) else {
+            // never minted (validation parses every pattern); fails closed
+            return check!("check if false");
+        };
+        let (scheme, port, host) = (p.scheme.as_str(), p.port, p.host.as_str());
+        match (p.wildcard, &p.path) {
+            (false, None) => check!(
+                r#"check if request_tool({t}), request_arg_url({a}, {scheme}, $host, {port}, $path), $host == {host} or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
+                t = t,
+                a = a,
+                scheme = scheme,
+                port = port,
+                host = host
+            ),
+            (true, None) => check!(
+                r#"check if request_tool({t}), request_arg_url({a}, {scheme}, $host, {port}, $path), $host.ends_with({host}) or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
+                t = t,
+                a = a,
+                scheme = scheme,
+                port = port,
+                host = host
+            ),
+            (false, Some(path)) => check!(
+                r#"check if request_tool({t}), request_arg_url({a}, {scheme}, $host, {port}, $path), $host == {host}, $path == {p} || $path.starts_with({ps}) or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
+                t = t,
+                a = a,
+                scheme = scheme,
+                port = port,
+                host = host,
+                p = path.as_str(),
+                ps = UrlPattern::path_prefix(path)
+            ),
+            (true, Some(path)) => check!(
+                r#"check if request_tool({t}), request_arg_url({a}, {scheme}, $host, {port}, $path), $host.ends_with({host}), $path == {p} || $path.starts_with({ps}) or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
+                t = t,
+                a = a,
+                scheme = scheme,
+                port = port,
+                host = host,
+                p = path.as_str(),
+                ps = UrlPattern::path_prefix(path)
+            ),
+        }
+    }
+
+    /// A limit on every element of an array (`items[*]`): the verifier supplies
+    /// the array, and `.all()` tests each element, its type first.
+    fn each_check(t: &str, a: &str, rule: &ArgRule) -> Check {
+        match rule {
+            // biscuit-auth 6 errs on `null === "a"`: the type is tested first
+            ArgRule::Eq(v) => check!(
+                r#"check if request_tool({t}), request_arg_array({a}, $value), $value.all($x -> $x.type() == {ty} && $x == {v}) or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
+                t = t,
+                a = a,
+                ty = match v {
+                    Scalar::Str(_) => "string",
+                    Scalar::Int(_) => "integer",
+                    Scalar::Bool(_) => "bool",
+                },
+                v = scalar_term(v)
+            ),
+            ArgRule::OneOf(values) => {
+                let set: BTreeSet<Term> = values.iter().map(scalar_term).collect();
+                let ty = if values.iter().all(|v| matches!(v, Scalar::Int(_))) {
+                    "integer"
+                } else {
+                    "string"
+                };
+                check!(
+                    r#"check if request_tool({t}), request_arg_array({a}, $value), $value.all($x -> $x.type() == {ty} && {set}.contains($x)) or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
+                    t = t,
+                    a = a,
+                    ty = ty,
+                    set = Term::Set(set)
+                )
+            }
+            ArgRule::Prefix(p) => check!(
+                r#"check if request_tool({t}), request_arg_array({a}, $value), $value.all($x -> $x.type() == "string" && $x.starts_with({p})) or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
+                t = t,
+                a = a,
+                p = p.as_str()
+            ),
+            ArgRule::Glob(_) | ArgRule::Matches(_) => check!(
+                r#"check if request_tool({t}), request_arg_array({a}, $value), $value.all($x -> $x.type() == "string" && $x.matches({re})) or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
+                t = t,
+                a = a,
+                re = args::pattern_of(rule)
+            ),
+            ArgRule::Max(Bound::Int(m)) => check!(
+                r#"check if request_tool({t}), request_arg_array({a}, $value), $value.all($x -> $x.type() == "integer" && $x <= {m}) or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
+                t = t,
+                a = a,
+                m = *m
+            ),
+            ArgRule::Min(Bound::Int(m)) => check!(
+                r#"check if request_tool({t}), request_arg_array({a}, $value), $value.all($x -> $x.type() == "integer" && $x >= {m}) or request_tool($tool), $tool !== {t} or request_method($method), $method !== "tools/call""#,
+                t = t,
+                a = a,
+                m = *m
+            ),
+            // never minted (validation refuses [*] with other rules): fails closed
+            _ => check!("check if false"),
+        }
+    }
+
+    /// A fact with its parameters put in place.
+    fn fact_resolved(f: Fact) -> Predicate {
+        let mut p = f.predicate;
+        if let Some(params) = f.parameters {
+            for t in &mut p.terms {
+                if let Term::Parameter(name) = t {
+                    if let Some(Some(v)) = params.get(name.as_str()) {
+                        *t = v.clone();
+                    }
+                }
+            }
+        }
+        p
+    }
+
+    #[test]
+    fn every_statement_is_the_one_its_macro_builds() {
+        let same_check = |new: Check, old: Check| {
+            let (new, old) = (super::resolved(new), super::resolved(old));
+            assert_eq!(new, old, "{old}");
+            assert_eq!(new.to_string(), old.to_string());
+        };
+        let same_fact = |new: Fact, old: Fact| {
+            assert_eq!(new.to_string(), old.to_string());
+            assert_eq!(fact_resolved(new), fact_resolved(old));
+        };
+        same_fact(super::version_fact(), version_fact());
+        same_fact(super::issuer_fact("iss \"q\""), issuer_fact("iss \"q\""));
+        same_fact(super::subject_fact("sub"), subject_fact("sub"));
+        same_fact(super::nonce_fact("00ff"), nonce_fact("00ff"));
+        same_fact(super::holder_fact("ab12"), holder_fact("ab12"));
+        same_fact(super::pin_fact("t", "h"), pin_fact("t", "h"));
+        for tool in [None, Some("pay".to_string())] {
+            let r = crate::approval::Requirement {
+                tool: tool.clone(),
+                approvers: vec!["bb".into(), "aa".into()],
+                needed: 2,
+            };
+            same_fact(super::approval_fact(&r), approval_fact(&r));
+            let r = crate::quota::Rate {
+                tool,
+                max: 7,
+                period: 3600,
+            };
+            same_fact(super::rate_fact(&r), rate_fact(&r));
+        }
+        let b = crate::quota::Budget {
+            tool: "pay".into(),
+            arg: "a.b".into(),
+            max: 100,
+            period: 60,
+        };
+        same_fact(super::budget_fact(&b), budget_fact(&b));
+
+        same_check(
+            super::expiry_check(1_800_000_000),
+            expiry_check(1_800_000_000),
+        );
+        same_check(super::audience_check("aud"), audience_check("aud"));
+        for d in [0, 3, u64::MAX] {
+            same_check(super::depth_check(d), depth_check(d));
+        }
+        let set = |items: &[&str]| {
+            items
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<BTreeSet<String>>()
+        };
+        for (tools, scopes) in [
+            (set(&["a", "b"]), set(&[])),
+            (set(&[]), set(&[])),
+            (set(&["a"]), set(&["s1", "s2"])),
+            (set(&[]), set(&["s1"])),
+        ] {
+            same_check(
+                super::access_check(&tools, &scopes),
+                access_check(&tools, &scopes),
+            );
+        }
+        for globs in [set(&["file:///a/*", "x?y"]), set(&[])] {
+            same_check(super::resources_check(&globs), resources_check(&globs));
+        }
+        same_check(
+            super::prompts_check(&set(&["p", "q"])),
+            prompts_check(&set(&["p", "q"])),
+        );
+
+        let s = |v: &str| Scalar::Str(v.into());
+        let rules = vec![
+            ArgRule::Prefix("/tmp/".into()),
+            ArgRule::Eq(s("x")),
+            ArgRule::Eq(Scalar::Int(-3)),
+            ArgRule::Eq(Scalar::Bool(true)),
+            ArgRule::OneOf(vec![s("a"), s("b")]),
+            ArgRule::OneOf(vec![Scalar::Int(1), Scalar::Int(2)]),
+            ArgRule::OneOf(vec![Scalar::Int(1), s("b")]),
+            ArgRule::Max(Bound::Int(10)),
+            ArgRule::Min(Bound::Int(-10)),
+            ArgRule::Max(Bound::Float(Float(2.5))),
+            ArgRule::Min(Bound::Float(Float(-0.0))),
+            ArgRule::Under("/srv/data".into()),
+            ArgRule::Url("https://example.com".into()),
+            ArgRule::Url("https://*.example.com".into()),
+            ArgRule::Url("http://example.com:8080/api".into()),
+            ArgRule::Url("https://*.example.com/api/v1".into()),
+            ArgRule::Url("not a url".into()),
+            ArgRule::Cidr("10.0.0.0/8".into()),
+            ArgRule::Cidr("fe80::/10".into()),
+            ArgRule::Cidr("bad".into()),
+            ArgRule::Glob("*.txt".into()),
+            ArgRule::Matches("^a+$".into()),
+            ArgRule::MaxItems(3),
+            ArgRule::MinItems(1),
+        ];
+        for arg in ["path", "config.mode", "/a.b", "items[*]", "/list[*]"] {
+            for rule in &rules {
+                let limit = ArgLimit {
+                    tool: "tool \"x\"".into(),
+                    arg: arg.into(),
+                    rule: rule.clone(),
+                };
+                same_check(super::arg_check(&limit), arg_check(&limit));
+            }
         }
     }
 }
