@@ -6,7 +6,6 @@ use std::time::Duration;
 use base64::Engine as _;
 use biscuit_auth::builder::{self, Algorithm, BlockBuilder, Term};
 use biscuit_auth::error::{FailedCheck, Format, Logic, Token};
-use biscuit_auth::macros::{fact, policy};
 use biscuit_auth::{
     AuthorizerBuilder, AuthorizerLimits, Biscuit, BiscuitBuilder, KeyPair, PrivateKey, PublicKey,
     UnverifiedBiscuit,
@@ -1155,6 +1154,21 @@ fn derived_facts<'a>(
         .collect()
 }
 
+/// `allow if mcpvault(1)`: the verifier's one policy (built as `policy!` builds it, without its expansion's code).
+fn allow_policy() -> builder::Policy {
+    let version = builder::pred("mcpvault", &[Term::Integer(schema::SCHEMA_VERSION)]);
+    let query = builder::Rule::new(
+        builder::pred("query", &[] as &[Term]),
+        vec![version],
+        vec![],
+        vec![],
+    );
+    builder::Policy {
+        queries: vec![query],
+        kind: builder::PolicyKind::Allow,
+    }
+}
+
 /// The facts the verifier supplies; `check_work` counts the same ones.
 fn request_facts(
     mut builder: AuthorizerBuilder,
@@ -1168,29 +1182,47 @@ fn request_facts(
             detail: format!("authorizer fact: {e}"),
         })
     };
-    builder = add(builder, fact!("time({t})", t = Term::Date(now)))?;
+    builder = add(builder, builder::fact("time", &[Term::Date(now)]))?;
     builder = add(
         builder,
-        fact!("request_method({m})", m = request.method.as_str()),
+        builder::fact("request_method", &[Term::from(request.method.as_str())]),
     )?;
     builder = add(
         builder,
-        fact!("depth({d})", d = i64::try_from(depth).unwrap_or(i64::MAX)),
+        builder::fact(
+            "depth",
+            &[Term::Integer(i64::try_from(depth).unwrap_or(i64::MAX))],
+        ),
     )?;
     if let Some(aud) = &request.audience {
-        builder = add(builder, fact!("verifier_audience({a})", a = aud.as_str()))?;
+        builder = add(
+            builder,
+            builder::fact("verifier_audience", &[Term::from(aud.as_str())]),
+        )?;
     }
     if let Some(tool) = &request.tool {
-        builder = add(builder, fact!("request_tool({t})", t = tool.as_str()))?;
+        builder = add(
+            builder,
+            builder::fact("request_tool", &[Term::from(tool.as_str())]),
+        )?;
     }
     if let Some(scope) = &request.scope {
-        builder = add(builder, fact!("request_scope({s})", s = scope.as_str()))?;
+        builder = add(
+            builder,
+            builder::fact("request_scope", &[Term::from(scope.as_str())]),
+        )?;
     }
     if let Some(uri) = &request.resource {
-        builder = add(builder, fact!("request_resource({u})", u = uri.as_str()))?;
+        builder = add(
+            builder,
+            builder::fact("request_resource", &[Term::from(uri.as_str())]),
+        )?;
     }
     if let Some(name) = &request.prompt {
-        builder = add(builder, fact!("request_prompt({n})", n = name.as_str()))?;
+        builder = add(
+            builder,
+            builder::fact("request_prompt", &[Term::from(name.as_str())]),
+        )?;
     }
     // every top-level scalar under its own name; a key starting with '/' is
     // reached by a pointer only, so it never stands for a nested value
@@ -1612,10 +1644,7 @@ fn authorize_checks(
     }
 
     let builder = request_facts(AuthorizerBuilder::new(), request, now, depth, &derived)?
-        .policy(policy!(
-            "allow if mcpvault({v})",
-            v = schema::SCHEMA_VERSION
-        ))
+        .policy(allow_policy())
         .map_err(|e| Error::Internal {
             detail: format!("policy: {e}"),
         })?
@@ -1848,4 +1877,47 @@ pub fn signature_floor(rounds: u32) -> u32 {
     (0..rounds)
         .filter(|_| public.verify_signature(&data, &signature).is_ok())
         .count() as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use biscuit_auth::macros::{fact, policy};
+
+    /// The verifier's policy and request facts are the values `policy!` and `fact!` build.
+    #[test]
+    fn policy_and_request_facts_are_the_macros_values() {
+        let resolved = |mut p: builder::Policy| {
+            for q in &mut p.queries {
+                let params = q.parameters.take().unwrap_or_default();
+                for t in q.body.iter_mut().flat_map(|p| p.terms.iter_mut()) {
+                    if let Term::Parameter(name) = t {
+                        if let Some(Some(v)) = params.get(name.as_str()) {
+                            *t = v.clone();
+                        }
+                    }
+                }
+            }
+            p
+        };
+        let mut new = allow_policy();
+        let old = policy!("allow if mcpvault({v})", v = schema::SCHEMA_VERSION);
+        assert_eq!(new.to_string(), old.to_string());
+        new = resolved(new);
+        assert_eq!(new, resolved(old));
+
+        let f = |f: builder::Fact| f.to_string();
+        assert_eq!(
+            f(builder::fact("time", &[Term::Date(7)])),
+            f(fact!("time({t})", t = Term::Date(7)))
+        );
+        assert_eq!(
+            f(builder::fact("depth", &[Term::Integer(3)])),
+            f(fact!("depth({d})", d = 3i64))
+        );
+        assert_eq!(
+            f(builder::fact("request_tool", &[Term::from("a\"b")])),
+            f(fact!("request_tool({t})", t = "a\"b"))
+        );
+    }
 }
