@@ -190,10 +190,13 @@ pub(crate) fn check(
     }
     let mut valid: Vec<Used> = Vec::new();
     let mut why: Vec<String> = Vec::new();
-    let listed: std::collections::BTreeSet<&str> = requirements
-        .iter()
-        .flat_map(|r| r.approvers.iter().map(String::as_str))
-        .collect();
+    // extended, not collected: collecting a set sorts first, one more copy of the sort in the .wasm
+    let mut listed: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
+    listed.extend(
+        requirements
+            .iter()
+            .flat_map(|r| r.approvers.iter().map(String::as_str)),
+    );
     let mut tried = std::collections::BTreeMap::new();
     for (i, a) in approvals.iter().take(MAX_APPROVALS).enumerate() {
         match check_one(a, request_hash, now, &listed, &mut tried) {

@@ -104,8 +104,17 @@ pub fn canonical_json(value: &Value) -> String {
     fn sorted(v: &Value) -> Value {
         match v {
             Value::Object(m) => {
-                let b: BTreeMap<&String, Value> = m.iter().map(|(k, v)| (k, sorted(v))).collect();
-                Value::Object(b.into_iter().map(|(k, v)| (k.clone(), v)).collect())
+                // inserted one by one: collecting a map sorts its entries first, one more copy of the sort in
+                // the .wasm for each entry type
+                let mut b: BTreeMap<&String, Value> = BTreeMap::new();
+                for (k, v) in m {
+                    b.insert(k, sorted(v));
+                }
+                let mut out = serde_json::Map::new();
+                for (k, v) in b {
+                    out.insert(k.clone(), v);
+                }
+                Value::Object(out)
             }
             Value::Array(a) => Value::Array(a.iter().map(sorted).collect()),
             other => other.clone(),

@@ -273,9 +273,12 @@ fn restriction_checks(
     if let Some(d) = max_depth {
         checks.push(schema::depth_check(u64::from(d)));
     }
-    let mut limits: Vec<&ArgLimit> = arg_limits.iter().collect();
-    limits.sort();
-    limits.dedup();
+    // sorted and deduplicated through a set (a sort of this element type would be one more copy in the .wasm)
+    let limits: Vec<&ArgLimit> = {
+        let mut set = BTreeSet::new();
+        set.extend(arg_limits.iter());
+        set.into_iter().collect()
+    };
     checks.extend(limits.into_iter().map(schema::arg_check));
     checks
 }
@@ -642,16 +645,20 @@ fn read_chain(
             holder = Some(h.clone());
         }
     }
-    let mut needs: Vec<(String, args::Need)> = blocks
-        .iter()
-        .flat_map(|b| &b.statements)
-        .filter_map(|s| match s {
-            Statement::Arg(l) => args::need_of(l),
-            _ => None,
-        })
-        .collect();
-    needs.sort();
-    needs.dedup();
+    // sorted and deduplicated through a set (a sort of this element type would be one more copy in the .wasm)
+    let needs: Vec<(String, args::Need)> = {
+        let mut set = BTreeSet::new();
+        set.extend(
+            blocks
+                .iter()
+                .flat_map(|b| &b.statements)
+                .filter_map(|s| match s {
+                    Statement::Arg(l) => args::need_of(l),
+                    _ => None,
+                }),
+        );
+        set.into_iter().collect()
+    };
     let mut prepared = args::Prepared::of(blocks.iter().flat_map(|b| &b.statements).filter_map(
         |s| match s {
             Statement::Arg(l) => Some(l),

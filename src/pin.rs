@@ -34,10 +34,13 @@ pub fn tool_hash(definition: &Value) -> Result<String> {
     if !obj.get("name").is_some_and(Value::is_string) {
         return Err(Error::invalid("a tool definition has a string name"));
     }
-    let canon: Map<String, Value> = PINNED_MEMBERS
-        .iter()
-        .filter_map(|k| obj.get(*k).map(|v| (k.to_string(), v.clone())))
-        .collect();
+    // inserted one by one: collecting a map sorts its entries first, one more copy of the sort in the .wasm
+    let mut canon = Map::new();
+    for k in PINNED_MEMBERS {
+        if let Some(v) = obj.get(k) {
+            canon.insert(k.to_string(), v.clone());
+        }
+    }
     Ok(hex::encode(Sha256::digest(
         jcs(&Value::Object(canon)).as_bytes(),
     )))
