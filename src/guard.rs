@@ -581,8 +581,10 @@ fn token_of<'a>(
 /// rule again. `message` is one JSON-RPC request or notification as a client
 /// builds it: only its `method` and `params` are read (its `id` and
 /// `jsonrpc` are not signed, and may be absent). A message the guard would
-/// refuse as malformed is `invalid_request` here too.
-pub fn call_target(message: &Value) -> Result<CallTarget> {
+/// refuse as malformed is `invalid_request` here too. `token`: the token the
+/// client sends with the message: as the guard does, an argument that is the
+/// token is removed before anything is signed (no tool gets the token).
+pub fn call_target(message: &Value, token: Option<&str>) -> Result<CallTarget> {
     let Some(obj) = message.as_object() else {
         return Err(Error::invalid("a message is a JSON object"));
     };
@@ -596,7 +598,9 @@ pub fn call_target(message: &Value) -> Result<CallTarget> {
     if !m.contains_key("method") {
         return Err(Error::invalid("a message to sign needs a method"));
     }
-    let request = call_of(&Value::Object(m), &GuardOptions::new(""), true)
+    let mut m = Value::Object(m);
+    strip(&mut m, token.filter(|t| !t.is_empty()), (true, true));
+    let request = call_of(&m, &GuardOptions::new(""), true)
         .map_err(|r| r.error)?
         .request;
     let name = if request.method == TOOLS_CALL {
@@ -1292,7 +1296,8 @@ impl Guard {
                 ..
             } => {
                 // asked before the store: the outcome resumed after it never asks (the store step is done)
-                *needs_tool_definitions = std::mem::take(&mut pending.outcome.needs_tool_definitions);
+                *needs_tool_definitions =
+                    std::mem::take(&mut pending.outcome.needs_tool_definitions);
             }
         }
         // the MCP session the request belongs to, on every decision (for traces)
@@ -1599,7 +1604,7 @@ impl Guard {
                     approvers,
                     needed,
                     detail: format!(
-                        "{detail}; a request reads {} approvals in all, its messages' together",
+                        "{detail}; approvals after the request's first {} (its messages' together) are not read",
                         crate::approval::MAX_APPROVALS
                     ),
                 }),

@@ -241,9 +241,9 @@ pub fn audit_append(prev: Option<&str>, record: &str) -> Result<String> {
     print(&audit::audit_append(prev.as_ref(), record)?)
 }
 
-/// `call-target`: what a proof or an approval of `message` (one JSON-RPC request as a client sends it) signs, as a
-/// [`crate::guard::CallTarget`].
-pub fn call_target(message: &str) -> Result<String> {
+/// `call-target`: what a proof or an approval of `message` (one JSON-RPC request as a client sends it, with
+/// `token`) signs, as a [`crate::guard::CallTarget`].
+pub fn call_target(message: &str, token: Option<&str>) -> Result<String> {
     let message: serde_json::Value = parse("message", message)?;
-    print(&crate::guard::call_target(&message)?)
+    print(&crate::guard::call_target(&message, token)?)
 }

@@ -29,7 +29,9 @@ fn arguments() -> impl Strategy<Value = Map<String, Value>> {
             any::<bool>().prop_map(|b| json!(b)),
             prop::collection::vec(0u8..9, 0..3).prop_map(|v| json!(v)),
             // floats of every size: a client reads and prints the arguments once more than the server
-            any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(|f| json!(f)),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(|f| json!(f)),
             (1.0f64..10.0, -300i32..300).prop_map(|(m, e)| json!(m * 10f64.powi(e))),
         ],
         0..4,
@@ -125,8 +127,13 @@ proptest! {
         let mut guard = Guard::new(options, 0).unwrap();
 
         // as a client does: the target read from the message's text, printed, and read again by the signer
+        // now and then the token itself as an argument: the guard removes it, and so does call_target
+        let mut message = message;
+        if seed % 4 == 0 && message["method"] == "tools/call" && message["params"]["name"] != "mcpvault.check" {
+            message["params"]["arguments"]["zz_token"] = json!(token);
+        }
         let read: Value = serde_json::from_str(&message.to_string()).unwrap();
-        let target = call_target(&read).unwrap();
+        let target = call_target(&read, Some(&token)).unwrap();
         let target: mcpvault::guard::CallTarget =
             serde_json::from_str(&serde_json::to_string(&target).unwrap()).unwrap();
         let call = Call {
@@ -160,19 +167,29 @@ fn malformed_messages_are_invalid_requests_as_the_guard_refuses_them() {
         json!({"method": "", "params": {}}),
         json!({"method": "tools/list", "params": 5}),
     ] {
-        let e = call_target(&m).unwrap_err();
+        let e = call_target(&m, None).unwrap_err();
         assert_eq!(e.code(), "invalid_request", "{m}");
     }
     // id and jsonrpc are not signed: present or not, the same target
     let bare = json!({"method": "tools/call", "params": {"name": "a", "arguments": {"x": 1}}});
     let framed = json!({"jsonrpc": "2.0", "id": "q", "method": "tools/call", "params": {"name": "a", "arguments": {"x": 1}}});
-    assert_eq!(call_target(&bare).unwrap(), call_target(&framed).unwrap());
-    let t = call_target(&bare).unwrap();
+    assert_eq!(
+        call_target(&bare, None).unwrap(),
+        call_target(&framed, None).unwrap()
+    );
+    let t = call_target(&bare, None).unwrap();
     assert_eq!(
         (t.method.as_str(), t.name.as_deref()),
         ("tools/call", Some("a"))
     );
-    let check = call_target(&json!({"method": "tools/call", "params": {"name": "mcpvault.check", "arguments": {"tool": "a"}}})).unwrap();
+    let check = call_target(&json!({"method": "tools/call", "params": {"name": "mcpvault.check", "arguments": {"tool": "a"}}}), None).unwrap();
+    // an argument that is the token is not signed: the guard removes it before the tool sees the call
+    let with_token = json!({"method": "tools/call", "params": {"name": "a", "arguments": {"x": 1, "t": "TOKEN"}}});
+    assert_eq!(
+        call_target(&with_token, Some("TOKEN")).unwrap().arguments,
+        *json!({"x": 1}).as_object().unwrap()
+    );
+    assert_eq!(call_target(&with_token, None).unwrap().arguments.len(), 2);
     assert_eq!(
         (check.method.as_str(), check.name, check.arguments.len()),
         ("mcpvault/check", None, 0)

@@ -15,10 +15,11 @@ const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v)
 
 /**
  * What the guard authorizes a message as, and so what its proof signs: `{ method, name?, arguments }`, answered by the
- * core (`callTarget`, the guard's own rule). Throws `invalid_request` for a message the guard refuses as malformed.
+ * core (`callTarget`, the guard's own rule; `token`: the token sent with it, which the guard removes from the
+ * arguments). Throws `invalid_request` for a message the guard refuses as malformed.
  */
-export function proofTarget(method, params) {
-  return callTarget(params === undefined ? { method } : { method, params });
+export function proofTarget(method, params, token) {
+  return callTarget(params === undefined ? { method } : { method, params }, token);
 }
 
 /**
@@ -53,7 +54,7 @@ export function withMcpVaultClient(client, options) {
     if (holderKey !== undefined) {
       let target;
       try {
-        target = proofTarget(message.method, params);
+        target = proofTarget(message.method, params, token);
       } catch (e) {
         // a message the guard refuses as malformed goes as it is, with no proof: the server refuses it
         if (!(e instanceof McpVaultError) || e.code !== "invalid_request") throw e;

@@ -51,7 +51,7 @@ export function mcpVaultFetch(inner?: typeof fetch): typeof fetch;
 
 /** What a message's proof signs for `method` and `params`, answered by the core (mcpvault's `callTarget`, the guard's
  * own rule); throws `invalid_request` for a message the guard refuses as malformed. */
-export function proofTarget(method: string, params?: unknown):
+export function proofTarget(method: string, params?: unknown, token?: string):
   { method: string; name?: string; arguments: Record<string, unknown> };
 
 export const TOKEN_META_KEY: "mcpvault/token";

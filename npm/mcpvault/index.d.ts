@@ -253,7 +253,7 @@ export interface CallOfToken {
 
 /** What a proof or an approval of `message` signs, by the guard's own rule (throws `invalid_request` for a message
  * the guard refuses as malformed). */
-export function callTarget(message: { method: string; params?: unknown; [key: string]: unknown }): {
+export function callTarget(message: { method: string; params?: unknown; [key: string]: unknown }, token?: string): {
   method: string;
   name?: string;
   arguments: Record<string, unknown>;

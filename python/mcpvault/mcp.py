@@ -602,7 +602,7 @@ class _Signer:
         if self.holder_key is not None:
             try:
                 # what the guard will authorize the message as: the core's rule (call_target), not a copy of it
-                target = self.vault.call_target({"method": method, "params": out})
+                target = self.vault.call_target({"method": method, "params": out}, self.token)
             except McpVaultError as e:
                 if e.code != "invalid_request":
                     raise

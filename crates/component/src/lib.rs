@@ -659,7 +659,7 @@ impl GuardGuest for Component {
         text::guard_filter(&options, &method, &answer, &facts, first_page).map_err(error)
     }
 
-    fn call_target(message: String) -> Result<String, wit::Error> {
-        text::call_target(&message).map_err(error)
+    fn call_target(message: String, token: Option<String>) -> Result<String, wit::Error> {
+        text::call_target(&message, token.as_deref()).map_err(error)
     }
 }

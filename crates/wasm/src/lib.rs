@@ -101,11 +101,12 @@ pub fn sign_call(holder_private_key: &str, token: &str, call_json: &str, now: f6
 
 /// `{"ok": {"method", "name"?, "arguments"}}`: what a proof or an approval of `message_json` (one JSON-RPC message
 /// as a client sends it) signs, by the guard's rule (`mcpvault::guard::call_target`).
+/// `token`: the token sent with the message (`""`: none).
 #[wasm_bindgen]
-pub fn call_target(message_json: &str) -> String {
+pub fn call_target(message_json: &str, token: &str) -> String {
     answer(
         parse::<serde_json::Value>("message", message_json)
-            .and_then(|m| mcpvault::guard::call_target(&m)),
+            .and_then(|m| mcpvault::guard::call_target(&m, Some(token))),
     )
 }
 

@@ -224,7 +224,7 @@ function makeApi(wasm, isLoaded, otelApi) {
      */
     signCall(holderPrivateKey, token, what = {}, options = {}) {
       known(options ?? {}, ["now"], "signCall options");
-      return call(wasm.sign_call(String(holderPrivateKey), String(token), JSON.stringify(callOf(what)), this._time(options.now)));
+      return call(wasm.sign_call(String(holderPrivateKey), String(token), JSON.stringify(callOf(what, String(token))), this._time(options.now)));
     }
 
     /**
@@ -232,7 +232,7 @@ function makeApi(wasm, isLoaded, otelApi) {
      * signs (`approve`); an `approval_required` error carries it too (`err.approval.requestHash`).
      */
     requestHash(token, what = {}) {
-      return call(wasm.request_hash(String(token), JSON.stringify(callOf(what))));
+      return call(wasm.request_hash(String(token), JSON.stringify(callOf(what, String(token)))));
     }
 
     /**
@@ -266,29 +266,30 @@ function makeApi(wasm, isLoaded, otelApi) {
 
   /**
    * What a proof or an approval of `message` (one JSON-RPC request or notification as a client sends it: `{ method,
-   * params }`; `id` and `jsonrpc` are not read) signs, by the guard's own rule: `{ method, name?, arguments }`. A
-   * message the guard refuses as malformed throws `invalid_request`.
+   * params }`; `id` and `jsonrpc` are not read) signs, by the guard's own rule: `{ method, name?, arguments }`.
+   * `token`: the token sent with it (an argument that is the token is not signed: the guard removes it). A message
+   * the guard refuses as malformed throws `invalid_request`.
    */
-  function callTarget(message) {
+  function callTarget(message, token) {
     let text;
     try {
       text = JSON.stringify(message ?? null);
     } catch (e) {
       throw invalid(`message: ${e?.message ?? e}`);
     }
-    return call(wasm.call_target(text));
+    return call(wasm.call_target(text, typeof token === "string" ? token : ""));
   }
 
   /** The call `signCall` and `requestHash` name: `{ tool, arguments }`, `{ method, name }` or `{ message }` (the
    * core reads what the guard authorizes the message as), and `audience`. */
-  function callOf(what) {
+  function callOf(what, token) {
     if (what == null || typeof what !== "object") throw invalid("call must be an object");
     known(what, ["tool", "arguments", "method", "name", "audience", "message"], "call");
     if (what.message !== undefined) {
       if (["tool", "arguments", "method", "name"].some((k) => what[k] !== undefined)) {
         throw invalid("call: give message, or tool, arguments, method and name, not both");
       }
-      const t = callTarget(what.message);
+      const t = callTarget(what.message, token);
       return { method: t.method, name: t.name ?? null, arguments: t.arguments, audience: what.audience ?? null };
     }
     return {
