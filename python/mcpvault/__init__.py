@@ -51,7 +51,7 @@ _FUNCS = {
 }
 
 # What the extension answers, by the component's name; everything else is the component's.
-_NATIVE = {"guard-check": "guard_check", "guard-resume": "guard_resume", "store-decide": "store_decide",
+_NATIVE = {"guard-resume": "guard_resume", "store-decide": "store_decide",
            "revocation-id": "revocation_id", "audit-failed": "audit_failed", "guard-filter": "guard_filter",
            "call-target": "call_target"}
 _BACKENDS = ("native", "component")
@@ -423,6 +423,8 @@ class MCPVault:
         self._loaded = False
         if backend == "native":
             self._native_verifier = _native.Verifier(cache)
+            # this vault's guard (its verified-chain cache), as the component keeps one per instance
+            self._native_guard = _native.GuardHost()
         else:
             self._load()
         self.store = None
@@ -478,8 +480,10 @@ class MCPVault:
         self._loaded = True
 
     def _call(self, name: str, *args: Any) -> Any:
-        if self.backend == "native" and name in _NATIVE:
+        if self.backend == "native" and (name in _NATIVE or name == "guard-check"):
             try:
+                if name == "guard-check":
+                    return self._native_guard.check(*args)
                 return getattr(_native, _NATIVE[name])(*args)
             except _native.NativeError as e:
                 raise _native_error(e) from None
@@ -861,7 +865,7 @@ class MCPVault:
         the core reads what the guard will authorize it as (``call_target``), instead of ``method``, ``tool``,
         ``name`` and ``arguments``. ``now``: unix seconds (default this machine's clock); the nonce is 16 bytes of
         ``os.urandom``: the component reads neither."""
-        method, target, args = self._target(message, method, tool, name, arguments)
+        method, target, args = self._target(message, method, tool, name, arguments, token)
         at = int(time.time()) if now is None else _int(now, _U64, "now")
         return self._call("sign-call", token, holder_private_key, method, target, args,
                           _opt_str({"audience": audience}, "audience"), at, os.urandom(16))
@@ -875,23 +879,26 @@ class MCPVault:
         target (``tool``, or ``name`` as for :meth:`sign_call`; or the whole ``message``), its canonical
         ``arguments`` and the server's ``audience`` (when it names one): an approval of it approves exactly that call
         (SCHEMA.md, "Signed approvals")."""
-        method, target, args = self._target(message, method, tool, name, arguments)
+        method, target, args = self._target(message, method, tool, name, arguments, token)
         return self._call("request-hash", token, method, target, args, _opt_str({"audience": audience}, "audience"))
 
-    def call_target(self, message: Mapping[str, Any]) -> Dict[str, Any]:
+    def call_target(self, message: Mapping[str, Any], token: Optional[str] = None) -> Dict[str, Any]:
         """What a proof or an approval of ``message`` (one JSON-RPC request or notification as a client sends it:
-        ``{"method", "params"}``) signs, by the guard's own rule: ``{"method", "name"?, "arguments"}``. A message the
-        guard refuses as malformed is ``invalid_request``."""
+        ``{"method", "params"}``) signs, by the guard's own rule: ``{"method", "name"?, "arguments"}``. ``token``: the
+        token sent with it (an argument that is the token is not signed: the guard removes it). A message the guard
+        refuses as malformed is ``invalid_request``."""
+        if token is not None and not isinstance(token, str):
+            raise McpVaultError("invalid_request", "token must be a string")
         if not isinstance(message, Mapping):
             raise McpVaultError("invalid_request", "a message is a JSON object (a dict)")
         try:
             text = json.dumps(dict(message), ensure_ascii=False)
-        except (TypeError, ValueError) as e:
+            return json.loads(self._call("call-target", text, token))
+        except (TypeError, ValueError, UnicodeEncodeError) as e:  # not JSON, or a lone surrogate in a string
             raise McpVaultError("invalid_request", f"message: {e}") from None
-        return json.loads(self._call("call-target", text))
 
     def _target(self, message: Optional[Mapping[str, Any]], method: Optional[str], tool: Any, name: Any,
-                arguments: Any) -> Tuple[str, Optional[str], Optional[str]]:
+                arguments: Any, token: Any) -> Tuple[str, Optional[str], Optional[str]]:
         """(method, target, arguments as JSON text) of what a proof or a request hash names."""
         if message is None:
             method = "tools/call" if method is None else method
@@ -899,7 +906,7 @@ class MCPVault:
             return method, target, args
         if not (method is None and tool is None and name is None and arguments is None):
             raise McpVaultError("invalid_request", "give message, or method, tool, name and arguments, not both")
-        t = self.call_target(message)
+        t = self.call_target(message, token if isinstance(token, str) else None)
         return t["method"], t.get("name"), json.dumps(t["arguments"], ensure_ascii=False)
 
     def approve(self, approver_private_key: str, request_hash: str, ttl: int = 300, *,

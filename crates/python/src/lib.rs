@@ -11,7 +11,7 @@ use mcpvault::{Limits, Verifier};
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyList, PyString};
+use pyo3::types::{PyDict, PyList};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 create_exception!(
@@ -68,29 +68,26 @@ impl PyVerifier {
         }
     }
 
-    /// `verify-json`: the facts (the JSON of [`text::FactsText`]) as a dict, or `NativeError`.
+    /// `verify-json`: the facts (the fields of [`text::FactsText`], in its order) as a dict, or `NativeError`.
     fn verify<'py>(
         &self,
         py: Python<'py>,
         token: &str,
         public_key: &str,
         request: &str,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let facts = py
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let f = py
             .detach(|| {
-                let facts = text::verify_facts(
+                text::verify_facts(
                     &mut lock(&self.inner),
                     token,
                     public_key,
                     request,
                     wall_clock,
-                )?;
-                serde_json::to_value(facts).map_err(|e| mcpvault::Error::Internal {
-                    detail: e.to_string(),
-                })
+                )
             })
             .map_err(raise)?;
-        to_py(py, &facts)
+        facts_dict(py, f)
     }
 
     /// `(hits, misses, entries, capacity)`.
@@ -105,43 +102,65 @@ impl PyVerifier {
     }
 }
 
-/// A JSON value as Python's `json.loads` reads it.
-fn to_py<'py>(py: Python<'py>, value: &serde_json::Value) -> PyResult<Bound<'py, PyAny>> {
-    use serde_json::Value;
-    Ok(match value {
-        Value::Null => py.None().into_bound(py),
-        Value::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
-        Value::Number(n) => match (n.as_u64(), n.as_i64()) {
-            (Some(u), _) => u.into_pyobject(py)?.into_any(),
-            (None, Some(i)) => i.into_pyobject(py)?.into_any(),
-            (None, None) => n.as_f64().unwrap_or(f64::NAN).into_pyobject(py)?.into_any(),
-        },
-        Value::String(s) => PyString::new(py, s).into_any(),
-        Value::Array(items) => {
-            let list = PyList::empty(py);
-            for item in items {
-                list.append(to_py(py, item)?)?;
-            }
-            list.into_any()
-        }
-        Value::Object(map) => {
-            let dict = PyDict::new(py);
-            for (k, v) in map {
-                dict.set_item(k, to_py(py, v)?)?;
-            }
-            dict.into_any()
-        }
-    })
+/// The facts as `json.loads` reads the component's `verify-json` text: every field, in the record's order.
+fn facts_dict(py: Python<'_>, f: text::FactsText) -> PyResult<Bound<'_, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("tool", f.tool)?;
+    d.set_item("tools", f.tools)?;
+    d.set_item("issuer", f.issuer)?;
+    d.set_item("subject", f.subject)?;
+    d.set_item("expires_at", f.expires_at)?;
+    d.set_item("depth", f.depth)?;
+    d.set_item("audience", f.audience)?;
+    d.set_item("max_depth", f.max_depth)?;
+    d.set_item("revocation_ids", f.revocation_ids)?;
+    d.set_item("nonces", f.nonces)?;
+    d.set_item("scopes", f.scopes)?;
+    d.set_item("scope", f.scope)?;
+    d.set_item("resources", f.resources)?;
+    d.set_item("prompts", f.prompts)?;
+    d.set_item("pins", f.pins)?;
+    let approvals = PyList::empty(py);
+    for a in f.approvals {
+        let u = PyDict::new(py);
+        u.set_item("approver", a.approver)?;
+        u.set_item("nonce", a.nonce)?;
+        u.set_item("expires_at", a.expires_at)?;
+        approvals.append(u)?;
+    }
+    d.set_item("approvals", approvals)?;
+    d.set_item("holder", f.holder)?;
+    Ok(d)
 }
 
-/// The guard shared by every `guard_check` of this process (its verified-chain cache keyed by key and token).
-static GUARD: Mutex<GuardHost> = Mutex::new(GuardHost::new());
+/// The core's [`GuardHost`] of one vault (as the component keeps one per instance): its verified-chain cache and
+/// checked options, kept across `check`s.
+#[pyclass(module = "mcpvault._native", name = "GuardHost", frozen)]
+struct PyGuardHost {
+    inner: Mutex<GuardHost>,
+}
 
-#[pyfunction]
-#[pyo3(signature = (options, input, now=None))]
-fn guard_check(py: Python<'_>, options: &str, input: &str, now: Option<u64>) -> PyResult<String> {
-    py.detach(|| lock(&GUARD).check(options, input, now.unwrap_or_else(wall_clock)))
-        .map_err(raise)
+#[pymethods]
+impl PyGuardHost {
+    #[new]
+    fn new() -> Self {
+        PyGuardHost {
+            inner: Mutex::new(GuardHost::new()),
+        }
+    }
+
+    /// `guard-check`: the check's JSON, or `NativeError`.
+    #[pyo3(signature = (options, input, now=None))]
+    fn check(
+        &self,
+        py: Python<'_>,
+        options: &str,
+        input: &str,
+        now: Option<u64>,
+    ) -> PyResult<String> {
+        py.detach(|| lock(&self.inner).check(options, input, now.unwrap_or_else(wall_clock)))
+            .map_err(raise)
+    }
 }
 
 #[pyfunction]
@@ -182,15 +201,16 @@ fn audit_append(prev: Option<&str>, record: &str) -> PyResult<String> {
 }
 
 #[pyfunction]
-fn call_target(message: &str) -> PyResult<String> {
-    text::call_target(message).map_err(raise)
+#[pyo3(signature = (message, token=None))]
+fn call_target(message: &str, token: Option<&str>) -> PyResult<String> {
+    text::call_target(message, token).map_err(raise)
 }
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("NativeError", m.py().get_type::<NativeError>())?;
     m.add_class::<PyVerifier>()?;
-    m.add_function(wrap_pyfunction!(guard_check, m)?)?;
+    m.add_class::<PyGuardHost>()?;
     m.add_function(wrap_pyfunction!(guard_resume, m)?)?;
     m.add_function(wrap_pyfunction!(store_decide, m)?)?;
     m.add_function(wrap_pyfunction!(audit_failed, m)?)?;
