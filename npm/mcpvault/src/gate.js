@@ -184,8 +184,12 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
      */
     async decide(parts = {}) {
       const start = telemetry.clock();
+      const active = telemetry.active();
+      // telemetry turned on since the last decision (an SDK registered): the cache counters count from now
+      if (active && !this._active) this._reported = this.cacheStats();
+      this._active = active;
       const outcome = await this._decide(parts);
-      if (telemetry.active()) this._record(outcome, parts.headers, start);
+      if (active) this._record(outcome, parts.headers, start);
       return outcome;
     }
 

@@ -33,21 +33,28 @@ test("no SDK: no telemetry work; a tracer provider registered later records the 
   assert.equal((await g.decide({ body, fallbackToken: token })).allowed, true);
   await provider.forceFlush();
   assert.deepEqual(spans.getFinishedSpans().map((s) => s.name), ["tools/call db_query"]);
-  assert.equal(g.reads, 1);
+  // the counters' baseline is taken when telemetry turns on, then their change is read after the decision
+  assert.equal(g.reads, 2);
   trace.disable();
   spans.reset();
   await g.decide({ body, fallbackToken: token });
-  assert.equal(g.reads, 1, "after trace.disable() nobody listens again");
+  assert.equal(g.reads, 2, "after trace.disable() nobody listens again");
 });
 
 test("a meter provider alone is listening too", async () => {
   const g = counted();
+  // decisions before any SDK: the cache counts them, telemetry does not report them later
+  for (let i = 0; i < 3; i++) await g.decide({ body, fallbackToken: token });
   const exporter = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE);
   const reader = new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 3_600_000 });
   assert.ok(metrics.setGlobalMeterProvider(new MeterProvider({ readers: [reader] })));
   await g.decide({ body, fallbackToken: token });
-  assert.equal(g.reads, 1);
+  assert.equal(g.reads, 2);
   await reader.forceFlush();
+  // the cache counted from when telemetry turned on: this decision's one verification, not the guard's whole past
+  const points = exporter.getMetrics().flatMap((r) => r.scopeMetrics.flatMap((sm) => sm.metrics));
+  const total = (name) => points.filter((m) => m.descriptor.name === name).flatMap((m) => m.dataPoints).reduce((n, p) => n + p.value, 0);
+  assert.equal(total("mcpvault.cache.hits") + total("mcpvault.cache.misses"), 1);
   const names = exporter.getMetrics().flatMap((r) => r.scopeMetrics.flatMap((sm) => sm.metrics.map((m) => m.descriptor.name)));
   assert.ok(names.includes("mcpvault.decisions"), names.join(","));
   metrics.disable();
