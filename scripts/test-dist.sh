@@ -43,7 +43,7 @@ py() {
   # (&&: check runs this inside an `if`, where set -e does not stop at a failure)
   rm -rf "$work/venv-$kind" && "$PYTHON" -m venv "$work/venv-$kind" &&
     "$work/venv-$kind/bin/pip" install -q --disable-pip-version-check "$wheel" &&
-    "$work/venv-$kind/bin/python" -c "import mcpvault; v = mcpvault.MCPVault(); assert v.backend == '$kind', v.backend" &&
+    env -u MCPVAULT_BACKEND "$work/venv-$kind/bin/python" -c "import mcpvault; v = mcpvault.MCPVault(); assert v.backend == '$kind', v.backend" &&
     cd "$work" && "$work/venv-$kind/bin/python" "$root/scripts/dist-smoke/readme.py" "$root/README.md"
 }
 check "python $("$PYTHON" --version 2>&1 | cut -d' ' -f2): the platform wheel (native extension) in a clean venv, the README's Python blocks" py native
