@@ -1631,11 +1631,9 @@ impl Guard {
                     }
                     if let Some(ask) = &call.dry_run {
                         answered = true;
-                        let (a, target) = self.dry_run(out.token.as_deref(), ask, &call.id, now);
-                        if lacks_definitions
-                            && a.pointer("/result/structuredContent/code")
-                                == Some(&json!("tool_definition_changed"))
-                        {
+                        let (a, target, lacked) =
+                            self.dry_run(out.token.as_deref(), ask, &call.id, now);
+                        if lacks_definitions && lacked {
                             out.needs_tool_definitions = true;
                         }
                         answer = Some(a);
@@ -1951,13 +1949,15 @@ impl Guard {
         ask: &Result<Request>,
         id: &Option<Value>,
         now: u64,
-    ) -> (Value, Option<(AuthorizedFacts, Request)>) {
+    ) -> (Value, Option<(AuthorizedFacts, Request)>, bool) {
         let mut target = None;
+        // refused only for want of the tool's definition (the host gave none)
+        let lacked_definition;
         let structured = match ask {
             Err(e) => {
                 let a = json!({"jsonrpc": "2.0", "id": id, "result": {"isError": true,
                     "content": [{"type": "text", "text": e.to_string()}]}});
-                return (a, None);
+                return (a, None, false);
             }
             Ok(req) => {
                 let tool = req.tool.clone().unwrap_or_default();
@@ -1985,6 +1985,8 @@ impl Guard {
                     }
                     (r, _) => r,
                 };
+                lacked_definition = req.tool_definition.is_none()
+                    && matches!(result, Err(Error::ToolDefinitionChanged { .. }));
                 let mut answer = match result {
                     Ok(f) => {
                         let a = json!({"allowed": true, "tool": tool, "facts": f});
@@ -2017,7 +2019,7 @@ impl Guard {
         let a = json!({"jsonrpc": "2.0", "id": id, "result": {
             "content": [{"type": "text", "text": structured.to_string()}],
             "structuredContent": structured}});
-        (a, target)
+        (a, target, lacked_definition)
     }
 
     fn refuse_whole(
