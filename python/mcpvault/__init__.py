@@ -50,7 +50,8 @@ _FUNCS = {
                        "call-target"),
 }
 
-# What the extension answers, by the component's name; everything else is the component's.
+# What the extension's module answers, by the component's name (a vault adds its own guard's `guard-check`);
+# everything else is the component's.
 _NATIVE = {"guard-resume": "guard_resume", "store-decide": "store_decide",
            "revocation-id": "revocation_id", "audit-failed": "audit_failed", "guard-filter": "guard_filter",
            "call-target": "call_target"}
@@ -425,6 +426,8 @@ class MCPVault:
             self._native_verifier = _native.Verifier(cache)
             # this vault's guard (its verified-chain cache), as the component keeps one per instance
             self._native_guard = _native.GuardHost()
+            self._natives = {name: getattr(_native, f) for name, f in _NATIVE.items()}
+            self._natives["guard-check"] = self._native_guard.check
         else:
             self._load()
         self.store = None
@@ -480,11 +483,10 @@ class MCPVault:
         self._loaded = True
 
     def _call(self, name: str, *args: Any) -> Any:
-        if self.backend == "native" and (name in _NATIVE or name == "guard-check"):
+        native = self._natives.get(name) if self.backend == "native" else None
+        if native is not None:
             try:
-                if name == "guard-check":
-                    return self._native_guard.check(*args)
-                return getattr(_native, _NATIVE[name])(*args)
+                return native(*args)
             except _native.NativeError as e:
                 raise _native_error(e) from None
         with self._lock:
