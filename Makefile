@@ -123,7 +123,7 @@ test-component: component wasmtime-host
 .PHONY: python-native
 python-native:
 	CARGO_TARGET_DIR=$(PY_NATIVE_TARGET_DIR) $(CARGO) build --release --manifest-path crates/python/Cargo.toml
-	cp $(PY_NATIVE_TARGET_DIR)/release/lib_native.so $(PY_NATIVE)
+	cp $(PY_NATIVE_TARGET_DIR)/release/lib_native.$(if $(filter Darwin,$(shell uname -s)),dylib,so) $(PY_NATIVE)
 
 ## test-python: pip install ./python into a venv, then pytest: every vector, tests/vectors/state through the guard on
 ## SQLite, Redis (a redis-server the tests start on 127.0.0.1) and memory, the API, stores shared with the CLI; the

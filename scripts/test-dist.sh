@@ -40,6 +40,10 @@ done
 py() {
   local kind="$1" wheel
   if [ "$kind" = native ]; then wheel="$(ls "$dist"/mcpvault-0.1.0-cp39-abi3-*.whl)"; else wheel="$dist/mcpvault-0.1.0-py3-none-any.whl"; fi
+  # a Linux wheel PyPI takes: manylinux, not the bare linux tag pip wheel writes
+  if [ "$kind" = native ] && [ "$(uname -s)" = Linux ]; then
+    case "$wheel" in *-manylinux_*.whl) ;; *) echo "not a manylinux wheel: $wheel" >&2; return 1 ;; esac
+  fi
   # (&&: check runs this inside an `if`, where set -e does not stop at a failure)
   rm -rf "$work/venv-$kind" && "$PYTHON" -m venv "$work/venv-$kind" &&
     "$work/venv-$kind/bin/pip" install -q --disable-pip-version-check "$wheel" &&
