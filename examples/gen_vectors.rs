@@ -2586,6 +2586,65 @@ fn step_up_cases(g: &mut Gen) {
             step(NOW, GuardInput { tool_definitions: defs(&h2), ..bearer(&pinned, rpc_call(json!(7), "db_query", args.clone())) }, Some("tool_definition_changed")),
         ],
     );
+    // found by an outside-style review (session 9): one message's _meta naming two tokens, and Mcp-Method /
+    // Mcp-Name on a request without a JSON-RPC body
+    let other = g.mint(&grant(&["db_query", "admin_delete"], 3600));
+    let two = |id: u64, first: &str, second: &str| {
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": "db_query", "arguments": {},
+            "_meta": {"token": first, "mcpvault/token": second}}})
+        .to_string()
+    };
+    g.guard_case(
+        "state-meta-two-tokens",
+        "one message whose _meta.token and _meta[\"mcpvault/token\"] name two different tokens is invalid_request (with or without a header token, either one first); the same token under both keys is one token",
+        opts(),
+        &[],
+        vec![
+            step(NOW, with_body(GuardInput::default(), two(1, &pinned, &other)), Some("invalid_request")),
+            step(NOW, with_body(GuardInput::default(), two(2, &other, &pinned)), Some("invalid_request")),
+            step(NOW, bearer(&pinned, two(3, &pinned, &other)), Some("invalid_request")),
+            step(NOW, with_body(GuardInput::default(), two(4, &other, &other)), None),
+        ],
+    );
+    let headed = |method: &str, name: Option<&str>, http: &str| {
+        let mut i = GuardInput {
+            http_method: Some(http.into()),
+            ..bearer_only(&other)
+        };
+        i.headers.insert("Mcp-Method".into(), method.into());
+        if let Some(n) = name {
+            i.headers.insert("Mcp-Name".into(), n.into());
+        }
+        i
+    };
+    g.guard_case(
+        "state-headers-match-bodyless",
+        "Mcp-Method / Mcp-Name must agree with what a request without a JSON-RPC body is decided as: a GET or DELETE (http/GET, http/DELETE) naming tools/call is invalid_request, never decided as the bare HTTP method",
+        opts(),
+        &[],
+        vec![
+            step(NOW, headed("tools/call", Some("admin_delete"), "GET"), Some("invalid_request")),
+            step(NOW, headed("tools/call", None, "DELETE"), Some("invalid_request")),
+            step(NOW, headed("http/GET", None, "GET"), None),
+        ],
+    );
+    let route = |method: &str, name: &str| {
+        let mut i = bearer(&other, json!({"sql": "select 1"}).to_string());
+        i.headers.insert("Mcp-Method".into(), method.into());
+        i.headers.insert("Mcp-Name".into(), name.into());
+        i
+    };
+    g.guard_case(
+        "state-headers-match-one-tool-route",
+        "on a one-tool route a plain body is a tools/call of the route's tool: Mcp-Method / Mcp-Name naming another tool or method are invalid_request, naming it they pass",
+        GuardOptions { tool: Some("db_query".into()), ..opts() },
+        &[],
+        vec![
+            step(NOW, route("tools/call", "admin_delete"), Some("invalid_request")),
+            step(NOW, route("tools/list", "db_query"), Some("invalid_request")),
+            step(NOW, route("tools/call", "db_query"), None),
+        ],
+    );
 }
 
 /// Issue 16, items 1-3: holder-bound tokens and per-call proofs.

@@ -518,7 +518,26 @@ fn bearer(value: &str) -> Option<&str> {
     (!t.is_empty() && !t.contains(char::is_whitespace)).then_some(t)
 }
 
-fn meta_token(m: &Value) -> Option<(String, String)> {
+/// A message's `_meta` token and where, the first of [`META_KEYS`]; `Err` when its two keys name two different
+/// tokens (one message, two tokens: the guard would authorize one and hand the other on).
+fn meta_token(m: &Value) -> std::result::Result<Option<(String, String)>, ()> {
+    let first = meta_first(m);
+    if let Some((t, _)) = &first {
+        let meta = m.get("params").and_then(|p| p.get("_meta"));
+        let other = |k: &str| {
+            meta.and_then(|x| x.get(k))
+                .and_then(Value::as_str)
+                .is_some_and(|o| !o.is_empty() && o != t)
+        };
+        if META_KEYS.iter().any(|k| other(k)) {
+            return Err(());
+        }
+    }
+    Ok(first)
+}
+
+/// A message's first `_meta` token (of [`META_KEYS`]) and where.
+fn meta_first(m: &Value) -> Option<(String, String)> {
     let meta = m.get("params")?.get("_meta")?;
     META_KEYS.iter().find_map(|k| {
         meta.get(*k)
@@ -554,7 +573,13 @@ fn token_of<'a>(
                 .map(|t| (t.to_string(), "transport".to_string()))
         });
     for m in messages {
-        if let Some((t, source)) = meta_token(m) {
+        let meta = match meta_token(m) {
+            Ok(meta) => meta,
+            Err(()) if strict => return Err(m),
+            // not strict (finding the token, not deciding): the first key's
+            Err(()) => meta_first(m),
+        };
+        if let Some((t, source)) = meta {
             match &found {
                 None => found = Some((t, source)),
                 Some((f, _)) if strict && *f != t => return Err(m),
@@ -1418,10 +1443,11 @@ impl Guard {
                 (vec![req], false, true)
             }
         };
-        // Mcp-Method / Mcp-Name must agree with the body.
+        // Mcp-Method / Mcp-Name must agree with the body, or with what a request without a JSON-RPC body is
+        // decided as (`http/GET`, a one-tool route's call)
         let hm = header(&input.headers, "mcp-method").map(str::trim);
         let hn = header(&input.headers, "mcp-name").map(str::trim);
-        if !plain && (hm.is_some() || hn.is_some()) {
+        if hm.is_some() || hn.is_some() {
             for m in &messages {
                 let method = m.get("method").and_then(Value::as_str);
                 let wrong = hm.is_some_and(|h| Some(h) != method)

@@ -1,0 +1,295 @@
+// An outside tester's attack on withMcpVault and mcpvault-proxy, over real HTTP on 127.0.0.1: mangled tokens on every
+// method, two tokens in one message, notifications, a single-use token raced against two servers (middleware +
+// withMcpVault) sharing one SQLite file, a holder-bound token stolen from a log, and the HTTP proxy's sessions.
+// Refusals must be typed (data.code), never an execution, never the token echoed.
+import test from "node:test";
+import assert from "node:assert";
+import { mkdtempSync, readFileSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import express from "express5";
+import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
+import { CompleteRequestSchema, SetLevelRequestSchema } from "@modelcontextprotocol/sdk/types.js";
+import { z } from "zod";
+import { MCPVault } from "mcpvault";
+import { createMcpVaultMiddleware } from "mcpvault-express";
+import { withMcpVault, startProxy, checkConfig } from "mcpvault-mcp";
+import { openStore } from "mcpvault-store";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const vault = new MCPVault();
+const keys = vault.generateKeypair();
+const J = JSON.stringify;
+const mint = (extra = {}) => vault.mint(keys.privateKey, {
+  tools: ["db_query", "file_read"], prompts: ["greeting"], ttl: 600, issuer: "auth-server", subject: "agent-a",
+  argLimits: [{ tool: "db_query", arg: "max_rows", op: "max", value: 100 }], ...extra,
+});
+const token = mint();
+const other = vault.mint(keys.privateKey, { tools: ["db_query", "file_read", "admin_delete"], ttl: 600, issuer: "auth-server", subject: "agent-z" });
+const call = (name, args = {}, id = 1, meta) => ({ jsonrpc: "2.0", id, method: "tools/call", params: { name, arguments: args, ...(meta && { _meta: meta }) } });
+const HEADERS = { "Content-Type": "application/json", Accept: "application/json, text/event-stream", "Mcp-Protocol-Version": "2025-06-18" };
+
+/** An McpServer whose tool handlers count their executions (`state.ran`) and record what they saw. */
+function mcpServer(state, options) {
+  const server = new McpServer({ name: "hostile", version: "1.0.0" });
+  const tool = (name) => async (args, extra) => {
+    state.ran++;
+    state.seen.push(J({ args, meta: extra._meta ?? null, headers: extra.requestInfo?.headers ?? null, auth: extra.authInfo ?? null }));
+    if (state.delay) await new Promise((r) => setTimeout(r, state.delay));
+    return { content: [{ type: "text", text: `${name} #${state.ran}` }] };
+  };
+  server.registerTool("db_query", { inputSchema: { sql: z.string().optional(), max_rows: z.number().optional() } }, tool("db_query"));
+  server.registerTool("file_read", { inputSchema: { path: z.string().optional() } }, tool("file_read"));
+  server.registerTool("admin_delete", { inputSchema: { id: z.string().optional() } }, tool("admin_delete"));
+  server.registerPrompt("greeting", { description: "a prompt" }, () => ({ messages: [{ role: "user", content: { type: "text", text: "hi" } }] }));
+  server.registerResource("doc", "file:///docs/a", {}, async () => ({ contents: [{ uri: "file:///docs/a", text: "a" }] }));
+  // completion and logging handlers of the low-level server (guarded too); they count as executions
+  server.server.registerCapabilities({ logging: {}, completions: {} });
+  server.server.setRequestHandler(CompleteRequestSchema, async () => { state.ran++; return { completion: { values: [] } }; });
+  server.server.setRequestHandler(SetLevelRequestSchema, async () => { state.ran++; return {}; });
+  withMcpVault(server, { publicKeyHex: keys.publicKey, ...options });
+  return server;
+}
+
+/**
+ * A stateless Streamable HTTP server on 127.0.0.1:0: a fresh McpServer (with withMcpVault) per request, behind the
+ * Express middleware when `front` is given (its options).
+ */
+async function serve({ front, inner = {}, state = { ran: 0, seen: [] } } = {}) {
+  const app = express();
+  app.use(express.json({ limit: "10mb" }));
+  const handlers = [];
+  if (front) handlers.push(createMcpVaultMiddleware({ publicKeyHex: keys.publicKey, ...front })());
+  app.post("/mcp", ...handlers, async (req, res) => {
+    const server = mcpServer(state, inner);
+    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
+    res.on("close", () => { transport.close(); server.close(); });
+    await server.connect(transport);
+    await transport.handleRequest(req, res, req.body);
+  });
+  const listener = await new Promise((r) => { const s = app.listen(0, "127.0.0.1", () => r(s)); });
+  return {
+    state,
+    url: `http://127.0.0.1:${listener.address().port}/mcp`,
+    close: () => new Promise((r) => { listener.closeAllConnections?.(); listener.close(() => r()); }),
+  };
+}
+
+async function post(url, body, headers = {}, method = "POST") {
+  const res = await fetch(url, { method, headers: { ...HEADERS, ...headers }, body: body === undefined ? undefined : typeof body === "string" ? body : J(body) });
+  const text = await res.text();
+  let json;
+  try {
+    // a JSON answer, or the first JSON-RPC message of an SSE stream
+    const sse = text.split("\n").find((l) => l.startsWith("data: "));
+    json = JSON.parse(sse !== undefined && !text.trimStart().startsWith("{") && !text.trimStart().startsWith("[") ? sse.slice(6) : text);
+  } catch {
+    json = undefined;
+  }
+  return { status: res.status, text, json, headers: res.headers };
+}
+
+/** The mcpvault code of a JSON-RPC error answer (whatever the HTTP status), or "allowed" for a result. */
+function codeOf(r, what) {
+  assert.ok(r.json !== undefined || r.status === 202, `${what}: JSON answer (${r.status} ${r.text.slice(0, 200)})`);
+  const m = Array.isArray(r.json) ? r.json[0] : r.json;
+  if (m?.result !== undefined) return "allowed";
+  return m?.error?.data?.code ?? `untyped ${m?.error?.code} ${m?.error?.message}`;
+}
+
+function noEcho(r, secrets, what) {
+  for (const s of secrets) {
+    if (typeof s !== "string" || s.length < 24) continue;
+    for (let i = 0; i + 24 <= s.length; i += 24) assert.ok(!r.text.includes(s.slice(i, i + 24)), `${what}: the answer echoes a token`);
+  }
+}
+
+const METHODS = [
+  { jsonrpc: "2.0", id: 3, method: "tools/list" },
+  call("db_query", { max_rows: 1 }, 4),
+  { jsonrpc: "2.0", id: 5, method: "resources/read", params: { uri: "file:///docs/a" } },
+  { jsonrpc: "2.0", id: 6, method: "prompts/get", params: { name: "greeting" } },
+  { jsonrpc: "2.0", id: 7, method: "completion/complete", params: { ref: { type: "ref/prompt", name: "greeting" }, argument: { name: "a", value: "b" } } },
+  { jsonrpc: "2.0", id: 8, method: "logging/setLevel", params: { level: "debug" } },
+  { jsonrpc: "2.0", id: 9, method: "resources/list" },
+  { jsonrpc: "2.0", id: 10, method: "prompts/list" },
+];
+const flip = (t, i) => t.slice(0, i) + (t[i] === "A" ? "B" : "A") + t.slice(i + 1);
+const MANGLED = () => ({
+  garbage: "garbage",
+  truncated: token.slice(0, -10),
+  "a flipped character": flip(token, 12),
+  "a flipped signature character": flip(token, token.length - 20),
+  "standard base64 alphabet": token.replace(/-/g, "+").replace(/_/g, "/"),
+  twice: token + token,
+});
+
+test("withMcpVault alone over HTTP: a mangled _meta token on every guarded method is a typed 401-class error, nothing runs", async (t) => {
+  const s = await serve();
+  t.after(s.close);
+  for (const [kind, bad] of Object.entries(MANGLED())) {
+    for (const m of METHODS) {
+      const body = { ...m, params: { ...m.params, _meta: { token: bad } } };
+      const r = await post(s.url, body);
+      const what = `${kind} token, ${m.method}`;
+      assert.match(codeOf(r, what), /^(malformed_token|bad_signature|limits_exceeded)$/, what);
+      assert.strictEqual(r.json.error.code, -32011, `${what}: JSON-RPC code`);
+      assert.match(r.json.error.message, /^token (signature is not valid|is malformed)/, `${what}: opaque`);
+      noEcho(r, [token, bad], what);
+    }
+    // no token at all
+  }
+  for (const m of METHODS) assert.strictEqual(codeOf(await post(s.url, m), m.method), "missing_token", `${m.method} without a token`);
+  assert.strictEqual(s.state.ran, 0, "a handler ran");
+  // a method the server does not implement, with a garbage token: an error, nothing runs
+  const unknown = await post(s.url, { jsonrpc: "2.0", id: 12, method: "x/unknown", params: { _meta: { token: "garbage" } } });
+  assert.ok(unknown.json?.error && unknown.json.result === undefined, unknown.text);
+  // a tools/call notification (no id) is never run
+  const note = await post(s.url, { jsonrpc: "2.0", method: "tools/call", params: { name: "db_query", arguments: {}, _meta: { token } } });
+  assert.ok(note.status === 202 || note.status === 400, `notification: ${note.status}`);
+  assert.strictEqual(s.state.ran, 0, "a tools/call notification ran");
+  // the valid token works, and its handler never sees it
+  assert.strictEqual(codeOf(await post(s.url, call("db_query", { max_rows: 1 }, 1, { token })), "valid"), "allowed");
+  assert.ok(!s.state.seen.join("").includes(token), "the handler saw the token");
+});
+
+test("withMcpVault alone over HTTP: _meta.token and _meta[\"mcpvault/token\"] naming two tokens are invalid_request", async (t) => {
+  // SCHEMA.md: one request carries one token; two different ones are invalid_request. withMcpVault reads only _meta.
+  const s = await serve();
+  t.after(s.close);
+  const r = await post(s.url, call("admin_delete", {}, 1, { token, "mcpvault/token": other }));
+  assert.strictEqual(codeOf(r, "token vs mcpvault/token"), "invalid_request", "not decided by the first token alone");
+  const r2 = await post(s.url, call("db_query", { max_rows: 1 }, 2, { token, "mcpvault/token": other }));
+  assert.strictEqual(codeOf(r2, "two tokens in _meta"), "invalid_request");
+  const r3 = await post(s.url, call("admin_delete", {}, 3, { token: other, "mcpvault/token": token }));
+  assert.strictEqual(codeOf(r3, "two tokens in _meta, the wider first"), "invalid_request");
+  assert.strictEqual(s.state.ran, 0, "a message carrying two tokens ran");
+});
+
+test("middleware (deferSpend) + withMcpVault, two servers sharing one SQLite file: a single-use token runs once in 50 parallel calls", async (t) => {
+  const file = join(mkdtempSync(join(tmpdir(), "mcpvault-hostile-")), "vault.db");
+  const stores = [await openStore(`sqlite:${file}`), await openStore(`sqlite:${file}`)];
+  t.after(() => Promise.all(stores.map((x) => x.close())));
+  const state = { ran: 0, seen: [], delay: 30 };
+  const servers = await Promise.all(stores.map((store) => serve({ front: { store, deferSpend: true }, inner: { store }, state })));
+  t.after(() => Promise.all(servers.map((x) => x.close())));
+  const auth = (tk) => ({ Authorization: `Bearer ${tk}` });
+
+  // 50 different requests
+  const once = mint({ singleUse: true });
+  const rs = await Promise.all(Array.from({ length: 50 }, (_, i) => post(servers[i % 2].url, call("db_query", { max_rows: 1 }, i), auth(once))));
+  assert.strictEqual(state.ran, 1, "exactly one execution");
+  const codes = rs.map((r, i) => codeOf(r, `call ${i}`));
+  assert.strictEqual(codes.filter((c) => c === "allowed").length, 1, J(codes));
+  assert.ok(codes.every((c) => c === "allowed" || c === "replayed"), J(codes));
+  for (const r of rs) noEcho(r, [once], "single-use");
+
+  // the same request 50 times: one execution; the retries get the recorded response or in_flight, never a second run
+  const once2 = mint({ singleUse: true });
+  const same = await Promise.all(Array.from({ length: 50 }, (_, i) => post(servers[i % 2].url, call("db_query", { max_rows: 1 }, 7), auth(once2))));
+  assert.strictEqual(state.ran, 2, "exactly one execution of the retried request");
+  const results = same.map((r) => r.json?.result?.content?.[0]?.text ?? codeOf(r, "retry"));
+  assert.ok(results.every((x) => x === "db_query #2" || x === "in_flight"), J(results));
+  // after it finished, a retry within the window gets the first execution's response
+  const late = await post(servers[0].url, call("db_query", { max_rows: 1 }, 7), auth(once2));
+  assert.strictEqual(late.json?.result?.content?.[0]?.text, "db_query #2", late.text);
+  assert.strictEqual(state.ran, 2);
+  // another request with the spent token
+  assert.strictEqual(codeOf(await post(servers[1].url, call("db_query", { max_rows: 1 }, 8), auth(once2)), "spent"), "replayed");
+  assert.strictEqual(state.ran, 2);
+});
+
+test("middleware + withMcpVault: a holder-bound token stolen from a log is refused without its proof or with another call's", async (t) => {
+  const file = join(mkdtempSync(join(tmpdir(), "mcpvault-hostile-")), "vault.db");
+  const stores = [await openStore(`sqlite:${file}`), await openStore(`sqlite:${file}`)];
+  t.after(() => Promise.all(stores.map((x) => x.close())));
+  const state = { ran: 0, seen: [] };
+  const [a, b] = await Promise.all(stores.map((store) => serve({ front: { store }, inner: { store }, state })));
+  t.after(() => Promise.all([a.close(), b.close()]));
+  const holder = vault.generateKeypair();
+  const thief = vault.generateKeypair();
+  const bound = mint({ holder: holder.publicKey, tools: ["db_query", "admin_delete"], argLimits: [] });
+  const args = { max_rows: 1 };
+  const T = { "X-MCPVault-Token": bound };
+  const sign = (key, target) => vault.signCall(key, bound, target);
+
+  const statusCode = (r) => [r.status, r.json?.error?.data?.code];
+  assert.deepStrictEqual(statusCode(await post(a.url, call("db_query", args), T)), [401, "proof_required"], "no proof");
+  assert.deepStrictEqual(statusCode(await post(a.url, { jsonrpc: "2.0", id: 1, method: "tools/list" }, T)), [401, "proof_required"], "tools/list, no proof");
+  for (const [what, proof] of [
+    ["other arguments", sign(holder.privateKey, { tool: "db_query", arguments: { max_rows: 2 } })],
+    ["another tool", sign(holder.privateKey, { tool: "admin_delete", arguments: args })],
+    ["tools/list", sign(holder.privateKey, { method: "tools/list" })],
+    ["the thief's key", sign(thief.privateKey, { tool: "db_query", arguments: args })],
+  ]) {
+    const h = await post(a.url, call("db_query", args), { ...T, "X-MCPVault-Proof": proof });
+    assert.deepStrictEqual(statusCode(h), [401, "bad_proof"], `header proof for ${what}`);
+    const m = await post(a.url, call("db_query", args, 1, { "mcpvault/proof": proof }), T);
+    assert.deepStrictEqual(statusCode(m), [401, "bad_proof"], `_meta proof for ${what}`);
+    noEcho(h, [bound, proof], what);
+  }
+  assert.strictEqual(state.ran, 0, "nothing ran");
+  const p = sign(holder.privateKey, { tool: "db_query", arguments: args });
+  assert.strictEqual(codeOf(await post(a.url, call("db_query", args, 1, { "mcpvault/proof": p }), T), "holder"), "allowed");
+  assert.strictEqual(state.ran, 1);
+  // the logged request, another id, on the other server: the proof is spent
+  assert.deepStrictEqual(statusCode(await post(b.url, call("db_query", args, 2, { "mcpvault/proof": p }), T)), [401, "replayed"]);
+  // the logged request whole: a retry, answered with the recorded response, not run again
+  const retry = await post(b.url, call("db_query", args, 1, { "mcpvault/proof": p }), T);
+  assert.ok(codeOf(retry, "retry") !== "allowed" || retry.json.result.content[0].text === "db_query #1", retry.text);
+  assert.strictEqual(state.ran, 1, "the stolen proof ran the call again");
+  assert.ok(!state.seen.join("").includes(p) && !state.seen.join("").includes(bound), "the handler saw the token or the proof");
+});
+
+test("the HTTP proxy: mangled tokens on every method, GET and DELETE; unknown sessions; a single-use token runs once upstream", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "mcpvault-hostile-proxy-"));
+  const log = join(dir, "upstream.log");
+  const config = checkConfig({
+    publicKey: keys.publicKey, store: `sqlite:${join(dir, "vault.db")}`, log: false,
+    upstream: { command: process.execPath, args: [join(here, "fixtures", "upstream.mjs")], env: { UPSTREAM_LOG: log } },
+    downstream: { http: { host: "127.0.0.1", port: 0 } },
+  });
+  const proxy = await startProxy(config);
+  t.after(() => proxy.close());
+  const init = { jsonrpc: "2.0", id: 0, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "c", version: "1" } } };
+  const opened = await post(proxy.url, init, { Authorization: `Bearer ${token}` });
+  assert.strictEqual(opened.status, 200, opened.text);
+  const sid = opened.headers.get("mcp-session-id");
+  assert.ok(sid);
+  await post(proxy.url, { jsonrpc: "2.0", method: "notifications/initialized" }, { Authorization: `Bearer ${token}`, "Mcp-Session-Id": sid });
+  const S = { "Mcp-Session-Id": sid };
+  for (const [kind, bad] of Object.entries(MANGLED())) {
+    for (const m of [init, ...METHODS, { jsonrpc: "2.0", id: 11, method: "ping" }, { jsonrpc: "2.0", id: 12, method: "x/unknown" }]) {
+      const r = await post(proxy.url, m, { ...S, Authorization: `Bearer ${bad}` });
+      const what = `proxy, ${kind} token, ${m.method}`;
+      assert.strictEqual(r.status, 401, `${what}: ${r.text.slice(0, 200)}`);
+      assert.match(codeOf(r, what), /^(malformed_token|bad_signature|limits_exceeded)$/, what);
+      noEcho(r, [token, bad], what);
+    }
+    for (const verb of ["GET", "DELETE"]) {
+      const r = await post(proxy.url, undefined, { ...S, Authorization: `Bearer ${bad}` }, verb);
+      assert.strictEqual(r.status, 401, `proxy ${verb}, ${kind} token`);
+      assert.match(codeOf(r, verb), /^(malformed_token|bad_signature|limits_exceeded)$/);
+    }
+  }
+  // a valid token on a session nobody opened, and a request before initialize: refused, typed or not, never relayed
+  const unknown = await post(proxy.url, METHODS[0], { Authorization: `Bearer ${token}`, "Mcp-Session-Id": "nope" });
+  assert.strictEqual(unknown.status, 404, unknown.text);
+  const early = await post(proxy.url, METHODS[0], { Authorization: `Bearer ${token}` });
+  assert.strictEqual(early.status, 400, early.text);
+  // a tools/call notification on the session: never relayed
+  await post(proxy.url, { jsonrpc: "2.0", method: "tools/call", params: { name: "db_query", arguments: { sql: "n" } } }, { ...S, Authorization: `Bearer ${token}` });
+  const relayed = () => (existsSync(log) ? readFileSync(log, "utf8").trim().split("\n").map((l) => JSON.parse(l)) : []);
+  assert.ok(!relayed().some((m) => m.method === "tools/call"), "a tools/call notification or a refused call reached the upstream");
+  // a single-use token, 20 different requests in parallel on the session: one reaches the upstream
+  const once = mint({ singleUse: true });
+  const rs = await Promise.all(Array.from({ length: 20 }, (_, i) =>
+    post(proxy.url, call("db_query", { sql: "s", max_rows: 1 }, 100 + i), { ...S, Authorization: `Bearer ${once}` })));
+  const codes = rs.map((r, i) => codeOf(r, `proxy single-use ${i}`));
+  assert.strictEqual(codes.filter((c) => c === "allowed").length, 1, J(codes));
+  assert.ok(codes.every((c) => c === "allowed" || c === "replayed"), J(codes));
+  assert.strictEqual(relayed().filter((m) => m.method === "tools/call").length, 1, "the upstream ran the single-use call more than once");
+  assert.ok(!readFileSync(log, "utf8").includes(once.slice(0, 40)), "the token reached the upstream");
+});
