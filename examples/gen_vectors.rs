@@ -2645,6 +2645,30 @@ fn step_up_cases(g: &mut Gen) {
             step(NOW, route("tools/call", "db_query"), None),
         ],
     );
+    let with_header = |name: &str, value: String, body: String| {
+        let mut i = with_body(GuardInput::default(), body);
+        i.headers.insert(name.into(), value);
+        i
+    };
+    let meta_call = |id: u64, token: &str| {
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": "db_query", "arguments": {},
+            "_meta": {"token": token}}})
+        .to_string()
+    };
+    g.guard_case(
+        "state-token-headers-joined",
+        "two X-MCPVault-Token headers (joined by a comma, as Node and fetch join them) are invalid_request, whichever comes first, for one message or a batch; a Bearer credential with whitespace inside is still the credential presented: malformed_token alone, and with another token in _meta two tokens (invalid_request), never \"no header token\" that the _meta token stands in for",
+        opts(),
+        &[],
+        vec![
+            step(NOW, with_header("X-MCPVault-Token", format!("{other}, {pinned}"), rpc_call(json!(1), "db_query", json!({}))), Some("invalid_request")),
+            step(NOW, with_header("X-MCPVault-Token", format!("garbage, {other}"), rpc_call(json!(2), "db_query", json!({}))), Some("invalid_request")),
+            step(NOW, with_header("X-MCPVault-Token", format!("{other},{other}"), format!("[{}]", rpc_call(json!(3), "db_query", json!({})))), Some("invalid_request")),
+            step(NOW, with_header("Authorization", format!("Bearer {} {}", &other[..20], &other[20..]), rpc_call(json!(4), "db_query", json!({}))), Some("malformed_token")),
+            step(NOW, with_header("Authorization", "Bearer not a token".into(), meta_call(5, &other)), Some("invalid_request")),
+            step(NOW, with_header("Authorization", format!("Bearer  {other} "), rpc_call(json!(6), "db_query", json!({}))), None),
+        ],
+    );
 }
 
 /// Issue 16, items 1-3: holder-bound tokens and per-call proofs.

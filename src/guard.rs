@@ -514,8 +514,10 @@ fn bearer(value: &str) -> Option<&str> {
     if !scheme.eq_ignore_ascii_case("bearer") {
         return None;
     }
+    // a credential with whitespace inside is still the one presented (it verifies as malformed_token), never
+    // "no token" that a `_meta` token could then stand in for
     let t = rest.trim();
-    (!t.is_empty() && !t.contains(char::is_whitespace)).then_some(t)
+    (!t.is_empty()).then_some(t)
 }
 
 /// A message's `_meta` token and where, the first of [`META_KEYS`]; `Err` when its two keys name two different
@@ -1460,7 +1462,16 @@ impl Guard {
                 }
             }
         }
-        // The token: one per request.
+        // The token: one per request. Two X-MCPVault-Token headers arrive joined by a comma (Node, fetch), which
+        // no token contains.
+        if header(&input.headers, TOKEN_HEADER).is_some_and(|t| t.contains(',')) {
+            let e = Error::invalid("the request carries two X-MCPVault-Token headers");
+            let (method, id) = match (batch, messages.first()) {
+                (false, Some(m)) => (m.get("method").and_then(Value::as_str), m.get("id").cloned()),
+                _ => (None, None),
+            };
+            return self.refuse_whole(out, &e, method, None, &id, now);
+        }
         let found = match token_of(input, &messages, true) {
             Ok(f) => f,
             Err(m) => {
