@@ -307,10 +307,14 @@ export async function startProxy(config, options = {}) {
       let relay = typeof sid === "string" ? relays.get(sid) : undefined;
       if (!relay) {
         if (sid !== undefined || req.method !== "POST" || !isInitializeRequest(req.body)) {
-          res.status(sid !== undefined ? 404 : 400).json({
+          // typed like every refusal: invalid_request; an unknown session is 404, as MCP's Streamable HTTP asks (the
+          // client starts a new one)
+          const status = sid !== undefined ? 404 : 400;
+          res.status(status).json({
             jsonrpc: "2.0",
             id: null,
-            error: { code: -32000, message: sid !== undefined ? "unknown session" : "no session: send initialize first" },
+            error: { code: -32600, message: sid !== undefined ? "invalid request: unknown session" : "invalid request: no session: send initialize first",
+              data: { code: "invalid_request", status } },
           });
           return;
         }

@@ -274,11 +274,13 @@ test("the HTTP proxy: mangled tokens on every method, GET and DELETE; unknown se
       assert.match(codeOf(r, verb), /^(malformed_token|bad_signature|limits_exceeded)$/);
     }
   }
-  // a valid token on a session nobody opened, and a request before initialize: refused, typed or not, never relayed
+  // a valid token on a session nobody opened, and a request before initialize: refused, typed, never relayed
   const unknown = await post(proxy.url, METHODS[0], { Authorization: `Bearer ${token}`, "Mcp-Session-Id": "nope" });
   assert.strictEqual(unknown.status, 404, unknown.text);
+  assert.deepStrictEqual(JSON.parse(unknown.text).error.data, { code: "invalid_request", status: 404 }, unknown.text);
   const early = await post(proxy.url, METHODS[0], { Authorization: `Bearer ${token}` });
   assert.strictEqual(early.status, 400, early.text);
+  assert.deepStrictEqual(JSON.parse(early.text).error.data, { code: "invalid_request", status: 400 }, early.text);
   // a tools/call notification on the session: never relayed
   await post(proxy.url, { jsonrpc: "2.0", method: "tools/call", params: { name: "db_query", arguments: { sql: "n" } } }, { ...S, Authorization: `Bearer ${token}` });
   const relayed = () => (existsSync(log) ? readFileSync(log, "utf8").trim().split("\n").map((l) => JSON.parse(l)) : []);
