@@ -46,6 +46,7 @@ pub mod pin;
 pub mod policy;
 pub mod proof;
 pub mod quota;
+pub mod redis;
 pub mod schema;
 mod shape;
 pub mod state;

@@ -212,6 +212,19 @@ pub fn store_decide(ask: &str, read: &str) -> Result<String> {
     print(&crate::state::decide(&ask, &read))
 }
 
+/// `redis-call`: `spend.lua`'s `KEYS` and `ARGV` for a store's ask (`{"keys": [...], "args": [...]}`).
+pub fn redis_call(ask: &str) -> Result<String> {
+    let ask: StoreAsk = parse("ask", ask)?;
+    print(&crate::redis::redis_call(&ask))
+}
+
+/// `redis-answer`: the store's answer to `ask` from `spend.lua`'s `reply` (a JSON array of its elements as text).
+pub fn redis_answer(ask: &str, reply: &str) -> Result<String> {
+    let ask: StoreAsk = parse("ask", ask)?;
+    let reply: serde_json::Value = parse("reply", reply)?;
+    print(&crate::redis::redis_answer_json(&ask, &reply))
+}
+
 /// `audit-failed`: the outcome when the audit chain could not be written.
 pub fn audit_failed(options: &str, outcome: &str, detail: &str) -> Result<String> {
     let guard = guard_without_cache(options)?;

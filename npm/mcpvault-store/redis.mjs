@@ -3,7 +3,7 @@
 // responses a key per call, the audit log a list whose head is appended under WATCH (a conflicting append retries).
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { auditAppend, revocationId } from "mcpvault";
+import { auditAppend, redisAnswer, redisCall, revocationId } from "mcpvault";
 
 const P = "mcpvault:";
 // The store's atomic step, shared with the CLI (crates/cli/src/store.rs) and Python: the one copy of the core's rules in Lua.
@@ -31,36 +31,9 @@ export class RedisStore {
   }
 
   async check(ask) {
-    const s = ask.spend;
-    const nonces = s ? s.nonces : [];
-    const quotas = ask.quotas ?? [];
-    const keys = [`${P}revoked`, ...nonces.map((n) => `${P}nonce:${n}`)];
-    if (nonces.length > 0) keys.push(`${P}result:${s.call_key}`);
-    keys.push(...quotas.map((q) => `${P}quota:${q.key}`));
-    const charges = quotas.flatMap((q) => [q.max, q.amount, q.ttl, q.probe ? 1 : 0]);
-    const out = await this.redis.mcpvaultCheck(keys.length, ...keys, s?.call_key ?? "", s?.now ?? 0, s?.until ?? 0,
-      s?.window ?? 0, nonces.length, quotas.length, s?.probe ? 1 : 0, ...charges, ...ask.revocation_ids);
-    const quota = (j, used) => {
-      const q = quotas[Number(j) - 1];
-      return { key: q.key, kind: q.kind, max: q.max, used: Number(used), amount: q.amount, until: q.until };
-    };
-    switch (out[0]) {
-      case "revoked": return { revoked: out[1] };
-      case "none":
-      case "fresh": {
-        const answer = {};
-        if (out[0] === "fresh") answer.spend = { result: "fresh" };
-        // a dry run's probe: what spending would find, and the first charge that would not fit
-        if (s?.probe) answer.spend = out[1] ? { result: "replayed", nonce: out[1].slice(`${P}nonce:`.length) } : { result: "fresh" };
-        if (out[2] && out[2] !== "0") answer.probe_quota = quota(out[2], out[3]);
-        return answer;
-      }
-      case "in_flight": return { spend: { result: "in_flight" } };
-      case "done": return { spend: { result: "done", response: JSON.parse(out[1]) } };
-      case "replayed": return { spend: { result: "replayed", nonce: out[1].slice(`${P}nonce:`.length) } };
-      case "quota": return { quota: quota(out[1], out[2]) };
-      default: throw new Error(`mcpvault-store: unexpected answer ${out[0]}`);
-    }
+    // what spend.lua is sent and what its reply means are the core's (redisCall, redisAnswer)
+    const { keys, args } = redisCall(ask);
+    return redisAnswer(ask, await this.redis.mcpvaultCheck(keys.length, ...keys, ...args));
   }
 
   /** `until` is on the guard's clock; Redis expires by `keepFor` seconds on its own. */

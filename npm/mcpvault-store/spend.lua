@@ -1,6 +1,7 @@
 -- The store's atomic step for Redis: the same rules as the core's state::decide (src/state.rs), which every other
 -- store calls; tests/vectors/state holds this copy to the same answers. mcpvault-store's redis.mjs, the CLI's
--- crates/cli/src/store.rs and Python's mcpvault.store all run this file.
+-- crates/cli/src/store.rs and Python's mcpvault.store all run this file, with the KEYS and ARGV of the core's
+-- redis::redis_call, and read its reply with redis::redis_answer (src/redis.rs).
 -- KEYS: mcpvault:revoked, then mcpvault:nonce:N per nonce (n of them), then mcpvault:result:CALLKEY when n > 0, then
 -- mcpvault:quota:KEY per quota charge (m of them).
 -- ARGV: call key, now, keep until (unix seconds, the guard's clock), retry window (seconds), n, m, probe (1: the

@@ -540,6 +540,11 @@ export function storeDecide(
   write: Array<{ nonce: string; call_key: string; at: number; until: number }>;
   counts: Array<{ key: string; used: number; until: number; ttl: number }>;
 };
+/** Redis stores: spend.lua's KEYS and ARGV for `ask` (SCHEMA.md, "Redis"). */
+export function redisCall(ask: StoreAsk): { keys: string[]; args: string[] };
+/** Redis stores: the answer to `ask` from spend.lua's reply; a reply the script never gives is an answer with
+ * `error` (the guard refuses the request). */
+export function redisAnswer(ask: StoreAsk, reply: Array<string | number>): StoreAnswer;
 /** A full revocation id (128 hex), lowercased; throws `invalid_request` otherwise. */
 export function revocationId(id: string): string;
 

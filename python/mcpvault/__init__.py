@@ -21,7 +21,7 @@ import logging
 import os
 import threading
 import time
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from wasmtime import Engine, Store, WasiConfig
 # wasmtime-py's C bindings, for the verify path's call (_StringResult); the package pins wasmtime's version
@@ -46,13 +46,14 @@ _GUARD_INTERFACE = "mcpvault:authz/guard@0.1.0"
 _FUNCS = {
     _INTERFACE: ("keygen", "mint", "attenuate", "verify", "inspect", "audit-append", "audit-verify", "call-key",
                  "sign-call", "request-hash", "approve", "tool-hashes"),
-    _GUARD_INTERFACE: ("guard-check", "guard-resume", "store-decide", "revocation-id", "audit-failed", "guard-filter",
-                       "call-target"),
+    _GUARD_INTERFACE: ("guard-check", "guard-resume", "store-decide", "redis-call", "redis-answer", "revocation-id",
+                       "audit-failed", "guard-filter", "call-target"),
 }
 
 # What the extension's module answers, by the component's name (a vault adds its own guard's `guard-check`);
 # everything else is the component's.
-_NATIVE = {"guard-resume": "guard_resume", "store-decide": "store_decide",
+_NATIVE = {"guard-resume": "guard_resume", "store-decide": "store_decide", "redis-call": "redis_call",
+           "redis-answer": "redis_answer",
            "revocation-id": "revocation_id", "audit-failed": "audit_failed", "guard-filter": "guard_filter",
            "call-target": "call_target"}
 _BACKENDS = ("native", "component")
@@ -937,6 +938,24 @@ class MCPVault:
         return json.loads(self._call("tool-hashes", text))
 
 
+class _StoreCore:
+    """What a store asks the core, handed to its ``check``: called as ``decide(ask, read)`` (``store-decide``: the
+    atomic step on what the store read); a Redis store sends ``redis_call(ask)`` to spend.lua and reads its reply with
+    ``redis_answer(ask, reply)``."""
+
+    def __init__(self, call: Callable[..., Any]) -> None:
+        self._call = call
+
+    def __call__(self, ask: Dict[str, Any], read: Dict[str, Any]) -> Dict[str, Any]:
+        return json.loads(self._call("store-decide", json.dumps(ask), json.dumps(read)))  # type: ignore[no-any-return]
+
+    def redis_call(self, ask: Dict[str, Any]) -> Dict[str, Any]:
+        return json.loads(self._call("redis-call", json.dumps(ask)))  # type: ignore[no-any-return]
+
+    def redis_answer(self, ask: Dict[str, Any], reply: List[Any]) -> Dict[str, Any]:
+        return json.loads(self._call("redis-answer", json.dumps(ask), json.dumps(reply)))  # type: ignore[no-any-return]
+
+
 class Guard:
     """The core's guard on a vault's store: what an MCP server decides around a token (SCHEMA.md, "The guard").
 
@@ -957,6 +976,7 @@ class Guard:
             raise McpVaultError("invalid_request", "on_soft_rule must be a function")
         self._on_soft_rule = on_soft_rule
         self._vault = vault
+        self._store_core = _StoreCore(vault._call)
         try:
             self._options = json.dumps({**options, "store": vault.store is not None})
         except (TypeError, ValueError) as e:
@@ -1011,7 +1031,7 @@ class Guard:
                 answer = {"error": "no store"}
             else:
                 try:
-                    answer = v.store.check(check["ask"], self._decide)
+                    answer = v.store.check(check["ask"], self._store_core)
                 except McpVaultError:
                     raise
                 except Exception as e:  # the store failed: the guard refuses (internal_error)
@@ -1035,8 +1055,6 @@ class Guard:
                         _log.exception("mcpvault: on_soft_rule raised")
         return outcome
 
-    def _decide(self, ask: Dict[str, Any], read: Dict[str, Any]) -> Dict[str, Any]:
-        return json.loads(self._vault._call("store-decide", json.dumps(ask), json.dumps(read)))
 
     def complete(self, call_key: str, response: Any, keep_until: int, keep_for: Optional[int] = None) -> None:
         """Records the response (``{"result": ...}`` or ``{"error": ...}``) of the single-use call ``call_key`` until

@@ -20,7 +20,9 @@ __all__ = ["open_store", "MemoryStore", "SqliteStore", "RedisStore"]
 _HERE = os.path.dirname(__file__)
 _P = "mcpvault:"
 
-#: ``decide(ask, read) -> {"answer", "write"}``: the component's ``store-decide``.
+#: ``decide(ask, read) -> {"answer", "write"}``: the core's ``store-decide``. The guard passes a callable that also
+#: has ``redis_call(ask) -> {"keys", "args"}`` and ``redis_answer(ask, reply) -> answer`` (the core's ``redis-call``
+#: and ``redis-answer``: what spend.lua is sent and what its reply means), which the Redis store uses.
 Decide = Callable[[Dict[str, Any], Dict[str, Any]], Dict[str, Any]]
 
 
@@ -206,46 +208,10 @@ class RedisStore:
         self._r.sadd(f"{_P}revoked", revocation_id)
 
     def check(self, ask: Dict[str, Any], decide: Decide) -> Dict[str, Any]:
-        # the decision is spend.lua's, made inside Redis (KEYS and ARGV as documented at its top)
-        spend = ask.get("spend") or {"call_key": "", "now": 0, "until": 0, "window": 0, "nonces": []}
-        nonces = spend["nonces"]
-        quotas = ask.get("quotas") or []
-        keys = [f"{_P}revoked"] + [f"{_P}nonce:{n}" for n in nonces]
-        if nonces:
-            keys.append(f"{_P}result:{spend['call_key']}")
-        keys += [f"{_P}quota:{q['key']}" for q in quotas]
-        args = [spend["call_key"], spend["now"], spend["until"], spend["window"], len(nonces), len(quotas),
-                1 if spend.get("probe") else 0]
-        for q in quotas:
-            args += [_num(q["max"]), _num(q["amount"]), q["ttl"], 1 if q.get("probe") else 0]
-        args += list(ask.get("revocation_ids", []))
-        out = [v.decode() if isinstance(v, bytes) else str(v) for v in self._spend(keys=keys, args=args)]
-        kind, second = out[0], (out[1] if len(out) > 1 else "")
-        if kind == "revoked":
-            return {"revoked": second}
-        def quota(j: str, used: str) -> Dict[str, Any]:
-            q = quotas[int(j) - 1]
-            return {"key": q["key"], "kind": q["kind"], "max": q["max"], "used": float(used), "amount": q["amount"],
-                    "until": q["until"]}
-
-        if kind in ("none", "fresh"):
-            answer: Dict[str, Any] = {"spend": {"result": "fresh"}} if kind == "fresh" else {}
-            if spend.get("probe"):  # a dry run's probe: what spending would find
-                nonce = second[len(f"{_P}nonce:"):] if second else ""
-                answer["spend"] = {"result": "replayed", "nonce": nonce} if second else {"result": "fresh"}
-            if len(out) > 3 and out[2] != "0":
-                answer["probe_quota"] = quota(out[2], out[3])
-            return answer
-        if kind == "in_flight":
-            return {"spend": {"result": kind}}
-        if kind == "done":
-            return {"spend": {"result": "done", "response": json.loads(second)}}
-        if kind == "replayed":
-            prefix = f"{_P}nonce:"
-            return {"spend": {"result": "replayed", "nonce": second[len(prefix):] if second.startswith(prefix) else ""}}
-        if kind == "quota":
-            return {"quota": quota(second, out[2])}
-        raise RuntimeError(f"unexpected spend answer {out!r}")
+        # the decision is spend.lua's, made inside Redis; what it is sent and what its reply means are the core's
+        call = decide.redis_call(ask)  # type: ignore[attr-defined]
+        reply = [v.decode() if isinstance(v, bytes) else v for v in self._spend(keys=call["keys"], args=call["args"])]
+        return decide.redis_answer(ask, reply)  # type: ignore[attr-defined,no-any-return]
 
     def complete(self, call_key: str, response: Any, keep_until: int, keep_for: Optional[int] = None) -> None:
         # Redis's own clock: expire after keep_for seconds (a skew with the guard's clock cannot shorten it)
@@ -273,12 +239,6 @@ class RedisStore:
 
     def close(self) -> None:
         self._r.close()
-
-
-def _num(x: Any) -> str:
-    """A number as Lua reads it back exactly (repr of a float round-trips; an integral one without ``.0``)."""
-    f = float(x)
-    return str(int(f)) if f.is_integer() else repr(f)
 
 
 def open_store(spec: str) -> Any:

@@ -4,7 +4,7 @@
 //! library stays pure.
 
 use mcpvault::audit::{audit_append, AuditEntry, AuditRecord};
-use mcpvault::state::{decide, Held, SpendOutcome, StoreAnswer, StoreAsk, StoreRead};
+use mcpvault::state::{decide, Held, StoreAnswer, StoreAsk, StoreRead};
 use serde_json::Value;
 
 /// The tables, shared with mcpvault-store's sqlite.mjs.
@@ -172,113 +172,18 @@ impl Store {
                 Ok(d.answer)
             }
             Store::Redis(c) => {
+                // the call and the meaning of its reply are the core's (mcpvault::redis): this only sends it
+                let call = mcpvault::redis::redis_call(ask);
                 let script = redis::Script::new(SPEND);
                 let mut inv = script.prepare_invoke();
-                inv.key(format!("{P}revoked"));
-                let (key, now, until, window, nonces) = match &ask.spend {
-                    Some(s) => (
-                        s.call_key.as_str(),
-                        s.now,
-                        s.until,
-                        s.window,
-                        s.nonces.as_slice(),
-                    ),
-                    None => ("", 0, 0, 0, &[][..]),
-                };
-                let probe = ask.spend.as_ref().is_some_and(|s| s.probe);
-                for n in nonces {
-                    inv.key(format!("{P}nonce:{n}"));
+                for k in &call.keys {
+                    inv.key(k);
                 }
-                if !nonces.is_empty() {
-                    inv.key(format!("{P}result:{key}"));
+                for a in &call.args {
+                    inv.arg(a);
                 }
-                for q in &ask.quotas {
-                    inv.key(format!("{P}quota:{}", q.key));
-                }
-                inv.arg(key)
-                    .arg(now)
-                    .arg(until)
-                    .arg(window)
-                    .arg(nonces.len())
-                    .arg(ask.quotas.len())
-                    .arg(u8::from(probe));
-                for q in &ask.quotas {
-                    inv.arg(q.max.to_string())
-                        .arg(q.amount.to_string())
-                        .arg(q.ttl)
-                        .arg(u8::from(q.probe));
-                }
-                for id in &ask.revocation_ids {
-                    inv.arg(id);
-                }
-                let out: Vec<String> = inv.invoke(c).map_err(err)?;
-                let nth = |i: usize| out.get(i).cloned().unwrap_or_default();
-                let second = || nth(1);
-                let nonce_of = |k: String| {
-                    k.strip_prefix(&format!("{P}nonce:"))
-                        .unwrap_or_default()
-                        .to_string()
-                };
-                let quota =
-                    |j: &str, used: &str| -> Result<mcpvault::state::QuotaExceeded, String> {
-                        let i: usize = j.parse().map_err(err)?;
-                        let q = ask
-                            .quotas
-                            .get(i.wrapping_sub(1))
-                            .ok_or_else(|| format!("spend.lua named quota {i}"))?;
-                        Ok(mcpvault::state::QuotaExceeded {
-                            key: q.key.clone(),
-                            kind: q.kind,
-                            max: q.max,
-                            used: used.parse::<f64>().map_err(err)?,
-                            amount: q.amount,
-                            until: q.until,
-                        })
-                    };
-                let spend = |s| {
-                    Ok(StoreAnswer {
-                        spend: Some(s),
-                        ..StoreAnswer::default()
-                    })
-                };
-                match out.first().map(String::as_str) {
-                    Some("revoked") => Ok(StoreAnswer {
-                        revoked: Some(second()),
-                        ..StoreAnswer::default()
-                    }),
-                    Some(kind @ ("none" | "fresh")) => {
-                        let mut answer = StoreAnswer::default();
-                        if kind == "fresh" {
-                            answer.spend = Some(SpendOutcome::Fresh);
-                        }
-                        // a dry run's probe: what spending would find, and the first charge that would not fit
-                        if probe {
-                            answer.spend = Some(if second().is_empty() {
-                                SpendOutcome::Fresh
-                            } else {
-                                SpendOutcome::Replayed {
-                                    nonce: nonce_of(second()),
-                                }
-                            });
-                        }
-                        if out.len() > 3 && nth(2) != "0" {
-                            answer.probe_quota = Some(quota(&nth(2), &nth(3))?);
-                        }
-                        Ok(answer)
-                    }
-                    Some("in_flight") => spend(SpendOutcome::InFlight),
-                    Some("done") => spend(SpendOutcome::Done {
-                        response: serde_json::from_str(&second()).map_err(err)?,
-                    }),
-                    Some("quota") => Ok(StoreAnswer {
-                        quota: Some(quota(&second(), &nth(2))?),
-                        ..StoreAnswer::default()
-                    }),
-                    Some("replayed") => spend(SpendOutcome::Replayed {
-                        nonce: nonce_of(second()),
-                    }),
-                    other => Err(format!("store: unexpected spend answer {other:?}")),
-                }
+                let reply: Vec<String> = inv.invoke(c).map_err(err)?;
+                Ok(mcpvault::redis::redis_answer(ask, &reply))
             }
         }
     }

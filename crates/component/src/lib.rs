@@ -637,6 +637,14 @@ impl GuardGuest for Component {
         text::store_decide(&ask, &read).map_err(error)
     }
 
+    fn redis_call(ask: String) -> Result<String, wit::Error> {
+        text::redis_call(&ask).map_err(error)
+    }
+
+    fn redis_answer(ask: String, reply: String) -> Result<String, wit::Error> {
+        text::redis_answer(&ask, &reply).map_err(error)
+    }
+
     fn revocation_id(id: String) -> Result<String, wit::Error> {
         mcpvault::state::revocation_id(&id).map_err(error)
     }

@@ -174,6 +174,16 @@ fn store_decide(ask: &str, read: &str) -> PyResult<String> {
 }
 
 #[pyfunction]
+fn redis_call(ask: &str) -> PyResult<String> {
+    text::redis_call(ask).map_err(raise)
+}
+
+#[pyfunction]
+fn redis_answer(ask: &str, reply: &str) -> PyResult<String> {
+    text::redis_answer(ask, reply).map_err(raise)
+}
+
+#[pyfunction]
 fn audit_failed(options: &str, outcome: &str, detail: &str) -> PyResult<String> {
     text::audit_failed(options, outcome, detail).map_err(raise)
 }
@@ -214,6 +224,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(guard_resume, m)?)?;
     m.add_function(wrap_pyfunction!(store_decide, m)?)?;
     m.add_function(wrap_pyfunction!(audit_failed, m)?)?;
+    m.add_function(wrap_pyfunction!(redis_call, m)?)?;
+    m.add_function(wrap_pyfunction!(redis_answer, m)?)?;
     m.add_function(wrap_pyfunction!(guard_filter, m)?)?;
     m.add_function(wrap_pyfunction!(revocation_id, m)?)?;
     m.add_function(wrap_pyfunction!(audit_append, m)?)?;

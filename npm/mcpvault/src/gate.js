@@ -288,6 +288,17 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
     return call(wasm.store_decide(JSON.stringify(ask), JSON.stringify(read)));
   }
 
+  /** spend.lua's `{ keys, args }` for a store's `ask` (Redis stores: the call is the core's). */
+  function redisCall(ask) {
+    return call(wasm.redis_call(JSON.stringify(ask)));
+  }
+
+  /** The store's answer to `ask` from spend.lua's `reply` (an array); a reply the script never gives is an answer
+   * with `error` (the guard refuses the request). */
+  function redisAnswer(ask, reply) {
+    return call(wasm.redis_answer(JSON.stringify(ask), JSON.stringify(reply)));
+  }
+
   /** A full revocation id (128 hex characters), lowercased; throws invalid_request for anything else. */
   function revocationId(id) {
     return call(wasm.revocation_id(String(id)));
@@ -502,6 +513,8 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
     CHECK_TOOL,
     Guard,
     storeDecide,
+    redisCall,
+    redisAnswer,
     revocationId,
     authorizeWithState,
     storeOptionsError,
