@@ -1467,7 +1467,10 @@ impl Guard {
         if header(&input.headers, TOKEN_HEADER).is_some_and(|t| t.contains(',')) {
             let e = Error::invalid("the request carries two X-MCPVault-Token headers");
             let (method, id) = match (batch, messages.first()) {
-                (false, Some(m)) => (m.get("method").and_then(Value::as_str), m.get("id").cloned()),
+                (false, Some(m)) => (
+                    m.get("method").and_then(Value::as_str),
+                    m.get("id").cloned(),
+                ),
                 _ => (None, None),
             };
             return self.refuse_whole(out, &e, method, None, &id, now);

@@ -290,8 +290,8 @@ mod tests {
             json!({"spend": {"result": "replayed", "nonce": "n2"}})
         );
         assert_eq!(
-            r(&["quota", "2", "2.4500000000000002"]),
-            json!({"quota": {"key": "q2", "kind": "budget", "max": 2.5, "used": 2.4500000000000002, "amount": 0.1, "until": 190}})
+            r(&["quota", "2", "2.4500000000000000e+00"]),
+            json!({"quota": {"key": "q2", "kind": "budget", "max": 2.5, "used": 2.45, "amount": 0.1, "until": 190}})
         );
         assert_eq!(
             r(&["fresh", "", "0", ""]),

@@ -345,15 +345,21 @@ pub fn store_decide(ask_json: &str, read_json: &str) -> String {
 /// `{"ok": {keys, args}}`: `spend.lua`'s KEYS and ARGV for a store's `ask_json` (Redis stores).
 #[wasm_bindgen]
 pub fn redis_call(ask_json: &str) -> String {
-    answer(parse::<mcpvault::state::StoreAsk>("ask", ask_json).map(|a| mcpvault::redis::redis_call(&a)))
+    answer(
+        parse::<mcpvault::state::StoreAsk>("ask", ask_json)
+            .map(|a| mcpvault::redis::redis_call(&a)),
+    )
 }
 
 /// `{"ok": StoreAnswer}`: the answer to `ask_json` from `spend.lua`'s reply (`reply_json`, an array of its elements).
 #[wasm_bindgen]
 pub fn redis_answer(ask_json: &str, reply_json: &str) -> String {
-    answer(parse::<mcpvault::state::StoreAsk>("ask", ask_json).and_then(|a| {
-        parse::<serde_json::Value>("reply", reply_json).map(|r| mcpvault::redis::redis_answer_json(&a, &r))
-    }))
+    answer(
+        parse::<mcpvault::state::StoreAsk>("ask", ask_json).and_then(|a| {
+            parse::<serde_json::Value>("reply", reply_json)
+                .map(|r| mcpvault::redis::redis_answer_json(&a, &r))
+        }),
+    )
 }
 
 /// `{"ok": id}`: a full revocation id, lowercased, or `invalid_request`.
