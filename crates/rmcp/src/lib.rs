@@ -305,8 +305,33 @@ impl<S: Store> McpVault<S> {
     /// Runs `input` through `guard` (this vault's message guard or its HTTP
     /// guard) and the store.
     pub(crate) async fn decide_with(&self, guard: &Mutex<Guard>, input: &GuardInput) -> Outcome {
+        self.decide_lazy(guard, input, None).await
+    }
+
+    /// [`Self::decide_with`], reading the tool definitions (`definitions`) only when the guard says a pinned call
+    /// of a valid token needs them: then the request is checked again with them (nothing was done yet).
+    async fn decide_lazy(
+        &self,
+        guard: &Mutex<Guard>,
+        input: &GuardInput,
+        definitions: Option<&Definitions<'_>>,
+    ) -> Outcome {
         let now = (self.clock)();
-        let step = lock(guard).check(input, now);
+        let mut step = lock(guard).check(input, now);
+        let needs = match &step {
+            Check::Done { outcome } => outcome.needs_tool_definitions,
+            Check::Ask {
+                needs_tool_definitions,
+                ..
+            } => *needs_tool_definitions,
+        };
+        if let (true, Some(read)) = (needs, definitions) {
+            let with = GuardInput {
+                tool_definitions: Some(read()),
+                ..input.clone()
+            };
+            step = lock(guard).check(&with, now);
+        }
         let mut outcome = match step {
             Check::Done { outcome } => *outcome,
             Check::Ask { ask, pending, .. } => {
@@ -358,6 +383,7 @@ impl<S: Store> McpVault<S> {
         method: &str,
         params: Option<Value>,
         context: &mut RequestContext<RoleServer>,
+        definitions: Option<&Definitions<'_>>,
     ) -> Result<Admitted, ErrorData> {
         let message = message_of(
             method,
@@ -372,14 +398,9 @@ impl<S: Store> McpVault<S> {
             http_method,
             headers,
             body: Some(message.to_string()),
-            // the handler's current definition of the called tool, for tokens that pin it
-            tool_definitions: context
-                .extensions
-                .get::<ToolDefinitions>()
-                .map(|d| d.0.clone()),
             ..GuardInput::default()
         };
-        let outcome = self.decide_with(&self.guard, &input).await;
+        let outcome = self.decide_lazy(&self.guard, &input, definitions).await;
         if !outcome.allowed {
             return Err(refusal(&outcome));
         }
@@ -442,7 +463,25 @@ impl<S: Store> McpVault<S> {
         &self,
         method: &str,
         params: Option<P>,
+        context: RequestContext<RoleServer>,
+        run: F,
+    ) -> Result<R, ErrorData>
+    where
+        P: Serialize + DeserializeOwned,
+        R: Reply,
+        F: FnOnce(Option<P>, RequestContext<RoleServer>) -> Fut,
+        Fut: Future<Output = Result<R, ErrorData>>,
+    {
+        self.guarded_with(method, params, context, None, run).await
+    }
+
+    /// [`Self::guarded`] with the handler's tool definitions, read when a pinned call needs them.
+    async fn guarded_with<P, R, F, Fut>(
+        &self,
+        method: &str,
+        params: Option<P>,
         mut context: RequestContext<RoleServer>,
+        definitions: Option<&Definitions<'_>>,
         run: F,
     ) -> Result<R, ErrorData>
     where
@@ -453,7 +492,7 @@ impl<S: Store> McpVault<S> {
     {
         let had_params = params.is_some();
         let json = params.as_ref().map(to_json);
-        match self.admit(method, json, &mut context).await? {
+        match self.admit(method, json, &mut context, definitions).await? {
             Admitted::Answer(v) => R::from_json(v),
             Admitted::Run { params, outcome } => {
                 let first_page = params.as_ref().is_none_or(|p| !p.contains_key("cursor"));
@@ -471,9 +510,8 @@ impl<S: Store> McpVault<S> {
     }
 }
 
-/// The hashes of the handler's current tool definitions, by name (the called tool's).
-#[derive(Clone)]
-struct ToolDefinitions(BTreeMap<String, String>);
+/// Reads the hashes of the handler's current tool definitions, by name, for a call whose token pins its tool.
+type Definitions<'a> = dyn Fn() -> BTreeMap<String, String> + Send + Sync + 'a;
 
 /// What the guard made of a request.
 enum Admitted {
@@ -899,25 +937,45 @@ impl<H: ServerHandler, S: Store> ServerHandler for Guarded<H, S> {
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        mut context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        // what the handler says the tool is now (`get_tool`; `#[tool_handler]` implements it): a pinned grant
-        // calls it only as it was pinned
-        let current = self
-            .inner
-            .get_tool(&request.name)
-            .and_then(|t| mcpvault::pin::tool_hash(&to_json(&t)).ok())
-            .map(|h| (request.name.to_string(), h));
-        context
-            .extensions
-            .insert(ToolDefinitions(current.into_iter().collect()));
+        // what the handler says the tool is now (`get_tool`; `#[tool_handler]` implements it), read only when the
+        // token pins it: a pinned grant calls it only as it was pinned. The dry-run tool asks about another tool.
+        let mut names = vec![request.name.to_string()];
+        if request.name == CHECK_TOOL {
+            names.extend(
+                request
+                    .arguments
+                    .as_ref()
+                    .and_then(|a| a.get("tool"))
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+            );
+        }
+        let inner = &self.inner;
+        let definitions = move || {
+            names
+                .iter()
+                .filter_map(|n| {
+                    let tool = inner.get_tool(n)?;
+                    let hash = mcpvault::pin::tool_hash(&to_json(&tool)).ok()?;
+                    Some((n.clone(), hash))
+                })
+                .collect()
+        };
         self.vault
-            .guarded("tools/call", Some(request), context, |p, c| async {
-                match p {
-                    Some(p) => self.inner.call_tool(p, c).await,
-                    None => Err(invalid_params("no params")),
-                }
-            })
+            .guarded_with(
+                "tools/call",
+                Some(request),
+                context,
+                Some(&definitions),
+                |p, c| async {
+                    match p {
+                        Some(p) => self.inner.call_tool(p, c).await,
+                        None => Err(invalid_params("no params")),
+                    }
+                },
+            )
             .await
     }
 
@@ -945,7 +1003,11 @@ impl<H: ServerHandler, S: Store> ServerHandler for Guarded<H, S> {
         mut context: RequestContext<RoleServer>,
     ) -> Result<CustomResult, ErrorData> {
         let CustomRequest { method, params, .. } = request;
-        match self.vault.admit(&method, params, &mut context).await? {
+        match self
+            .vault
+            .admit(&method, params, &mut context, None)
+            .await?
+        {
             Admitted::Answer(v) => Ok(CustomResult(v)),
             Admitted::Run { params, outcome } => {
                 let params = params.map(Value::Object);

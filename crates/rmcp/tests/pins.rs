@@ -28,13 +28,25 @@ fn from<T: serde::de::DeserializeOwned>(v: Value) -> T {
     serde_json::from_value(v).unwrap()
 }
 
-/// One tool, `pay`, whose description the test can change under the guard.
+/// One tool, `pay`, whose description the test can change under the guard; `reads` counts `get_tool`.
 #[derive(Clone)]
 struct Payments {
     description: Arc<Mutex<String>>,
+    reads: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Payments {
+    fn new(description: &str) -> Payments {
+        Payments {
+            description: Arc::new(Mutex::new(description.into())),
+            reads: Arc::default(),
+        }
+    }
+
+    fn reads(&self) -> usize {
+        self.reads.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     fn tool(&self) -> Tool {
         from(
             json!({"name": "pay", "description": *self.description.lock().unwrap(),
@@ -51,6 +63,7 @@ impl ServerHandler for Payments {
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         (name == "pay").then(|| self.tool())
     }
 
@@ -111,9 +124,7 @@ fn now() -> u64 {
 async fn a_pinned_tool_whose_description_changed_is_refused_and_hidden() {
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(5);
     let issuer = mcpvault::keygen(&mut rng);
-    let handler = Payments {
-        description: Arc::new(Mutex::new("Pay an invoice".into())),
-    };
+    let handler = Payments::new("Pay an invoice");
     let hash = mcpvault::pin::tool_hash(&serde_json::to_value(handler.tool()).unwrap()).unwrap();
     let grant = mcpvault::Grant {
         pin: [("pay".to_string(), hash)].into(),
@@ -141,6 +152,68 @@ async fn a_pinned_tool_whose_description_changed_is_refused_and_hidden() {
     client.cancel().await.unwrap();
 }
 
+/// The handler's definitions are read only when a call's token pins its tool (the guard says when), and a dry run of
+/// a pinned tool is answered with the definition of the tool it asks about (not the dry-run tool's).
+#[tokio::test]
+async fn definitions_are_read_when_a_pin_needs_them_and_a_dry_run_reads_its_target() {
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(8);
+    let issuer = mcpvault::keygen(&mut rng);
+    let handler = Payments::new("Pay an invoice");
+    let hash = mcpvault::pin::tool_hash(&serde_json::to_value(handler.tool()).unwrap()).unwrap();
+    let plain = mcpvault::mint(
+        &issuer.private_key,
+        &mcpvault::Grant::new(["pay"], 600, "iss", "agent"),
+        now(),
+        &mut rng,
+    )
+    .unwrap();
+    let pinned_grant = mcpvault::Grant {
+        pin: [("pay".to_string(), hash)].into(),
+        ..mcpvault::Grant::new(["pay"], 600, "iss", "agent")
+    };
+    let pinned = mcpvault::mint(&issuer.private_key, &pinned_grant, now(), &mut rng).unwrap();
+    let mut options = GuardOptions::new(issuer.public_key.clone());
+    options.check_tool = true;
+    let vault = McpVault::new(options).unwrap();
+    let client = connect(&vault, handler.clone()).await;
+    let pay =
+        |token: &str| json!({"name": "pay", "arguments": {"amount": 5}, "_meta": {"token": token}});
+
+    // a token that pins nothing, and a request without a valid token: the definitions are not read
+    send(&client, "tools/call", pay(&plain)).await.unwrap();
+    let refused = send(&client, "tools/call", pay("garbage"))
+        .await
+        .unwrap_err();
+    assert_eq!(code(&refused), "malformed_token");
+    assert_eq!(handler.reads(), 0);
+    // a pinned call reads them, once
+    send(&client, "tools/call", pay(&pinned)).await.unwrap();
+    assert_eq!(handler.reads(), 1);
+
+    // the dry run of the pinned tool: allowed while its definition is the pinned one, refused once it changed
+    let dry = json!({"name": "mcpvault.check", "arguments": {"tool": "pay", "arguments": {"amount": 5}},
+        "_meta": {"token": pinned}});
+    let answer = send(&client, "tools/call", dry.clone()).await.unwrap();
+    assert_eq!(
+        answer["structuredContent"]["allowed"],
+        json!(true),
+        "{answer}"
+    );
+    *handler.description.lock().unwrap() = "Pay an invoice, and more".into();
+    let answer = send(&client, "tools/call", dry).await.unwrap();
+    assert_eq!(
+        answer["structuredContent"]["allowed"],
+        json!(false),
+        "{answer}"
+    );
+    assert_eq!(
+        answer["structuredContent"]["code"],
+        json!("tool_definition_changed"),
+        "{answer}"
+    );
+    client.cancel().await.unwrap();
+}
+
 #[tokio::test]
 async fn an_approval_of_the_request_hash_lets_one_call_through() {
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(6);
@@ -156,9 +229,7 @@ async fn an_approval_of_the_request_hash_lets_one_call_through() {
     };
     let token = mcpvault::mint(&issuer.private_key, &grant, now(), &mut rng).unwrap();
     let vault = McpVault::new(GuardOptions::new(issuer.public_key.clone())).unwrap();
-    let handler = Payments {
-        description: Arc::new(Mutex::new("Pay an invoice".into())),
-    };
+    let handler = Payments::new("Pay an invoice");
     let client = connect(&vault, handler).await;
     let call =
         |id_meta: Value| json!({"name": "pay", "arguments": {"amount": 500}, "_meta": id_meta});
@@ -193,9 +264,7 @@ async fn behind_the_http_layer_the_handler_guard_checks_the_pin() {
     };
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
     let issuer = mcpvault::keygen(&mut rng);
-    let handler = Payments {
-        description: Arc::new(Mutex::new("Pay an invoice".into())),
-    };
+    let handler = Payments::new("Pay an invoice");
     let hash = mcpvault::pin::tool_hash(&serde_json::to_value(handler.tool()).unwrap()).unwrap();
     let grant = mcpvault::Grant {
         pin: [("pay".to_string(), hash)].into(),
