@@ -2657,7 +2657,7 @@ fn step_up_cases(g: &mut Gen) {
     };
     g.guard_case(
         "state-token-headers-joined",
-        "two X-MCPVault-Token headers (joined by a comma, as Node and fetch join them) are invalid_request, whichever comes first, for one message or a batch; a Bearer credential with whitespace inside is still the credential presented: malformed_token alone, and with another token in _meta two tokens (invalid_request), never \"no header token\" that the _meta token stands in for",
+        "two X-MCPVault-Token headers (joined by a comma, as Node and fetch join them) are invalid_request, whichever comes first, for one message or a batch; so are two Authorization: Bearer headers when there is no X-MCPVault-Token (with one, Authorization is not read); a Bearer credential with whitespace inside is still the credential presented: malformed_token alone, and with another token in _meta two tokens (invalid_request), never \"no header token\" that the _meta token stands in for",
         opts(),
         &[],
         vec![
@@ -2667,7 +2667,27 @@ fn step_up_cases(g: &mut Gen) {
             step(NOW, with_header("Authorization", format!("Bearer {} {}", &other[..20], &other[20..]), rpc_call(json!(4), "db_query", json!({}))), Some("malformed_token")),
             step(NOW, with_header("Authorization", "Bearer not a token".into(), meta_call(5, &other)), Some("invalid_request")),
             step(NOW, with_header("Authorization", format!("Bearer  {other} "), rpc_call(json!(6), "db_query", json!({}))), None),
+            step(NOW, with_header("Authorization", format!("Bearer {other}, Bearer {pinned}"), rpc_call(json!(7), "db_query", json!({}))), Some("invalid_request")),
+            step(NOW, GuardInput { headers: [("X-MCPVault-Token".to_string(), other.clone()), ("Authorization".to_string(), "Bearer a, Bearer b".to_string())].into(), ..with_body(GuardInput::default(), rpc_call(json!(8), "db_query", json!({}))) }, None),
         ],
+    );
+    let mut disagree = bearer(
+        &other,
+        format!(
+            "[{},{}]",
+            rpc_call(json!(1), "db_query", json!({})),
+            rpc(json!(2), "tools/list", json!({}))
+        ),
+    );
+    disagree
+        .headers
+        .insert("Mcp-Method".into(), "tools/call".into());
+    g.guard_case(
+        "state-batch-refusals-are-arrays",
+        "a batch refused as a whole for one message's fault (a header that disagrees with its second message) is answered with an array, as every refused batch",
+        opts(),
+        &[],
+        vec![step(NOW, disagree, Some("invalid_request"))],
     );
 }
 

@@ -1458,14 +1458,23 @@ impl Guard {
                     let e =
                         Error::invalid("the Mcp-Method or Mcp-Name header does not match the body");
                     let id = m.get("id").cloned();
-                    return self.refuse_whole(out, &e, method, None, &id, now);
+                    return self.refuse_request(out, &e, (method, None, &id), batch, now);
                 }
             }
         }
-        // The token: one per request. Two X-MCPVault-Token headers arrive joined by a comma (Node, fetch), which
-        // no token contains.
-        if header(&input.headers, TOKEN_HEADER).is_some_and(|t| t.contains(',')) {
-            let e = Error::invalid("the request carries two X-MCPVault-Token headers");
+        // The token: one per request. Two X-MCPVault-Token headers (or, when there is none, two Authorization:
+        // Bearer headers) arrive joined by a comma (Node, fetch, the Python and rmcp hosts), which no token contains.
+        let token_header = header(&input.headers, TOKEN_HEADER)
+            .map(str::trim)
+            .filter(|t| !t.is_empty());
+        let joined = match token_header {
+            Some(t) => t.contains(','),
+            None => header(&input.headers, "authorization")
+                .and_then(bearer)
+                .is_some_and(|t| t.contains(',')),
+        };
+        if joined {
+            let e = Error::invalid("the request carries two token headers");
             let (method, id) = match (batch, messages.first()) {
                 (false, Some(m)) => (
                     m.get("method").and_then(Value::as_str),
@@ -1473,7 +1482,7 @@ impl Guard {
                 ),
                 _ => (None, None),
             };
-            return self.refuse_whole(out, &e, method, None, &id, now);
+            return self.refuse_request(out, &e, (method, None, &id), batch, now);
         }
         let found = match token_of(input, &messages, true) {
             Ok(f) => f,
@@ -1481,7 +1490,7 @@ impl Guard {
                 let e = Error::invalid("the request carries two different mcpvault tokens");
                 let id = m.get("id").cloned();
                 let method = m.get("method").and_then(Value::as_str);
-                return self.refuse_whole(out, &e, method, None, &id, now);
+                return self.refuse_request(out, &e, (method, None, &id), batch, now);
             }
         };
         // The proofs (holder-bound tokens): each message's own, or the header's for a request of one message.
@@ -2064,19 +2073,32 @@ impl Guard {
 
     fn refuse_whole(
         &self,
-        mut out: Outcome,
+        out: Outcome,
         e: &Error,
         method: Option<&str>,
         tool: Option<&str>,
         id: &Option<Value>,
         now: u64,
     ) -> Check {
+        let batch = method == Some("batch");
+        self.refuse_request(out, e, (method, tool, id), batch, now)
+    }
+
+    /// Refuses the whole request for one message's (`method`, `tool`, `id`) fault; `batch`: the request is a
+    /// batch, answered with an array (JSON-RPC 2.0, "Batch"), an empty one with one error.
+    fn refuse_request(
+        &self,
+        mut out: Outcome,
+        e: &Error,
+        (method, tool, id): (Option<&str>, Option<&str>, &Option<Value>),
+        batch: bool,
+        now: u64,
+    ) -> Check {
         let d = refusal(e, method, tool, id);
         out.status = d.status;
         out.headers = challenge_of(&d, &self.options);
         let response = json!({"jsonrpc": "2.0", "id": id.clone().unwrap_or(Value::Null), "error": rpc_error_of(&d)});
-        // a batch is answered with an array (JSON-RPC 2.0, "Batch"); an empty one with one error
-        out.response = Some(if method == Some("batch") {
+        out.response = Some(if batch {
             Value::Array(vec![response])
         } else {
             response

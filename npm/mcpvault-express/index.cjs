@@ -40,6 +40,19 @@ function validate(options) {
   return o;
 }
 
+/**
+ * The request's headers as the guard reads them. Node keeps only the first of repeated Authorization headers (it
+ * joins repeated custom ones with ", "): the guard sees them all, joined the same way, as on every other host (two
+ * Bearer tokens are refused, never decided by whichever came first).
+ */
+function headersOf(req) {
+  const raw = req.rawHeaders;
+  if (!Array.isArray(raw)) return req.headers;
+  const auth = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) if (raw[i].length === 13 && raw[i].toLowerCase() === "authorization") auth.push(raw[i + 1]);
+  return auth.length > 1 ? { ...req.headers, authorization: auth.join(", ") } : req.headers;
+}
+
 /** Whether the request carries a body (Express 4's body parser sets `req.body = {}` even when it does not). */
 function hasContent(req) {
   const length = req.headers["content-length"];
@@ -135,7 +148,7 @@ function createMcpVaultMiddleware(options) {
 
   async function decide(req, res, next, tool, parts) {
     const g = guardOf(tool);
-    const outcome = await g.decide({ ...parts, httpMethod: req.method, headers: req.headers });
+    const outcome = await g.decide({ ...parts, httpMethod: req.method, headers: headersOf(req) });
     report(g, outcome);
     if (!outcome.allowed) {
       if (parts.close) res.setHeader("Connection", "close");

@@ -222,21 +222,26 @@ class _Lists:
 
 
 def _header_map(headers: Any) -> Dict[str, str]:
-    """The headers the guard reads, from a Starlette ``Headers`` or ASGI header pairs."""
-    out: Dict[str, str] = {}
+    """The headers the guard reads, from a Starlette ``Headers`` or ASGI header pairs: a header sent more than once
+    is its values joined by ``", "`` (as Node joins them), so the guard sees every one (two tokens are refused)."""
+    values: Dict[str, List[str]] = {}
     if headers is None:
-        return out
+        return {}
     if isinstance(headers, list):
         for k, v in headers:
             name = k.decode("latin-1").lower()
-            if name in _GUARD_HEADERS and name not in out:
-                out[name] = v.decode("latin-1")
-        return out
-    for name in _GUARD_HEADERS:
-        v = headers.get(name) if hasattr(headers, "get") else None
-        if isinstance(v, str):
-            out[name] = v
-    return out
+            if name in _GUARD_HEADERS:
+                values.setdefault(name, []).append(v.decode("latin-1"))
+    else:
+        for name in _GUARD_HEADERS:
+            if hasattr(headers, "getlist"):
+                got = [v for v in headers.getlist(name) if isinstance(v, str)]
+            else:
+                v = headers.get(name) if hasattr(headers, "get") else None
+                got = [v] if isinstance(v, str) else []
+            if got:
+                values[name] = got
+    return {name: ", ".join(vs) for name, vs in values.items()}
 
 
 def _redacted_request(request: Any, token: Optional[str]) -> Any:

@@ -617,20 +617,26 @@ fn split_meta(
     Ok((params.filter(|p| !p.is_empty()), meta))
 }
 
-/// The headers the guard reads, from the HTTP request (the first value of
-/// each name; values that are not text are left out).
+/// The headers the guard reads, from the HTTP request: a header sent more
+/// than once is its values joined by `", "` (as Node joins them), so the
+/// guard sees every one (two tokens are refused); a value that is not UTF-8
+/// is read with U+FFFD for its bad bytes (a credential presented is never
+/// "no credential").
 fn headers_of(parts: &http::request::Parts) -> BTreeMap<String, String> {
     header_map(&parts.headers)
 }
 
 /// [`headers_of`] for a header map.
 fn header_map(headers: &http::HeaderMap) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
+    let mut out: BTreeMap<String, String> = BTreeMap::new();
     for (name, value) in headers {
-        if let Ok(v) = value.to_str() {
-            out.entry(name.as_str().to_string())
-                .or_insert_with(|| v.to_string());
-        }
+        let v = String::from_utf8_lossy(value.as_bytes());
+        out.entry(name.as_str().to_string())
+            .and_modify(|joined| {
+                joined.push_str(", ");
+                joined.push_str(&v);
+            })
+            .or_insert_with(|| v.into_owned());
     }
     out
 }

@@ -205,6 +205,13 @@ fn call(tool: &str, args: Value) -> String {
     .to_string()
 }
 
+/// A `tools/call` carrying `token` in `_meta`.
+fn meta_call(token: &str) -> String {
+    json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+        "params": {"name": "db_query", "arguments": {"max_rows": 1}, "_meta": {"token": token}}})
+    .to_string()
+}
+
 fn initialize() -> String {
     json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2025-06-18", "capabilities": {},
@@ -298,6 +305,42 @@ async fn refusals_are_http_statuses_with_the_challenge() {
         "name": "db_query", "arguments": {}, "_meta": {"token": t.narrow}}});
     let a = post(&s.url, Some(&t.root), two.to_string()).await;
     assert_refused(&a, "invalid_request", json!(3));
+
+    // a header sent twice reaches the guard as every value it carried (joined as Node joins them): two tokens,
+    // whichever comes first; a credential that is not UTF-8 is still presented (never "no token")
+    for (first, second) in [(&t.root, &t.narrow), (&t.narrow, &t.root)] {
+        for name in ["x-mcpvault-token", "authorization"] {
+            let value = |t: &str| {
+                if name == "authorization" {
+                    format!("Bearer {t}")
+                } else {
+                    t.to_string()
+                }
+            };
+            let r = reqwest::Client::new()
+                .post(&s.url)
+                .header("content-type", "application/json")
+                .header("accept", "application/json, text/event-stream")
+                .header(name, value(first))
+                .header(name, value(second))
+                .body(call("db_query", json!({"max_rows": 1})))
+                .send()
+                .await
+                .unwrap();
+            assert_refused(&answer(r).await, "invalid_request", json!(7));
+        }
+    }
+    let bytes = reqwest::header::HeaderValue::from_bytes(b"Bearer tok\xe9n").unwrap();
+    let r = reqwest::Client::new()
+        .post(&s.url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("authorization", bytes)
+        .body(meta_call(&t.root))
+        .send()
+        .await
+        .unwrap();
+    assert_refused(&answer(r).await, "invalid_request", json!(7));
 
     // a body-less GET (the SSE stream) needs a valid token too
     let get = reqwest::Client::new()

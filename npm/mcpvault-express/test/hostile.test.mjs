@@ -153,9 +153,10 @@ for (const [name, setup] of SETUPS) {
       400, "invalid_request", "two messages, two _meta tokens");
     // the header first: X-MCPVault-Token wins and a garbage one is never replaced by the valid Bearer
     refused(await send(s.port, "POST", { ...CT, ...X("garbage"), Authorization: `Bearer ${token}` }, ok()), 401, "malformed_token", "garbage X-MCPVault-Token, valid Bearer");
-    // Node keeps the first Authorization line and drops the others: the first decides
-    refused(await send(s.port, "POST", { ...CT, Authorization: ["Bearer garbage", `Bearer ${token}`] }, ok()), 401, "malformed_token", "two Authorization lines, garbage first");
-    refused(await send(s.port, "POST", { ...CT, Authorization: [`Bearer ${token}`, `Bearer ${other}`] }, call("admin_delete")), 403, "tool_not_allowed",
+    // Node keeps the first Authorization line and drops the others; the middleware hands the guard all of them:
+    // two Bearer tokens, never decided by whichever came first
+    refused(await send(s.port, "POST", { ...CT, Authorization: ["Bearer garbage", `Bearer ${token}`] }, ok()), 400, "invalid_request", "two Authorization lines, garbage first");
+    refused(await send(s.port, "POST", { ...CT, Authorization: [`Bearer ${token}`, `Bearer ${other}`] }, call("admin_delete")), 400, "invalid_request",
       "two Authorization lines, the narrow token first");
     // two X-MCPVault-Token lines (Node joins them with ", "): never a token, never an allow
     for (const pair of [[token, other], [other, token], ["garbage", token], [token, token]]) {
