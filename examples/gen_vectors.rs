@@ -2689,6 +2689,62 @@ fn step_up_cases(g: &mut Gen) {
         &[],
         vec![step(NOW, disagree, Some("invalid_request"))],
     );
+    // verify with a proof: the typed request (WIT `request.proof`) carries the call's proof as every host's verify does
+    let holder = mcpvault::keygen(&mut g.rng);
+    let thief = mcpvault::keygen(&mut g.rng);
+    let bound = g.mint(&Grant {
+        holder: Some(holder.public_key.clone()),
+        ..grant(&["db_query", "file_read"], 3600)
+    });
+    let bound_id = inspect(&bound)
+        .unwrap()
+        .revocation_ids
+        .last()
+        .cloned()
+        .unwrap();
+    let args = json!({"sql": "select 1"});
+    let mut prove = |key: &str, a: &Value| {
+        let a = a.as_object().cloned().unwrap_or_default();
+        let call = mcpvault::proof::Call {
+            token_id: &bound_id,
+            method: "tools/call",
+            name: Some("db_query"),
+            arguments: &a,
+            audience: None,
+        };
+        mcpvault::proof::sign_call(key, &call, NOW, &mut g.rng).unwrap()
+    };
+    let good = prove(&holder.private_key, &args);
+    let by_thief = prove(&thief.private_key, &args);
+    let other_args = prove(&holder.private_key, &json!({"sql": "drop table t"}));
+    let with = |proof: Option<&str>| Request {
+        proof: proof.map(str::to_string),
+        ..call("db_query", args.clone())
+    };
+    g.case("verify-holder-proof-allowed",
+        "a token bound to a holder key, verified with the holder's proof of this very call: allowed",
+        &bound, &with(Some(&good)), Expect::Ok { tools: &["db_query", "file_read"], expires_at: EXP, depth: 0 });
+    g.case(
+        "verify-holder-no-proof",
+        "a holder-bound token verified without a proof (stolen from a log): proof_required",
+        &bound,
+        &with(None),
+        Expect::Err("proof_required"),
+    );
+    g.case(
+        "verify-holder-proof-by-another-key",
+        "a proof signed by a key that is not the token's holder: bad_proof",
+        &bound,
+        &with(Some(&by_thief)),
+        Expect::Err("bad_proof"),
+    );
+    g.case(
+        "verify-holder-proof-of-other-arguments",
+        "the holder's proof of the same tool with other arguments: bad_proof",
+        &bound,
+        &with(Some(&other_args)),
+        Expect::Err("bad_proof"),
+    );
 }
 
 /// Issue 16, items 1-3: holder-bound tokens and per-call proofs.

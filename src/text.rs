@@ -14,8 +14,8 @@ use std::collections::BTreeMap;
 /// Verified chains a [`GuardHost`] keeps across checks.
 pub const GUARD_CACHE: usize = 1024;
 
-/// The WIT `request` record as text (`verify-json`): `arguments` is the arguments object as JSON text; `proof`,
-/// which the record has no field for, is the call's proof for a holder-bound token.
+/// The WIT `request` record as text (`verify-json`): `arguments` is the arguments object as JSON text; `proof` is
+/// the call's proof for a holder-bound token.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RequestText {
@@ -66,8 +66,7 @@ impl RequestText {
     }
 }
 
-/// The WIT `authorized-facts` record as `verify-json` writes it: every field of the record, in its order, and
-/// the holder key the token is bound to (which the record does not carry).
+/// The WIT `authorized-facts` record as `verify-json` writes it: every field of the record, in its order.
 #[derive(Debug, Clone, Serialize)]
 pub struct FactsText {
     pub tool: Option<String>,
@@ -88,6 +87,7 @@ pub struct FactsText {
     pub pins: BTreeMap<String, Vec<String>>,
     pub approvals: Vec<crate::approval::Used>,
     pub holder: Option<String>,
+    pub proof_nonce: Option<String>,
 }
 
 impl From<AuthorizedFacts> for FactsText {
@@ -110,6 +110,7 @@ impl From<AuthorizedFacts> for FactsText {
             pins: f.pins,
             approvals: f.approvals,
             holder: f.holder,
+            proof_nonce: f.proof_nonce,
         }
     }
 }

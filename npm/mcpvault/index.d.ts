@@ -168,6 +168,8 @@ export interface AuthorizedFacts {
   prompts?: string[];
   /** The holder key the token is bound to (the call carried a proof signed by it). */
   holder?: string;
+  /** The nonce of that proof, for a store to spend (a proof is used once). */
+  proofNonce?: string;
   /** The tools the token pins, to the hashes of their definitions. */
   pins?: Record<string, string[]>;
   /** The approvals that counted for this call. */

@@ -361,7 +361,7 @@ def _wire(value: Any) -> Any:
     return value
 
 
-_ABSENT_IF_NONE = ("tool", "scope", "prompts", "holder")
+_ABSENT_IF_NONE = ("tool", "scope", "prompts", "holder", "proof_nonce")
 _ABSENT_IF_EMPTY = ("nonces", "scopes", "resources", "pins", "approvals")
 # json.dumps(..., ensure_ascii=False) makes an encoder on every call
 _encode = json.JSONEncoder(ensure_ascii=False).encode
@@ -652,6 +652,7 @@ class MCPVault:
             "now": _opt_int(request, "now"),
             "tool_definition": _opt_str(request, "tool_definition"),
             "approvals": _approvals(request),
+            "proof": _opt_str(request, "proof"),
         }
 
     def _verify_token(self, token: str, public_key: str, request: Mapping[str, Any]) -> Dict[str, Any]:
@@ -659,10 +660,8 @@ class MCPVault:
         if fields["tool"] is not None and not isinstance(fields["tool"], str):
             # not a string: the typed call refuses it as it always did
             return self._verify_typed(token, public_key, fields)
-        # the verifier's JSON method: the same record as text, one string each way (_StringResult); it takes the
-        # call's proof too, which the typed record has no field for
-        proof = _opt_str(request, "proof")
-        text = _encode(fields if proof is None else dict(fields, proof=proof))
+        # the verifier's JSON method: the same record as text, one string each way (_StringResult)
+        text = _encode(fields)
         try:
             if self.backend == "native":
                 try:
@@ -687,8 +686,8 @@ class MCPVault:
         result: Dict[str, Any] = {"verified": True}
         result.update(facts)
         # absent rather than empty, as in the core's JSON: tool (other methods), nonces (not single-use), scopes and
-        # resources (none granted), scope (none asked), prompts (none granted), holder (not holder-bound), pins (none
-        # pinned), approvals (none needed)
+        # resources (none granted), scope (none asked), prompts (none granted), holder (not holder-bound),
+        # proof_nonce (no proof), pins (none pinned), approvals (none needed)
         for k in _ABSENT_IF_NONE:
             if k in result and result[k] is None:
                 del result[k]
@@ -845,7 +844,7 @@ class MCPVault:
     def call_key(self, request_id: str, method: str, tool: Optional[str], arguments: Mapping[str, Any]) -> str:
         """The key that tells a retry of a JSON-RPC request from a replay (hex; the same on every host)."""
         req = _record(method=method, tool=tool, arguments=json.dumps(dict(arguments)), audience=None, scope=None,
-                      resource=None, prompt=None, now=None, tool_definition=None, approvals=[])
+                      resource=None, prompt=None, now=None, tool_definition=None, approvals=[], proof=None)
         return self._call("call-key", request_id, req)
 
     def inspect(self, token: str) -> Dict[str, Any]:

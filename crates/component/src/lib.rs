@@ -217,7 +217,7 @@ fn request(r: wit::Request) -> Result<mcpvault::Request, wit::Error> {
         now: r.now,
         tool_definition: r.tool_definition,
         approvals: Some(r.approvals),
-        proof: None,
+        proof: r.proof,
     }
     .into_request()
     .map_err(error)
@@ -253,6 +253,8 @@ fn facts(f: mcpvault::AuthorizedFacts) -> wit::AuthorizedFacts {
                 expires_at: u.expires_at,
             })
             .collect(),
+        holder: f.holder,
+        proof_nonce: f.proof_nonce,
     }
 }
 

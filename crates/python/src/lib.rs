@@ -130,6 +130,7 @@ fn facts_dict(py: Python<'_>, f: text::FactsText) -> PyResult<Bound<'_, PyDict>>
     }
     d.set_item("approvals", approvals)?;
     d.set_item("holder", f.holder)?;
+    d.set_item("proof_nonce", f.proof_nonce)?;
     Ok(d)
 }
 

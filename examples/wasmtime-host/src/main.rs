@@ -99,6 +99,12 @@ fn facts_json(f: &AuthorizedFacts) -> Value {
     if let (Some(tool), Some(obj)) = (&f.tool, v.as_object_mut()) {
         obj.insert("tool".into(), json!(tool));
     }
+    if let (Some(holder), Some(obj)) = (&f.holder, v.as_object_mut()) {
+        obj.insert("holder".into(), json!(holder));
+    }
+    if let (Some(nonce), Some(obj)) = (&f.proof_nonce, v.as_object_mut()) {
+        obj.insert("proof_nonce".into(), json!(nonce));
+    }
     if let (false, Some(obj)) = (f.nonces.is_empty(), v.as_object_mut()) {
         obj.insert("nonces".into(), json!(f.nonces));
     }
@@ -543,6 +549,7 @@ fn exports_check(vault: &mut Vault, dir: &Path) -> std::result::Result<(), Strin
             now: Some(now + 10),
             tool_definition: definition.map(str::to_string),
             approvals,
+            proof: None,
         };
     let args = json!({"amount": 500}).to_string();
     let ask = match api
@@ -706,6 +713,7 @@ fn request_of(v: &Value) -> Request {
             .flatten()
             .filter_map(|a| a.as_str().map(str::to_string))
             .collect(),
+        proof: s("proof"),
     }
 }
 
@@ -850,6 +858,7 @@ fn run_verify(component: &Path, args: &[String]) -> Result<bool> {
         now,
         tool_definition: flag(args, "--tool-definition"),
         approvals: flags(args, "--approval"),
+        proof: flag(args, "--proof"),
     };
     let mut vault = Vault::load(component)?;
     match vault.verify(&token, &key, &req)? {

@@ -98,6 +98,7 @@ function makeApi(wasm, isLoaded, otelApi) {
     if (Array.isArray(f.resources) && f.resources.length > 0) out.resources = f.resources;
     if (Array.isArray(f.prompts)) out.prompts = f.prompts;
     if (f.holder != null) out.holder = f.holder;
+    if (f.proof_nonce != null) out.proofNonce = f.proof_nonce;
     if (f.pins != null && Object.keys(f.pins).length > 0) out.pins = f.pins;
     if (Array.isArray(f.approvals) && f.approvals.length > 0) {
       out.approvals = f.approvals.map(({ expires_at, ...a }) => ({ ...a, expiresAt: expires_at }));

@@ -23,8 +23,9 @@ export function answer(api, vault, c) {
 export function gateCases(cases) {
   return cases
     .filter((c) => c.operation === "verify" && !((c.request.method ?? "tools/call") !== "tools/call" && c.request.tool !== undefined))
-    // an allowed call with approvals spends them: a gate without a store refuses it (the state vectors cover that)
-    .filter((c) => !(c.request.approvals !== undefined && c.expect.ok !== undefined))
+    // an allowed call with approvals or a proof spends them: a gate without a store refuses it (the state vectors
+    // cover that)
+    .filter((c) => !((c.request.approvals !== undefined || c.request.proof !== undefined) && c.expect.ok !== undefined))
     .map((c) => (c.token === "" ? { ...c, expect: { error: "missing_token" } } : c));
 }
 

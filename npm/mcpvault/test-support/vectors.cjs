@@ -16,6 +16,8 @@ function coreShape(f) {
     revocation_ids: f.revocationIds };
   if (f.tool !== undefined) out.tool = f.tool;
   if (f.pins !== undefined) out.pins = f.pins;
+  if (f.holder !== undefined) out.holder = f.holder;
+  if (f.proofNonce !== undefined) out.proof_nonce = f.proofNonce;
   if (f.approvals !== undefined) out.approvals = f.approvals.map(({ expiresAt, ...a }) => ({ ...a, expires_at: expiresAt }));
   return out;
 }
