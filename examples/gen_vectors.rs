@@ -2657,7 +2657,7 @@ fn step_up_cases(g: &mut Gen) {
     };
     g.guard_case(
         "state-token-headers-joined",
-        "two X-MCPVault-Token headers (joined by a comma, as Node and fetch join them) are invalid_request, whichever comes first, for one message or a batch; so are two Authorization: Bearer headers when there is no X-MCPVault-Token (with one, Authorization is not read); a Bearer credential with whitespace inside is still the credential presented: malformed_token alone, and with another token in _meta two tokens (invalid_request), never \"no header token\" that the _meta token stands in for",
+        "two X-MCPVault-Token headers (joined by a comma, as Node and fetch join them) are invalid_request, whichever comes first, for one message or a batch; so are two Authorization: Bearer headers when there is no X-MCPVault-Token (with one, Authorization is not read), and a Bearer credential beside one of another scheme, in either order (a header of another scheme alone, Digest's commas included, is not the guard's); a Bearer credential with whitespace inside is still the credential presented: malformed_token alone, and with another token in _meta two tokens (invalid_request), never \"no header token\" that the _meta token stands in for",
         opts(),
         &[],
         vec![
@@ -2669,6 +2669,10 @@ fn step_up_cases(g: &mut Gen) {
             step(NOW, with_header("Authorization", format!("Bearer  {other} "), rpc_call(json!(6), "db_query", json!({}))), None),
             step(NOW, with_header("Authorization", format!("Bearer {other}, Bearer {pinned}"), rpc_call(json!(7), "db_query", json!({}))), Some("invalid_request")),
             step(NOW, GuardInput { headers: [("X-MCPVault-Token".to_string(), other.clone()), ("Authorization".to_string(), "Bearer a, Bearer b".to_string())].into(), ..with_body(GuardInput::default(), rpc_call(json!(8), "db_query", json!({}))) }, None),
+            step(NOW, with_header("Authorization", format!("Basic dXNlcjpwYXNz, Bearer {other}"), meta_call(9, &other)), Some("invalid_request")),
+            step(NOW, with_header("Authorization", format!("Bearer {other}, Basic dXNlcjpwYXNz"), rpc_call(json!(10), "db_query", json!({}))), Some("invalid_request")),
+            step(NOW, with_header("Authorization", format!("Bearer, Bearer {other}"), meta_call(11, &other)), Some("invalid_request")),
+            step(NOW, with_header("Authorization", "Digest username=\"a\", realm=\"b\", nonce=\"c\"".into(), meta_call(12, &other)), None),
         ],
     );
     let mut disagree = bearer(

@@ -508,6 +508,19 @@ fn header<'a>(h: &'a BTreeMap<String, String>, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
+/// Whether an `Authorization` value holds several credentials (headers joined by `", "`) of which one is a Bearer
+/// credential: which one the client meant is not known, so none is taken. A value of another scheme alone (Digest's
+/// parameters hold commas too) is not the guard's.
+fn several_with_bearer(value: &str) -> bool {
+    let is_bearer = |part: &str| {
+        let p = part.trim();
+        p.split_once(' ')
+            .map_or(p, |(scheme, _)| scheme)
+            .eq_ignore_ascii_case("bearer")
+    };
+    value.contains(',') && value.split(',').any(is_bearer)
+}
+
 fn bearer(value: &str) -> Option<&str> {
     let v = value.trim();
     let (scheme, rest) = v.split_once(' ')?;
@@ -1458,7 +1471,13 @@ impl Guard {
                     let e =
                         Error::invalid("the Mcp-Method or Mcp-Name header does not match the body");
                     let id = m.get("id").cloned();
-                    return self.refuse_request(out, &e, (method, None, &id), batch, now);
+                    return self.refuse_request(
+                        out,
+                        &e,
+                        (method, None, &id),
+                        batch.then_some(&messages[..]),
+                        now,
+                    );
                 }
             }
         }
@@ -1468,13 +1487,15 @@ impl Guard {
             .map(str::trim)
             .filter(|t| !t.is_empty());
         let joined = match token_header {
-            Some(t) => t.contains(','),
+            Some(t) => t
+                .contains(',')
+                .then_some("the request carries two X-MCPVault-Token headers"),
             None => header(&input.headers, "authorization")
-                .and_then(bearer)
-                .is_some_and(|t| t.contains(',')),
+                .filter(|v| several_with_bearer(v))
+                .map(|_| "the Authorization header carries more than one credential, a Bearer one among them"),
         };
-        if joined {
-            let e = Error::invalid("the request carries two token headers");
+        if let Some(reason) = joined {
+            let e = Error::invalid(reason);
             let (method, id) = match (batch, messages.first()) {
                 (false, Some(m)) => (
                     m.get("method").and_then(Value::as_str),
@@ -1482,7 +1503,13 @@ impl Guard {
                 ),
                 _ => (None, None),
             };
-            return self.refuse_request(out, &e, (method, None, &id), batch, now);
+            return self.refuse_request(
+                out,
+                &e,
+                (method, None, &id),
+                batch.then_some(&messages[..]),
+                now,
+            );
         }
         let found = match token_of(input, &messages, true) {
             Ok(f) => f,
@@ -1490,7 +1517,13 @@ impl Guard {
                 let e = Error::invalid("the request carries two different mcpvault tokens");
                 let id = m.get("id").cloned();
                 let method = m.get("method").and_then(Value::as_str);
-                return self.refuse_request(out, &e, (method, None, &id), batch, now);
+                return self.refuse_request(
+                    out,
+                    &e,
+                    (method, None, &id),
+                    batch.then_some(&messages[..]),
+                    now,
+                );
             }
         };
         // The proofs (holder-bound tokens): each message's own, or the header's for a request of one message.
@@ -2080,28 +2113,39 @@ impl Guard {
         id: &Option<Value>,
         now: u64,
     ) -> Check {
-        let batch = method == Some("batch");
+        // a batch that cannot be read as messages (over the cap): one error in an array
+        let batch = (method == Some("batch")).then_some(&[][..]);
         self.refuse_request(out, e, (method, tool, id), batch, now)
     }
 
-    /// Refuses the whole request for one message's (`method`, `tool`, `id`) fault; `batch`: the request is a
-    /// batch, answered with an array (JSON-RPC 2.0, "Batch"), an empty one with one error.
+    /// Refuses the whole request for one message's (`method`, `tool`, `id`) fault. `batch`: the request is a batch
+    /// of these messages, answered with an array (JSON-RPC 2.0, "Batch") of the error for every request in it (one
+    /// with a null id when it has none), as a batch refused after its messages were decided.
     fn refuse_request(
         &self,
         mut out: Outcome,
         e: &Error,
         (method, tool, id): (Option<&str>, Option<&str>, &Option<Value>),
-        batch: bool,
+        batch: Option<&[Value]>,
         now: u64,
     ) -> Check {
         let d = refusal(e, method, tool, id);
         out.status = d.status;
         out.headers = challenge_of(&d, &self.options);
-        let response = json!({"jsonrpc": "2.0", "id": id.clone().unwrap_or(Value::Null), "error": rpc_error_of(&d)});
-        out.response = Some(if batch {
-            Value::Array(vec![response])
-        } else {
-            response
+        let body = |id: Value| json!({"jsonrpc": "2.0", "id": id, "error": rpc_error_of(&d)});
+        out.response = Some(match batch {
+            Some(messages) => {
+                let ids: Vec<Value> = messages
+                    .iter()
+                    .filter_map(|m| m.get("id").cloned())
+                    .collect();
+                Value::Array(if ids.is_empty() {
+                    vec![body(Value::Null)]
+                } else {
+                    ids.into_iter().map(body).collect()
+                })
+            }
+            None => body(id.clone().unwrap_or(Value::Null)),
         });
         if self.options.store {
             out.audit.push(d.record(now));

@@ -619,9 +619,9 @@ fn split_meta(
 
 /// The headers the guard reads, from the HTTP request: a header sent more
 /// than once is its values joined by `", "` (as Node joins them), so the
-/// guard sees every one (two tokens are refused); a value that is not UTF-8
-/// is read with U+FFFD for its bad bytes (a credential presented is never
-/// "no credential").
+/// guard sees every one (two tokens are refused); every byte is read as its
+/// Latin-1 character, as Node and the Python hosts read header bytes (a
+/// value that is not ASCII is still presented, never "no credential").
 fn headers_of(parts: &http::request::Parts) -> BTreeMap<String, String> {
     header_map(&parts.headers)
 }
@@ -630,13 +630,13 @@ fn headers_of(parts: &http::request::Parts) -> BTreeMap<String, String> {
 fn header_map(headers: &http::HeaderMap) -> BTreeMap<String, String> {
     let mut out: BTreeMap<String, String> = BTreeMap::new();
     for (name, value) in headers {
-        let v = String::from_utf8_lossy(value.as_bytes());
+        let v: String = value.as_bytes().iter().map(|&b| char::from(b)).collect();
         out.entry(name.as_str().to_string())
             .and_modify(|joined| {
                 joined.push_str(", ");
                 joined.push_str(&v);
             })
-            .or_insert_with(|| v.into_owned());
+            .or_insert(v);
     }
     out
 }

@@ -35,7 +35,8 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
         }
       }
     }
-    if (Array.isArray(v)) v = v[0];
+    // repeated values, joined as Node joins repeated headers (the guard refuses two tokens)
+    if (Array.isArray(v)) v = v.every((x) => typeof x === "string") ? v.join(", ") : undefined;
     return typeof v === "string" ? v : undefined;
   }
 
@@ -177,7 +178,9 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
     /**
      * Decides a request: `parts` = `{ httpMethod?, headers?, body? (text or parsed JSON), bodyError? ("too_large" |
      * "not_utf8" | "not_json"), transportToken?, fallbackToken?, replayChecked?, sessionSubject?, toolDefinitions? (the
-     * hashes of the server's current tool definitions by name: `toolHashes` of its tools/list), now? }`. Performs
+     * hashes of the server's current tool definitions by name: `toolHashes` of its tools/list), now? }`. `headers`: a
+     * header sent more than once as its values joined by ", " (or an array of them); Node's `req.headers` keeps only the
+     * first Authorization header, so a server on plain Node joins those from `req.rawHeaders`, as mcpvault-express does. Performs
      * what the guard asks of the store and appends the audit records. Resolves to the core's outcome (SCHEMA.md):
      * `{ allowed, status, headers, response, forward, answers, token, token_source, facts, decisions, call_key,
      * keep_until, ... }`. Never rejects for a bad request: a failing store is a refusal (`internal_error`).
