@@ -1470,14 +1470,7 @@ impl Guard {
                 if wrong {
                     let e =
                         Error::invalid("the Mcp-Method or Mcp-Name header does not match the body");
-                    let id = m.get("id").cloned();
-                    return self.refuse_request(
-                        out,
-                        &e,
-                        (method, None, &id),
-                        batch.then_some(&messages[..]),
-                        now,
-                    );
+                    return self.refuse_for(out, &e, Some(m), batch.then_some(&messages), now);
                 }
             }
         }
@@ -1495,35 +1488,16 @@ impl Guard {
                 .map(|_| "the Authorization header carries more than one credential, a Bearer one among them"),
         };
         if let Some(reason) = joined {
+            // a header's fault: no one message's, unless the request is one message
+            let m = messages.first().filter(|_| !batch);
             let e = Error::invalid(reason);
-            let (method, id) = match (batch, messages.first()) {
-                (false, Some(m)) => (
-                    m.get("method").and_then(Value::as_str),
-                    m.get("id").cloned(),
-                ),
-                _ => (None, None),
-            };
-            return self.refuse_request(
-                out,
-                &e,
-                (method, None, &id),
-                batch.then_some(&messages[..]),
-                now,
-            );
+            return self.refuse_for(out, &e, m, batch.then_some(&messages), now);
         }
         let found = match token_of(input, &messages, true) {
             Ok(f) => f,
             Err(m) => {
                 let e = Error::invalid("the request carries two different mcpvault tokens");
-                let id = m.get("id").cloned();
-                let method = m.get("method").and_then(Value::as_str);
-                return self.refuse_request(
-                    out,
-                    &e,
-                    (method, None, &id),
-                    batch.then_some(&messages[..]),
-                    now,
-                );
+                return self.refuse_for(out, &e, Some(m), batch.then_some(&messages), now);
             }
         };
         // The proofs (holder-bound tokens): each message's own, or the header's for a request of one message.
@@ -2116,6 +2090,21 @@ impl Guard {
         // a batch that cannot be read as messages (over the cap): one error in an array
         let batch = (method == Some("batch")).then_some(&[][..]);
         self.refuse_request(out, e, (method, tool, id), batch, now)
+    }
+
+    /// Refuses the whole request for the fault of message `m` (its method and id; none: the request's), of the
+    /// batch `batch` when it is one.
+    fn refuse_for(
+        &self,
+        out: Outcome,
+        e: &Error,
+        m: Option<&Value>,
+        batch: Option<&Vec<Value>>,
+        now: u64,
+    ) -> Check {
+        let method = m.and_then(|m| m.get("method")).and_then(Value::as_str);
+        let id = m.and_then(|m| m.get("id")).cloned();
+        self.refuse_request(out, e, (method, None, &id), batch.map(Vec::as_slice), now)
     }
 
     /// Refuses the whole request for one message's (`method`, `tool`, `id`) fault. `batch`: the request is a batch
