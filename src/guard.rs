@@ -512,25 +512,25 @@ fn header<'a>(h: &'a BTreeMap<String, String>, name: &str) -> Option<&'a str> {
 /// credential: which one the client meant is not known, so none is taken. A value of another scheme alone (Digest's
 /// parameters hold commas too) is not the guard's.
 fn several_with_bearer(value: &str) -> bool {
-    let is_bearer = |part: &str| {
-        let p = part.trim();
-        p.split_once(' ')
-            .map_or(p, |(scheme, _)| scheme)
-            .eq_ignore_ascii_case("bearer")
-    };
-    value.contains(',') && value.split(',').any(is_bearer)
+    value.contains(',') && value.split(',').any(|part| is_bearer(scheme_of(part).0))
 }
 
+/// An `Authorization` credential's scheme and the rest, trimmed (`"Bearer"` alone: the scheme and `""`).
+fn scheme_of(credential: &str) -> (&str, &str) {
+    let c = credential.trim();
+    c.split_once(' ')
+        .map_or((c, ""), |(s, rest)| (s, rest.trim()))
+}
+
+fn is_bearer(scheme: &str) -> bool {
+    scheme.eq_ignore_ascii_case("bearer")
+}
+
+/// The token of a Bearer credential. One with whitespace inside is still the one presented (it verifies as
+/// malformed_token), never "no token" that a `_meta` token could then stand in for.
 fn bearer(value: &str) -> Option<&str> {
-    let v = value.trim();
-    let (scheme, rest) = v.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return None;
-    }
-    // a credential with whitespace inside is still the one presented (it verifies as malformed_token), never
-    // "no token" that a `_meta` token could then stand in for
-    let t = rest.trim();
-    (!t.is_empty()).then_some(t)
+    let (scheme, t) = scheme_of(value);
+    (is_bearer(scheme) && !t.is_empty()).then_some(t)
 }
 
 /// A message's `_meta` token and where, the first of [`META_KEYS`]; `Err` when its two keys name two different
