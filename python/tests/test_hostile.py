@@ -81,8 +81,8 @@ def tokens(keys, holder):
             "garbage": ["garbage-SECRET-7d1f", root[:-12], flipped, root + "AAAA", "Bearer", "x" * 70000]}
 
 
-def _sdk_server(public_key, seen, **options):
-    mcp = MCPServer("hostile")
+def _register(mcp, seen):
+    """The same tools, resource and prompt on either framework's server; each records its run in ``seen``."""
 
     @mcp.tool()
     def db_query(sql: str = "", max_rows: int = 10) -> str:
@@ -103,6 +103,11 @@ def _sdk_server(public_key, seen, **options):
     def greeting() -> str:
         seen.append(("prompt",))
         return "hello"
+
+
+def _sdk_server(public_key, seen, **options):
+    mcp = MCPServer("hostile")
+    _register(mcp, seen)
 
     @mcp.completion()
     async def complete(ref, argument, context):
@@ -114,27 +119,7 @@ def _sdk_server(public_key, seen, **options):
 
 def _fastmcp_server(public_key, seen, **options):
     mcp = fastmcp.FastMCP("hostile-fastmcp")
-
-    @mcp.tool()
-    def db_query(sql: str = "", max_rows: int = 10) -> str:
-        seen.append(("db_query", sql, max_rows))
-        return f"ok {sql} {max_rows}"
-
-    @mcp.tool()
-    def admin_delete(id: str) -> str:
-        seen.append(("admin_delete", id))
-        return "deleted"
-
-    @mcp.resource("file:///srv/readme")
-    def readme() -> str:
-        seen.append(("read",))
-        return "readme"
-
-    @mcp.prompt()
-    def greeting() -> str:
-        seen.append(("prompt",))
-        return "hello"
-
+    _register(mcp, seen)
     return with_mcpvault_fastmcp(mcp, public_key_hex=public_key, **options)
 
 
