@@ -146,9 +146,16 @@ function createMcpVaultMiddleware(options) {
     res.end(JSON.stringify(body));
   }
 
-  async function decide(req, res, next, tool, parts) {
+  /** Decides a request: without a promise when nothing asynchronous is needed (no store), else a promise. */
+  function decide(req, res, next, tool, parts) {
     const g = guardOf(tool);
-    const outcome = await g.decide({ ...parts, httpMethod: req.method, headers: headersOf(req) });
+    const outcome = g.decideNow({ body: parts.body, bodyError: parts.bodyError, httpMethod: req.method, headers: headersOf(req) });
+    if (typeof outcome.then === "function") return outcome.then((o) => answer(g, req, res, next, parts, o));
+    answer(g, req, res, next, parts, outcome);
+    return undefined;
+  }
+
+  function answer(g, req, res, next, parts, outcome) {
     report(g, outcome);
     if (!outcome.allowed) {
       if (parts.close) res.setHeader("Connection", "close");
@@ -163,7 +170,7 @@ function createMcpVaultMiddleware(options) {
     // The MCP SDK's AuthInfo: StreamableHTTPServerTransport hands req.auth to tool handlers as extra.authInfo.
     // mcpvaultReplayChecked tells withMcpVault that this request's single-use nonces were spent here.
     // scopes: the granted tools, then the granted scopes (a handler can check either)
-    req.auth = { token: outcome.token, clientId: f.subject, scopes: [...f.tools, ...(f.scopes ?? [])], expiresAt: f.expiresAt,
+    req.auth = { token: outcome.token, clientId: f.subject, scopes: f.scopes ? f.tools.concat(f.scopes) : f.tools.slice(), expiresAt: f.expiresAt,
       extra: { mcpvault: f, mcpvaultReplayChecked: Boolean(o.store) && !o.deferSpend } };
     // the body handed on is the guard's, without the token (a one-tool route's plain arguments as they came)
     if (outcome.forward != null) req.body = outcome.forward;
@@ -180,10 +187,18 @@ function createMcpVaultMiddleware(options) {
         throw fail(`auth(tool): ${e.message}`);
       }
     }
-    const run = (req, res, next, parts) => decide(req, res, next, tool, parts).catch((e) => {
+    const failed = (res, e) => {
       console.error("mcpvault-express:", e);
       if (!res.headersSent) send(res, 500, {}, { jsonrpc: "2.0", id: null, error: { code: -32603, message: "internal error", data: { code: "internal_error", status: 500 } } });
-    });
+    };
+    const run = (req, res, next, parts) => {
+      try {
+        const pending = decide(req, res, next, tool, parts);
+        if (pending !== undefined) pending.catch((e) => failed(res, e));
+      } catch (e) {
+        failed(res, e);
+      }
+    };
     return function mcpvaultMiddleware(req, res, next) {
       if (req.body !== undefined) {
         const body = hasContent(req) ? req.body : undefined;

@@ -507,11 +507,15 @@ export interface GuardOptions extends PolicyOptions {
 export class Guard {
   constructor(options: GuardOptions);
   decide(request: GuardRequest): Promise<GuardOutcome>;
+  /** `decide` without a promise when the request needs nothing asynchronous (no store, no tool definitions to read):
+   * the outcome, else a promise of it. Its `decisions` are read with `decisionsOf` or `errorOf` (held unread until
+   * then). Throws (rather than rejects) for a bad `now`. */
+  decideNow(request: GuardRequest): Omit<GuardOutcome, "decisions"> | Promise<Omit<GuardOutcome, "decisions">>;
   /** Records the response of an allowed single-use call, for its retries. */
   complete(outcome: GuardOutcome, response: { result: unknown } | { error: unknown }, store?: Store): Promise<void>;
-  errorOf(outcome: GuardOutcome): McpVaultError | null;
-  factsOf(outcome: GuardOutcome): AuthorizedFacts | null;
-  decisionsOf(outcome: GuardOutcome): Decision[];
+  errorOf(outcome: Omit<GuardOutcome, "decisions">): McpVaultError | null;
+  factsOf(outcome: Omit<GuardOutcome, "decisions">): AuthorizedFacts | null;
+  decisionsOf(outcome: Omit<GuardOutcome, "decisions">): Decision[];
   filterTools<T extends object>(result: T, outcome: GuardOutcome, firstPage?: boolean): T & { tools: unknown[] };
   /** A `resources/list`, `resources/templates/list` or `prompts/list` result with only what `outcome` grants (the
    * guard's `openResources`/`openPrompts` apply); another method's result as it is. */

@@ -239,6 +239,10 @@ pub fn call_key(request_id: &str, method: &str, tool: &str, arguments_json: &str
 #[wasm_bindgen]
 pub struct Guard {
     inner: Result<mcpvault::guard::Guard, mcpvault::Error>,
+    /// The token and the decisions (as JSON) of the outcome the last `check_request` decided, for `take_token`
+    /// and `take_decisions`.
+    token: Option<String>,
+    decisions: Option<String>,
 }
 
 #[wasm_bindgen]
@@ -248,7 +252,11 @@ impl Guard {
         let inner = parse::<mcpvault::guard::GuardOptions>("options", options_json).and_then(|o| {
             mcpvault::guard::Guard::new(o, usize::try_from(cache).unwrap_or(usize::MAX))
         });
-        Guard { inner }
+        Guard {
+            inner,
+            token: None,
+            decisions: None,
+        }
     }
 
     /// `""`, or the error of the options as `{"error": …}`.
@@ -269,6 +277,84 @@ impl Guard {
             parse::<mcpvault::guard::GuardInput>("input", input_json)
                 .and_then(|i| Ok(g.check(&i, mcpvault::unix_time(now)?))),
         )
+    }
+
+    /// `check` with the request's parts as arguments (an HTTP host's every request): the headers the guard reads,
+    /// the body's text, and the rest of the core's `GuardInput` as JSON (`""`: none). JSON written by the host and
+    /// read here would copy and escape the token and the body once more each way. A decided outcome comes without
+    /// its `token` and `decisions` (`[]`): `take_token()` hands the token over as a plain string, `take_decisions()`
+    /// the decisions as JSON (a host reads them only for its hooks and telemetry).
+    #[allow(clippy::too_many_arguments)]
+    pub fn check_request(
+        &mut self,
+        http_method: Option<String>,
+        token: Option<String>,
+        proof: Option<String>,
+        approval: Option<String>,
+        authorization: Option<String>,
+        mcp_method: Option<String>,
+        mcp_name: Option<String>,
+        session_id: Option<String>,
+        body: Option<String>,
+        rest_json: &str,
+        now: f64,
+    ) -> String {
+        self.token = None;
+        self.decisions = None;
+        let g = match &mut self.inner {
+            Ok(g) => g,
+            Err(e) => return err(e.clone()),
+        };
+        let input = if rest_json.is_empty() {
+            Ok(mcpvault::guard::GuardInput::default())
+        } else {
+            parse::<mcpvault::guard::GuardInput>("input", rest_json)
+        };
+        let check = input.and_then(|mut i| {
+            let headers = [
+                ("x-mcpvault-token", token),
+                ("x-mcpvault-proof", proof),
+                ("x-mcpvault-approval", approval),
+                ("authorization", authorization),
+                ("mcp-method", mcp_method),
+                ("mcp-name", mcp_name),
+                ("mcp-session-id", session_id),
+            ];
+            i.headers = headers
+                .into_iter()
+                .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v)))
+                .collect();
+            i.http_method = http_method;
+            i.body = body;
+            Ok(g.check(&i, mcpvault::unix_time(now)?))
+        });
+        match check {
+            Ok(mcpvault::guard::Check::Done { mut outcome }) => {
+                let decisions = match serde_json::to_string(&std::mem::take(&mut outcome.decisions))
+                {
+                    Ok(d) => d,
+                    Err(e) => {
+                        return err(mcpvault::Error::Internal {
+                            detail: e.to_string(),
+                        })
+                    }
+                };
+                self.token = outcome.token.take();
+                self.decisions = Some(decisions);
+                ok(mcpvault::guard::Check::Done { outcome })
+            }
+            other => answer(other),
+        }
+    }
+
+    /// The token of the outcome the last `check_request` returned (`undefined`: none), once.
+    pub fn take_token(&mut self) -> Option<String> {
+        self.token.take()
+    }
+
+    /// The decisions (JSON) of the outcome the last `check_request` returned (`undefined`: none), once.
+    pub fn take_decisions(&mut self) -> Option<String> {
+        self.decisions.take()
     }
 
     /// `{"ok": Outcome}` once the store answered `answer_json` for the ask of `pending_json`.

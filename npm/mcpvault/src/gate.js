@@ -17,34 +17,64 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
   const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
   const invalid = (message) => new McpVaultError("invalid_request", `invalid request: ${message}`);
 
-  /** One header of a Node/Express request (plain object) or a fetch Request (Headers). */
-  function header(headers, name) {
-    if (headers == null || typeof headers !== "object") return undefined;
-    let v;
-    if (typeof headers.get === "function") v = headers.get(name);
-    else {
-      v = headers[name];
-      if (v === undefined) {
-        // the first key that is `name` in another case (only keys of its length are lowercased: Node's headers are
-        // lowercase already, and this runs for every header the request does not carry)
-        for (const k of Object.keys(headers)) {
-          if (k.length === name.length && k.toLowerCase() === name) {
-            v = headers[k];
-            break;
-          }
-        }
-      }
-    }
-    // repeated values, joined as Node joins repeated headers (the guard refuses two tokens)
+  /** A header's value as the guard takes it: repeated values joined as Node joins repeated headers (the guard refuses
+   * two tokens); anything but strings is no value. */
+  function headerValue(v) {
     if (Array.isArray(v)) v = v.every((x) => typeof x === "string") ? v.join(", ") : undefined;
     return typeof v === "string" ? v : undefined;
   }
 
+  /** One header of a Node/Express request (plain object) or a fetch Request (Headers). */
+  function header(headers, name) {
+    if (headers == null || typeof headers !== "object") return undefined;
+    if (typeof headers.get === "function") return headerValue(headers.get(name));
+    let v = headers[name];
+    if (v === undefined) {
+      // the first key that is `name` in another case (Node's headers are lowercase already)
+      for (const k of Object.keys(headers)) {
+        if (k.length === name.length && k.toLowerCase() === name) {
+          v = headers[k];
+          break;
+        }
+      }
+    }
+    return headerValue(v);
+  }
+
+  const HEADER_NAMES = new Set(HEADERS);
+
+  /** The headers the guard reads, by their lowercase names: a key in lowercase, else the first key that is the name
+   * in another case (one pass over a plain object's keys: a request carries few of them). */
   function guardHeaders(headers) {
     const out = {};
-    for (const h of HEADERS) {
-      const v = header(headers, h);
-      if (v !== undefined) out[h] = v;
+    if (headers == null || typeof headers !== "object") return out;
+    if (typeof headers.get === "function") {
+      for (const h of HEADERS) {
+        const v = headerValue(headers.get(h));
+        if (v !== undefined) out[h] = v;
+      }
+      return out;
+    }
+    let other;
+    for (const k of Object.keys(headers)) {
+      if (HEADER_NAMES.has(k)) {
+        if (headers[k] !== undefined) out[k] = headers[k];
+      } else if (k.length >= 8 && k.length <= 19) {
+        const name = k.toLowerCase();
+        if (HEADER_NAMES.has(name) && !(other && name in other)) (other ??= {})[name] = headers[k];
+      }
+    }
+    for (const name in out) {
+      const v = headerValue(out[name]);
+      if (v === undefined) delete out[name];
+      else out[name] = v;
+    }
+    if (other) {
+      for (const name in other) {
+        if (name in out || headers[name] !== undefined) continue;
+        const v = headerValue(other[name]);
+        if (v !== undefined) out[name] = v;
+      }
     }
     return out;
   }
@@ -61,19 +91,61 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
     }
   }
 
-  /** The guard's input from a request's parts. */
+  /** The guard's input from a request's parts, but its headers and body (`check_request` takes those as strings);
+   * undefined when there is nothing else. */
+  function restOf(parts, b) {
+    let rest;
+    if (b.bodyError !== undefined) (rest ??= {}).body_error = b.bodyError;
+    if (typeof parts.transportToken === "string" && parts.transportToken !== "") (rest ??= {}).transport_token = parts.transportToken;
+    if (typeof parts.fallbackToken === "string" && parts.fallbackToken !== "") (rest ??= {}).fallback_token = parts.fallbackToken;
+    if (parts.replayChecked === true) (rest ??= {}).replay_checked = true;
+    if (typeof parts.sessionSubject === "string") (rest ??= {}).session_subject = parts.sessionSubject;
+    if (parts.toolDefinitions != null && typeof parts.toolDefinitions !== "function") (rest ??= {}).tool_definitions = parts.toolDefinitions;
+    return rest;
+  }
+
+  const bodyOf = (parts) => (parts.bodyError !== undefined ? { bodyError: parts.bodyError } : bodyText(parts.body));
+
+  /** The guard's input from a request's parts (the core's `GuardInput`). */
   function guardInput(parts) {
-    const b = parts.bodyError !== undefined ? { bodyError: parts.bodyError } : bodyText(parts.body);
-    const input = { headers: guardHeaders(parts.headers) };
+    const b = bodyOf(parts);
+    const input = { ...(restOf(parts, b) ?? {}), headers: guardHeaders(parts.headers) };
     if (parts.httpMethod !== undefined) input.http_method = String(parts.httpMethod);
     if (b.body !== undefined) input.body = b.body;
-    if (b.bodyError !== undefined) input.body_error = b.bodyError;
-    if (typeof parts.transportToken === "string" && parts.transportToken !== "") input.transport_token = parts.transportToken;
-    if (typeof parts.fallbackToken === "string" && parts.fallbackToken !== "") input.fallback_token = parts.fallbackToken;
-    if (parts.replayChecked === true) input.replay_checked = true;
-    if (typeof parts.sessionSubject === "string") input.session_subject = parts.sessionSubject;
-    if (parts.toolDefinitions != null && typeof parts.toolDefinitions !== "function") input.tool_definitions = parts.toolDefinitions;
     return input;
+  }
+
+  /**
+   * The guard's first step for a request's parts at `now` (`g` the wasm guard). The headers and the body go over as
+   * strings, not inside one JSON text (the token is most of a request's bytes); a decided outcome's token and decisions
+   * come back beside its JSON.
+   */
+  function checkRequest(g, parts, now) {
+    const b = bodyOf(parts);
+    const rest = restOf(parts, b);
+    const h = guardHeaders(parts.headers);
+    const step = call(g.check_request(parts.httpMethod === undefined ? undefined : String(parts.httpMethod),
+      h["x-mcpvault-token"], h["x-mcpvault-proof"], h["x-mcpvault-approval"], h.authorization,
+      h["mcp-method"], h["mcp-name"], h["mcp-session-id"], b.body, rest === undefined ? "" : JSON.stringify(rest), now));
+    if (step.step === "done") {
+      step.outcome.token = g.take_token() ?? null;
+      // read when first asked for (`decisionsIn`): only hooks, telemetry and refusals read them
+      step.outcome.decisions = undefined;
+      step.outcome[UNREAD] = g.take_decisions();
+    }
+    return step;
+  }
+
+  /** An outcome's decisions as JSON, until first read (a symbol: JSON.stringify and Object.keys skip it). */
+  const UNREAD = Symbol("mcpvault.unreadDecisions");
+
+  /** `outcome.decisions`, parsed on first use. */
+  function decisionsIn(outcome) {
+    if (outcome.decisions === undefined) {
+      outcome.decisions = JSON.parse(outcome[UNREAD]);
+      delete outcome[UNREAD];
+    }
+    return outcome.decisions;
   }
 
   /** The McpVaultError of a refusal decision. */
@@ -185,20 +257,49 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
      * `{ allowed, status, headers, response, forward, answers, token, token_source, facts, decisions, call_key,
      * keep_until, ... }`. Never rejects for a bad request: a failing store is a refusal (`internal_error`).
      */
-    async decide(parts = {}) {
-      const start = telemetry.clock();
+    decide(parts = {}) {
+      try {
+        const outcome = this.decideNow(parts);
+        if (typeof outcome.then === "function") return outcome.then((o) => (decisionsIn(o), o));
+        decisionsIn(outcome);
+        return Promise.resolve(outcome);
+      } catch (e) {
+        return Promise.reject(e);
+      }
+    }
+
+    /**
+     * `decide` without a promise when the request needs nothing asynchronous (no store to ask or append to, no tool
+     * definitions to read): the outcome, else a promise of it. Its `decisions` are read with `decisionsOf` or
+     * `errorOf` (the outcome holds them unread: most requests never need them). Servers call it on every request.
+     */
+    decideNow(parts = {}) {
       const active = telemetry.active();
+      const start = active ? telemetry.clock() : 0;
       // telemetry turned on since the last decision (an SDK registered): the cache counters count from now
       if (active && !this._active) this._reported = this.cacheStats();
       this._active = active;
-      const outcome = await this._decide(parts);
-      if (active) this._record(outcome, parts.headers, start);
-      return outcome;
+      const store = "store" in parts ? parts.store : this.store;
+      const now = this._time(parts.now);
+      const step = checkRequest(this._g, parts, now);
+      const done = (outcome) => {
+        if (active) this._record(outcome, parts.headers, start);
+        return outcome;
+      };
+      if (step.step === "done" && !this._needsDefinitions(step, parts) && !(store && step.outcome.audit.length > 0)) return done(step.outcome);
+      return this._decide(parts, store, now, step).then(done);
+    }
+
+    /** `toolDefinitions` as a function: read only when the guard says a pinned call needs them (a valid token's). */
+    _needsDefinitions(step, parts) {
+      const needs = step.step === "ask" ? step.needs_tool_definitions : step.outcome.needs_tool_definitions;
+      return needs && typeof parts.toolDefinitions === "function";
     }
 
     /** Telemetry of one decided request (spans, metrics): what the core's decisions say, and the change of the
      * cache's counters since the last report (only this guard's decisions move them). */
     _record(outcome, headers, start) {
+      decisionsIn(outcome);
       const after = this.cacheStats();
       const before = this._reported ?? { hits: 0, misses: 0 };
       this._reported = after;
@@ -206,21 +307,17 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
       telemetry.record(outcome, { start, end: telemetry.clock(), http, hits: after.hits - before.hits, misses: after.misses - before.misses });
     }
 
-    async _decide(parts) {
-      const store = "store" in parts ? parts.store : this.store;
-      const now = this._time(parts.now);
-      let step = call(this._g.check(JSON.stringify(guardInput(parts)), now));
-      // `toolDefinitions` as a function: read only when the guard says a pinned call needs them (a valid token's),
-      // then the request is checked again with them; nothing was done yet (a refusal, or before the store)
-      const needs = step.step === "ask" ? step.needs_tool_definitions : step.outcome.needs_tool_definitions;
-      if (needs && typeof parts.toolDefinitions === "function") {
+    /** The rest of `decideNow` from the guard's first `step`: the tool definitions, the store, the audit. */
+    async _decide(parts, store, now, step) {
+      // then the request is checked again with the definitions; nothing was done yet (a refusal, or before the store)
+      if (this._needsDefinitions(step, parts)) {
         let defs;
         try {
           defs = await parts.toolDefinitions();
         } catch {
           defs = undefined;
         }
-        step = call(this._g.check(JSON.stringify(guardInput({ ...parts, toolDefinitions: isObject(defs) ? defs : {} })), now));
+        step = checkRequest(this._g, { ...parts, toolDefinitions: isObject(defs) ? defs : {} }, now);
       }
       let outcome = step.outcome;
       if (step.step === "ask") {
@@ -238,6 +335,7 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
         try {
           for (const r of outcome.audit) await store.appendAudit(r);
         } catch (e) {
+          decisionsIn(outcome);
           outcome = call(this._g.audit_failed(JSON.stringify(outcome), String(e?.message ?? e)));
         }
       }
@@ -253,7 +351,7 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
 
     /** The refusal of an outcome as an McpVaultError (null when allowed). */
     errorOf(outcome) {
-      const d = outcome.decisions.find((x) => !x.allowed);
+      const d = decisionsIn(outcome).find((x) => !x.allowed);
       return d ? refusalError(d) : null;
     }
 
@@ -264,7 +362,7 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
 
     /** The decisions of an outcome as `onDecision` hears them. */
     decisionsOf(outcome) {
-      return outcome.decisions.map((d) => decisionOf(d, outcome));
+      return decisionsIn(outcome).map((d) => decisionOf(d, outcome));
     }
 
     /**
@@ -368,7 +466,7 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
       const g = guardFor(options, { deferSpend: true, checkTool: false, store: undefined });
       const now = g._time(checkTime(options, options.vault));
       const start = telemetry.clock();
-      const step = call(g._g.check(JSON.stringify(guardInput({ body: messageOf(c), fallbackToken: token })), now));
+      const step = checkRequest(g._g, { body: messageOf(c), fallbackToken: token }, now);
       if (telemetry.active()) g._record(step.outcome, undefined, start);
       return asResult(g, step.outcome);
     } catch (e) {
@@ -412,7 +510,7 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
       return { error: asError(e), outcome: null, id: null };
     }
     const outcome = await g.decide({ body, transportToken: token ?? undefined, httpMethod: options.httpMethod, now: checkTime(options, options.vault), store: options.store });
-    const first = outcome.decisions.find((d) => !d.allowed) ?? outcome.decisions[0];
+    const first = decisionsIn(outcome).find((d) => !d.allowed) ?? outcome.decisions[0];
     const id = first?.request_id ?? null;
     const idValue = id !== null && Array.isArray(body) ? body.find((m) => String(m?.id) === id)?.id ?? id : isObject(body) && body.id !== undefined ? body.id : id;
     return outcome.allowed ? { facts: g.factsOf(outcome), outcome, id: idValue } : { error: g.errorOf(outcome), outcome, id: idValue };

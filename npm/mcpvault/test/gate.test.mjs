@@ -254,3 +254,84 @@ test("a store that fails, or answers nothing, refuses with internal_error and ne
   const out = await g.decide({ body: callMsg("db_query", {}), fallbackToken: t });
   assert.deepStrictEqual([out.allowed, out.status, out.response.id], [false, 500, 7]);
 });
+
+test("strings of every shape cross into the module intact (long ones take encodeInto, short ones the loop)", async () => {
+  const g = new Guard({ publicKey: keys.publicKey, audience: "db-server", now: () => NOW });
+  const pieces = ["é", "€", "😀", "\u{10FFFF}", "\uFFFD", "a"];
+  const values = ["", "x".repeat(32), "x".repeat(33)];
+  for (const p of pieces) {
+    // the character at the start, after 32 and after 200 ASCII characters, alone and repeated
+    values.push(p, p + "y".repeat(40), "y".repeat(33) + p, "y".repeat(200) + p + "z".repeat(50), p.repeat(100));
+  }
+  for (const v of values) {
+    const body = callMsg("db_query", { max_rows: 5, note: v });
+    const out = await g.decide({ httpMethod: "POST", headers: { "x-mcpvault-token": token }, body });
+    assert.strictEqual(out.allowed, true, JSON.stringify(v));
+    assert.strictEqual(out.token, token);
+    assert.strictEqual(out.forward.params.arguments.note, v, JSON.stringify(v));
+    // as text too (the body a server read itself)
+    const text = await g.decide({ httpMethod: "POST", headers: { "x-mcpvault-token": token }, body: JSON.stringify(body) });
+    assert.strictEqual(text.forward.params.arguments.note, v);
+  }
+  // a lone surrogate: JSON.stringify writes it as an escape, which is no Unicode text (refused); one raw in a body's
+  // text is not UTF-8 and arrives as U+FFFD, as with every string wasm-bindgen passes
+  const lone = "y".repeat(40) + "\uD800" + "z";
+  const escaped = await g.decide({ httpMethod: "POST", headers: { "x-mcpvault-token": token }, body: callMsg("db_query", { max_rows: 5, note: lone }) });
+  assert.strictEqual(g.errorOf(escaped).code, "invalid_request");
+  const raw = JSON.stringify(callMsg("db_query", { max_rows: 5, note: "LONE" })).replace("LONE", lone);
+  const replaced = await g.decide({ httpMethod: "POST", headers: { "x-mcpvault-token": token }, body: raw });
+  assert.strictEqual(replaced.forward.params.arguments.note, lone.replace("\uD800", "\uFFFD"));
+  // a token with a character beyond ASCII in its header is presented (and malformed), never dropped
+  const bad = await g.decide({ httpMethod: "POST", headers: { "x-mcpvault-token": token.slice(0, 40) + "é" + token.slice(40) }, body: callMsg("db_query", {}) });
+  assert.strictEqual(g.errorOf(bad).code, "malformed_token");
+});
+
+test("the guard reads a plain header object's keys in any case: lowercase first, then the first other spelling", async () => {
+  const g = new Guard({ publicKey: keys.publicKey, audience: "db-server", now: () => NOW });
+  const body = callMsg("db_query", { max_rows: 5 });
+  const decide = (headers) => g.decide({ httpMethod: "POST", headers, body });
+  assert.strictEqual((await decide({ "X-MCPVault-Token": token })).allowed, true);
+  assert.strictEqual((await decide({ AUTHORIZATION: `Bearer ${token}` })).token_source, "bearer");
+  // the lowercase key is the header; another spelling of it is not read
+  assert.strictEqual((await decide({ "X-Mcpvault-Token": "garbage", "x-mcpvault-token": token })).allowed, true);
+  assert.strictEqual(g.errorOf(await decide({ "x-mcpvault-token": "garbage", "X-Mcpvault-Token": token })).code, "malformed_token");
+  // two other spellings: the first
+  assert.strictEqual(g.errorOf(await decide({ "X-MCPVAULT-TOKEN": "garbage", "X-Mcpvault-Token": token })).code, "malformed_token");
+  // an array is the values joined (two tokens: refused); a value that is no string is no header
+  assert.strictEqual(g.errorOf(await decide({ "x-mcpvault-token": [token, token] })).code, "invalid_request");
+  assert.strictEqual(g.errorOf(await decide({ "x-mcpvault-token": 5 })).code, "missing_token");
+  assert.strictEqual(g.errorOf(await decide({ "x-mcpvault-token": 5, "X-MCPVault-Token": token })).code, "missing_token");
+  // Mcp-Method in another case is still held to the body
+  assert.strictEqual(g.errorOf(await decide({ "x-mcpvault-token": token, "MCP-Method": "tools/list" })).code, "invalid_request");
+  // a fetch Headers object
+  assert.strictEqual((await decide(new Headers({ "X-MCPVault-Token": token }))).allowed, true);
+});
+
+test("decideNow answers without a promise when nothing asynchronous is needed; decisions are read on demand", async () => {
+  const g = new Guard({ publicKey: keys.publicKey, audience: "db-server", now: () => NOW });
+  const headers = { "x-mcpvault-token": token };
+  const now = g.decideNow({ httpMethod: "POST", headers, body: callMsg("db_query", { max_rows: 5 }) });
+  assert.strictEqual(typeof now.then, "undefined");
+  assert.strictEqual(now.allowed, true);
+  assert.strictEqual(now.token, token);
+  assert.strictEqual(now.decisions, undefined);
+  assert.strictEqual(g.decisionsOf(now)[0].tool, "db_query");
+  assert.strictEqual(now.decisions[0].allowed, true);
+  // a refusal: errorOf reads them
+  const no = g.decideNow({ httpMethod: "POST", headers, body: callMsg("admin_delete", {}) });
+  assert.strictEqual(g.errorOf(no).code, "tool_not_allowed");
+  // decide() resolves to the same outcome with its decisions read
+  const full = await g.decide({ httpMethod: "POST", headers, body: callMsg("db_query", { max_rows: 5 }) });
+  // the same outcome (the first decision verified the chain, this one found it cached)
+  assert.deepStrictEqual(full.decisions.map((d) => ({ ...d, cache_hit: true })), now.decisions.map((d) => ({ ...d, cache_hit: true })));
+  assert.deepStrictEqual({ ...full, decisions: null }, { ...now, decisions: null });
+  // with a store: a promise, and the decisions are there
+  const stored = new Guard({ publicKey: keys.publicKey, audience: "db-server", now: () => NOW, store: new MemoryStore() });
+  const pending = stored.decideNow({ httpMethod: "POST", headers, body: callMsg("db_query", { max_rows: 5 }) });
+  assert.strictEqual(typeof pending.then, "function");
+  assert.strictEqual((await pending).allowed, true);
+  assert.strictEqual(stored.decisionsOf(await pending).length, 1);
+  // a bad clock throws now, and rejects from decide()
+  assert.throws(() => g.decideNow({ headers, body: callMsg("db_query", {}), now: -1 }), (e) => e.code === "invalid_request");
+  await assert.rejects(g.decide({ headers, body: callMsg("db_query", {}), now: -1 }), (e) => e.code === "invalid_request");
+});
