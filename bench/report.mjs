@@ -372,14 +372,20 @@ instructions).
   text on every call; from a few blocks on, its allocator and Datalog setup make it the slower one. Its allocator
   also slows down as its instance ages (about 5× after a few thousand verifies): the sequential figures measure one
   instance through every depth, 0 blocks first; the targets read the ratio interleaved on a fresh instance per depth.
-- **Express ≥ 90 % (≥ 75 % for issue 17):** the middleware's own cost per cached request (\`bench/mw.mjs\`) fell by
-  about a third when the guard's answer stopped going through a \`serde_json::Value\` tree (built, key-sorted and
-  printed on every request), and the cached verify by a fifth when the work bound stopped building a map of
-  cloned predicate names per call. A CPU profile of the server under autocannon now puts mcpvault at about a fifth
-  of the server's time (wasm 11 %, its JavaScript 10 %: the JSON text of the guard's input and answer, about 1.3 and
-  2.5 KB with the token, stringified and parsed on each side). Building the wasm crate at opt-level 3 takes another
-  30 % off the middleware but adds 62 KB gzipped. This machine's throughput moves by up to 2× between rounds, and
-  another build shared it during this run; the ratio is the median of per-round ratios.
+- **Express ≥ 90 % (≥ 75 % for issue 17):** the middleware's own cost per cached request in process
+  (\`bench/mw.mjs\`) went from 56 to about 40 µs this session. CPU profiles (a build that keeps the wasm's names)
+  showed the 850-character token crossing the boundary as JSON in both directions: \`JSON.stringify\` of the guard's input
+  (2.4 µs for the token alone), wasm-bindgen's per-character copy into the module (2.4 µs), serde_json reading it,
+  escaping it into the answer, and \`JSON.parse\` of a 2.6 KB answer. Now the guard's \`check_request\` takes the
+  headers and the body as strings and hands the token and the decisions beside a 0.8 KB answer (the decisions are
+  parsed only when hooks, telemetry or a refusal read them), long strings enter the module through
+  \`TextEncoder.encodeInto\` (0.14 µs for the token), and without a store the middleware decides without a promise.
+  Under autocannon the cached server keeps about three quarters of the no-auth requests/s, as a plain JWT
+  middleware (jose EdDSA) does; the per-round ratios spread by ±15 % on this machine (the rounds column), so the
+  target is met by the median, not by a margin. What is left per request: the wasm's cached check (about 15 µs in
+  process, most of it serde_json writing the facts and decisions), \`JSON.parse\` of its answer, and the
+  middleware re-writing \`req.body\` as text for the guard (Express parsed it already). Building the wasm crate at
+  opt-level 3 takes another 30 % off the middleware but adds 62 KB gzipped.
 - **\`.wasm\` ≤ 250 KB (≤ 300 KB for issue 17) gzipped:** by crate (\`twiggy top\` on a build that keeps its names):
   biscuit-auth 16 %, core generics 16 % (of them 6 % stable-sort monomorphisations, most instantiated by
   biscuit-auth and regex), mcpvault 12 %, data 11 %, the \`regex\` crates 9 % (biscuit-auth's \`.matches()\`, linked because a
