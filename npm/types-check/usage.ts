@@ -31,6 +31,13 @@ async function guarded(body: string): Promise<GuardOutcome> {
   await store.revoke(revocationId("ab".repeat(64)));
   return outcome;
 }
+function hot(body: string): boolean {
+  const guard = new Guard({ publicKey });
+  const now = guard.decideNow({ httpMethod: "POST", headers: { "x-mcpvault-token": token }, body });
+  if (now instanceof Promise) return false;
+  const error: McpVaultError | null = guard.errorOf(now);
+  return now.allowed && error === null && guard.decisionsOf(now).length > 0 && guard.factsOf(now) !== null;
+}
 async function fetchGate(req: Request): Promise<Response> {
   const g = await authorizeFetch(req, { publicKey });
   return g.ok ? Response.json(g.facts) : g.response;
