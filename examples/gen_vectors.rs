@@ -2749,6 +2749,37 @@ fn step_up_cases(g: &mut Gen) {
         &with(Some(&other_args)),
         Expect::Err("bad_proof"),
     );
+    // the facts name every block's quotas, so a host that reports facts reports them all (the WIT record too)
+    use mcpvault::quota::{Budget, Rate};
+    let rate = |tool: Option<&str>, max, period| Rate {
+        tool: tool.map(str::to_string),
+        max,
+        period,
+    };
+    let quota_root = g.mint(&Grant {
+        rate: vec![rate(Some("db_query"), 10, 60)],
+        budget: vec![Budget {
+            tool: "db_query".into(),
+            arg: "max_rows".into(),
+            max: 1000,
+            period: 3600,
+        }],
+        ..grant(&["db_query", "file_read"], 3600)
+    });
+    let quota_child = g.att(
+        &quota_root,
+        &Restriction {
+            rate: vec![rate(None, 5, 60)],
+            ..Default::default()
+        },
+    );
+    g.case(
+        "verify-quotas-reported",
+        "a token with a rate and a budget, attenuated with a rate on every tool: the facts name all three quotas",
+        &quota_child,
+        &call("db_query", json!({"max_rows": 5})),
+        Expect::Ok { tools: &["db_query", "file_read"], expires_at: EXP, depth: 1 },
+    );
 }
 
 /// Issue 16, items 1-3: holder-bound tokens and per-call proofs.

@@ -88,6 +88,7 @@ pub struct FactsText {
     pub approvals: Vec<crate::approval::Used>,
     pub holder: Option<String>,
     pub proof_nonce: Option<String>,
+    pub quotas: Vec<crate::quota::Quota>,
 }
 
 impl From<AuthorizedFacts> for FactsText {
@@ -111,6 +112,7 @@ impl From<AuthorizedFacts> for FactsText {
             approvals: f.approvals,
             holder: f.holder,
             proof_nonce: f.proof_nonce,
+            quotas: f.quotas,
         }
     }
 }

@@ -362,7 +362,7 @@ def _wire(value: Any) -> Any:
 
 
 _ABSENT_IF_NONE = ("tool", "scope", "prompts", "holder", "proof_nonce")
-_ABSENT_IF_EMPTY = ("nonces", "scopes", "resources", "pins", "approvals")
+_ABSENT_IF_EMPTY = ("nonces", "scopes", "resources", "pins", "approvals", "quotas")
 # json.dumps(..., ensure_ascii=False) makes an encoder on every call
 _encode = json.JSONEncoder(ensure_ascii=False).encode
 
@@ -687,7 +687,7 @@ class MCPVault:
         result.update(facts)
         # absent rather than empty, as in the core's JSON: tool (other methods), nonces (not single-use), scopes and
         # resources (none granted), scope (none asked), prompts (none granted), holder (not holder-bound),
-        # proof_nonce (no proof), pins (none pinned), approvals (none needed)
+        # proof_nonce (no proof), pins (none pinned), approvals (none needed), quotas (none carried)
         for k in _ABSENT_IF_NONE:
             if k in result and result[k] is None:
                 del result[k]
@@ -697,6 +697,10 @@ class MCPVault:
         if isinstance(result.get("pins"), list):
             # the typed record's list<tool-pins> as the core's JSON: {tool: [hash, ...]}
             result["pins"] = {p["tool"]: p["hashes"] for p in result["pins"]}
+        if "quotas" in result:
+            # as the core's JSON: the kind's name, no tool (every tool) or arg (a rate) when there is none
+            result["quotas"] = [{k: str(v) if k == "kind" else v for k, v in q.items() if v is not None}
+                                for q in result["quotas"]]
         return result
 
     def _verify_guarded(self, token: str, public_key: str, request: Mapping[str, Any],

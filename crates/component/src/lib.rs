@@ -255,6 +255,22 @@ fn facts(f: mcpvault::AuthorizedFacts) -> wit::AuthorizedFacts {
             .collect(),
         holder: f.holder,
         proof_nonce: f.proof_nonce,
+        quotas: f
+            .quotas
+            .into_iter()
+            .map(|q| wit::Quota {
+                kind: match q.kind {
+                    mcpvault::quota::QuotaKind::Rate => wit::QuotaKind::Rate,
+                    mcpvault::quota::QuotaKind::Budget => wit::QuotaKind::Budget,
+                },
+                block: u32::try_from(q.block).unwrap_or(u32::MAX),
+                revocation_id: q.revocation_id,
+                tool: q.tool,
+                arg: q.arg,
+                max: q.max,
+                period: q.period,
+            })
+            .collect(),
     }
 }
 

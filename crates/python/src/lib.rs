@@ -131,6 +131,25 @@ fn facts_dict(py: Python<'_>, f: text::FactsText) -> PyResult<Bound<'_, PyDict>>
     d.set_item("approvals", approvals)?;
     d.set_item("holder", f.holder)?;
     d.set_item("proof_nonce", f.proof_nonce)?;
+    let quotas = PyList::empty(py);
+    for q in f.quotas {
+        let u = PyDict::new(py);
+        u.set_item(
+            "kind",
+            match q.kind {
+                mcpvault::quota::QuotaKind::Rate => "rate",
+                mcpvault::quota::QuotaKind::Budget => "budget",
+            },
+        )?;
+        u.set_item("block", q.block)?;
+        u.set_item("revocation_id", q.revocation_id)?;
+        u.set_item("tool", q.tool)?;
+        u.set_item("arg", q.arg)?;
+        u.set_item("max", q.max)?;
+        u.set_item("period", q.period)?;
+        quotas.append(u)?;
+    }
+    d.set_item("quotas", quotas)?;
     Ok(d)
 }
 

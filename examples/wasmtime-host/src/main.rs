@@ -29,7 +29,7 @@ mod bindings {
 
 use bindings::exports::mcpvault::authz::types::{
     ApprovalRequirement, AuditBreakKind, AuditRecord, AuthorizedFacts, Error, ErrorCode, Grant,
-    Request, ToolPin,
+    QuotaKind, Request, ToolPin,
 };
 use bindings::Authorizer;
 
@@ -137,6 +137,25 @@ fn facts_json(f: &AuthorizedFacts) -> Value {
             )
             .collect();
         obj.insert("approvals".into(), json!(approvals));
+    }
+    if let (false, Some(obj)) = (f.quotas.is_empty(), v.as_object_mut()) {
+        let quotas: Vec<Value> = f
+            .quotas
+            .iter()
+            .map(|q| {
+                let mut o = json!({
+                    "kind": match q.kind { QuotaKind::Rate => "rate", QuotaKind::Budget => "budget" },
+                    "block": q.block, "revocation_id": q.revocation_id, "max": q.max, "period": q.period,
+                });
+                for (k, x) in [("tool", &q.tool), ("arg", &q.arg)] {
+                    if let (Some(x), Some(o)) = (x, o.as_object_mut()) {
+                        o.insert(k.into(), json!(x));
+                    }
+                }
+                o
+            })
+            .collect();
+        obj.insert("quotas".into(), json!(quotas));
     }
     v
 }

@@ -26,7 +26,14 @@ export function gateCases(cases) {
     // an allowed call with approvals or a proof spends them: a gate without a store refuses it (the state vectors
     // cover that)
     .filter((c) => !((c.request.approvals !== undefined || c.request.proof !== undefined) && c.expect.ok !== undefined))
-    .map((c) => (c.token === "" ? { ...c, expect: { error: "missing_token" } } : c));
+    .map((c) => (c.token === "" ? { ...c, expect: { error: "missing_token" } } : c))
+    // a call the token's quotas count needs a store to count it: a gate without one refuses it (SCHEMA.md, "Quotas")
+    .map((c) => (counted(c) ? { ...c, expect: { error: "rate_limited" } } : c));
+}
+
+/** An allowed call that one of its token's quotas counts (a rate on every tool or on this one, a budget on it). */
+function counted(c) {
+  return (c.expect.ok?.quotas ?? []).some((q) => q.tool === undefined || q.tool === c.request.tool);
 }
 
 function message(c) {

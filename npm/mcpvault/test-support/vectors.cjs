@@ -19,6 +19,7 @@ function coreShape(f) {
   if (f.holder !== undefined) out.holder = f.holder;
   if (f.proofNonce !== undefined) out.proof_nonce = f.proofNonce;
   if (f.approvals !== undefined) out.approvals = f.approvals.map(({ expiresAt, ...a }) => ({ ...a, expires_at: expiresAt }));
+  if (f.quotas !== undefined) out.quotas = f.quotas.map(({ revocationId, ...q }) => ({ ...q, revocation_id: revocationId }));
   return out;
 }
 
