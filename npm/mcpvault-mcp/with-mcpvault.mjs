@@ -55,8 +55,10 @@ export function withMcpVault(server, options) {
   handlers.get = function (method) {
     const h = get.call(this, method);
     if (LIFECYCLE.has(method)) return h;
-    if (h === undefined && !(method === TOOLS_LIST && policy.checkTool) && !(method === TOOLS_CALL && policy.checkTool)) return h;
-    return memo(method, h);
+    // A method the server does not implement is guarded too: the SDK would answer -32601 before the token is read,
+    // telling a caller without one which methods exist. The guard decides first; a valid token then gets the
+    // server's fallbackRequestHandler, or -32601.
+    return memo(method, h ?? low.fallbackRequestHandler);
   };
   return server;
 }
@@ -89,7 +91,8 @@ function guard(policy, method, inner, definitions) {
     const forwarded = outcome.forward ?? message;
     const facts = policy.facts(outcome);
     if (inner === undefined) {
-      if (method === TOOLS_LIST) return policy.filterTools({ tools: [] }, outcome, forwarded);
+      // a server with no tools of its own lists the dry-run tool
+      if (method === TOOLS_LIST && policy.checkTool) return policy.filterTools({ tools: [] }, outcome, forwarded);
       throw Object.assign(new Error("Method not found"), { code: METHOD_NOT_FOUND });
     }
     let result;

@@ -143,9 +143,15 @@ test("withMcpVault alone over HTTP: a mangled _meta token on every guarded metho
   }
   for (const m of METHODS) assert.strictEqual(codeOf(await post(s.url, m), m.method), "missing_token", `${m.method} without a token`);
   assert.strictEqual(s.state.ran, 0, "a handler ran");
-  // a method the server does not implement, with a garbage token: an error, nothing runs
-  const unknown = await post(s.url, { jsonrpc: "2.0", id: 12, method: "x/unknown", params: { _meta: { token: "garbage" } } });
-  assert.ok(unknown.json?.error && unknown.json.result === undefined, unknown.text);
+  // a method the server does not implement is decided on its token first: without a valid one the caller learns
+  // nothing of which methods exist (the SDK alone answers -32601 before any token is read)
+  for (const method of ["x/unknown", "sampling/createMessage", "tasks/list", "elicitation/create"]) {
+    const garbage = await post(s.url, { jsonrpc: "2.0", id: 12, method, params: { _meta: { token: "garbage" } } });
+    assert.strictEqual(codeOf(garbage, `${method}, garbage token`), "malformed_token");
+    assert.strictEqual(codeOf(await post(s.url, { jsonrpc: "2.0", id: 13, method }), `${method}, no token`), "missing_token");
+    const valid = await post(s.url, { jsonrpc: "2.0", id: 14, method, params: { _meta: { token } } });
+    assert.strictEqual(valid.json?.error?.code, -32601, `${method}, valid token: ${valid.text}`);
+  }
   // a tools/call notification (no id) is never run
   const note = await post(s.url, { jsonrpc: "2.0", method: "tools/call", params: { name: "db_query", arguments: {}, _meta: { token } } });
   assert.ok(note.status === 202 || note.status === 400, `notification: ${note.status}`);

@@ -3,7 +3,7 @@ import test from "node:test";
 import assert from "node:assert";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
-import { CallToolRequestSchema, ListToolsRequestSchema } from "@modelcontextprotocol/sdk/types.js";
+import { CallToolRequestSchema, ListToolsRequestSchema, ListToolsResultSchema as ListToolsResultShape } from "@modelcontextprotocol/sdk/types.js";
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { withMcpVault } from "mcpvault-mcp";
@@ -92,6 +92,31 @@ test("a server with no tools gets the dry-run tool only when asked", async (t) =
   assert.deepStrictEqual((await client.listTools({ _meta: { token: narrow } })).tools.map((x) => x.name), ["mcpvault.check"]);
   const dry = await client.callTool({ name: "mcpvault.check", arguments: { tool: "db_query", arguments: { max_rows: 9 } }, _meta: { token: narrow } });
   assert.strictEqual(dry.structuredContent.allowed, true);
+});
+
+test("a method the server does not implement is decided on its token first, then -32601 or the fallback handler", async (t) => {
+  const server = new Server({ name: "low", version: "1" }, { capabilities: { tools: {} } });
+  withMcpVault(server, { publicKeyHex: keys.publicKey });
+  const client = await connect(server);
+  t.after(() => client.close());
+  const { narrow } = tokens();
+  const ask = (params) => mcpError(client.request({ method: "x/unknown", params }, ListToolsResultShape));
+  assert.deepStrictEqual(await ask({}), { rpc: -32011, code: "missing_token" });
+  assert.deepStrictEqual(await ask({ _meta: { token: "garbage" } }), { rpc: -32011, code: "malformed_token" });
+  await assert.rejects(client.request({ method: "x/unknown", params: { _meta: { token: narrow } } }, ListToolsResultShape),
+    (e) => e.code === -32601);
+  // no tools/list handler and no dry-run tool: -32601 too, after the token
+  assert.deepStrictEqual(await mcpError(client.listTools()), { rpc: -32011, code: "missing_token" });
+  await assert.rejects(client.listTools({ _meta: { token: narrow } }), (e) => e.code === -32601);
+  // a fallback handler answers what the server has no handler for, for a valid token only
+  const seen = [];
+  server.fallbackRequestHandler = async (request) => {
+    seen.push(request.method);
+    return { tools: [] };
+  };
+  assert.deepStrictEqual(await ask({ _meta: { token: "garbage" } }), { rpc: -32011, code: "malformed_token" });
+  assert.deepStrictEqual(await client.request({ method: "x/unknown", params: { _meta: { token: narrow } } }, ListToolsResultShape), { tools: [] });
+  assert.deepStrictEqual(seen, ["x/unknown"]);
 });
 
 test("options are checked when wrapping", () => {
