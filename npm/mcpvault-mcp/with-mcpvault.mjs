@@ -32,12 +32,12 @@ export function withMcpVault(server, options) {
   if (policy.checkTool && !low.getCapabilities?.().tools) low.registerCapabilities({ tools: {} });
 
   const wrapped = new Map();
+  // one guard per method and handler the server registered (the methods are the server's, so this stays small)
   const memo = (method, h) => {
     let byHandler = wrapped.get(method);
     if (!byHandler) wrapped.set(method, (byHandler = new WeakMap()));
-    const key = h ?? memo;
-    if (!byHandler.has(key)) byHandler.set(key, guard(policy, method, h, definitions));
-    return byHandler.get(key);
+    if (!byHandler.has(h)) byHandler.set(h, guard(policy, method, h, definitions));
+    return byHandler.get(h);
   };
   const get = Map.prototype.get;
   // the server's current tool definitions, from its own tools/list handler at the time of the call: a token pinning
@@ -57,8 +57,10 @@ export function withMcpVault(server, options) {
     if (LIFECYCLE.has(method)) return h;
     // A method the server does not implement is guarded too: the SDK would answer -32601 before the token is read,
     // telling a caller without one which methods exist. The guard decides first; a valid token then gets the
-    // server's fallbackRequestHandler, or -32601.
-    return memo(method, h ?? low.fallbackRequestHandler);
+    // server's fallbackRequestHandler, or -32601. Made per request, never kept: the method is the caller's string,
+    // and a guard kept per name would let anyone grow the server's memory one invented method at a time.
+    if (h === undefined) return guard(policy, method, low.fallbackRequestHandler, definitions);
+    return memo(method, h);
   };
   return server;
 }
@@ -93,7 +95,10 @@ function guard(policy, method, inner, definitions) {
     if (inner === undefined) {
       // a server with no tools of its own lists the dry-run tool
       if (method === TOOLS_LIST && policy.checkTool) return policy.filterTools({ tools: [] }, outcome, forwarded);
-      throw Object.assign(new Error("Method not found"), { code: METHOD_NOT_FOUND });
+      const e = Object.assign(new Error("Method not found"), { code: METHOD_NOT_FOUND });
+      // a single-use call spent for a method the server lacks: its retries get this answer, not in_flight
+      await policy.complete(outcome, responseOf(undefined, e));
+      throw e;
     }
     let result;
     try {

@@ -119,6 +119,48 @@ test("a method the server does not implement is decided on its token first, then
   assert.deepStrictEqual(seen, ["x/unknown"]);
 });
 
+test("a single-use tools/call on a server without a tools/call handler: -32601, and its retry gets the same answer", async (t) => {
+  const { MemoryStore } = await import("mcpvault-store");
+  const { vault } = await import("./fixtures/servers.mjs");
+  const server = new Server({ name: "low", version: "1" }, { capabilities: { tools: {} } });
+  withMcpVault(server, { publicKeyHex: keys.publicKey, store: new MemoryStore() });
+  const [c, s] = InMemoryTransport.createLinkedPair();
+  await server.connect(s);
+  const answers = [];
+  c.onmessage = (m) => answers.push(m);
+  await c.start();
+  const once = vault.attenuate(tokens().root, { tools: ["db_query"], singleUse: true });
+  const msg = { jsonrpc: "2.0", id: 5, method: "tools/call", params: { name: "db_query", arguments: {}, _meta: { token: once } } };
+  for (let i = 0; i < 2; i++) {
+    await c.send(msg);
+    while (answers.length <= i) await new Promise((r) => setTimeout(r, 5));
+  }
+  t.after(() => c.close());
+  // the retry (same id, same call) is answered as the first was, not in_flight
+  assert.deepStrictEqual(answers.map((a) => a.error?.code), [-32601, -32601], JSON.stringify(answers));
+});
+
+test("methods a caller invents are guarded without keeping anything per name (no memory grows with them)", async () => {
+  const { spawnSync } = await import("node:child_process");
+  const script = `
+    import { Server } from "@modelcontextprotocol/sdk/server/index.js";
+    import { withMcpVault } from "mcpvault-mcp";
+    const server = new Server({ name: "low", version: "1" }, { capabilities: {} });
+    withMcpVault(server, { publicKeyHex: "${keys.publicKey}" });
+    const get = (i) => server._requestHandlers.get("x/" + i + "y".repeat(100));
+    for (let i = 0; i < 20000; i++) get(i);
+    globalThis.gc();
+    const before = process.memoryUsage().heapUsed;
+    for (let i = 20000; i < 220000; i++) if (typeof get(i) !== "function") throw new Error("not guarded");
+    globalThis.gc();
+    console.log(JSON.stringify({ grew: process.memoryUsage().heapUsed - before }));
+  `;
+  const r = spawnSync(process.execPath, ["--expose-gc", "--input-type=module", "-e", script], { cwd: new URL("..", import.meta.url), encoding: "utf8" });
+  assert.strictEqual(r.status, 0, r.stderr);
+  // 200,000 invented names kept would be over 100 MB
+  assert.ok(JSON.parse(r.stdout).grew < 8 * 1024 * 1024, r.stdout);
+});
+
 test("options are checked when wrapping", () => {
   const ok = { publicKeyHex: keys.publicKey };
   for (const [server, o, msg] of [
