@@ -70,10 +70,12 @@ for (const target of ["cjs", "web"]) {
   const glue = join(dist, target, "mcpvault_wasm.js");
   const text = readFileSync(glue, "utf8");
   const from = "function passStringToWasm0(arg, malloc, realloc) {\n";
-  if (text.split(from).length !== 2 || !text.includes("cachedTextEncoder.encodeInto(")) {
+  if (text.split(from).length !== 2 || !text.includes("cachedTextEncoder.encodeInto(") || !text.includes("cachedTextEncoder.encodeInto = function")) {
     throw new Error(`${glue}: passStringToWasm0 is not as the pinned wasm-bindgen wrote it`);
   }
-  writeFileSync(glue, text.replace(from, `${from}    if (realloc !== undefined && arg.length > 32) return passLongStringToWasm(arg, malloc, realloc);\n`) + `
+  // only with the runtime's own encodeInto: wasm-bindgen's stand-in for runtimes without one (an own property of
+  // its encoder) writes the whole string at once and needs room for 3 bytes per character
+  writeFileSync(glue, text.replace(from, `${from}    if (realloc !== undefined && arg.length > 32 && !Object.prototype.hasOwnProperty.call(cachedTextEncoder, "encodeInto")) return passLongStringToWasm(arg, malloc, realloc);\n`) + `
 // mcpvault (scripts/build.mjs): a long string encoded natively; its UTF-8 never takes more than 3 bytes per UTF-16 unit.
 function passLongStringToWasm(arg, malloc, realloc) {
     let len = arg.length;

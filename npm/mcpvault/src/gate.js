@@ -41,10 +41,8 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
     return headerValue(v);
   }
 
-  const HEADER_NAMES = new Set(HEADERS);
-
-  /** The headers the guard reads, by their lowercase names: a key in lowercase, else the first key that is the name
-   * in another case (one pass over a plain object's keys: a request carries few of them). */
+  /** The headers the guard reads, by their lowercase names, as `header` reads each: the property of that name, else
+   * the first key that is the name in another case (one pass over the keys for all the names a request lacks). */
   function guardHeaders(headers) {
     const out = {};
     if (headers == null || typeof headers !== "object") return out;
@@ -55,26 +53,24 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
       }
       return out;
     }
-    let other;
+    let lacking;
+    for (const h of HEADERS) {
+      const v = headers[h];
+      if (v === undefined) (lacking ??= new Set()).add(h);
+      else {
+        const s = headerValue(v);
+        if (s !== undefined) out[h] = s;
+      }
+    }
+    if (lacking === undefined) return out;
     for (const k of Object.keys(headers)) {
-      if (HEADER_NAMES.has(k)) {
-        if (headers[k] !== undefined) out[k] = headers[k];
-      } else if (k.length >= 8 && k.length <= 19) {
-        const name = k.toLowerCase();
-        if (HEADER_NAMES.has(name) && !(other && name in other)) (other ??= {})[name] = headers[k];
-      }
-    }
-    for (const name in out) {
-      const v = headerValue(out[name]);
-      if (v === undefined) delete out[name];
-      else out[name] = v;
-    }
-    if (other) {
-      for (const name in other) {
-        if (name in out || headers[name] !== undefined) continue;
-        const v = headerValue(other[name]);
-        if (v !== undefined) out[name] = v;
-      }
+      if (k.length < 8 || k.length > 19) continue;
+      const name = k.toLowerCase();
+      if (!lacking.has(name)) continue;
+      // the first spelling decides (the name itself, holding undefined, included)
+      lacking.delete(name);
+      const s = headerValue(headers[k]);
+      if (s !== undefined) out[name] = s;
     }
     return out;
   }
@@ -104,7 +100,17 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
     return rest;
   }
 
-  const bodyOf = (parts) => (parts.bodyError !== undefined ? { bodyError: parts.bodyError } : bodyText(parts.body));
+  /** Whether `s` is Unicode text: a lone surrogate has no UTF-8, and crossing into the module would turn it into
+   * U+FFFD (the guard would decide a body other than the one the caller holds). */
+  const wellFormed = typeof String.prototype.isWellFormed === "function"
+    ? (s) => s.isWellFormed()
+    : (s) => !/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(s);
+
+  function bodyOf(parts) {
+    if (parts.bodyError !== undefined) return { bodyError: parts.bodyError };
+    const b = bodyText(parts.body);
+    return b.body !== undefined && !wellFormed(b.body) ? { bodyError: "not_utf8" } : b;
+  }
 
   /** The guard's input from a request's parts (the core's `GuardInput`). */
   function guardInput(parts) {
@@ -142,6 +148,8 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
   /** `outcome.decisions`, parsed on first use. */
   function decisionsIn(outcome) {
     if (outcome.decisions === undefined) {
+      // a copy of an outcome (structuredClone, JSON) keeps no symbol: fail, never answer "no refusal"
+      if (typeof outcome[UNREAD] !== "string") throw new TypeError("this outcome's decisions were not kept (read them with decisionsOf before copying a decideNow outcome)");
       outcome.decisions = JSON.parse(outcome[UNREAD]);
       delete outcome[UNREAD];
     }

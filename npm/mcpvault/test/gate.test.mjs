@@ -273,14 +273,16 @@ test("strings of every shape cross into the module intact (long ones take encode
     const text = await g.decide({ httpMethod: "POST", headers: { "x-mcpvault-token": token }, body: JSON.stringify(body) });
     assert.strictEqual(text.forward.params.arguments.note, v);
   }
-  // a lone surrogate: JSON.stringify writes it as an escape, which is no Unicode text (refused); one raw in a body's
-  // text is not UTF-8 and arrives as U+FFFD, as with every string wasm-bindgen passes
-  const lone = "y".repeat(40) + "\uD800" + "z";
-  const escaped = await g.decide({ httpMethod: "POST", headers: { "x-mcpvault-token": token }, body: callMsg("db_query", { max_rows: 5, note: lone }) });
-  assert.strictEqual(g.errorOf(escaped).code, "invalid_request");
-  const raw = JSON.stringify(callMsg("db_query", { max_rows: 5, note: "LONE" })).replace("LONE", lone);
-  const replaced = await g.decide({ httpMethod: "POST", headers: { "x-mcpvault-token": token }, body: raw });
-  assert.strictEqual(replaced.forward.params.arguments.note, lone.replace("\uD800", "\uFFFD"));
+  // a lone surrogate is no Unicode text: JSON.stringify writes it as an escape (refused by the parser), and one raw
+  // in a body's text is refused before it crosses (it would arrive as U+FFFD: the guard would decide another body)
+  for (const lone of ["y".repeat(40) + "\uD800" + "z", "\uDC00", "y".repeat(40) + "\uDFFF"]) {
+    const escaped = await g.decide({ httpMethod: "POST", headers: { "x-mcpvault-token": token }, body: callMsg("db_query", { max_rows: 5, note: lone }) });
+    assert.strictEqual(g.errorOf(escaped).code, "invalid_request");
+    const raw = JSON.stringify(callMsg("db_query", { max_rows: 5, note: "LONE" })).replace("LONE", lone);
+    const refused = await g.decide({ httpMethod: "POST", headers: { "x-mcpvault-token": token }, body: raw });
+    assert.strictEqual(refused.allowed, false);
+    assert.strictEqual(g.errorOf(refused).code, "invalid_request");
+  }
   // a token with a character beyond ASCII in its header is presented (and malformed), never dropped
   const bad = await g.decide({ httpMethod: "POST", headers: { "x-mcpvault-token": token.slice(0, 40) + "é" + token.slice(40) }, body: callMsg("db_query", {}) });
   assert.strictEqual(g.errorOf(bad).code, "malformed_token");
@@ -305,6 +307,17 @@ test("the guard reads a plain header object's keys in any case: lowercase first,
   assert.strictEqual(g.errorOf(await decide({ "x-mcpvault-token": token, "MCP-Method": "tools/list" })).code, "invalid_request");
   // a fetch Headers object
   assert.strictEqual((await decide(new Headers({ "X-MCPVault-Token": token }))).allowed, true);
+  // a header a getter or the prototype holds is read, as one property of its name is
+  class Getter {
+    get ["x-mcpvault-token"]() {
+      return token;
+    }
+  }
+  assert.strictEqual((await decide(new Getter())).allowed, true);
+  assert.strictEqual((await decide(Object.create({ "x-mcpvault-token": token }))).allowed, true);
+  // the name itself holding undefined, before another spelling: the first spelling decides (no header)
+  assert.strictEqual(g.errorOf(await decide({ "x-mcpvault-token": undefined, "X-MCPVault-Token": token })).code, "missing_token");
+  assert.strictEqual((await decide({ "X-MCPVault-Token": token, "x-mcpvault-token": undefined })).allowed, true);
 });
 
 test("decideNow answers without a promise when nothing asynchronous is needed; decisions are read on demand", async () => {
@@ -331,7 +344,32 @@ test("decideNow answers without a promise when nothing asynchronous is needed; d
   assert.strictEqual(typeof pending.then, "function");
   assert.strictEqual((await pending).allowed, true);
   assert.strictEqual(stored.decisionsOf(await pending).length, 1);
+  // a copy of an outcome whose decisions were not read: reading them fails, never "no refusal"
+  const copy = structuredClone(g.decideNow({ httpMethod: "POST", headers, body: callMsg("admin_delete", {}) }));
+  assert.throws(() => g.errorOf(copy), TypeError);
   // a bad clock throws now, and rejects from decide()
   assert.throws(() => g.decideNow({ headers, body: callMsg("db_query", {}), now: -1 }), (e) => e.code === "invalid_request");
   await assert.rejects(g.decide({ headers, body: callMsg("db_query", {}), now: -1 }), (e) => e.code === "invalid_request");
+});
+
+test("without the runtime's own TextEncoder.encodeInto, long strings take wasm-bindgen's path and arrive intact", async () => {
+  const { spawnSync } = await import("node:child_process");
+  const script = `
+    delete TextEncoder.prototype.encodeInto;
+    const { MCPVault, Guard } = require("mcpvault");
+    const vault = new MCPVault();
+    const keys = vault.generateKeypair();
+    const token = vault.mint(keys.privateKey, { tools: ["db_query"], ttl: 600, issuer: "i", subject: "s" });
+    const g = new Guard({ publicKey: keys.publicKey });
+    const notes = ["é".repeat(40), "y".repeat(40) + "😀" + "€", "z".repeat(5000) + "é"];
+    for (const note of notes) {
+      const body = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "db_query", arguments: { note } } });
+      const o = g.decideNow({ headers: { "x-mcpvault-token": token }, body });
+      if (!o.allowed || o.forward.params.arguments.note !== note || o.token !== token) throw new Error("changed: " + note.slice(0, 20));
+    }
+    console.log("ok");
+  `;
+  const r = spawnSync(process.execPath, ["-e", script], { cwd: new URL("..", import.meta.url), encoding: "utf8" });
+  assert.strictEqual(r.status, 0, r.stderr);
+  assert.strictEqual(r.stdout.trim(), "ok");
 });
