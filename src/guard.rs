@@ -52,6 +52,17 @@ pub const APPROVALS_META_KEY: &str = "mcpvault/approvals";
 /// The header that carries them for a request of one message (comma-separated).
 pub const APPROVAL_HEADER: &str = "x-mcpvault-approval";
 
+/// Every header the guard reads (lowercase names); a host may hand over only these.
+pub const READ_HEADERS: [&str; 7] = [
+    TOKEN_HEADER,
+    PROOF_HEADER,
+    APPROVAL_HEADER,
+    "authorization",
+    "mcp-method",
+    "mcp-name",
+    "mcp-session-id",
+];
+
 fn default_window() -> u64 {
     RETRY_WINDOW
 }

@@ -272,20 +272,9 @@ impl Guard {
         }
     }
 
-    /// `{"ok": Check}` for `input_json` (the core's `GuardInput`) at `now`.
-    pub fn check(&mut self, input_json: &str, now: f64) -> String {
-        let g = match &mut self.inner {
-            Ok(g) => g,
-            Err(e) => return err(e.clone()),
-        };
-        answer(
-            parse::<mcpvault::guard::GuardInput>("input", input_json)
-                .and_then(|i| Ok(g.check(&i, mcpvault::unix_time(now)?))),
-        )
-    }
-
-    /// `check` with the request's parts as arguments (an HTTP host's every request): the headers the guard reads,
-    /// the body's text, and the rest of the core's `GuardInput` as JSON (`""`: none). JSON written by the host and
+    /// `{"ok": Check}` for a request at `now` (the core's `Guard::check`), its parts as arguments: the headers the
+    /// guard reads (`mcpvault::guard::READ_HEADERS`, in that order), the body's text, and the rest of the core's
+    /// `GuardInput` as JSON (`""`: none). JSON written by the host and
     /// read here would copy and escape the token and the body once more each way. A decided outcome comes without
     /// its `token` and `decisions` (`[]`): `take_token()` hands the token over as a plain string, `take_decisions()`
     /// the decisions as JSON (a host reads them only for its hooks and telemetry).
@@ -316,17 +305,18 @@ impl Guard {
             parse::<mcpvault::guard::GuardInput>("input", rest_json)
         };
         let check = input.and_then(|mut i| {
-            let headers = [
-                ("x-mcpvault-token", token),
-                ("x-mcpvault-proof", proof),
-                ("x-mcpvault-approval", approval),
-                ("authorization", authorization),
-                ("mcp-method", mcp_method),
-                ("mcp-name", mcp_name),
-                ("mcp-session-id", session_id),
+            let values = [
+                token,
+                proof,
+                approval,
+                authorization,
+                mcp_method,
+                mcp_name,
+                session_id,
             ];
-            i.headers = headers
+            i.headers = mcpvault::guard::READ_HEADERS
                 .into_iter()
+                .zip(values)
                 .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v)))
                 .collect();
             i.http_method = http_method;
@@ -431,6 +421,12 @@ pub fn store_decide(ask_json: &str, read_json: &str) -> String {
                 .map(|r| mcpvault::state::decide(&a, &r))
         }),
     )
+}
+
+/// `{"ok": [name, ...]}`: the headers the guard reads, in the order `Guard.check_request` takes them.
+#[wasm_bindgen]
+pub fn read_headers() -> String {
+    ok(mcpvault::guard::READ_HEADERS)
 }
 
 /// `{"ok": {keys, args}}`: `spend.lua`'s KEYS and ARGV for a store's `ask_json` (Redis stores).

@@ -10,8 +10,10 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
   /** The list methods the guard filters, and the key of their items. */
   // the lists whose answers the core filters (skips a wasm round trip for every other result)
   const LIST_METHODS = new Set(["resources/list", "resources/templates/list", "prompts/list"]);
-  /** The headers the guard reads. */
-  const HEADERS = ["x-mcpvault-token", "x-mcpvault-proof", "x-mcpvault-approval", "authorization", "mcp-method", "mcp-name", "mcp-session-id"];
+  /** The headers the guard reads, the core's list, in the order `check_request` takes their values (read once the
+   * module is loaded: browsers load it after this runs). */
+  let headerNames;
+  const readHeaders = () => (headerNames ??= call(wasm.read_headers()));
   const STORE_METHODS = ["check", "complete", "appendAudit"];
 
   const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
@@ -24,37 +26,23 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
     return typeof v === "string" ? v : undefined;
   }
 
-  /** One header of a Node/Express request (plain object) or a fetch Request (Headers). */
-  function header(headers, name) {
-    if (headers == null || typeof headers !== "object") return undefined;
-    if (typeof headers.get === "function") return headerValue(headers.get(name));
-    let v = headers[name];
-    if (v === undefined) {
-      // the first key that is `name` in another case (Node's headers are lowercase already)
-      for (const k of Object.keys(headers)) {
-        if (k.length === name.length && k.toLowerCase() === name) {
-          v = headers[k];
-          break;
-        }
-      }
-    }
-    return headerValue(v);
-  }
-
-  /** The headers the guard reads, by their lowercase names, as `header` reads each: the property of that name, else
-   * the first key that is the name in another case (one pass over the keys for all the names a request lacks). */
-  function guardHeaders(headers) {
+  /**
+   * The headers `names` (lowercase) of a Node/Express request (plain object) or a fetch Request (Headers), by name: of
+   * a plain object, the property of that name, else the first key that is the name in another case (one pass over
+   * the keys for all the names it lacks; Node's headers are lowercase already).
+   */
+  function headersNamed(headers, names) {
     const out = {};
     if (headers == null || typeof headers !== "object") return out;
     if (typeof headers.get === "function") {
-      for (const h of HEADERS) {
+      for (const h of names) {
         const v = headerValue(headers.get(h));
         if (v !== undefined) out[h] = v;
       }
       return out;
     }
     let lacking;
-    for (const h of HEADERS) {
+    for (const h of names) {
       const v = headers[h];
       if (v === undefined) (lacking ??= new Set()).add(h);
       else {
@@ -64,7 +52,6 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
     }
     if (lacking === undefined) return out;
     for (const k of Object.keys(headers)) {
-      if (k.length < 8 || k.length > 19) continue;
       const name = k.toLowerCase();
       if (!lacking.has(name)) continue;
       // the first spelling decides (the name itself, holding undefined, included)
@@ -74,6 +61,12 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
     }
     return out;
   }
+
+  /** One header (`name` lowercase), as `headersNamed` reads it. */
+  const header = (headers, name) => headersNamed(headers, [name])[name];
+
+  /** The headers the guard reads. */
+  const guardHeaders = (headers) => headersNamed(headers, readHeaders());
 
   /** A body as the guard takes it: JSON text, or a body error (a value that cannot be written as JSON). */
   function bodyText(body) {
@@ -131,8 +124,7 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
     const rest = restOf(parts, b);
     const h = guardHeaders(parts.headers);
     const step = call(g.check_request(parts.httpMethod === undefined ? undefined : String(parts.httpMethod),
-      h["x-mcpvault-token"], h["x-mcpvault-proof"], h["x-mcpvault-approval"], h.authorization,
-      h["mcp-method"], h["mcp-name"], h["mcp-session-id"], b.body, rest === undefined ? "" : JSON.stringify(rest), now));
+      ...readHeaders().map((n) => h[n]), b.body, rest === undefined ? "" : JSON.stringify(rest), now));
     if (step.step === "done") {
       step.outcome.token = g.take_token() ?? null;
       // read when first asked for (`decisionsIn`): only hooks, telemetry and refusals read them
@@ -518,7 +510,7 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
       return { error: asError(e), outcome: null, id: null };
     }
     const outcome = await g.decide({ body, transportToken: token ?? undefined, httpMethod: options.httpMethod, now: checkTime(options, options.vault), store: options.store });
-    const first = decisionsIn(outcome).find((d) => !d.allowed) ?? outcome.decisions[0];
+    const first = outcome.decisions.find((d) => !d.allowed) ?? outcome.decisions[0];
     const id = first?.request_id ?? null;
     const idValue = id !== null && Array.isArray(body) ? body.find((m) => String(m?.id) === id)?.id ?? id : isObject(body) && body.id !== undefined ? body.id : id;
     return outcome.allowed ? { facts: g.factsOf(outcome), outcome, id: idValue } : { error: g.errorOf(outcome), outcome, id: idValue };
