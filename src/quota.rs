@@ -109,6 +109,16 @@ pub enum QuotaKind {
     Budget,
 }
 
+impl QuotaKind {
+    /// Its name, as in the JSON (`rate`, `budget`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QuotaKind::Rate => "rate",
+            QuotaKind::Budget => "budget",
+        }
+    }
+}
+
 /// What one request spends of one quota: `amount` more under `key` in the
 /// window ending at `until`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -134,13 +134,7 @@ fn facts_dict(py: Python<'_>, f: text::FactsText) -> PyResult<Bound<'_, PyDict>>
     let quotas = PyList::empty(py);
     for q in f.quotas {
         let u = PyDict::new(py);
-        u.set_item(
-            "kind",
-            match q.kind {
-                mcpvault::quota::QuotaKind::Rate => "rate",
-                mcpvault::quota::QuotaKind::Budget => "budget",
-            },
-        )?;
+        u.set_item("kind", q.kind.as_str())?;
         u.set_item("block", q.block)?;
         u.set_item("revocation_id", q.revocation_id)?;
         u.set_item("tool", q.tool)?;
