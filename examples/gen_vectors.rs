@@ -296,6 +296,15 @@ impl Gen {
 
 const EXP: u64 = NOW + 3600;
 
+/// A rate quota: `max` calls of `tool` (none: every tool) per `period` seconds.
+fn rate(tool: Option<&str>, max: u64, period: u64) -> mcpvault::quota::Rate {
+    mcpvault::quota::Rate {
+        tool: tool.map(str::to_string),
+        max,
+        period,
+    }
+}
+
 fn build() -> Gen {
     let mut g = Gen::new();
     let root = g.mint(&grant(&["db_query", "file_read"], 3600));
@@ -2750,15 +2759,9 @@ fn step_up_cases(g: &mut Gen) {
         Expect::Err("bad_proof"),
     );
     // the facts name every block's quotas, so a host that reports facts reports them all (the WIT record too)
-    use mcpvault::quota::{Budget, Rate};
-    let rate = |tool: Option<&str>, max, period| Rate {
-        tool: tool.map(str::to_string),
-        max,
-        period,
-    };
     let quota_root = g.mint(&Grant {
         rate: vec![rate(Some("db_query"), 10, 60)],
-        budget: vec![Budget {
+        budget: vec![mcpvault::quota::Budget {
             tool: "db_query".into(),
             arg: "max_rows".into(),
             max: 1000,
@@ -2963,16 +2966,11 @@ fn holder_cases(g: &mut Gen) {
 
 /// Issue 15, item 4: quotas counted by the guard's store.
 fn quota_cases(g: &mut Gen) {
-    use mcpvault::quota::{Budget, Rate};
+    use mcpvault::quota::Budget;
     let pk = g.public_key.clone();
     let opts = || GuardOptions {
         store: true,
         ..GuardOptions::new(pk.clone())
-    };
-    let rate = |tool: Option<&str>, max, period| Rate {
-        tool: tool.map(Into::into),
-        max,
-        period,
     };
     let q = |id: i64, tool: &str| rpc_call(json!(id), tool, json!({}));
     // NOW is a multiple of 60: windows of 60 s start at NOW
