@@ -19,6 +19,22 @@ def vault():
     return MCPVault()
 
 
+# Key pairs a test module signs with: one each per module (a module that needs another kind defines its own).
+@pytest.fixture(scope="module")
+def keys():
+    return MCPVault().generate_keypair()
+
+
+@pytest.fixture(scope="module")
+def holder():
+    return MCPVault().generate_keypair()
+
+
+@pytest.fixture(scope="module")
+def thief():
+    return MCPVault().generate_keypair()
+
+
 @pytest.fixture(scope="session")
 def cli():
     """The mcpvault CLI (`cargo build --bin mcpvault`): $MCPVAULT_CLI, else the debug build."""

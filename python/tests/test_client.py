@@ -20,21 +20,6 @@ ARGS = {"sql": "select 1", "max_rows": 5}
 LIMIT = {"tool": "db_query", "arg": "max_rows", "op": "max", "value": 100}
 
 
-@pytest.fixture(scope="module")
-def keys():
-    return MCPVault().generate_keypair()
-
-
-@pytest.fixture(scope="module")
-def holder():
-    return MCPVault().generate_keypair()
-
-
-@pytest.fixture(scope="module")
-def thief():
-    return MCPVault().generate_keypair()
-
-
 def bound(keys, holder, **extra):
     """A token for db_query (max_rows <= 100), the prompt greeting and the resources under file:///srv/, bound to
     the holder's key."""

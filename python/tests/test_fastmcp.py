@@ -37,11 +37,6 @@ LIMIT = {"tool": "db_query", "arg": "max_rows", "op": "max", "value": 100}
 
 
 @pytest.fixture(scope="module")
-def keys():
-    return MCPVault().generate_keypair()
-
-
-@pytest.fixture(scope="module")
 def tokens(keys):
     v = MCPVault()
     root = v.mint(keys[0], {"tools": ["db_query", "file_read", "admin_delete"], "ttl": 3600, "issuer": "auth-server",

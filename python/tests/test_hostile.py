@@ -58,16 +58,6 @@ HTTP_METHODS = [("initialize", {"protocolVersion": "2025-11-25", "capabilities":
 # Keys, tokens, servers
 
 @pytest.fixture(scope="module")
-def keys():
-    return MCPVault().generate_keypair()
-
-
-@pytest.fixture(scope="module")
-def holder():
-    return MCPVault().generate_keypair()
-
-
-@pytest.fixture(scope="module")
 def tokens(keys, holder):
     v = MCPVault()
     root = v.mint(keys[0], {"tools": ["db_query"], "ttl": 3600, "issuer": "auth-server", "subject": "agent-a",
