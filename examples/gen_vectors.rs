@@ -2783,6 +2783,33 @@ fn step_up_cases(g: &mut Gen) {
         &call("db_query", json!({"max_rows": 5})),
         Expect::Ok { tools: &["db_query", "file_read"], expires_at: EXP, depth: 1 },
     );
+    // a revoked token is revoked whatever approvals its call lacks: nobody is asked to approve it
+    let gated_id = inspect(&gated).unwrap().revocation_ids[0].clone();
+    let r4 = by(g, &bob, &h, 300);
+    g.guard_case(
+        "state-revoked-before-approval",
+        "a revoked token whose call lacks its approval: revoked (not approval_required), and revoked with the approval",
+        opts(),
+        std::slice::from_ref(&gated_id),
+        vec![
+            step(NOW, bearer(&gated, rpc_call(json!(1), "pay", pay.clone())), Some("revoked")),
+            step(NOW, bearer(&gated, with_approvals(2, &pay, vec![r4])), Some("revoked")),
+        ],
+    );
+    let plain_id = inspect(&plain).unwrap().revocation_ids[0].clone();
+    g.guard_case(
+        "state-revoked-before-policy-approval",
+        "a revoked token whose call needs the server's approval rule: revoked; a refusal that is not for approvals stands (verify decides first)",
+        GuardOptions {
+            rules: vec![large_payments(&carol.public_key)],
+            ..opts()
+        },
+        std::slice::from_ref(&plain_id),
+        vec![
+            step(NOW, bearer(&plain, rpc_call(json!(1), "pay", pay.clone())), Some("revoked")),
+            step(NOW, bearer(&plain, rpc_call(json!(2), "db_query", json!({}))), Some("tool_not_allowed")),
+        ],
+    );
 }
 
 /// Issue 16, items 1-3: holder-bound tokens and per-call proofs.

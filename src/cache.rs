@@ -133,12 +133,28 @@ impl Verifier {
         now: u64,
     ) -> Result<AuthorizedFacts> {
         ops::check_call(request, now)?;
+        let loaded = self.load(token, public_key_hex, true)?;
+        ops::authorize(&loaded, request, now, &self.limits)
+    }
+
+    /// The revocation ids of `token`'s blocks, its signatures checked (or its
+    /// chain found in the cache), whatever a request would be answered: a
+    /// host asks its store whether a token refused for another reason is
+    /// revoked (see [`crate::guard`]). Not counted in [`Self::cache_stats`],
+    /// which counts verifications.
+    pub fn revocation_ids(&mut self, token: &str, public_key_hex: &str) -> Result<Vec<String>> {
+        Ok(ops::revocation_ids(&*self.load(token, public_key_hex, false)?))
+    }
+
+    /// `token`'s chain under `public_key_hex`: from the cache, or its
+    /// signatures checked (and kept, when this verifier has a cache);
+    /// `count`: in the cache's hits and misses.
+    fn load(&mut self, token: &str, public_key_hex: &str, count: bool) -> Result<Arc<Loaded>> {
         let root_hex = match root_text(public_key_hex) {
             Some(r) if self.capacity > 0 => r,
             _ => {
                 let root = self.root_key(public_key_hex)?;
-                let loaded = ops::load(token, root, &self.limits)?;
-                return ops::authorize(&loaded, request, now, &self.limits);
+                return Ok(Arc::new(ops::load(token, root, &self.limits)?));
             }
         };
         self.clock += 1;
@@ -148,29 +164,24 @@ impl Verifier {
             .entries
             .get_mut(&key)
             .filter(|e| *e.root == *root_hex && *e.token == *text);
-        let loaded = match hit {
-            Some(entry) => {
-                entry.last_used = self.clock;
-                self.hits += 1;
-                Arc::clone(&entry.loaded)
-            }
-            None => {
-                self.misses += 1;
-                let root = self.root_key(&root_hex)?;
-                let loaded = Arc::new(ops::load(token, root, &self.limits)?);
-                self.insert(
-                    key,
-                    Entry {
-                        root: root_hex.into(),
-                        token: text.into(),
-                        loaded: Arc::clone(&loaded),
-                        last_used: self.clock,
-                    },
-                );
-                loaded
-            }
-        };
-        ops::authorize(&loaded, request, now, &self.limits)
+        if let Some(entry) = hit {
+            entry.last_used = self.clock;
+            self.hits += u64::from(count);
+            return Ok(Arc::clone(&entry.loaded));
+        }
+        self.misses += u64::from(count);
+        let root = self.root_key(&root_hex)?;
+        let loaded = Arc::new(ops::load(token, root, &self.limits)?);
+        self.insert(
+            key,
+            Entry {
+                root: root_hex.into(),
+                token: text.into(),
+                loaded: Arc::clone(&loaded),
+                last_used: self.clock,
+            },
+        );
+        Ok(loaded)
     }
 
     /// `public_key_hex` parsed, or the key parsed last from the same text.

@@ -1578,6 +1578,8 @@ impl Guard {
         let mut spend_nonces: Vec<String> = Vec::new();
         let mut charges: Vec<crate::quota::Charge> = Vec::new();
         let mut probe_target: Option<(usize, AuthorizedFacts, Request)> = None;
+        // the revocation ids of a token whose call was refused for lack of approvals
+        let mut ask_revoked: Vec<String> = Vec::new();
         // the host gave no tool definitions (it reads them only when the outcome says so)
         let lacks_definitions = input.tool_definitions.is_none() && !self.options.defer_pins;
         for (i, m) in messages.iter().enumerate() {
@@ -1686,6 +1688,15 @@ impl Guard {
                 }),
                 _ => Ok(f),
             });
+            if let (true, Err(Error::ApprovalRequired { .. }), Some(t)) =
+                (self.options.store && ask_revoked.is_empty(), &result, &out.token)
+            {
+                let verifier = batch_verifier.as_mut().unwrap_or(&mut self.verifier);
+                // verified a moment ago (the cache, if any, holds it): only a bug could make this fail
+                ask_revoked = verifier
+                    .revocation_ids(t, &self.options.public_key)
+                    .unwrap_or_default();
+            }
             let mut answer = None;
             let mut answered = false;
             let mut d = match result {
@@ -1933,6 +1944,19 @@ impl Guard {
         if plain {
             // the route's own body (arguments or none) is handed on as it came
             pending.outcome.forward = None;
+        }
+        // A call refused for lack of approvals asks the store whether its token is revoked: a revoked token is
+        // `revoked` then, nobody is asked to approve its call (its other refusals stand: verify decides first).
+        if !all_allowed && self.options.store && !ask_revoked.is_empty() {
+            return Check::Ask {
+                ask: StoreAsk {
+                    revocation_ids: ask_revoked,
+                    spend: None,
+                    quotas: Vec::new(),
+                },
+                pending: Box::new(pending),
+                needs_tool_definitions: false,
+            };
         }
         if all_allowed && self.options.store {
             let facts = pending.outcome.facts.clone();

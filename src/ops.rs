@@ -709,6 +709,11 @@ fn intersect_all<'a>(
 }
 
 impl Chain {
+    /// Its blocks' revocation ids, the authority's first.
+    fn revocation_ids(&self) -> Vec<String> {
+        self.blocks.iter().map(|b| b.revocation_id.clone()).collect()
+    }
+
     /// The hashes every block pins each tool to.
     fn pins(&self) -> std::collections::BTreeMap<String, Vec<String>> {
         let mut out: std::collections::BTreeMap<String, Vec<String>> = Default::default();
@@ -1579,6 +1584,11 @@ fn call_of_request<'a>(chain: &'a Chain, request: &'a Request) -> crate::proof::
 
 /// Runs every block's checks and the policy for one request at `now`
 /// (already checked by [`check_call`]).
+/// The revocation ids of a loaded token's blocks, the authority's first.
+pub(crate) fn revocation_ids(loaded: &Loaded) -> Vec<String> {
+    loaded.chain.revocation_ids()
+}
+
 pub(crate) fn authorize(
     loaded: &Loaded,
     request: &Request,
@@ -1691,11 +1701,7 @@ fn facts_of(chain: &Chain, request: &Request, depth: usize) -> AuthorizedFacts {
         depth,
         audience: chain.audience(),
         max_depth: chain.max_depth(),
-        revocation_ids: chain
-            .blocks
-            .iter()
-            .map(|b| b.revocation_id.clone())
-            .collect(),
+        revocation_ids: chain.revocation_ids(),
         nonces: chain
             .blocks
             .iter()
