@@ -121,7 +121,11 @@ class _Servers:
 
     def start(self, app, path="/mcp"):
         port = _free_port()
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+        # h11 refuses (400, or a reset while the client still sends) a header block over 16 KB that arrives in
+        # more than one read, so whether the 70,000-character token reached the guard depended on how the loopback
+        # split it; with room for it, the guard's own limit (limits_exceeded) is what these tests see
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
+                                               h11_max_incomplete_event_size=1 << 20))
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         self.running.append((server, thread))
