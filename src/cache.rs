@@ -143,7 +143,11 @@ impl Verifier {
     /// revoked (see [`crate::guard`]). Not counted in [`Self::cache_stats`],
     /// which counts verifications.
     pub fn revocation_ids(&mut self, token: &str, public_key_hex: &str) -> Result<Vec<String>> {
-        Ok(ops::revocation_ids(&*self.load(token, public_key_hex, false)?))
+        Ok(ops::revocation_ids(&*self.load(
+            token,
+            public_key_hex,
+            false,
+        )?))
     }
 
     /// `token`'s chain under `public_key_hex`: from the cache, or its

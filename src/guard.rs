@@ -1688,9 +1688,11 @@ impl Guard {
                 }),
                 _ => Ok(f),
             });
-            if let (true, Err(Error::ApprovalRequired { .. }), Some(t)) =
-                (self.options.store && ask_revoked.is_empty(), &result, &out.token)
-            {
+            if let (true, Err(Error::ApprovalRequired { .. }), Some(t)) = (
+                self.options.store && ask_revoked.is_empty(),
+                &result,
+                &out.token,
+            ) {
                 let verifier = batch_verifier.as_mut().unwrap_or(&mut self.verifier);
                 // verified a moment ago (the cache, if any, holds it): only a bug could make this fail
                 ask_revoked = verifier

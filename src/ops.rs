@@ -711,7 +711,10 @@ fn intersect_all<'a>(
 impl Chain {
     /// Its blocks' revocation ids, the authority's first.
     fn revocation_ids(&self) -> Vec<String> {
-        self.blocks.iter().map(|b| b.revocation_id.clone()).collect()
+        self.blocks
+            .iter()
+            .map(|b| b.revocation_id.clone())
+            .collect()
     }
 
     /// The hashes every block pins each tool to.
