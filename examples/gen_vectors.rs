@@ -1812,8 +1812,8 @@ fn build() -> Gen {
                 ),
             ],
         );
-        g.guard_case("state-check-tool-forwarded", "without check_tool the reserved dry-run tool goes on to the layer that answers it (valid token, no grant)",
-            opts(), &[],
+        g.guard_case("state-check-tool-forwarded", "without check_tool an outer layer (forward_proofs) hands the reserved dry-run tool on to the layer that answers it (valid token, no grant)",
+            GuardOptions { forward_proofs: true, ..opts() }, &[],
             vec![step(NOW, bearer(&hop1, rpc_call(json!(1), "mcpvault.check", json!({"tool": "file_read"}))), None),
                  step(NOW, bearer(garbage, rpc_call(json!(2), "mcpvault.check", json!({"tool": "file_read"}))), Some("malformed_token"))]);
         g.guard_case(
@@ -2794,6 +2794,16 @@ fn step_up_cases(g: &mut Gen) {
         vec![
             step(NOW, bearer(&gated, rpc_call(json!(1), "pay", pay.clone())), Some("revoked")),
             step(NOW, bearer(&gated, with_approvals(2, &pay, vec![r4])), Some("revoked")),
+        ],
+    );
+    g.guard_case(
+        "state-check-tool-innermost-refused",
+        "without check_tool an innermost guard (no forward_proofs) refuses the reserved dry-run tool for a valid token (nothing behind it answers it: the server's own tools/call would get it); no token is still missing_token",
+        opts(),
+        &[],
+        vec![
+            step(NOW, bearer(&plain, rpc_call(json!(1), "mcpvault.check", json!({"tool": "pay"}))), Some("invalid_request")),
+            step(NOW, GuardInput { body: Some(rpc_call(json!(2), "mcpvault.check", json!({"tool": "pay"}))), ..GuardInput::default() }, Some("missing_token")),
         ],
     );
     let plain_id = inspect(&plain).unwrap().revocation_ids[0].clone();

@@ -118,10 +118,13 @@ pub struct GuardOptions {
     /// The same for prompts.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub open_prompts: bool,
-    /// Hand on the proof and approvals of each allowed message that counted
-    /// them (this layer spent them), for an inner mcpvault layer to check
-    /// again (HTTP middlewares in front of `withMcpVault`); others are
-    /// stripped. Default: strip them all.
+    /// This guard is an outer layer, an inner mcpvault layer decides each
+    /// message again (HTTP middlewares in front of `withMcpVault`): hand on
+    /// the proof and approvals of each allowed message that counted them
+    /// (this layer spent them), others are stripped, and a call of the
+    /// dry-run tool when `check_tool` is off (the inner layer answers it).
+    /// Default: strip them all, and refuse the dry-run tool unless this guard
+    /// answers it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub forward_proofs: bool,
     /// An inner layer, which knows the server's tool definitions, checks the
@@ -505,6 +508,18 @@ fn cut(s: &str) -> String {
     s.chars().take(MAX_RECORDED).collect()
 }
 
+/// Most characters of a decision's `message`, `detail` and `failed_check` (and so of an error answer's message):
+/// they quote what the caller sent (a tool name, a scope, an argument), which [`MAX_RECORDED`] does not bound.
+pub const MAX_TEXT: usize = 1024;
+
+/// `s`, or its first [`MAX_TEXT`] characters and "…" after them.
+fn cut_text(s: String) -> String {
+    match s.char_indices().nth(MAX_TEXT) {
+        None => s,
+        Some((at, _)) => format!("{}…", &s[..at]),
+    }
+}
+
 fn id_text(id: &Option<Value>) -> Option<String> {
     match id {
         Some(Value::String(s)) => Some(cut(s)),
@@ -714,7 +729,7 @@ pub fn refusal_answer(
         message: Some(if status == 500 {
             "internal error".to_string()
         } else {
-            message.to_string()
+            cut_text(message.to_string())
         }),
         detail: None,
         failed_block,
@@ -903,11 +918,11 @@ fn refusal(e: &Error, method: Option<&str>, tool: Option<&str>, id: &Option<Valu
         message: Some(if e.http_status() == 500 {
             "internal error".into()
         } else {
-            e.to_string()
+            cut_text(e.to_string())
         }),
-        detail: Some(e.detail()),
+        detail: Some(cut_text(e.detail())),
         failed_block: failed.map(|(b, _)| b),
-        failed_check: failed.map(|(_, c)| c.to_string()),
+        failed_check: failed.map(|(_, c)| cut_text(c.to_string())),
         method: method.map(cut),
         tool: tool.map(cut),
         request_id: id_text(id),
@@ -1682,6 +1697,20 @@ impl Guard {
             if lacks_definitions && matches!(result, Err(Error::ToolDefinitionChanged { .. })) {
                 out.needs_tool_definitions = true;
             }
+            // the dry-run tool that this guard does not answer goes on only to an inner mcpvault layer (one that
+            // answers it); an innermost guard would hand it to the server's own tools/call
+            let result = result.and_then(|f| {
+                if call.request.method == CHECK_METHOD
+                    && call.dry_run.is_none()
+                    && !self.options.forward_proofs
+                {
+                    Err(Error::invalid(format!(
+                        "this server does not answer {CHECK_TOOL} (the dry-run tool)"
+                    )))
+                } else {
+                    Ok(f)
+                }
+            });
             let result = result.and_then(|f| match &input.session_subject {
                 Some(s) if *s != f.subject => Err(Error::SessionMismatch {
                     detail: format!("session of subject {s:?}, token of subject {:?}", f.subject),
@@ -2514,6 +2543,80 @@ mod tests {
             ..GuardOptions::new(keys.public_key.clone())
         };
         (Guard::new(options, 8).unwrap(), token, now)
+    }
+
+    #[test]
+    fn decisions_quote_at_most_max_text_of_what_the_caller_sent() {
+        let (mut g, token, now) = setup();
+        let long = "a".repeat(100_000);
+        let wide = "é".repeat(3_000);
+        let bodies = [
+            json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": long}}),
+            json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": wide}}),
+            json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": format!("{}{long}", "b".repeat(127))}}),
+            json!({"jsonrpc": "2.0", "id": 1, "method": long, "params": {}}),
+            json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "db_query", "arguments": {long.clone(): 1}}}),
+            json!({"jsonrpc": "2.0", "id": 1, "method": "resources/read", "params": {"uri": long}}),
+            json!({"jsonrpc": "2.0", "id": 1, "method": "prompts/get", "params": {"name": wide}}),
+        ];
+        for body in bodies {
+            let input = GuardInput {
+                body: Some(body.to_string()),
+                fallback_token: Some(token.clone()),
+                ..GuardInput::default()
+            };
+            let out = g.run(&mut MemoryStore::new(), &input, now);
+            assert!(!out.allowed);
+            let d = &out.decisions[0];
+            for text in [&d.message, &d.detail, &d.failed_check]
+                .into_iter()
+                .flatten()
+            {
+                assert!(text.chars().count() <= MAX_TEXT + 1, "{}", text.len());
+            }
+            let answer = out.response.unwrap().to_string();
+            assert!(answer.len() < 4 * MAX_TEXT + 512, "{}", answer.len());
+        }
+        // a check the holder wrote (an attenuation block) is quoted in `failed_check` and `detail`
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(4);
+        let limit = crate::ArgLimit {
+            tool: "db_query".into(),
+            arg: "sql".into(),
+            rule: crate::ArgRule::OneOf(
+                (0..200)
+                    .map(|i| crate::Scalar::Str(format!("select {i} from some_table")))
+                    .collect(),
+            ),
+        };
+        let r = crate::Restriction {
+            arg_limits: vec![limit],
+            ..Default::default()
+        };
+        let narrowed = crate::attenuate(&token, &r, now, &mut rng).unwrap().token;
+        let input = GuardInput {
+            body: Some(
+                json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                "params": {"name": "db_query", "arguments": {"sql": "drop"}}})
+                .to_string(),
+            ),
+            fallback_token: Some(narrowed),
+            ..GuardInput::default()
+        };
+        let out = g.run(&mut MemoryStore::new(), &input, now);
+        let d = &out.decisions[0];
+        assert_eq!(d.code.as_deref(), Some("argument_not_allowed"));
+        for text in [&d.message, &d.detail, &d.failed_check]
+            .into_iter()
+            .flatten()
+        {
+            assert!(text.chars().count() <= MAX_TEXT + 1, "{}", text.len());
+        }
+        assert!(d.failed_check.as_ref().unwrap().ends_with('…'));
+        assert_eq!(cut_text("é".repeat(MAX_TEXT)), "é".repeat(MAX_TEXT));
+        assert_eq!(
+            cut_text("é".repeat(MAX_TEXT + 1)),
+            format!("{}…", "é".repeat(MAX_TEXT))
+        );
     }
 
     #[test]

@@ -1068,12 +1068,6 @@ fn validate_request(request: &Request) -> Result<()> {
     for r in &request.required_approvals {
         crate::approval::check_requirement(r)?;
     }
-    if let Some(scope) = &request.scope {
-        if request.method != TOOLS_CALL {
-            return Err(Error::invalid("only tools/call is mapped to a scope"));
-        }
-        model::check_scopes(std::slice::from_ref(scope))?;
-    }
     match (&request.resource, request.reads_resource()) {
         (Some(uri), true) if uri.is_empty() || uri.len() > model::MAX_VALUE_LEN => {
             return Err(Error::invalid(format!(
@@ -1102,6 +1096,13 @@ fn validate_request(request: &Request) -> Result<()> {
                 return Err(Error::invalid("only tools/call carries arguments"));
             }
         }
+    }
+    // after the tool: the policy's scope of an unmapped tool is its name and ":call", a bad name is told as a name
+    if let Some(scope) = &request.scope {
+        if request.method != TOOLS_CALL {
+            return Err(Error::invalid("only tools/call is mapped to a scope"));
+        }
+        model::check_scopes(std::slice::from_ref(scope))?;
     }
     if let Some(aud) = &request.audience {
         model::check_name("audience", aud)?;

@@ -238,8 +238,10 @@ impl<S: Store> McpVault<S> {
         options.store = store.is_some();
         let mut http_options = options.clone();
         http_options.defer_spend = true;
-        // the dry-run tool goes on to the handler's guard, which answers it
+        // the dry-run tool goes on to the handler's guard, which answers it (or refuses it: without check_tool
+        // only an outer layer hands it on)
         http_options.check_tool = false;
+        http_options.forward_proofs = true;
         // the handler's guard knows the tools' current definitions (get_tool) and checks pinned tools
         http_options.defer_pins = true;
         Ok(McpVault {

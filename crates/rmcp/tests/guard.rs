@@ -360,3 +360,27 @@ fn memory_store_is_shared_by_clones() {
     assert!(store.clone().revoke("00").is_err());
     assert!(store.audit_entries().is_empty());
 }
+
+/// Without `check_tool` the guard is the innermost layer: nothing behind it answers the dry-run tool, so a valid
+/// token's call of it is refused (before, it reached the handler's `call_tool`, which runs a tool of that name).
+#[tokio::test]
+async fn dry_run_tool_without_check_tool_never_reaches_the_handler() {
+    let t = tokens();
+    let vault = vault(false);
+    let db = Db::default();
+    let client = connect(&vault, db.clone()).await;
+    let dry = send(
+        &client,
+        "tools/call",
+        json!({"name": CHECK_TOOL, "arguments": {"tool": "db_query"}, "_meta": {"token": t.narrow}}),
+    );
+    assert_eq!(refusal(dry.await), (-32600, "invalid_request".into()));
+    let none = send(
+        &client,
+        "tools/call",
+        json!({"name": CHECK_TOOL, "arguments": {"tool": "db_query"}}),
+    );
+    assert_eq!(refusal(none.await), (-32011, "missing_token".into()));
+    assert!(db.seen().iter().all(|s| s.method != "tools/call"));
+    client.cancel().await.unwrap();
+}

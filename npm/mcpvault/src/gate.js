@@ -570,8 +570,10 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
     }
     const parts = { httpMethod: request.method, headers: request.headers, now: checkTime(options, options.vault), store: options.store };
     // the hashes of the server's current tool definitions (`toolHashes`), for tokens that pin tools
+    // a function is called only when the guard says a pinned call needs the definitions (as Guard.decide does: a
+    // failing one counts as none); anything but a function or an object is none (pinned calls are refused)
     const defs = options.toolDefinitions;
-    if (defs != null) parts.toolDefinitions = typeof defs === "function" ? await defs() : defs;
+    if (defs != null) parts.toolDefinitions = typeof defs === "function" || isObject(defs) ? defs : {};
     try {
       parts.body = await readFetchBody(request, options.maxBodyBytes ?? 4 * 1024 * 1024);
     } catch (e) {
@@ -586,10 +588,32 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
     return out;
   }
 
+  /** The body's text, read from a clone (the handler reads the request after) and never more than `max` bytes of
+   * it: a longer body stops the read (a declared Content-Length over `max` before any), and is too_large. */
   async function readFetchBody(request, max) {
     if (request.method === "GET" || request.method === "HEAD" || request.body == null) return undefined;
-    const bytes = new Uint8Array(await request.clone().arrayBuffer());
-    if (bytes.length > max) throw Object.assign(new Error("body too large"), { bodyError: "too_large" });
+    const tooLarge = () => Object.assign(new Error("body too large"), { bodyError: "too_large" });
+    const declared = Number(request.headers.get("content-length") ?? NaN);
+    if (declared > max) throw tooLarge();
+    const reader = request.clone().body.getReader();
+    const chunks = [];
+    let size = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.byteLength;
+      if (size > max) {
+        reader.cancel().catch(() => {});
+        throw tooLarge();
+      }
+      chunks.push(value);
+    }
+    const bytes = new Uint8Array(size);
+    let at = 0;
+    for (const c of chunks) {
+      bytes.set(c, at);
+      at += c.byteLength;
+    }
     let text;
     try {
       text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);

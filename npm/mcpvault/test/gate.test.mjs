@@ -60,8 +60,9 @@ test("authorizeCall returns facts or an McpVaultError, never throws", () => {
   assert.strictEqual(authorizeCall(token, { tool: "db_query", arguments: { max_rows: 1 } }, { ...opts, audience: "other" }).code, "wrong_audience");
   assert.strictEqual(authorizeCall(token, { tool: "db_query", arguments: { max_rows: 1 } }, { ...opts, now: NOW + 600 }).code, "expired");
   assert.strictEqual(authorizeCall(token, { tool: "db_query" }, { ...opts, publicKey: vault.generateKeypair().publicKey }).code, "bad_signature");
-  // the reserved dry-run tool needs a valid token, no grant (the layer that offers it answers it)
-  assert.strictEqual(authorizeCall(token, callMsg(CHECK_TOOL, { tool: "x" }), opts).verified, true);
+  // the reserved dry-run tool: authorizeCall does not answer it, so a valid token's call of it is refused (the
+  // server's own handler would run it); a bad token is still told as such first
+  assert.strictEqual(authorizeCall(token, callMsg(CHECK_TOOL, { tool: "x" }), opts).code, "invalid_request");
   assert.strictEqual(authorizeCall("garbage", callMsg(CHECK_TOOL, { tool: "x" }), opts).code, "malformed_token");
 });
 
@@ -154,6 +155,50 @@ test("authorizeFetch: the gate for fetch-style servers", async () => {
   assert.strictEqual(get.ok, true);
   const notUtf8 = await authorizeFetch(new Request("http://127.0.0.1/mcp", { method: "POST", body: new Uint8Array([0x7b, 0xff, 0x7d]) }), opts);
   assert.deepStrictEqual([notUtf8.response.status, notUtf8.outcome.decisions[0].message], [400, "invalid request: body is not UTF-8"]);
+});
+
+test("authorizeFetch stops reading a body at maxBodyBytes; toolDefinitions is read only when a pinned call needs it", async () => {
+  const post = (body, headers = {}) => new Request("http://127.0.0.1/mcp", {
+    method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body),
+  });
+  // a streamed body of 200 MB (no Content-Length): the read stops after the limit instead of buffering all of it
+  let pulled = 0;
+  const chunk = new Uint8Array(64 * 1024).fill(0x20);
+  const stream = new ReadableStream({
+    pull(c) {
+      if (pulled >= 200 * 1024 * 1024) return c.close();
+      pulled += chunk.byteLength;
+      c.enqueue(chunk);
+    },
+  });
+  const streamed = new Request("http://127.0.0.1/mcp", { method: "POST", body: stream, duplex: "half" });
+  const big = await authorizeFetch(streamed, { ...opts, maxBodyBytes: 1024 });
+  assert.deepStrictEqual([big.response.status, big.outcome.decisions[0].message], [400, "invalid request: body too large"]);
+  assert.ok(pulled < 4 * 1024 * 1024, `read ${pulled} bytes`);
+  // a declared Content-Length over the limit is refused before any read
+  const declared = new Request("http://127.0.0.1/mcp", { method: "POST", body: "x".repeat(2000), headers: { "content-length": "2000" } });
+  assert.strictEqual((await authorizeFetch(declared, { ...opts, maxBodyBytes: 1024 })).error.code, "invalid_request");
+  // a body at the limit passes
+  const at = JSON.stringify(callMsg("db_query", { max_rows: 5 }));
+  const fits = await authorizeFetch(post(callMsg("db_query", { max_rows: 5 }), { authorization: `Bearer ${token}` }), { ...opts, maxBodyBytes: at.length });
+  assert.strictEqual(fits.ok, true);
+  // toolDefinitions as a function: not called for a request that needs no definitions, and a throwing one is none
+  let calls = 0;
+  const defs = () => {
+    calls += 1;
+    throw new Error("upstream down");
+  };
+  const noToken = await authorizeFetch(post(callMsg("db_query", {})), { ...opts, toolDefinitions: defs });
+  assert.strictEqual(noToken.error.code, "missing_token");
+  const plainCall = await authorizeFetch(post(callMsg("db_query", { max_rows: 5 }), { authorization: `Bearer ${token}` }), { ...opts, toolDefinitions: defs });
+  assert.strictEqual(plainCall.ok, true);
+  assert.strictEqual(calls, 0);
+  const pinned = vault.mint(keys.privateKey, { tools: ["db_query"], ttl: 600, issuer: "i", subject: "s", audience: "db-server",
+    pin: { db_query: "a".repeat(64) } });
+  const refused = await authorizeFetch(post(callMsg("db_query", {}), { authorization: `Bearer ${pinned}` }), { ...opts, toolDefinitions: defs });
+  assert.deepStrictEqual([calls, refused.error.code], [1, "tool_definition_changed"]);
+  const array = await authorizeFetch(post(callMsg("db_query", {}), { authorization: `Bearer ${pinned}` }), { ...opts, toolDefinitions: ["x"] });
+  assert.strictEqual(array.error.code, "tool_definition_changed");
 });
 
 test("authorizeFetch applies the stores: a single-use token is not reusable, a revoked one is refused", async () => {
