@@ -212,8 +212,18 @@ struct NarrowArgs {
 }
 
 impl NarrowArgs {
-    fn pins(&self) -> std::collections::BTreeMap<String, String> {
-        self.pin.iter().cloned().collect()
+    /// One pin per tool (as the component's): a second `--pin` of a tool is refused, not the first one dropped.
+    fn pins(&self) -> Result<std::collections::BTreeMap<String, String>, Failure> {
+        let mut out = std::collections::BTreeMap::new();
+        for (tool, hash) in &self.pin {
+            if out.insert(tool.clone(), hash.clone()).is_some() {
+                return Err(mcpvault::Error::InvalidRequest {
+                    reason: format!("two pins of tool {tool:?}"),
+                }
+                .into());
+            }
+        }
+        Ok(out)
     }
 
     fn approvals(&self) -> Vec<mcpvault::approval::Requirement> {
@@ -267,7 +277,8 @@ type CallParts = (
     serde_json::Map<String, serde_json::Value>,
 );
 
-/// The parts of a [`mcpvault::proof::Call`] for `a`.
+/// The parts of a [`mcpvault::proof::Call`] for `a`: the message the flags describe (MCP's wire form), read by the
+/// core's `call_target` as the guard reads it (the dry-run tool, an argument that is the token).
 fn call_parts(a: &CallArgs) -> Result<CallParts, Failure> {
     let token = read_token(&a.token)?;
     let arguments = match &a.args {
@@ -276,16 +287,37 @@ fn call_parts(a: &CallArgs) -> Result<CallParts, Failure> {
     };
     let info = mcpvault::inspect(&token)?;
     let token_id = info.revocation_ids.last().cloned().unwrap_or_default();
-    let method = a
-        .method
-        .clone()
-        .unwrap_or_else(|| mcpvault::TOOLS_CALL.to_string());
-    Ok((
-        token_id,
-        method,
-        a.tool.clone().or(a.name.clone()),
-        arguments,
-    ))
+    let (method, params) = match (&a.tool, &a.method) {
+        (Some(tool), _) => (
+            mcpvault::TOOLS_CALL.to_string(),
+            serde_json::json!({"name": tool, "arguments": arguments}),
+        ),
+        (None, Some(m)) => {
+            let key = if m.starts_with("resources/") {
+                "uri"
+            } else {
+                "name"
+            };
+            let mut params = serde_json::Map::new();
+            if let Some(n) = &a.name {
+                params.insert(key.into(), n.clone().into());
+            }
+            if !arguments.is_empty() {
+                params.insert("arguments".into(), arguments.into());
+            }
+            (m.clone(), params.into())
+        }
+        (None, None) => {
+            return Err(mcpvault::Error::InvalidRequest {
+                reason: "--tool or --method is needed".into(),
+            }
+            .into())
+        }
+    };
+    let message =
+        serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+    let target = mcpvault::guard::call_target(&message, Some(&token))?;
+    Ok((token_id, target.method, target.name, target.arguments))
 }
 
 #[derive(Args)]
@@ -406,8 +438,12 @@ fn parse_budget(spec: &str) -> Result<mcpvault::quota::Budget, String> {
 
 fn read_token(arg: &str) -> Result<String, Failure> {
     if arg == "-" {
+        // at most twice the longest token the verifier reads: a longer one is refused as limits_exceeded all the
+        // same, without the whole input in memory first
+        let most = 2 * mcpvault::Limits::default().max_token_len as u64;
         let mut s = String::new();
         std::io::stdin()
+            .take(most)
             .read_to_string(&mut s)
             .map_err(|e| Failure::input(format!("reading the token from stdin: {e}")))?;
         Ok(s.trim().to_string())
@@ -839,7 +875,7 @@ fn run(cli: Cli) -> Result<String, Failure> {
         Command::Keygen { out, force } => keygen(out, force, now),
         Command::Mint(a) => {
             let key = load_private_key(a.key)?;
-            let (pin, require_approval) = (a.narrow.pins(), a.narrow.approvals());
+            let (pin, require_approval) = (a.narrow.pins()?, a.narrow.approvals());
             let grant = Grant {
                 tools: a.tools,
                 scopes: a.scopes,
@@ -862,7 +898,7 @@ fn run(cli: Cli) -> Result<String, Failure> {
         }
         Command::Attenuate(a) => {
             let token = read_token(&a.token)?;
-            let (pin, require_approval) = (a.narrow.pins(), a.narrow.approvals());
+            let (pin, require_approval) = (a.narrow.pins()?, a.narrow.approvals());
             let restriction = Restriction {
                 tools: a.tools,
                 scopes: a.scopes,

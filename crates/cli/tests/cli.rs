@@ -708,3 +708,108 @@ fn quotas_from_the_command_line_and_a_closed_pipe() {
     assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
     assert_eq!(out.status.code(), Some(0));
 }
+
+/// `request-hash` (and so `sign-call`) signs the call the guard decides: the core's `call_target` of the message the
+/// flags describe. The CLI once built the target itself: the dry-run tool was signed as a tools/call of
+/// `mcpvault.check` (the guard reads `mcpvault/check`, no name, no arguments), so its proof was `bad_proof`.
+#[test]
+fn request_hash_is_the_guards_call_target() {
+    let cli = Cli::new();
+    cli.ok(&["keygen"]);
+    let key = cli.key_file();
+    let token = cli.ok(&[
+        "mint",
+        "--key",
+        key.to_str().unwrap(),
+        "--tools",
+        "db_query",
+        "--ttl",
+        "3600",
+        "--issuer",
+        "i",
+        "--subject",
+        "s",
+    ]);
+    let token_id = mcpvault::inspect(&token)
+        .unwrap()
+        .revocation_ids
+        .pop()
+        .unwrap();
+    let with_token = serde_json::json!({ "sql": "x", "t": token }).to_string();
+    let cases: Vec<(Vec<&str>, serde_json::Value)> = vec![
+        (
+            vec!["--tool", "db_query", "--args", r#"{"sql":"x"}"#],
+            serde_json::json!({"method": "tools/call", "params": {"name": "db_query", "arguments": {"sql": "x"}}}),
+        ),
+        (
+            vec![
+                "--tool",
+                "mcpvault.check",
+                "--args",
+                r#"{"tool":"db_query"}"#,
+            ],
+            serde_json::json!({"method": "tools/call", "params": {"name": "mcpvault.check", "arguments": {"tool": "db_query"}}}),
+        ),
+        (
+            vec!["--tool", "db_query", "--args", &with_token],
+            serde_json::json!({"method": "tools/call", "params": {"name": "db_query", "arguments": {"sql": "x"}}}),
+        ),
+        (
+            vec!["--method", "resources/read", "--name", "file:///a.md"],
+            serde_json::json!({"method": "resources/read", "params": {"uri": "file:///a.md"}}),
+        ),
+        (
+            vec!["--method", "prompts/get", "--name", "summarize"],
+            serde_json::json!({"method": "prompts/get", "params": {"name": "summarize"}}),
+        ),
+    ];
+    for (flags, message) in cases {
+        let mut args = vec!["request-hash", "--token", token.as_str()];
+        args.extend(flags.iter().copied());
+        let target = mcpvault::guard::call_target(&message, Some(&token)).unwrap();
+        let expected = mcpvault::proof::request_hash(&mcpvault::proof::Call {
+            token_id: &token_id,
+            method: &target.method,
+            name: target.name.as_deref(),
+            arguments: &target.arguments,
+            audience: None,
+        });
+        assert_eq!(cli.ok(&args), expected, "{flags:?}");
+    }
+}
+
+/// A tool pinned twice is refused (the second `--pin` dropped the first one, silently, before).
+#[test]
+fn a_tool_pinned_twice_is_refused() {
+    let cli = Cli::new();
+    cli.ok(&["keygen"]);
+    let key = cli.key_file();
+    let (a, b) = (
+        format!("db_query={}", "a".repeat(64)),
+        format!("db_query={}", "b".repeat(64)),
+    );
+    let out = cli.run(&[
+        "mint",
+        "--key",
+        key.to_str().unwrap(),
+        "--tools",
+        "db_query",
+        "--ttl",
+        "3600",
+        "--issuer",
+        "i",
+        "--subject",
+        "s",
+        "--pin",
+        &a,
+        "--pin",
+        &b,
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("invalid_request") && stderr(&out).contains("two pins"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(out.stdout.is_empty());
+}
