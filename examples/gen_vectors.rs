@@ -2806,6 +2806,17 @@ fn step_up_cases(g: &mut Gen) {
             step(NOW, GuardInput { body: Some(rpc_call(json!(2), "mcpvault.check", json!({"tool": "pay"}))), ..GuardInput::default() }, Some("missing_token")),
         ],
     );
+    g.guard_case(
+        "state-id-beyond-2-53-refused",
+        "a request id of magnitude 2^53 or more is invalid_request (a JavaScript host holds it rounded: the id it hands on and answers with is not the one decided); 2^53 - 1 is allowed",
+        opts(),
+        &[],
+        vec![
+            step(NOW, bearer(&plain, rpc_call(json!(9_007_199_254_740_993_u64), "pay", json!({"to": "acme", "amount": 5}))), Some("invalid_request")),
+            step(NOW, bearer(&plain, rpc_call(json!(-9_007_199_254_740_992_i64), "pay", json!({"to": "acme", "amount": 5}))), Some("invalid_request")),
+            step(NOW, bearer(&plain, rpc_call(json!(9_007_199_254_740_991_u64), "pay", json!({"to": "acme", "amount": 5}))), None),
+        ],
+    );
     let plain_id = inspect(&plain).unwrap().revocation_ids[0].clone();
     g.guard_case(
         "state-revoked-before-policy-approval",

@@ -986,14 +986,25 @@ fn call_of(
     let id_ok = match &id {
         None => true,
         Some(Value::String(_)) => true,
-        Some(Value::Number(n)) => n.is_i64() || n.is_u64(),
+        // below 2^53 in magnitude, as argument numbers: a JavaScript host holds a larger one rounded, so the id it
+        // hands on (and answers with) would not be the one decided and recorded
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .map(i64::unsigned_abs)
+            .or(n.as_u64())
+            .is_some_and(|m| m < crate::args::EXACT_INT),
         _ => false,
     };
     if obj.get("jsonrpc") != Some(&json!("2.0")) {
         return Err(bad("not a JSON-RPC 2.0 message", None, None, id));
     }
     if !id_ok {
-        return Err(bad("id must be a string or an integer", None, None, None));
+        return Err(bad(
+            "id must be a string or an integer of magnitude below 2^53",
+            None,
+            None,
+            None,
+        ));
     }
     let Some(method) = obj.get("method") else {
         if id.is_some() && (obj.contains_key("result") || obj.contains_key("error")) {
