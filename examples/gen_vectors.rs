@@ -2817,6 +2817,16 @@ fn step_up_cases(g: &mut Gen) {
             step(NOW, bearer(&plain, rpc_call(json!(9_007_199_254_740_991_u64), "pay", json!({"to": "acme", "amount": 5}))), None),
         ],
     );
+    g.guard_case(
+        "state-one-tool-route-token-argument-stripped",
+        "on a one-tool route an argument that is the token is removed from the arguments handed on (forward: the rest); a body without one is handed on as it came (forward: null)",
+        GuardOptions { tool: Some("pay".into()), ..opts() },
+        &[],
+        vec![
+            step(NOW, bearer(&plain, json!({"to": "acme", "amount": 5, "t": plain}).to_string()), None),
+            step(NOW, bearer(&plain, json!({"to": "acme", "amount": 5}).to_string()), None),
+        ],
+    );
     let plain_id = inspect(&plain).unwrap().revocation_ids[0].clone();
     g.guard_case(
         "state-revoked-before-policy-approval",

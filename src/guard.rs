@@ -1581,6 +1581,16 @@ impl Guard {
             .collect();
         // an outer layer hands on the proofs and approvals it counts (and spends), for an inner layer to check again
         let hand_on = self.options.forward_proofs;
+        // how many arguments a one-tool route's body has, to tell whether stripping the token removed one
+        let plain_args = |messages: &[Value]| {
+            messages
+                .first()
+                .filter(|_| plain)
+                .and_then(|m| m.pointer("/params/arguments"))
+                .and_then(Value::as_object)
+                .map_or(0, Map::len)
+        };
+        let plain_before = plain_args(&messages);
         for m in messages.iter_mut() {
             strip(
                 m,
@@ -1977,16 +1987,24 @@ impl Guard {
             probe,
             outcome: out,
         };
+        let stripped_plain = plain_args(&messages) != plain_before;
         let forward: Vec<Value> = messages;
-        pending.outcome.forward = Some(if batch {
-            Value::Array(forward)
+        pending.outcome.forward = if !plain {
+            Some(if batch {
+                Value::Array(forward)
+            } else {
+                forward.into_iter().next().unwrap_or(Value::Null)
+            })
+        } else if stripped_plain {
+            // a one-tool route's arguments without the one that was the token (no tool gets the token)
+            forward
+                .into_iter()
+                .next()
+                .and_then(|m| m.pointer("/params/arguments").cloned())
         } else {
-            forward.into_iter().next().unwrap_or(Value::Null)
-        });
-        if plain {
             // the route's own body (arguments or none) is handed on as it came
-            pending.outcome.forward = None;
-        }
+            None
+        };
         // A call refused for lack of approvals asks the store whether its token is revoked: a revoked token is
         // `revoked` then, nobody is asked to approve its call (its other refusals stand: verify decides first).
         if !all_allowed && self.options.store && !ask_revoked.is_empty() {
