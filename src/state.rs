@@ -370,6 +370,9 @@ pub struct MemoryStore {
     recorded: std::collections::BTreeMap<String, (Value, u64)>,
     counts: std::collections::BTreeMap<String, CountRow>,
     audit: Vec<crate::audit::AuditEntry>,
+    /// The times the spent rows and the counters were last swept (each sweep is O(rows): once per second at most,
+    /// since a row written since has `until` after the time of its writing).
+    swept: (u64, u64),
 }
 
 impl MemoryStore {
@@ -387,17 +390,20 @@ impl MemoryStore {
     /// Performs `ask` atomically.
     pub fn check(&mut self, ask: &StoreAsk) -> StoreAnswer {
         let now = ask.spend.as_ref().map(|s| s.now);
-        if let Some(now) = now {
+        if let Some(now) = now.filter(|n| *n > self.swept.0) {
             self.nonces.retain(|_, r| r.until > now);
             self.recorded.retain(|_, (_, until)| *until > now);
+            self.swept.0 = now;
         }
         if let Some(now) = ask
             .quotas
             .iter()
             .map(|c| c.until - c.ttl.min(c.until))
             .min()
+            .filter(|n| *n > self.swept.1)
         {
             self.counts.retain(|_, r| r.until > now);
+            self.swept.1 = now;
         }
         let read = StoreRead {
             revoked: ask

@@ -10,6 +10,10 @@ export class MemoryStore {
     this.recorded = new Map(); // call key -> { response, until }
     this.counts = new Map(); // quota counter -> { used, until }
     this.entries = [];
+    // when the spent rows and the counters were last swept: a sweep is O(rows), so once per second at most (a row
+    // written since has `until` after the time of its writing)
+    this.sweptAt = -Infinity;
+    this.countedAt = -Infinity;
   }
 
   async revoke(id) {
@@ -18,9 +22,10 @@ export class MemoryStore {
 
   async check(ask) {
     const s = ask.spend;
-    if (s) {
+    if (s && s.now > this.sweptAt) {
       for (const [n, v] of this.nonces) if (v.until <= s.now) this.nonces.delete(n);
       for (const [k, v] of this.recorded) if (v.until <= s.now) this.recorded.delete(k);
+      this.sweptAt = s.now;
     }
     const read = {
       revoked: ask.revocation_ids.filter((id) => this.revoked.has(id)),
@@ -36,7 +41,10 @@ export class MemoryStore {
     for (const row of d.counts) this.counts.set(row.key, { used: row.used, until: row.until });
     if (ask.quotas?.length > 0) {
       const now = Math.min(...ask.quotas.map((q) => q.until - q.ttl));
-      for (const [k, v] of this.counts) if (v.until <= now) this.counts.delete(k);
+      if (now > this.countedAt) {
+        for (const [k, v] of this.counts) if (v.until <= now) this.counts.delete(k);
+        this.countedAt = now;
+      }
     }
     return d.answer;
   }

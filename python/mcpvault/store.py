@@ -49,6 +49,7 @@ class MemoryStore:
         self._nonces: Dict[str, Tuple[str, int, int]] = {}  # nonce -> (call key, spent at, keep until)
         self._recorded: Dict[str, Tuple[Any, int]] = {}  # call key -> (response, keep until)
         self._counts: Dict[str, Tuple[float, int]] = {}  # quota counter -> (used, keep until)
+        self._swept = [-1, -1]  # when the spent rows and the counters were last swept
         self._audit: List[str] = []
         self._lock = threading.Lock()
 
@@ -59,14 +60,17 @@ class MemoryStore:
     def check(self, ask: Dict[str, Any], decide: Decide) -> Dict[str, Any]:
         with self._lock:
             spend = ask.get("spend")
-            if spend:
+            # a sweep is O(rows): once per second at most (a row written since has `until` after its writing)
+            if spend and spend["now"] > self._swept[0]:
                 now = spend["now"]
                 self._nonces = {n: r for n, r in self._nonces.items() if r[2] > now}
                 self._recorded = {k: r for k, r in self._recorded.items() if r[1] > now}
+                self._swept[0] = now
             quotas = ask.get("quotas") or []
-            if quotas:
+            if quotas and min(q["until"] - q["ttl"] for q in quotas) > self._swept[1]:
                 now = min(q["until"] - q["ttl"] for q in quotas)
                 self._counts = {k: r for k, r in self._counts.items() if r[1] > now}
+                self._swept[1] = now
             read = {
                 "revoked": [i for i in ask.get("revocation_ids", []) if i in self._revoked],
                 "held": [],

@@ -581,7 +581,13 @@ fn message_of(
     let mut params = match params {
         None | Some(Value::Null) => None,
         Some(Value::Object(m)) => Some(m),
-        Some(_) => return Err(invalid_params("params must be an object")),
+        // rmcp hands handlers params as an object (MCP's params are one); typed as the guard's refusals are
+        Some(_) => {
+            return Err(ErrorData::invalid_request(
+                "invalid request: params must be an object",
+                Some(json!({"code": "invalid_request", "status": 400})),
+            ))
+        }
     };
     if !meta.is_empty() {
         let p = params.get_or_insert_with(Map::new);
