@@ -87,16 +87,27 @@ export class Policy {
    * hashes of the server's current tool definitions (`definitionsOf`), for tokens that pin tools.
    */
   async decide(message, authInfo, fallback, sessionSubject, extra, toolDefinitions) {
+    return this.#decide({ body: message, sessionSubject, toolDefinitions }, authInfo, fallback, extra);
+  }
+
+  /**
+   * Decides an HTTP request that carries no JSON-RPC message (the SSE `GET`, a session's `DELETE`, any other verb):
+   * the core decides it as `http/GET` etc., with the store (revocation, audit) and `sessionSubject` (the subject that
+   * opened the session it names: another subject's token is `session_mismatch`). `authInfo` and `extra` as for decide.
+   */
+  async decideRequest(httpMethod, authInfo, sessionSubject, extra) {
+    return this.#decide({ httpMethod, sessionSubject }, authInfo, undefined, extra);
+  }
+
+  async #decide(parts, authInfo, fallback, extra) {
     const ours = Boolean(authInfo?.extra?.mcpvault) && typeof authInfo.token === "string";
     const outcome = await this.guard.decide({
-      body: message,
+      ...parts,
       headers: guardHeaders(extra),
       transportToken: ours ? authInfo.token : undefined,
       fallbackToken: !ours && typeof authInfo?.token === "string" && authInfo.token !== "" ? authInfo.token : fallback,
       // the middleware spent this request's nonces already when it had a store and did not defer
       replayChecked: ours && authInfo.extra.mcpvaultReplayChecked === true,
-      sessionSubject,
-      toolDefinitions,
     });
     if (this.onDecision || this.onSoftRule) reportDecisions(this.guard.decisionsOf(outcome), this, "mcpvault");
     return outcome;

@@ -6,12 +6,13 @@
 // subject whose token opened it.
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { dirname, resolve } from "node:path";
 import { StdioClientTransport, getDefaultEnvironment } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
-import { createMcpExpressApp } from "@modelcontextprotocol/sdk/server/express.js";
+import { localhostHostValidation } from "@modelcontextprotocol/sdk/server/middleware/hostHeaderValidation.js";
 import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
 import { createMcpVaultMiddleware } from "mcpvault-express";
 import { Guard } from "mcpvault";
@@ -131,18 +132,23 @@ function upstreamTransport(up) {
 
 /** One downstream connection relayed to one upstream connection. */
 class Relay {
-  constructor(policy, downstream, upstream, fallbackToken) {
+  /** `decided`: the outcome of the first message (an HTTP session's initialize), decided before the relay started. */
+  constructor(policy, downstream, upstream, fallbackToken, decided) {
     this.policy = policy;
     this.down = downstream;
     this.up = upstream;
     this.fallback = fallbackToken;
-    this.lists = new Map(); // list request id (tools, resources, templates, prompts) -> { outcome, request }
-    this.calls = new Map(); // single-use tools/call request id -> outcome, to record the response
-    this.initializeIds = new Set();
+    // every request forwarded upstream goes with an id of the proxy's (the client's ids may repeat): the proxy's id ->
+    // { id: the client's, method, outcome, request }. An answer is matched to its request by that id alone: a list
+    // answer is filtered with its own request's outcome, and an answer to no pending request goes nowhere.
+    this.pending = new Map();
+    this.sent = 0;
+    this.inFlight = new Map(); // the client's id -> the proxy's id, of a forwarded request (for notifications/cancelled)
     this.definitionAsks = new Map(); // the proxy's own tools/list request id -> resolve(result)
     this.asked = 0;
+    this.decided = decided;
     // the subject whose token opened the session: later messages must carry a token of the same subject
-    this.subject = undefined;
+    this.subject = decided?.outcome.facts?.subject;
     this.closed = false;
   }
 
@@ -186,11 +192,25 @@ class Relay {
     return {};
   }
 
+  /** The HTTP session's request that carries no message (the SSE GET, the DELETE, another verb), decided by the core
+   * with the store and this session's subject. */
+  admit(req, sessionId) {
+    return this.policy.decideRequest(req.method, req.auth, this.subject, { sessionId, requestInfo: { headers: req.headers } });
+  }
+
   async fromClient(message, extra) {
-    // the upstream is asked only when the guard says a pinned call of a valid token needs its definitions: a client
-    // without a token (or whose token pins nothing it calls) never makes the proxy ask anything
-    const defs = isRequest(message) ? () => this.definitions() : undefined;
-    const outcome = await this.policy.decide(message, extra?.authInfo, this.fallback, this.subject, extra, defs);
+    let outcome;
+    const first = this.decided;
+    if (first !== undefined && isRequest(message) && message.id === first.id && message.method === first.method) {
+      // the session's initialize, decided before the session and the upstream were made: not decided twice
+      this.decided = undefined;
+      outcome = first.outcome;
+    } else {
+      // the upstream is asked only when the guard says a pinned call of a valid token needs its definitions: a client
+      // without a token (or whose token pins nothing it calls) never makes the proxy ask anything
+      const defs = isRequest(message) ? () => this.definitions() : undefined;
+      outcome = await this.policy.decide(message, extra?.authInfo, this.fallback, this.subject, extra, defs);
+    }
     if (!outcome.allowed) {
       // a request gets the error; a refused notification or response is dropped (onDecision has it)
       if (isRequest(message)) return this.down.send({ ...outcome.response, id: message.id });
@@ -198,12 +218,16 @@ class Relay {
     }
     if (this.subject === undefined) this.subject = outcome.facts?.subject;
     for (const answer of outcome.answers) await this.down.send(answer, { relatedRequestId: answer.id });
-    const forward = outcome.forward;
+    let forward = outcome.forward;
     if (forward == null) return;
     if (isRequest(forward)) {
-      if (LISTS.has(forward.method)) this.lists.set(forward.id, { outcome, request: forward });
-      if (outcome.call_key) this.calls.set(forward.id, outcome);
-      if (forward.method === "initialize") this.initializeIds.add(forward.id);
+      const id = `mcpvault-${++this.sent}`;
+      this.pending.set(id, { id: forward.id, method: forward.method, outcome, request: forward });
+      this.inFlight.set(forward.id, id);
+      forward = { ...forward, id };
+    } else if (forward.method === "notifications/cancelled" && isObject(forward.params) && this.inFlight.has(forward.params.requestId)) {
+      // the client cancels its request: the upstream knows it by the proxy's id
+      forward = { ...forward, params: { ...forward.params, requestId: this.inFlight.get(forward.params.requestId) } };
     }
     return this.up.send(forward);
   }
@@ -216,19 +240,27 @@ class Relay {
       return resolve("error" in message ? undefined : message.result);
     }
     if (isResponse(message)) {
-      const list = this.lists.get(message.id);
-      if (list) {
-        this.lists.delete(message.id);
-        if (isObject(message.result)) {
-          message = { ...message, result: this.policy.filterResult(list.request.method, message.result, list.outcome, list.request) };
-        }
+      const sent = this.pending.get(message.id);
+      if (sent === undefined) {
+        // an answer to no request of the client's (or answered already): nothing of it goes out, but an error about
+        // no request at all (id null: the upstream could not read one)
+        if (message.id === null && !("result" in message)) return this.down.send(message);
+        console.error("mcpvault-proxy: dropped an upstream response to no pending request");
+        return;
       }
-      const called = this.calls.get(message.id);
-      if (called) {
-        this.calls.delete(message.id);
-        await this.policy.complete(called, "error" in message ? { error: message.error } : responseOf(message.result));
+      this.pending.delete(message.id);
+      if (this.inFlight.get(sent.id) === message.id) this.inFlight.delete(sent.id);
+      message = { ...message, id: sent.id };
+      if (LISTS.has(sent.method) && "result" in message) {
+        // filtered with its own request's outcome; a list answer that cannot be filtered does not go out
+        message = isObject(message.result)
+          ? { ...message, result: this.policy.filterResult(sent.method, message.result, sent.outcome, sent.request) }
+          : { jsonrpc: "2.0", id: sent.id, error: { code: -32603, message: "internal error", data: { code: "internal_error", status: 500 } } };
       }
-      if (this.initializeIds.delete(message.id) && typeof message.result?.protocolVersion === "string") {
+      if (sent.outcome.call_key) {
+        await this.policy.complete(sent.outcome, "error" in message ? { error: message.error } : responseOf(message.result));
+      }
+      if (sent.method === "initialize" && typeof message.result?.protocolVersion === "string") {
         this.up.setProtocolVersion?.(message.result.protocolVersion);
       }
       return this.down.send(message, { relatedRequestId: message.id });
@@ -268,6 +300,101 @@ function decisionLogger(config) {
   };
 }
 
+const INTERNAL_ERROR = { jsonrpc: "2.0", id: null, error: { code: -32603, message: "internal error", data: { code: "internal_error", status: 500 } } };
+const invalidRequest = (status, message) => ({ jsonrpc: "2.0", id: null, error: { code: -32600, message, data: { code: "invalid_request", status } } });
+
+function answer(res, status, headers, body) {
+  res.status(status);
+  for (const [k, v] of Object.entries(headers ?? {})) res.setHeader(k, v);
+  res.json(body);
+}
+
+/** The Express of the SDK's `createMcpExpressApp` (the SDK depends on it; this package does not). */
+function express() {
+  const sdk = createRequire(import.meta.url).resolve("@modelcontextprotocol/sdk/server/express.js");
+  return createRequire(sdk)("express");
+}
+
+/**
+ * The HTTP app: the SDK's `createMcpExpressApp` without its JSON body parser (mcpvault-express reads the body), so
+ * DNS-rebinding protection on loopback, and every error answer typed (`typedErrors`).
+ */
+function httpApp(host) {
+  const app = express()();
+  app.use(typedErrors);
+  if (["127.0.0.1", "localhost", "::1"].includes(host)) app.use(localhostHostValidation());
+  else if (host === "0.0.0.0" || host === "::") {
+    console.warn(`mcpvault-proxy: binding to ${host} without DNS rebinding protection: every request still needs a valid token`);
+  }
+  return app;
+}
+
+/** Whether a JSON-RPC error answer (or a batch of them) names its mcpvault code in `data`. */
+const typed = (m) => isObject(m?.error) && isObject(m.error.data) && typeof m.error.data.code === "string";
+
+/**
+ * An HTTP error answer (status 400 and up) as every refusal is written: a JSON-RPC error with `data: { code, status }`
+ * (`invalid_request`, or `internal_error` with the message `internal error` for 5xx). The SDK's transport and its
+ * Host check answer some requests themselves (a verb it does not serve, a wrong Content-Type or Accept, an unknown
+ * protocol version) with an untyped -32000 error: their answer is held until it ends and typed; a typed one goes as
+ * it came. Answers below 400 (the SSE streams among them) are not touched.
+ */
+function typedErrors(req, res, next) {
+  const { writeHead, write, end } = res;
+  let held; // the status and headers of the error answer being held
+  const chunks = [];
+  const bytes = (chunk, encoding) => (Buffer.isBuffer(chunk) || chunk instanceof Uint8Array ? Buffer.from(chunk) : Buffer.from(String(chunk), typeof encoding === "string" ? encoding : "utf8"));
+  const holds = (self, status) => {
+    if (held === undefined && !self.headersSent && Number(status) >= 400) held = { status: Number(status), headers: undefined };
+    return held !== undefined;
+  };
+  res.writeHead = function (status, reason, headers) {
+    if (!holds(this, status)) return writeHead.apply(this, arguments);
+    held.headers = typeof reason === "string" ? headers : reason;
+    return this;
+  };
+  res.write = function (chunk, encoding, cb) {
+    if (!holds(this, this.statusCode)) return write.apply(this, arguments);
+    if (chunk != null) chunks.push(bytes(chunk, encoding));
+    const done = typeof encoding === "function" ? encoding : cb;
+    if (typeof done === "function") process.nextTick(done);
+    return true;
+  };
+  res.end = function (chunk, encoding, cb) {
+    if (!holds(this, this.statusCode)) return end.apply(this, arguments);
+    if (typeof chunk === "function") [chunk, cb] = [undefined, chunk];
+    else if (typeof encoding === "function") [encoding, cb] = [undefined, encoding];
+    if (chunk != null) chunks.push(bytes(chunk, encoding));
+    Object.assign(res, { writeHead, write, end });
+    const { status } = held;
+    const raw = Buffer.concat(chunks);
+    let m;
+    try {
+      m = JSON.parse(raw.toString("utf8"));
+    } catch {
+      m = undefined;
+    }
+    let body = raw;
+    if (!(typed(m) || (Array.isArray(m) && m.length > 0 && m.every(typed)))) {
+      const internal = status >= 500;
+      const message = internal ? "internal error" : typeof m?.error?.message === "string" ? m.error.message : "invalid request";
+      body = Buffer.from(JSON.stringify({ jsonrpc: "2.0", id: isObject(m) && (typeof m.id === "string" || typeof m.id === "number") ? m.id : null,
+        error: { code: internal ? -32603 : -32600, message, data: { code: internal ? "internal_error" : "invalid_request", status } } }));
+    }
+    const headers = {};
+    const given = held.headers;
+    const pairs = Array.isArray(given) ? (Array.isArray(given[0]) ? given : given.flatMap((v, i) => (i % 2 ? [] : [[v, given[i + 1]]]))) : Object.entries(given ?? {});
+    for (const [k, v] of pairs) if (!["content-length", "content-type", "transfer-encoding"].includes(String(k).toLowerCase())) headers[k] = v;
+    this.removeHeader("Content-Length");
+    this.removeHeader("Transfer-Encoding");
+    this.setHeader("Content-Type", "application/json");
+    this.setHeader("Content-Length", body.length);
+    writeHead.call(this, status, headers);
+    return end.call(this, body, cb);
+  };
+  next();
+}
+
 /**
  * Starts the proxy for a checked config (see checkConfig). Resolves to `{ close(), url? }`; `url` is the
  * downstream HTTP endpoint when downstream is HTTP.
@@ -283,9 +410,11 @@ export async function startProxy(config, options = {}) {
     return { close: () => relay.close(), closed: done };
   }
   const { host, port, path } = config.downstream.http;
-  const app = createMcpExpressApp({ host });
+  const app = httpApp(host);
   // The HTTP layer answers 401/403 with challenges for tokens that cannot be used at all; the relay behind it, which
   // sees responses, decides each message with the store (revocation, single use with recorded responses, audit).
+  // It reads the body itself (no JSON parser in front of it): a body it cannot read (too large, not UTF-8, not JSON)
+  // is a typed invalid_request, never repaired, and no parser's error page or log line carries it.
   const auth = createMcpVaultMiddleware({
     publicKeyHex: config.publicKey,
     audience: config.audience,
@@ -302,27 +431,39 @@ export async function startProxy(config, options = {}) {
   });
   const relays = new Map();
   app.all(path, auth(), async (req, res) => {
+    let opened; // the relay made for this request's initialize
     try {
       const sid = req.headers["mcp-session-id"];
       let relay = typeof sid === "string" ? relays.get(sid) : undefined;
+      if (relay && req.method !== "POST") {
+        // a request of the session that carries no message (the SSE GET, the DELETE that ends the session): decided
+        // by the core like the relay's messages, with the store and the session's subject (another subject's token
+        // is session_mismatch, a revoked one revoked)
+        const outcome = await relay.admit(req, sid);
+        if (!outcome.allowed) return void answer(res, outcome.status, outcome.headers, outcome.response);
+      }
       if (!relay) {
         if (sid !== undefined || req.method !== "POST" || !isInitializeRequest(req.body)) {
           // typed like every refusal: invalid_request; an unknown session is 404, as MCP's Streamable HTTP asks (the
           // client starts a new one)
           const status = sid !== undefined ? 404 : 400;
-          res.status(status).json({
+          return void answer(res, status, {}, {
             jsonrpc: "2.0",
             id: null,
             error: { code: -32600, message: sid !== undefined ? "invalid request: unknown session" : "invalid request: no session: send initialize first",
               data: { code: "invalid_request", status } },
           });
-          return;
         }
+        // the initialize is decided (with the store) before anything is made for it: a refused one gets no session
+        // and no upstream connection or child
+        const outcome = await policy.decide(req.body, req.auth, undefined, undefined, { requestInfo: { headers: req.headers } });
+        if (!outcome.allowed) return void answer(res, outcome.status, outcome.headers, outcome.response);
         const transport = new StreamableHTTPServerTransport({
           sessionIdGenerator: () => randomUUID(),
           onsessioninitialized: (id) => relays.set(id, relay),
         });
-        relay = new Relay(policy, transport, upstreamTransport(config.upstream), undefined);
+        relay = opened = new Relay(policy, transport, upstreamTransport(config.upstream), undefined,
+          { id: req.body.id, method: req.body.method, outcome });
         relay.onclose = () => {
           if (transport.sessionId) relays.delete(transport.sessionId);
         };
@@ -331,8 +472,23 @@ export async function startProxy(config, options = {}) {
       await relay.down.handleRequest(req, res, req.body);
     } catch (e) {
       console.error("mcpvault-proxy:", e?.stack ?? e);
-      if (!res.headersSent) res.status(500).json({ jsonrpc: "2.0", id: null, error: { code: -32603, message: "internal error" } });
+      if (!res.headersSent) answer(res, 500, {}, INTERNAL_ERROR);
+    } finally {
+      // the transport did not open the session (it refused the request: its Accept, its Content-Type), or the
+      // upstream did not start: nothing is kept for it
+      if (opened && !opened.down.sessionId) await opened.close();
     }
+  });
+  // a path that is not the endpoint, and an error no handler answered: typed too (never Express's HTML page, whose
+  // stack trace goes to stderr)
+  app.use((req, res) => answer(res, 404, {}, invalidRequest(404, "invalid request: not an MCP endpoint")));
+  app.use((err, req, res, next) => {
+    const status = Number.isInteger(err?.status) && err.status >= 400 && err.status < 500 ? err.status : 500;
+    // its kind only: a parser's error can quote the body, and the body the token
+    console.error(`mcpvault-proxy: request failed: ${err?.type ?? err?.name ?? "error"}`);
+    // an answer already begun: ended here, not handed to Express's handler (which logs the whole error)
+    if (res.headersSent) return void res.destroy();
+    answer(res, status, {}, status === 500 ? INTERNAL_ERROR : invalidRequest(status, "invalid request"));
   });
   const server = await new Promise((res, rej) => {
     const s = app.listen(port, host, () => res(s));

@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
+import { request as httpRequest } from "node:http";
 import express from "express5";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
@@ -300,4 +301,209 @@ test("the HTTP proxy: mangled tokens on every method, GET and DELETE; unknown se
   assert.ok(codes.every((c) => c === "allowed" || c === "replayed"), J(codes));
   assert.strictEqual(relayed().filter((m) => m.method === "tools/call").length, 1, "the upstream ran the single-use call more than once");
   assert.ok(!readFileSync(log, "utf8").includes(once.slice(0, 40)), "the token reached the upstream");
+});
+
+/** A proxy over HTTP in front of the fixture upstream (stdio children), with a SQLite store a test can revoke in. */
+async function httpProxy(t, extra = {}) {
+  const dir = mkdtempSync(join(tmpdir(), "mcpvault-hostile-proxy-"));
+  const files = { log: join(dir, "upstream.log"), started: join(dir, "started.log"), db: join(dir, "vault.db") };
+  const config = checkConfig({
+    publicKey: keys.publicKey, store: `sqlite:${files.db}`, log: false,
+    upstream: { command: process.execPath, args: [join(here, "fixtures", "upstream.mjs")], env: { UPSTREAM_LOG: files.log, UPSTREAM_STARTED: files.started } },
+    downstream: { http: { host: "127.0.0.1", port: 0 } },
+    ...extra,
+  });
+  const proxy = await startProxy(config);
+  t.after(() => proxy.close());
+  const lines = (f) => (existsSync(f) ? readFileSync(f, "utf8").trim().split("\n").filter(Boolean) : []);
+  return {
+    ...proxy, files,
+    relayed: () => lines(files.log).map((l) => JSON.parse(l)),
+    started: () => lines(files.started).length,
+    open: async (tk) => {
+      const r = await post(proxy.url, INIT, { Authorization: `Bearer ${tk}` });
+      assert.strictEqual(r.status, 200, r.text);
+      const sid = r.headers.get("mcp-session-id");
+      await post(proxy.url, { jsonrpc: "2.0", method: "notifications/initialized" }, { Authorization: `Bearer ${tk}`, "Mcp-Session-Id": sid });
+      return sid;
+    },
+  };
+}
+
+const INIT = { jsonrpc: "2.0", id: 0, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "c", version: "1" } } };
+
+/** A request without a body (GET, DELETE, …): an SSE stream is only noted (and closed), never read to its end. */
+async function bodiless(url, method, headers) {
+  const res = await fetch(url, { method, headers: { ...HEADERS, ...headers }, signal: AbortSignal.timeout(10_000) });
+  if ((res.headers.get("content-type") ?? "").includes("text/event-stream")) {
+    await res.body?.cancel();
+    return { status: res.status, sse: true, text: "", json: undefined, headers: res.headers };
+  }
+  const text = await res.text();
+  let json;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: res.status, sse: false, text, json, headers: res.headers };
+}
+
+/** A raw HTTP request (any Host header, any body bytes). */
+function raw(url, { method = "POST", headers = {}, body } = {}) {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { method, headers: { ...HEADERS, ...headers } }, (res) => {
+      const chunks = [];
+      res.on("data", (c) => chunks.push(c));
+      res.on("end", () => {
+        const text = Buffer.concat(chunks).toString("utf8");
+        let json;
+        try {
+          json = JSON.parse(text);
+        } catch {
+          json = undefined;
+        }
+        resolve({ status: res.statusCode, headers: res.headers, text, json });
+      });
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+/** What the process writes to stderr while `fn` runs (and still writes it). */
+async function stderrOf(fn) {
+  const seen = [];
+  const write = process.stderr.write;
+  process.stderr.write = function (chunk, ...rest) {
+    seen.push(String(chunk));
+    return write.call(this, chunk, ...rest);
+  };
+  try {
+    await fn();
+  } finally {
+    process.stderr.write = write;
+  }
+  return seen.join("");
+}
+
+const statusCode = (r) => [r.status, r.json?.error?.data?.code];
+
+test("the HTTP proxy: a session's GET and DELETE are decided by the core with the session's subject and the store", async (t) => {
+  const p = await httpProxy(t);
+  const sid = await p.open(token);
+  const S = { "Mcp-Session-Id": sid };
+  const bearer = (tk) => ({ ...S, Authorization: `Bearer ${tk}` });
+  const owns = async () => codeOf(await post(p.url, { jsonrpc: "2.0", id: 50, method: "tools/list" }, bearer(token)), "the owner's tools/list");
+  // another subject's valid token: not the session's stream, nor its end
+  for (const verb of ["GET", "DELETE"]) {
+    const r = await bodiless(p.url, verb, bearer(other));
+    assert.deepStrictEqual(statusCode(r), [403, "session_mismatch"], `${verb} with another subject's token: ${r.status} ${r.text}`);
+    assert.match(r.headers.get("www-authenticate") ?? "", /insufficient_scope/);
+    noEcho(r, [token, other], verb);
+  }
+  assert.strictEqual(await owns(), "allowed", "the session survived another subject's DELETE");
+  // the same subject's token, revoked: refused with the store
+  const revoked = mint();
+  const admin = await openStore(`sqlite:${p.files.db}`);
+  await admin.revoke(vault.inspect(revoked).revocation_ids[0]);
+  await admin.close();
+  for (const verb of ["GET", "DELETE"]) {
+    const r = await bodiless(p.url, verb, bearer(revoked));
+    assert.deepStrictEqual(statusCode(r), [401, "revoked"], `${verb} with a revoked token: ${r.status} ${r.text}`);
+  }
+  assert.strictEqual(await owns(), "allowed", "the session survived a revoked token's DELETE");
+  // the owner: its stream, then the end of its session
+  const stream = await bodiless(p.url, "GET", bearer(token));
+  assert.deepStrictEqual([stream.status, stream.sse], [200, true]);
+  const ended = await bodiless(p.url, "DELETE", bearer(token));
+  assert.strictEqual(ended.status, 200, ended.text);
+  assert.deepStrictEqual(statusCode(await post(p.url, { jsonrpc: "2.0", id: 51, method: "tools/list" }, bearer(token))), [404, "invalid_request"]);
+});
+
+test("the HTTP proxy: an initialize is decided before a session or an upstream child is made for it", async (t) => {
+  const p = await httpProxy(t);
+  const revoked = mint();
+  const admin = await openStore(`sqlite:${p.files.db}`);
+  await admin.revoke(vault.inspect(revoked).revocation_ids[0]);
+  await admin.close();
+  for (const [what, tk, expected] of [["revoked", revoked, [401, "revoked"]], ["garbage", "garbage", [401, "malformed_token"]]]) {
+    const r = await post(p.url, INIT, { Authorization: `Bearer ${tk}` });
+    assert.deepStrictEqual(statusCode(r), expected, `${what}: ${r.status} ${r.text}`);
+    assert.strictEqual(r.headers.get("mcp-session-id"), null, `${what}: a session was opened`);
+  }
+  // a valid initialize the SDK's transport refuses (it does not accept SSE): no session, its child ended
+  const refused = await post(p.url, INIT, { Authorization: `Bearer ${token}`, Accept: "application/json" });
+  assert.deepStrictEqual(statusCode(refused), [406, "invalid_request"], refused.text);
+  assert.strictEqual(refused.headers.get("mcp-session-id"), null);
+  await new Promise((r) => setTimeout(r, 500));
+  assert.ok(p.started() <= 1, `upstream children spawned for refused initializes: ${p.started()}`);
+  const before = p.started();
+  await p.open(token);
+  for (let i = 0; i < 50 && p.started() === before; i++) await new Promise((r) => setTimeout(r, 100));
+  assert.strictEqual(p.started(), before + 1, "a valid initialize starts its upstream");
+  assert.deepStrictEqual(p.relayed().filter((m) => m.method === "initialize").length, 1);
+});
+
+test("the HTTP proxy reads bodies itself: unreadable ones are typed invalid_request, never repaired, never logged", async (t) => {
+  const p = await httpProxy(t);
+  const sid = await p.open(token);
+  const A = { Authorization: `Bearer ${token}` };
+  const S = { ...A, "Mcp-Session-Id": sid };
+  const results = [];
+  const err = await stderrOf(async () => {
+    const cut = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"_meta":{"token":"${token}"},"x":`;
+    for (const [what, options] of [
+      ["not JSON, quoting the token", { body: cut }],
+      ["not JSON", { body: "not json" }],
+      ["a bare number", { body: "123" }],
+      ["latin1 bytes", { headers: { "Content-Type": "application/json; charset=latin1" }, body: Buffer.from(J(call("db_query", { sql: "caf\u00e9" }, 2)), "latin1") }],
+      ["gzip garbage", { headers: { "Content-Encoding": "gzip" }, body: Buffer.from(`garbage ${token}`) }],
+      ["over 4 MiB", { body: J({ ...INIT, params: { ...INIT.params, pad: "x".repeat(4 * 1024 * 1024 + 10) } }) }],
+    ]) {
+      results.push([what, await raw(p.url, { headers: { ...S, ...options.headers }, body: options.body })]);
+    }
+    // bytes that are not UTF-8 inside an argument: refused, not turned into U+FFFD and run
+    const bad = Buffer.concat([Buffer.from(J(call("db_query", { sql: "AB" }, 3)).split("AB")[0]), Buffer.from([0x41, 0xff, 0x42]), Buffer.from(J(call("db_query", { sql: "AB" }, 3)).split("AB")[1])]);
+    results.push(["not UTF-8", await raw(p.url, { headers: S, body: bad })]);
+  });
+  for (const [what, r] of results) {
+    assert.deepStrictEqual(statusCode(r), [400, "invalid_request"], `${what}: ${r.status} ${r.text.slice(0, 300)}`);
+    assert.strictEqual(r.json.error.code, -32600, what);
+    noEcho(r, [token], what);
+  }
+  assert.ok(!p.relayed().some((m) => m.method === "tools/call"), "a body that is not UTF-8 ran upstream");
+  noEcho({ text: err }, [token], "stderr");
+  // a body over the 100 KB of a default JSON parser, under the middleware's 4 MiB: decided like any other
+  const big = await post(p.url, { ...INIT, params: { ...INIT.params, pad: "x".repeat(200 * 1024) } }, A);
+  assert.strictEqual(codeOf(big, "200 KB initialize"), "allowed");
+});
+
+test("the HTTP proxy types the answers its transport gives itself: verbs, Content-Type, Accept, Host, other paths, a failing upstream", async (t) => {
+  const p = await httpProxy(t);
+  const sid = await p.open(token);
+  const S = { Authorization: `Bearer ${token}`, "Mcp-Session-Id": sid };
+  const typedAs = (r, status, what) => {
+    assert.strictEqual(r.status, status, `${what}: ${r.status} ${r.text}`);
+    assert.deepStrictEqual(r.json?.error?.data, { code: status >= 500 ? "internal_error" : "invalid_request", status }, `${what}: ${r.text}`);
+    assert.strictEqual(r.json.error.code, status >= 500 ? -32603 : -32600, what);
+  };
+  for (const verb of ["PUT", "PATCH"]) typedAs(await raw(p.url, { method: verb, headers: S, body: J(METHODS[0]) }), 405, verb);
+  typedAs(await raw(p.url, { method: "OPTIONS", headers: S }), 405, "OPTIONS");
+  const head = await raw(p.url, { method: "HEAD", headers: S });
+  assert.strictEqual(head.status, 405);
+  assert.strictEqual(head.headers["content-type"], "application/json");
+  typedAs(await raw(p.url, { headers: { ...S, "Content-Type": "text/plain" }, body: J(METHODS[0]) }), 415, "text/plain");
+  typedAs(await raw(p.url, { headers: { ...S, Accept: "application/json" }, body: J(METHODS[0]) }), 406, "Accept without SSE");
+  typedAs(await raw(p.url, { headers: { ...S, "Mcp-Protocol-Version": "1999-01-01" }, body: J(METHODS[0]) }), 400, "unknown protocol version");
+  typedAs(await raw(p.url, { headers: { ...S, Host: "evil.example" }, body: J(METHODS[0]) }), 403, "DNS rebinding");
+  typedAs(await raw(p.url.replace(/\/mcp$/, "/other"), { headers: S, body: J(METHODS[0]) }), 404, "another path");
+  // an upstream that cannot start: the catch-all answer is typed too
+  const broken = await startProxy(checkConfig({ publicKey: keys.publicKey, log: false, upstream: { command: join(here, "no-such-upstream") },
+    downstream: { http: { host: "127.0.0.1", port: 0 } } }));
+  t.after(() => broken.close());
+  let r;
+  await stderrOf(async () => { r = await post(broken.url, INIT, { Authorization: `Bearer ${token}` }); });
+  typedAs(r, 500, "failing upstream");
+  assert.strictEqual(r.json.error.message, "internal error");
 });

@@ -125,6 +125,47 @@ test("stdio: every message needs a valid token; a garbage token gets nothing thr
   assert.ok(!JSON.stringify(seen).includes(narrow), "without its token");
 });
 
+test("stdio: a repeated request id never gets an unfiltered list; answers are matched by the proxy's own ids", async (t) => {
+  const { narrow } = tokens();
+  const transport = new StdioClientTransport({
+    command: process.execPath,
+    args: [BIN, "--config", configFile({ publicKey: keys.publicKey, upstream: upstreamCommand, log: false })],
+    env: { ...getDefaultEnvironment(), MCPVAULT_TOKEN: narrow },
+    stderr: "pipe",
+  });
+  const answers = [];
+  let waiter;
+  transport.onmessage = (m) => {
+    answers.push(m);
+    waiter?.();
+  };
+  await transport.start();
+  t.after(() => transport.close());
+  const until = async (n) => {
+    const deadline = Date.now() + 10_000;
+    while (answers.length < n && Date.now() < deadline) await new Promise((r) => { waiter = r; setTimeout(r, 200); });
+    assert.ok(answers.length >= n, `${answers.length} answers of ${n}: ${JSON.stringify(answers)}`);
+  };
+  await transport.send({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "raw", version: "1" } } });
+  await until(1);
+  await transport.send({ jsonrpc: "2.0", method: "notifications/initialized" });
+  // the same id twice in flight, and a tools/call and a tools/list sharing an id
+  const list = (id) => ({ jsonrpc: "2.0", id, method: "tools/list" });
+  await Promise.all([
+    transport.send(list(7)), transport.send(list(7)), transport.send(list(7)),
+    transport.send({ jsonrpc: "2.0", id: 8, method: "tools/call", params: { name: "db_query", arguments: { sql: "s", max_rows: 1 } } }),
+    transport.send(list(8)),
+  ]);
+  await until(6);
+  const lists = answers.filter((m) => Array.isArray(m.result?.tools));
+  assert.strictEqual(lists.length, 4, JSON.stringify(answers));
+  for (const m of lists) assert.deepStrictEqual(m.result.tools.map((x) => x.name), ["db_query"], `answer ${m.id}: an unfiltered list`);
+  assert.deepStrictEqual(lists.map((m) => m.id).sort(), [7, 7, 7, 8]);
+  const called = answers.find((m) => m.id === 8 && m.result?.content);
+  assert.ok(called, "the tools/call got its own answer");
+  assert.ok(answers.every((m) => m.id === 1 || m.id === 7 || m.id === 8), "the client sees its own ids only");
+});
+
 test("stdio: the token can come from MCPVAULT_TOKEN; audience is enforced", async (t) => {
   const token = tokens({ audience: "db-server" }).narrow;
   const { client } = await stdioClient({ publicKey: keys.publicKey, audience: "db-server", upstream: upstreamCommand, log: false },
