@@ -415,6 +415,23 @@ impl Failure {
     }
 }
 
+/// The store `spec` names: one of another kind is bad input (exit 2); one that cannot be opened or reached is a
+/// failing store, `internal_error` (exit 1: refused, as the guard refuses with a failing store).
+fn open_store(spec: &str) -> Result<store::Store, Failure> {
+    if !["sqlite:", "redis://", "rediss://"]
+        .iter()
+        .any(|p| spec.starts_with(p))
+    {
+        return Err(Failure::input(format!(
+            "invalid_request: unknown store {spec:?}: sqlite:FILE or redis://HOST:PORT"
+        )));
+    }
+    store::Store::open(spec).map_err(|e| Failure {
+        exit: 1,
+        message: format!("internal_error: {e}"),
+    })
+}
+
 impl From<mcpvault::Error> for Failure {
     fn from(e: mcpvault::Error) -> Self {
         Failure::input(format!("{}: {e}", e.code()))
@@ -595,10 +612,7 @@ struct Host {
 
 impl Host {
     fn new(options: GuardOptions, store: Option<&str>) -> Result<Host, Failure> {
-        let store = store
-            .map(store::Store::open)
-            .transpose()
-            .map_err(Failure::input)?;
+        let store = store.map(open_store).transpose()?;
         let options = GuardOptions {
             store: store.is_some(),
             ..options
@@ -804,7 +818,7 @@ fn guard(options: &str, store: Option<&str>) -> Result<String, Failure> {
 
 fn revoke(id: &str, spec: &str, now: u64) -> Result<String, Failure> {
     let id = mcpvault::state::revocation_id(id)?;
-    let mut s = store::Store::open(spec).map_err(Failure::input)?;
+    let mut s = open_store(spec)?;
     s.revoke(&id, now).map_err(|e| Failure {
         exit: 1,
         message: e,
@@ -815,13 +829,10 @@ fn revoke(id: &str, spec: &str, now: u64) -> Result<String, Failure> {
 fn audit(command: AuditCommand) -> Result<String, Failure> {
     let entries: Vec<serde_json::Value> = match command {
         AuditCommand::Export { store } => {
-            let entries = store::Store::open(&store)
-                .map_err(Failure::input)?
-                .audit_entries()
-                .map_err(|e| Failure {
-                    exit: 1,
-                    message: e,
-                })?;
+            let entries = open_store(&store)?.audit_entries().map_err(|e| Failure {
+                exit: 1,
+                message: e,
+            })?;
             return Ok(entries
                 .iter()
                 .map(|e| e.to_string())
@@ -839,13 +850,12 @@ fn audit(command: AuditCommand) -> Result<String, Failure> {
                 mcpvault::audit::entries_from_lines(trimmed.lines())
             }
         }
-        AuditCommand::Verify { store: Some(s), .. } => store::Store::open(&s)
-            .map_err(Failure::input)?
-            .audit_entries()
-            .map_err(|e| Failure {
+        AuditCommand::Verify { store: Some(s), .. } => {
+            open_store(&s)?.audit_entries().map_err(|e| Failure {
                 exit: 1,
                 message: e,
-            })?,
+            })?
+        }
         AuditCommand::Verify { .. } => {
             return Err(Failure::input("audit verify needs FILE or --store"))
         }

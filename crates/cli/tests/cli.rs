@@ -813,3 +813,26 @@ fn a_tool_pinned_twice_is_refused() {
     );
     assert!(out.stdout.is_empty());
 }
+
+/// A store that cannot be reached is a failing store (`internal_error`, exit 1: refused); a store of no known kind is
+/// bad input (`invalid_request`, exit 2).
+#[test]
+fn a_store_that_cannot_be_opened_is_internal_error() {
+    let cli = Cli::new();
+    let id = "a".repeat(128);
+    // port 1 on loopback: nothing listens there
+    let out = cli.run(&["revoke", "--id", &id, "--store", "redis://127.0.0.1:1"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with("mcpvault: internal_error: store: "),
+        "{}",
+        stderr(&out)
+    );
+    let out = cli.run(&["revoke", "--id", &id, "--store", "memcached://x"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with("mcpvault: invalid_request: unknown store"),
+        "{}",
+        stderr(&out)
+    );
+}
