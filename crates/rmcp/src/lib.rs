@@ -651,12 +651,26 @@ fn header_map(headers: &http::HeaderMap) -> BTreeMap<String, String> {
 
 /// Every header value holding `token` with it replaced by [`REDACTED`].
 fn redact_headers(headers: &mut http::HeaderMap, token: &str) {
+    let needle = token.as_bytes();
+    if needle.is_empty() {
+        return;
+    }
     for value in headers.values_mut() {
-        let Ok(text) = value.to_str() else { continue };
-        if text.contains(token) {
-            *value = http::HeaderValue::from_str(&text.replace(token, REDACTED))
-                .unwrap_or(http::HeaderValue::from_static(REDACTED));
+        // on the bytes: a value with bytes that are not ASCII may hold the token too
+        let bytes = value.as_bytes();
+        if !bytes.windows(needle.len()).any(|w| w == needle) {
+            continue;
         }
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut rest = bytes;
+        while let Some(at) = rest.windows(needle.len()).position(|w| w == needle) {
+            out.extend_from_slice(&rest[..at]);
+            out.extend_from_slice(REDACTED.as_bytes());
+            rest = &rest[at + needle.len()..];
+        }
+        out.extend_from_slice(rest);
+        *value =
+            http::HeaderValue::from_bytes(&out).unwrap_or(http::HeaderValue::from_static(REDACTED));
     }
 }
 
@@ -1196,5 +1210,15 @@ mod tests {
             "Bearer [mcpvault: redacted]"
         );
         assert_eq!(h.get("x-other").unwrap(), "keep");
+        // a value with bytes that are not ASCII, holding the token twice
+        h.insert(
+            "x-copy",
+            http::HeaderValue::from_bytes(b"\xe9TOK;TOK\xff").unwrap(),
+        );
+        redact_headers(&mut h, "TOK");
+        assert_eq!(
+            h.get("x-copy").unwrap().as_bytes(),
+            b"\xe9[mcpvault: redacted];[mcpvault: redacted]\xff"
+        );
     }
 }
