@@ -664,9 +664,9 @@ fn redact_headers(headers: &mut http::HeaderMap, token: &str) {
         let mut out = Vec::with_capacity(bytes.len());
         let mut rest = bytes;
         while let Some(at) = rest.windows(needle.len()).position(|w| w == needle) {
-            out.extend_from_slice(&rest[..at]);
+            out.extend_from_slice(rest.get(..at).unwrap_or_default());
             out.extend_from_slice(REDACTED.as_bytes());
-            rest = &rest[at + needle.len()..];
+            rest = rest.get(at + needle.len()..).unwrap_or_default();
         }
         out.extend_from_slice(rest);
         *value =
