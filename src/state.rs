@@ -360,9 +360,16 @@ fn spend_outcome(spend: &SpendAsk, read: &StoreRead) -> SpendOutcome {
     }
 }
 
+/// The fewest audit entries a [`MemoryStore`] keeps (it holds at most
+/// twice as many: a long-running server's memory does not grow with its
+/// requests).
+pub const MEMORY_AUDIT_KEEP: usize = 10_000;
+
 /// A store in memory: one process, nothing kept across restarts. Pure data
 /// (no clock, no I/O), so it is the reference every host's store is tested
 /// against, and a working store for single-process Rust servers.
+/// It keeps the newest audit entries only ([`MEMORY_AUDIT_KEEP`] to twice
+/// it): an audit log that must keep everything is SQLite's or Redis's.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStore {
     revoked: std::collections::BTreeSet<String>,
@@ -457,10 +464,15 @@ impl MemoryStore {
     ) -> Result<crate::audit::AuditEntry> {
         let e = crate::audit::audit_append(self.audit.last(), record)?;
         self.audit.push(e.clone());
+        if self.audit.len() >= 2 * MEMORY_AUDIT_KEEP {
+            // a process's memory is no audit log: the oldest half goes (the chain goes on from the newest entry)
+            self.audit.drain(..MEMORY_AUDIT_KEEP);
+        }
         Ok(e)
     }
 
-    /// The audit chain, in order.
+    /// The newest entries of the audit chain, in order: all of them up to [`MEMORY_AUDIT_KEEP`], then between it
+    /// and twice it (the oldest are dropped in halves; their `seq` says where the kept ones start).
     pub fn audit_entries(&self) -> &[crate::audit::AuditEntry] {
         &self.audit
     }
@@ -469,6 +481,32 @@ impl MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_memory_store_keeps_the_newest_audit_entries_and_chains_on() {
+        let mut s = MemoryStore::new();
+        let record = |i: u64| crate::audit::AuditRecord {
+            time: i,
+            allowed: true,
+            code: None,
+            method: "tools/list".into(),
+            tool: None,
+            subject: None,
+            issuer: None,
+            revocation_ids: Vec::new(),
+            request_id: None,
+            approvers: Vec::new(),
+        };
+        for i in 0..(2 * MEMORY_AUDIT_KEEP as u64 + 5) {
+            s.append_audit(record(i)).unwrap();
+        }
+        let kept = s.audit_entries();
+        assert!(kept.len() >= MEMORY_AUDIT_KEEP && kept.len() < 2 * MEMORY_AUDIT_KEEP);
+        assert_eq!(kept.last().unwrap().seq, 2 * MEMORY_AUDIT_KEEP as u64 + 5);
+        assert!(kept
+            .windows(2)
+            .all(|w| w[1].prev == w[0].hash && w[1].seq == w[0].seq + 1));
+    }
 
     fn ask(nonces: &[&str], key: &str, now: u64) -> StoreAsk {
         StoreAsk {

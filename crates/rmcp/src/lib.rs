@@ -123,7 +123,9 @@ pub trait Store: Send + Sync + 'static {
 }
 
 /// The core's [`mcpvault::state::MemoryStore`], shared: one process,
-/// nothing kept across restarts. The audit chain grows with every request.
+/// nothing kept across restarts. It keeps the newest audit entries only
+/// (`mcpvault::state::MEMORY_AUDIT_KEEP` to twice it): for an audit log that
+/// keeps everything, implement [`Store`] over SQLite or Redis.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStore(Arc<Mutex<mcpvault::state::MemoryStore>>);
 
