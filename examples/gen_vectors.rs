@@ -2841,6 +2841,49 @@ fn step_up_cases(g: &mut Gen) {
             step(NOW, bearer(&plain, rpc_call(json!(2), "db_query", json!({}))), Some("tool_not_allowed")),
         ],
     );
+    // a proof signed 5 s ahead of the server's clock is fresh until 65 s after that clock: its spend is kept until
+    // the second after (the stores sweep what is due), so it cannot be used again at its last fresh second
+    let holder = mcpvault::keygen(&mut g.rng);
+    let bound = g.mint(&Grant {
+        holder: Some(holder.public_key.clone()),
+        ..grant(&["db_query"], 3600)
+    });
+    let bound_id = inspect(&bound)
+        .unwrap()
+        .revocation_ids
+        .last()
+        .cloned()
+        .unwrap();
+    let sql = json!({"sql": "select 1"});
+    let ahead = mcpvault::proof::sign_call(
+        &holder.private_key,
+        &mcpvault::proof::Call {
+            token_id: &bound_id,
+            method: "tools/call",
+            name: Some("db_query"),
+            arguments: sql.as_object().unwrap(),
+            audience: None,
+        },
+        NOW + 5,
+        &mut g.rng,
+    )
+    .unwrap();
+    let proved = |id: i64| {
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": "db_query", "arguments": sql, "_meta": {"mcpvault/proof": ahead}}})
+        .to_string()
+    };
+    g.guard_case(
+        "state-holder-proof-kept-through-its-last-fresh-second",
+        "a proof signed at NOW + 5, used at NOW: another request with it is replayed at NOW + 65 (its last fresh second), proof_expired at NOW + 66",
+        opts(),
+        &[],
+        vec![
+            step(NOW, bearer(&bound, proved(1)), None),
+            step(NOW + 65, bearer(&bound, proved(2)), Some("replayed")),
+            step(NOW + 66, bearer(&bound, proved(3)), Some("proof_expired")),
+        ],
+    );
 }
 
 /// Issue 16, items 1-3: holder-bound tokens and per-call proofs.

@@ -1823,8 +1823,10 @@ impl Guard {
                             ));
                             // a proof's nonce is kept while the proof could be fresh; a single-use token's
                             // nonces until the token expires
+                            // (a proof is fresh through second iat + PROOF_WINDOW, iat up to now + PROOF_SKEW;
+                            // stores sweep a row at its `until`: kept one second past the last fresh one)
                             let fresh = if f.proof_nonce.is_some() {
-                                now + crate::proof::PROOF_WINDOW + crate::proof::PROOF_SKEW
+                                now + crate::proof::PROOF_WINDOW + crate::proof::PROOF_SKEW + 1
                             } else {
                                 now
                             };
