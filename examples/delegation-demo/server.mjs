@@ -36,7 +36,7 @@ export async function startServer({ publicKeyHex, port = 0, onDecision, store, r
   app.use(express.json());
   const stores = store ? { store } : {};
   // `rules`: the server's policy (hard, soft and approval rules), applied where the store spends: the middleware
-  const auth = createMcpVaultMiddleware({ publicKeyHex, onDecision, ...stores, ...(rules ? { rules } : {}) });
+  const auth = createMcpVaultMiddleware({ publicKeyHex, innerGuard: true, onDecision, ...stores, ...(rules ? { rules } : {}) });
   app.post("/mcp", auth(), async (req, res) => {
     // Stateless Streamable HTTP: a server and transport per request.
     const server = mcpServer(publicKeyHex);

@@ -5,7 +5,8 @@
 const { Guard, storeOptionsError, metricsText } = require("mcpvault");
 
 const OPTIONS = ["publicKeyHex", "audience", "onDecision", "onSoftRule", "cache", "now", "realm", "resourceMetadata", "maxBodyBytes",
-  "store", "retryWindow", "deferSpend", "mappings", "toolMappings", "rules", "openResources", "openPrompts"];
+  "store", "retryWindow", "deferSpend", "mappings", "toolMappings", "rules", "openResources", "openPrompts", "innerGuard",
+  "toolDefinitions"];
 const DEFAULT_CACHE = 1024;
 const DEFAULT_MAX_BODY = 4 * 1024 * 1024;
 
@@ -34,6 +35,15 @@ function validate(options) {
   const storeError = storeOptionsError(o);
   if (storeError) throw fail(storeError);
   if (o.deferSpend !== undefined && typeof o.deferSpend !== "boolean") throw fail("deferSpend must be true or false");
+  if (o.innerGuard !== undefined && typeof o.innerGuard !== "boolean") throw fail("innerGuard must be true or false");
+  // an mcpvault layer behind (withMcpVault, the proxy's relay) decides each message again; deferSpend says there is one
+  o.inner = o.innerGuard ?? o.deferSpend === true;
+  if (o.deferSpend === true && !o.inner) throw fail("deferSpend needs the layer that spends behind it (innerGuard)");
+  const defs = o.toolDefinitions;
+  if (defs !== undefined && typeof defs !== "function" && (defs === null || typeof defs !== "object" || Array.isArray(defs))) {
+    throw fail("toolDefinitions must be a function or an object of tool names to definition hashes");
+  }
+  if (defs !== undefined && o.inner) throw fail("toolDefinitions: with innerGuard the layer behind checks pinned tools");
   for (const k of ["openResources", "openPrompts"]) {
     if (o[k] !== undefined && typeof o[k] !== "boolean") throw fail(`${k} must be true or false`);
   }
@@ -110,10 +120,12 @@ function createMcpVaultMiddleware(options) {
       deferSpend: o.deferSpend, realm: o.realm, resourceMetadata: o.resourceMetadata, cache: o.cache, now: o.now,
       mappings: o.mappings, toolMappings: o.toolMappings, rules: o.rules,
       openResources: o.openResources, openPrompts: o.openPrompts,
-      // withMcpVault behind this middleware checks the proofs and approvals again: hand on those spent here
-      forwardProofs: true,
-      // the middleware does not know the MCP server's tool definitions: withMcpVault checks pinned tools
-      deferPins: true,
+      // innerGuard: withMcpVault behind this middleware decides each message again: hand on the proofs and approvals
+      // spent here and the dry-run tool (it answers it), and leave pinned tools to it (it knows the definitions).
+      // Alone (the default), this middleware is the last guard: the dry-run tool is refused and pinned tools are
+      // checked against toolDefinitions (none given: refused)
+      forwardProofs: o.inner,
+      deferPins: o.inner,
     });
   }
   function guardOf(tool) {
@@ -149,7 +161,8 @@ function createMcpVaultMiddleware(options) {
   /** Decides a request: without a promise when nothing asynchronous is needed (no store), else a promise. */
   function decide(req, res, next, tool, parts) {
     const g = guardOf(tool);
-    const outcome = g.decideNow({ body: parts.body, bodyError: parts.bodyError, httpMethod: req.method, headers: headersOf(req) });
+    const outcome = g.decideNow({ body: parts.body, bodyError: parts.bodyError, httpMethod: req.method, headers: headersOf(req),
+      toolDefinitions: o.toolDefinitions });
     if (typeof outcome.then === "function") return outcome.then((o) => answer(g, req, res, next, parts, o));
     answer(g, req, res, next, parts, outcome);
     return undefined;

@@ -30,8 +30,19 @@ export interface McpVaultMiddlewareOptions extends PolicyOptions {
   /** Open resources (prompts) to valid tokens that grant none; a token naming some is still held to them. */
   openResources?: boolean;
   openPrompts?: boolean;
-  /** Leave single-use spends to an inner layer that sees responses (withMcpVault with a store). */
+  /** Leave single-use spends to an inner layer that sees responses (withMcpVault with a store); implies innerGuard. */
   deferSpend?: boolean;
+  /**
+   * withMcpVault (another mcpvault layer) is behind this middleware and decides each message again: the proofs and
+   * approvals spent here and the dry-run tool go on to it, and it checks pinned tools. Default false: this middleware
+   * is the last guard (the dry-run tool is refused, pinned tools are checked against `toolDefinitions`).
+   */
+  innerGuard?: boolean;
+  /**
+   * Without innerGuard: the hashes of the server's current tool definitions (`toolHashes` of its tools/list), or a
+   * function giving them, called only when a pinned call of a valid token needs them. None: pinned calls are refused.
+   */
+  toolDefinitions?: Record<string, string> | (() => Record<string, string> | Promise<Record<string, string>>);
 }
 
 /** `(req, res, next)`: works with Express 4 and 5, Connect and node:http. */

@@ -74,8 +74,9 @@ function logDecision(d: McpVaultDecision): void {
 const clock = (): number => Math.floor(Date.now() / 1000);
 const everyOption = createMcpVaultMiddleware({ publicKeyHex: publicKey, audience: "db", onDecision: logDecision,
   cache: true, now: clock, realm: "mcpvault", resourceMetadata: "https://db.example/.well-known/oauth-protected-resource",
-  maxBodyBytes: 4 * 1024 * 1024, store: new MemoryStore(), retryWindow: 30, deferSpend: false });
-const sized = createMcpVaultMiddleware({ publicKeyHex: publicKey, cache: 1024 });
+  maxBodyBytes: 4 * 1024 * 1024, store: new MemoryStore(), retryWindow: 30, deferSpend: false, innerGuard: false,
+  toolDefinitions: async () => ({ db_query: "0".repeat(64) }) });
+const sized = createMcpVaultMiddleware({ publicKeyHex: publicKey, cache: 1024, innerGuard: true });
 const wholeBody = everyOption();
 const wrapped = withMcpVault(new McpServer({ name: "y", version: "1" }), { publicKeyHex: publicKey, audience: "db",
   onDecision: logDecision, cache: 64, now: clock, checkTool: false, store: new MemoryStore(), retryWindow: 10 });

@@ -5,7 +5,7 @@ import http from "node:http";
 import request from "supertest";
 import express4 from "express4";
 import express5 from "express5";
-import { MCPVault } from "mcpvault";
+import { MCPVault, toolHashes } from "mcpvault";
 import { createMcpVaultMiddleware } from "mcpvault-express";
 
 const vault = new MCPVault();
@@ -186,4 +186,35 @@ test("plain node:http works too", async () => {
   await request(server).post("/").set("X-MCPVault-Token", token).set("Content-Type", "application/json")
     .send(JSON.stringify(call("file_read"))).expect(200);
   await request(server).post("/").set("Content-Type", "application/json").send(JSON.stringify(call("file_read"))).expect(401);
+});
+
+test("alone (no innerGuard) the middleware is the last guard: the dry-run tool is refused, pinned tools are checked against toolDefinitions; with innerGuard both go on to withMcpVault", async () => {
+  const def = { name: "db_query", description: "Run a query", inputSchema: { type: "object" } };
+  const hash = toolHashes({ tools: [def] }).db_query;
+  const pinned = mint({ pin: { db_query: hash } });
+  const dry = call("mcpvault.check", { tool: "db_query" });
+  const alone = app(express5);
+  const r1 = await request(alone.app).post("/mcp").set("Authorization", `Bearer ${token}`).send(dry);
+  assert.deepStrictEqual([r1.status, r1.body.error.data.code], [400, "invalid_request"]);
+  // no definitions given: a pinned call is refused (deny by default), never handed on unchecked
+  const r2 = await request(alone.app).post("/mcp").set("Authorization", `Bearer ${pinned}`).send(call("db_query", { max_rows: 1 }));
+  assert.deepStrictEqual([r2.status, r2.body.error.data.code], [403, "tool_definition_changed"]);
+  assert.strictEqual(alone.seen.length, 0);
+  // the server's definitions: the pinned call passes as pinned, not once the tool changed
+  let current = { db_query: hash };
+  const withDefs = app(express5, { options: { toolDefinitions: async () => current } });
+  const r3 = await request(withDefs.app).post("/mcp").set("Authorization", `Bearer ${pinned}`).send(call("db_query", { max_rows: 1 }));
+  assert.strictEqual(r3.status, 200);
+  current = { db_query: "0".repeat(64) };
+  const r4 = await request(withDefs.app).post("/mcp").set("Authorization", `Bearer ${pinned}`).send(call("db_query", { max_rows: 1 }));
+  assert.deepStrictEqual([r4.status, r4.body.error.data.code], [403, "tool_definition_changed"]);
+  // innerGuard: withMcpVault behind decides the dry run and the pins
+  const paired = app(express5, { options: { innerGuard: true } });
+  const r5 = await request(paired.app).post("/mcp").set("Authorization", `Bearer ${token}`).send(dry);
+  const r6 = await request(paired.app).post("/mcp").set("Authorization", `Bearer ${pinned}`).send(call("db_query", { max_rows: 1 }));
+  assert.deepStrictEqual([r5.status, r6.status, paired.seen.length], [200, 200, 2]);
+  // options that contradict each other are refused at start-up
+  assert.throws(() => createMcpVaultMiddleware({ publicKeyHex: keys.publicKey, deferSpend: true, innerGuard: false }), /innerGuard/);
+  assert.throws(() => createMcpVaultMiddleware({ publicKeyHex: keys.publicKey, innerGuard: true, toolDefinitions: {} }), /toolDefinitions/);
+  assert.throws(() => createMcpVaultMiddleware({ publicKeyHex: keys.publicKey, toolDefinitions: [] }), /toolDefinitions/);
 });

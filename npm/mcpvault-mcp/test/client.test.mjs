@@ -162,7 +162,7 @@ async function serve(t, { front = false, store = new MemoryStore() } = {}) {
   if (front) {
     const app = express();
     app.use(express.json());
-    app.post("/mcp", createMcpVaultMiddleware({ publicKeyHex: keys.publicKey, store })(), (req, res) => handle(req, res, req.body));
+    app.post("/mcp", createMcpVaultMiddleware({ publicKeyHex: keys.publicKey, store, innerGuard: true })(), (req, res) => handle(req, res, req.body));
     listener = app.listen(0, "127.0.0.1");
   } else {
     listener = createServer((req, res) => void handle(req, res)).listen(0, "127.0.0.1");

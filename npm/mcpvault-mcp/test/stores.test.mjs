@@ -37,7 +37,7 @@ test("middleware + SQLite: revoking agent A's token refuses agent B's derived to
   t.after(() => store.close());
   const app = express();
   app.use(express.json());
-  const auth = createMcpVaultMiddleware({ publicKeyHex: keys.publicKey, store });
+  const auth = createMcpVaultMiddleware({ publicKeyHex: keys.publicKey, store, innerGuard: true });
   app.post("/mcp", auth(), async (req, res) => {
     const server = makeMcpServer({});
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
