@@ -130,8 +130,8 @@ function upstreamTransport(up) {
   });
 }
 
-/** One downstream connection relayed to one upstream connection. */
-class Relay {
+/** One downstream connection relayed to one upstream connection (exported for tests: not part of the API). */
+export class Relay {
   /** `decided`: the outcome of the first message (an HTTP session's initialize), decided before the relay started. */
   constructor(policy, downstream, upstream, fallbackToken, decided) {
     this.policy = policy;
@@ -220,16 +220,36 @@ class Relay {
     for (const answer of outcome.answers) await this.down.send(answer, { relatedRequestId: answer.id });
     let forward = outcome.forward;
     if (forward == null) return;
+    let sentId;
     if (isRequest(forward)) {
-      const id = `mcpvault-${++this.sent}`;
-      this.pending.set(id, { id: forward.id, method: forward.method, outcome, request: forward });
-      this.inFlight.set(forward.id, id);
-      forward = { ...forward, id };
+      sentId = `mcpvault-${++this.sent}`;
+      this.pending.set(sentId, { id: forward.id, method: forward.method, outcome, request: forward });
+      this.inFlight.set(forward.id, sentId);
+      forward = { ...forward, id: sentId };
     } else if (forward.method === "notifications/cancelled" && isObject(forward.params) && this.inFlight.has(forward.params.requestId)) {
-      // the client cancels its request: the upstream knows it by the proxy's id
-      forward = { ...forward, params: { ...forward.params, requestId: this.inFlight.get(forward.params.requestId) } };
+      // the client cancels its request: the upstream knows it by the proxy's id, and its answer (MCP servers send
+      // none after a cancel) is no longer awaited: nothing of the request is kept
+      const cancelled = this.inFlight.get(forward.params.requestId);
+      this.inFlight.delete(forward.params.requestId);
+      this.pending.delete(cancelled);
+      forward = { ...forward, params: { ...forward.params, requestId: cancelled } };
     }
-    return this.up.send(forward);
+    try {
+      return await this.up.send(forward);
+    } catch (e) {
+      if (sentId === undefined) throw e;
+      // the upstream could not be sent the request: the client gets a typed error, nothing of it is kept
+      const sent = this.pending.get(sentId);
+      this.pending.delete(sentId);
+      if (sent && this.inFlight.get(sent.id) === sentId) this.inFlight.delete(sent.id);
+      this.fail(e);
+      return this.down.send({ jsonrpc: "2.0", id: sent?.id ?? null, error: { code: -32603, message: "internal error", data: { code: "internal_error", status: 500 } } });
+    }
+  }
+
+  /** How many requests wait for the upstream's answer (for tests: a cancelled or failed one is not kept). */
+  get waiting() {
+    return this.pending.size + this.inFlight.size;
   }
 
   async fromServer(message) {

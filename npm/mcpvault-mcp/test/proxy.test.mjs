@@ -303,3 +303,28 @@ test("the command line and the config are checked before anything starts", () =>
   assert.strictEqual(missing.status, 2);
   assert.match(missing.stderr, /cannot read/);
 });
+
+test("the relay keeps nothing of a request the client cancelled or the upstream could not be sent", async () => {
+  const { Relay } = await import("../proxy.mjs");
+  const transport = () => ({ sent: [], async start() {}, async close() {}, async send(m) { this.sent.push(m); } });
+  const down = transport();
+  const up = transport();
+  // the policy allows every message as it came (the relay's bookkeeping is what is tested)
+  const policy = { decide: async (m) => ({ allowed: true, answers: [], forward: m, facts: { subject: "s" } }) };
+  const relay = new Relay(policy, down, up, undefined);
+  await relay.start();
+  await down.onmessage({ jsonrpc: "2.0", id: 5, method: "tools/call", params: { name: "slow", arguments: {} } });
+  assert.strictEqual(relay.waiting, 2);
+  const upstreamId = up.sent[0].id;
+  await down.onmessage({ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: 5 } });
+  assert.deepStrictEqual(up.sent[1].params, { requestId: upstreamId }, "the upstream is told by its own id");
+  assert.strictEqual(relay.waiting, 0, "a cancelled request is not kept");
+  // a late answer to it goes nowhere
+  await up.onmessage({ jsonrpc: "2.0", id: upstreamId, result: { content: [] } });
+  assert.strictEqual(down.sent.length, 0);
+  // an upstream that cannot be sent to: the client gets a typed error, nothing is kept
+  up.send = async () => { throw new Error("upstream gone"); };
+  await down.onmessage({ jsonrpc: "2.0", id: 6, method: "tools/call", params: { name: "x", arguments: {} } });
+  assert.strictEqual(relay.waiting, 0);
+  assert.deepStrictEqual([down.sent[0].id, down.sent[0].error.data.code], [6, "internal_error"]);
+});
