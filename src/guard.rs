@@ -391,7 +391,8 @@ pub struct Outcome {
     /// for a batch.
     pub response: Option<Value>,
     /// The body or message to hand on, without the token; null when nothing
-    /// is left to hand on.
+    /// is left to hand on, and on a one-tool route when its plain body goes
+    /// on as it came (else its arguments without the one that was the token).
     pub forward: Option<Value>,
     /// Responses the guard gives itself (dry runs, recorded responses of
     /// retries), for messages not in `forward`.

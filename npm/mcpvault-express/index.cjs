@@ -185,7 +185,8 @@ function createMcpVaultMiddleware(options) {
     // scopes: the granted tools, then the granted scopes (a handler can check either)
     req.auth = { token: outcome.token, clientId: f.subject, scopes: f.scopes ? f.tools.concat(f.scopes) : f.tools.slice(), expiresAt: f.expiresAt,
       extra: { mcpvault: f, mcpvaultReplayChecked: Boolean(o.store) && !o.deferSpend } };
-    // the body handed on is the guard's, without the token (a one-tool route's plain arguments as they came)
+    // the body handed on is the guard's, without the token (a one-tool route's plain arguments as they came when the
+    // guard removed nothing from them: forward null)
     if (outcome.forward != null) req.body = outcome.forward;
     else if (parts.parsed !== undefined) req.body = parts.parsed;
     next();

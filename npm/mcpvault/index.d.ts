@@ -490,7 +490,9 @@ export interface GuardOptions extends PolicyOptions {
   checkTool?: boolean;
   /** An inner layer spends single-use tokens (and records responses). */
   deferSpend?: boolean;
-  /** Hand on the proofs and approvals this layer counted and spent, for an inner mcpvault layer to check again. */
+  /** This layer is an outer one (an inner mcpvault layer decides each message again): hand on the proofs and approvals
+   * it counted and spent, and the dry-run tool when `checkTool` is off. Without it the dry-run tool is refused unless
+   * answered here. */
   forwardProofs?: boolean;
   /** An inner layer that knows the server's tool definitions checks pinned tools (this one lets them through). */
   deferPins?: boolean;

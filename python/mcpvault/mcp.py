@@ -163,7 +163,10 @@ class _Policy:
                defer_pins: bool = False) -> Guard:
         opts = dict(self._options, defer_spend=defer_spend)
         if forward_proofs:
+            # an outer layer: the dry-run tool goes on to the message layer, which knows the tool definitions (as
+            # rmcp's HTTP layer does; answered here, a dry run of a pinned tool skipped its pins)
             opts["forward_proofs"] = True
+            opts.pop("check_tool", None)
         if defer_pins:
             opts["defer_pins"] = True
         if on_soft_rule is not None:

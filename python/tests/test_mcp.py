@@ -707,6 +707,13 @@ def test_http_pins_and_approvals(keys, http_server, tmp_path):
         names, codes, _ = await session(wrong, call("db_query", {"sql": "wrong"}), call("file_read", {"path": "/b"}))
         assert names == sorted(["file_read", CHECK_TOOL])
         assert codes == [(-32013, "tool_definition_changed"), "allowed"]
+        # its dry run goes on to the message layer, which knows the definitions (the HTTP layer answered it before,
+        # its pins deferred: "allowed")
+        async with await http_client(http_server, wrong, []) as hc:
+            async with Client(streamable_http_client(http_server, http_client=hc)) as c:
+                dry = await c.call_tool(CHECK_TOOL, {"tool": "db_query", "arguments": {"sql": "x"}})
+        assert (dry.structured_content["allowed"], dry.structured_content["code"]) == \
+            (False, "tool_definition_changed")
         # an approval in the header, for the one call it approves
         h2 = v.request_hash(pinned, tool="file_read", arguments={"path": "/c"}, audience="db-server")
         header = {"X-MCPVault-Approval": v.approve(approver[0], h2)}

@@ -581,7 +581,7 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
     }
     const outcome = await g.decide(parts);
     if (!outcome.allowed) return { ok: false, error: g.errorOf(outcome), response: outcomeResponse(outcome), outcome };
-    // a one-tool route's plain body is handed on as it came
+    // a one-tool route's plain body is handed on as it came when the guard removed nothing from it (forward null)
     const plain = outcome.forward == null && outcome.answers.length === 0 && parts.body !== undefined ? JSON.parse(parts.body) : undefined;
     const out = { ok: true, facts: g.factsOf(outcome), token: outcome.token, body: outcome.forward ?? plain, outcome };
     if (outcome.answers.length > 0 && outcome.forward == null) out.response = outcomeResponse(outcome);
