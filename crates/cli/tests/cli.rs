@@ -715,21 +715,9 @@ fn quotas_from_the_command_line_and_a_closed_pipe() {
 #[test]
 fn request_hash_is_the_guards_call_target() {
     let cli = Cli::new();
-    cli.ok(&["keygen"]);
-    let key = cli.key_file();
-    let token = cli.ok(&[
-        "mint",
-        "--key",
-        key.to_str().unwrap(),
-        "--tools",
-        "db_query",
-        "--ttl",
-        "3600",
-        "--issuer",
-        "i",
-        "--subject",
-        "s",
-    ]);
+    let out = mint_db_query(&cli, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
     let token_id = mcpvault::inspect(&token)
         .unwrap()
         .revocation_ids
@@ -782,29 +770,11 @@ fn request_hash_is_the_guards_call_target() {
 #[test]
 fn a_tool_pinned_twice_is_refused() {
     let cli = Cli::new();
-    cli.ok(&["keygen"]);
-    let key = cli.key_file();
     let (a, b) = (
         format!("db_query={}", "a".repeat(64)),
         format!("db_query={}", "b".repeat(64)),
     );
-    let out = cli.run(&[
-        "mint",
-        "--key",
-        key.to_str().unwrap(),
-        "--tools",
-        "db_query",
-        "--ttl",
-        "3600",
-        "--issuer",
-        "i",
-        "--subject",
-        "s",
-        "--pin",
-        &a,
-        "--pin",
-        &b,
-    ]);
+    let out = mint_db_query(&cli, &["--pin", &a, "--pin", &b]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("invalid_request") && stderr(&out).contains("two pins"),
@@ -835,4 +805,25 @@ fn a_store_that_cannot_be_opened_is_internal_error() {
         "{}",
         stderr(&out)
     );
+}
+
+/// A fresh key, then `mint` of a db_query token (one hour, issuer i, subject s) with `extra` flags.
+fn mint_db_query(cli: &Cli, extra: &[&str]) -> Output {
+    cli.ok(&["keygen"]);
+    let key = cli.key_file();
+    let mut args = vec![
+        "mint",
+        "--key",
+        key.to_str().unwrap(),
+        "--tools",
+        "db_query",
+        "--ttl",
+        "3600",
+        "--issuer",
+        "i",
+        "--subject",
+        "s",
+    ];
+    args.extend_from_slice(extra);
+    cli.run(&args)
 }
