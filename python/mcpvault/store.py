@@ -67,10 +67,10 @@ class MemoryStore:
                 self._recorded = {k: r for k, r in self._recorded.items() if r[1] > now}
                 self._swept[0] = now
             quotas = ask.get("quotas") or []
-            if quotas and min(q["until"] - q["ttl"] for q in quotas) > self._swept[1]:
-                now = min(q["until"] - q["ttl"] for q in quotas)
-                self._counts = {k: r for k, r in self._counts.items() if r[1] > now}
-                self._swept[1] = now
+            counted = min((q["until"] - q["ttl"] for q in quotas), default=None)
+            if counted is not None and counted > self._swept[1]:
+                self._counts = {k: r for k, r in self._counts.items() if r[1] > counted}
+                self._swept[1] = counted
             read = {
                 "revoked": [i for i in ask.get("revocation_ids", []) if i in self._revoked],
                 "held": [],
