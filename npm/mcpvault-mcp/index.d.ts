@@ -78,6 +78,10 @@ export interface ProxyConfig {
   rules?: PolicyOptions["rules"];
   openResources?: boolean;
   openPrompts?: boolean;
+  /** The HTTP downstream's sessions: at most `max` open (default 100), `perSubject` of one token subject (10), each
+   * closed after `idleSeconds` (1800) without a request or an upstream message while none of its requests waits.
+   * An initialize past a cap is 429 `rate_limited`. */
+  sessions?: { max: number; perSubject: number; idleSeconds: number };
 }
 export class ConfigError extends Error {}
 /** Checks a parsed config (see README.md); relative cwd against `base`. A bad policy (mappings, toolMappings,

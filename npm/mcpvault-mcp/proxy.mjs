@@ -15,7 +15,7 @@ import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/
 import { localhostHostValidation } from "@modelcontextprotocol/sdk/server/middleware/hostHeaderValidation.js";
 import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
 import { createMcpVaultMiddleware } from "mcpvault-express";
-import { Guard } from "mcpvault";
+import { Guard, challenge, McpVaultError } from "mcpvault";
 import { Policy, LISTS, TOOLS_LIST, responseOf, definitionsOf } from "./policy.mjs";
 
 const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
@@ -23,7 +23,12 @@ const isRequest = (m) => isObject(m) && typeof m.method === "string" && m.id !==
 const isResponse = (m) => isObject(m) && m.method === undefined && m.id !== undefined && ("result" in m || "error" in m);
 
 const CONFIG_KEYS = ["publicKey", "audience", "upstream", "downstream", "tokenEnv", "checkTool", "cache", "log", "store",
-  "mappings", "toolMappings", "rules", "openResources", "openPrompts"];
+  "mappings", "toolMappings", "rules", "openResources", "openPrompts", "sessions"];
+
+// The HTTP downstream's sessions (each holds an upstream connection, a child process for a command upstream): at most
+// `max` open, `perSubject` of one token subject, each closed after `idleSeconds` without a request or an upstream
+// message while none of its requests waits for the upstream.
+const SESSIONS = { max: 100, perSubject: 10, idleSeconds: 1800 };
 
 /**
  * Reads and checks a proxy configuration (JSON). Relative `upstream.cwd` is resolved against the file's folder
@@ -90,6 +95,18 @@ export function checkConfig(raw, base = process.cwd(), env = process.env) {
   for (const k of ["openResources", "openPrompts"]) {
     if (raw[k] !== undefined && typeof raw[k] !== "boolean") throw fail(`${k} must be true or false`);
   }
+  const sessions = { ...SESSIONS };
+  if (raw.sessions !== undefined) {
+    if (!isObject(raw.sessions)) throw fail("sessions must be { max?, perSubject?, idleSeconds? }");
+    for (const [k, v] of Object.entries(raw.sessions)) {
+      if (!(k in SESSIONS)) throw fail(`sessions: unknown key ${JSON.stringify(k)}`);
+      const whole = k !== "idleSeconds";
+      if (typeof v !== "number" || !(v > 0) || v > 1e9 || (whole && !Number.isSafeInteger(v))) {
+        throw fail(`sessions.${k} must be a ${whole ? "whole " : ""}number from ${whole ? 1 : "above 0"} to 1e9`);
+      }
+      sessions[k] = v;
+    }
+  }
   return {
     publicKey,
     audience: raw.audience,
@@ -99,6 +116,7 @@ export function checkConfig(raw, base = process.cwd(), env = process.env) {
     checkTool: raw.checkTool ?? false,
     cache: raw.cache ?? true,
     log: raw.log ?? true,
+    sessions,
     store: raw.store === undefined ? undefined : raw.store.startsWith("sqlite:") ? `sqlite:${resolve(base, raw.store.slice(7))}` : raw.store,
     // the server's policy (checked by the core above: policyError)
     ...(raw.mappings !== undefined ? { mappings: raw.mappings } : {}),
@@ -150,6 +168,7 @@ export class Relay {
     // the subject whose token opened the session: later messages must carry a token of the same subject
     this.subject = decided?.outcome.facts?.subject;
     this.closed = false;
+    this.active = Date.now(); // the last request of the client's or message of the upstream's (for the idle close)
   }
 
   async start() {
@@ -199,6 +218,7 @@ export class Relay {
   }
 
   async fromClient(message, extra) {
+    this.active = Date.now();
     let outcome;
     const first = this.decided;
     if (first !== undefined && isRequest(message) && message.id === first.id && message.method === first.method) {
@@ -253,6 +273,7 @@ export class Relay {
   }
 
   async fromServer(message) {
+    this.active = Date.now();
     if (isResponse(message) && this.definitionAsks.has(message.id)) {
       // the answer to the proxy's own tools/list: never the client's
       const resolve = this.definitionAsks.get(message.id);
@@ -449,12 +470,28 @@ export async function startProxy(config, options = {}) {
     // the refusals it answers itself; the relay reports the rest
     onDecision: onDecision && ((d) => d.allowed || onDecision(d)),
   });
-  const relays = new Map();
+  const relays = new Map(); // session id -> its relay
+  const open = new Set(); // every relay not closed, its session's id given yet or not (the session caps count these)
+  const limits = config.sessions ?? SESSIONS;
+  // a session's client gone without its DELETE: its relay (and upstream child) is closed once idle
+  const idle = setInterval(() => {
+    const before = Date.now() - limits.idleSeconds * 1000;
+    for (const r of open) if (r.active < before && r.waiting === 0) r.close();
+  }, Math.min(Math.max(limits.idleSeconds * 250, 20), 30_000));
+  idle.unref();
+  // an initialize past a cap: 429 rate_limited, typed like every refusal (the caller may open one when one closes)
+  const full = (res, id, which) => {
+    const c = challenge(new McpVaultError("rate_limited", `rate limited: ${which}`), { id });
+    const retryAfter = Math.ceil(Math.min(limits.idleSeconds, 60));
+    c.body.error.data.retryAfter = retryAfter;
+    answer(res, c.status, { ...c.headers, "Retry-After": String(retryAfter) }, c.body);
+  };
   app.all(path, auth(), async (req, res) => {
     let opened; // the relay made for this request's initialize
     try {
       const sid = req.headers["mcp-session-id"];
       let relay = typeof sid === "string" ? relays.get(sid) : undefined;
+      if (relay) relay.active = Date.now();
       if (relay && req.method !== "POST") {
         // a request of the session that carries no message (the SSE GET, the DELETE that ends the session): decided
         // by the core like the relay's messages, with the store and the session's subject (another subject's token
@@ -478,6 +515,11 @@ export async function startProxy(config, options = {}) {
         // and no upstream connection or child
         const outcome = await policy.decide(req.body, req.auth, undefined, undefined, { requestInfo: { headers: req.headers } });
         if (!outcome.allowed) return void answer(res, outcome.status, outcome.headers, outcome.response);
+        const subject = outcome.facts?.subject;
+        if (open.size >= limits.max) return void full(res, req.body.id, "the proxy has its most sessions open");
+        let own = 0;
+        for (const r of open) if (r.subject === subject) own += 1;
+        if (own >= limits.perSubject) return void full(res, req.body.id, "this subject has its most sessions open");
         const transport = new StreamableHTTPServerTransport({
           sessionIdGenerator: () => randomUUID(),
           onsessioninitialized: (id) => relays.set(id, relay),
@@ -485,8 +527,10 @@ export async function startProxy(config, options = {}) {
         relay = opened = new Relay(policy, transport, upstreamTransport(config.upstream), undefined,
           { id: req.body.id, method: req.body.method, outcome });
         relay.onclose = () => {
+          open.delete(relay);
           if (transport.sessionId) relays.delete(transport.sessionId);
         };
+        open.add(relay);
         await relay.start();
       }
       await relay.down.handleRequest(req, res, req.body);
@@ -519,7 +563,8 @@ export async function startProxy(config, options = {}) {
   return {
     url,
     close: async () => {
-      await Promise.allSettled([...relays.values()].map((r) => r.close()));
+      clearInterval(idle);
+      await Promise.allSettled([...open].map((r) => r.close()));
       server.closeAllConnections?.();
       await new Promise((res) => server.close(() => res()));
       await store?.close();

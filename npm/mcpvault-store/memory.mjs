@@ -2,6 +2,11 @@
 // revocations, spent nonces and the audit log on restart. Each step runs without an await, so it is atomic.
 import { auditAppend, revocationId, storeDecide } from "mcpvault";
 
+// The fewest audit entries kept (the core's `state::MEMORY_AUDIT_KEEP`): a process's memory is no audit log, so at
+// twice this the oldest half goes and the chain goes on from the newest entry. A log that keeps everything is
+// SQLite's or Redis's.
+export const MEMORY_AUDIT_KEEP = 10_000;
+
 export class MemoryStore {
   constructor() {
     this.kind = "memory";
@@ -56,6 +61,7 @@ export class MemoryStore {
   async appendAudit(record) {
     const entry = auditAppend(this.entries.at(-1) ?? null, record);
     this.entries.push(entry);
+    if (this.entries.length >= 2 * MEMORY_AUDIT_KEEP) this.entries.splice(0, MEMORY_AUDIT_KEEP);
     return entry;
   }
 

@@ -39,8 +39,14 @@ def _text(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
+# The fewest audit entries a MemoryStore keeps (the core's `state::MEMORY_AUDIT_KEEP`): a process's memory is no
+# audit log, so at twice this the oldest half goes and the chain goes on from the newest entry. A log that keeps
+# everything is SQLite's or Redis's.
+MEMORY_AUDIT_KEEP = 10_000
+
+
 class MemoryStore:
-    """One process, nothing kept across restarts."""
+    """One process, nothing kept across restarts; the newest MEMORY_AUDIT_KEEP to twice that audit entries."""
 
     kind = "memory"
 
@@ -98,6 +104,8 @@ class MemoryStore:
         with self._lock:
             line = append(self._audit[-1] if self._audit else None)
             self._audit.append(line)
+            if len(self._audit) >= 2 * MEMORY_AUDIT_KEEP:
+                del self._audit[:MEMORY_AUDIT_KEEP]
             return line
 
     def audit_lines(self) -> List[str]:

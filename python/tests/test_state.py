@@ -282,3 +282,17 @@ def test_quotas_are_counted_and_shared_by_a_derived_token(vault, keys, spec, tmp
     with pytest.raises(McpVaultError) as e:
         vault.mint(priv, {"tools": ["pay"], "ttl": 60, "issuer": "i", "subject": "s", "rate": [{"max": 1}]})
     assert e.value.code == "invalid_request"
+
+
+def test_memory_store_keeps_the_newest_audit_entries():
+    # the core's MEMORY_AUDIT_KEEP to twice it, the newest last: the chain goes on from the newest entry
+    from mcpvault.store import MEMORY_AUDIT_KEEP, MemoryStore
+
+    assert MEMORY_AUDIT_KEEP == 10_000
+    store = MemoryStore()
+    n = 2 * MEMORY_AUDIT_KEEP + 5
+    for _ in range(n):
+        store.append_audit(lambda prev: json.dumps({"seq": json.loads(prev)["seq"] + 1 if prev else 1}))
+    kept = [json.loads(line)["seq"] for line in store.audit_lines()]
+    assert MEMORY_AUDIT_KEEP <= len(kept) < 2 * MEMORY_AUDIT_KEEP
+    assert kept == list(range(n - len(kept) + 1, n + 1))

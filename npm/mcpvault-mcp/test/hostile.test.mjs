@@ -304,12 +304,12 @@ test("the HTTP proxy: mangled tokens on every method, GET and DELETE; unknown se
 });
 
 /** A proxy over HTTP in front of the fixture upstream (stdio children), with a SQLite store a test can revoke in. */
-async function httpProxy(t, extra = {}) {
+async function httpProxy(t, extra = {}, env = {}) {
   const dir = mkdtempSync(join(tmpdir(), "mcpvault-hostile-proxy-"));
   const files = { log: join(dir, "upstream.log"), started: join(dir, "started.log"), db: join(dir, "vault.db") };
   const config = checkConfig({
     publicKey: keys.publicKey, store: `sqlite:${files.db}`, log: false,
-    upstream: { command: process.execPath, args: [join(here, "fixtures", "upstream.mjs")], env: { UPSTREAM_LOG: files.log, UPSTREAM_STARTED: files.started } },
+    upstream: { command: process.execPath, args: [join(here, "fixtures", "upstream.mjs")], env: { UPSTREAM_LOG: files.log, UPSTREAM_STARTED: files.started, ...env } },
     downstream: { http: { host: "127.0.0.1", port: 0 } },
     ...extra,
   });
@@ -320,6 +320,7 @@ async function httpProxy(t, extra = {}) {
     ...proxy, files,
     relayed: () => lines(files.log).map((l) => JSON.parse(l)),
     started: () => lines(files.started).length,
+    pids: () => lines(files.started).map(Number),
     open: async (tk) => {
       const r = await post(proxy.url, INIT, { Authorization: `Bearer ${tk}` });
       assert.strictEqual(r.status, 200, r.text);
@@ -446,6 +447,51 @@ test("the HTTP proxy: an initialize is decided before a session or an upstream c
   for (let i = 0; i < 50 && p.started() === before; i++) await new Promise((r) => setTimeout(r, 100));
   assert.strictEqual(p.started(), before + 1, "a valid initialize starts its upstream");
   assert.deepStrictEqual(p.relayed().filter((m) => m.method === "initialize").length, 1);
+});
+
+test("the HTTP proxy's sessions: at most `max`, `perSubject` of one subject, each closed (its child too) once idle", async (t) => {
+  const p = await httpProxy(t, { sessions: { max: 3, perSubject: 2, idleSeconds: 1 } }, { UPSTREAM_SLOW_MS: "2500" });
+  const A = (tk) => ({ Authorization: `Bearer ${tk}` });
+  const first = await p.open(token);
+  // agent-a's first session is kept active by its client throughout (a request every 200 ms, each allowed)
+  const kept = [];
+  const keeper = setInterval(() => {
+    kept.push(post(p.url, { jsonrpc: "2.0", id: 60, method: "tools/list" }, { ...A(token), "Mcp-Session-Id": first }).then((r) => codeOf(r, "active")));
+  }, 200);
+  t.after(() => clearInterval(keeper));
+  await p.open(token);
+  // a third of agent-a's, and 20 more at once: 429 rate_limited, typed, no session, no child
+  const more = await Promise.all(Array.from({ length: 21 }, () => post(p.url, INIT, A(token))));
+  for (const r of more) {
+    assert.deepStrictEqual(statusCode(r), [429, "rate_limited"], r.text);
+    assert.deepStrictEqual([r.headers.get("mcp-session-id"), r.headers.get("retry-after"), r.json.id, r.json.error.data.retryAfter], [null, "1", 0, 1]);
+  }
+  // another subject gets the last one; then the proxy is full for everyone
+  const z = await p.open(other);
+  const third = mint({ subject: "agent-q" });
+  assert.deepStrictEqual(statusCode(await post(p.url, INIT, A(third))), [429, "rate_limited"]);
+  // agent-z's session waits for a slow call (longer than the idle time): it is not closed under it
+  const slow = mint({ subject: "agent-z", tools: ["slow"], argLimits: [] });
+  assert.strictEqual(codeOf(await post(p.url, call("slow", {}, 7), { ...A(slow), "Mcp-Session-Id": z }), "the slow call"), "allowed",
+    "a session was closed under its waiting request");
+  assert.strictEqual(p.started(), 3, "children spawned past the caps");
+  // agent-a's second session, left alone, was closed once idle, its child ended: agent-a may open one again
+  await p.open(token);
+  const alive = (pid) => { try { process.kill(pid, 0); return true; } catch { return false; } };
+  for (let i = 0; i < 50 && p.pids().filter(alive).length > 3; i++) await new Promise((r) => setTimeout(r, 100));
+  assert.strictEqual(p.pids().filter(alive).length, 3, "an idle session's child still runs");
+  assert.deepStrictEqual(statusCode(await post(p.url, INIT, A(third))), [429, "rate_limited"], "the proxy had room past max");
+  // agent-z's (idle since its slow call) and agent-a's newest are closed in time: agent-q gets one
+  let opened = 0;
+  for (let i = 0; i < 60 && opened !== 200; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    opened = (await post(p.url, INIT, A(third))).status;
+  }
+  assert.strictEqual(opened, 200);
+  assert.deepStrictEqual(statusCode(await post(p.url, { jsonrpc: "2.0", id: 1, method: "tools/list" }, { ...A(other), "Mcp-Session-Id": z })), [404, "invalid_request"]);
+  clearInterval(keeper);
+  const codes = await Promise.all(kept);
+  assert.ok(codes.length > 10 && codes.every((c) => c === "allowed"), `the active session: ${J(codes)}`);
 });
 
 test("the HTTP proxy reads bodies itself: unreadable ones are typed invalid_request, never repaired, never logged", async (t) => {

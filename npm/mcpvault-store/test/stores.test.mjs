@@ -251,3 +251,20 @@ test("a refused request cannot grow the audit log: what the caller chose is cut 
   const [e] = await store.auditEntries();
   assert.deepStrictEqual([e.tool.length, e.request_id.length, e.allowed], [256, 256, false]);
 });
+
+test("the memory store keeps the newest audit entries (the core's MEMORY_AUDIT_KEEP to twice it) and chains on", async () => {
+  const { MemoryStore, MEMORY_AUDIT_KEEP } = await import("../memory.mjs");
+  assert.strictEqual(MEMORY_AUDIT_KEEP, 10_000);
+  const store = new MemoryStore();
+  const n = 2 * MEMORY_AUDIT_KEEP + 5;
+  for (let i = 0; i < n; i++) {
+    await store.appendAudit({ time: i, allowed: true, code: null, method: "tools/list", tool: null, subject: null,
+      issuer: null, revocation_ids: [], request_id: null });
+  }
+  const kept = await store.auditEntries();
+  assert.ok(kept.length >= MEMORY_AUDIT_KEEP && kept.length < 2 * MEMORY_AUDIT_KEEP, `${kept.length} kept`);
+  assert.strictEqual(kept.at(-1).seq, n);
+  for (let i = 1; i < kept.length; i++) {
+    assert.ok(kept[i].prev === kept[i - 1].hash && kept[i].seq === kept[i - 1].seq + 1, `link ${i}`);
+  }
+});
