@@ -2884,6 +2884,118 @@ fn step_up_cases(g: &mut Gen) {
             step(NOW + 66, bearer(&bound, proved(3)), Some("proof_expired")),
         ],
     );
+    // a recorded response is kept under its request and its spender: another token's same request (same id, same
+    // call) never gets it, nor is a batch holding a call that already ran run again
+    let single = |g: &mut Gen, subject: &str| {
+        g.mint(&Grant {
+            single_use: true,
+            subject: subject.into(),
+            ..grant(&["db_query", "file_read"], 3600)
+        })
+    };
+    let mine = single(g, "attacker");
+    let theirs = single(g, "victim");
+    let q3 = rpc_call(json!(3), "db_query", json!({"sql": "select 1"}));
+    let private = json!({"result": {"content": [{"type": "text", "text": "the victim's rows"}]}});
+    g.guard_case(
+        "state-recorded-response-is-its-spenders",
+        "two single-use tokens send the same request (same id, same call): the victim's recorded response is under the victim's spend; the attacker's retry finds none of its own (in_flight), never the victim's",
+        opts(),
+        &[],
+        vec![
+            step(NOW, bearer(&mine, q3.clone()), None),
+            completed(step(NOW + 1, bearer(&theirs, q3.clone()), None), private.clone()),
+            step(NOW + 2, bearer(&mine, q3.clone()), Some("in_flight")),
+            step(NOW + 3, bearer(&theirs, q3.clone()), None),
+        ],
+    );
+    let once = single(g, "agent-a");
+    let twice = format!(
+        "[{q3},{}]",
+        rpc_call(json!(4), "file_read", json!({"path": "/a"}))
+    );
+    g.guard_case(
+        "state-batch-with-a-retry-refused",
+        "a batch holding a single-use call that already ran (and another call) is replayed as a whole: its other calls would run again, their quotas uncounted; the retry alone gets its recorded response",
+        opts(),
+        &[],
+        vec![
+            completed(step(NOW, bearer(&once, q3.clone()), None), private.clone()),
+            step(NOW + 1, bearer(&once, twice), Some("replayed")),
+            step(NOW + 2, bearer(&once, q3.clone()), None),
+        ],
+    );
+    let docs = g.mint(&Grant {
+        resources: vec!["file:///docs/*".into()],
+        ..grant(&["db_query"], 3600)
+    });
+    let read = |id: i64, uri: &str| rpc(json!(id), "resources/read", json!({"uri": uri}));
+    g.guard_case(
+        "state-resource-uri-dot-segments-refused",
+        "a resource URI a server would resolve elsewhere (a '..' or '.' segment, an encoded '.', '/' or '\\', a '\\', a tab) is invalid_request, whatever the grant; the same characters in the query are data",
+        opts(),
+        &[],
+        vec![
+            step(NOW, bearer(&docs, read(1, "file:///docs/a")), None),
+            step(NOW, bearer(&docs, read(2, "file:///docs/../secret/x")), Some("invalid_request")),
+            step(NOW, bearer(&docs, read(3, "file:///docs/%2e%2E/secret/x")), Some("invalid_request")),
+            step(NOW, bearer(&docs, read(4, "file:///docs/.%2e/.%2E/etc/passwd")), Some("invalid_request")),
+            step(NOW, bearer(&docs, read(5, "file:///docs/./a")), Some("invalid_request")),
+            step(NOW, bearer(&docs, read(6, "file:///docs/a%2Fb")), Some("invalid_request")),
+            step(NOW, bearer(&docs, read(7, "file:///docs\\..\\secret")), Some("invalid_request")),
+            step(NOW, bearer(&docs, read(8, "file:///docs/.\t./secret")), Some("invalid_request")),
+            step(NOW, bearer(&docs, read(9, "file:///docs/a?next=..%2F..%2Fsecret")), None),
+            step(NOW, bearer(&docs, read(10, "file:///secret/x")), Some("resource_not_allowed")),
+        ],
+    );
+    let transfer = g.mint(&Grant {
+        scopes: vec!["payments:small".into()],
+        ..grant(&["db_query"], 3600)
+    });
+    let pay = |id: i64, amount: Value| {
+        rpc_call(
+            json!(id),
+            "transfer",
+            json!({"to": "acme", "amount": amount}),
+        )
+    };
+    g.guard_case(
+        "state-policy-mistyped-argument-refused",
+        "a hard rule on amount > 1000 refuses an amount of another type (a string, a number past 2^53, a list, an object: a server may still act on it) and does not fire on a missing one; a call without the argument the rule names is allowed",
+        GuardOptions {
+            rules: serde_json::from_value(json!([{ "id": "no-big-transfer", "tool": "transfer",
+                "when": { "amount": { "gt": 1000 } }, "enforcement": "hard" }])).unwrap(),
+            mappings: [("transfer".to_string(), "payments:small".to_string())].into(),
+            ..opts()
+        },
+        &[],
+        vec![
+            step(NOW, bearer(&transfer, pay(1, json!(5))), None),
+            step(NOW, bearer(&transfer, pay(2, json!(5000))), Some("rule_violation")),
+            step(NOW, bearer(&transfer, pay(3, json!("5000"))), Some("rule_violation")),
+            step(NOW, bearer(&transfer, pay(4, json!(9_007_199_254_740_993_u64))), Some("rule_violation")),
+            step(NOW, bearer(&transfer, pay(5, json!([5000]))), Some("rule_violation")),
+            step(NOW, bearer(&transfer, pay(6, json!({"value": 5000}))), Some("rule_violation")),
+            step(NOW, bearer(&transfer, rpc_call(json!(7), "transfer", json!({"to": "acme"}))), None),
+        ],
+    );
+    g.guard_case(
+        "state-policy-mistyped-mapping-refused",
+        "a conditional mapping (payments:large when amount > 1000) that cannot compare an amount of another type refuses the call (rule_violation naming tool_mappings[0]): a payments:small token cannot pass \"5000\" as small",
+        GuardOptions {
+            mappings: [("transfer".to_string(), "payments:small".to_string())].into(),
+            tool_mappings: serde_json::from_value(json!([{ "tool": "transfer", "scope": "payments:large",
+                "when": { "amount": { "gt": 1000 } } }])).unwrap(),
+            ..opts()
+        },
+        &[],
+        vec![
+            step(NOW, bearer(&transfer, pay(1, json!(5))), None),
+            step(NOW, bearer(&transfer, pay(2, json!(5000))), Some("tool_not_allowed")),
+            step(NOW, bearer(&transfer, pay(3, json!("5000"))), Some("rule_violation")),
+            step(NOW, bearer(&transfer, pay(4, json!([5000]))), Some("rule_violation")),
+        ],
+    );
 }
 
 /// Issue 16, items 1-3: holder-bound tokens and per-call proofs.

@@ -256,9 +256,11 @@ pub fn audit_verify(entries: &[Value]) -> std::result::Result<AuditSummary, Audi
     })
 }
 
-/// The key that tells a retry from a replay: SHA-256 of the canonical JSON
-/// of `{id, method, tool, arguments}`. The same JSON-RPC request sent again
-/// (same id, same call) has the same key; any other call has another.
+/// A request's key, without its spender: SHA-256 of the canonical JSON of
+/// `{id, method, tool, arguments}`. The same JSON-RPC request sent again
+/// (same id, same call) has the same key; any other call has another. The
+/// guard keeps spends and recorded responses under [`spend_key`], which also
+/// binds the spender and the whole params.
 pub fn call_key(
     request_id: &str,
     method: &str,
@@ -274,9 +276,105 @@ pub fn call_key(
     hex::encode(Sha256::digest(canonical_json(&v).as_bytes()))
 }
 
+/// The key a single-use spend and its recorded response are kept under (the guard's `outcome.call_key`): SHA-256
+/// of the canonical JSON of `{id, method, params, nonces}` — the JSON-RPC id as sent (a number and a string are two
+/// ids; never cut), the method, its params without `_meta` (the tool and its arguments, a resource's URI, a prompt's
+/// name and arguments) and what the request spends (its nonces sorted: the token's, its proof's, its approvals').
+/// A retry (the same request, the same spender) has the same key; another request, or the same request of another
+/// token or proof, has another, so a response is only ever handed back to the spender that recorded it.
+pub fn spend_key(
+    id: Option<&Value>,
+    method: &str,
+    params: Option<&Value>,
+    nonces: &[String],
+) -> String {
+    let params = match params {
+        Some(Value::Object(p)) => Value::Object(
+            p.iter()
+                .filter(|(k, _)| k.as_str() != "_meta")
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        Some(other) => other.clone(),
+        None => Value::Null,
+    };
+    let mut nonces = nonces.to_vec();
+    nonces.sort_unstable();
+    let v = serde_json::json!({
+        "id": id.cloned().unwrap_or(Value::Null),
+        "method": method,
+        "params": params,
+        "nonces": nonces,
+    });
+    hex::encode(Sha256::digest(canonical_json(&v).as_bytes()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spend_keys_bind_the_request_and_its_spender() {
+        let p = serde_json::json!({"uri": "file:///pub/a", "_meta": {"progressToken": 1}});
+        let n = vec!["b".to_string(), "a".to_string()];
+        let k = spend_key(Some(&serde_json::json!(3)), "resources/read", Some(&p), &n);
+        // a retry: the same request and spender (nonces in any order, another _meta)
+        let retry = serde_json::json!({"uri": "file:///pub/a"});
+        let swapped = vec!["a".to_string(), "b".to_string()];
+        assert_eq!(
+            k,
+            spend_key(
+                Some(&serde_json::json!(3)),
+                "resources/read",
+                Some(&retry),
+                &swapped
+            )
+        );
+        // another target, id (of another type), method or spender: another key
+        let other = serde_json::json!({"uri": "file:///secret/b"});
+        assert_ne!(
+            k,
+            spend_key(
+                Some(&serde_json::json!(3)),
+                "resources/read",
+                Some(&other),
+                &n
+            )
+        );
+        assert_ne!(
+            k,
+            spend_key(
+                Some(&serde_json::json!("3")),
+                "resources/read",
+                Some(&p),
+                &n
+            )
+        );
+        assert_ne!(k, spend_key(None, "resources/read", Some(&p), &n));
+        assert_ne!(
+            k,
+            spend_key(
+                Some(&serde_json::json!(3)),
+                "resources/subscribe",
+                Some(&p),
+                &n
+            )
+        );
+        assert_ne!(
+            k,
+            spend_key(
+                Some(&serde_json::json!(3)),
+                "resources/read",
+                Some(&p),
+                &["c".to_string()]
+            )
+        );
+        let long = |c: char| serde_json::json!(format!("{}{c}", "x".repeat(300)));
+        assert_ne!(
+            spend_key(Some(&long('a')), "tools/call", None, &n),
+            spend_key(Some(&long('b')), "tools/call", None, &n)
+        );
+    }
 
     fn record(i: u64) -> AuditRecord {
         AuditRecord {

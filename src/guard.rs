@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use crate::audit::{call_key, AuditRecord};
+use crate::audit::AuditRecord;
 use crate::error::{rpc_code_of_status, Error, Result};
 use crate::model::{AuthorizedFacts, Request, TOOLS_CALL};
 use crate::policy::{Policy, Rule as PolicyRule, ToolMapping, Verdict};
@@ -503,6 +503,8 @@ struct Call {
     id: Option<Value>,
     request: Request,
     dry_run: Option<Result<Request>>,
+    /// The message's params, as sent (its spend key's part: [`crate::audit::spend_key`]).
+    params: Option<Value>,
 }
 
 fn cut(s: &str) -> String {
@@ -901,9 +903,11 @@ fn quota_error(q: &crate::state::QuotaExceeded, now: u64) -> Error {
             retry_after,
         },
         crate::quota::QuotaKind::Budget => Error::BudgetExceeded {
+            // neither what this request asks nor what earlier ones spent: both are argument values, which no
+            // decision (so no span, no log) carries
             reason: format!(
-                "{} of {} spent in this window, this request needs {}",
-                q.used, q.max, q.amount
+                "the request would pass the budget of {} for this window",
+                q.max
             ),
             retry_after,
         },
@@ -1017,6 +1021,7 @@ fn call_of(
                     ..Request::default()
                 },
                 dry_run: None,
+                params: None,
             });
         }
         return Err(bad(
@@ -1073,6 +1078,7 @@ fn call_of(
             id,
             request,
             dry_run: None,
+            params: params.cloned(),
         });
     }
     let name = params
@@ -1139,6 +1145,7 @@ fn call_of(
             id,
             request,
             dry_run: options.check_tool.then_some(ask),
+            params: params.cloned(),
         });
     }
     if let Some(only) = &options.tool {
@@ -1157,6 +1164,7 @@ fn call_of(
         id,
         request,
         dry_run: None,
+        params: params.cloned(),
     })
 }
 
@@ -1816,11 +1824,11 @@ impl Guard {
                             spend_nonces.extend(
                                 f.approvals.iter().map(|a| format!("approval:{}", a.nonce)),
                             );
-                            out.call_key = Some(call_key(
-                                &id_text(&call.id).unwrap_or_default(),
+                            out.call_key = Some(crate::audit::spend_key(
+                                call.id.as_ref(),
                                 &call.request.method,
-                                call.request.tool.as_deref(),
-                                &call.request.arguments,
+                                call.params.as_ref(),
+                                &spend_nonces,
                             ));
                             // a proof's nonce is kept while the proof could be fresh; a single-use token's
                             // nonces until the token expires
@@ -2284,8 +2292,29 @@ impl Guard {
                     refuse_dry_run(&mut m.answer, &e);
                 }
             } else if let (Some(i), Some(s)) = (spender, &a.spend) {
+                // a recorded response answers its request only when that call is the whole request: the other
+                // messages of a batch sent again would run again, their quotas uncounted (a retry spends nothing)
+                let alone = msgs.len() == 1;
                 if let Some(m) = msgs.get_mut(i) {
                     let e = match s {
+                        SpendOutcome::Done { .. } if !alone => {
+                            let mut d = refusal(
+                                &Error::Replayed {
+                                    nonce: String::new(),
+                                },
+                                m.method.as_deref(),
+                                m.tool.as_deref(),
+                                &m.id,
+                            )
+                            .with_context_of(&m.decision);
+                            d.message = Some(
+                                "a batch holding a call that already ran: send its retry alone to get \
+                                 its recorded response"
+                                    .into(),
+                            );
+                            m.decision = d;
+                            None
+                        }
                         SpendOutcome::Fresh => None,
                         SpendOutcome::InFlight => Some(Error::InFlight {
                             call_key: outcome.call_key.clone().unwrap_or_default(),

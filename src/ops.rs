@@ -1058,6 +1058,22 @@ fn attenuate_with(
 /// Most approval requirements a server adds to one call.
 const MAX_REQUIRED_APPROVALS: usize = 16;
 
+/// Whether a resource URI means what it says to every server: a grant's glob is matched against the URI as sent,
+/// while a server may resolve it first (the MCP SDKs parse it as a WHATWG URL, which resolves `..`, `%2e%2e`, `\`
+/// in special schemes, and drops tabs and newlines), so `file:///docs/../secret` matches `file:///docs/*` and reads
+/// `file:///secret`. Refused before its query or fragment: a `.` or `..` segment, `%2e`, `%2f`, `%5c` (any case), `\`
+/// and control characters (after it they are data, not path).
+fn confinable_uri(uri: &str) -> bool {
+    if uri.chars().any(char::is_control) {
+        return false;
+    }
+    let path = uri.split(['?', '#']).next().unwrap_or_default();
+    let lower = path.to_ascii_lowercase();
+    !(path.contains('\\')
+        || ["%2e", "%2f", "%5c"].iter().any(|e| lower.contains(e))
+        || path.split('/').any(|s| s == "." || s == ".."))
+}
+
 fn validate_request(request: &Request) -> Result<()> {
     model::check_name("method", &request.method)?;
     if request.required_approvals.len() > MAX_REQUIRED_APPROVALS {
@@ -1074,6 +1090,12 @@ fn validate_request(request: &Request) -> Result<()> {
                 "a resource URI is 1 to {} bytes",
                 model::MAX_VALUE_LEN
             )))
+        }
+        (Some(uri), true) if !confinable_uri(uri) => {
+            return Err(Error::invalid(
+                "a resource URI may not hold a '.' or '..' segment, an encoded '.', '/' or '\\', a '\\' or a control \
+                 character before its query: a server resolving it could read outside the grant",
+            ))
         }
         (Some(_), false) => {
             return Err(Error::invalid(

@@ -175,8 +175,17 @@ impl Prepared {
     fn unreadable(&self, arguments: &Map<String, Value>) -> bool {
         self.0
             .iter()
+            .any(|(key, _, _, _)| args::lookup(arguments, key).is_none())
+            || self.mistyped(arguments)
+    }
+
+    /// Whether some condition's argument is there but of a type its matcher does not compare (a server that
+    /// coerces `"5000"` or reads `[5000]` still acts on it).
+    fn mistyped(&self, arguments: &Map<String, Value>) -> bool {
+        self.0
+            .iter()
             .any(|(key, m, _, _)| match args::lookup(arguments, key) {
-                None => true,
+                None => false,
                 Some(v) => {
                     let numeric = [m.lt, m.lte, m.gt, m.gte].iter().any(Option::is_some);
                     let textual = m.starts_with.is_some()
@@ -354,6 +363,15 @@ impl Policy {
                 best = Some((i, m));
             }
         }
+        // a conditional mapping that could have won but cannot read what its `when` names (a missing argument, a
+        // string where a number is compared): the call's scope is unknown, so it is refused (fail closed, as rules)
+        let unknown = self.tool_mappings.iter().enumerate().find(|(i, (m, p))| {
+            m.tool == tool
+                && best.map_or(true, |(b, bm)| {
+                    m.priority > bm.priority || (m.priority == bm.priority && *i < b)
+                })
+                && p.mistyped(arguments)
+        });
         let (scope, mapping) = match (best, self.mappings.get(tool)) {
             (Some((i, m)), _) => (m.scope.clone(), format!("tool_mappings[{i}]")),
             (None, Some(s)) => (s.clone(), "mappings".to_string()),
@@ -364,10 +382,24 @@ impl Policy {
             mapping,
             ..Verdict::default()
         };
+        if let Some((i, _)) = unknown {
+            v.hard = Some((
+                format!("tool_mappings[{i}]"),
+                format!(
+                    "the call's scope cannot be decided: an argument tool_mappings[{i}] compares is of another type"
+                ),
+            ));
+        }
         for (r, p) in &self.rules {
-            // an approval rule fails closed: it also asks when it cannot read what its `when` names
+            // an approval rule fails closed: it also asks when it cannot read what its `when` names (missing, or of
+            // another type); a hard rule refuses an argument of another type (a server may coerce "5000" or read
+            // [5000]), a missing one matches nothing (a rule on every tool names arguments most calls lack)
             let fires = p.matches(arguments)
-                || r.enforcement == Enforcement::Approval && p.unreadable(arguments);
+                || match r.enforcement {
+                    Enforcement::Approval => p.unreadable(arguments),
+                    Enforcement::Hard => p.mistyped(arguments),
+                    Enforcement::Soft => false,
+                };
             if r.tool.as_deref().is_some_and(|t| t != tool) || !fires {
                 continue;
             }
@@ -437,6 +469,34 @@ mod tests {
     }
 
     #[test]
+    fn a_conditional_mapping_that_cannot_compare_its_argument_refuses() {
+        let p = policy(json!({
+            "mappings": { "transfer": "payments:small" },
+            "tool_mappings": [{ "tool": "transfer", "scope": "payments:large", "when": { "amount": { "gt": 1000 } } }]
+        }));
+        let args = |v: Value| v.as_object().cloned().unwrap();
+        let j = p.judge("transfer", &args(json!({"amount": 5000})));
+        assert_eq!((j.scope.as_str(), j.hard), ("payments:large", None));
+        let j = p.judge("transfer", &args(json!({"amount": 5})));
+        assert_eq!((j.scope.as_str(), j.hard), ("payments:small", None));
+        // missing: the mapping does not apply (the plain one does)
+        let j = p.judge("transfer", &Map::new());
+        assert_eq!((j.scope.as_str(), j.hard), ("payments:small", None));
+        for amount in [
+            json!("5000"),
+            json!(9_007_199_254_740_993_u64),
+            json!([5000]),
+        ] {
+            let j = p.judge("transfer", &args(json!({ "amount": amount })));
+            assert_eq!(
+                j.hard.map(|(r, _)| r).as_deref(),
+                Some("tool_mappings[0]"),
+                "{amount}"
+            );
+        }
+    }
+
+    #[test]
     fn rules_hard_first_and_soft_all() {
         let p = policy(json!({ "rules": [
             { "id": "big", "tool": "pay", "when": { "amount": { "gt": 100 } }, "enforcement": "soft" },
@@ -457,9 +517,23 @@ mod tests {
             &args(json!({"amount": 5000, "host": "db.internal"})),
         );
         assert_eq!(j.hard, Some(("glob".into(), "glob".into())));
-        // a missing or mistyped argument matches nothing
-        let j = p.judge("pay", &args(json!({"amount": "5000"})));
+        // a missing argument matches nothing; one of another type (a string, a number past 2^53, a list, an
+        // object) fires a hard rule (fail closed), never a soft one
+        let j = p.judge("pay", &args(json!({"env": "dev"})));
         assert_eq!((j.hard, j.soft.len()), (None, 0));
+        for amount in [
+            json!("5000"),
+            json!(9_007_199_254_740_993_u64),
+            json!([5000]),
+            json!({"value": 5000}),
+        ] {
+            let j = p.judge("pay", &args(json!({ "amount": amount })));
+            assert_eq!(
+                (j.hard, j.soft.len()),
+                (Some(("huge".into(), "too much".into())), 0),
+                "{amount}"
+            );
+        }
     }
 
     #[test]

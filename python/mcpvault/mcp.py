@@ -93,7 +93,15 @@ def _response_of(result: Any = None, error: Optional[BaseException] = None) -> D
         if error.data is not None:
             e["data"] = error.data
         return {"error": e}
-    return {"error": {"code": -32603, "message": str(error) or type(error).__name__}}
+    # what the SDK puts on the wire for it, never the exception's text (a database's password error, a validation
+    # error quoting the arguments): the first answer masked it, its retry must not show it
+    try:
+        from pydantic import ValidationError
+    except ImportError:  # pragma: no cover - the SDK depends on pydantic
+        ValidationError = ()  # type: ignore[assignment,misc]
+    if isinstance(error, ValidationError):
+        return {"error": {"code": -32602, "message": "Invalid request parameters"}}
+    return {"error": {"code": -32603, "message": "Internal server error"}}
 
 
 class _Policy:
@@ -247,8 +255,20 @@ def _header_map(headers: Any) -> Dict[str, str]:
     return {name: ", ".join(vs) for name, vs in values.items()}
 
 
-def _redacted_request(request: Any, token: Optional[str]) -> Any:
-    """The HTTP request a handler sees: the token replaced in every header, the HTTP layer's hand-over removed."""
+def _route_path(scope: Dict[str, Any]) -> Any:
+    """The path an app mounted under a prefix (Starlette's Mount, ``uvicorn --root-path``) routes on: the request's
+    path without its ``root_path`` (as Starlette's ``get_route_path``)."""
+    path = scope.get("path")
+    root = scope.get("root_path") or ""
+    if not isinstance(path, str) or not root or not path.startswith(root):
+        return path
+    rest = path[len(root):]
+    return rest if rest == "" or rest.startswith("/") else path
+
+
+def _redacted_request(request: Any, token: Optional[str], forward: Any = None) -> Any:
+    """The HTTP request a handler sees: the token replaced in every header, the HTTP layer's hand-over removed, and
+    its body the message handed on (without the token) when no HTTP layer in front rewrote it."""
     scope = getattr(request, "scope", None)
     if not isinstance(scope, dict):
         return request
@@ -259,8 +279,11 @@ def _redacted_request(request: Any, token: Optional[str]) -> Any:
         t = token.encode("latin-1", "replace")
         new_scope["headers"] = [(k, v.replace(t, REDACTED.encode())) for k, v in scope.get("headers", [])]
     out = Request(new_scope)
-    if hasattr(request, "_body"):
-        out._body = request._body
+    if isinstance(forward, Mapping):
+        out._body = json.dumps(forward).encode()
+    elif hasattr(request, "_body"):
+        body = request._body
+        out._body = body.replace(token.encode("latin-1", "replace"), REDACTED.encode()) if token else body
     return out
 
 
@@ -348,9 +371,9 @@ class _MessageGuard:
             input["transport_token"] = transport["token"]
             if transport.get("replay_checked"):
                 input["replay_checked"] = True
-        # one message per decision here: the HTTP layer checked Mcp-Method/Mcp-Name against the whole body
-        headers.pop("mcp-method", None)
-        headers.pop("mcp-name", None)
+            # one message per decision here: the HTTP layer checked Mcp-Method/Mcp-Name against the whole body
+            headers.pop("mcp-method", None)
+            headers.pop("mcp-name", None)
         input["headers"] = headers
         if method == "tools/call":
             # a token pinning the called tool passes only while the server describes it as it was pinned: the
@@ -380,7 +403,7 @@ class _MessageGuard:
             except Exception:
                 meta = None
         inner = dataclasses.replace(ctx, params=params, meta=meta,
-                                    request=_redacted_request(request, outcome.get("token")))
+                                    request=_redacted_request(request, outcome.get("token"), forward))
         reset = _facts.set(outcome.get("facts"))
         try:
             result = await call_next(inner)
@@ -437,7 +460,8 @@ class McpVaultMiddleware:
 
     async def __call__(self, scope: Dict[str, Any], receive: Callable[[], Awaitable[Dict[str, Any]]],
                        send: Callable[[Dict[str, Any]], Awaitable[None]]) -> None:
-        if scope.get("type") != "http" or (self.paths is not None and scope.get("path") not in self.paths):
+        if scope.get("type") != "http" or (self.paths is not None and scope.get("path") not in self.paths
+                                           and _route_path(scope) not in self.paths):
             await self.app(scope, receive, send)
             return
         input: Dict[str, Any] = {"http_method": str(scope.get("method", "")),

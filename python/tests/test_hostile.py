@@ -741,3 +741,93 @@ def test_backends_agree_on_hostile_inputs(keys, tokens, holder):
         assert a == b, json.dumps(inp)[:200]
     # and the outcomes are refusals where they must be
     assert [o["allowed"] for o in native[:6]] == [True, False, False, False, False, False]
+
+
+@pytest.mark.parametrize("how", ["mount", "root_path", "fastmcp_mount"])
+def test_an_app_mounted_under_a_prefix_keeps_its_http_layer(keys, tokens, how):
+    # Starlette's Mount and `uvicorn --root-path` hand the app its full path (/api/mcp): the HTTP layer guards it
+    # (no token: 401; headers that disagree with the body: invalid_request), and the handler's request body is the
+    # message handed on, without the token
+    import contextlib
+
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    seen = []
+    if how == "fastmcp_mount":
+        server = _fastmcp_server(keys[1], seen, store="memory")
+        inner = server.http_app(path="/mcp", stateless_http=True, json_response=True)
+        lifespan = inner.lifespan
+    else:
+        server = _sdk_server(keys[1], seen, store="memory")
+        inner = server.streamable_http_app(stateless_http=True, json_response=True)
+
+        @contextlib.asynccontextmanager
+        async def lifespan(app):
+            async with server.session_manager.run():
+                yield
+
+    servers = _Servers()
+    try:
+        if how == "root_path":
+            port = _free_port()
+            config = uvicorn.Config(inner, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
+                                    root_path="/api")
+            uv = uvicorn.Server(config)
+            thread = threading.Thread(target=uv.run, daemon=True)
+            thread.start()
+            servers.running.append((uv, thread))
+            for _ in range(200):
+                if uv.started:
+                    break
+                time.sleep(0.05)
+            # behind a proxy that strips /api: uvicorn hands the app path /api/mcp, root_path /api
+            url = f"http://127.0.0.1:{port}/mcp"
+        else:
+            url = servers.start(Starlette(routes=[Mount("/api", app=inner)], lifespan=lifespan), "/api/mcp")
+        init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "c", "version": "1"}}}
+        assert _post(url, init).status_code == 401
+        _refused(_post(url, {"jsonrpc": "2.0", "id": 2, "method": "ping"}), 401, "missing_token")
+        _refused(_post(url, _call(3), [*_bearer("garbage-SECRET-7d1f")]), 401, "malformed_token", "garbage-SECRET-7d1f")
+        lying = [*_bearer(tokens["wide"]), ("Mcp-Method", "tools/list"), ("Mcp-Name", "db_query")]
+        _refused(_post(url, _call(4, "admin_delete", {"id": "1"}), lying), 400, "invalid_request")
+        assert ("admin_delete", "1") not in seen
+        ok = _post(url, _call(5, meta={"mcpvault/token": tokens["root"]}))
+        assert ok.status_code == 200 and ("db_query", "c5", 10) in seen, ok.text[:300]
+    finally:
+        servers.stop()
+
+
+def test_the_message_layer_alone_hands_the_handler_a_body_without_the_token(keys, tokens):
+    # no HTTP layer in front (an app the guard's path does not cover, an SSE transport): the body the handler can
+    # read is the message handed on, without the token; Mcp-Method/Mcp-Name are checked against the message
+    from mcp.server.mcpserver import Context
+
+    seen, bodies = [], []
+    server = _sdk_server(keys[1], seen, store="memory")
+
+    @server.tool()
+    async def body_of(ctx: Context) -> str:
+        bodies.append((await ctx.request_context.request.body()).decode())
+        return "ok"
+
+    # the HTTP layer guards another path only: every request here reaches the message layer alone
+    app = server.streamable_http_app(stateless_http=True, json_response=True)
+    for m in app.user_middleware:
+        if "paths" in m.kwargs:
+            m.kwargs["paths"] = ["/elsewhere"]
+    app.middleware_stack = None
+    wide_body = MCPVault().mint(keys[0], {"tools": ["body_of", "db_query", "admin_delete"], "ttl": 600,
+                                          "issuer": "auth-server", "subject": "agent-b"})
+    servers = _Servers()
+    try:
+        url = servers.start(app)
+        r = _post(url, _call(1, "body_of", {}, meta={"mcpvault/token": wide_body}))
+        assert r.status_code == 200 and bodies, r.text[:300]
+        assert wide_body not in bodies[0] and json.loads(bodies[0])["params"]["name"] == "body_of"
+        lying = [("Mcp-Method", "tools/call"), ("Mcp-Name", "db_query")]
+        r = _post(url, _call(2, "admin_delete", {"id": "1"}, meta={"mcpvault/token": wide_body}), lying)
+        assert _rpc_code(r)[1] == "invalid_request" and ("admin_delete", "1") not in seen, r.text[:300]
+    finally:
+        servers.stop()

@@ -835,3 +835,25 @@ def test_readme_python_mcp_server(keys, tokens, tmp_path):
     assert names == ["db_query", CHECK_TOOL]
     assert ok.is_error is False
     assert refused == (-32011, "missing_token")
+
+
+def test_a_recorded_error_is_what_the_sdk_sends_never_the_exceptions_text():
+    # a single-use call's retry gets the recorded response: the SDK masked the handler's exception on the first
+    # answer, so the record must not carry its text (a password error, a validation error quoting the arguments)
+    from pydantic import BaseModel
+
+    from mcpvault.mcp import _response_of
+
+    class Args(BaseModel):
+        amount: int
+
+    try:
+        Args(amount="hunter2")
+    except Exception as e:
+        validation = e
+    secret = RuntimeError("password authentication failed for user 'admin' at db.internal:5432")
+    assert _response_of(error=secret) == {"error": {"code": -32603, "message": "Internal server error"}}
+    assert _response_of(error=validation) == {"error": {"code": -32602, "message": "Invalid request parameters"}}
+    mcp_error = MCPError(-32000, "told on purpose")
+    assert _response_of(error=mcp_error)["error"]["message"] == "told on purpose"
+    assert _response_of({"content": []}) == {"result": {"content": []}}

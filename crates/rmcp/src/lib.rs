@@ -68,7 +68,8 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, TryLockError};
 
 use mcpvault::audit::{AuditEntry, AuditRecord};
 use mcpvault::guard::{Check, Decision, Guard, GuardInput, Outcome};
@@ -182,6 +183,85 @@ fn lock(guard: &Mutex<Guard>) -> MutexGuard<'_, Guard> {
     guard.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Guards of the same options, each with its own cache of verified chains: a check takes one that is free, so a
+/// costly request (a token's Datalog, bounded by `max_work`; a cold chain's signatures) holds one guard, not every
+/// request of the server. One per core the process may use, at most 8.
+pub(crate) struct Guards {
+    all: Box<[Mutex<Guard>]>,
+    next: AtomicUsize,
+    /// Woken when a guard is given back (a request waits for whichever is free first).
+    freed: (Mutex<()>, Condvar),
+}
+
+/// A guard taken from [`Guards`]; given back when dropped.
+pub(crate) struct Held<'a> {
+    guard: MutexGuard<'a, Guard>,
+    freed: &'a Condvar,
+}
+
+impl std::ops::Deref for Held<'_> {
+    type Target = Guard;
+    fn deref(&self) -> &Guard {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for Held<'_> {
+    fn deref_mut(&mut self) -> &mut Guard {
+        &mut self.guard
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.freed.notify_one();
+    }
+}
+
+impl Guards {
+    fn new(options: &GuardOptions, n: usize) -> mcpvault::Result<Self> {
+        let all = (0..n.max(1))
+            .map(|_| Guard::new(options.clone(), DEFAULT_CACHE).map(Mutex::new))
+            .collect::<mcpvault::Result<Vec<_>>>()?;
+        Ok(Guards {
+            all: all.into_boxed_slice(),
+            next: AtomicUsize::new(0),
+            freed: (Mutex::new(()), Condvar::new()),
+        })
+    }
+
+    fn parallel() -> usize {
+        std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+    }
+
+    /// A free guard, tried in turn from the next one (so a token's chain is cached by each after its first calls);
+    /// when every one is busy, the first one given back.
+    fn lock(&self) -> Held<'_> {
+        let n = self.all.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
+        loop {
+            for guard in self.all.iter().cycle().skip(start).take(n) {
+                let guard = match guard.try_lock() {
+                    Ok(g) => g,
+                    // the guard holds options and a cache of verified chains: a panic elsewhere leaves it consistent
+                    Err(TryLockError::Poisoned(p)) => p.into_inner(),
+                    Err(TryLockError::WouldBlock) => continue,
+                };
+                return Held {
+                    guard,
+                    freed: &self.freed.1,
+                };
+            }
+            // a guard given back between the tries above and this wait wakes nobody: the wait is short
+            let wait = self.freed.0.lock().unwrap_or_else(PoisonError::into_inner);
+            let _ = self
+                .freed
+                .1
+                .wait_timeout(wait, std::time::Duration::from_millis(1));
+        }
+    }
+}
+
 /// The system clock, unix seconds (0 before 1970).
 fn system_time() -> u64 {
     std::time::SystemTime::now()
@@ -195,10 +275,10 @@ type DecisionHook = Arc<dyn Fn(&Decision) + Send + Sync>;
 /// The guard of a server, shared by every handler it wraps (one cache, one
 /// store): clone it freely.
 pub struct McpVault<S = MemoryStore> {
-    guard: Arc<Mutex<Guard>>,
+    guard: Arc<Guards>,
     /// The same options with `defer_spend`: the HTTP layer's (revocation
     /// only; the handler's guard behind it spends single-use tokens).
-    http_guard: Arc<Mutex<Guard>>,
+    http_guard: Arc<Guards>,
     store: Option<Arc<S>>,
     clock: Clock,
     on_decision: Option<DecisionHook>,
@@ -226,17 +306,17 @@ impl McpVault<MemoryStore> {
     /// A guard with no store: no revocation list, no audit, and single-use
     /// tokens refused (`replayed`), since nothing can keep the promise.
     pub fn without_store(options: GuardOptions) -> mcpvault::Result<Self> {
-        Self::build(options, None)
+        Self::build(options, None, Guards::parallel())
     }
 }
 
 impl<S: Store> McpVault<S> {
     /// A guard for `options` with `store`.
     pub fn with_store(options: GuardOptions, store: S) -> mcpvault::Result<Self> {
-        Self::build(options, Some(store))
+        Self::build(options, Some(store), Guards::parallel())
     }
 
-    fn build(mut options: GuardOptions, store: Option<S>) -> mcpvault::Result<Self> {
+    fn build(mut options: GuardOptions, store: Option<S>, guards: usize) -> mcpvault::Result<Self> {
         options.store = store.is_some();
         let mut http_options = options.clone();
         http_options.defer_spend = true;
@@ -247,8 +327,8 @@ impl<S: Store> McpVault<S> {
         // the handler's guard knows the tools' current definitions (get_tool) and checks pinned tools
         http_options.defer_pins = true;
         Ok(McpVault {
-            http_guard: Arc::new(Mutex::new(Guard::new(http_options, DEFAULT_CACHE)?)),
-            guard: Arc::new(Mutex::new(Guard::new(options, DEFAULT_CACHE)?)),
+            http_guard: Arc::new(Guards::new(&http_options, guards)?),
+            guard: Arc::new(Guards::new(&options, guards)?),
             store: store.map(Arc::new),
             clock: Arc::new(system_time),
             on_decision: None,
@@ -280,8 +360,8 @@ impl<S: Store> McpVault<S> {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Guard> {
-        lock(&self.guard)
+    fn lock(&self) -> Held<'_> {
+        self.guard.lock()
     }
 
     fn check_tool(&self) -> bool {
@@ -308,7 +388,7 @@ impl<S: Store> McpVault<S> {
 
     /// Runs `input` through `guard` (this vault's message guard or its HTTP
     /// guard) and the store.
-    pub(crate) async fn decide_with(&self, guard: &Mutex<Guard>, input: &GuardInput) -> Outcome {
+    pub(crate) async fn decide_with(&self, guard: &Guards, input: &GuardInput) -> Outcome {
         self.decide_lazy(guard, input, None).await
     }
 
@@ -316,12 +396,12 @@ impl<S: Store> McpVault<S> {
     /// of a valid token needs them: then the request is checked again with them (nothing was done yet).
     async fn decide_lazy(
         &self,
-        guard: &Mutex<Guard>,
+        guard: &Guards,
         input: &GuardInput,
         definitions: Option<&Definitions<'_>>,
     ) -> Outcome {
         let now = (self.clock)();
-        let mut step = lock(guard).check(input, now);
+        let mut step = guard.lock().check(input, now);
         let needs = match &step {
             Check::Done { outcome } => outcome.needs_tool_definitions,
             Check::Ask {
@@ -334,7 +414,7 @@ impl<S: Store> McpVault<S> {
                 tool_definitions: Some(read()),
                 ..input.clone()
             };
-            step = lock(guard).check(&with, now);
+            step = guard.lock().check(&with, now);
         }
         let mut outcome = match step {
             Check::Done { outcome } => *outcome,
@@ -346,13 +426,13 @@ impl<S: Store> McpVault<S> {
                         ..StoreAnswer::default()
                     },
                 };
-                lock(guard).resume(*pending, &answer)
+                guard.lock().resume(*pending, &answer)
             }
         };
         if let Some(store) = &self.store {
             for record in outcome.audit.clone() {
                 if let Err(e) = store.append_audit(record).await {
-                    let failed = lock(guard).audit_failed(outcome, &e);
+                    let failed = guard.lock().audit_failed(outcome, &e);
                     outcome = failed;
                     break;
                 }
@@ -1196,6 +1276,49 @@ mod tests {
         assert_eq!(to_json(&meta), json!({"progressToken": 1}));
         let (p, _) = split_meta(Some(&json!({"params": {"_meta": {}}}))).unwrap();
         assert!(p.is_none());
+    }
+
+    #[test]
+    fn a_busy_guard_holds_no_other_request() {
+        use rand_core::SeedableRng;
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(3);
+        let keys = mcpvault::keygen(&mut rng);
+        let now = system_time();
+        let grant = mcpvault::Grant::new(["db_query"], 600, "auth-server", "agent-a");
+        let token = mcpvault::mint(&keys.private_key, &grant, now, &mut rng).unwrap();
+        let vault = McpVault::build(
+            GuardOptions::new(keys.public_key.clone()),
+            Some(MemoryStore::new()),
+            2,
+        )
+        .unwrap();
+        let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": {"token": token}}});
+        // a request decided on a thread of its own; its outcome (allowed?) comes back on the channel
+        let ask = |vault: &McpVault| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let (vault, list) = (vault.clone(), list.clone());
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .unwrap();
+                let outcome = rt.block_on(vault.decide(&list, BTreeMap::new(), None));
+                let _ = tx.send(outcome.allowed);
+            });
+            rx
+        };
+        let wait = std::time::Duration::from_secs(30);
+        // one guard busy (a costly token's check, say): another request is decided by the other one
+        let busy = vault.guard.lock();
+        assert_eq!(ask(&vault).recv_timeout(wait), Ok(true));
+        // both busy: a request waits for one, and is decided once it is free
+        let both = vault.guard.lock();
+        let waiting = ask(&vault);
+        assert!(waiting
+            .recv_timeout(std::time::Duration::from_millis(300))
+            .is_err());
+        drop(busy);
+        assert_eq!(waiting.recv_timeout(wait), Ok(true));
+        drop(both);
     }
 
     #[test]

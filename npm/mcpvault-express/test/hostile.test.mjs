@@ -309,8 +309,9 @@ for (const [name, setup] of SETUPS) {
     const s = await serve(setup);
     t.after(s.close);
     const nasty = "x\r\nSet-Cookie: a=b\u0000\"\\é\u2028";
+    // a resource URI with control characters is refused before any grant (a server could resolve it elsewhere)
     refused(await send(s.port, "POST", { ...CT, ...X(token) }, { jsonrpc: "2.0", id: 1, method: "resources/read", params: { uri: `file:///${nasty}` } }),
-      403, "resource_not_allowed", "a resource URI with CR/LF");
+      400, "invalid_request", "a resource URI with CR/LF");
     const r = await send(s.port, "POST", { ...CT, ...X(token) }, call(`adm${nasty}`));
     assert.ok(r.status === 400 || r.status === 403, `a tool name with CR/LF: ${r.status}`);
     refused(r, r.status, r.status === 400 ? "invalid_request" : "tool_not_allowed", "a tool name with CR/LF");
