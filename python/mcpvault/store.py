@@ -137,10 +137,16 @@ class SqliteStore:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                # a failed step or COMMIT (disk full, I/O error) leaves no transaction open on the shared connection:
+                # else every later BEGIN fails and every request is refused until a restart
+                if self._db.in_transaction:
+                    try:
+                        self._db.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass
                 raise
-            self._db.execute("COMMIT")
 
     def revoke(self, revocation_id: str, now: int) -> None:
         with self._tx() as db:

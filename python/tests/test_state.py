@@ -296,3 +296,34 @@ def test_memory_store_keeps_the_newest_audit_entries():
     kept = [json.loads(line)["seq"] for line in store.audit_lines()]
     assert MEMORY_AUDIT_KEEP <= len(kept) < 2 * MEMORY_AUDIT_KEEP
     assert kept == list(range(n - len(kept) + 1, n + 1))
+
+
+def test_sqlite_store_recovers_from_a_failed_commit(tmp_path):
+    # a COMMIT that fails (disk full, an I/O error) refuses that request only: the shared connection is left with
+    # no open transaction, so the next request's BEGIN IMMEDIATE works
+    import sqlite3
+
+    from mcpvault.store import SqliteStore
+
+    store = SqliteStore(str(tmp_path / "c.db"))
+    real = store._db
+
+    class FailingCommit:
+        failed = False
+
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def execute(self, sql, *args):
+            if sql == "COMMIT" and not FailingCommit.failed:
+                FailingCommit.failed = True
+                raise sqlite3.OperationalError("database or disk is full")
+            return real.execute(sql, *args)
+
+    store._db = FailingCommit()
+    with pytest.raises(sqlite3.OperationalError):
+        store.revoke("a" * 128, 1)
+    store.revoke("b" * 128, 1)
+    assert not real.in_transaction
+    rows = {r[0] for r in real.execute("SELECT id FROM mcpvault_revoked")}
+    assert rows == {"b" * 128}
