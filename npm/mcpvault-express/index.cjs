@@ -63,6 +63,27 @@ function headersOf(req) {
   return auth.length > 1 ? { ...req.headers, authorization: auth.join(", ") } : req.headers;
 }
 
+/** The MCP session a request names (its `Mcp-Session-Id`), or undefined. */
+function sessionIdOf(req) {
+  const sid = req.headers["mcp-session-id"];
+  return typeof sid === "string" && sid !== "" ? sid : undefined;
+}
+
+/** A header's value among the headers given to `res.writeHead` (an object, or a flat or paired array). */
+function headerIn(headers, name) {
+  if (Array.isArray(headers)) {
+    const pairs = Array.isArray(headers[0]) ? headers : headers.flatMap((v, i) => (i % 2 ? [] : [[v, headers[i + 1]]]));
+    return pairs.find(([k]) => String(k).toLowerCase() === name)?.[1];
+  }
+  if (headers && typeof headers === "object") {
+    for (const [k, v] of Object.entries(headers)) if (k.toLowerCase() === name) return v;
+  }
+  return undefined;
+}
+
+/** The MCP sessions (Streamable HTTP) the middleware has seen opened, kept at most (the oldest forgotten first). */
+const SESSIONS_KEPT = 10_000;
+
 /** Whether the request carries a body (Express 4's body parser sets `req.body = {}` even when it does not). */
 function hasContent(req) {
   const length = req.headers["content-length"];
@@ -107,6 +128,16 @@ function readJson(req, max) {
 function createMcpVaultMiddleware(options) {
   const o = validate(options);
   const guards = new Map();
+  // Each MCP session's subject: the subject of the token whose initialize opened it (or of its first allowed
+  // request). Every request naming the session (a message, the SSE GET, the DELETE) is decided with it: another
+  // subject's token is session_mismatch (the core's), so a session id read from a log takes no stream and ends no
+  // session.
+  const sessions = new Map();
+  function bind(sid, subject) {
+    if (typeof sid !== "string" || sid === "" || typeof subject !== "string" || sessions.has(sid)) return;
+    if (sessions.size >= SESSIONS_KEPT) sessions.delete(sessions.keys().next().value);
+    sessions.set(sid, subject);
+  }
   let guard;
   try {
     guard = makeGuard(undefined);
@@ -161,8 +192,9 @@ function createMcpVaultMiddleware(options) {
   /** Decides a request: without a promise when nothing asynchronous is needed (no store), else a promise. */
   function decide(req, res, next, tool, parts) {
     const g = guardOf(tool);
+    const sid = sessionIdOf(req);
     const outcome = g.decideNow({ body: parts.body, bodyError: parts.bodyError, httpMethod: req.method, headers: headersOf(req),
-      toolDefinitions: o.toolDefinitions });
+      toolDefinitions: o.toolDefinitions, sessionSubject: sid === undefined ? undefined : sessions.get(sid) });
     if (typeof outcome.then === "function") return outcome.then((o) => answer(g, req, res, next, parts, o));
     answer(g, req, res, next, parts, outcome);
     return undefined;
@@ -180,6 +212,17 @@ function createMcpVaultMiddleware(options) {
     }
     const f = g.factsOf(outcome);
     req.mcpvaultFacts = f;
+    bind(sessionIdOf(req), f.subject);
+    const init = parts.parsed;
+    if (init?.method === "initialize" || (Array.isArray(init) && init.some((m) => m?.method === "initialize"))) {
+      // the session the transport opens for this initialize: its id is in the answer's headers
+      const writeHead = res.writeHead;
+      res.writeHead = function (status, ...rest) {
+        res.writeHead = writeHead;
+        if (Number(status) < 300) bind(res.getHeader("mcp-session-id") ?? headerIn(rest.find((x) => typeof x === "object"), "mcp-session-id"), f.subject);
+        return writeHead.call(this, status, ...rest);
+      };
+    }
     // The MCP SDK's AuthInfo: StreamableHTTPServerTransport hands req.auth to tool handlers as extra.authInfo.
     // mcpvaultReplayChecked tells withMcpVault that this request's single-use nonces were spent here.
     // scopes: the granted tools, then the granted scopes (a handler can check either)

@@ -556,3 +556,49 @@ test("the HTTP proxy types the answers its transport gives itself: verbs, Conten
   typedAs(r, 500, "failing upstream");
   assert.strictEqual(r.json.error.message, "internal error");
 });
+
+test("mcpvault-express in front of a stateful server: a session is its opener's; another subject's token with its id is session_mismatch on every verb", async (t) => {
+  const { randomUUID } = await import("node:crypto");
+  const state = { ran: 0, seen: [] };
+  const app = express();
+  const auth = createMcpVaultMiddleware({ publicKeyHex: keys.publicKey, innerGuard: true });
+  const transports = new Map();
+  app.all("/mcp", auth(), async (req, res) => {
+    const sid = req.headers["mcp-session-id"];
+    let transport = typeof sid === "string" ? transports.get(sid) : undefined;
+    if (!transport) {
+      if (sid !== undefined) return void res.status(404).json({ jsonrpc: "2.0", id: null, error: { code: -32600, message: "unknown session" } });
+      transport = new StreamableHTTPServerTransport({ sessionIdGenerator: () => randomUUID(), onsessioninitialized: (id) => transports.set(id, transport) });
+      transport.onclose = () => transports.delete(transport.sessionId);
+      await mcpServer(state, {}).connect(transport);
+    }
+    await transport.handleRequest(req, res, req.body);
+  });
+  const listener = await new Promise((r) => { const s = app.listen(0, "127.0.0.1", () => r(s)); });
+  t.after(() => new Promise((r) => { listener.closeAllConnections?.(); listener.close(() => r()); }));
+  const url = `http://127.0.0.1:${listener.address().port}/mcp`;
+  const opened = await post(url, INIT, { Authorization: `Bearer ${token}` });
+  const sid = opened.headers.get("mcp-session-id");
+  assert.ok(sid, opened.text);
+  const as = (tk) => ({ Authorization: `Bearer ${tk}`, "Mcp-Session-Id": sid });
+  // before the owner sends anything else: the session is already the opener's
+  const early = await post(url, call("db_query", {}, 2), as(other));
+  assert.deepStrictEqual(statusCode(early), [403, "session_mismatch"], early.text);
+  await post(url, { jsonrpc: "2.0", method: "notifications/initialized" }, as(token));
+  for (const verb of ["GET", "DELETE"]) {
+    const r = await bodiless(url, verb, as(other));
+    assert.deepStrictEqual(statusCode(r), [403, "session_mismatch"], `${verb}: ${r.status} ${r.text}`);
+  }
+  const hijack = await post(url, call("admin_delete", { id: "1" }, 3), as(other));
+  assert.deepStrictEqual(statusCode(hijack), [403, "session_mismatch"], hijack.text);
+  assert.strictEqual(state.ran, 0, "another subject's call ran in the session");
+  // the owner's session is whole: its calls run, its DELETE ends it
+  assert.strictEqual(codeOf(await post(url, call("db_query", { max_rows: 1 }, 4), as(token)), "the owner's call"), "allowed");
+  assert.strictEqual(state.ran, 1);
+  assert.strictEqual((await bodiless(url, "DELETE", as(token))).status, 200);
+  // another session, opened by agent-z: its own
+  const z = await post(url, INIT, { Authorization: `Bearer ${other}` });
+  const zid = z.headers.get("mcp-session-id");
+  const mine = await post(url, call("db_query", { max_rows: 1 }, 5), { Authorization: `Bearer ${token}`, "Mcp-Session-Id": zid });
+  assert.deepStrictEqual(statusCode(mine), [403, "session_mismatch"], mine.text);
+});
