@@ -27,6 +27,7 @@ Every decision is the core's (the component's ``guard-check``): this module tran
 
 from __future__ import annotations
 
+import collections
 import contextvars
 import dataclasses
 import json
@@ -255,6 +256,10 @@ def _header_map(headers: Any) -> Dict[str, str]:
     return {name: ", ".join(vs) for name, vs in values.items()}
 
 
+#: The MCP sessions' subjects an HTTP layer keeps at most (the oldest forgotten first).
+_SESSIONS_KEPT = 10_000
+
+
 def _route_path(scope: Dict[str, Any]) -> Any:
     """The path an app mounted under a prefix (Starlette's Mount, ``uvicorn --root-path``) routes on: the request's
     path without its ``root_path`` (as Starlette's ``get_route_path``)."""
@@ -457,6 +462,17 @@ class McpVaultMiddleware:
         self.paths = None if paths is None else frozenset(paths)
         self._replay_checked = _policy.vault.store is not None and self._guard is _policy.guard and \
             not options.get("defer_spend", False)
+        # each MCP session's subject (the subject of the token that opened it, or of its first allowed request):
+        # every request naming the session is decided with it, so another subject's token is session_mismatch
+        self._sessions: "collections.OrderedDict[str, str]" = collections.OrderedDict()
+
+    def _bind(self, session_id: Any, subject: Any) -> None:
+        if not isinstance(session_id, str) or not session_id or not isinstance(subject, str) or \
+                session_id in self._sessions:
+            return
+        if len(self._sessions) >= _SESSIONS_KEPT:
+            self._sessions.popitem(last=False)
+        self._sessions[session_id] = subject
 
     async def __call__(self, scope: Dict[str, Any], receive: Callable[[], Awaitable[Dict[str, Any]]],
                        send: Callable[[Dict[str, Any]], Awaitable[None]]) -> None:
@@ -466,6 +482,9 @@ class McpVaultMiddleware:
             return
         input: Dict[str, Any] = {"http_method": str(scope.get("method", "")),
                                  "headers": _header_map(scope.get("headers", []))}
+        session_id = input["headers"].get("mcp-session-id") or None
+        if session_id in self._sessions:
+            input["session_subject"] = self._sessions[session_id]
         chunks: List[bytes] = []
         size = 0
         too_large = False
@@ -508,6 +527,26 @@ class McpVaultMiddleware:
                 answers = [_with_result_type(a) for a in answers]
             await _send_json(send, 200, {}, answers if batch else answers[0])
             return
+        subject = (outcome.get("facts") or {}).get("subject")
+        self._bind(session_id, subject)
+        forward = outcome.get("forward")
+        if forward is None and text is not None:
+            try:
+                forward = json.loads(text)
+            except ValueError:
+                forward = None
+        messages = forward if isinstance(forward, list) else [forward]
+        if any(isinstance(m, Mapping) and m.get("method") == "initialize" for m in messages):
+            # the session the transport opens for this initialize: its id is in the answer's headers
+            answer = send
+
+            async def send(message: Dict[str, Any]) -> None:
+                if message.get("type") == "http.response.start" and int(message.get("status", 500)) < 300:
+                    for k, v in message.get("headers", []):
+                        if k.lower() == b"mcp-session-id":
+                            self._bind(v.decode("latin-1"), subject)
+                await answer(message)
+
         body = raw if outcome.get("forward") is None else json.dumps(outcome["forward"]).encode()
         inner = dict(scope)
         inner["headers"] = [(k, v) for k, v in scope.get("headers", []) if k.lower() != b"content-length"] + \

@@ -297,6 +297,27 @@ def test_stateful_app_get_and_delete_claiming_a_tool_call(http, tokens):
     assert seen["s"] == []
 
 
+def test_stateful_session_is_its_openers(http, tokens):
+    # a session is bound to the subject whose token opened it: another subject's token naming it is session_mismatch
+    # on a message, the SSE GET and the DELETE (a session id read from a log takes no stream and ends no session)
+    urls, seen = http
+    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "c", "version": "1"}}}
+    opened = _post(urls["s"], init, _bearer(tokens["root"]))
+    sid = opened.headers.get("mcp-session-id")
+    assert opened.status_code == 200 and sid, opened.text[:300]
+    mine = [*_bearer(tokens["root"]), ("Mcp-Session-Id", sid)]
+    theirs = [*_bearer(tokens["wide"]), ("Mcp-Session-Id", sid)]
+    _refused(_post(urls["s"], _call(2, "admin_delete", {"id": "1"}), theirs), 403, "session_mismatch", tokens["wide"])
+    _post(urls["s"], {"jsonrpc": "2.0", "method": "notifications/initialized"}, mine)
+    for method in ("GET", "DELETE"):
+        _refused(_post(urls["s"], b"", theirs, method=method), 403, "session_mismatch", tokens["wide"])
+    assert ("admin_delete", "1") not in seen["s"]
+    r = _post(urls["s"], _call(3), mine)
+    assert r.status_code == 200 and ("db_query", "c3", 10) in seen["s"], r.text[:300]
+    assert _post(urls["s"], b"", mine, method="DELETE").status_code == 200
+
+
 def test_message_layer_alone_two_token_headers(keys, tokens):
     """The message layer alone (fastmcp's SSE transport, a POST's headers): two X-MCPVault-Token headers are
     invalid_request there too."""
