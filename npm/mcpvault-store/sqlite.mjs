@@ -8,6 +8,10 @@ import { auditAppend, revocationId, storeDecide } from "mcpvault";
 // The tables, shared with the CLI (crates/cli/src/store.rs) and Python (mcpvault/store.py).
 const SCHEMA = readFileSync(new URL("./schema.sql", import.meta.url), "utf8");
 
+// A row is swept once due by the guard's `now` and by SQLite's own clock: a `now` set far ahead (a test clock, a
+// host clock that jumped) must not delete spent nonces and counters that are still due when time comes back.
+const DUE = "keep_until <= MIN(?, CAST(strftime('%s', 'now') AS INTEGER))";
+
 export class SqliteStore {
   /** Opens (creating) the database file. */
   static open(file) {
@@ -27,8 +31,8 @@ export class SqliteStore {
       isRevoked: db.prepare("SELECT 1 FROM mcpvault_revoked WHERE id = ?"),
       nonce: db.prepare("SELECT call_key, spent_at AS at FROM mcpvault_nonces WHERE nonce = ?"),
       spend: db.prepare("INSERT OR REPLACE INTO mcpvault_nonces (nonce, call_key, spent_at, keep_until) VALUES (?, ?, ?, ?)"),
-      expire: db.prepare("DELETE FROM mcpvault_nonces WHERE keep_until <= ?"),
-      expireResults: db.prepare("DELETE FROM mcpvault_results WHERE keep_until <= ?"),
+      expire: db.prepare(`DELETE FROM mcpvault_nonces WHERE ${DUE}`),
+      expireResults: db.prepare(`DELETE FROM mcpvault_results WHERE ${DUE}`),
       recorded: db.prepare("SELECT response FROM mcpvault_results WHERE call_key = ?"),
       record: db.prepare("INSERT OR REPLACE INTO mcpvault_results (call_key, response, keep_until) VALUES (?, ?, ?)"),
       last: db.prepare("SELECT entry FROM mcpvault_audit ORDER BY seq DESC LIMIT 1"),
@@ -36,7 +40,7 @@ export class SqliteStore {
       all: db.prepare("SELECT entry FROM mcpvault_audit ORDER BY seq"),
       used: db.prepare("SELECT used FROM mcpvault_quotas WHERE key = ?"),
       count: db.prepare("INSERT OR REPLACE INTO mcpvault_quotas (key, used, keep_until) VALUES (?, ?, ?)"),
-      expireCounts: db.prepare("DELETE FROM mcpvault_quotas WHERE keep_until <= ?"),
+      expireCounts: db.prepare(`DELETE FROM mcpvault_quotas WHERE ${DUE}`),
     };
     this.checkTx = db.transaction((ask) => {
       const s = ask.spend;

@@ -116,6 +116,11 @@ class MemoryStore:
         pass
 
 
+# A row is swept once due by the guard's `now` and by SQLite's own clock: a `now` set far ahead (a test clock, a
+# host clock that jumped) must not delete spent nonces and counters that are still due when time comes back.
+_DUE = "keep_until <= MIN(?, CAST(strftime('%s', 'now') AS INTEGER))"
+
+
 class SqliteStore:
     """A SQLite file (``schema.sql``): WAL, a busy timeout, and every step in one ``BEGIN IMMEDIATE`` transaction,
     so processes sharing the file spend a nonce once."""
@@ -165,8 +170,8 @@ class SqliteStore:
             spend = ask.get("spend")
             if spend:
                 now = spend["now"]
-                db.execute("DELETE FROM mcpvault_nonces WHERE keep_until <= ?", (now,))
-                db.execute("DELETE FROM mcpvault_results WHERE keep_until <= ?", (now,))
+                db.execute("DELETE FROM mcpvault_nonces WHERE " + _DUE, (now,))
+                db.execute("DELETE FROM mcpvault_results WHERE " + _DUE, (now,))
                 for n in spend["nonces"]:
                     row = db.execute("SELECT call_key, spent_at FROM mcpvault_nonces WHERE nonce = ?", (n,)).fetchone()
                     read["held"].append(None if row is None else {"call_key": row[0], "at": max(row[1], 0)})
@@ -182,7 +187,7 @@ class SqliteStore:
                 db.execute("INSERT OR REPLACE INTO mcpvault_quotas (key, used, keep_until) VALUES (?, ?, ?)",
                            (c["key"], c["used"], c["until"]))
             if counts:
-                db.execute("DELETE FROM mcpvault_quotas WHERE keep_until <= ?",
+                db.execute("DELETE FROM mcpvault_quotas WHERE " + _DUE,
                            (min(c["until"] - c["ttl"] for c in counts),))
             return decision["answer"]
 

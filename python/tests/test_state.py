@@ -327,3 +327,21 @@ def test_sqlite_store_recovers_from_a_failed_commit(tmp_path):
     assert not real.in_transaction
     rows = {r[0] for r in real.execute("SELECT id FROM mcpvault_revoked")}
     assert rows == {"b" * 128}
+
+
+def test_sqlite_sweep_at_a_clock_set_far_ahead_keeps_what_is_still_due(vault, keys, tmp_path):
+    # a request decided at a clock far ahead (a test clock, a host clock that jumped) sweeps nothing still due by
+    # SQLite's own clock: the spent nonce outlives it, so the token does not run again when time comes back
+    import time
+
+    priv, pub = keys
+    real = int(time.time())
+    py = MCPVault(store=f"sqlite:{tmp_path / 'jump.db'}")
+    grant = {"tools": ["db_query"], "ttl": 3600, "issuer": "i", "subject": "s", "single_use": True}
+    once = vault.mint(priv, grant, now=real)
+    py.verify(once, pub, {"tool": "db_query", "now": real}, request_id="1")
+    later = real + 10 * 365 * 86400
+    py.verify(vault.mint(priv, grant, now=later), pub, {"tool": "db_query", "now": later}, request_id="2")
+    with pytest.raises(McpVaultError) as e:
+        py.verify(once, pub, {"tool": "db_query", "now": real + 5}, request_id="3")
+    assert e.value.code == "replayed"

@@ -9,6 +9,9 @@ use serde_json::Value;
 
 /// The tables, shared with mcpvault-store's sqlite.mjs.
 const SCHEMA: &str = include_str!("../schema.sql");
+/// When a row is swept: due by the guard's `now` and by SQLite's own clock (a `now` set far ahead — `--now`, a
+/// host clock that jumped — must not delete spent nonces and counters still due when time comes back).
+const DUE: &str = "keep_until <= MIN(?1, CAST(strftime('%s', 'now') AS INTEGER))";
 
 const P: &str = "mcpvault:";
 
@@ -99,9 +102,9 @@ impl Store {
                 }
                 if let Some(spend) = &ask.spend {
                     let now = int(spend.now);
-                    tx.execute("DELETE FROM mcpvault_nonces WHERE keep_until <= ?1", [now])
+                    tx.execute(&format!("DELETE FROM mcpvault_nonces WHERE {DUE}"), [now])
                         .map_err(err)?;
-                    tx.execute("DELETE FROM mcpvault_results WHERE keep_until <= ?1", [now])
+                    tx.execute(&format!("DELETE FROM mcpvault_results WHERE {DUE}"), [now])
                         .map_err(err)?;
                     for n in &spend.nonces {
                         let held = tx
@@ -156,7 +159,7 @@ impl Store {
                 }
                 if let Some(now) = d.counts.iter().map(|r| r.until.saturating_sub(r.ttl)).min() {
                     tx.execute(
-                        "DELETE FROM mcpvault_quotas WHERE keep_until <= ?1",
+                        &format!("DELETE FROM mcpvault_quotas WHERE {DUE}"),
                         [int(now)],
                     )
                     .map_err(err)?;

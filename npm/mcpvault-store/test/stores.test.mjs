@@ -243,6 +243,23 @@ for (const kind of ["sqlite", "redis"]) {
     });
 }
 
+test("sqlite: a request decided at a clock set far ahead sweeps nothing still due by SQLite's own clock", async () => {
+  // a test clock, or a host clock that jumped ahead and came back: the spent nonce of a single-use token (and the
+  // counters of quotas) must outlive it, or the token would run again when time comes back
+  const { store } = await freshStore("sqlite", redis.url);
+  const real = Math.floor(Date.now() / 1000); // SQLite's clock, which the sweep now also asks
+  const clocked = new MCPVault({ now: () => real });
+  const opts = { publicKey: keys.publicKey, vault: clocked, store };
+  const grant = { tools: ["db_query"], ttl: 3600, issuer: "auth-server", subject: "agent-a", singleUse: true };
+  const once = clocked.mint(keys.privateKey, grant);
+  assert.strictEqual(code(await authorizeWithState(once, call(1), opts)), "allowed");
+  const later = real + 10 * 365 * 86400;
+  const far = clocked.mint(keys.privateKey, grant, { now: later });
+  assert.strictEqual(code(await authorizeWithState(far, call(2), { ...opts, now: later })), "allowed");
+  assert.strictEqual(code(await authorizeWithState(once, call(3), { ...opts, now: real + 5 })), "replayed", "the spent nonce was swept");
+  await store.close();
+});
+
 test("a refused request cannot grow the audit log: what the caller chose is cut to 256 characters", async () => {
   const store = await openStore("memory");
   const huge = "x".repeat(100_000);
