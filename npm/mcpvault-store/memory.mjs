@@ -27,10 +27,12 @@ export class MemoryStore {
 
   async check(ask) {
     const s = ask.spend;
-    if (s && s.now > this.sweptAt) {
-      for (const [n, v] of this.nonces) if (v.until <= s.now) this.nonces.delete(n);
-      for (const [k, v] of this.recorded) if (v.until <= s.now) this.recorded.delete(k);
-      this.sweptAt = s.now;
+    // due by the guard's `now` and by this process's clock (a `now` set far ahead sweeps nothing still due)
+    const due = s ? Math.min(s.now, Math.floor(Date.now() / 1000)) : -Infinity;
+    if (s && due > this.sweptAt) {
+      for (const [n, v] of this.nonces) if (v.until <= due) this.nonces.delete(n);
+      for (const [k, v] of this.recorded) if (v.until <= due) this.recorded.delete(k);
+      this.sweptAt = due;
     }
     const read = {
       revoked: ask.revocation_ids.filter((id) => this.revoked.has(id)),
@@ -45,7 +47,7 @@ export class MemoryStore {
     for (const row of d.write) this.nonces.set(row.nonce, { call_key: row.call_key, at: row.at, until: row.until });
     for (const row of d.counts) this.counts.set(row.key, { used: row.used, until: row.until });
     if (ask.quotas?.length > 0) {
-      const now = Math.min(...ask.quotas.map((q) => q.until - q.ttl));
+      const now = Math.min(...ask.quotas.map((q) => q.until - q.ttl), Math.floor(Date.now() / 1000));
       if (now > this.countedAt) {
         for (const [k, v] of this.counts) if (v.until <= now) this.counts.delete(k);
         this.countedAt = now;

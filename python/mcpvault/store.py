@@ -13,6 +13,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 __all__ = ["open_store", "MemoryStore", "SqliteStore", "RedisStore"]
@@ -67,13 +68,15 @@ class MemoryStore:
         with self._lock:
             spend = ask.get("spend")
             # a sweep is O(rows): once per second at most (a row written since has `until` after its writing)
-            if spend and spend["now"] > self._swept[0]:
-                now = spend["now"]
+            # due by the guard's `now` and by this process's clock (a `now` set far ahead sweeps nothing still due)
+            if spend and min(spend["now"], int(time.time())) > self._swept[0]:
+                now = min(spend["now"], int(time.time()))
                 self._nonces = {n: r for n, r in self._nonces.items() if r[2] > now}
                 self._recorded = {k: r for k, r in self._recorded.items() if r[1] > now}
                 self._swept[0] = now
             quotas = ask.get("quotas") or []
             counted = min((q["until"] - q["ttl"] for q in quotas), default=None)
+            counted = None if counted is None else min(counted, int(time.time()))
             if counted is not None and counted > self._swept[1]:
                 self._counts = {k: r for k, r in self._counts.items() if r[1] > counted}
                 self._swept[1] = counted

@@ -329,14 +329,15 @@ def test_sqlite_store_recovers_from_a_failed_commit(tmp_path):
     assert rows == {"b" * 128}
 
 
-def test_sqlite_sweep_at_a_clock_set_far_ahead_keeps_what_is_still_due(vault, keys, tmp_path):
+@pytest.mark.parametrize("kind", ["sqlite", "memory"])
+def test_sweep_at_a_clock_set_far_ahead_keeps_what_is_still_due(vault, keys, tmp_path, kind):
     # a request decided at a clock far ahead (a test clock, a host clock that jumped) sweeps nothing still due by
     # SQLite's own clock: the spent nonce outlives it, so the token does not run again when time comes back
     import time
 
     priv, pub = keys
     real = int(time.time())
-    py = MCPVault(store=f"sqlite:{tmp_path / 'jump.db'}")
+    py = MCPVault(store=f"sqlite:{tmp_path / 'jump.db'}" if kind == "sqlite" else "memory")
     grant = {"tools": ["db_query"], "ttl": 3600, "issuer": "i", "subject": "s", "single_use": True}
     once = vault.mint(priv, grant, now=real)
     py.verify(once, pub, {"tool": "db_query", "now": real}, request_id="1")

@@ -243,11 +243,11 @@ for (const kind of ["sqlite", "redis"]) {
     });
 }
 
-test("sqlite: a request decided at a clock set far ahead sweeps nothing still due by SQLite's own clock", async () => {
+for (const kind of ["sqlite", "memory"]) test(`${kind}: a request decided at a clock set far ahead sweeps nothing still due by the store's own clock`, async () => {
   // a test clock, or a host clock that jumped ahead and came back: the spent nonce of a single-use token (and the
   // counters of quotas) must outlive it, or the token would run again when time comes back
-  const { store } = await freshStore("sqlite", redis.url);
-  const real = Math.floor(Date.now() / 1000); // SQLite's clock, which the sweep now also asks
+  const { store } = await freshStore(kind, redis.url);
+  const real = Math.floor(Date.now() / 1000); // the store's clock, which the sweep now also asks
   const clocked = new MCPVault({ now: () => real });
   const opts = { publicKey: keys.publicKey, vault: clocked, store };
   const grant = { tools: ["db_query"], ttl: 3600, issuer: "auth-server", subject: "agent-a", singleUse: true };
