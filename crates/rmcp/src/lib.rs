@@ -178,11 +178,6 @@ impl Store for MemoryStore {
     }
 }
 
-fn lock(guard: &Mutex<Guard>) -> MutexGuard<'_, Guard> {
-    // the guard holds options and a cache of verified chains: a panic elsewhere leaves it consistent
-    guard.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 /// Guards of the same options, each with its own cache of verified chains: a check takes one that is free, so a
 /// costly request (a token's Datalog, bounded by `max_work`; a cold chain's signatures) holds one guard, not every
 /// request of the server. One per core the process may use, at most 8.
