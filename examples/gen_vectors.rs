@@ -2932,7 +2932,7 @@ fn step_up_cases(g: &mut Gen) {
     let read = |id: i64, uri: &str| rpc(json!(id), "resources/read", json!({"uri": uri}));
     g.guard_case(
         "state-resource-uri-dot-segments-refused",
-        "a resource URI a server would resolve elsewhere (a '..' or '.' segment, an encoded '.', '/' or '\\', a '\\', a tab) is invalid_request, whatever the grant; the same characters in the query are data",
+        "a resource URI a server would resolve elsewhere (a '..' or '.' segment, an encoded '.', '/' or '\\', a '\\', a tab, a space at either end) is invalid_request, whatever the grant; the same characters in the query are data",
         opts(),
         &[],
         vec![
@@ -2944,6 +2944,8 @@ fn step_up_cases(g: &mut Gen) {
             step(NOW, bearer(&docs, read(6, "file:///docs/a%2Fb")), Some("invalid_request")),
             step(NOW, bearer(&docs, read(7, "file:///docs\\..\\secret")), Some("invalid_request")),
             step(NOW, bearer(&docs, read(8, "file:///docs/.\t./secret")), Some("invalid_request")),
+            step(NOW, bearer(&docs, read(11, "file:///docs/.. ")), Some("invalid_request")),
+            step(NOW, bearer(&docs, read(12, " file:///docs/a")), Some("invalid_request")),
             step(NOW, bearer(&docs, read(9, "file:///docs/a?next=..%2F..%2Fsecret")), None),
             step(NOW, bearer(&docs, read(10, "file:///secret/x")), Some("resource_not_allowed")),
         ],
@@ -2952,6 +2954,7 @@ fn step_up_cases(g: &mut Gen) {
         scopes: vec!["payments:small".into()],
         ..grant(&["db_query"], 3600)
     });
+    let by_name = g.mint(&grant(&["transfer"], 3600));
     let pay = |id: i64, amount: Value| {
         rpc_call(
             json!(id),
@@ -2977,11 +2980,38 @@ fn step_up_cases(g: &mut Gen) {
             step(NOW, bearer(&transfer, pay(5, json!([5000]))), Some("rule_violation")),
             step(NOW, bearer(&transfer, pay(6, json!({"value": 5000}))), Some("rule_violation")),
             step(NOW, bearer(&transfer, rpc_call(json!(7), "transfer", json!({"to": "acme"}))), None),
+            step(NOW, bearer(&transfer, pay(8, json!(null))), None),
+        ],
+    );
+    // quotas are counted by the layer that spends: an outer layer deferring to a guard behind it neither counts
+    // them nor needs a store for them, and the guard behind an outer layer that counted does not count again
+    let rated = g.mint(&Grant {
+        rate: vec![rate(Some("db_query"), 1, 3600)],
+        ..grant(&["db_query"], 3600)
+    });
+    let sql = |id: i64| rpc_call(json!(id), "db_query", json!({"sql": "select 1"}));
+    g.guard_case(
+        "state-quota-counted-by-the-spending-layer",
+        "a rate of 1 per hour: an outer layer (defer_spend, no store) allows both calls and counts none (the guard behind it counts)",
+        GuardOptions { defer_spend: true, store: false, ..opts() },
+        &[],
+        vec![step(NOW, bearer(&rated, sql(1)), None), step(NOW, bearer(&rated, sql(2)), None)],
+    );
+    g.guard_case(
+        "state-quota-not-counted-twice",
+        "behind an outer layer that counted the call's quota (replay_checked), the guard counts it no more; alone it counts it (the second is rate_limited)",
+        opts(),
+        &[],
+        vec![
+            step(NOW, GuardInput { replay_checked: true, ..bearer(&rated, sql(1)) }, None),
+            step(NOW, GuardInput { replay_checked: true, ..bearer(&rated, sql(2)) }, None),
+            step(NOW, bearer(&rated, sql(3)), None),
+            step(NOW, bearer(&rated, sql(4)), Some("rate_limited")),
         ],
     );
     g.guard_case(
         "state-policy-mistyped-mapping-refused",
-        "a conditional mapping (payments:large when amount > 1000) that cannot compare an amount of another type refuses the call (rule_violation naming tool_mappings[0]): a payments:small token cannot pass \"5000\" as small",
+        "a conditional mapping (payments:large when amount > 1000) that cannot compare an amount of another type refuses the call (rule_violation naming tool_mappings[0]): a payments:small token cannot pass \"5000\" as small; null is missing (the plain mapping); a token granting transfer by name is allowed whatever the scope",
         GuardOptions {
             mappings: [("transfer".to_string(), "payments:small".to_string())].into(),
             tool_mappings: serde_json::from_value(json!([{ "tool": "transfer", "scope": "payments:large",
@@ -2994,6 +3024,8 @@ fn step_up_cases(g: &mut Gen) {
             step(NOW, bearer(&transfer, pay(2, json!(5000))), Some("tool_not_allowed")),
             step(NOW, bearer(&transfer, pay(3, json!("5000"))), Some("rule_violation")),
             step(NOW, bearer(&transfer, pay(4, json!([5000]))), Some("rule_violation")),
+            step(NOW, bearer(&transfer, pay(5, json!(null))), None),
+            step(NOW, bearer(&by_name, pay(6, json!("5000"))), None),
         ],
     );
 }

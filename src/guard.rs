@@ -1693,11 +1693,20 @@ impl Guard {
             let cache_hit = self.verifier.cache_stats().hits > hits;
             // a hard rule refuses a call the token allows (the token's refusal comes first), and a call that only
             // lacks approvals: nobody is asked to approve what the server refuses anyway
+            // a token granting the tool by name allows it whatever its scope: an unknown scope refuses the others
+            let by_name = matches!((&result, &tool), (Ok(f), Some(t)) if f.tools.contains(t));
             let hard = match &verdict {
                 Ok(Some(Verdict {
                     hard: Some((rule, message)),
                     ..
                 })) => Some(Error::RuleViolation {
+                    rule: rule.clone(),
+                    message: message.clone(),
+                }),
+                Ok(Some(Verdict {
+                    unknown_scope: Some((rule, message)),
+                    ..
+                })) if !by_name => Some(Error::RuleViolation {
                     rule: rule.clone(),
                     message: message.clone(),
                 }),
@@ -1854,7 +1863,14 @@ impl Guard {
                             out.keep_for = Some(keep.saturating_sub(now).max(1));
                         }
                     }
-                    if d.allowed && !answered && !f.quotas.is_empty() {
+                    // quotas are counted by the layer that spends: not by an outer one that defers to a guard
+                    // behind it (defer_spend), nor by that guard when the outer one counted (replay_checked)
+                    if d.allowed
+                        && !answered
+                        && !f.quotas.is_empty()
+                        && !input.replay_checked
+                        && !self.options.defer_spend
+                    {
                         let spent = crate::quota::charges(
                             &f.quotas,
                             &call.request.method,

@@ -1064,7 +1064,8 @@ const MAX_REQUIRED_APPROVALS: usize = 16;
 /// `file:///secret`. Refused before its query or fragment: a `.` or `..` segment, `%2e`, `%2f`, `%5c` (any case), `\`
 /// and control characters (after it they are data, not path).
 fn confinable_uri(uri: &str) -> bool {
-    if uri.chars().any(char::is_control) {
+    // and a space at either end: parsers strip it before reading the path (`file:///docs/.. ` is `file:///`)
+    if uri.chars().any(char::is_control) || uri.starts_with(' ') || uri.ends_with(' ') {
         return false;
     }
     let path = uri.split(['?', '#']).next().unwrap_or_default();

@@ -169,69 +169,131 @@ fn prepare(when: &When, what: &str) -> Result<Prepared> {
     Ok(Prepared(out))
 }
 
+/// What a condition reads of the arguments.
+enum Read<'a> {
+    /// No value (absent, or `null`, which clients send for an optional argument they leave out).
+    Missing,
+    /// A value of a type the matcher does not compare (a string where a number is bounded, `[5000]`, `"42"` where
+    /// `equals` names 42), or a path through a value that is not an object or a list (`{"cfg": "{\"mode\": …}"}`):
+    /// a server may still coerce it and act on it.
+    Mistyped,
+    Value(&'a Value),
+}
+
+/// The JSON type of a value (numbers one type: compared by value).
+fn kind(v: &Value) -> u8 {
+    match v {
+        Value::Null => 0,
+        Value::Bool(_) => 1,
+        Value::Number(_) => 2,
+        Value::String(_) => 3,
+        Value::Array(_) => 4,
+        Value::Object(_) => 5,
+    }
+}
+
+/// Whether a path (`/a/b`) runs through a value that is neither an object nor a list.
+fn blocked(arguments: &Map<String, Value>, key: &str) -> bool {
+    let Some(pointer) = key.strip_prefix('/') else {
+        return false;
+    };
+    // every proper prefix of the path: `/a`, `/a/b` of `/a/b/c`
+    pointer
+        .match_indices('/')
+        .filter_map(|(at, _)| key.get(..=at))
+        .any(|parent| {
+            args::lookup(arguments, parent).is_some_and(|v| !v.is_object() && !v.is_array())
+        })
+}
+
+fn read<'a>(arguments: &'a Map<String, Value>, key: &str, m: &Matcher) -> Read<'a> {
+    let v = match args::lookup(arguments, key) {
+        None if blocked(arguments, key) => return Read::Mistyped,
+        None | Some(Value::Null) => return Read::Missing,
+        Some(v) => v,
+    };
+    let numeric = [m.lt, m.lte, m.gt, m.gte].iter().any(Option::is_some);
+    let textual = m.starts_with.is_some()
+        || m.ends_with.is_some()
+        || m.contains.is_some()
+        || m.matches.is_some()
+        || m.glob.is_some();
+    let named: Vec<&Value> = m.equals.iter().chain(m.one_of.iter().flatten()).collect();
+    if (numeric && args::number_key(v).is_none())
+        || (textual && !v.is_string())
+        || (!named.is_empty() && !named.iter().any(|e| kind(e) == kind(v)))
+    {
+        return Read::Mistyped;
+    }
+    Read::Value(v)
+}
+
+/// Whether a value meets every condition of a matcher.
+fn holds(
+    m: &Matcher,
+    re: Option<&regex::Regex>,
+    pattern: Option<&regex::Regex>,
+    v: &Value,
+) -> bool {
+    let s = v.as_str();
+    let n = args::number_key(v);
+    let cmp = |bound: Option<f64>, ok: fn(i64, i64) -> bool| {
+        bound.map_or(true, |b| n.is_some_and(|k| ok(k, args::f64_key(b))))
+    };
+    m.starts_with
+        .as_ref()
+        .map_or(true, |p| s.is_some_and(|s| s.starts_with(p.as_str())))
+        && m.equals.as_ref().map_or(true, |e| same_value(e, v))
+        && m.one_of
+            .as_ref()
+            .map_or(true, |vs| vs.iter().any(|e| same_value(e, v)))
+        && cmp(m.lt, |a, b| a < b)
+        && cmp(m.lte, |a, b| a <= b)
+        && cmp(m.gt, |a, b| a > b)
+        && cmp(m.gte, |a, b| a >= b)
+        && re.map_or(true, |re| s.is_some_and(|s| re.is_match(s)))
+        && m.ends_with
+            .as_ref()
+            .map_or(true, |x| s.is_some_and(|s| s.ends_with(x.as_str())))
+        && m.contains
+            .as_ref()
+            .map_or(true, |x| s.is_some_and(|s| s.contains(x.as_str())))
+        && pattern.map_or(true, |re| s.is_some_and(|s| re.is_match(s)))
+}
+
 impl Prepared {
-    /// Whether some condition cannot be read from the arguments: its argument is missing, or of a type its
-    /// matcher does not compare (a number bound on a string, a string test on a number).
+    /// Whether some condition cannot be read from the arguments: its argument is missing, or mistyped.
     fn unreadable(&self, arguments: &Map<String, Value>) -> bool {
         self.0
             .iter()
-            .any(|(key, _, _, _)| args::lookup(arguments, key).is_none())
-            || self.mistyped(arguments)
+            .any(|(key, m, _, _)| !matches!(read(arguments, key, m), Read::Value(_)))
     }
 
-    /// Whether some condition's argument is there but of a type its matcher does not compare (a server that
-    /// coerces `"5000"` or reads `[5000]` still acts on it).
+    /// Whether the `when` could hold: every condition holds or is mistyped, and one is mistyped (a server that
+    /// coerces the value may act as if it held). A missing argument, or a readable one that fails, cannot.
     fn mistyped(&self, arguments: &Map<String, Value>) -> bool {
-        self.0
-            .iter()
-            .any(|(key, m, _, _)| match args::lookup(arguments, key) {
-                None => false,
-                Some(v) => {
-                    let numeric = [m.lt, m.lte, m.gt, m.gte].iter().any(Option::is_some);
-                    let textual = m.starts_with.is_some()
-                        || m.ends_with.is_some()
-                        || m.contains.is_some()
-                        || m.matches.is_some()
-                        || m.glob.is_some();
-                    (numeric && args::number_key(v).is_none()) || (textual && !v.is_string())
+        let mut any = false;
+        for (key, m, re, pattern) in &self.0 {
+            match read(arguments, key, m) {
+                Read::Missing => return false,
+                Read::Mistyped => any = true,
+                Read::Value(v) => {
+                    if !holds(m, re.as_ref(), pattern.as_ref(), v) {
+                        return false;
+                    }
                 }
-            })
+            }
+        }
+        any
     }
 
     fn matches(&self, arguments: &Map<String, Value>) -> bool {
-        self.0.iter().all(|(key, m, re, pattern)| {
-            let Some(v) = args::lookup(arguments, key) else {
-                return false;
-            };
-            let s = v.as_str();
-            let n = args::number_key(v);
-            let cmp = |bound: Option<f64>, ok: fn(i64, i64) -> bool| {
-                bound.map_or(true, |b| n.is_some_and(|k| ok(k, args::f64_key(b))))
-            };
-            m.starts_with
-                .as_ref()
-                .map_or(true, |p| s.is_some_and(|s| s.starts_with(p.as_str())))
-                && m.equals.as_ref().map_or(true, |e| same_value(e, v))
-                && m.one_of
-                    .as_ref()
-                    .map_or(true, |vs| vs.iter().any(|e| same_value(e, v)))
-                && cmp(m.lt, |a, b| a < b)
-                && cmp(m.lte, |a, b| a <= b)
-                && cmp(m.gt, |a, b| a > b)
-                && cmp(m.gte, |a, b| a >= b)
-                && re
-                    .as_ref()
-                    .map_or(true, |re| s.is_some_and(|s| re.is_match(s)))
-                && m.ends_with
-                    .as_ref()
-                    .map_or(true, |x| s.is_some_and(|s| s.ends_with(x.as_str())))
-                && m.contains
-                    .as_ref()
-                    .map_or(true, |x| s.is_some_and(|s| s.contains(x.as_str())))
-                && pattern
-                    .as_ref()
-                    .map_or(true, |re| s.is_some_and(|s| re.is_match(s)))
-        })
+        self.0
+            .iter()
+            .all(|(key, m, re, pattern)| match read(arguments, key, m) {
+                Read::Value(v) => holds(m, re.as_ref(), pattern.as_ref(), v),
+                _ => false,
+            })
     }
 }
 
@@ -258,6 +320,9 @@ pub(crate) struct Verdict {
     pub soft: Vec<String>,
     /// The approvals the approval rules that fired require.
     pub approvals: Vec<crate::approval::Requirement>,
+    /// A conditional mapping that could decide the scope but cannot read its argument's type: the call's scope is
+    /// unknown, so a call the token allows only through a scope is refused (`(mapping, message)`).
+    pub unknown_scope: Option<(String, String)>,
 }
 
 impl Policy {
@@ -383,7 +448,7 @@ impl Policy {
             ..Verdict::default()
         };
         if let Some((i, _)) = unknown {
-            v.hard = Some((
+            v.unknown_scope = Some((
                 format!("tool_mappings[{i}]"),
                 format!(
                     "the call's scope cannot be decided: an argument tool_mappings[{i}] compares is of another type"
@@ -489,11 +554,69 @@ mod tests {
         ] {
             let j = p.judge("transfer", &args(json!({ "amount": amount })));
             assert_eq!(
-                j.hard.map(|(r, _)| r).as_deref(),
+                j.unknown_scope.map(|(r, _)| r).as_deref(),
                 Some("tool_mappings[0]"),
                 "{amount}"
             );
+            assert_eq!(j.hard, None);
         }
+        // null is missing: the plain mapping
+        let j = p.judge("transfer", &args(json!({"amount": null})));
+        assert_eq!(
+            (j.scope.as_str(), j.unknown_scope),
+            ("payments:small", None)
+        );
+        // a mapping whose readable condition fails could never apply: no unknown scope
+        let q = policy(json!({
+            "mappings": { "transfer": "payments:small" },
+            "tool_mappings": [{ "tool": "transfer", "scope": "payments:large",
+                "when": { "amount": { "gt": 1000 }, "currency": { "equals": "usd" } } }]
+        }));
+        let j = q.judge(
+            "transfer",
+            &args(json!({"amount": "5000", "currency": "eur"})),
+        );
+        assert_eq!(
+            (j.scope.as_str(), j.unknown_scope),
+            ("payments:small", None)
+        );
+        let j = q.judge(
+            "transfer",
+            &args(json!({"amount": "5000", "currency": "usd"})),
+        );
+        assert!(j.unknown_scope.is_some());
+    }
+
+    #[test]
+    fn hard_rules_fire_on_values_a_server_could_coerce() {
+        let p = policy(json!({ "rules": [
+            { "id": "acct", "tool": "t", "when": { "account": { "equals": 42 } }, "enforcement": "hard" },
+            { "id": "env", "tool": "u", "when": { "env": { "in": ["prod"] } }, "enforcement": "hard" },
+            { "id": "mode", "tool": "v", "when": { "cfg.mode": { "equals": "live" } }, "enforcement": "hard" },
+            { "id": "path", "tool": "w", "when": { "path": { "startsWith": "/etc" } }, "enforcement": "hard" }
+        ]}));
+        let hard = |t: &str, v: Value| p.judge(t, v.as_object().unwrap()).hard.map(|(id, _)| id);
+        for v in [
+            json!({"account": "42"}),
+            json!({"account": [42]}),
+            json!({"account": 42.0}),
+        ] {
+            assert_eq!(hard("t", v.clone()).as_deref(), Some("acct"), "{v}");
+        }
+        assert_eq!(hard("t", json!({"account": 41})), None);
+        assert_eq!(hard("u", json!({"env": ["prod"]})).as_deref(), Some("env"));
+        assert_eq!(hard("u", json!({"env": "dev"})), None);
+        for v in [
+            json!({"cfg": "{\"mode\": \"live\"}"}),
+            json!({"cfg": {"mode": "live"}}),
+        ] {
+            assert_eq!(hard("v", v.clone()).as_deref(), Some("mode"), "{v}");
+        }
+        assert_eq!(hard("v", json!({"cfg": {"mode": "test"}})), None);
+        // null and absent are missing: nothing fires
+        assert_eq!(hard("w", json!({"path": null})), None);
+        assert_eq!(hard("w", json!({})), None);
+        assert_eq!(hard("w", json!({"path": 7})).as_deref(), Some("path"));
     }
 
     #[test]
