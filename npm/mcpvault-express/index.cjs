@@ -128,13 +128,16 @@ function readJson(req, max) {
 function createMcpVaultMiddleware(options) {
   const o = validate(options);
   const guards = new Map();
-  // Each MCP session's subject: the subject of the token whose initialize opened it (or of its first allowed
-  // request). Every request naming the session (a message, the SSE GET, the DELETE) is decided with it: another
-  // subject's token is session_mismatch (the core's), so a session id read from a log takes no stream and ends no
-  // session.
+  // Each MCP session's subject: the subject of the token whose initialize opened it, bound from the session id
+  // the server's answer gives (never from an id a client names). Every request naming a session (a message, the
+  // SSE GET, the DELETE) is decided with its subject: another subject's token is session_mismatch (the core's), so
+  // a session id read from a log takes no stream and ends no session. A request naming a session this middleware
+  // did not see opened (or forgot: it keeps the newest SESSIONS_KEPT) is refused 404, as an unknown session is: the
+  // client opens another.
   const sessions = new Map();
   function bind(sid, subject) {
-    if (typeof sid !== "string" || sid === "" || typeof subject !== "string" || sessions.has(sid)) return;
+    if (typeof sid !== "string" || sid === "" || typeof subject !== "string") return;
+    sessions.delete(sid);
     if (sessions.size >= SESSIONS_KEPT) sessions.delete(sessions.keys().next().value);
     sessions.set(sid, subject);
   }
@@ -193,6 +196,10 @@ function createMcpVaultMiddleware(options) {
   function decide(req, res, next, tool, parts) {
     const g = guardOf(tool);
     const sid = sessionIdOf(req);
+    if (sid !== undefined && !sessions.has(sid)) {
+      return send(res, 404, {}, { jsonrpc: "2.0", id: null,
+        error: { code: -32600, message: "invalid request: unknown session", data: { code: "invalid_request", status: 404 } } });
+    }
     const outcome = g.decideNow({ body: parts.body, bodyError: parts.bodyError, httpMethod: req.method, headers: headersOf(req),
       toolDefinitions: o.toolDefinitions, sessionSubject: sid === undefined ? undefined : sessions.get(sid) });
     if (typeof outcome.then === "function") return outcome.then((o) => answer(g, req, res, next, parts, o));
@@ -212,7 +219,13 @@ function createMcpVaultMiddleware(options) {
     }
     const f = g.factsOf(outcome);
     req.mcpvaultFacts = f;
-    bind(sessionIdOf(req), f.subject);
+    const sid = sessionIdOf(req);
+    if (sid !== undefined && req.method === "DELETE") {
+      // the session ends: forgotten once the server says so
+      res.on("finish", () => {
+        if (res.statusCode < 300) sessions.delete(sid);
+      });
+    }
     const init = parts.parsed;
     if (init?.method === "initialize" || (Array.isArray(init) && init.some((m) => m?.method === "initialize"))) {
       // the session the transport opens for this initialize: its id is in the answer's headers

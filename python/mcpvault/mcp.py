@@ -462,14 +462,16 @@ class McpVaultMiddleware:
         self.paths = None if paths is None else frozenset(paths)
         self._replay_checked = _policy.vault.store is not None and self._guard is _policy.guard and \
             not options.get("defer_spend", False)
-        # each MCP session's subject (the subject of the token that opened it, or of its first allowed request):
-        # every request naming the session is decided with it, so another subject's token is session_mismatch
+        # each MCP session's subject: the subject of the token whose initialize opened it, bound from the session
+        # id the server's answer gives (never from an id a client names); every request naming the session is
+        # decided with it, so another subject's token is session_mismatch, and one naming a session this layer did
+        # not see opened (or forgot: it keeps the newest _SESSIONS_KEPT) is refused 404, as an unknown session is
         self._sessions: "collections.OrderedDict[str, str]" = collections.OrderedDict()
 
     def _bind(self, session_id: Any, subject: Any) -> None:
-        if not isinstance(session_id, str) or not session_id or not isinstance(subject, str) or \
-                session_id in self._sessions:
+        if not isinstance(session_id, str) or not session_id or not isinstance(subject, str):
             return
+        self._sessions.pop(session_id, None)
         if len(self._sessions) >= _SESSIONS_KEPT:
             self._sessions.popitem(last=False)
         self._sessions[session_id] = subject
@@ -483,7 +485,12 @@ class McpVaultMiddleware:
         input: Dict[str, Any] = {"http_method": str(scope.get("method", "")),
                                  "headers": _header_map(scope.get("headers", []))}
         session_id = input["headers"].get("mcp-session-id") or None
-        if session_id in self._sessions:
+        if session_id is not None:
+            if session_id not in self._sessions:
+                await _send_json(send, 404, {}, {"jsonrpc": "2.0", "id": None, "error": {
+                    "code": -32600, "message": "invalid request: unknown session",
+                    "data": {"code": "invalid_request", "status": 404}}})
+                return
             input["session_subject"] = self._sessions[session_id]
         chunks: List[bytes] = []
         size = 0
@@ -528,7 +535,15 @@ class McpVaultMiddleware:
             await _send_json(send, 200, {}, answers if batch else answers[0])
             return
         subject = (outcome.get("facts") or {}).get("subject")
-        self._bind(session_id, subject)
+        if session_id is not None and input["http_method"] == "DELETE":
+            # the session ends: forgotten once the server says so
+            answer_delete = send
+
+            async def send(message: Dict[str, Any]) -> None:
+                if message.get("type") == "http.response.start" and int(message.get("status", 500)) < 300:
+                    self._sessions.pop(session_id, None)
+                await answer_delete(message)
+
         forward = outcome.get("forward")
         if forward is None and text is not None:
             try:

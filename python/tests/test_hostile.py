@@ -309,6 +309,10 @@ def test_stateful_session_is_its_openers(http, tokens):
     mine = [*_bearer(tokens["root"]), ("Mcp-Session-Id", sid)]
     theirs = [*_bearer(tokens["wide"]), ("Mcp-Session-Id", sid)]
     _refused(_post(urls["s"], _call(2, "admin_delete", {"id": "1"}), theirs), 403, "session_mismatch", tokens["wide"])
+    # made-up session ids bind nothing (404: unknown session), however many: the owner's binding stays
+    for i in range(30):
+        _refused(_post(urls["s"], _call(100 + i), [*_bearer(tokens["wide"]), ("Mcp-Session-Id", f"made-up-{i}")]),
+                 404, "invalid_request")
     _post(urls["s"], {"jsonrpc": "2.0", "method": "notifications/initialized"}, mine)
     for method in ("GET", "DELETE"):
         _refused(_post(urls["s"], b"", theirs, method=method), 403, "session_mismatch", tokens["wide"])
@@ -316,6 +320,7 @@ def test_stateful_session_is_its_openers(http, tokens):
     r = _post(urls["s"], _call(3), mine)
     assert r.status_code == 200 and ("db_query", "c3", 10) in seen["s"], r.text[:300]
     assert _post(urls["s"], b"", mine, method="DELETE").status_code == 200
+    _refused(_post(urls["s"], _call(4), mine), 404, "invalid_request")
 
 
 def test_message_layer_alone_two_token_headers(keys, tokens):

@@ -589,6 +589,11 @@ test("mcpvault-express in front of a stateful server: a session is its opener's;
     const r = await bodiless(url, verb, as(other));
     assert.deepStrictEqual(statusCode(r), [403, "session_mismatch"], `${verb}: ${r.status} ${r.text}`);
   }
+  // made-up session ids bind nothing (404: unknown session), however many: the victim's binding stays
+  for (let i = 0; i < 50; i++) {
+    const r = await post(url, call("db_query", { max_rows: 1 }, 100 + i), { Authorization: `Bearer ${other}`, "Mcp-Session-Id": `made-up-${i}` });
+    assert.deepStrictEqual(statusCode(r), [404, "invalid_request"], r.text);
+  }
   const hijack = await post(url, call("admin_delete", { id: "1" }, 3), as(other));
   assert.deepStrictEqual(statusCode(hijack), [403, "session_mismatch"], hijack.text);
   assert.strictEqual(state.ran, 0, "another subject's call ran in the session");
@@ -596,6 +601,7 @@ test("mcpvault-express in front of a stateful server: a session is its opener's;
   assert.strictEqual(codeOf(await post(url, call("db_query", { max_rows: 1 }, 4), as(token)), "the owner's call"), "allowed");
   assert.strictEqual(state.ran, 1);
   assert.strictEqual((await bodiless(url, "DELETE", as(token))).status, 200);
+  assert.deepStrictEqual(statusCode(await post(url, call("db_query", { max_rows: 1 }, 6), as(token))), [404, "invalid_request"]);
   // another session, opened by agent-z: its own
   const z = await post(url, INIT, { Authorization: `Bearer ${other}` });
   const zid = z.headers.get("mcp-session-id");
