@@ -18,16 +18,33 @@ const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v)
 /** What the guard reads of the SDK's `extra`: the MCP session id and the HTTP request's trace context headers (spans
  * name the session and continue the caller's trace; the guard decides nothing on them), and its `X-MCPVault-Proof`:
  * an HTTP layer in front (mcpvault-express) hands the message on without its `_meta` proof, so a holder-bound call
- * reaches this layer with its proof in that header only (as Python's message layer reads it). */
-function guardHeaders(extra) {
+ * reaches this layer with its proof in that header only (as Python's message layer reads it). With no mcpvault HTTP
+ * layer in front (`alone`), also the headers that layer would have decided: the token's (`Authorization`,
+ * `X-MCPVault-Token`: one that differs from the `_meta` token is invalid_request), `Mcp-Method` and `Mcp-Name` (they
+ * must agree with the message) and `X-MCPVault-Approval`, as Python's message layer reads them. */
+function guardHeaders(extra, alone) {
   const h = {};
   if (typeof extra?.sessionId === "string" && extra.sessionId !== "") h["mcp-session-id"] = extra.sessionId;
   const req = extra?.requestInfo?.headers;
-  for (const k of ["traceparent", "tracestate", "x-mcpvault-proof"]) {
+  const names = ["traceparent", "tracestate", "x-mcpvault-proof"];
+  if (alone) names.push("authorization", "x-mcpvault-token", "mcp-method", "mcp-name", "x-mcpvault-approval");
+  for (const k of names) {
     const v = req && typeof req === "object" ? req[k] : undefined;
     if (typeof v === "string") h[k] = v;
+    else if (Array.isArray(v) && v.every((x) => typeof x === "string")) h[k] = v.join(", ");
   }
   return h;
+}
+
+/** Headers a handler may read: the token replaced wherever it is, proofs and approvals replaced whole. */
+export function redactHeaders(headers, token) {
+  const out = redact(headers, token);
+  if (!isObject(out)) return out;
+  const copy = { ...out };
+  for (const k of Object.keys(copy)) {
+    if (["x-mcpvault-proof", "x-mcpvault-approval", "x-mcpvault-token"].includes(k.toLowerCase())) copy[k] = REDACTED;
+  }
+  return copy;
 }
 
 /**
@@ -103,7 +120,7 @@ export class Policy {
     const ours = Boolean(authInfo?.extra?.mcpvault) && typeof authInfo.token === "string";
     const outcome = await this.guard.decide({
       ...parts,
-      headers: guardHeaders(extra),
+      headers: guardHeaders(extra, !ours),
       transportToken: ours ? authInfo.token : undefined,
       fallbackToken: !ours && typeof authInfo?.token === "string" && authInfo.token !== "" ? authInfo.token : fallback,
       // the middleware spent this request's nonces already when it had a store and did not defer

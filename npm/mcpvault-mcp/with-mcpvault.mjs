@@ -6,7 +6,7 @@
 // The SDK keeps request handlers in `Protocol._requestHandlers` (a Map) and McpServer installs its handlers lazily,
 // on the first registerTool. Wrapping `get` on that Map wraps whatever handler is there when a request arrives: it
 // works whether withMcpVault runs before or after tools are registered, and survives a handler being replaced.
-import { Policy, TOOLS_CALL, TOOLS_LIST, LISTS, REDACTED, redact, responseOf, definitionsOf } from "./policy.mjs";
+import { Policy, TOOLS_CALL, TOOLS_LIST, LISTS, REDACTED, redactHeaders, responseOf, definitionsOf } from "./policy.mjs";
 
 const APPLIED = Symbol.for("mcpvault.withMcpVault");
 const METHOD_NOT_FOUND = -32601;
@@ -46,7 +46,7 @@ export function withMcpVault(server, options) {
     const list = get.call(handlers, TOOLS_LIST);
     if (list === undefined) return {};
     try {
-      return definitionsOf(await list({ method: TOOLS_LIST, params: {} }, extra));
+      return definitionsOf(await list({ method: TOOLS_LIST, params: {} }, listingExtra(extra)));
     } catch {
       return {};
     }
@@ -65,6 +65,21 @@ export function withMcpVault(server, options) {
   return server;
 }
 
+/** The extra the server's own tools/list handler gets when the guard reads the definitions: no token, proof or
+ * approval anywhere (no authInfo, no _meta; those headers replaced), as Python's listing request. */
+function listingExtra(extra) {
+  const out = { ...extra, authInfo: undefined, _meta: undefined };
+  const headers = extra?.requestInfo?.headers;
+  if (headers && typeof headers === "object") {
+    const copy = { ...headers };
+    for (const k of Object.keys(copy)) {
+      if (["authorization", "x-mcpvault-token", "x-mcpvault-proof", "x-mcpvault-approval"].includes(k.toLowerCase())) copy[k] = REDACTED;
+    }
+    out.requestInfo = { ...extra.requestInfo, headers: copy };
+  }
+  return out;
+}
+
 /** The extra handed to the handler: the token redacted everywhere it could be read, the facts in authInfo. */
 function handlerExtra(extra, request, token, facts) {
   const info = extra?.authInfo;
@@ -72,7 +87,7 @@ function handlerExtra(extra, request, token, facts) {
     ? { ...info, token: info.token === token ? REDACTED : info.token, extra: { ...info.extra, mcpvault: facts } }
     : { token: REDACTED, clientId: facts.subject, scopes: [...facts.tools, ...(facts.scopes ?? [])], expiresAt: facts.expiresAt, extra: { mcpvault: facts } };
   const out = { ...extra, authInfo, _meta: request.params?._meta };
-  if (extra?.requestInfo) out.requestInfo = { ...extra.requestInfo, headers: redact(extra.requestInfo.headers, token) };
+  if (extra?.requestInfo) out.requestInfo = { ...extra.requestInfo, headers: redactHeaders(extra.requestInfo.headers, token) };
   return out;
 }
 

@@ -608,3 +608,30 @@ test("mcpvault-express in front of a stateful server: a session is its opener's;
   const mine = await post(url, call("db_query", { max_rows: 1 }, 5), { Authorization: `Bearer ${token}`, "Mcp-Session-Id": zid });
   assert.deepStrictEqual(statusCode(mine), [403, "session_mismatch"], mine.text);
 });
+
+test("withMcpVault alone over HTTP decides the headers an HTTP layer would have: a second token, Mcp-Method/Mcp-Name; no proof reaches the handler", async (t) => {
+  const state = { ran: 0, seen: [] };
+  const s = await serve({ state, inner: { store: await openStore("memory") } });
+  t.after(() => s.close());
+  const args = { max_rows: 1 };
+  // a header token that differs from the _meta token: invalid_request, nothing runs
+  for (const h of [{ "X-MCPVault-Token": other }, { Authorization: `Bearer ${other}` }]) {
+    const r = await post(s.url, call("db_query", args, 1, { token }), h);
+    assert.strictEqual(codeOf(r, "two tokens"), "invalid_request", r.text);
+  }
+  // Mcp-Name / Mcp-Method that disagree with the message
+  for (const h of [{ "Mcp-Name": "file_read" }, { "Mcp-Method": "tools/list" }]) {
+    const r = await post(s.url, call("db_query", args, 2, { token }), h);
+    assert.strictEqual(codeOf(r, "headers that disagree"), "invalid_request", r.text);
+  }
+  assert.strictEqual(state.ran, 0);
+  // a holder-bound call with its proof in the header: allowed; the handler sees neither the proof nor the token
+  const holder = vault.generateKeypair();
+  const bound = mint({ holder: holder.publicKey, tools: ["db_query"], argLimits: [] });
+  const proof = vault.signCall(holder.privateKey, bound, { tool: "db_query", arguments: args });
+  const ok = await post(s.url, call("db_query", args, 3), { "X-MCPVault-Token": bound, "X-MCPVault-Proof": proof });
+  assert.strictEqual(codeOf(ok, "holder"), "allowed", ok.text);
+  assert.strictEqual(state.ran, 1);
+  const seen = state.seen.join("");
+  assert.ok(!seen.includes(proof) && !seen.includes(bound), "the handler saw the proof or the token");
+});
