@@ -457,13 +457,14 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
   }
 
   /**
-   * Authorizes one call without state (no store: nothing spent, nothing recorded). `call` is a JSON-RPC message or
+   * Authorizes one call without state (no store: nothing spent, nothing recorded, so a single-use token, a proof or
+   * an approval is `replayed` and a counted quota `rate_limited`: `authorizeWithState` keeps them). `call` is a JSON-RPC message or
    * `{ method?, tool, arguments? }`; options: `publicKey` (hex, required), `audience`, `now` (unix seconds).
    * Returns the authorized facts, or an McpVaultError (returned, not thrown) — never an allow by accident.
    */
   function authorizeCall(token, c, options = {}) {
     try {
-      const g = guardFor(options, { deferSpend: true, checkTool: false, store: undefined });
+      const g = guardFor(options, { checkTool: false, store: undefined });
       const now = g._time(checkTime(options, options.vault));
       const start = telemetry.clock();
       const step = checkRequest(g._g, { body: messageOf(c), fallbackToken: token }, now);

@@ -425,3 +425,21 @@ test("without the runtime's own TextEncoder.encodeInto, long strings take wasm-b
   assert.strictEqual(r.status, 0, r.stderr);
   assert.strictEqual(r.stdout.trim(), "ok");
 });
+
+test("authorizeCall keeps nothing, so it allows nothing that must be kept: a single-use token, a proof and a quota are refused", () => {
+  const plain = { publicKey: keys.publicKey, vault };
+  const grant = { tools: ["db_query"], ttl: 600, issuer: "auth-server", subject: "agent-a" };
+  const once = vault.mint(keys.privateKey, { ...grant, singleUse: true });
+  for (let i = 0; i < 3; i++) {
+    assert.strictEqual(authorizeCall(once, { tool: "db_query", arguments: {} }, plain).code, "replayed", `single use, try ${i}`);
+  }
+  const holder = vault.generateKeypair();
+  const bound = vault.mint(keys.privateKey, { ...grant, holder: holder.publicKey });
+  const proof = vault.signCall(holder.privateKey, bound, { tool: "db_query", arguments: {} });
+  const proved = { jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "db_query", arguments: {}, _meta: { "mcpvault/proof": proof } } };
+  assert.strictEqual(authorizeCall(bound, proved, plain).code, "replayed");
+  const rated = vault.mint(keys.privateKey, { ...grant, rate: { max: 5, period: 60 } });
+  assert.strictEqual(authorizeCall(rated, { tool: "db_query", arguments: {} }, plain).code, "rate_limited");
+  // a plain token: allowed
+  assert.ok(!(authorizeCall(vault.mint(keys.privateKey, grant), { tool: "db_query", arguments: {} }, plain) instanceof McpVaultError));
+});
