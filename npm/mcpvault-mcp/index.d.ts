@@ -79,7 +79,7 @@ export interface ProxyConfig {
   openResources?: boolean;
   openPrompts?: boolean;
   /** The HTTP downstream's sessions: at most `max` open (default 100), `perSubject` of one token subject (10), each
-   * closed after `idleSeconds` (1800) without a request or an upstream message while none of its requests waits.
+   * closed after `idleSeconds` (1800) without an allowed request or an upstream answer while none of its requests waits.
    * An initialize past a cap is 429 `rate_limited`. */
   sessions?: { max: number; perSubject: number; idleSeconds: number };
 }

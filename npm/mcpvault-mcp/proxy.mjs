@@ -168,7 +168,9 @@ export class Relay {
     // the subject whose token opened the session: later messages must carry a token of the same subject
     this.subject = decided?.outcome.facts?.subject;
     this.closed = false;
-    this.active = Date.now(); // the last request of the client's or message of the upstream's (for the idle close)
+    // the last allowed message of the client's, or answer of the upstream's to one (for the idle close): a refused
+    // request (another subject's) or the upstream's own chatter keeps no session open
+    this.active = Date.now();
   }
 
   async start() {
@@ -218,7 +220,6 @@ export class Relay {
   }
 
   async fromClient(message, extra) {
-    this.active = Date.now();
     let outcome;
     const first = this.decided;
     if (first !== undefined && isRequest(message) && message.id === first.id && message.method === first.method) {
@@ -236,6 +237,7 @@ export class Relay {
       if (isRequest(message)) return this.down.send({ ...outcome.response, id: message.id });
       return;
     }
+    this.active = Date.now();
     if (this.subject === undefined) this.subject = outcome.facts?.subject;
     for (const answer of outcome.answers) await this.down.send(answer, { relatedRequestId: answer.id });
     let forward = outcome.forward;
@@ -273,7 +275,6 @@ export class Relay {
   }
 
   async fromServer(message) {
-    this.active = Date.now();
     if (isResponse(message) && this.definitionAsks.has(message.id)) {
       // the answer to the proxy's own tools/list: never the client's
       const resolve = this.definitionAsks.get(message.id);
@@ -290,6 +291,7 @@ export class Relay {
         return;
       }
       this.pending.delete(message.id);
+      this.active = Date.now();
       if (this.inFlight.get(sent.id) === message.id) this.inFlight.delete(sent.id);
       message = { ...message, id: sent.id };
       if (LISTS.has(sent.method) && "result" in message) {
@@ -491,13 +493,13 @@ export async function startProxy(config, options = {}) {
     try {
       const sid = req.headers["mcp-session-id"];
       let relay = typeof sid === "string" ? relays.get(sid) : undefined;
-      if (relay) relay.active = Date.now();
       if (relay && req.method !== "POST") {
         // a request of the session that carries no message (the SSE GET, the DELETE that ends the session): decided
         // by the core like the relay's messages, with the store and the session's subject (another subject's token
         // is session_mismatch, a revoked one revoked)
         const outcome = await relay.admit(req, sid);
         if (!outcome.allowed) return void answer(res, outcome.status, outcome.headers, outcome.response);
+        relay.active = Date.now();
       }
       if (!relay) {
         if (sid !== undefined || req.method !== "POST" || !isInitializeRequest(req.body)) {

@@ -190,8 +190,20 @@ pub(crate) struct Guards {
 
 /// A guard taken from [`Guards`]; given back when dropped.
 pub(crate) struct Held<'a> {
+    // fields drop in order: the guard is given back first, then a waiter is woken (it finds it free)
     guard: MutexGuard<'a, Guard>,
-    freed: &'a Condvar,
+    _wake: Wake<'a>,
+}
+
+/// Wakes one request waiting for a guard when dropped (after the guard it follows in [`Held`]).
+struct Wake<'a>(&'a (Mutex<()>, Condvar));
+
+impl Drop for Wake<'_> {
+    fn drop(&mut self) {
+        // under the waiters' lock: a waiter between its tries and its wait is not missed
+        let _waiting = self.0 .0.lock().unwrap_or_else(PoisonError::into_inner);
+        self.0 .1.notify_one();
+    }
 }
 
 impl std::ops::Deref for Held<'_> {
@@ -204,12 +216,6 @@ impl std::ops::Deref for Held<'_> {
 impl std::ops::DerefMut for Held<'_> {
     fn deref_mut(&mut self) -> &mut Guard {
         &mut self.guard
-    }
-}
-
-impl Drop for Held<'_> {
-    fn drop(&mut self) {
-        self.freed.notify_one();
     }
 }
 
@@ -232,28 +238,39 @@ impl Guards {
     /// A free guard, tried in turn from the next one (so a token's chain is cached by each after its first calls);
     /// when every one is busy, the first one given back.
     fn lock(&self) -> Held<'_> {
-        let n = self.all.len();
-        let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
+        let start = self.next.fetch_add(1, Ordering::Relaxed) % self.all.len();
+        if let Some(held) = self.try_lock(start) {
+            return held;
+        }
+        // tried again under the waiters' lock, which a guard given back takes before waking one: no wakeup is lost
+        let mut waiting = self.freed.0.lock().unwrap_or_else(PoisonError::into_inner);
         loop {
-            for guard in self.all.iter().cycle().skip(start).take(n) {
-                let guard = match guard.try_lock() {
-                    Ok(g) => g,
-                    // the guard holds options and a cache of verified chains: a panic elsewhere leaves it consistent
-                    Err(TryLockError::Poisoned(p)) => p.into_inner(),
-                    Err(TryLockError::WouldBlock) => continue,
-                };
-                return Held {
-                    guard,
-                    freed: &self.freed.1,
-                };
+            if let Some(held) = self.try_lock(start) {
+                return held;
             }
-            // a guard given back between the tries above and this wait wakes nobody: the wait is short
-            let wait = self.freed.0.lock().unwrap_or_else(PoisonError::into_inner);
-            let _ = self
+            waiting = self
                 .freed
                 .1
-                .wait_timeout(wait, std::time::Duration::from_millis(1));
+                .wait_timeout(waiting, std::time::Duration::from_millis(100))
+                .map_or_else(|p| p.into_inner().0, |(w, _)| w);
         }
+    }
+
+    fn try_lock(&self, start: usize) -> Option<Held<'_>> {
+        let n = self.all.len();
+        for guard in self.all.iter().cycle().skip(start).take(n) {
+            let guard = match guard.try_lock() {
+                Ok(g) => g,
+                // the guard holds options and a cache of verified chains: a panic elsewhere leaves it consistent
+                Err(TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(TryLockError::WouldBlock) => continue,
+            };
+            return Some(Held {
+                guard,
+                _wake: Wake(&self.freed),
+            });
+        }
+        None
     }
 }
 
@@ -267,7 +284,7 @@ fn system_time() -> u64 {
 type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 type DecisionHook = Arc<dyn Fn(&Decision) + Send + Sync>;
 
-/// The guard of a server, shared by every handler it wraps (one cache, one
+/// The guard of a server, shared by every handler it wraps (one pool of guards, one
 /// store): clone it freely.
 pub struct McpVault<S = MemoryStore> {
     guard: Arc<Guards>,
@@ -277,6 +294,8 @@ pub struct McpVault<S = MemoryStore> {
     store: Option<Arc<S>>,
     clock: Clock,
     on_decision: Option<DecisionHook>,
+    /// The options' `check_tool` (read without taking a guard).
+    check_tool: bool,
 }
 
 impl<S> Clone for McpVault<S> {
@@ -287,6 +306,7 @@ impl<S> Clone for McpVault<S> {
             store: self.store.clone(),
             clock: self.clock.clone(),
             on_decision: self.on_decision.clone(),
+            check_tool: self.check_tool,
         }
     }
 }
@@ -322,6 +342,7 @@ impl<S: Store> McpVault<S> {
         // the handler's guard knows the tools' current definitions (get_tool) and checks pinned tools
         http_options.defer_pins = true;
         Ok(McpVault {
+            check_tool: options.check_tool,
             http_guard: Arc::new(Guards::new(&http_options, guards)?),
             guard: Arc::new(Guards::new(&options, guards)?),
             store: store.map(Arc::new),
@@ -360,7 +381,7 @@ impl<S: Store> McpVault<S> {
     }
 
     fn check_tool(&self) -> bool {
-        self.lock().options().check_tool
+        self.check_tool
     }
 
     /// Runs one JSON-RPC `message` (with the HTTP request's `headers` and
