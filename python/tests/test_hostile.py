@@ -119,13 +119,13 @@ class _Servers:
     def __init__(self):
         self.running = []
 
-    def start(self, app, path="/mcp"):
+    def start(self, app, path="/mcp", **config):
         port = _free_port()
         # h11 refuses (400, or a reset while the client still sends) a header block over 16 KB that arrives in
         # more than one read, so whether the 70,000-character token reached the guard depended on how the loopback
         # split it; with room for it, the guard's own limit (limits_exceeded) is what these tests see
         server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
-                                               h11_max_incomplete_event_size=1 << 20))
+                                               h11_max_incomplete_event_size=1 << 20, **config))
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         self.running.append((server, thread))
@@ -796,19 +796,8 @@ def test_an_app_mounted_under_a_prefix_keeps_its_http_layer(keys, tokens, how):
     servers = _Servers()
     try:
         if how == "root_path":
-            port = _free_port()
-            config = uvicorn.Config(inner, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
-                                    root_path="/api")
-            uv = uvicorn.Server(config)
-            thread = threading.Thread(target=uv.run, daemon=True)
-            thread.start()
-            servers.running.append((uv, thread))
-            for _ in range(200):
-                if uv.started:
-                    break
-                time.sleep(0.05)
             # behind a proxy that strips /api: uvicorn hands the app path /api/mcp, root_path /api
-            url = f"http://127.0.0.1:{port}/mcp"
+            url = servers.start(inner, "/mcp", root_path="/api")
         else:
             url = servers.start(Starlette(routes=[Mount("/api", app=inner)], lifespan=lifespan), "/api/mcp")
         init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
