@@ -2914,15 +2914,23 @@ fn step_up_cases(g: &mut Gen) {
         "[{q3},{}]",
         rpc_call(json!(4), "file_read", json!({"path": "/a"}))
     );
+    let approved_pay = with_approvals(2, &pay, vec![by(g, &bob, &h, 300)]);
+    let with_plain_call = format!(
+        "[{approved_pay},{}]",
+        rpc_call(json!(3), "db_query", json!({}))
+    );
     g.guard_case(
         "state-batch-with-a-retry-refused",
-        "a batch holding a single-use call that already ran (and another call) is replayed as a whole: its other calls would run again, their quotas uncounted; the retry alone gets its recorded response",
+        "a batch holding a call that already ran and other calls is replayed as a whole, the retry alone gets its recorded response: a spent single-use call beside another call of the token (a second spend), and a spent approved call beside a call that spends nothing (its calls would run again, their quotas uncounted)",
         opts(),
         &[],
         vec![
             completed(step(NOW, bearer(&once, q3.clone()), None), private.clone()),
             step(NOW + 1, bearer(&once, twice), Some("replayed")),
             step(NOW + 2, bearer(&once, q3.clone()), None),
+            completed(step(NOW + 3, bearer(&gated, approved_pay.clone()), None), private.clone()),
+            step(NOW + 4, bearer(&gated, with_plain_call), Some("replayed")),
+            step(NOW + 5, bearer(&gated, approved_pay), None),
         ],
     );
     let docs = g.mint(&Grant {

@@ -2314,21 +2314,18 @@ impl Guard {
                 if let Some(m) = msgs.get_mut(i) {
                     let e = match s {
                         SpendOutcome::Done { .. } if !alone => {
-                            let mut d = refusal(
-                                &Error::Replayed {
-                                    nonce: String::new(),
-                                },
-                                m.method.as_deref(),
-                                m.tool.as_deref(),
-                                &m.id,
-                            )
-                            .with_context_of(&m.decision);
-                            d.message = Some(
-                                "a batch holding a call that already ran: send its retry alone to get \
-                                 its recorded response"
+                            // the public message of every replay; what happened is the detail (as a batch's
+                            // second spender's)
+                            let e = Error::Replayed {
+                                nonce: String::new(),
+                            };
+                            m.decision = refusal(&e, m.method.as_deref(), m.tool.as_deref(), &m.id)
+                                .with_context_of(&m.decision);
+                            m.decision.detail = Some(
+                                "a batch holding a call that already ran: send its retry alone to get its \
+                                 recorded response"
                                     .into(),
                             );
-                            m.decision = d;
                             None
                         }
                         SpendOutcome::Fresh => None,

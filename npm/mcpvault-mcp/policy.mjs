@@ -36,14 +36,19 @@ function guardHeaders(extra, alone) {
   return h;
 }
 
-/** Headers a handler may read: the token replaced wherever it is, proofs and approvals replaced whole. */
-export function redactHeaders(headers, token) {
+/** The headers that carry a token, a proof or an approval. */
+const SECRET_HEADERS = ["x-mcpvault-token", "x-mcpvault-proof", "x-mcpvault-approval"];
+
+/** What the server's own tools/list handler is told when the guard reads its definitions: no credential at all. */
+export const LISTING_HIDDEN = [...SECRET_HEADERS, "authorization"];
+
+/** Headers a handler may read: the token replaced wherever it is, the `names` (default: the token, proof and
+ * approval headers) replaced whole. */
+export function redactHeaders(headers, token, names = SECRET_HEADERS) {
   const out = redact(headers, token);
   if (!isObject(out)) return out;
   const copy = { ...out };
-  for (const k of Object.keys(copy)) {
-    if (["x-mcpvault-proof", "x-mcpvault-approval", "x-mcpvault-token"].includes(k.toLowerCase())) copy[k] = REDACTED;
-  }
+  for (const k of Object.keys(copy)) if (names.includes(k.toLowerCase())) copy[k] = REDACTED;
   return copy;
 }
 

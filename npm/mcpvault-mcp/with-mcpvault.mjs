@@ -6,7 +6,7 @@
 // The SDK keeps request handlers in `Protocol._requestHandlers` (a Map) and McpServer installs its handlers lazily,
 // on the first registerTool. Wrapping `get` on that Map wraps whatever handler is there when a request arrives: it
 // works whether withMcpVault runs before or after tools are registered, and survives a handler being replaced.
-import { Policy, TOOLS_CALL, TOOLS_LIST, LISTS, REDACTED, redactHeaders, responseOf, definitionsOf } from "./policy.mjs";
+import { Policy, TOOLS_CALL, TOOLS_LIST, LISTS, REDACTED, LISTING_HIDDEN, redactHeaders, responseOf, definitionsOf } from "./policy.mjs";
 
 const APPLIED = Symbol.for("mcpvault.withMcpVault");
 const METHOD_NOT_FOUND = -32601;
@@ -69,14 +69,7 @@ export function withMcpVault(server, options) {
  * approval anywhere (no authInfo, no _meta; those headers replaced), as Python's listing request. */
 function listingExtra(extra) {
   const out = { ...extra, authInfo: undefined, _meta: undefined };
-  const headers = extra?.requestInfo?.headers;
-  if (headers && typeof headers === "object") {
-    const copy = { ...headers };
-    for (const k of Object.keys(copy)) {
-      if (["authorization", "x-mcpvault-token", "x-mcpvault-proof", "x-mcpvault-approval"].includes(k.toLowerCase())) copy[k] = REDACTED;
-    }
-    out.requestInfo = { ...extra.requestInfo, headers: copy };
-  }
+  if (extra?.requestInfo) out.requestInfo = { ...extra.requestInfo, headers: redactHeaders(extra.requestInfo.headers, undefined, LISTING_HIDDEN) };
   return out;
 }
 
