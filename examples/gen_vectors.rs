@@ -3036,6 +3036,47 @@ fn step_up_cases(g: &mut Gen) {
             step(NOW, bearer(&by_name, pay(6, json!("5000"))), None),
         ],
     );
+    // a host keeping the sessions it saw opened (session_book): the core says which to keep and forget, and
+    // refuses one the host does not know (404, before the token is looked at)
+    let agent_a = g.mint(&Grant::new(["db_query"], 3600, "auth-server", "agent-a"));
+    let agent_b = g.mint(&Grant::new(["db_query"], 3600, "auth-server", "agent-b"));
+    let in_session = |input: GuardInput, sid: &str, subject: Option<&str>| {
+        let mut headers = input.headers.clone();
+        headers.insert("Mcp-Session-Id".into(), sid.into());
+        GuardInput {
+            headers,
+            session_book: true,
+            session_subject: subject.map(str::to_string),
+            ..input
+        }
+    };
+    let init = rpc(
+        json!(0),
+        "initialize",
+        json!({"protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "c", "version": "1"}}),
+    );
+    let list = |id: i64| rpc(json!(id), "tools/list", json!({}));
+    let delete = |token: &str| GuardInput {
+        http_method: Some("DELETE".into()),
+        ..bearer_only(token)
+    };
+    g.guard_case(
+        "state-session-book",
+        "a host keeping sessions: an initialize opens one for its token's subject (opens_session); a session the host does not know is 404 invalid_request whatever the token; another subject's token is session_mismatch; the opener's DELETE ends it (ends_session), another's does not",
+        opts(),
+        &[],
+        vec![
+            step(NOW, GuardInput { session_book: true, ..bearer(&agent_a, init.clone()) }, None),
+            step(NOW, in_session(bearer(&agent_a, list(1)), "s-unknown", None), Some("invalid_request")),
+            step(NOW, in_session(bearer("garbage", list(2)), "s-unknown", None), Some("invalid_request")),
+            step(NOW, in_session(bearer(&agent_b, list(3)), "s-1", Some("agent-a")), Some("session_mismatch")),
+            step(NOW, in_session(bearer(&agent_a, list(4)), "s-1", Some("agent-a")), None),
+            step(NOW, in_session(delete(&agent_b), "s-1", Some("agent-a")), Some("session_mismatch")),
+            step(NOW, in_session(delete(&agent_a), "s-1", Some("agent-a")), None),
+            step(NOW, bearer(&agent_a, init), None),
+        ],
+    );
 }
 
 /// Issue 16, items 1-3: holder-bound tokens and per-call proofs.

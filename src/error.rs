@@ -476,7 +476,8 @@ pub fn status_of_code(code: &str) -> u16 {
 /// -32029 for 429.
 pub fn rpc_code_of_status(status: u16) -> i64 {
     match status {
-        400 => -32600,
+        // 404: a session the server does not know (an invalid request)
+        400 | 404 => -32600,
         401 => -32011,
         403 => -32013,
         409 => -32009,

@@ -200,6 +200,14 @@ pub struct GuardInput {
     /// The subject that opened the MCP session this request belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_subject: Option<String>,
+    /// The host keeps the MCP sessions it saw opened (its session book,
+    /// SCHEMA.md "Sessions"): a request naming a session (`Mcp-Session-Id`)
+    /// without `session_subject` names one the host does not know, refused
+    /// `invalid_request` with status 404 (the client opens another); an
+    /// allowed outcome says which session to keep (`opens_session`) or forget
+    /// (`ends_session`) once the server's answer succeeds.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub session_book: bool,
     /// The hashes of the server's current tool definitions by name
     /// ([`crate::pin::tool_hashes`] of its `tools/list`), for tokens that pin
     /// tools: a pinned tool the map does not name is refused.
@@ -423,6 +431,16 @@ pub struct Outcome {
     /// token, nor for a token that pins nothing it calls.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub needs_tool_definitions: bool,
+    /// With `session_book`, an allowed `initialize` went on to the server:
+    /// the subject of its token, to keep for the session id the server's
+    /// answer gives (its `Mcp-Session-Id`) once that answer succeeds (status
+    /// below 300). Never from an id the client names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opens_session: Option<String>,
+    /// With `session_book`, an allowed `DELETE` ends this session: forget it
+    /// once the server's answer succeeds (status below 300).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ends_session: Option<String>,
 }
 
 /// The guard's first answer: done, or it needs the store.
@@ -465,7 +483,51 @@ pub struct Pending {
     /// and that probe's spend.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     probe: Option<(usize, Option<SpendAsk>)>,
+    /// The input's `session_book`: the session a `DELETE` ends (if any).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    session: Option<SessionNote>,
     outcome: Outcome,
+}
+
+/// What a host keeping sessions learns from an allowed request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct SessionNote {
+    /// The session a `DELETE` names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ends: Option<String>,
+}
+
+impl SessionNote {
+    /// The note for `input`, when its host keeps sessions.
+    fn of(input: &GuardInput) -> Option<SessionNote> {
+        input.session_book.then(|| SessionNote {
+            ends: input
+                .http_method
+                .as_deref()
+                .filter(|m| m.eq_ignore_ascii_case("DELETE"))
+                .and(session_header(input))
+                .map(str::to_string),
+        })
+    }
+
+    /// Tells the host what to keep or forget: an allowed request's outcome.
+    fn apply(self, outcome: &mut Outcome) {
+        outcome.ends_session = self.ends;
+        outcome.opens_session = outcome
+            .decisions
+            .iter()
+            .find(|d| {
+                d.allowed && !d.replayed_response && d.method.as_deref() == Some("initialize")
+            })
+            .and_then(|d| d.subject.clone());
+    }
+}
+
+/// The session a request names (its `Mcp-Session-Id`, trimmed), if any.
+fn session_header(input: &GuardInput) -> Option<&str> {
+    header(&input.headers, "mcp-session-id")
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
 }
 
 /// One JSON-RPC message as the guard decided it before the store.
@@ -1351,6 +1413,9 @@ impl Guard {
             keep_until: None,
             keep_for: None,
             needs_tool_definitions: false,
+            // refused: nothing to keep or forget
+            opens_session: None,
+            ends_session: None,
         }
     }
 
@@ -1387,11 +1452,7 @@ impl Guard {
             }
         }
         // the MCP session the request belongs to, on every decision (for traces)
-        if let Some(session) = header(&input.headers, "mcp-session-id")
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(cut)
-        {
+        if let Some(session) = session_header(input).map(cut) {
             let decisions: Vec<&mut Decision> = match &mut step {
                 Check::Done { outcome } => outcome.decisions.iter_mut().collect(),
                 Check::Ask { pending, .. } => {
@@ -1422,7 +1483,18 @@ impl Guard {
             keep_until: None,
             keep_for: None,
             needs_tool_definitions: false,
+            opens_session: None,
+            ends_session: None,
         };
+        // A session the host keeps no subject for: unknown (never opened here, or forgotten), 404 as MCP's
+        // Streamable HTTP answers it, before anything else is read (the client opens another session)
+        if input.session_book && input.session_subject.is_none() && session_header(input).is_some()
+        {
+            let e = Error::invalid("unknown session");
+            let mut d = refusal(&e, None, None, &None);
+            d.status = 404;
+            return self.refuse_decided(out, d, &None, None, now);
+        }
         // The body: what the host could not read is refused, and recorded.
         if let Some(e) = input.body_error {
             let reason = match e {
@@ -2012,6 +2084,7 @@ impl Guard {
             spender,
             charges,
             probe,
+            session: SessionNote::of(input),
             outcome: out,
         };
         let stripped_plain = plain_args(&messages) != plain_before;
@@ -2234,13 +2307,24 @@ impl Guard {
     /// with a null id when it has none), as a batch refused after its messages were decided.
     fn refuse_request(
         &self,
-        mut out: Outcome,
+        out: Outcome,
         e: &Error,
         (method, tool, id): (Option<&str>, Option<&str>, &Option<Value>),
         batch: Option<&[Value]>,
         now: u64,
     ) -> Check {
-        let d = refusal(e, method, tool, id);
+        self.refuse_decided(out, refusal(e, method, tool, id), id, batch, now)
+    }
+
+    /// Refuses the whole request with the decision `d` (see [`Guard::refuse_request`]).
+    fn refuse_decided(
+        &self,
+        mut out: Outcome,
+        d: Decision,
+        id: &Option<Value>,
+        batch: Option<&[Value]>,
+        now: u64,
+    ) -> Check {
         out.status = d.status;
         out.headers = challenge_of(&d, &self.options);
         let body = |id: Value| json!({"jsonrpc": "2.0", "id": id, "error": rpc_error_of(&d)});
@@ -2275,6 +2359,7 @@ impl Guard {
             spender,
             charges: _,
             probe,
+            session,
             mut outcome,
         } = p;
         // What the store found applies to every message (revocation), or to the spender.
@@ -2432,6 +2517,9 @@ impl Guard {
                 outcome.audit.push(m.decision.record(now));
             }
             outcome.decisions.push(m.decision);
+        }
+        if let Some(note) = session {
+            note.apply(&mut outcome);
         }
         outcome
     }

@@ -133,7 +133,7 @@ function createMcpVaultMiddleware(options) {
   // SSE GET, the DELETE) is decided with its subject: another subject's token is session_mismatch (the core's), so
   // a session id read from a log takes no stream and ends no session. A request naming a session this middleware
   // did not see opened (or forgot: it keeps the newest SESSIONS_KEPT) is refused 404, as an unknown session is: the
-  // client opens another.
+  // client opens another. The core decides all this (sessionBook: SCHEMA.md, "Sessions"); this map only keeps.
   const sessions = new Map();
   function bind(sid, subject) {
     if (typeof sid !== "string" || sid === "" || typeof subject !== "string") return;
@@ -196,12 +196,9 @@ function createMcpVaultMiddleware(options) {
   function decide(req, res, next, tool, parts) {
     const g = guardOf(tool);
     const sid = sessionIdOf(req);
-    if (sid !== undefined && !sessions.has(sid)) {
-      return send(res, 404, {}, { jsonrpc: "2.0", id: null,
-        error: { code: -32600, message: "invalid request: unknown session", data: { code: "invalid_request", status: 404 } } });
-    }
+    // the core refuses a session this middleware does not keep (404) and says what to keep and forget
     const outcome = g.decideNow({ body: parts.body, bodyError: parts.bodyError, httpMethod: req.method, headers: headersOf(req),
-      toolDefinitions: o.toolDefinitions, sessionSubject: sid === undefined ? undefined : sessions.get(sid) });
+      toolDefinitions: o.toolDefinitions, sessionBook: true, sessionSubject: sid === undefined ? undefined : sessions.get(sid) });
     if (typeof outcome.then === "function") return outcome.then((o) => answer(g, req, res, next, parts, o));
     answer(g, req, res, next, parts, outcome);
     return undefined;
@@ -219,20 +216,20 @@ function createMcpVaultMiddleware(options) {
     }
     const f = g.factsOf(outcome);
     req.mcpvaultFacts = f;
-    const sid = sessionIdOf(req);
-    if (sid !== undefined && req.method === "DELETE") {
+    const ends = outcome.ends_session;
+    if (ends !== undefined) {
       // the session ends: forgotten once the server says so
       res.on("finish", () => {
-        if (res.statusCode < 300) sessions.delete(sid);
+        if (res.statusCode < 300) sessions.delete(ends);
       });
     }
-    const init = parts.parsed;
-    if (init?.method === "initialize" || (Array.isArray(init) && init.some((m) => m?.method === "initialize"))) {
+    const opener = outcome.opens_session;
+    if (opener !== undefined) {
       // the session the transport opens for this initialize: its id is in the answer's headers
       const writeHead = res.writeHead;
       res.writeHead = function (status, ...rest) {
         res.writeHead = writeHead;
-        if (Number(status) < 300) bind(res.getHeader("mcp-session-id") ?? headerIn(rest.find((x) => typeof x === "object"), "mcp-session-id"), f.subject);
+        if (Number(status) < 300) bind(res.getHeader("mcp-session-id") ?? headerIn(rest.find((x) => typeof x === "object"), "mcp-session-id"), opener);
         return writeHead.call(this, status, ...rest);
       };
     }

@@ -366,6 +366,11 @@ export interface GuardOutcome {
   audit: AuditRecord[];
   call_key: string | null;
   keep_until: number | null;
+  /** With `sessionBook`: an allowed initialize went on; keep the session id the server's answer gives (its
+   * `Mcp-Session-Id`) for this subject once that answer succeeds (status below 300). */
+  opens_session?: string;
+  /** With `sessionBook`: an allowed DELETE ends this session; forget it once the answer succeeds. */
+  ends_session?: string;
 }
 /** What arrived, as Guard.decide takes it. */
 export interface GuardRequest {
@@ -382,6 +387,10 @@ export interface GuardRequest {
   replayChecked?: boolean;
   /** The subject that opened this MCP session. */
   sessionSubject?: string;
+  /** The host keeps the MCP sessions it saw opened (SCHEMA.md, "Sessions"): a request naming a session without
+   * `sessionSubject` is refused 404 (`invalid_request`), and the outcome's `opens_session`/`ends_session` say what to
+   * keep and forget. */
+  sessionBook?: boolean;
   /** The hashes of the server's current tool definitions by name (`toolHashes` of its tools/list), for pinned tools;
    * or a function that reads them, called only when the guard says a pinned call of a valid token needs them. */
   toolDefinitions?: Record<string, string> | (() => Record<string, string> | Promise<Record<string, string>>);

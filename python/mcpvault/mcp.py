@@ -465,7 +465,8 @@ class McpVaultMiddleware:
         # each MCP session's subject: the subject of the token whose initialize opened it, bound from the session
         # id the server's answer gives (never from an id a client names); every request naming the session is
         # decided with it, so another subject's token is session_mismatch, and one naming a session this layer did
-        # not see opened (or forgot: it keeps the newest _SESSIONS_KEPT) is refused 404, as an unknown session is
+        # not see opened (or forgot: it keeps the newest _SESSIONS_KEPT) is refused 404, as an unknown session is;
+        # the core decides all this (session_book: SCHEMA.md, "Sessions"), this map only keeps
         self._sessions: "collections.OrderedDict[str, str]" = collections.OrderedDict()
 
     def _bind(self, session_id: Any, subject: Any) -> None:
@@ -484,13 +485,10 @@ class McpVaultMiddleware:
             return
         input: Dict[str, Any] = {"http_method": str(scope.get("method", "")),
                                  "headers": _header_map(scope.get("headers", []))}
+        # the core refuses a session this layer does not keep (404) and says what to keep and forget
+        input["session_book"] = True
         session_id = input["headers"].get("mcp-session-id") or None
-        if session_id is not None:
-            if session_id not in self._sessions:
-                await _send_json(send, 404, {}, {"jsonrpc": "2.0", "id": None, "error": {
-                    "code": -32600, "message": "invalid request: unknown session",
-                    "data": {"code": "invalid_request", "status": 404}}})
-                return
+        if session_id is not None and session_id in self._sessions:
             input["session_subject"] = self._sessions[session_id]
         chunks: List[bytes] = []
         size = 0
@@ -534,24 +532,18 @@ class McpVaultMiddleware:
                 answers = [_with_result_type(a) for a in answers]
             await _send_json(send, 200, {}, answers if batch else answers[0])
             return
-        subject = (outcome.get("facts") or {}).get("subject")
-        if session_id is not None and input["http_method"] == "DELETE":
+        ends = outcome.get("ends_session")
+        if ends is not None:
             # the session ends: forgotten once the server says so
             answer_delete = send
 
             async def send(message: Dict[str, Any]) -> None:
                 if message.get("type") == "http.response.start" and int(message.get("status", 500)) < 300:
-                    self._sessions.pop(session_id, None)
+                    self._sessions.pop(ends, None)
                 await answer_delete(message)
 
-        forward = outcome.get("forward")
-        if forward is None and text is not None:
-            try:
-                forward = json.loads(text)
-            except ValueError:
-                forward = None
-        messages = forward if isinstance(forward, list) else [forward]
-        if any(isinstance(m, Mapping) and m.get("method") == "initialize" for m in messages):
+        opener = outcome.get("opens_session")
+        if opener is not None:
             # the session the transport opens for this initialize: its id is in the answer's headers
             answer = send
 
@@ -559,7 +551,7 @@ class McpVaultMiddleware:
                 if message.get("type") == "http.response.start" and int(message.get("status", 500)) < 300:
                     for k, v in message.get("headers", []):
                         if k.lower() == b"mcp-session-id":
-                            self._bind(v.decode("latin-1"), subject)
+                            self._bind(v.decode("latin-1"), opener)
                 await answer(message)
 
         body = raw if outcome.get("forward") is None else json.dumps(outcome["forward"]).encode()

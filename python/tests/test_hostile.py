@@ -95,6 +95,10 @@ def _register(mcp, seen):
         return "hello"
 
 
+#: The decisions the stateful server ("s") reported to on_decision.
+_HEARD = []
+
+
 def _sdk_server(public_key, seen, **options):
     mcp = MCPServer("hostile")
     _register(mcp, seen)
@@ -150,6 +154,7 @@ def http(keys, tmp_path_factory):
     (stateless, JSON answers) and the MCP SDK server's default (stateful) app. Yields the urls and the executions."""
     db = tmp_path_factory.mktemp("hostile") / "shared.db"
     seen = {"a": [], "b": [], "f": [], "s": []}
+    _HEARD.clear()
     servers = _Servers()
     try:
         urls = {
@@ -159,7 +164,8 @@ def http(keys, tmp_path_factory):
                 stateless_http=True, json_response=True)),
             "f": servers.start(_fastmcp_server(keys[1], seen["f"], store="memory").http_app(
                 stateless_http=True, json_response=True)),
-            "s": servers.start(_sdk_server(keys[1], seen["s"], store="memory").streamable_http_app()),
+            "s": servers.start(_sdk_server(keys[1], seen["s"], store="memory",
+                                           on_decision=_HEARD.append).streamable_http_app()),
         }
         yield urls, seen
     finally:
@@ -313,6 +319,10 @@ def test_stateful_session_is_its_openers(http, tokens):
     for i in range(30):
         _refused(_post(urls["s"], _call(100 + i), [*_bearer(tokens["wide"]), ("Mcp-Session-Id", f"made-up-{i}")]),
                  404, "invalid_request")
+    # the core decided them (session_book): on_decision heard each, with the session it named
+    assert [(d["code"], d["status"], d["session_id"]) for d in _HEARD
+            if (d.get("session_id") or "").startswith("made-up-")] == \
+        [("invalid_request", 404, f"made-up-{i}") for i in range(30)]
     _post(urls["s"], {"jsonrpc": "2.0", "method": "notifications/initialized"}, mine)
     for method in ("GET", "DELETE"):
         _refused(_post(urls["s"], b"", theirs, method=method), 403, "session_mismatch", tokens["wide"])

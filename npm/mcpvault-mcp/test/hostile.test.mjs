@@ -561,7 +561,8 @@ test("mcpvault-express in front of a stateful server: a session is its opener's;
   const { randomUUID } = await import("node:crypto");
   const state = { ran: 0, seen: [] };
   const app = express();
-  const auth = createMcpVaultMiddleware({ publicKeyHex: keys.publicKey, innerGuard: true });
+  const heard = [];
+  const auth = createMcpVaultMiddleware({ publicKeyHex: keys.publicKey, innerGuard: true, onDecision: (d) => heard.push(d) });
   const transports = new Map();
   app.all("/mcp", auth(), async (req, res) => {
     const sid = req.headers["mcp-session-id"];
@@ -594,6 +595,9 @@ test("mcpvault-express in front of a stateful server: a session is its opener's;
     const r = await post(url, call("db_query", { max_rows: 1 }, 100 + i), { Authorization: `Bearer ${other}`, "Mcp-Session-Id": `made-up-${i}` });
     assert.deepStrictEqual(statusCode(r), [404, "invalid_request"], r.text);
   }
+  // the core decided them (sessionBook): onDecision hears each, with the session it named
+  const unknown = heard.filter((d) => d.sessionId?.startsWith("made-up-"));
+  assert.deepStrictEqual(unknown.map((d) => [d.code, d.status, d.sessionId]), Array.from({ length: 50 }, (_, i) => ["invalid_request", 404, `made-up-${i}`]));
   const hijack = await post(url, call("admin_delete", { id: "1" }, 3), as(other));
   assert.deepStrictEqual(statusCode(hijack), [403, "session_mismatch"], hijack.text);
   assert.strictEqual(state.ran, 0, "another subject's call ran in the session");

@@ -29,7 +29,7 @@ function parts(i, now) {
   return {
     now, httpMethod: i.http_method, headers: i.headers ?? {}, body: i.body, bodyError: i.body_error,
     transportToken: i.transport_token, fallbackToken: i.fallback_token, replayChecked: i.replay_checked,
-    sessionSubject: i.session_subject, toolDefinitions: i.tool_definitions,
+    sessionSubject: i.session_subject, sessionBook: i.session_book, toolDefinitions: i.tool_definitions,
   };
 }
 

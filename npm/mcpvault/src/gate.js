@@ -89,6 +89,7 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
     if (typeof parts.fallbackToken === "string" && parts.fallbackToken !== "") (rest ??= {}).fallback_token = parts.fallbackToken;
     if (parts.replayChecked === true) (rest ??= {}).replay_checked = true;
     if (typeof parts.sessionSubject === "string") (rest ??= {}).session_subject = parts.sessionSubject;
+    if (parts.sessionBook === true) (rest ??= {}).session_book = true;
     if (parts.toolDefinitions != null && typeof parts.toolDefinitions !== "function") (rest ??= {}).tool_definitions = parts.toolDefinitions;
     return rest;
   }
@@ -249,7 +250,7 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
 
     /**
      * Decides a request: `parts` = `{ httpMethod?, headers?, body? (text or parsed JSON), bodyError? ("too_large" |
-     * "not_utf8" | "not_json"), transportToken?, fallbackToken?, replayChecked?, sessionSubject?, toolDefinitions? (the
+     * "not_utf8" | "not_json"), transportToken?, fallbackToken?, replayChecked?, sessionSubject?, sessionBook?, toolDefinitions? (the
      * hashes of the server's current tool definitions by name: `toolHashes` of its tools/list), now? }`. `headers`: a
      * header sent more than once as its values joined by ", " (or an array of them); Node's `req.headers` keeps only the
      * first Authorization header, so a server on plain Node joins those from `req.rawHeaders`, as mcpvault-express does. Performs
