@@ -1603,7 +1603,7 @@ fn build() -> Gen {
                     Some("resource_not_allowed"),
                     "is refused: the token grants no resource",
                 ),
-                "prompts/get" => (
+                "prompts/get" | "completion/complete" => (
                     Some("prompt_not_allowed"),
                     "is refused: the token grants no prompt",
                 ),
@@ -3075,6 +3075,142 @@ fn step_up_cases(g: &mut Gen) {
             step(NOW, in_session(delete(&agent_b), "s-1", Some("agent-a")), Some("session_mismatch")),
             step(NOW, in_session(delete(&agent_a), "s-1", Some("agent-a")), None),
             step(NOW, bearer(&agent_a, init), None),
+        ],
+    );
+    // a retry of a list request that spent a proof gets its recorded answer as the token may see it (hosts record
+    // the handler's whole list, before they filter it)
+    let holder = mcpvault::keygen(&mut g.rng);
+    let bound = g.mint(&Grant {
+        holder: Some(holder.public_key.clone()),
+        ..grant(&["db_query"], 3600)
+    });
+    let bound_id = inspect(&bound)
+        .unwrap()
+        .revocation_ids
+        .last()
+        .cloned()
+        .unwrap();
+    let none = serde_json::Map::new();
+    let list_proof = mcpvault::proof::sign_call(
+        &holder.private_key,
+        &mcpvault::proof::Call {
+            token_id: &bound_id,
+            method: "tools/list",
+            name: None,
+            arguments: &none,
+            audience: None,
+        },
+        NOW,
+        &mut g.rng,
+    )
+    .unwrap();
+    let listed = rpc(
+        json!(5),
+        "tools/list",
+        json!({"_meta": {"mcpvault/proof": list_proof}}),
+    );
+    let everything = json!({"result": {"tools": [
+        {"name": "db_query", "inputSchema": {"type": "object"}},
+        {"name": "admin_drop_all", "inputSchema": {"type": "object"}}]}});
+    g.guard_case(
+        "state-recorded-list-filtered",
+        "a holder's tools/list with its proof, sent twice: the retry is answered with the recorded list as the token may see it (db_query and the dry-run tool), never the server's whole list",
+        GuardOptions { check_tool: true, ..opts() },
+        &[],
+        vec![
+            completed(step(NOW, bearer(&bound, listed.clone()), None), everything),
+            step(NOW + 1, bearer(&bound, listed), None),
+        ],
+    );
+    let retry = &g.state_cases["state-recorded-list-filtered"]["steps"][1]["expect"]["answers"][0];
+    let names: Vec<&str> = retry["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert_eq!(names, ["db_query", mcpvault::guard::CHECK_TOOL], "{retry}");
+    // servers sharing a store whose clocks differ: a spent single-use token is kept STORE_SKEW (300 s) past its
+    // expiry, so a server whose clock is behind cannot run it again after another server's clock swept the store
+    let once = g.mint(&Grant {
+        single_use: true,
+        ..grant(&["db_query"], 3600)
+    });
+    let later = g.mint(&Grant {
+        single_use: true,
+        ..grant(&["db_query"], 7200)
+    });
+    let q = |id: i64| rpc_call(json!(id), "db_query", json!({"sql": "select 1"}));
+    g.guard_case(
+        "state-single-use-kept-for-clock-skew",
+        "a single-use token spent at NOW (it expires at NOW + 3600); a server whose clock reads NOW + 3700 spends another single-use token (its store sweeps what is due); a server 200 s behind it (NOW + 3500) gets the spent token again: replayed",
+        opts(),
+        &[],
+        vec![
+            step(NOW, bearer(&once, q(1)), None),
+            step(NOW + 3700, bearer(&later, q(2)), None),
+            step(NOW + 3500, bearer(&once, q(3)), Some("replayed")),
+        ],
+    );
+    // completion/complete completes what the token sees in its lists: a granted prompt, a resource template under
+    // a granted pattern (or any, when the server opens them); never a name under what it cannot read
+    let sees = g.mint(&Grant {
+        resources: vec!["file:///docs/*".into()],
+        prompts: vec!["greeting".into()],
+        ..grant(&["db_query"], 3600)
+    });
+    let complete = |id: i64, r: Value| {
+        rpc(
+            json!(id),
+            "completion/complete",
+            json!({"ref": r, "argument": {"name": "a", "value": "x"}}),
+        )
+    };
+    g.guard_case(
+        "state-completion-sees-what-lists-show",
+        "a token granting prompt greeting and file:///docs/*: completing greeting and file:///docs/{name} is allowed; another prompt is prompt_not_allowed, file:///etc/{name} resource_not_allowed; a ref of no known type, or without its name or uri, is invalid_request",
+        opts(),
+        &[],
+        vec![
+            step(NOW, bearer(&sees, complete(1, json!({"type": "ref/prompt", "name": "greeting"}))), None),
+            step(NOW, bearer(&sees, complete(2, json!({"type": "ref/prompt", "name": "secret"}))), Some("prompt_not_allowed")),
+            step(NOW, bearer(&sees, complete(3, json!({"type": "ref/resource", "uri": "file:///docs/{name}"}))), None),
+            step(NOW, bearer(&sees, complete(4, json!({"type": "ref/resource", "uri": "file:///etc/{name}"}))), Some("resource_not_allowed")),
+            step(NOW, bearer(&sees, complete(5, json!({"type": "ref/tool", "name": "db_query"}))), Some("invalid_request")),
+            step(NOW, bearer(&sees, complete(6, json!({"type": "ref/resource"}))), Some("invalid_request")),
+            step(NOW, bearer(&sees, rpc(json!(7), "completion/complete", json!({"argument": {"name": "a", "value": "x"}}))), Some("invalid_request")),
+        ],
+    );
+    let nothing = g.mint(&grant(&["db_query"], 3600));
+    g.guard_case(
+        "state-completion-open",
+        "a server that opens its prompts and resources: a token granting neither completes both",
+        GuardOptions {
+            open_prompts: true,
+            open_resources: true,
+            ..opts()
+        },
+        &[],
+        vec![
+            step(
+                NOW,
+                bearer(
+                    &nothing,
+                    complete(1, json!({"type": "ref/prompt", "name": "greeting"})),
+                ),
+                None,
+            ),
+            step(
+                NOW,
+                bearer(
+                    &nothing,
+                    complete(
+                        2,
+                        json!({"type": "ref/resource", "uri": "file:///etc/{name}"}),
+                    ),
+                ),
+                None,
+            ),
         ],
     );
 }

@@ -39,6 +39,22 @@ pub const CHECK_TOOL: &str = "mcpvault.check";
 pub const CHECK_METHOD: &str = "mcpvault/check";
 /// The method a JSON-RPC response from the client is authorized as.
 pub const RESPONSE_METHOD: &str = "jsonrpc/response";
+/// MCP's completion method: it completes a prompt's or resource template's
+/// argument only for a token that sees that prompt or template.
+pub const COMPLETION_METHOD: &str = "completion/complete";
+/// Seconds the clocks of servers sharing one store may differ by: what a
+/// request spends (a single-use token's nonces, a proof, approvals) is kept
+/// that long past the last second this server would accept it, so a server
+/// whose clock is behind cannot accept it again (SCHEMA.md, "Single use").
+pub const STORE_SKEW: u64 = 300;
+/// The list methods whose answers the guard filters to what a token may see
+/// ([`Guard::filter`]).
+pub const LIST_METHODS: [&str; 4] = [
+    "tools/list",
+    "resources/list",
+    "resources/templates/list",
+    "prompts/list",
+];
 /// Where a token may be in a message's `params._meta`.
 pub const META_KEYS: [&str; 2] = ["token", "mcpvault/token"];
 /// The header that carries the token (before `Authorization: Bearer`).
@@ -542,6 +558,10 @@ struct Msg {
     answer: Option<Value>,
     /// Kept out of `forward` (answered by the guard).
     answered: bool,
+    /// A list request for a later page (`params.cursor`): a recorded list
+    /// answer is filtered as that page (no dry-run tool).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    later_page: bool,
 }
 
 /// The guard of one server: its options and a verifier with a cache.
@@ -1134,6 +1154,16 @@ fn call_of(
                 Some(name) => request.prompt = Some(name),
                 None => return Err(bad("prompts/get needs params.name", Some(method), None, id)),
             },
+            COMPLETION_METHOD => {
+                if let Err(e) = completion_ref(params) {
+                    return Err(Box::new(Refused {
+                        error: e,
+                        method: Some(method),
+                        tool: None,
+                        id,
+                    }));
+                }
+            }
             _ => {}
         }
         return Ok(Call {
@@ -1287,6 +1317,11 @@ fn message_context(d: &mut Decision, m: &Value) {
             | "resources/unsubscribe"
             | "notifications/resources/updated",
         ) => d.resource_uri = text(params.and_then(|p| p.get("uri"))),
+        Some(COMPLETION_METHOD) => match completion_ref(params) {
+            Ok(("prompt", name)) => d.prompt = Some(cut(name)),
+            Ok((_, template)) => d.resource_uri = Some(cut(template)),
+            Err(_) => {}
+        },
         _ => {}
     }
     let meta = params.and_then(|p| p.get("_meta"));
@@ -1719,6 +1754,7 @@ impl Guard {
                         decision: d,
                         answer: None,
                         answered: false,
+                        later_page: false,
                     });
                     continue;
                 }
@@ -1821,6 +1857,12 @@ impl Guard {
                 } else {
                     Ok(f)
                 }
+            });
+            let result = result.and_then(|f| {
+                if call.request.method == COMPLETION_METHOD {
+                    check_completion(call.params.as_ref(), &f, &self.options)?;
+                }
+                Ok(f)
             });
             let result = result.and_then(|f| match &input.session_subject {
                 Some(s) if *s != f.subject => Err(Error::SessionMismatch {
@@ -1926,11 +1968,14 @@ impl Guard {
                                 .map(|a| a.expires_at + crate::proof::PROOF_SKEW)
                                 .max()
                                 .unwrap_or(now);
+                            // and STORE_SKEW more: a server sharing the store whose clock is behind still accepts
+                            // the token (or proof) that long after this server's clock says it expired
                             let keep = if single_use {
                                 f.expires_at.max(approved)
                             } else {
                                 fresh.max(approved)
-                            };
+                            }
+                            .saturating_add(STORE_SKEW);
                             out.keep_until = Some(keep);
                             out.keep_for = Some(keep.saturating_sub(now).max(1));
                         }
@@ -1986,6 +2031,11 @@ impl Guard {
             d.token_source = out.token_source.clone();
             d.cache_hit = cache_hit;
             message_context(&mut d, m);
+            let later_page = call
+                .params
+                .as_ref()
+                .and_then(|p| p.get("cursor"))
+                .is_some_and(|c| !c.is_null());
             msgs.push(Msg {
                 id: call.id,
                 method,
@@ -1993,6 +2043,7 @@ impl Guard {
                 decision: d,
                 answer,
                 answered,
+                later_page,
             });
         }
         // A dry run answers what the real call would: what the store holds for its nonces and quotas is read
@@ -2428,6 +2479,20 @@ impl Guard {
                                         o.insert(k.into(), v.clone());
                                     }
                                 }
+                                // a list answer as this token may see it, whatever the host recorded (hosts
+                                // filter after their handler, and record before)
+                                if let (Some(method), Some(result)) =
+                                    (m.method.as_deref(), o.get_mut("result"))
+                                {
+                                    if LIST_METHODS.contains(&method) {
+                                        *result = self.filter(
+                                            method,
+                                            result,
+                                            outcome.facts.as_ref(),
+                                            !m.later_page,
+                                        );
+                                    }
+                                }
                             }
                             m.answer = Some(r);
                             m.answered = true;
@@ -2614,20 +2679,92 @@ pub fn filter_resources(result: &Value, facts: &AuthorizedFacts, open: bool) -> 
 /// Advisory, like every list: each read is still decided on its URI.
 pub fn filter_resource_templates(result: &Value, facts: &AuthorizedFacts, open: bool) -> Value {
     filter_list_of(result, "resourceTemplates", |t| {
-        let Some(template) = t.get("uriTemplate").and_then(Value::as_str) else {
-            return false;
-        };
-        if facts.resources.is_empty() {
-            return open;
-        }
-        let fixed = template.split('{').next().unwrap_or("");
-        facts.resources.iter().all(|set| {
-            set.iter().any(|g| {
-                let p = literal_prefix(g);
-                fixed.starts_with(p) || p.starts_with(fixed)
-            })
+        t.get("uriTemplate")
+            .and_then(Value::as_str)
+            .is_some_and(|template| template_visible(facts, template, open))
+    })
+}
+
+/// Whether the token behind `facts` sees the resource template `template`
+/// (its fixed part before the first `{` and a granted pattern's literal
+/// prefix are one under the other; with no grant, only when the server
+/// opened resources): `resources/templates/list` shows it, and
+/// `completion/complete` completes its arguments.
+fn template_visible(facts: &AuthorizedFacts, template: &str, open: bool) -> bool {
+    if facts.resources.is_empty() {
+        return open;
+    }
+    let fixed = template.split('{').next().unwrap_or("");
+    facts.resources.iter().all(|set| {
+        set.iter().any(|g| {
+            let p = literal_prefix(g);
+            fixed.starts_with(p) || p.starts_with(fixed)
         })
     })
+}
+
+/// Whether the token behind `facts` may get the prompt `name` (granted by
+/// name; with no grant, only when the server opened prompts): `prompts/list`
+/// shows it, and `completion/complete` completes its arguments.
+fn prompt_visible(facts: &AuthorizedFacts, name: &str, open: bool) -> bool {
+    match &facts.prompts {
+        Some(names) => names.iter().any(|x| x == name),
+        None => open,
+    }
+}
+
+/// What a `completion/complete` completes (`params.ref`): a prompt or a
+/// resource template, or `invalid_request`.
+fn completion_ref(params: Option<&Value>) -> Result<(&'static str, &str)> {
+    let r = params.and_then(|p| p.get("ref"));
+    let field = |k: &str| {
+        r.and_then(|r| r.get(k))
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    };
+    let (kind, key) = match field("type") {
+        Some("ref/prompt") => ("prompt", "name"),
+        Some("ref/resource") => ("resource", "uri"),
+        _ => {
+            return Err(Error::invalid(
+                "completion/complete needs params.ref of type ref/prompt or ref/resource",
+            ))
+        }
+    };
+    field(key).map(|v| (kind, v)).ok_or_else(|| {
+        Error::invalid(format!(
+            "completion/complete of a {kind} needs params.ref.{key}"
+        ))
+    })
+}
+
+/// A `completion/complete` the token behind `facts` may make: it completes
+/// an argument of a prompt or resource template the token sees (as its
+/// lists show them), else completion would name what the token cannot read.
+fn check_completion(
+    params: Option<&Value>,
+    facts: &AuthorizedFacts,
+    options: &GuardOptions,
+) -> Result<()> {
+    let (kind, target) = completion_ref(params)?;
+    let check = |what: &str| format!("completion of a {what} the token does not see");
+    match kind {
+        "prompt" if !prompt_visible(facts, target, options.open_prompts) => {
+            Err(Error::PromptNotAllowed {
+                prompt: target.to_string(),
+                block: 0,
+                check: check("prompt"),
+            })
+        }
+        "resource" if !template_visible(facts, target, options.open_resources) => {
+            Err(Error::ResourceNotAllowed {
+                resource: target.to_string(),
+                block: 0,
+                check: check("resource template"),
+            })
+        }
+        _ => Ok(()),
+    }
 }
 
 /// A list answer as the token behind `facts` may see it: `resources/list`,
@@ -2662,10 +2799,7 @@ pub fn filter_prompts(result: &Value, facts: &AuthorizedFacts, open: bool) -> Va
     filter_list_of(result, "prompts", |p| {
         p.get("name")
             .and_then(Value::as_str)
-            .is_some_and(|n| match &facts.prompts {
-                Some(names) => names.iter().any(|x| x == n),
-                None => open,
-            })
+            .is_some_and(|n| prompt_visible(facts, n, open))
     })
 }
 

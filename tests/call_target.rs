@@ -52,8 +52,10 @@ fn message() -> impl Strategy<Value = Value> {
         ("[a-z]{1,6}", arguments()).prop_map(
             |(p, a)| json!({"method": "prompts/get", "params": {"name": p, "arguments": a}})
         ),
-        "(tools/list|resources/list|prompts/list|logging/setLevel|completion/complete)"
+        "(tools/list|resources/list|prompts/list|logging/setLevel)"
             .prop_map(|m| json!({"method": m, "params": {}})),
+        "[a-z]{1,6}".prop_map(|p| json!({"method": "completion/complete",
+            "params": {"ref": {"type": "ref/prompt", "name": p}, "argument": {"name": "a", "value": "b"}}})),
     ]
 }
 
