@@ -13,10 +13,20 @@
 //! came (its body unchanged), to the [`crate::Guarded`] handler behind it,
 //! which decides each message again and spends single-use tokens: this
 //! layer's guard checks revocation but spends nothing.
+//!
+//! The layer keeps the MCP sessions it saw opened (the core's session book,
+//! SCHEMA.md "Sessions"): a session is its opener's subject, bound from the
+//! session id of a successful `initialize` answer (never from an id a
+//! client names); a request naming it with another subject's token is
+//! `session_mismatch` (403), one naming a session the layer does not keep is
+//! 404 `invalid_request`, and a successful `DELETE` forgets it. The newest
+//! [`SESSIONS_KEPT`] are kept.
 
+use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -33,6 +43,61 @@ use crate::{header_map, McpVault, MemoryStore, Store};
 /// larger one is refused (400 `invalid_request`, `Connection: close`).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
+/// The MCP sessions an HTTP layer keeps at most (the oldest forgotten first:
+/// a request naming one then gets 404, and its client opens another).
+pub const SESSIONS_KEPT: usize = 10_000;
+
+/// The sessions a layer saw opened: each one's subject, oldest first.
+#[derive(Default)]
+struct Sessions {
+    subjects: HashMap<String, (String, u64)>,
+    order: BTreeMap<u64, String>,
+    next: u64,
+}
+
+impl Sessions {
+    fn subject(&self, id: &str) -> Option<String> {
+        self.subjects.get(id).map(|(s, _)| s.clone())
+    }
+
+    fn bind(&mut self, id: &str, subject: &str) {
+        self.forget(id);
+        if self.subjects.len() >= SESSIONS_KEPT {
+            if let Some((_, oldest)) = self.order.pop_first() {
+                self.subjects.remove(&oldest);
+            }
+        }
+        self.next += 1;
+        self.order.insert(self.next, id.to_string());
+        self.subjects
+            .insert(id.to_string(), (subject.to_string(), self.next));
+    }
+
+    fn forget(&mut self, id: &str) {
+        if let Some((_, seq)) = self.subjects.remove(id) {
+            self.order.remove(&seq);
+        }
+    }
+}
+
+/// The layer's sessions, shared by its services.
+type Book = Arc<Mutex<Sessions>>;
+
+fn book(b: &Book) -> std::sync::MutexGuard<'_, Sessions> {
+    // a panic elsewhere while the lock was held leaves a map that is still whole
+    b.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The session a request or an answer names (`Mcp-Session-Id`), if any.
+fn session_of(headers: &http::HeaderMap) -> Option<String> {
+    headers
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
 /// An error of a response body.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -45,6 +110,7 @@ pub type HttpResponse = http::Response<UnsyncBoxBody<Bytes, BoxError>>;
 pub struct HttpLayer<S = MemoryStore> {
     vault: McpVault<S>,
     max_body_bytes: usize,
+    sessions: Book,
 }
 
 impl<S> Clone for HttpLayer<S> {
@@ -52,6 +118,7 @@ impl<S> Clone for HttpLayer<S> {
         HttpLayer {
             vault: self.vault.clone(),
             max_body_bytes: self.max_body_bytes,
+            sessions: self.sessions.clone(),
         }
     }
 }
@@ -73,6 +140,7 @@ impl<S: Store> McpVault<S> {
         HttpLayer {
             vault: self.clone(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            sessions: Book::default(),
         }
     }
 
@@ -90,6 +158,7 @@ impl<T, S> Layer<T> for HttpLayer<S> {
             inner,
             vault: self.vault.clone(),
             max_body_bytes: self.max_body_bytes,
+            sessions: self.sessions.clone(),
         }
     }
 }
@@ -99,6 +168,7 @@ pub struct HttpGuard<T, S = MemoryStore> {
     inner: T,
     vault: McpVault<S>,
     max_body_bytes: usize,
+    sessions: Book,
 }
 
 impl<T: Clone, S> Clone for HttpGuard<T, S> {
@@ -107,6 +177,7 @@ impl<T: Clone, S> Clone for HttpGuard<T, S> {
             inner: self.inner.clone(),
             vault: self.vault.clone(),
             max_body_bytes: self.max_body_bytes,
+            sessions: self.sessions.clone(),
         }
     }
 }
@@ -136,10 +207,12 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let vault = self.vault.clone();
         let max = self.max_body_bytes;
+        let sessions = self.sessions.clone();
         Box::pin(async move {
             let (parts, body) = request.into_parts();
             let body = read(body, max).await;
-            let outcome = vault.decide_http(&parts, &body).await;
+            let subject = session_of(&parts.headers).and_then(|id| book(&sessions).subject(&id));
+            let outcome = vault.decide_http(&parts, &body, subject).await;
             if !outcome.allowed {
                 return Ok(refusal(&outcome, matches!(body, Err(BodyError::TooLarge))));
             }
@@ -147,21 +220,36 @@ where
             let response = inner
                 .call(http::Request::from_parts(parts, B::from(bytes)))
                 .await?;
+            // what the core said to keep or forget, once the server's answer succeeds
+            if response.status().as_u16() < 300 {
+                if let (Some(subject), Some(id)) =
+                    (&outcome.opens_session, session_of(response.headers()))
+                {
+                    book(&sessions).bind(&id, subject);
+                }
+                if let Some(id) = &outcome.ends_session {
+                    book(&sessions).forget(id);
+                }
+            }
             Ok(response.map(|b| b.map_err(Into::into).boxed_unsync()))
         })
     }
 }
 
 impl<S: Store> McpVault<S> {
-    /// The HTTP guard's outcome for a request (its body read, or why not).
+    /// The HTTP guard's outcome for a request (its body read, or why not), in
+    /// the session of `session_subject` when the layer keeps the one it names.
     async fn decide_http(
         &self,
         parts: &http::request::Parts,
         body: &Result<Bytes, BodyError>,
+        session_subject: Option<String>,
     ) -> Outcome {
         let mut input = GuardInput {
             http_method: Some(parts.method.to_string()),
             headers: header_map(&parts.headers),
+            session_book: true,
+            session_subject,
             ..GuardInput::default()
         };
         match body {

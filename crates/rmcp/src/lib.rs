@@ -517,9 +517,20 @@ impl<S: Store> McpVault<S> {
         };
         let (params, meta) = split_meta(outcome.forward.as_ref())?;
         context.meta = meta;
-        if let Some(token) = outcome.token.as_deref() {
-            if let Some(parts) = context.extensions.get_mut::<http::request::Parts>() {
+        if let Some(parts) = context.extensions.get_mut::<http::request::Parts>() {
+            if let Some(token) = outcome.token.as_deref() {
                 redact_headers(&mut parts.headers, token);
+            }
+            // the proof and approvals were this request's to spend: the handler sees neither (as Node and Python)
+            for name in [
+                mcpvault::guard::PROOF_HEADER,
+                mcpvault::guard::APPROVAL_HEADER,
+            ] {
+                if parts.headers.contains_key(name) {
+                    parts
+                        .headers
+                        .insert(name, http::HeaderValue::from_static(REDACTED));
+                }
             }
         }
         context.extensions.insert(facts);
@@ -543,17 +554,15 @@ impl<S: Store> McpVault<S> {
         let result = result?;
         // the core's one list rule (tools by name or through a mapped scope, the dry-run tool, resources,
         // templates, prompts), by this guard's options
-        let filtered = match method {
-            "tools/list" | "resources/list" | "resources/templates/list" | "prompts/list" => {
-                self.lock().filter(
-                    method,
-                    &result.to_json(),
-                    outcome.facts.as_ref(),
-                    first_page,
-                )
-            }
-            _ => return Ok(result),
-        };
+        if !mcpvault::guard::LIST_METHODS.contains(&method) {
+            return Ok(result);
+        }
+        let filtered = self.lock().filter(
+            method,
+            &result.to_json(),
+            outcome.facts.as_ref(),
+            first_page,
+        );
         R::from_json(filtered)
     }
 

@@ -497,6 +497,202 @@ async fn single_use_is_spent_behind_the_layer_and_revocation_refused_in_front() 
     assert!(a.challenge.unwrap().contains(r#"error="invalid_token""#));
 }
 
+/// An HTTP request with `token` (bearer) in the session `sid`: (status, body).
+async fn in_session(
+    verb: reqwest::Method,
+    url: &str,
+    token: &str,
+    sid: &str,
+    body: Option<String>,
+) -> Answer {
+    let mut r = reqwest::Client::new()
+        .request(verb, url)
+        .header("accept", "application/json, text/event-stream")
+        .header("authorization", format!("Bearer {token}"))
+        .header("mcp-session-id", sid);
+    if let Some(b) = body {
+        r = r.header("content-type", "application/json").body(b);
+    }
+    // an SSE GET that is allowed streams until the server ends it: its status is enough
+    let resp = r.send().await.unwrap();
+    if resp
+        .headers()
+        .get("content-type")
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"))
+    {
+        return Answer {
+            status: resp.status().as_u16(),
+            challenge: None,
+            connection: None,
+            content_type: None,
+            body: Value::Null,
+        };
+    }
+    answer(resp).await
+}
+
+#[tokio::test]
+async fn a_session_is_its_openers_subject() {
+    let t = http_tokens();
+    let s = serve(&t.keys.public_key, None).await;
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(9);
+    let mut grant = Grant::new(["db_query"], 3600, "auth-server", "agent-b");
+    grant.audience = Some(AUDIENCE.into());
+    let other = mcpvault::mint(&t.keys.private_key, &grant, now(), &mut rng).unwrap();
+    let opened = reqwest::Client::new()
+        .post(&s.url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("authorization", format!("Bearer {}", t.root))
+        .body(initialize())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(opened.status(), 200);
+    let sid = opened.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    drop(opened);
+    let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string();
+    let a = in_session(reqwest::Method::POST, &s.url, &t.root, &sid, Some(note)).await;
+    assert_eq!(a.status, 202, "{:?}", a.body);
+    // another subject's token naming the session: session_mismatch on every verb, nothing runs
+    let hijack = call("db_query", json!({"max_rows": 1}));
+    let a = in_session(reqwest::Method::POST, &s.url, &other, &sid, Some(hijack)).await;
+    assert_refused(&a, "session_mismatch", json!(7));
+    for verb in [reqwest::Method::GET, reqwest::Method::DELETE] {
+        let a = in_session(verb.clone(), &s.url, &other, &sid, None).await;
+        assert_refused(&a, "session_mismatch", Value::Null);
+    }
+    // a session the layer never saw opened: 404 invalid_request, decided (and reported) by the core
+    let before = s.decisions.lock().unwrap().len();
+    for i in 0..20 {
+        let made_up = format!("made-up-{i}");
+        let a = in_session(
+            reqwest::Method::POST,
+            &s.url,
+            &other,
+            &made_up,
+            Some(call("db_query", json!({}))),
+        )
+        .await;
+        assert_eq!(a.status, 404, "{:?}", a.body);
+        assert_eq!(a.body["error"]["data"]["code"], "invalid_request");
+        assert_eq!(a.body["error"]["code"], -32600);
+    }
+    let heard = s.decisions.lock().unwrap()[before..].to_vec();
+    assert_eq!(
+        heard,
+        vec![(false, Some("invalid_request".to_string()), 404); 20]
+    );
+    assert!(s.db.seen().iter().all(|x| x.method != "tools/call"));
+    // the opener's session is whole: its call runs, its DELETE ends it, and then it is unknown
+    let own = call("db_query", json!({"max_rows": 1}));
+    let a = in_session(
+        reqwest::Method::POST,
+        &s.url,
+        &t.root,
+        &sid,
+        Some(own.clone()),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{:?}", a.body);
+    let a = in_session(reqwest::Method::DELETE, &s.url, &t.root, &sid, None).await;
+    assert!(a.status < 300, "{}", a.status);
+    let a = in_session(reqwest::Method::POST, &s.url, &t.root, &sid, Some(own)).await;
+    assert_eq!(a.status, 404, "{:?}", a.body);
+    assert_eq!(
+        s.db.seen()
+            .iter()
+            .filter(|x| x.method == "tools/call")
+            .count(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn the_handler_sees_neither_the_proof_nor_the_token() {
+    let t = http_tokens();
+    let s = serve(&t.keys.public_key, None).await;
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(11);
+    let holder = mcpvault::keygen(&mut rng);
+    let mut grant = Grant::new(["db_query"], 3600, "auth-server", "agent-a");
+    grant.audience = Some(AUDIENCE.into());
+    grant.holder = Some(holder.public_key.clone());
+    let bound = mcpvault::mint(&t.keys.private_key, &grant, now(), &mut rng).unwrap();
+    let id = mcpvault::inspect(&bound)
+        .unwrap()
+        .revocation_ids
+        .last()
+        .cloned()
+        .unwrap();
+    let mut prove = |method: &str, name: Option<&str>, args: Value| {
+        mcpvault::proof::sign_call(
+            &holder.private_key,
+            &mcpvault::proof::Call {
+                token_id: &id,
+                method,
+                name,
+                arguments: args.as_object().unwrap(),
+                audience: Some(AUDIENCE),
+            },
+            now(),
+            &mut rng,
+        )
+        .unwrap()
+    };
+    let send = |proof: String, sid: Option<String>, body: String| {
+        let mut r = reqwest::Client::new()
+            .post(&s.url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("authorization", format!("Bearer {bound}"))
+            .header("x-mcpvault-proof", proof);
+        if let Some(sid) = sid {
+            r = r.header("mcp-session-id", sid);
+        }
+        r.body(body).send()
+    };
+    let opened = send(prove("initialize", None, json!({})), None, initialize())
+        .await
+        .unwrap();
+    assert_eq!(opened.status(), 200);
+    let sid = opened.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    drop(opened);
+    let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string();
+    let a = send(
+        prove("notifications/initialized", None, json!({})),
+        Some(sid.clone()),
+        note,
+    )
+    .await
+    .unwrap();
+    assert_eq!(a.status(), 202);
+    let args = json!({"max_rows": 1});
+    let proof = prove("tools/call", Some("db_query"), args.clone());
+    let a = send(proof.clone(), Some(sid), call("db_query", args))
+        .await
+        .unwrap();
+    assert_eq!(a.status(), 200);
+    let _ = a.text().await;
+    let seen: Vec<_> =
+        s.db.seen()
+            .into_iter()
+            .filter(|x| x.method == "tools/call")
+            .collect();
+    assert_eq!(seen.len(), 1);
+    let text = format!("{:?}", seen[0]);
+    assert!(!text.contains(&proof) && !text.contains(&bound), "{text}");
+    assert!(seen[0]
+        .headers
+        .iter()
+        .any(|(k, v)| k == "x-mcpvault-proof" && v == REDACTED));
+}
+
 #[tokio::test]
 async fn guard_http_wraps_a_service_for_nest_service() {
     let t = tokens();
