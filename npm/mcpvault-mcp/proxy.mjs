@@ -30,6 +30,10 @@ const CONFIG_KEYS = ["publicKey", "audience", "upstream", "downstream", "tokenEn
 // message while none of its requests waits for the upstream.
 const SESSIONS = { max: 100, perSubject: 10, idleSeconds: 1800 };
 
+// The most requests of one session (or of the stdio client) waiting for the upstream's answer: past it a request is
+// refused rate_limited, never queued (each waiting request holds its outcome, and over HTTP an open response).
+export const MAX_WAITING = 1000;
+
 /**
  * Reads and checks a proxy configuration (JSON). Relative `upstream.cwd` is resolved against the file's folder
  * (default: that folder). `publicKey` may be left out when MCPVAULT_PUBLIC_KEY is set.
@@ -244,13 +248,20 @@ export class Relay {
     if (forward == null) return;
     let sentId;
     if (isRequest(forward)) {
+      if (this.pending.size >= MAX_WAITING) {
+        const c = challenge(new McpVaultError("rate_limited", "rate limited: too many requests wait for the upstream"), { id: forward.id });
+        return this.down.send({ ...c.body, id: forward.id });
+      }
       sentId = `mcpvault-${++this.sent}`;
       this.pending.set(sentId, { id: forward.id, method: forward.method, outcome, request: forward });
       this.inFlight.set(forward.id, sentId);
       forward = { ...forward, id: sentId };
-    } else if (forward.method === "notifications/cancelled" && isObject(forward.params) && this.inFlight.has(forward.params.requestId)) {
+    } else if (forward.method === "notifications/cancelled") {
       // the client cancels its request: the upstream knows it by the proxy's id, and its answer (MCP servers send
-      // none after a cancel) is no longer awaited: nothing of the request is kept
+      // none after a cancel) is no longer awaited: nothing of the request is kept. A cancel of no request of this
+      // client's in flight goes nowhere: the upstream's ids are the proxy's, and a cancel naming one (they count up)
+      // would leave its request waiting forever, its session never idle
+      if (!isObject(forward.params) || !this.inFlight.has(forward.params.requestId)) return;
       const cancelled = this.inFlight.get(forward.params.requestId);
       this.inFlight.delete(forward.params.requestId);
       this.pending.delete(cancelled);
@@ -265,7 +276,7 @@ export class Relay {
       this.pending.delete(sentId);
       if (sent && this.inFlight.get(sent.id) === sentId) this.inFlight.delete(sent.id);
       this.fail(e);
-      return this.down.send({ jsonrpc: "2.0", id: sent?.id ?? null, error: { code: -32603, message: "internal error", data: { code: "internal_error", status: 500 } } });
+      return this.down.send({ ...INTERNAL_ERROR, id: sent?.id ?? null });
     }
   }
 
@@ -295,10 +306,17 @@ export class Relay {
       if (this.inFlight.get(sent.id) === message.id) this.inFlight.delete(sent.id);
       message = { ...message, id: sent.id };
       if (LISTS.has(sent.method) && "result" in message) {
-        // filtered with its own request's outcome; a list answer that cannot be filtered does not go out
-        message = isObject(message.result)
-          ? { ...message, result: this.policy.filterResult(sent.method, message.result, sent.outcome, sent.request) }
-          : { jsonrpc: "2.0", id: sent.id, error: { code: -32603, message: "internal error", data: { code: "internal_error", status: 500 } } };
+        // filtered with its own request's outcome; a list answer that cannot be filtered (not an object, nested too
+        // deeply to read) does not go out: the client gets internal_error, never silence
+        let filtered;
+        try {
+          filtered = isObject(message.result) ? this.policy.filterResult(sent.method, message.result, sent.outcome, sent.request) : undefined;
+        } catch (e) {
+          console.error("mcpvault-proxy: an upstream list answer could not be filtered:", e?.message ?? e);
+        }
+        message = filtered !== undefined
+          ? { ...message, result: filtered }
+          : { ...INTERNAL_ERROR, id: sent.id };
       }
       if (sent.outcome.call_key) {
         await this.policy.complete(sent.outcome, "error" in message ? { error: message.error } : responseOf(message.result));

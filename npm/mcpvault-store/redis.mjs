@@ -55,7 +55,12 @@ export class RedisStore {
       const entry = auditAppend(head ? JSON.parse(head) : null, record);
       const text = JSON.stringify(entry);
       const done = await this.redis.multi().rpush(`${P}audit`, text).set(`${P}audit:head`, text).exec();
-      if (done !== null) return entry;
+      if (done === null) continue; // the head moved: read it again
+      // EXEC answers each command's error in its slot (a key of another type): the entry was not written, and the
+      // guard refuses what it would have recorded
+      const failed = done.find(([e]) => e);
+      if (failed) throw new Error(`mcpvault-store: audit append failed: ${failed[0].message}`);
+      return entry;
     }
     throw new Error("mcpvault-store: audit append kept conflicting");
   }

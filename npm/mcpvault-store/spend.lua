@@ -7,7 +7,8 @@
 -- ARGV: call key, now, keep until (unix seconds, the guard's clock), retry window (seconds), n, m, probe (1: the
 -- nonces are only read, for a dry run), then per charge its max, amount, ttl and probe (4 m values; a probe charge is
 -- only read), then the token's revocation ids. Keys expire after (keep until - now) seconds (a charge: its ttl) on
--- Redis's clock: a skew between the two clocks cannot drop a spent nonce or a counter early.
+-- Redis's clock, and longer by as much as the guard's clock is ahead of Redis's (TIME: Redis 5 or later): neither a
+-- skew between the two clocks nor a guard whose clock jumped ahead can drop a spent nonce or a counter early.
 -- Returns {"revoked", id} | {"in_flight"} | {"done", response} | {"replayed", nonce key} |
 -- {"quota", charge index (from 1), used} | {"fresh" (nonces spent now) or "none", the nonce key a probe found spent
 -- or "", the first probe charge that would not fit (index from 1) or "0", its used}.
@@ -64,15 +65,17 @@ for j = 1, m do
   end
 end
 local spent = n > 0 and not probe
+-- how far the guard's clock is ahead of Redis's: keys live that much longer (never shorter)
+local ahead = math.max(now - tonumber(redis.call("TIME")[1]), 0)
 if spent then
-  local ttl = math.max(tonumber(ARGV[3]) - now, 1)
+  local ttl = math.max(tonumber(ARGV[3]) - now, 1) + ahead
   for i = 2, n + 1 do
     redis.call("SET", KEYS[i], ARGV[1] .. "|" .. ARGV[2], "EX", ttl)
   end
 end
 for j = 1, m do
   if used[j] then
-    redis.call("SET", KEYS[qbase + j], string.format("%.17g", used[j]), "EX", math.max(tonumber(ARGV[6 + 4 * j]), 1))
+    redis.call("SET", KEYS[qbase + j], string.format("%.17g", used[j]), "EX", math.max(tonumber(ARGV[6 + 4 * j]), 1) + ahead)
   end
 end
 if spent then return {"fresh", probed, probe_j, probe_used} end

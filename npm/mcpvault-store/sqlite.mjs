@@ -22,9 +22,10 @@ export class SqliteStore {
   constructor(db) {
     this.kind = "sqlite";
     this.db = db;
+    // the wait first: switching a new file to WAL takes a lock that another process opening it may hold
+    db.pragma("busy_timeout = 10000");
     db.pragma("journal_mode = WAL");
     db.pragma("synchronous = FULL");
-    db.pragma("busy_timeout = 10000");
     db.exec(SCHEMA);
     this.q = {
       revoke: db.prepare("INSERT OR IGNORE INTO mcpvault_revoked (id, revoked_at) VALUES (?, ?)"),

@@ -44,10 +44,11 @@ impl Store {
     pub fn open(spec: &str) -> Result<Store, String> {
         if let Some(file) = spec.strip_prefix("sqlite:") {
             let db = rusqlite::Connection::open(file).map_err(err)?;
-            db.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
-            db.pragma_update(None, "synchronous", "FULL").map_err(err)?;
+            // the wait first: switching a new file to WAL takes a lock that another process opening it may hold
             db.busy_timeout(std::time::Duration::from_secs(10))
                 .map_err(err)?;
+            db.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
+            db.pragma_update(None, "synchronous", "FULL").map_err(err)?;
             db.execute_batch(SCHEMA).map_err(err)?;
             Ok(Store::Sqlite(db))
         } else if spec.starts_with("redis://") || spec.starts_with("rediss://") {

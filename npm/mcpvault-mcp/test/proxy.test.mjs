@@ -328,3 +328,40 @@ test("the relay keeps nothing of a request the client cancelled or the upstream 
   assert.strictEqual(relay.waiting, 0);
   assert.deepStrictEqual([down.sent[0].id, down.sent[0].error.data.code], [6, "internal_error"]);
 });
+
+test("the relay: a cancel of no request of the client's is dropped; waiting requests are capped; an unfilterable list is answered", async () => {
+  const { Relay, MAX_WAITING } = await import("../proxy.mjs");
+  const transport = () => ({ sent: [], async start() {}, async close() {}, async send(m) { this.sent.push(m); } });
+  const down = transport();
+  const up = transport();
+  const policy = {
+    decide: async (m) => ({ allowed: true, answers: [], forward: m, facts: { subject: "s" } }),
+    filterResult: () => { throw new Error("nested too deeply"); },
+  };
+  const relay = new Relay(policy, down, up, undefined);
+  await relay.start();
+  await down.onmessage({ jsonrpc: "2.0", id: 2, method: "tools/call", params: { name: "slow", arguments: {} } });
+  const upstreamId = up.sent[0].id;
+  // the upstream's id of the client's own request (they count up): cancelling by it would leave the request waiting
+  for (const requestId of [upstreamId, "mcpvault-99", 3, null]) {
+    await down.onmessage({ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId } });
+  }
+  assert.strictEqual(up.sent.length, 1, "a cancel of no request of the client's reached the upstream");
+  assert.strictEqual(relay.waiting, 2);
+  await up.onmessage({ jsonrpc: "2.0", id: upstreamId, result: { content: [] } });
+  assert.strictEqual(relay.waiting, 0);
+  // past MAX_WAITING requests waiting for the upstream, a request is refused, typed
+  for (let i = 0; i < MAX_WAITING; i++) await down.onmessage({ jsonrpc: "2.0", id: 100 + i, method: "ping" });
+  assert.strictEqual(up.sent.length, 1 + MAX_WAITING);
+  await down.onmessage({ jsonrpc: "2.0", id: "one-more", method: "ping" });
+  assert.strictEqual(up.sent.length, 1 + MAX_WAITING);
+  const refused = down.sent.at(-1);
+  assert.deepStrictEqual([refused.id, refused.error.data.code, refused.error.code], ["one-more", "rate_limited", -32029]);
+  // a list answer the policy cannot filter: internal_error to the client, never silence
+  for (const m of up.sent.slice(1)) await up.onmessage({ jsonrpc: "2.0", id: m.id, result: {} });
+  await down.onmessage({ jsonrpc: "2.0", id: "list", method: "tools/list" });
+  await up.onmessage({ jsonrpc: "2.0", id: up.sent.at(-1).id, result: { tools: [] } });
+  const listed = down.sent.at(-1);
+  assert.deepStrictEqual([listed.id, listed.error?.data?.code], ["list", "internal_error"]);
+  assert.strictEqual(relay.waiting, 0);
+});

@@ -285,3 +285,35 @@ test("the memory store keeps the newest audit entries (the core's MEMORY_AUDIT_K
     assert.ok(kept[i].prev === kept[i - 1].hash && kept[i].seq === kept[i - 1].seq + 1, `link ${i}`);
   }
 });
+
+test("redis: a guard whose clock is ahead of Redis's keeps a spent nonce and a counter as long as Redis's clock needs", async () => {
+  // keys expire on Redis's clock: a guard an hour ahead that spent a token 2 s before (its) expiry must not let the
+  // key go after 2 s, or a server with a true clock runs the token again
+  const { store } = await freshStore("redis", redis.url);
+  const real = Math.floor(Date.now() / 1000);
+  const ahead = real + 3598;
+  const clocked = new MCPVault({ now: () => real });
+  const grant = { tools: ["db_query"], ttl: 3600, issuer: "auth-server", subject: "agent-a", singleUse: true,
+    rate: [{ tool: "db_query", max: 1, period: 86400 }] };
+  const once = clocked.mint(keys.privateKey, grant);
+  assert.strictEqual(code(await authorizeWithState(once, call(1), { publicKey: keys.publicKey, vault: clocked, store, now: ahead })), "allowed");
+  const ttls = [];
+  for (const key of await store.redis.keys("mcpvault:*")) {
+    if (/^mcpvault:(nonce|quota):/.test(key)) ttls.push([key.split(":")[1], await store.redis.ttl(key)]);
+  }
+  assert.deepStrictEqual([...new Set(ttls.map(([k]) => k))].sort(), ["nonce", "quota"], JSON.stringify(ttls));
+  // the nonce lives until the token's expiry (and the core's STORE_SKEW) on Redis's clock, the counter through its window
+  for (const [kind, ttl] of ttls) assert.ok(ttl >= 3598, `${kind} expires in ${ttl} s`);
+  await store.close();
+});
+
+test("redis: an audit append Redis refuses (the list key holds another type) refuses the request", async () => {
+  const { store } = await freshStore("redis", redis.url);
+  const opts = { publicKey: keys.publicKey, vault, store, now: NOW };
+  assert.strictEqual(code(await authorizeWithState(mint(), call(1), opts)), "allowed");
+  await store.redis.del("mcpvault:audit");
+  await store.redis.set("mcpvault:audit", "not a list");
+  const refused = await authorizeWithState(mint(), call(2), opts);
+  assert.strictEqual(code(refused), "internal_error");
+  await store.close();
+});

@@ -548,10 +548,9 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
   }
 
   /** An outcome's answer as a fetch `Response`: the refusal, or what the guard answered itself. */
-  function outcomeResponse(outcome) {
+  function outcomeResponse(outcome, batch) {
     const headers = { "Content-Type": "application/json", ...outcome.headers };
     if (!outcome.allowed) return new Response(JSON.stringify(outcome.response), { status: outcome.status, headers });
-    const batch = Array.isArray(outcome.forward) || outcome.answers.length > 1;
     return new Response(JSON.stringify(batch ? outcome.answers : outcome.answers[0]), { status: 200, headers });
   }
 
@@ -586,7 +585,9 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
     // a one-tool route's plain body is handed on as it came when the guard removed nothing from it (forward null)
     const plain = outcome.forward == null && outcome.answers.length === 0 && parts.body !== undefined ? JSON.parse(parts.body) : undefined;
     const out = { ok: true, facts: g.factsOf(outcome), token: outcome.token, body: outcome.forward ?? plain, outcome };
-    if (outcome.answers.length > 0 && outcome.forward == null) out.response = outcomeResponse(outcome);
+    // a batch is answered with an array (JSON-RPC 2.0), however few of its messages the guard answered
+    const batch = typeof parts.body === "string" && parts.body.trimStart().startsWith("[");
+    if (outcome.answers.length > 0 && outcome.forward == null) out.response = outcomeResponse(outcome, batch);
     return out;
   }
 

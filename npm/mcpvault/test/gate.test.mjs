@@ -155,6 +155,14 @@ test("authorizeFetch: the gate for fetch-style servers", async () => {
   assert.strictEqual(get.ok, true);
   const notUtf8 = await authorizeFetch(new Request("http://127.0.0.1/mcp", { method: "POST", body: new Uint8Array([0x7b, 0xff, 0x7d]) }), opts);
   assert.deepStrictEqual([notUtf8.response.status, notUtf8.outcome.decisions[0].message], [400, "invalid request: body is not UTF-8"]);
+  // a batch of one message the guard answers itself (the dry-run tool) is answered with an array of one answer
+  const dry = callMsg(CHECK_TOOL, { tool: "db_query" }, { token });
+  const one = await authorizeFetch(post([dry]), { ...opts, checkTool: true });
+  assert.strictEqual(one.ok, true);
+  const answered = await one.response.json();
+  assert.ok(Array.isArray(answered) && answered.length === 1, JSON.stringify(answered));
+  const alone = await (await authorizeFetch(post(dry), { ...opts, checkTool: true })).response.json();
+  assert.ok(!Array.isArray(alone) && alone.result !== undefined, JSON.stringify(alone));
 });
 
 test("authorizeFetch stops reading a body at maxBodyBytes; toolDefinitions is read only when a pinned call needs it", async () => {
