@@ -77,14 +77,15 @@ use mcpvault::state::{StoreAnswer, StoreAsk};
 #[allow(deprecated)] // logging/setLevel (SEP-2577): still served
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams,
-    CancelledNotificationParam, CompleteRequestParams, CompleteResult, CustomNotification,
-    CustomRequest, CustomResult, DiscoverResult, ErrorCode, GetPromptRequestParams,
-    GetPromptResponse, GetPromptResult, GetTaskParams, GetTaskResult, InitializeRequestParams,
-    InitializeResult, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
-    ListToolsResult, NotificationMetaObject, PaginatedRequestParams, ProgressNotificationParam,
-    ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
-    RequestMetaObject, ServerConfig, SetLevelRequestParams, SubscribeRequestParams,
-    SubscriptionFilter, Tool, ToolsCapability, UnsubscribeRequestParams, UpdateTaskParams,
+    CancelledNotificationParam, CompleteRequestParams, CompleteResult, CreateTaskResult,
+    CustomNotification, CustomRequest, CustomResult, DiscoverResult, ErrorCode,
+    GetPromptRequestParams, GetPromptResponse, GetPromptResult, GetTaskParams, GetTaskResult,
+    InitializeRequestParams, InitializeResult, InputRequiredResult, ListPromptsResult,
+    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, NotificationMetaObject,
+    PaginatedRequestParams, ProgressNotificationParam, ProtocolVersion, ReadResourceRequestParams,
+    ReadResourceResponse, ReadResourceResult, RequestMetaObject, ServerConfig,
+    SetLevelRequestParams, SubscribeRequestParams, SubscriptionFilter, Tool, ToolsCapability,
+    UnsubscribeRequestParams, UpdateTaskParams,
 };
 use rmcp::service::{NotificationContext, RequestContext, RoleServer};
 use rmcp::{ErrorData, ServerHandler};
@@ -521,17 +522,7 @@ impl<S: Store> McpVault<S> {
             if let Some(token) = outcome.token.as_deref() {
                 redact_headers(&mut parts.headers, token);
             }
-            // the proof and approvals were this request's to spend: the handler sees neither (as Node and Python)
-            for name in [
-                mcpvault::guard::PROOF_HEADER,
-                mcpvault::guard::APPROVAL_HEADER,
-            ] {
-                if parts.headers.contains_key(name) {
-                    parts
-                        .headers
-                        .insert(name, http::HeaderValue::from_static(REDACTED));
-                }
-            }
+            redact_credentials(&mut parts.headers);
         }
         context.extensions.insert(facts);
         Ok(Admitted::Run {
@@ -756,6 +747,42 @@ fn header_map(headers: &http::HeaderMap) -> BTreeMap<String, String> {
     out
 }
 
+/// The proof and approval headers replaced whole by [`REDACTED`]: they were
+/// the request's to spend, and the handler sees neither (as Node and Python).
+fn redact_credentials(headers: &mut http::HeaderMap) {
+    for name in [
+        mcpvault::guard::PROOF_HEADER,
+        mcpvault::guard::APPROVAL_HEADER,
+    ] {
+        if headers.contains_key(name) {
+            headers.insert(name, http::HeaderValue::from_static(REDACTED));
+        }
+    }
+}
+
+/// What a path the guard does not decide (the lifecycle, the protocol's own
+/// notifications) hands the handler: the HTTP request's parts without the
+/// token (found as the guard finds it), the proof or the approvals, and a
+/// `_meta` without them.
+fn scrub(extensions: &mut rmcp::model::Extensions, meta: &mut serde_json::Map<String, Value>) {
+    if let Some(parts) = extensions.get_mut::<http::request::Parts>() {
+        let input = GuardInput {
+            headers: header_map(&parts.headers),
+            ..GuardInput::default()
+        };
+        if let Some((token, _)) = mcpvault::guard::find_token(&input) {
+            redact_headers(&mut parts.headers, &token);
+        }
+        redact_credentials(&mut parts.headers);
+    }
+    for key in mcpvault::guard::META_KEYS.into_iter().chain([
+        mcpvault::guard::PROOF_META_KEY,
+        mcpvault::guard::APPROVALS_META_KEY,
+    ]) {
+        meta.remove(key);
+    }
+}
+
 /// Every header value holding `token` with it replaced by [`REDACTED`].
 fn redact_headers(headers: &mut http::HeaderMap, token: &str) {
     let needle = token.as_bytes();
@@ -836,10 +863,11 @@ serde_reply!(
     CustomResult
 );
 
-/// The responses with an intermediate result (MRTR, tasks): the guard's own
-/// answers are always complete results.
+/// The responses with an intermediate result (MRTR, tasks): a recorded
+/// response (a retry's) is read back as what it was, by its `resultType`
+/// (each variant's type takes only its own).
 macro_rules! response_reply {
-    ($t:ident, $complete:ty, $($variant:ident),*) => {
+    ($t:ident, $($variant:ident($inner:ty)),*) => {
         impl Reply for $t {
             fn to_json(&self) -> Value {
                 match self {
@@ -849,9 +877,14 @@ macro_rules! response_reply {
                 }
             }
             fn from_json(v: Value) -> Result<Self, ErrorData> {
-                serde_json::from_value::<$complete>(v)
-                    .map($t::Complete)
-                    .map_err(internal)
+                let mut errors = Vec::new();
+                $(
+                    match serde_json::from_value::<$inner>(v.clone()) {
+                        Ok(x) => return Ok($t::$variant(x)),
+                        Err(e) => errors.push(e.to_string()),
+                    }
+                )*
+                Err(internal(errors.join("; ")))
             }
         }
     };
@@ -859,31 +892,35 @@ macro_rules! response_reply {
 
 response_reply!(
     CallToolResponse,
-    CallToolResult,
-    Complete,
-    InputRequired,
-    Task
+    Complete(CallToolResult),
+    InputRequired(InputRequiredResult),
+    Task(CreateTaskResult)
 );
-response_reply!(GetPromptResponse, GetPromptResult, Complete, InputRequired);
+response_reply!(
+    GetPromptResponse,
+    Complete(GetPromptResult),
+    InputRequired(InputRequiredResult)
+);
 response_reply!(
     ReadResourceResponse,
-    ReadResourceResult,
-    Complete,
-    InputRequired
+    Complete(ReadResourceResult),
+    InputRequired(InputRequiredResult)
 );
 
 #[allow(deprecated)]
 impl<H: ServerHandler, S: Store> ServerHandler for Guarded<H, S> {
     // the lifecycle: not guarded (nothing can carry a token yet)
-    async fn ping(&self, context: RequestContext<RoleServer>) -> Result<(), ErrorData> {
+    async fn ping(&self, mut context: RequestContext<RoleServer>) -> Result<(), ErrorData> {
+        scrub(&mut context.extensions, &mut context.meta.0 .0);
         self.inner.ping(context).await
     }
 
     async fn initialize(
         &self,
         request: InitializeRequestParams,
-        context: RequestContext<RoleServer>,
+        mut context: RequestContext<RoleServer>,
     ) -> Result<InitializeResult, ErrorData> {
+        scrub(&mut context.extensions, &mut context.meta.0 .0);
         let result = self.inner.initialize(request, context).await?;
         Ok(self.with_check_tool(result))
     }
@@ -902,8 +939,9 @@ impl<H: ServerHandler, S: Store> ServerHandler for Guarded<H, S> {
 
     async fn discover(
         &self,
-        context: RequestContext<RoleServer>,
+        mut context: RequestContext<RoleServer>,
     ) -> Result<DiscoverResult, ErrorData> {
+        scrub(&mut context.extensions, &mut context.meta.0 .0);
         self.inner.discover(context).await
     }
 
@@ -1204,24 +1242,28 @@ impl<H: ServerHandler, S: Store> ServerHandler for Guarded<H, S> {
     async fn on_cancelled(
         &self,
         notification: CancelledNotificationParam,
-        context: NotificationContext<RoleServer>,
+        mut context: NotificationContext<RoleServer>,
     ) {
+        scrub(&mut context.extensions, &mut context.meta.0 .0);
         self.inner.on_cancelled(notification, context).await
     }
 
     async fn on_progress(
         &self,
         notification: ProgressNotificationParam,
-        context: NotificationContext<RoleServer>,
+        mut context: NotificationContext<RoleServer>,
     ) {
+        scrub(&mut context.extensions, &mut context.meta.0 .0);
         self.inner.on_progress(notification, context).await
     }
 
-    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+    async fn on_initialized(&self, mut context: NotificationContext<RoleServer>) {
+        scrub(&mut context.extensions, &mut context.meta.0 .0);
         self.inner.on_initialized(context).await
     }
 
-    async fn on_roots_list_changed(&self, context: NotificationContext<RoleServer>) {
+    async fn on_roots_list_changed(&self, mut context: NotificationContext<RoleServer>) {
+        scrub(&mut context.extensions, &mut context.meta.0 .0);
         self.inner.on_roots_list_changed(context).await
     }
 
@@ -1269,6 +1311,40 @@ impl<H: ServerHandler, S: Store> ServerHandler for Guarded<H, S> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn a_recorded_intermediate_response_reads_back_as_what_it_was() {
+        // a retry of a single-use call is answered with its recorded response: a task or an input request too
+        let task = rmcp::model::Task::new(
+            "t-1",
+            rmcp::model::TaskStatus::Working,
+            "2026-12-01T00:00:00Z",
+            "2026-12-01T00:00:00Z",
+        );
+        let sent = CallToolResponse::Task(CreateTaskResult::new(task));
+        let back = CallToolResponse::from_json(sent.to_json()).unwrap();
+        assert!(matches!(back, CallToolResponse::Task(ref t) if t.task.task_id == "t-1"));
+        let ask = InputRequiredResult::new(None, Some("state-1".into()));
+        for sent in [
+            CallToolResponse::InputRequired(ask.clone()),
+            CallToolResponse::Complete(CallToolResult::success(Vec::new())),
+        ] {
+            let json = sent.to_json();
+            assert_eq!(
+                CallToolResponse::from_json(json.clone()).unwrap().to_json(),
+                json
+            );
+        }
+        let prompt = GetPromptResponse::InputRequired(ask);
+        assert_eq!(
+            GetPromptResponse::from_json(prompt.to_json())
+                .unwrap()
+                .to_json(),
+            prompt.to_json()
+        );
+        // what none of them is: an internal error, never a panic
+        assert!(CallToolResponse::from_json(json!({"resultType": "other"})).is_err());
+    }
 
     #[test]
     fn the_message_is_rebuilt_with_its_meta() {

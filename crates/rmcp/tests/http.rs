@@ -687,6 +687,22 @@ async fn the_handler_sees_neither_the_proof_nor_the_token() {
     assert_eq!(seen.len(), 1);
     let text = format!("{:?}", seen[0]);
     assert!(!text.contains(&proof) && !text.contains(&bound), "{text}");
+    // nor does the initialize handler, which the guard does not decide in the handler (the layer did, in front)
+    let inits = s.db.inits.lock().unwrap().clone();
+    assert_eq!(inits.len(), 1);
+    let text = format!("{:?}", inits[0]);
+    assert!(
+        !text.contains(&bound) && !text.contains("x-mcpvault-proof\", \"ey"),
+        "{text}"
+    );
+    assert!(inits[0]
+        .headers
+        .iter()
+        .any(|(k, v)| k == "authorization" && *v == format!("Bearer {REDACTED}")));
+    assert!(inits[0]
+        .headers
+        .iter()
+        .any(|(k, v)| k == "x-mcpvault-proof" && v == REDACTED));
     assert!(seen[0]
         .headers
         .iter()

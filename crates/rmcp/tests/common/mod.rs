@@ -31,6 +31,8 @@ pub struct Seen {
 #[derive(Clone, Default)]
 pub struct Db {
     pub seen: Arc<Mutex<Vec<Seen>>>,
+    /// What the initialize handler (not decided by the guard) was handed.
+    pub inits: Arc<Mutex<Vec<Seen>>>,
     /// The next tools/call response (`{"result": …}` or `{"error": …}`).
     pub respond: Arc<Mutex<Option<Value>>>,
 }
@@ -41,6 +43,13 @@ impl Db {
     }
 
     fn see(&self, method: &str, params: Value, context: &RequestContext<RoleServer>) {
+        self.seen
+            .lock()
+            .unwrap()
+            .push(Self::seen_of(method, params, context));
+    }
+
+    fn seen_of(method: &str, params: Value, context: &RequestContext<RoleServer>) -> Seen {
         let headers = context
             .extensions
             .get::<http::request::Parts>()
@@ -51,7 +60,7 @@ impl Db {
                     .collect()
             })
             .unwrap_or_default();
-        self.seen.lock().unwrap().push(Seen {
+        Seen {
             method: method.into(),
             params,
             meta: serde_json::to_value(&context.meta).unwrap(),
@@ -60,7 +69,7 @@ impl Db {
                 .get::<AuthorizedFacts>()
                 .map(|f| f.subject.clone()),
             headers,
-        });
+        }
     }
 }
 
@@ -70,6 +79,19 @@ fn from<T: serde::de::DeserializeOwned>(v: Value) -> T {
 
 #[allow(deprecated)]
 impl ServerHandler for Db {
+    async fn initialize(
+        &self,
+        request: rmcp::model::InitializeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::InitializeResult, ErrorData> {
+        self.inits
+            .lock()
+            .unwrap()
+            .push(Self::seen_of("initialize", json!({}), &context));
+        context.peer.set_peer_info(request.clone());
+        self.negotiate_initialize(&request)
+    }
+
     fn get_info(&self) -> ServerConfig {
         let mut info = ServerConfig::default();
         info.capabilities = from(json!({
