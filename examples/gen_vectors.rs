@@ -213,6 +213,40 @@ impl Gen {
         attenuate(token, r, NOW, &mut self.rng).unwrap().token
     }
 
+    /// A token of `tools` bound to a new holder key: (the holder's keys, the
+    /// token, the id a proof names it by: its last revocation id).
+    fn holder_bound(&mut self, tools: &[&str]) -> (mcpvault::KeyPairHex, String, String) {
+        let holder = mcpvault::keygen(&mut self.rng);
+        let token = self.mint(&Grant {
+            holder: Some(holder.public_key.clone()),
+            ..grant(tools, 3600)
+        });
+        let id = inspect(&token)
+            .unwrap()
+            .revocation_ids
+            .last()
+            .cloned()
+            .unwrap();
+        (holder, token, id)
+    }
+
+    /// The holder's proof of a call (no audience), signed at `at`.
+    fn prove(
+        &mut self,
+        (holder, token_id): (&mcpvault::KeyPairHex, &str),
+        (method, name, arguments): (&str, Option<&str>, &Value),
+        at: u64,
+    ) -> String {
+        let call = mcpvault::proof::Call {
+            token_id,
+            method,
+            name,
+            arguments: arguments.as_object().unwrap(),
+            audience: None,
+        };
+        mcpvault::proof::sign_call(&holder.private_key, &call, at, &mut self.rng).unwrap()
+    }
+
     /// Appends a hand-written block with biscuit-auth directly.
     fn raw_block(&mut self, token: &str, code: &str) -> String {
         self.append_block(token, BlockBuilder::new().code(code).unwrap())
@@ -2843,31 +2877,13 @@ fn step_up_cases(g: &mut Gen) {
     );
     // a proof signed 5 s ahead of the server's clock is fresh until 65 s after that clock: its spend is kept until
     // the second after (the stores sweep what is due), so it cannot be used again at its last fresh second
-    let holder = mcpvault::keygen(&mut g.rng);
-    let bound = g.mint(&Grant {
-        holder: Some(holder.public_key.clone()),
-        ..grant(&["db_query"], 3600)
-    });
-    let bound_id = inspect(&bound)
-        .unwrap()
-        .revocation_ids
-        .last()
-        .cloned()
-        .unwrap();
+    let (holder, bound, bound_id) = g.holder_bound(&["db_query"]);
     let sql = json!({"sql": "select 1"});
-    let ahead = mcpvault::proof::sign_call(
-        &holder.private_key,
-        &mcpvault::proof::Call {
-            token_id: &bound_id,
-            method: "tools/call",
-            name: Some("db_query"),
-            arguments: sql.as_object().unwrap(),
-            audience: None,
-        },
+    let ahead = g.prove(
+        (&holder, &bound_id),
+        ("tools/call", Some("db_query"), &sql),
         NOW + 5,
-        &mut g.rng,
-    )
-    .unwrap();
+    );
     let proved = |id: i64| {
         json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
             "params": {"name": "db_query", "arguments": sql, "_meta": {"mcpvault/proof": ahead}}})
@@ -3079,31 +3095,8 @@ fn step_up_cases(g: &mut Gen) {
     );
     // a retry of a list request that spent a proof gets its recorded answer as the token may see it (hosts record
     // the handler's whole list, before they filter it)
-    let holder = mcpvault::keygen(&mut g.rng);
-    let bound = g.mint(&Grant {
-        holder: Some(holder.public_key.clone()),
-        ..grant(&["db_query"], 3600)
-    });
-    let bound_id = inspect(&bound)
-        .unwrap()
-        .revocation_ids
-        .last()
-        .cloned()
-        .unwrap();
-    let none = serde_json::Map::new();
-    let list_proof = mcpvault::proof::sign_call(
-        &holder.private_key,
-        &mcpvault::proof::Call {
-            token_id: &bound_id,
-            method: "tools/list",
-            name: None,
-            arguments: &none,
-            audience: None,
-        },
-        NOW,
-        &mut g.rng,
-    )
-    .unwrap();
+    let (holder, bound, bound_id) = g.holder_bound(&["db_query"]);
+    let list_proof = g.prove((&holder, &bound_id), ("tools/list", None, &json!({})), NOW);
     let listed = rpc(
         json!(5),
         "tools/list",

@@ -497,6 +497,23 @@ async fn single_use_is_spent_behind_the_layer_and_revocation_refused_in_front() 
     assert!(a.challenge.unwrap().contains(r#"error="invalid_token""#));
 }
 
+/// Opens a Streamable HTTP session with `headers` (the token's): its id.
+async fn open_session(url: &str, headers: &[(&str, String)]) -> String {
+    let mut r = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream");
+    for (k, v) in headers {
+        r = r.header(*k, v);
+    }
+    let opened = r.body(initialize()).send().await.unwrap();
+    assert_eq!(opened.status(), 200);
+    opened.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
 /// An HTTP request with `token` (bearer) in the session `sid`: (status, body).
 async fn in_session(
     verb: reqwest::Method,
@@ -539,21 +556,7 @@ async fn a_session_is_its_openers_subject() {
     let mut grant = Grant::new(["db_query"], 3600, "auth-server", "agent-b");
     grant.audience = Some(AUDIENCE.into());
     let other = mcpvault::mint(&t.keys.private_key, &grant, now(), &mut rng).unwrap();
-    let opened = reqwest::Client::new()
-        .post(&s.url)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("authorization", format!("Bearer {}", t.root))
-        .body(initialize())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(opened.status(), 200);
-    let sid = opened.headers()["mcp-session-id"]
-        .to_str()
-        .unwrap()
-        .to_string();
-    drop(opened);
+    let sid = open_session(&s.url, &[("authorization", format!("Bearer {}", t.root))]).await;
     let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string();
     let a = in_session(reqwest::Method::POST, &s.url, &t.root, &sid, Some(note)).await;
     assert_eq!(a.status, 202, "{:?}", a.body);
@@ -654,15 +657,14 @@ async fn the_handler_sees_neither_the_proof_nor_the_token() {
         }
         r.body(body).send()
     };
-    let opened = send(prove("initialize", None, json!({})), None, initialize())
-        .await
-        .unwrap();
-    assert_eq!(opened.status(), 200);
-    let sid = opened.headers()["mcp-session-id"]
-        .to_str()
-        .unwrap()
-        .to_string();
-    drop(opened);
+    let sid = open_session(
+        &s.url,
+        &[
+            ("authorization", format!("Bearer {bound}")),
+            ("x-mcpvault-proof", prove("initialize", None, json!({}))),
+        ],
+    )
+    .await;
     let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string();
     let a = send(
         prove("notifications/initialized", None, json!({})),
