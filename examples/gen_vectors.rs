@@ -3091,6 +3091,9 @@ fn step_up_cases(g: &mut Gen) {
             step(NOW, in_session(delete(&agent_b), "s-1", Some("agent-a")), Some("session_mismatch")),
             step(NOW, in_session(delete(&agent_a), "s-1", Some("agent-a")), None),
             step(NOW, bearer(&agent_a, init), None),
+            // an initialize notification (no id) opens nothing; a session id of a no-break space names a session
+            step(NOW, GuardInput { session_book: true, ..bearer(&agent_a, json!({"jsonrpc": "2.0", "method": "initialize", "params": {}}).to_string()) }, None),
+            step(NOW, in_session(bearer(&agent_a, list(5)), "\u{a0}", None), Some("invalid_request")),
         ],
     );
     // a retry of a list request that spent a proof gets its recorded answer as the token may see it (hosts record

@@ -511,38 +511,47 @@ struct SessionNote {
     /// The session a `DELETE` names.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     ends: Option<String>,
+    /// A POST (or a message without HTTP): an `initialize` request in it opens a session.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    may_open: bool,
 }
 
 impl SessionNote {
     /// The note for `input`, when its host keeps sessions.
     fn of(input: &GuardInput) -> Option<SessionNote> {
+        let verb = input.http_method.as_deref();
         input.session_book.then(|| SessionNote {
-            ends: input
-                .http_method
-                .as_deref()
+            ends: verb
                 .filter(|m| m.eq_ignore_ascii_case("DELETE"))
                 .and(session_header(input))
                 .map(str::to_string),
+            may_open: verb.map_or(true, |m| m.eq_ignore_ascii_case("POST")),
         })
     }
 
     /// Tells the host what to keep or forget: an allowed request's outcome.
     fn apply(self, outcome: &mut Outcome) {
         outcome.ends_session = self.ends;
+        // an initialize request (not a notification) the server runs
         outcome.opens_session = outcome
             .decisions
             .iter()
+            .filter(|_| self.may_open)
             .find(|d| {
-                d.allowed && !d.replayed_response && d.method.as_deref() == Some("initialize")
+                d.allowed
+                    && !d.replayed_response
+                    && d.request_id.is_some()
+                    && d.method.as_deref() == Some("initialize")
             })
             .and_then(|d| d.subject.clone());
     }
 }
 
-/// The session a request names (its `Mcp-Session-Id`, trimmed), if any.
+/// The session a request names (its `Mcp-Session-Id` without the spaces
+/// and tabs HTTP allows around a value, as hosts read it), if any.
 fn session_header(input: &GuardInput) -> Option<&str> {
     header(&input.headers, "mcp-session-id")
-        .map(str::trim)
+        .map(|v| v.trim_matches([' ', '\t']))
         .filter(|s| !s.is_empty())
 }
 

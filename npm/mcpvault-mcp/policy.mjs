@@ -148,7 +148,7 @@ export class Policy {
 
   /** `result` of tools/list with only the tools the outcome grants (and the dry-run tool on the first page). */
   filterTools(result, outcome, request) {
-    return this.guard.filterTools(result, outcome, request?.params?.cursor === undefined);
+    return this.guard.filterTools(result, outcome, request?.params?.cursor == null);
   }
 
   /** A list answer (tools, resources, resource templates, prompts) with only what the outcome grants. */

@@ -224,6 +224,11 @@ export class Relay {
   }
 
   async fromClient(message, extra) {
+    if (isRequest(message) && this.pending.size >= MAX_WAITING) {
+      // refused before it is decided: nothing of it is spent or counted
+      const c = challenge(new McpVaultError("rate_limited", "rate limited: too many requests wait for the upstream"), { id: message.id });
+      return this.down.send({ ...c.body, id: message.id });
+    }
     let outcome;
     const first = this.decided;
     if (first !== undefined && isRequest(message) && message.id === first.id && message.method === first.method) {
@@ -248,10 +253,6 @@ export class Relay {
     if (forward == null) return;
     let sentId;
     if (isRequest(forward)) {
-      if (this.pending.size >= MAX_WAITING) {
-        const c = challenge(new McpVaultError("rate_limited", "rate limited: too many requests wait for the upstream"), { id: forward.id });
-        return this.down.send({ ...c.body, id: forward.id });
-      }
       sentId = `mcpvault-${++this.sent}`;
       this.pending.set(sentId, { id: forward.id, method: forward.method, outcome, request: forward });
       this.inFlight.set(forward.id, sentId);

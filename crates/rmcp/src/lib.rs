@@ -595,7 +595,10 @@ impl<S: Store> McpVault<S> {
         match self.admit(method, json, &mut context, definitions).await? {
             Admitted::Answer(v) => R::from_json(v),
             Admitted::Run { params, outcome } => {
-                let first_page = params.as_ref().is_none_or(|p| !p.contains_key("cursor"));
+                let first_page = params
+                    .as_ref()
+                    .and_then(|p| p.get("cursor"))
+                    .is_none_or(Value::is_null);
                 let params = match params {
                     None if !had_params => None,
                     p => Some(

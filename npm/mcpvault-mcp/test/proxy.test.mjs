@@ -334,8 +334,9 @@ test("the relay: a cancel of no request of the client's is dropped; waiting requ
   const transport = () => ({ sent: [], async start() {}, async close() {}, async send(m) { this.sent.push(m); } });
   const down = transport();
   const up = transport();
+  let decided = 0;
   const policy = {
-    decide: async (m) => ({ allowed: true, answers: [], forward: m, facts: { subject: "s" } }),
+    decide: async (m) => { decided += 1; return { allowed: true, answers: [], forward: m, facts: { subject: "s" } }; },
     filterResult: () => { throw new Error("nested too deeply"); },
   };
   const relay = new Relay(policy, down, up, undefined);
@@ -353,8 +354,10 @@ test("the relay: a cancel of no request of the client's is dropped; waiting requ
   // past MAX_WAITING requests waiting for the upstream, a request is refused, typed
   for (let i = 0; i < MAX_WAITING; i++) await down.onmessage({ jsonrpc: "2.0", id: 100 + i, method: "ping" });
   assert.strictEqual(up.sent.length, 1 + MAX_WAITING);
+  const before = decided;
   await down.onmessage({ jsonrpc: "2.0", id: "one-more", method: "ping" });
   assert.strictEqual(up.sent.length, 1 + MAX_WAITING);
+  assert.strictEqual(decided, before, "refused after it was decided (and spent)");
   const refused = down.sent.at(-1);
   assert.deepStrictEqual([refused.id, refused.error.data.code, refused.error.code], ["one-more", "rate_limited", -32029]);
   // a list answer the policy cannot filter: internal_error to the client, never silence
