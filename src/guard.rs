@@ -281,11 +281,13 @@ pub struct Decision {
     /// never holds it (runners with a cache remove it before comparing).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub cache_hit: bool,
-    /// The prompt of a `prompts/get` (`params.name`, cut).
+    /// The prompt of a `prompts/get` (`params.name`, cut), or of a
+    /// `completion/complete` of a prompt (`params.ref.name`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompt: Option<String>,
     /// The resource URI of a `resources/read`, `resources/subscribe`,
-    /// `resources/unsubscribe` or `notifications/resources/updated` (cut).
+    /// `resources/unsubscribe` or `notifications/resources/updated` (cut), or
+    /// the template of a `completion/complete` of a resource (`params.ref.uri`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_uri: Option<String>,
     /// The `Mcp-Session-Id` header of the request (cut).
