@@ -81,8 +81,48 @@ function headerIn(headers, name) {
   return undefined;
 }
 
-/** The MCP sessions (Streamable HTTP) the middleware has seen opened, kept at most (the oldest forgotten first). */
+/** The MCP sessions (Streamable HTTP) the middleware has seen opened, kept at most (the oldest forgotten first); of
+ * them, at most SESSIONS_PER_SUBJECT of one subject (its own oldest forgotten first: one token's flood of initializes
+ * never pushes out other subjects' sessions). */
 const SESSIONS_KEPT = 10_000;
+const SESSIONS_PER_SUBJECT = 1_000;
+
+/** The sessions a middleware saw opened: each one's subject (what the core's session book says to keep and forget). */
+class SessionBook {
+  constructor(kept = SESSIONS_KEPT, perSubject = SESSIONS_PER_SUBJECT) {
+    this.kept = kept;
+    this.perSubject = perSubject;
+    this.subjects = new Map(); // session id -> subject, oldest first
+    this.held = new Map(); // subject -> how many of the kept sessions are its
+  }
+
+  has(sid) {
+    return this.subjects.has(sid);
+  }
+
+  get(sid) {
+    return this.subjects.get(sid);
+  }
+
+  forget(sid) {
+    const subject = this.subjects.get(sid);
+    if (subject === undefined) return;
+    this.subjects.delete(sid);
+    const n = this.held.get(subject) - 1;
+    if (n > 0) this.held.set(subject, n);
+    else this.held.delete(subject);
+  }
+
+  bind(sid, subject) {
+    if (typeof sid !== "string" || sid === "" || typeof subject !== "string") return;
+    this.forget(sid);
+    if ((this.held.get(subject) ?? 0) >= this.perSubject) {
+      for (const [k, s] of this.subjects) if (s === subject) { this.forget(k); break; }
+    } else if (this.subjects.size >= this.kept) this.forget(this.subjects.keys().next().value);
+    this.subjects.set(sid, subject);
+    this.held.set(subject, (this.held.get(subject) ?? 0) + 1);
+  }
+}
 
 /** Whether the request carries a body (Express 4's body parser sets `req.body = {}` even when it does not). */
 function hasContent(req) {
@@ -134,13 +174,7 @@ function createMcpVaultMiddleware(options) {
   // a session id read from a log takes no stream and ends no session. A request naming a session this middleware
   // did not see opened (or forgot: it keeps the newest SESSIONS_KEPT) is refused 404, as an unknown session is: the
   // client opens another. The core decides all this (sessionBook: SCHEMA.md, "Sessions"); this map only keeps.
-  const sessions = new Map();
-  function bind(sid, subject) {
-    if (typeof sid !== "string" || sid === "" || typeof subject !== "string") return;
-    sessions.delete(sid);
-    if (sessions.size >= SESSIONS_KEPT) sessions.delete(sessions.keys().next().value);
-    sessions.set(sid, subject);
-  }
+  const sessions = new SessionBook();
   let guard;
   try {
     guard = makeGuard(undefined);
@@ -220,7 +254,7 @@ function createMcpVaultMiddleware(options) {
     if (ends !== undefined) {
       // the session ends: forgotten once the server says so
       res.on("finish", () => {
-        if (res.statusCode < 300) sessions.delete(ends);
+        if (res.statusCode < 300) sessions.forget(ends);
       });
     }
     const opener = outcome.opens_session;
@@ -229,7 +263,7 @@ function createMcpVaultMiddleware(options) {
       const writeHead = res.writeHead;
       res.writeHead = function (status, ...rest) {
         res.writeHead = writeHead;
-        if (Number(status) < 300) bind(res.getHeader("mcp-session-id") ?? headerIn(rest.find((x) => typeof x === "object"), "mcp-session-id"), opener);
+        if (Number(status) < 300) sessions.bind(res.getHeader("mcp-session-id") ?? headerIn(rest.find((x) => typeof x === "object"), "mcp-session-id"), opener);
         return writeHead.call(this, status, ...rest);
       };
     }
@@ -305,4 +339,4 @@ function metricsHandler() {
   };
 }
 
-module.exports = { createMcpVaultMiddleware, metricsHandler };
+module.exports = { createMcpVaultMiddleware, metricsHandler, _SessionBook: SessionBook };

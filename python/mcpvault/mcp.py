@@ -256,8 +256,47 @@ def _header_map(headers: Any) -> Dict[str, str]:
     return {name: ", ".join(vs) for name, vs in values.items()}
 
 
-#: The MCP sessions' subjects an HTTP layer keeps at most (the oldest forgotten first).
+#: The MCP sessions' subjects an HTTP layer keeps at most (the oldest forgotten first); of them, at most
+#: _SESSIONS_PER_SUBJECT of one subject (its own oldest forgotten first: one token's flood of initializes never pushes
+#: out other subjects' sessions).
 _SESSIONS_KEPT = 10_000
+_SESSIONS_PER_SUBJECT = 1_000
+
+
+class _SessionBook:
+    """The sessions an HTTP layer saw opened: each one's subject (what the core's session book says to keep and
+    forget), the oldest first."""
+
+    def __init__(self, kept: int = _SESSIONS_KEPT, per_subject: int = _SESSIONS_PER_SUBJECT) -> None:
+        self.kept = kept
+        self.per_subject = per_subject
+        self.subjects: "collections.OrderedDict[str, str]" = collections.OrderedDict()
+        self.held: "collections.Counter[str]" = collections.Counter()
+
+    def __contains__(self, session_id: object) -> bool:
+        return session_id in self.subjects
+
+    def __getitem__(self, session_id: str) -> str:
+        return self.subjects[session_id]
+
+    def forget(self, session_id: str) -> None:
+        subject = self.subjects.pop(session_id, None)
+        if subject is not None:
+            self.held[subject] -= 1
+            if self.held[subject] <= 0:
+                del self.held[subject]
+
+    def bind(self, session_id: Any, subject: Any) -> None:
+        if not isinstance(session_id, str) or not session_id or not isinstance(subject, str):
+            return
+        self.forget(session_id)
+        if self.held[subject] >= self.per_subject:
+            # one subject's flood pushes out only its own oldest
+            self.forget(next(k for k, s in self.subjects.items() if s == subject))
+        elif len(self.subjects) >= self.kept:
+            self.forget(next(iter(self.subjects)))
+        self.subjects[session_id] = subject
+        self.held[subject] += 1
 
 
 def _route_path(scope: Dict[str, Any]) -> Any:
@@ -467,15 +506,7 @@ class McpVaultMiddleware:
         # decided with it, so another subject's token is session_mismatch, and one naming a session this layer did
         # not see opened (or forgot: it keeps the newest _SESSIONS_KEPT) is refused 404, as an unknown session is;
         # the core decides all this (session_book: SCHEMA.md, "Sessions"), this map only keeps
-        self._sessions: "collections.OrderedDict[str, str]" = collections.OrderedDict()
-
-    def _bind(self, session_id: Any, subject: Any) -> None:
-        if not isinstance(session_id, str) or not session_id or not isinstance(subject, str):
-            return
-        self._sessions.pop(session_id, None)
-        if len(self._sessions) >= _SESSIONS_KEPT:
-            self._sessions.popitem(last=False)
-        self._sessions[session_id] = subject
+        self._sessions = _SessionBook()
 
     async def __call__(self, scope: Dict[str, Any], receive: Callable[[], Awaitable[Dict[str, Any]]],
                        send: Callable[[Dict[str, Any]], Awaitable[None]]) -> None:
@@ -539,7 +570,7 @@ class McpVaultMiddleware:
 
             async def send(message: Dict[str, Any]) -> None:
                 if message.get("type") == "http.response.start" and int(message.get("status", 500)) < 300:
-                    self._sessions.pop(ends, None)
+                    self._sessions.forget(ends)
                 await answer_delete(message)
 
         opener = outcome.get("opens_session")
@@ -551,7 +582,7 @@ class McpVaultMiddleware:
                 if message.get("type") == "http.response.start" and int(message.get("status", 500)) < 300:
                     for k, v in message.get("headers", []):
                         if k.lower() == b"mcp-session-id":
-                            self._bind(v.decode("latin-1"), opener)
+                            self._sessions.bind(v.decode("latin-1"), opener)
                 await answer(message)
 
         body = raw if outcome.get("forward") is None else json.dumps(outcome["forward"]).encode()

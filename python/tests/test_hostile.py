@@ -856,3 +856,26 @@ def test_the_message_layer_alone_hands_the_handler_a_body_without_the_token(keys
         assert _rpc_code(r)[1] == "invalid_request" and ("admin_delete", "1") not in seen, r.text[:300]
     finally:
         servers.stop()
+
+
+def test_session_book_a_subjects_flood_pushes_out_only_its_own():
+    """The HTTP layer's session book: one subject's flood of initializes pushes out only its own sessions; a full book
+    forgets the oldest of all (what the core says to keep and forget is tested through HTTP above)."""
+    from mcpvault.mcp import _SessionBook
+    book = _SessionBook(100, 10)
+    book.bind("victim", "agent-a")
+    for i in range(1, 90):
+        book.bind(f"s-{i}", f"subject-{i % 20}")
+    for i in range(60):
+        book.bind(f"flood-{i}", "agent-z")
+    assert book["victim"] == "agent-a" and book["s-1"] == "subject-1"
+    assert "flood-49" not in book and book["flood-50"] == "agent-z"
+    assert len(book.subjects) == 100
+    book.bind("late", "agent-b")
+    assert "victim" not in book and book["late"] == "agent-b"
+    book.forget("late")
+    book.forget("never-bound")
+    assert sum(book.held.values()) == len(book.subjects) == 99
+    for sid, subject in [("", "s"), (None, "s"), ("x", None), (7, "s")]:
+        book.bind(sid, subject)
+    assert len(book.subjects) == 99

@@ -20,7 +20,8 @@
 //! client names); a request naming it with another subject's token is
 //! `session_mismatch` (403), one naming a session the layer does not keep is
 //! 404 `invalid_request`, and a successful `DELETE` forgets it. The newest
-//! [`SESSIONS_KEPT`] are kept.
+//! [`SESSIONS_KEPT`] are kept, at most [`SESSIONS_PER_SUBJECT`] of one
+//! subject.
 
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
@@ -47,11 +48,17 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 /// a request naming one then gets 404, and its client opens another).
 pub const SESSIONS_KEPT: usize = 10_000;
 
+/// Of them, at most this many of one subject (its own oldest forgotten
+/// first): one token's flood of `initialize`s never pushes out other
+/// subjects' sessions.
+pub const SESSIONS_PER_SUBJECT: usize = 1_000;
+
 /// The sessions a layer saw opened: each one's subject, oldest first.
 #[derive(Default)]
 struct Sessions {
     subjects: HashMap<String, (String, u64)>,
     order: BTreeMap<u64, String>,
+    held: HashMap<String, usize>,
     next: u64,
 }
 
@@ -62,20 +69,36 @@ impl Sessions {
 
     fn bind(&mut self, id: &str, subject: &str) {
         self.forget(id);
-        if self.subjects.len() >= SESSIONS_KEPT {
-            if let Some((_, oldest)) = self.order.pop_first() {
-                self.subjects.remove(&oldest);
-            }
+        let evict = if self.held.get(subject).copied().unwrap_or(0) >= SESSIONS_PER_SUBJECT {
+            // the subject's own oldest
+            self.order
+                .values()
+                .find(|k| self.subjects.get(*k).is_some_and(|(s, _)| s == subject))
+                .cloned()
+        } else if self.subjects.len() >= SESSIONS_KEPT {
+            self.order.values().next().cloned()
+        } else {
+            None
+        };
+        if let Some(oldest) = evict {
+            self.forget(&oldest);
         }
         self.next += 1;
         self.order.insert(self.next, id.to_string());
         self.subjects
             .insert(id.to_string(), (subject.to_string(), self.next));
+        *self.held.entry(subject.to_string()).or_default() += 1;
     }
 
     fn forget(&mut self, id: &str) {
-        if let Some((_, seq)) = self.subjects.remove(id) {
+        if let Some((subject, seq)) = self.subjects.remove(id) {
             self.order.remove(&seq);
+            if let Some(n) = self.held.get_mut(&subject) {
+                *n -= 1;
+                if *n == 0 {
+                    self.held.remove(&subject);
+                }
+            }
         }
     }
 }
@@ -306,4 +329,35 @@ fn refusal(outcome: &Outcome, close: bool) -> HttpResponse {
         *r.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
         r
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_subjects_flood_pushes_out_only_its_own_sessions() {
+        let mut book = Sessions::default();
+        book.bind("victim", "agent-a");
+        for i in 1..SESSIONS_KEPT - SESSIONS_PER_SUBJECT {
+            book.bind(&format!("s-{i}"), &format!("subject-{}", i % 20));
+        }
+        // one subject's flood past a full book: its own oldest go, never another's
+        for i in 0..SESSIONS_PER_SUBJECT + 50 {
+            book.bind(&format!("flood-{i}"), "agent-z");
+        }
+        assert_eq!(book.subject("victim").as_deref(), Some("agent-a"));
+        assert_eq!(book.subject("s-1").as_deref(), Some("subject-1"));
+        assert_eq!(book.subject("flood-49"), None);
+        assert_eq!(book.subject("flood-50").as_deref(), Some("agent-z"));
+        assert_eq!(book.subjects.len(), SESSIONS_KEPT);
+        assert_eq!(book.order.len(), SESSIONS_KEPT);
+        // a full book takes another subject's session by forgetting the oldest of all
+        book.bind("late", "agent-b");
+        assert_eq!(book.subject("victim"), None);
+        assert_eq!(book.subject("late").as_deref(), Some("agent-b"));
+        book.forget("late");
+        assert_eq!(book.subjects.len(), SESSIONS_KEPT - 1);
+        assert_eq!(book.held.values().sum::<usize>(), book.subjects.len());
+    }
 }
