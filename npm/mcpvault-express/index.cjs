@@ -93,7 +93,7 @@ class SessionBook {
     this.kept = kept;
     this.perSubject = perSubject;
     this.subjects = new Map(); // session id -> subject, oldest first
-    this.held = new Map(); // subject -> how many of the kept sessions are its
+    this.bySubject = new Map(); // subject -> its session ids, oldest first
   }
 
   has(sid) {
@@ -108,19 +108,20 @@ class SessionBook {
     const subject = this.subjects.get(sid);
     if (subject === undefined) return;
     this.subjects.delete(sid);
-    const n = this.held.get(subject) - 1;
-    if (n > 0) this.held.set(subject, n);
-    else this.held.delete(subject);
+    const own = this.bySubject.get(subject);
+    own.delete(sid);
+    if (own.size === 0) this.bySubject.delete(subject);
   }
 
   bind(sid, subject) {
     if (typeof sid !== "string" || sid === "" || typeof subject !== "string") return;
     this.forget(sid);
-    if ((this.held.get(subject) ?? 0) >= this.perSubject) {
-      for (const [k, s] of this.subjects) if (s === subject) { this.forget(k); break; }
-    } else if (this.subjects.size >= this.kept) this.forget(this.subjects.keys().next().value);
+    const own = this.bySubject.get(subject);
+    if (own !== undefined && own.size >= this.perSubject) this.forget(own.values().next().value);
+    else if (this.subjects.size >= this.kept) this.forget(this.subjects.keys().next().value);
     this.subjects.set(sid, subject);
-    this.held.set(subject, (this.held.get(subject) ?? 0) + 1);
+    if (!this.bySubject.has(subject)) this.bySubject.set(subject, new Set());
+    this.bySubject.get(subject).add(sid);
   }
 }
 

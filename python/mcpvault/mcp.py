@@ -271,7 +271,8 @@ class _SessionBook:
         self.kept = kept
         self.per_subject = per_subject
         self.subjects: "collections.OrderedDict[str, str]" = collections.OrderedDict()
-        self.held: "collections.Counter[str]" = collections.Counter()
+        # each subject's session ids, oldest first
+        self.by_subject: "Dict[str, collections.OrderedDict[str, None]]" = {}
 
     def __contains__(self, session_id: object) -> bool:
         return session_id in self.subjects
@@ -282,21 +283,23 @@ class _SessionBook:
     def forget(self, session_id: str) -> None:
         subject = self.subjects.pop(session_id, None)
         if subject is not None:
-            self.held[subject] -= 1
-            if self.held[subject] <= 0:
-                del self.held[subject]
+            own = self.by_subject[subject]
+            del own[session_id]
+            if not own:
+                del self.by_subject[subject]
 
     def bind(self, session_id: Any, subject: Any) -> None:
         if not isinstance(session_id, str) or not session_id or not isinstance(subject, str):
             return
         self.forget(session_id)
-        if self.held[subject] >= self.per_subject:
-            # one subject's flood pushes out only its own oldest
-            self.forget(next(k for k, s in self.subjects.items() if s == subject))
+        own = self.by_subject.get(subject)
+        if own is not None and len(own) >= self.per_subject:
+            # a subject at its most sessions loses its own oldest
+            self.forget(next(iter(own)))
         elif len(self.subjects) >= self.kept:
             self.forget(next(iter(self.subjects)))
         self.subjects[session_id] = subject
-        self.held[subject] += 1
+        self.by_subject.setdefault(subject, collections.OrderedDict())[session_id] = None
 
 
 def _route_path(scope: Dict[str, Any]) -> Any:

@@ -875,7 +875,7 @@ def test_session_book_a_subjects_flood_pushes_out_only_its_own():
     assert "victim" not in book and book["late"] == "agent-b"
     book.forget("late")
     book.forget("never-bound")
-    assert sum(book.held.values()) == len(book.subjects) == 99
+    assert sum(len(own) for own in book.by_subject.values()) == len(book.subjects) == 99
     for sid, subject in [("", "s"), (None, "s"), ("x", None), (7, "s")]:
         book.bind(sid, subject)
     assert len(book.subjects) == 99

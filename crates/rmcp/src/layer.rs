@@ -23,7 +23,7 @@
 //! [`SESSIONS_KEPT`] are kept, at most [`SESSIONS_PER_SUBJECT`] of one
 //! subject.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -58,7 +58,8 @@ pub const SESSIONS_PER_SUBJECT: usize = 1_000;
 struct Sessions {
     subjects: HashMap<String, (String, u64)>,
     order: BTreeMap<u64, String>,
-    held: HashMap<String, usize>,
+    /// Each subject's sessions (their places in `order`), oldest first.
+    by_subject: HashMap<String, BTreeSet<u64>>,
     next: u64,
 }
 
@@ -69,16 +70,14 @@ impl Sessions {
 
     fn bind(&mut self, id: &str, subject: &str) {
         self.forget(id);
-        let evict = if self.held.get(subject).copied().unwrap_or(0) >= SESSIONS_PER_SUBJECT {
-            // the subject's own oldest
-            self.order
-                .values()
-                .find(|k| self.subjects.get(*k).is_some_and(|(s, _)| s == subject))
-                .cloned()
-        } else if self.subjects.len() >= SESSIONS_KEPT {
-            self.order.values().next().cloned()
-        } else {
-            None
+        let own = self.by_subject.get(subject);
+        let evict = match own.and_then(|o| o.first()) {
+            // a subject at its most sessions loses its own oldest
+            Some(seq) if own.is_some_and(|o| o.len() >= SESSIONS_PER_SUBJECT) => {
+                self.order.get(seq).cloned()
+            }
+            _ if self.subjects.len() >= SESSIONS_KEPT => self.order.values().next().cloned(),
+            _ => None,
         };
         if let Some(oldest) = evict {
             self.forget(&oldest);
@@ -87,16 +86,19 @@ impl Sessions {
         self.order.insert(self.next, id.to_string());
         self.subjects
             .insert(id.to_string(), (subject.to_string(), self.next));
-        *self.held.entry(subject.to_string()).or_default() += 1;
+        self.by_subject
+            .entry(subject.to_string())
+            .or_default()
+            .insert(self.next);
     }
 
     fn forget(&mut self, id: &str) {
         if let Some((subject, seq)) = self.subjects.remove(id) {
             self.order.remove(&seq);
-            if let Some(n) = self.held.get_mut(&subject) {
-                *n -= 1;
-                if *n == 0 {
-                    self.held.remove(&subject);
+            if let Some(own) = self.by_subject.get_mut(&subject) {
+                own.remove(&seq);
+                if own.is_empty() {
+                    self.by_subject.remove(&subject);
                 }
             }
         }
@@ -358,6 +360,9 @@ mod tests {
         assert_eq!(book.subject("late").as_deref(), Some("agent-b"));
         book.forget("late");
         assert_eq!(book.subjects.len(), SESSIONS_KEPT - 1);
-        assert_eq!(book.held.values().sum::<usize>(), book.subjects.len());
+        assert_eq!(
+            book.by_subject.values().map(BTreeSet::len).sum::<usize>(),
+            book.subjects.len()
+        );
     }
 }

@@ -95,7 +95,10 @@ use serde_json::{json, Map, Value};
 
 mod layer;
 
-pub use layer::{BoxError, HttpGuard, HttpLayer, HttpResponse, DEFAULT_MAX_BODY_BYTES};
+pub use layer::{
+    BoxError, HttpGuard, HttpLayer, HttpResponse, DEFAULT_MAX_BODY_BYTES, SESSIONS_KEPT,
+    SESSIONS_PER_SUBJECT,
+};
 pub use mcpvault::guard::{GuardOptions, CHECK_TOOL};
 pub use mcpvault::AuthorizedFacts;
 
@@ -750,33 +753,55 @@ fn header_map(headers: &http::HeaderMap) -> BTreeMap<String, String> {
     out
 }
 
-/// The proof and approval headers replaced whole by [`REDACTED`]: they were
-/// the request's to spend, and the handler sees neither (as Node and Python).
+/// The proof, approval and token headers replaced whole by [`REDACTED`]:
+/// they were the request's to spend or present, and the handler sees none of
+/// them (as Node and Python).
 fn redact_credentials(headers: &mut http::HeaderMap) {
     for name in [
         mcpvault::guard::PROOF_HEADER,
         mcpvault::guard::APPROVAL_HEADER,
+        mcpvault::guard::TOKEN_HEADER,
     ] {
         if headers.contains_key(name) {
+            // every value of it (`insert` replaces them all)
             headers.insert(name, http::HeaderValue::from_static(REDACTED));
         }
     }
 }
 
 /// What a path the guard does not decide (the lifecycle, the protocol's own
-/// notifications) hands the handler: the HTTP request's parts without the
-/// token (found as the guard finds it), the proof or the approvals, and a
-/// `_meta` without them.
+/// notifications) hands the handler: the HTTP request's parts with every
+/// header that carries a credential replaced (each `X-MCPVault-Token`,
+/// proof and approval value whole, each `Authorization` value's credential:
+/// however many the client sent, and without searching other headers for
+/// text the client chose), and a `_meta` without the token, the proof or the
+/// approvals.
 fn scrub(extensions: &mut rmcp::model::Extensions, meta: &mut serde_json::Map<String, Value>) {
     if let Some(parts) = extensions.get_mut::<http::request::Parts>() {
-        let input = GuardInput {
-            headers: header_map(&parts.headers),
-            ..GuardInput::default()
-        };
-        if let Some((token, _)) = mcpvault::guard::find_token(&input) {
-            redact_headers(&mut parts.headers, &token);
-        }
         redact_credentials(&mut parts.headers);
+        let carried: Vec<http::HeaderValue> = parts
+            .headers
+            .get_all(http::header::AUTHORIZATION)
+            .iter()
+            .map(|v| {
+                let bearer = v
+                    .as_bytes()
+                    .get(..7)
+                    .is_some_and(|p| p.eq_ignore_ascii_case(b"bearer "));
+                if bearer {
+                    http::HeaderValue::from_str(&format!("Bearer {REDACTED}"))
+                        .unwrap_or(http::HeaderValue::from_static(REDACTED))
+                } else {
+                    http::HeaderValue::from_static(REDACTED)
+                }
+            })
+            .collect();
+        if !carried.is_empty() {
+            parts.headers.remove(http::header::AUTHORIZATION);
+            for v in carried {
+                parts.headers.append(http::header::AUTHORIZATION, v);
+            }
+        }
     }
     for key in mcpvault::guard::META_KEYS.into_iter().chain([
         mcpvault::guard::PROOF_META_KEY,
@@ -1295,10 +1320,11 @@ impl<H: ServerHandler, S: Store> ServerHandler for Guarded<H, S> {
             return;
         };
         context.meta = meta;
-        if let Some(token) = outcome.token.as_deref() {
-            if let Some(parts) = context.extensions.get_mut::<http::request::Parts>() {
+        if let Some(parts) = context.extensions.get_mut::<http::request::Parts>() {
+            if let Some(token) = outcome.token.as_deref() {
                 redact_headers(&mut parts.headers, token);
             }
+            redact_credentials(&mut parts.headers);
         }
         if let Some(facts) = outcome.facts {
             context.extensions.insert(facts);
@@ -1314,6 +1340,57 @@ impl<H: ServerHandler, S: Store> ServerHandler for Guarded<H, S> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn scrub_replaces_every_credential_header_and_nothing_else() {
+        let (mut parts, ()) = http::Request::builder()
+            .header("x-mcpvault-token", "tok-one")
+            .header("x-mcpvault-token", "tok-two")
+            .header("authorization", "Bearer tok-three")
+            .header("authorization", "Basic dXNlcg==")
+            .header("x-mcpvault-proof", "proof")
+            .header("x-mcpvault-approval", "approval")
+            .header("host", "example.test")
+            .header("x-forwarded-for", "10.0.0.1")
+            .body(())
+            .unwrap()
+            .into_parts();
+        parts
+            .headers
+            .insert("x-note", http::HeaderValue::from_static("e"));
+        let mut extensions = rmcp::model::Extensions::new();
+        extensions.insert(parts);
+        let mut meta = serde_json::Map::new();
+        for k in [
+            "token",
+            "mcpvault/token",
+            "mcpvault/proof",
+            "mcpvault/approvals",
+            "traceparent",
+        ] {
+            meta.insert(k.into(), json!("x"));
+        }
+        scrub(&mut extensions, &mut meta);
+        let parts = extensions.get::<http::request::Parts>().unwrap();
+        let all = |name: &str| -> Vec<&str> {
+            parts
+                .headers
+                .get_all(name)
+                .iter()
+                .map(|v| v.to_str().unwrap())
+                .collect()
+        };
+        let bearer = format!("Bearer {REDACTED}");
+        assert_eq!(all("x-mcpvault-token"), [REDACTED]);
+        assert_eq!(all("authorization"), [bearer.as_str(), REDACTED]);
+        assert_eq!(all("x-mcpvault-proof"), [REDACTED]);
+        assert_eq!(all("x-mcpvault-approval"), [REDACTED]);
+        // what the client chose is not searched for elsewhere: other headers stay as they came
+        assert_eq!(all("host"), ["example.test"]);
+        assert_eq!(all("x-forwarded-for"), ["10.0.0.1"]);
+        assert_eq!(all("x-note"), ["e"]);
+        assert_eq!(meta.keys().collect::<Vec<_>>(), ["traceparent"]);
+    }
 
     #[test]
     fn a_recorded_intermediate_response_reads_back_as_what_it_was() {

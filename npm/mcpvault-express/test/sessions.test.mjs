@@ -21,7 +21,7 @@ test("a subject's flood of sessions pushes out only its own; a full book forgets
   assert.strictEqual(book.get("late"), "agent-b");
   book.forget("late");
   book.forget("never-bound");
-  assert.strictEqual([...book.held.values()].reduce((a, b) => a + b, 0), book.subjects.size);
+  assert.strictEqual([...book.bySubject.values()].reduce((a, own) => a + own.size, 0), book.subjects.size);
   // nothing binds without an id and a subject
   for (const [sid, subject] of [["", "s"], [undefined, "s"], ["x", undefined], [7, "s"]]) book.bind(sid, subject);
   assert.strictEqual(book.subjects.size, 99);
