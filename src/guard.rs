@@ -534,11 +534,13 @@ impl SessionNote {
     /// Tells the host what to keep or forget: an allowed request's outcome.
     fn apply(self, outcome: &mut Outcome) {
         outcome.ends_session = self.ends;
+        if !self.may_open {
+            return;
+        }
         // an initialize request (not a notification) the server runs
         outcome.opens_session = outcome
             .decisions
             .iter()
-            .filter(|_| self.may_open)
             .find(|d| {
                 d.allowed
                     && !d.replayed_response
@@ -1329,8 +1331,8 @@ fn message_context(d: &mut Decision, m: &Value) {
             | "notifications/resources/updated",
         ) => d.resource_uri = text(params.and_then(|p| p.get("uri"))),
         Some(COMPLETION_METHOD) => match completion_ref(params) {
-            Ok(("prompt", name)) => d.prompt = Some(cut(name)),
-            Ok((_, template)) => d.resource_uri = Some(cut(template)),
+            Ok(Completes::Prompt(name)) => d.prompt = Some(cut(name)),
+            Ok(Completes::Template(uri)) => d.resource_uri = Some(cut(uri)),
             Err(_) => {}
         },
         _ => {}
@@ -2724,29 +2726,39 @@ fn prompt_visible(facts: &AuthorizedFacts, name: &str, open: bool) -> bool {
     }
 }
 
-/// What a `completion/complete` completes (`params.ref`): a prompt or a
-/// resource template, or `invalid_request`.
-fn completion_ref(params: Option<&Value>) -> Result<(&'static str, &str)> {
+/// What a `completion/complete` completes (`params.ref`).
+enum Completes<'a> {
+    /// An argument of this prompt (`ref/prompt`, `name`).
+    Prompt(&'a str),
+    /// An argument of this resource template (`ref/resource`, `uri`).
+    Template(&'a str),
+}
+
+/// What a `completion/complete` completes, or `invalid_request`.
+fn completion_ref(params: Option<&Value>) -> Result<Completes<'_>> {
     let r = params.and_then(|p| p.get("ref"));
     let field = |k: &str| {
         r.and_then(|r| r.get(k))
             .and_then(Value::as_str)
             .filter(|s| !s.is_empty())
     };
-    let (kind, key) = match field("type") {
-        Some("ref/prompt") => ("prompt", "name"),
-        Some("ref/resource") => ("resource", "uri"),
-        _ => {
-            return Err(Error::invalid(
-                "completion/complete needs params.ref of type ref/prompt or ref/resource",
-            ))
-        }
-    };
-    field(key).map(|v| (kind, v)).ok_or_else(|| {
+    let missing = |what: &str| {
         Error::invalid(format!(
-            "completion/complete of a {kind} needs params.ref.{key}"
+            "completion/complete of a {what} needs params.ref.{}",
+            if what == "prompt" { "name" } else { "uri" }
         ))
-    })
+    };
+    match field("type") {
+        Some("ref/prompt") => field("name")
+            .map(Completes::Prompt)
+            .ok_or_else(|| missing("prompt")),
+        Some("ref/resource") => field("uri")
+            .map(Completes::Template)
+            .ok_or_else(|| missing("resource")),
+        _ => Err(Error::invalid(
+            "completion/complete needs params.ref of type ref/prompt or ref/resource",
+        )),
+    }
 }
 
 /// A `completion/complete` the token behind `facts` may make: it completes
@@ -2757,19 +2769,18 @@ fn check_completion(
     facts: &AuthorizedFacts,
     options: &GuardOptions,
 ) -> Result<()> {
-    let (kind, target) = completion_ref(params)?;
     let check = |what: &str| format!("completion of a {what} the token does not see");
-    match kind {
-        "prompt" if !prompt_visible(facts, target, options.open_prompts) => {
+    match completion_ref(params)? {
+        Completes::Prompt(name) if !prompt_visible(facts, name, options.open_prompts) => {
             Err(Error::PromptNotAllowed {
-                prompt: target.to_string(),
+                prompt: name.to_string(),
                 block: 0,
                 check: check("prompt"),
             })
         }
-        "resource" if !template_visible(facts, target, options.open_resources) => {
+        Completes::Template(uri) if !template_visible(facts, uri, options.open_resources) => {
             Err(Error::ResourceNotAllowed {
-                resource: target.to_string(),
+                resource: uri.to_string(),
                 block: 0,
                 check: check("resource template"),
             })

@@ -82,8 +82,8 @@ function headerIn(headers, name) {
 }
 
 /** The MCP sessions (Streamable HTTP) the middleware has seen opened, kept at most (the oldest forgotten first); of
- * them, at most SESSIONS_PER_SUBJECT of one subject (its own oldest forgotten first: one token's flood of initializes
- * never pushes out other subjects' sessions). */
+ * them, at most SESSIONS_PER_SUBJECT of one subject (a subject holding that many loses its own oldest, so its further
+ * initializes push out no other subject's session). */
 const SESSIONS_KEPT = 10_000;
 const SESSIONS_PER_SUBJECT = 1_000;
 

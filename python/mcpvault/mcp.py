@@ -257,8 +257,8 @@ def _header_map(headers: Any) -> Dict[str, str]:
 
 
 #: The MCP sessions' subjects an HTTP layer keeps at most (the oldest forgotten first); of them, at most
-#: _SESSIONS_PER_SUBJECT of one subject (its own oldest forgotten first: one token's flood of initializes never pushes
-#: out other subjects' sessions).
+#: _SESSIONS_PER_SUBJECT of one subject (a subject holding that many loses its own oldest, so its further initializes
+#: push out no other subject's session).
 _SESSIONS_KEPT = 10_000
 _SESSIONS_PER_SUBJECT = 1_000
 

@@ -48,9 +48,9 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 /// a request naming one then gets 404, and its client opens another).
 pub const SESSIONS_KEPT: usize = 10_000;
 
-/// Of them, at most this many of one subject (its own oldest forgotten
-/// first): one token's flood of `initialize`s never pushes out other
-/// subjects' sessions.
+/// Of them, at most this many of one subject: a subject holding this many
+/// loses its own oldest, so its further `initialize`s push out no other
+/// subject's session.
 pub const SESSIONS_PER_SUBJECT: usize = 1_000;
 
 /// The sessions a layer saw opened: each one's subject, oldest first.
@@ -70,14 +70,15 @@ impl Sessions {
 
     fn bind(&mut self, id: &str, subject: &str) {
         self.forget(id);
-        let own = self.by_subject.get(subject);
-        let evict = match own.and_then(|o| o.first()) {
-            // a subject at its most sessions loses its own oldest
-            Some(seq) if own.is_some_and(|o| o.len() >= SESSIONS_PER_SUBJECT) => {
-                self.order.get(seq).cloned()
-            }
-            _ if self.subjects.len() >= SESSIONS_KEPT => self.order.values().next().cloned(),
-            _ => None,
+        // a subject at its most sessions loses its own oldest; else a full book, the oldest of all
+        let own = self
+            .by_subject
+            .get(subject)
+            .filter(|o| o.len() >= SESSIONS_PER_SUBJECT);
+        let evict = match own.and_then(BTreeSet::first) {
+            Some(seq) => self.order.get(seq).cloned(),
+            None if self.subjects.len() >= SESSIONS_KEPT => self.order.values().next().cloned(),
+            None => None,
         };
         if let Some(oldest) = evict {
             self.forget(&oldest);
