@@ -57,7 +57,7 @@ build: component python-native wasmtime-host npm
 	$(CARGO) build --release --bin mcpvault
 
 ## component: the WIT component, build/mcpvault.wasm (wasm32-wasip2, wasm-opt -Oz), copied into python/mcpvault/
-## with the store's schema.sql and spend.lua (shared with mcpvault-store and the CLI)
+## with the store's schema.sql, spend.lua and audit.lua (shared with mcpvault-store and the CLI)
 component: | tools-component
 	$(call rust-target,wasm32-wasip2)
 	scripts/patch-biscuit.sh
@@ -66,7 +66,7 @@ component: | tools-component
 	@mkdir -p build
 	$(PYTHON) scripts/opt-component.py $(COMPONENT_RAW) $(COMPONENT) $(WASM_OPT) $(WASM_OPT_FLAGS)
 	cp $(COMPONENT) python/mcpvault/mcpvault.wasm
-	cp npm/mcpvault-store/schema.sql npm/mcpvault-store/spend.lua python/mcpvault/
+	cp npm/mcpvault-store/schema.sql npm/mcpvault-store/spend.lua npm/mcpvault-store/audit.lua python/mcpvault/
 
 ## npm: npm/mcpvault (wasm-bindgen build of the core, ESM + CommonJS entries for Node)
 npm:
@@ -313,6 +313,6 @@ test-dist: dist $(HOSTS)
 
 clean:
 	$(CARGO) clean
-	rm -rf build crates/component/.build python/mcpvault/mcpvault.wasm python/mcpvault/schema.sql python/mcpvault/spend.lua \
+	rm -rf build crates/component/.build python/mcpvault/mcpvault.wasm python/mcpvault/schema.sql python/mcpvault/spend.lua python/mcpvault/audit.lua \
 		$(PY_NATIVE) \
 		npm/mcpvault/dist node_modules

@@ -1,6 +1,7 @@
 // The Redis store (ioredis), for fleets of servers: revocations in a set, each spent nonce a key written by one
 // Lua script (revocation checked first; all of a token's nonces or none, with an expiry at the token's), recorded
-// responses a key per call, the audit log a list whose head is appended under WATCH (a conflicting append retries).
+// responses a key per call, the audit log a list appended by a second script only while its head is the one the entry
+// was computed from (a conflicting append retries).
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { auditAppend, redisAnswer, redisCall, revocationId } from "mcpvault";
@@ -8,6 +9,8 @@ import { auditAppend, redisAnswer, redisCall, revocationId } from "mcpvault";
 const P = "mcpvault:";
 // The store's atomic step, shared with the CLI (crates/cli/src/store.rs) and Python: the one copy of the core's rules in Lua.
 const SPEND = readFileSync(new URL("./spend.lua", import.meta.url), "utf8");
+// The audit append: the entry and the head written together, only on the head the entry follows.
+const AUDIT = readFileSync(new URL("./audit.lua", import.meta.url), "utf8");
 
 export class RedisStore {
   /** Connects to `url` (redis://host:port[/db]). */
@@ -22,7 +25,8 @@ export class RedisStore {
     this.kind = "redis";
     this.redis = client;
     client.defineCommand("mcpvaultCheck", { lua: SPEND });
-    // WATCH belongs to the connection: appends of this process go one at a time.
+    client.defineCommand("mcpvaultAppend", { numberOfKeys: 2, lua: AUDIT });
+    // appends of this process go one at a time (each would otherwise retry on the other's head)
     this.appending = Promise.resolve();
   }
 
@@ -48,19 +52,13 @@ export class RedisStore {
   }
 
   async appendOnce(record) {
-    // Optimistic: read the head, compute the entry in the core, append if the head did not move.
+    // Optimistic: read the head, compute the entry in the core, append if the head did not move (audit.lua). A list
+    // key of another type is an error from the script, with nothing written: the guard refuses what it would record.
     for (let attempt = 0; attempt < 1000; attempt++) {
-      await this.redis.watch(`${P}audit:head`);
       const head = await this.redis.get(`${P}audit:head`);
       const entry = auditAppend(head ? JSON.parse(head) : null, record);
       const text = JSON.stringify(entry);
-      const done = await this.redis.multi().rpush(`${P}audit`, text).set(`${P}audit:head`, text).exec();
-      if (done === null) continue; // the head moved: read it again
-      // EXEC answers each command's error in its slot (a key of another type): the entry was not written, and the
-      // guard refuses what it would have recorded
-      const failed = done.find(([e]) => e);
-      if (failed) throw new Error(`mcpvault-store: audit append failed: ${failed[0].message}`);
-      return entry;
+      if ((await this.redis.mcpvaultAppend(`${P}audit`, `${P}audit:head`, head ?? "", text)) === 1) return entry;
     }
     throw new Error("mcpvault-store: audit append kept conflicting");
   }

@@ -216,7 +216,8 @@ class SqliteStore:
 
 class RedisStore:
     """Redis (``pip install mcpvault[redis]``): revocations in a set, spends by ``spend.lua`` in one atomic step,
-    the audit list's head appended under WATCH/MULTI (a conflicting append retries)."""
+    the audit list appended by ``audit.lua`` only while its head is the one the entry follows (a conflicting append
+    retries)."""
 
     kind = "redis"
 
@@ -229,6 +230,7 @@ class RedisStore:
         self._r = redis.Redis.from_url(url)
         self._r.ping()
         self._spend = self._r.register_script(_packaged("spend.lua"))
+        self._append = self._r.register_script(_packaged("audit.lua"))
 
     def revoke(self, revocation_id: str, now: int) -> None:
         self._r.sadd(f"{_P}revoked", revocation_id)
@@ -244,20 +246,15 @@ class RedisStore:
         self._r.set(f"{_P}result:{call_key}", _text(response), ex=max(1, keep_for or 1))
 
     def append_audit(self, append: Callable[[Optional[str]], str]) -> str:
+        # the entry is the core's, on the head read here; audit.lua writes it only if the head did not move (0: read it
+        # again) and raises, writing nothing, when Redis refuses the list (a key of another type)
         head_key = f"{_P}audit:head"
-        with self._r.pipeline() as pipe:
-            for _ in range(1000):
-                try:
-                    pipe.watch(head_key)
-                    head = pipe.get(head_key)
-                    line = append(None if head is None else head.decode())
-                    pipe.multi()
-                    pipe.rpush(f"{_P}audit", line)
-                    pipe.set(head_key, line)
-                    pipe.execute()
-                    return line
-                except self._redis_mod.WatchError:
-                    continue
+        for _ in range(1000):
+            head = self._r.get(head_key)
+            text = None if head is None else head.decode()
+            line = append(text)
+            if self._append(keys=[f"{_P}audit", head_key], args=[text or "", line]) == 1:
+                return line
         raise RuntimeError("audit append kept conflicting")
 
     def audit_lines(self) -> List[str]:

@@ -346,3 +346,23 @@ def test_sweep_at_a_clock_set_far_ahead_keeps_what_is_still_due(vault, keys, tmp
     with pytest.raises(McpVaultError) as e:
         py.verify(once, pub, {"tool": "db_query", "now": real + 5}, request_id="3")
     assert e.value.code == "replayed"
+
+
+def test_redis_audit_append_redis_refuses_writes_nothing(redis_url):
+    # audit.lua: the list key holding another type is an error with nothing written (EXEC used to move the head anyway)
+    import redis
+    from mcpvault.store import RedisStore
+
+    r = redis.Redis.from_url(redis_url)
+    r.flushdb()
+    store = RedisStore(redis_url)
+    line = lambda prev: json.dumps({"seq": json.loads(prev)["seq"] + 1 if prev else 1})  # noqa: E731
+    store.append_audit(line)
+    head = r.get("mcpvault:audit:head")
+    r.delete("mcpvault:audit")
+    r.set("mcpvault:audit", "not a list")
+    with pytest.raises(redis.ResponseError):
+        store.append_audit(line)
+    assert r.get("mcpvault:audit:head") == head and r.get("mcpvault:audit") == b"not a list"
+    r.delete("mcpvault:audit")
+    assert json.loads(store.append_audit(line))["seq"] == 2  # the chain goes on from the head the list took

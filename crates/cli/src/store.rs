@@ -17,6 +17,8 @@ const P: &str = "mcpvault:";
 
 /// The atomic spend, shared with mcpvault-store's redis.mjs.
 const SPEND: &str = include_str!("../spend.lua");
+/// The audit append (Redis): entry and head written together, only on the head the entry follows.
+const AUDIT: &str = include_str!("../audit.lua");
 
 /// A store opened from `sqlite:FILE` or `redis://HOST:PORT[/DB]`.
 pub enum Store {
@@ -249,34 +251,34 @@ impl Store {
                 tx.commit().map_err(err)?;
                 Ok(entry)
             }
-            Store::Redis(c) => loop {
+            Store::Redis(c) => {
+                // the entry is the core's, on the head read here; audit.lua writes it only if the head did not
+                // move (0: read it again) and fails, writing nothing, when Redis refuses the list
                 let head_key = format!("{P}audit:head");
-                redis::cmd("WATCH")
-                    .arg(&head_key)
-                    .query::<()>(c)
-                    .map_err(err)?;
-                let head: Option<String> =
-                    redis::cmd("GET").arg(&head_key).query(c).map_err(err)?;
-                let prev: Option<AuditEntry> = head
-                    .map(|t| serde_json::from_str(&t))
-                    .transpose()
-                    .map_err(err)?;
-                let entry = audit_append(prev.as_ref(), record.clone()).map_err(err)?;
-                let text = serde_json::to_string(&entry).map_err(err)?;
-                let done: Option<(i64, String)> = redis::pipe()
-                    .atomic()
-                    .cmd("RPUSH")
-                    .arg(format!("{P}audit"))
-                    .arg(&text)
-                    .cmd("SET")
-                    .arg(&head_key)
-                    .arg(&text)
-                    .query(c)
-                    .map_err(err)?;
-                if done.is_some() {
-                    return Ok(entry);
+                let script = redis::Script::new(AUDIT);
+                for _ in 0..1000 {
+                    let head: Option<String> =
+                        redis::cmd("GET").arg(&head_key).query(c).map_err(err)?;
+                    let prev: Option<AuditEntry> = head
+                        .as_deref()
+                        .map(serde_json::from_str)
+                        .transpose()
+                        .map_err(err)?;
+                    let entry = audit_append(prev.as_ref(), record.clone()).map_err(err)?;
+                    let text = serde_json::to_string(&entry).map_err(err)?;
+                    let appended: i64 = script
+                        .key(format!("{P}audit"))
+                        .key(&head_key)
+                        .arg(head.as_deref().unwrap_or(""))
+                        .arg(&text)
+                        .invoke(c)
+                        .map_err(err)?;
+                    if appended == 1 {
+                        return Ok(entry);
+                    }
                 }
-            },
+                Err("audit append kept conflicting".into())
+            }
         }
     }
 

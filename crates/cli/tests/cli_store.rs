@@ -391,11 +391,49 @@ fn spends_survive_clock_skew(store: &str) {
     assert!(err.contains("replayed"), "{err}");
 }
 
+/// audit.lua: an audit append Redis refuses (the list key holds another type) refuses the call and writes nothing —
+/// the head stays the last entry the list took (EXEC used to move it anyway).
+fn audit_append_refused_writes_nothing(url: &str) {
+    let cli = Cli::new();
+    let pk = cli.pubkey();
+    let token = cli.mint(&[]);
+    let verify = || {
+        cli.run(&[
+            "verify", "--token", &token, "--pubkey", &pk, "--tool", "db_query", "--store", url,
+        ])
+        .status
+        .code()
+    };
+    let mut c = redis::Client::open(url).unwrap().get_connection().unwrap();
+    redis::cmd("FLUSHDB").query::<()>(&mut c).unwrap();
+    assert_eq!(verify(), Some(0));
+    let head: String = redis::cmd("GET")
+        .arg("mcpvault:audit:head")
+        .query(&mut c)
+        .unwrap();
+    redis::cmd("DEL")
+        .arg("mcpvault:audit")
+        .query::<()>(&mut c)
+        .unwrap();
+    redis::cmd("SET")
+        .arg("mcpvault:audit")
+        .arg("not a list")
+        .query::<()>(&mut c)
+        .unwrap();
+    assert_eq!(verify(), Some(1));
+    let after: String = redis::cmd("GET")
+        .arg("mcpvault:audit:head")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(after, head);
+}
+
 #[test]
 fn redis_store() {
     let redis = start_redis();
     scenario(&redis.1);
     spends_survive_clock_skew(&redis.1);
+    audit_append_refused_writes_nothing(&redis.1);
     let url = redis.1.clone();
     state_vectors(&mut |_| {
         let mut c = redis::Client::open(url.as_str())

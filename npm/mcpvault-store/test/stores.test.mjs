@@ -307,13 +307,17 @@ test("redis: a guard whose clock is ahead of Redis's keeps a spent nonce and a c
   await store.close();
 });
 
-test("redis: an audit append Redis refuses (the list key holds another type) refuses the request", async () => {
+test("redis: an audit append Redis refuses (the list key holds another type) refuses the request and moves no head", async () => {
   const { store } = await freshStore("redis", redis.url);
   const opts = { publicKey: keys.publicKey, vault, store, now: NOW };
   assert.strictEqual(code(await authorizeWithState(mint(), call(1), opts)), "allowed");
+  const head = await store.redis.get("mcpvault:audit:head");
   await store.redis.del("mcpvault:audit");
   await store.redis.set("mcpvault:audit", "not a list");
   const refused = await authorizeWithState(mint(), call(2), opts);
   assert.strictEqual(code(refused), "internal_error");
+  // nothing was written: the head is still the last entry the list took (EXEC used to move it regardless)
+  assert.strictEqual(await store.redis.get("mcpvault:audit:head"), head);
+  assert.strictEqual(await store.redis.get("mcpvault:audit"), "not a list");
   await store.close();
 });

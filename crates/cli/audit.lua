@@ -1,0 +1,1 @@
+../../npm/mcpvault-store/audit.lua
