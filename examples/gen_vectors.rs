@@ -109,6 +109,13 @@ fn rpc(id: Value, method: &str, params: Value) -> String {
     json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string()
 }
 
+/// A `tools/call` of db_query with `args` and the holder's `proof` in its `_meta`.
+fn proved_call(id: i64, args: &Value, proof: &str) -> String {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+        "params": {"name": "db_query", "arguments": args, "_meta": {"mcpvault/proof": proof}}})
+    .to_string()
+}
+
 fn rpc_call(id: Value, tool: &str, args: Value) -> String {
     rpc(id, "tools/call", json!({"name": tool, "arguments": args}))
 }
@@ -2884,11 +2891,7 @@ fn step_up_cases(g: &mut Gen) {
         ("tools/call", Some("db_query"), &sql),
         NOW + 5,
     );
-    let proved = |id: i64| {
-        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
-            "params": {"name": "db_query", "arguments": sql, "_meta": {"mcpvault/proof": ahead}}})
-        .to_string()
-    };
+    let proved = |id: i64| proved_call(id, &sql, &ahead);
     g.guard_case(
         "state-holder-proof-kept-through-its-last-fresh-second",
         "a proof signed at NOW + 5, used at NOW: another request with it is replayed at NOW + 65 (its last fresh second), proof_expired at NOW + 66",
@@ -3207,6 +3210,151 @@ fn step_up_cases(g: &mut Gen) {
                 ),
                 None,
             ),
+        ],
+    );
+    // a one-tool route serves one tools/call of its tool: any other JSON-RPC body went through on any valid token,
+    // and a handler reading the body as the tool's arguments took its extra members for them (helper 33)
+    let other = g.mint(&grant(&["file_read"], 3600));
+    let route = GuardOptions {
+        tool: Some("db_query".into()),
+        ..opts()
+    };
+    let raw = |v: Value| v.to_string();
+    g.guard_case(
+        "state-route-tool-serves-one-call",
+        "a one-tool route (db_query): a ping, a notification, a response, a batch, a tools/call with a member beside jsonrpc/id/method/params, and the dry-run tool the guard does not answer are invalid_request, whatever the token grants; a tools/call of db_query is decided as one",
+        route,
+        &[],
+        vec![
+            step(NOW, bearer(&other, raw(json!({"jsonrpc": "2.0", "method": "ping", "sql": "DROP TABLE users"}))), Some("invalid_request")),
+            step(NOW, bearer(&other, raw(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))), Some("invalid_request")),
+            step(NOW, bearer(&other, raw(json!({"jsonrpc": "2.0", "id": 1, "result": {}, "sql": "DROP TABLE users"}))), Some("invalid_request")),
+            step(NOW, bearer(&nothing, format!("[{}]", rpc_call(json!(2), "db_query", json!({"sql": "select 1"})))), Some("invalid_request")),
+            step(NOW, bearer(&nothing, raw(json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "db_query", "arguments": {"sql": "select 1"}}, "sql": "DROP TABLE users"}))), Some("invalid_request")),
+            step(NOW, bearer(&nothing, rpc_call(json!(4), "mcpvault.check", json!({"tool": "db_query"}))), Some("invalid_request")),
+            step(NOW, bearer(&other, rpc_call(json!(5), "db_query", json!({"sql": "select 1"}))), Some("tool_not_allowed")),
+            step(NOW, bearer(&nothing, rpc_call(json!(6), "db_query", json!({"sql": "select 1"}))), None),
+        ],
+    );
+    g.guard_case(
+        "state-method-look-alikes",
+        "a method with a space, a no-break or zero-width space, or one of MCP's methods in another case is invalid_request (the guard decides tools/call, resources/read by their exact names); a server's own method and tools/list go on",
+        opts(),
+        &[],
+        vec![
+            step(NOW, bearer(&nothing, rpc(json!(1), "tools/call ", json!({"name": "admin_delete", "arguments": {}}))), Some("invalid_request")),
+            step(NOW, bearer(&nothing, rpc(json!(2), "resources/read\u{a0}", json!({"uri": "file:///etc/passwd"}))), Some("invalid_request")),
+            step(NOW, bearer(&nothing, rpc(json!(3), "Tools/Call", json!({"name": "admin_delete", "arguments": {}}))), Some("invalid_request")),
+            step(NOW, bearer(&nothing, rpc(json!(4), "prompts/get\u{200b}", json!({"name": "secret"}))), Some("invalid_request")),
+            step(NOW, bearer(&nothing, rpc(json!(5), "x-acme/report", json!({}))), None),
+            step(NOW, bearer(&nothing, rpc(json!(6), "tools/list", json!({}))), None),
+        ],
+    );
+    // MCP 2026-07-28's subscriptions/listen subscribes to resources: each needs the grant resources/subscribe needs
+    // (helper 34)
+    let listen = |id: i64, n: Value| {
+        rpc(
+            json!(id),
+            "subscriptions/listen",
+            json!({"notifications": n}),
+        )
+    };
+    let many: Vec<String> = (0..101).map(|i| format!("file:///docs/{i}")).collect();
+    g.guard_case(
+        "state-listen-subscribes-to-what-it-may-read",
+        "a token granting file:///docs/*: listening to file:///docs/a (or to list changes only) is allowed; a list with file:///etc/shadow in it is resource_not_allowed; a URI with a '..' segment, a list that is not an array, or over 100 URIs is invalid_request",
+        opts(),
+        &[],
+        vec![
+            step(NOW, bearer(&sees, listen(1, json!({"resourceSubscriptions": ["file:///docs/a"]}))), None),
+            step(NOW, bearer(&sees, listen(2, json!({"resourceSubscriptions": ["file:///docs/a", "file:///etc/shadow"]}))), Some("resource_not_allowed")),
+            step(NOW, bearer(&sees, listen(3, json!({"toolsListChanged": true}))), None),
+            step(NOW, bearer(&sees, listen(4, json!({"resourceSubscriptions": ["file:///docs/../etc/shadow"]}))), Some("invalid_request")),
+            step(NOW, bearer(&sees, listen(5, json!({"resourceSubscriptions": "file:///docs/a"}))), Some("invalid_request")),
+            step(NOW, bearer(&sees, listen(6, json!({"resourceSubscriptions": many}))), Some("invalid_request")),
+            step(NOW, bearer(&nothing, listen(7, json!({"resourceSubscriptions": ["file:///docs/a"]}))), Some("resource_not_allowed")),
+        ],
+    );
+    // a nonce is spent as its owner's: any block may carry a nonce its holder chose, so a copy of the victim's
+    // nonce in another token burned the victim's single-use token and, within the window, was handed the victim's
+    // recorded response; a token attenuated from the victim's shares its nonce but not its recorded responses
+    // (helper 33)
+    let root_key = mcpvault::parse_public_key(&g.public_key).unwrap();
+    let victim = g.mint(&Grant {
+        single_use: true,
+        subject: "victim".into(),
+        ..grant(&["db_query"], 3600)
+    });
+    let source = biscuit_auth::Biscuit::from_base64(&victim, root_key)
+        .unwrap()
+        .print_block_source(0)
+        .unwrap();
+    let nonce = source
+        .split("nonce(\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_string();
+    let next = KeyPair::new_with_rng(Algorithm::Ed25519, &mut g.rng);
+    let copier = biscuit_auth::Biscuit::from_base64(
+        g.mint(&Grant {
+            subject: "attacker".into(),
+            ..grant(&["db_query"], 3600)
+        }),
+        root_key,
+    )
+    .unwrap()
+    .append_with_keypair(
+        &next,
+        BlockBuilder::new()
+            .code(format!("nonce(\"{nonce}\");"))
+            .unwrap(),
+    )
+    .unwrap()
+    .to_base64()
+    .unwrap();
+    let child = g.att(&victim, &tools(&["db_query"]));
+    let q = |id: i64| rpc_call(json!(id), "db_query", json!({"sql": "select 1"}));
+    let rows = json!({"result": {"content": [{"type": "text", "text": "the victim's rows"}]}});
+    g.guard_case(
+        "state-copied-nonce-is-another-spend",
+        "a token of another mint carrying a copy of the victim's single-use nonce spends its own (the victim's call still runs once), and its copy of the victim's request is replayed, never handed the victim's recorded response; a token attenuated from the victim's shares the one use (replayed), and is not handed the victim's response either",
+        opts(),
+        &[],
+        vec![
+            step(NOW, bearer(&copier, q(1)), None),
+            completed(step(NOW + 1, bearer(&victim, q(2)), None), rows),
+            step(NOW + 2, bearer(&copier, q(2)), Some("replayed")),
+            step(NOW + 3, bearer(&child, q(2)), Some("replayed")),
+            step(NOW + 4, bearer(&victim, q(2)), None),
+        ],
+    );
+    // a proof of 9007199254740992 passed for 9007199254740993 (the canonical JSON prints both as the same double;
+    // a Python or Rust server acts on the exact one): such integers are refused where a proof or approval signs them
+    // (helper 33)
+    let (holder, bound, bound_id) = g.holder_bound(&["db_query"]);
+    let signed = json!({"account": 9_007_199_254_740_992u64});
+    let neighbour = g.prove(
+        (&holder, &bound_id),
+        ("tools/call", Some("db_query"), &signed),
+        NOW,
+    );
+    let small = json!({"account": 42});
+    let small_proof = g.prove(
+        (&holder, &bound_id),
+        ("tools/call", Some("db_query"), &small),
+        NOW,
+    );
+    let with_proof = |id: i64, args: Value, proof: &str| proved_call(id, &args, proof);
+    g.guard_case(
+        "state-proof-of-a-number-beyond-2-53-refused",
+        "a holder-bound call whose arguments hold an integer of magnitude 2^53 or more is invalid_request (its proof could be any neighbour's); a small integer is proved as usual",
+        opts(),
+        &[],
+        vec![
+            step(NOW, bearer(&bound, with_proof(1, json!({"account": 9_007_199_254_740_993u64}), &neighbour)), Some("invalid_request")),
+            step(NOW, bearer(&bound, with_proof(2, signed.clone(), &neighbour)), Some("invalid_request")),
+            step(NOW, bearer(&bound, with_proof(3, small.clone(), &small_proof)), None),
         ],
     );
 }

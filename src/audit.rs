@@ -277,16 +277,18 @@ pub fn call_key(
 }
 
 /// The key a single-use spend and its recorded response are kept under (the guard's `outcome.call_key`): SHA-256
-/// of the canonical JSON of `{id, method, params, nonces}` — the JSON-RPC id as sent (a number and a string are two
-/// ids; never cut), the method, its params without `_meta` (the tool and its arguments, a resource's URI, a prompt's
-/// name and arguments) and what the request spends (its nonces sorted: the token's, its proof's, its approvals').
-/// A retry (the same request, the same spender) has the same key; another request, or the same request of another
-/// token or proof, has another, so a response is only ever handed back to the spender that recorded it.
+/// of the canonical JSON of `{id, method, params, nonces, token}` — the JSON-RPC id as sent (a number and a string
+/// are two ids; never cut), the method, its params without `_meta` (the tool and its arguments, a resource's URI, a
+/// prompt's name and arguments), what the request spends (its nonces' keys sorted: the token's, its proof's, its
+/// approvals') and the token that spends them (its revocation ids, one per block). A retry (the same request, the
+/// same token and spender) has the same key; another request, or the same request of another token (one attenuated
+/// from it included) or proof, has another, so a response is only ever handed back to the spender that recorded it.
 pub fn spend_key(
     id: Option<&Value>,
     method: &str,
     params: Option<&Value>,
     nonces: &[String],
+    token: &[String],
 ) -> String {
     let params = match params {
         Some(Value::Object(p)) => Value::Object(
@@ -305,6 +307,7 @@ pub fn spend_key(
         "method": method,
         "params": params,
         "nonces": nonces,
+        "token": token,
     });
     hex::encode(Sha256::digest(canonical_json(&v).as_bytes()))
 }
@@ -317,7 +320,14 @@ mod tests {
     fn spend_keys_bind_the_request_and_its_spender() {
         let p = serde_json::json!({"uri": "file:///pub/a", "_meta": {"progressToken": 1}});
         let n = vec!["b".to_string(), "a".to_string()];
-        let k = spend_key(Some(&serde_json::json!(3)), "resources/read", Some(&p), &n);
+        let t = vec!["r0".to_string(), "r1".to_string()];
+        let k = spend_key(
+            Some(&serde_json::json!(3)),
+            "resources/read",
+            Some(&p),
+            &n,
+            &t,
+        );
         // a retry: the same request and spender (nonces in any order, another _meta)
         let retry = serde_json::json!({"uri": "file:///pub/a"});
         let swapped = vec!["a".to_string(), "b".to_string()];
@@ -327,7 +337,8 @@ mod tests {
                 Some(&serde_json::json!(3)),
                 "resources/read",
                 Some(&retry),
-                &swapped
+                &swapped,
+                &t
             )
         );
         // another target, id (of another type), method or spender: another key
@@ -338,7 +349,8 @@ mod tests {
                 Some(&serde_json::json!(3)),
                 "resources/read",
                 Some(&other),
-                &n
+                &n,
+                &t
             )
         );
         assert_ne!(
@@ -347,17 +359,19 @@ mod tests {
                 Some(&serde_json::json!("3")),
                 "resources/read",
                 Some(&p),
-                &n
+                &n,
+                &t
             )
         );
-        assert_ne!(k, spend_key(None, "resources/read", Some(&p), &n));
+        assert_ne!(k, spend_key(None, "resources/read", Some(&p), &n, &t));
         assert_ne!(
             k,
             spend_key(
                 Some(&serde_json::json!(3)),
                 "resources/subscribe",
                 Some(&p),
-                &n
+                &n,
+                &t
             )
         );
         assert_ne!(
@@ -366,13 +380,26 @@ mod tests {
                 Some(&serde_json::json!(3)),
                 "resources/read",
                 Some(&p),
-                &["c".to_string()]
+                &["c".to_string()],
+                &t
             )
         );
         let long = |c: char| serde_json::json!(format!("{}{c}", "x".repeat(300)));
         assert_ne!(
-            spend_key(Some(&long('a')), "tools/call", None, &n),
-            spend_key(Some(&long('b')), "tools/call", None, &n)
+            spend_key(Some(&long('a')), "tools/call", None, &n, &t),
+            spend_key(Some(&long('b')), "tools/call", None, &n, &t)
+        );
+        // the same request and nonces of another token (one attenuated from it: one more revocation id)
+        let child = vec!["r0".to_string(), "r1".to_string(), "r2".to_string()];
+        assert_ne!(
+            k,
+            spend_key(
+                Some(&serde_json::json!(3)),
+                "resources/read",
+                Some(&p),
+                &n,
+                &child
+            )
         );
     }
 

@@ -42,6 +42,11 @@ pub const RESPONSE_METHOD: &str = "jsonrpc/response";
 /// MCP's completion method: it completes a prompt's or resource template's
 /// argument only for a token that sees that prompt or template.
 pub const COMPLETION_METHOD: &str = "completion/complete";
+/// MCP's (2026-07-28) notification stream: `params.notifications.resourceSubscriptions` subscribes to resources,
+/// each of which the token must be allowed to read ([`MAX_LISTENED`] at most).
+pub const LISTEN_METHOD: &str = "subscriptions/listen";
+/// The most resource URIs one `subscriptions/listen` subscribes to.
+pub const MAX_LISTENED: usize = 100;
 /// Seconds the clocks of servers sharing one store may differ by: what a
 /// request spends (a single-use token's nonces, a proof, approvals) is kept
 /// that long past the last second this server would accept it, so a server
@@ -1167,8 +1172,15 @@ fn call_of(
                 Some(name) => request.prompt = Some(name),
                 None => return Err(bad("prompts/get needs params.name", Some(method), None, id)),
             },
-            COMPLETION_METHOD => {
-                if let Err(e) = completion_ref(params) {
+            // what these name is read now (a malformed one is the request's fault), decided once the token
+            // verifies (`check_listen`, `check_completion`)
+            LISTEN_METHOD | COMPLETION_METHOD => {
+                let read = if method == LISTEN_METHOD {
+                    listened_uris(params).map(drop)
+                } else {
+                    completion_ref(params).map(drop)
+                };
+                if let Err(e) = read {
                     return Err(Box::new(Refused {
                         error: e,
                         method: Some(method),
@@ -1215,6 +1227,18 @@ fn call_of(
             ))
         }
     };
+    // A one-tool route serves its tool (and the dry-run tool only when the guard answers it: its handler would take
+    // an `mcpvault/check` for its own call)
+    if let Some(only) = &options.tool {
+        if *only != name && !(name == CHECK_TOOL && options.check_tool) {
+            return Err(bad(
+                &format!("this endpoint serves tool {only:?} only"),
+                Some(method),
+                Some(name),
+                id,
+            ));
+        }
+    }
     // The dry-run tool is reserved: a valid token, no grant. With `check_tool` the guard answers it; otherwise it
     // goes on as method `mcpvault/check` to the layer that answers it (withMcpVault behind a middleware).
     if name == CHECK_TOOL {
@@ -1252,16 +1276,6 @@ fn call_of(
             dry_run: options.check_tool.then_some(ask),
             params: params.cloned(),
         });
-    }
-    if let Some(only) = &options.tool {
-        if *only != name {
-            return Err(bad(
-                &format!("this endpoint serves tool {only:?} only"),
-                Some(method),
-                Some(name),
-                id,
-            ));
-        }
     }
     request.tool = Some(name);
     request.arguments = arguments;
@@ -1624,6 +1638,32 @@ impl Guard {
                 (vec![req], false, true)
             }
         };
+        // A one-tool route serves one `tools/call` of its tool: a JSON-RPC body there is that request and nothing
+        // else (no batch, no other method, no notification or response, no member beside jsonrpc/id/method/params
+        // that a handler reading its body as the arguments would take for one)
+        if let (Some(tool), false) = (&self.options.tool, plain) {
+            let only = format!("this endpoint serves one tools/call of tool {tool:?}");
+            if batch {
+                return self.refuse_whole(
+                    out,
+                    &Error::invalid(only),
+                    Some("batch"),
+                    None,
+                    &None,
+                    now,
+                );
+            }
+            let call = |m: &Value| {
+                m.get("method").and_then(Value::as_str) == Some(TOOLS_CALL)
+                    && m.as_object().is_some_and(|o| {
+                        o.keys()
+                            .all(|k| matches!(k.as_str(), "jsonrpc" | "id" | "method" | "params"))
+                    })
+            };
+            if let Some(m) = messages.iter().find(|m| !call(m)) {
+                return self.refuse_for(out, &Error::invalid(only), Some(m), None, now);
+            }
+        }
         // Mcp-Method / Mcp-Name must agree with the body, or with what a request without a JSON-RPC body is
         // decided as (`http/GET`, a one-tool route's call)
         let hm = header(&input.headers, "mcp-method").map(str::trim);
@@ -1875,6 +1915,9 @@ impl Guard {
                 if call.request.method == COMPLETION_METHOD {
                     check_completion(call.params.as_ref(), &f, &self.options)?;
                 }
+                if call.request.method == LISTEN_METHOD {
+                    check_listen(call.params.as_ref(), &f, &self.options)?;
+                }
                 Ok(f)
             });
             let result = result.and_then(|f| match &input.session_subject {
@@ -1952,19 +1995,24 @@ impl Guard {
                             // what this message spends: its own proof and approvals (another message's facts
                             // may be the request's, in a batch)
                             spend_nonces = if f.tool.is_some() {
-                                f.nonces.clone()
+                                token_spends(&f)
                             } else {
                                 Vec::new()
                             };
-                            spend_nonces.extend(f.proof_nonce.iter().map(|n| format!("proof:{n}")));
+                            if let (Some(n), Some(h)) = (&f.proof_nonce, &f.holder) {
+                                spend_nonces.push(spent_as("proof:", h, n));
+                            }
                             spend_nonces.extend(
-                                f.approvals.iter().map(|a| format!("approval:{}", a.nonce)),
+                                f.approvals
+                                    .iter()
+                                    .map(|a| spent_as("approval:", &a.approver, &a.nonce)),
                             );
                             out.call_key = Some(crate::audit::spend_key(
                                 call.id.as_ref(),
                                 &call.request.method,
                                 call.params.as_ref(),
                                 &spend_nonces,
+                                &f.revocation_ids,
                             ));
                             // a proof's nonce is kept while the proof could be fresh; a single-use token's
                             // nonces until the token expires
@@ -2095,7 +2143,7 @@ impl Guard {
                 None
             } else {
                 Some(SpendAsk {
-                    nonces: tf.nonces.clone(),
+                    nonces: token_spends(&tf),
                     call_key: String::new(),
                     now,
                     until: tf.expires_at,
@@ -2786,6 +2834,78 @@ fn check_completion(
             })
         }
         _ => Ok(()),
+    }
+}
+
+/// The key a spent nonce is kept under: the nonce bound to what owns it (SHA-256 of `owner:nonce`, hex, after
+/// `kind`). Any block may carry a nonce its holder chose, and any holder or approver may sign one it saw: bound to
+/// the token that minted it (its authority block's revocation id, which every token attenuated from it shares), the
+/// holder key a proof is signed with, the approver — a nonce copied elsewhere is another key, and can neither spend
+/// (burn) the original nor be handed its recorded response.
+fn spent_as(kind: &str, owner: &str, nonce: &str) -> String {
+    use sha2::{Digest, Sha256};
+    format!(
+        "{kind}{}",
+        hex::encode(Sha256::digest(format!("{owner}:{nonce}").as_bytes()))
+    )
+}
+
+/// What a single-use token's nonces are spent as ([`spent_as`], owned by its authority block).
+fn token_spends(f: &AuthorizedFacts) -> Vec<String> {
+    let root = f.revocation_ids.first().map_or("", String::as_str);
+    f.nonces.iter().map(|n| spent_as("", root, n)).collect()
+}
+
+/// The resource URIs a `subscriptions/listen` subscribes to (`params.notifications.resourceSubscriptions`, none
+/// when absent or null), each held to what `resources/subscribe` holds its URI to, or `invalid_request`.
+fn listened_uris(params: Option<&Value>) -> Result<Vec<&str>> {
+    let uris = params
+        .and_then(|p| p.get("notifications"))
+        .and_then(|n| n.get("resourceSubscriptions"));
+    let list = match uris {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(a)) if a.len() <= MAX_LISTENED => a,
+        Some(_) => {
+            return Err(Error::invalid(format!(
+                "subscriptions/listen: notifications.resourceSubscriptions is an array of at most {MAX_LISTENED} URIs"
+            )))
+        }
+    };
+    list.iter()
+        .map(|u| match u.as_str() {
+            Some(uri)
+                if !uri.is_empty()
+                    && uri.len() <= crate::model::MAX_VALUE_LEN
+                    && crate::ops::confinable_uri(uri) =>
+            {
+                Ok(uri)
+            }
+            _ => Err(Error::invalid(
+                "subscriptions/listen: each resource subscription is a URI a server reads as written (1 to 4096 \
+                 bytes, no '.' or '..' segment, encoded '.', '/' or '\\', '\\' or control character)",
+            )),
+        })
+        .collect()
+}
+
+/// A `subscriptions/listen` the token behind `facts` may make: every resource it subscribes to is one the token may
+/// read (as `resources/subscribe` of it would be decided), else `resource_not_allowed`: an update to a resource
+/// tells of what the token cannot read.
+fn check_listen(
+    params: Option<&Value>,
+    facts: &AuthorizedFacts,
+    options: &GuardOptions,
+) -> Result<()> {
+    match listened_uris(params)?
+        .into_iter()
+        .find(|uri| !resource_allowed(facts, uri, options.open_resources))
+    {
+        Some(uri) => Err(Error::ResourceNotAllowed {
+            resource: uri.to_string(),
+            block: 0,
+            check: "a subscription to a resource the token may not read".into(),
+        }),
+        None => Ok(()),
     }
 }
 

@@ -501,6 +501,59 @@ pub struct Attenuated {
     pub warnings: Vec<String>,
 }
 
+/// The methods MCP defines (through 2026-07-28), client to server and back: a method written like one of them in
+/// another case is refused, as a method with anything but printable ASCII without spaces is ([`check_method`]).
+const MCP_METHODS: &[&str] = &[
+    "initialize",
+    "ping",
+    "server/discover",
+    "tools/list",
+    "tools/call",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "prompts/list",
+    "prompts/get",
+    "completion/complete",
+    "logging/setLevel",
+    "subscriptions/listen",
+    "tasks/get",
+    "tasks/result",
+    "tasks/list",
+    "tasks/cancel",
+    "sampling/createMessage",
+    "elicitation/create",
+    "roots/list",
+    "notifications/initialized",
+    "notifications/cancelled",
+    "notifications/progress",
+    "notifications/roots/list_changed",
+    "notifications/elicitation/complete",
+    "notifications/tasks/status",
+];
+
+/// A method as the guard decides it: a name ([`check_name`]) of printable ASCII without spaces, and not one of MCP's
+/// methods in another case. The guard decides `tools/call`, `resources/read`, `prompts/get`, … by their exact names
+/// and lets other methods through on a valid token, so `tools/call ` or `resources/read` with a no-break space would
+/// reach a server that trims or folds the name undecided.
+pub(crate) fn check_method(method: &str) -> Result<()> {
+    check_name("method", method)?;
+    if !method.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Error::invalid("a method is printable ASCII without spaces"));
+    }
+    if let Some(m) = MCP_METHODS
+        .iter()
+        .find(|m| m.eq_ignore_ascii_case(method) && **m != method)
+    {
+        return Err(Error::invalid(format!(
+            "method {method:?} is MCP's {m:?} in another case"
+        )));
+    }
+    Ok(())
+}
+
 pub(crate) fn check_name(what: &str, value: &str) -> Result<()> {
     if value.is_empty() {
         return Err(Error::invalid(format!("{what} is empty")));

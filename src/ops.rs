@@ -1063,7 +1063,7 @@ const MAX_REQUIRED_APPROVALS: usize = 16;
 /// in special schemes, and drops tabs and newlines), so `file:///docs/../secret` matches `file:///docs/*` and reads
 /// `file:///secret`. Refused before its query or fragment: a `.` or `..` segment, `%2e`, `%2f`, `%5c` (any case), `\`
 /// and control characters (after it they are data, not path).
-fn confinable_uri(uri: &str) -> bool {
+pub(crate) fn confinable_uri(uri: &str) -> bool {
     // and a space at either end: parsers strip it before reading the path (`file:///docs/.. ` is `file:///`)
     if uri.chars().any(char::is_control) || uri.starts_with(' ') || uri.ends_with(' ') {
         return false;
@@ -1076,7 +1076,7 @@ fn confinable_uri(uri: &str) -> bool {
 }
 
 fn validate_request(request: &Request) -> Result<()> {
-    model::check_name("method", &request.method)?;
+    model::check_method(&request.method)?;
     if request.required_approvals.len() > MAX_REQUIRED_APPROVALS {
         return Err(Error::invalid(format!(
             "at most {MAX_REQUIRED_APPROVALS} required approvals"
@@ -1629,6 +1629,7 @@ pub(crate) fn authorize(
         None => None,
         Some(h) => {
             let proof = request.proof.as_deref().ok_or(Error::ProofRequired)?;
+            crate::proof::check_signable(&request.arguments)?;
             Some(crate::proof::check_proof(
                 h,
                 &call_of_request(chain, request),
@@ -1662,6 +1663,7 @@ pub(crate) fn authorize(
                 .cloned()
                 .collect();
             if !required.is_empty() {
+                crate::proof::check_signable(&request.arguments)?;
                 let hash = crate::proof::request_hash(&call_of_request(chain, request));
                 facts.approvals =
                     crate::approval::check(&required, &request.approvals, &hash, now)?;
