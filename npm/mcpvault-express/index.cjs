@@ -128,11 +128,21 @@ class SessionBook {
 /** Whether the request carries a body (Express 4's body parser sets `req.body = {}` even when it does not). */
 function hasContent(req) {
   const length = req.headers["content-length"];
-  return req.headers["transfer-encoding"] !== undefined || (length !== undefined && length !== "0");
+  return req.headers["transfer-encoding"] !== undefined || (length !== undefined && length !== "0") || lengthUnknown(req);
+}
+
+/**
+ * HTTP/2 (and 3) have no Transfer-Encoding and make Content-Length optional: a body is there until the stream ends.
+ * Deciding such a POST as body-less let its handler (the MCP SDK's transport) read and run a tools/call undecided.
+ */
+function lengthUnknown(req) {
+  return req.httpVersionMajor >= 2 && req.headers["content-length"] === undefined;
 }
 
 function readJson(req, max) {
   return new Promise((resolve, reject) => {
+    // a stream another middleware read to its end without setting req.body: nothing is left for anyone
+    if (req.readableEnded) return resolve(undefined);
     const chunks = [];
     let size = 0;
     const onData = (c) => {
@@ -302,7 +312,10 @@ function createMcpVaultMiddleware(options) {
       }
     };
     return function mcpvaultMiddleware(req, res, next) {
-      if (req.body !== undefined) {
+      // a body parser that ran (Express 4's sets req.body = {} even when it read nothing) — unless it left an
+      // HTTP/2 stream of unknown length unread (body-parser reads only what Content-Length or Transfer-Encoding
+      // announce), which is read here
+      if (req.body !== undefined && !(lengthUnknown(req) && !req.readableEnded)) {
         const body = hasContent(req) ? req.body : undefined;
         return void run(req, res, next, { body, parsed: body });
       }

@@ -36,7 +36,7 @@ export function withMcpVault(server, options) {
   const memo = (method, h) => {
     let byHandler = wrapped.get(method);
     if (!byHandler) wrapped.set(method, (byHandler = new WeakMap()));
-    if (!byHandler.has(h)) byHandler.set(h, guard(policy, method, h, definitions));
+    if (!byHandler.has(h)) byHandler.set(h, guard(policy, method, h, definitions, low));
     return byHandler.get(h);
   };
   const get = Map.prototype.get;
@@ -59,7 +59,7 @@ export function withMcpVault(server, options) {
     // telling a caller without one which methods exist. The guard decides first; a valid token then gets the
     // server's fallbackRequestHandler, or -32601. Made per request, never kept: the method is the caller's string,
     // and a guard kept per name would let anyone grow the server's memory one invented method at a time.
-    if (h === undefined) return guard(policy, method, low.fallbackRequestHandler, definitions);
+    if (h === undefined) return guard(policy, method, low.fallbackRequestHandler, definitions, low);
     return memo(method, h);
   };
   return server;
@@ -74,17 +74,20 @@ function listingExtra(extra) {
 }
 
 /** The extra handed to the handler: the token redacted everywhere it could be read, the facts in authInfo. */
-function handlerExtra(extra, request, token, facts) {
+function handlerExtra(extra, request, token, facts, low) {
   const info = extra?.authInfo;
   const authInfo = info
     ? { ...info, token: info.token === token ? REDACTED : info.token, extra: { ...info.extra, mcpvault: facts } }
     : { token: REDACTED, clientId: facts.subject, scopes: [...facts.tools, ...(facts.scopes ?? [])], expiresAt: facts.expiresAt, extra: { mcpvault: facts } };
   const out = { ...extra, authInfo, _meta: request.params?._meta };
   if (extra?.requestInfo) out.requestInfo = { ...extra.requestInfo, headers: redactHeaders(extra.requestInfo.headers, token) };
+  // the SDK's task store for this request records the request as it came (its _meta token, proof and approvals
+  // included) with every task it creates: a persistent store wrote bearer tokens; this one records what was handed on
+  if (extra?.taskStore && typeof low?.requestTaskStore === "function") out.taskStore = low.requestTaskStore(request, extra.sessionId);
   return out;
 }
 
-function guard(policy, method, inner, definitions) {
+function guard(policy, method, inner, definitions, low) {
   return async (request, extra) => {
     // the SDK hands handlers the JSON-RPC request; the guard sees it as it came
     const message = { jsonrpc: "2.0", id: request?.id ?? extra?.requestId, ...request };
@@ -110,7 +113,7 @@ function guard(policy, method, inner, definitions) {
     }
     let result;
     try {
-      result = await inner(forwarded, handlerExtra(extra, forwarded, outcome.token, facts));
+      result = await inner(forwarded, handlerExtra(extra, forwarded, outcome.token, facts, low));
     } catch (e) {
       await policy.complete(outcome, responseOf(undefined, e));
       throw e;

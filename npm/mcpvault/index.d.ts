@@ -309,9 +309,11 @@ export interface ChallengeOptions { id?: string | number | null; realm?: string;
 export function challenge(error: unknown, options?: ChallengeOptions): Challenge;
 export function challengeResponse(error: unknown, options?: ChallengeOptions): Response;
 
-/** The gate for fetch-style servers: reads a clone's JSON body, authorizes every message. */
+/** The gate for fetch-style servers: reads a clone's JSON body, authorizes every message. `response`: the guard
+ * answered the whole request (send it); `answers`: the guard answered some messages of a batch (the dry-run tool, a
+ * retry's recorded response) and `body` holds the rest — put them in the batch reply. */
 export function authorizeFetch(request: Request, options: StateOptions & ChallengeOptions & { tool?: string; maxBodyBytes?: number }):
-  Promise<{ ok: true; facts: AuthorizedFacts; token: string; body: unknown; outcome: GuardOutcome; response?: Response } |
+  Promise<{ ok: true; facts: AuthorizedFacts; token: string; body: unknown; outcome: GuardOutcome; response?: Response; answers?: unknown[] } |
     { ok: false; error: McpVaultError; response: Response; outcome: GuardOutcome }>;
 
 /** Throws McpVaultError `invalid_key` unless `hex` is an Ed25519 public key. */

@@ -466,3 +466,51 @@ test("a holder-bound token stolen from a log: without its proof, or with a proof
     401, "replayed", "holder-bound call without a store", secrets);
   assert.strictEqual(bare.ran, 0);
 });
+
+test("HTTP/2 without Content-Length: the body is read and decided (it was decided as body-less, and the handler ran what it read)", async () => {
+  const http2 = await import("node:http2");
+  for (const parser of ["none", "json"]) {
+    const app = express4();
+    if (parser === "json") app.use(express4.json());
+    const ran = [];
+    const auth = createMcpVaultMiddleware({ publicKeyHex: keys.publicKey })();
+    // what a handler reading the stream itself (the MCP SDK's transport without parsedBody) would run
+    const handler = async (req, res) => {
+      let text = "";
+      if (!req.readableEnded) for await (const c of req) text += c;
+      ran.push(req.body ?? text);
+      res.end(J({ ok: true }));
+    };
+    const server = http2.createServer((req, res) => auth(req, res, () => handler(req, res)));
+    await new Promise((r) => server.listen(0, "127.0.0.1", r));
+    const client = http2.connect(`http://127.0.0.1:${server.address().port}`);
+    const h2 = (body, length) => new Promise((resolve, reject) => {
+      const headers = { ":method": "POST", ":path": "/mcp", "content-type": "application/json", "x-mcpvault-token": token };
+      if (length) headers["content-length"] = String(Buffer.byteLength(body));
+      const s = client.request(headers);
+      let status;
+      let text = "";
+      s.on("response", (h) => (status = h[":status"]));
+      s.on("data", (c) => (text += c));
+      s.on("end", () => resolve({ status, json: text ? JSON.parse(text) : undefined }));
+      s.on("error", reject);
+      s.end(body);
+    });
+    try {
+      for (const length of [false, true]) {
+        const denied = await h2(J(call("admin_delete", { all: true })), length);
+        assert.strictEqual(denied.status, 403, `${parser}, length ${length}: ${J(denied.json)}`);
+        assert.strictEqual(denied.json.error.data.code, "tool_not_allowed");
+        const allowed = await h2(J(ok()), length);
+        assert.strictEqual(allowed.status, 200, `${parser}, length ${length}: ${J(allowed.json)}`);
+      }
+      // an empty stream is a body-less POST
+      assert.strictEqual((await h2("", false)).status, 200);
+      assert.strictEqual(ran.length, 3, J(ran));
+      assert.ok(ran.slice(0, 2).every((b) => J(b).includes("db_query")), J(ran));
+    } finally {
+      client.close();
+      await new Promise((r) => server.close(r));
+    }
+  }
+});

@@ -209,3 +209,43 @@ test("a pinned grant: the tool as pinned is called; once the server changes its 
   assert.deepStrictEqual(await mcpError(client.callTool({ name: "pay", arguments: { amount: 5 }, _meta: meta })),
     { rpc: -32013, code: "tool_definition_changed" });
 });
+
+test("a task a tool creates is recorded without the request's token (the SDK's task store got the request as it came)", async () => {
+  const { InMemoryTaskStore } = await import("@modelcontextprotocol/sdk/experimental/tasks/stores/in-memory.js");
+  const { CreateTaskResultSchema } = await import("@modelcontextprotocol/sdk/types.js");
+  const { MCPVault } = await import("mcpvault");
+  const v = new MCPVault();
+  const token = v.mint(keys.privateKey, { tools: ["long_job"], ttl: 600, issuer: "i", subject: "s" });
+  // what a persistent task store would write
+  const written = [];
+  class Recording extends InMemoryTaskStore {
+    async createTask(params, requestId, request, sessionId) {
+      written.push(JSON.stringify(request));
+      return super.createTask(params, requestId, request, sessionId);
+    }
+  }
+  const server = new McpServer({ name: "s", version: "1" }, { capabilities: { tasks: { requests: { tools: { call: {} } } } }, taskStore: new Recording() });
+  server.experimental.tasks.registerToolTask("long_job", { description: "x" }, {
+    async createTask(extra) {
+      const task = await extra.taskStore.createTask({ ttl: 60000 });
+      await extra.taskStore.storeTaskResult(task.taskId, "completed", { content: [{ type: "text", text: "done" }] });
+      return { task };
+    },
+    async getTask(extra) { return await extra.taskStore.getTask(extra.taskId); },
+    async getTaskResult(extra) { return await extra.taskStore.getTaskResult(extra.taskId); },
+  });
+  withMcpVault(server, { publicKeyHex: keys.publicKey });
+  const [a, b] = InMemoryTransport.createLinkedPair();
+  await server.connect(a);
+  const client = new Client({ name: "c", version: "1" });
+  await client.connect(b);
+  try {
+    const r = await client.request({ method: "tools/call", params: { name: "long_job", arguments: {}, task: { ttl: 60000 }, _meta: { "mcpvault/token": token } } }, CreateTaskResultSchema);
+    assert.ok(r.task?.taskId);
+    assert.strictEqual(written.length, 1);
+    assert.ok(written[0].includes("long_job"), written[0]);
+    assert.ok(!written[0].includes(token.slice(10, 60)), written[0]);
+  } finally {
+    await client.close();
+  }
+});

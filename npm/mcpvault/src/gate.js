@@ -468,7 +468,9 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
       const g = guardFor(options, { checkTool: false, store: undefined });
       const now = g._time(checkTime(options, options.vault));
       const start = telemetry.clock();
-      const step = checkRequest(g._g, { body: messageOf(c), fallbackToken: token }, now);
+      // the token passed in is the request's (a transport token): a different one in the message's _meta is two
+      // tokens, refused — as a fallback, the message's own would have been decided instead
+      const step = checkRequest(g._g, { body: messageOf(c), transportToken: token }, now);
       if (telemetry.active()) g._record(step.outcome, undefined, start);
       return asResult(g, step.outcome);
     } catch (e) {
@@ -492,7 +494,7 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
     try {
       const g = guardFor(options, { checkTool: false });
       const message = messageOf(c, options.requestId);
-      const outcome = await g.decide({ body: message, fallbackToken: token, replayChecked: options.replayChecked, now: checkTime(options, options.vault), store: options.store });
+      const outcome = await g.decide({ body: message, transportToken: token, replayChecked: options.replayChecked, now: checkTime(options, options.vault), store: options.store });
       return asResult(g, outcome);
     } catch (e) {
       return asError(e);
@@ -588,6 +590,9 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
     // a batch is answered with an array (JSON-RPC 2.0), however few of its messages the guard answered
     const batch = typeof parts.body === "string" && parts.body.trimStart().startsWith("[");
     if (outcome.answers.length > 0 && outcome.forward == null) out.response = outcomeResponse(outcome, batch);
+    // a batch of which the guard answered some messages (the dry-run tool, a retry's recorded response) and hands on
+    // the rest: its answers go into the handler's batch reply, or those ids are never answered
+    else if (outcome.answers.length > 0) out.answers = outcome.answers;
     return out;
   }
 

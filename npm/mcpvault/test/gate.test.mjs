@@ -1,7 +1,7 @@
 import test from "node:test";
 import assert from "node:assert";
 import {
-  MCPVault, McpVaultError, extractToken, findToken, authorizeCall, authorizeBody, challenge,
+  MCPVault, McpVaultError, extractToken, findToken, authorizeCall, authorizeWithState, authorizeBody, challenge,
   challengeResponse, authorizeFetch, assertPublicKey, statusOf, CHECK_TOOL, Guard,
 } from "mcpvault";
 import { MemoryStore } from "mcpvault-store";
@@ -64,6 +64,17 @@ test("authorizeCall returns facts or an McpVaultError, never throws", () => {
   // server's own handler would run it); a bad token is still told as such first
   assert.strictEqual(authorizeCall(token, callMsg(CHECK_TOOL, { tool: "x" }), opts).code, "invalid_request");
   assert.strictEqual(authorizeCall("garbage", callMsg(CHECK_TOOL, { tool: "x" }), opts).code, "malformed_token");
+});
+
+test("authorizeCall / authorizeWithState decide the token passed in: another in the message's _meta is two tokens", async () => {
+  // the README's authorizeCall(extractToken(req), req.body): a header token A and a _meta token B were decided as B
+  const other = vault.mint(keys.privateKey, { tools: ["db_query"], ttl: 600, issuer: "auth-server", subject: "tenant-b", audience: "db-server" });
+  const msg = callMsg("db_query", { max_rows: 1 }, { token: other });
+  assert.strictEqual(authorizeCall(token, msg, opts).code, "invalid_request");
+  assert.strictEqual((await authorizeWithState(token, msg, { ...opts, store: new MemoryStore() })).code, "invalid_request");
+  // the same token in both is one token; a message's own token alone is still read
+  assert.strictEqual(authorizeCall(token, callMsg("db_query", { max_rows: 1 }, { token }), opts).subject, "agent-a");
+  assert.strictEqual(authorizeCall(null, msg, opts).subject, "tenant-b");
 });
 
 test("authorizeBody: batches, a fixed tool, REST bodies and body-less requests", async () => {
@@ -163,6 +174,14 @@ test("authorizeFetch: the gate for fetch-style servers", async () => {
   assert.ok(Array.isArray(answered) && answered.length === 1, JSON.stringify(answered));
   const alone = await (await authorizeFetch(post(dry), { ...opts, checkTool: true })).response.json();
   assert.ok(!Array.isArray(alone) && alone.result !== undefined, JSON.stringify(alone));
+  // a batch of which the guard answers one message and hands on another: the answer is given (it was dropped, and
+  // the client never got a reply for that id)
+  const list = { jsonrpc: "2.0", id: 8, method: "tools/list", params: { _meta: { token } } };
+  const mixed = await authorizeFetch(post([dry, list]), { ...opts, checkTool: true });
+  assert.strictEqual(mixed.ok, true);
+  assert.strictEqual(mixed.response, undefined);
+  assert.deepStrictEqual(mixed.body.map((m) => m.id), [8]);
+  assert.deepStrictEqual(mixed.answers.map((a) => a.id), [7]);
 });
 
 test("authorizeFetch stops reading a body at maxBodyBytes; toolDefinitions is read only when a pinned call needs it", async () => {
