@@ -314,17 +314,21 @@ def _route_path(scope: Dict[str, Any]) -> Any:
 
 
 def _redacted_request(request: Any, token: Optional[str], forward: Any = None) -> Any:
-    """The HTTP request a handler sees: the token replaced in every header, the HTTP layer's hand-over removed, and
-    its body the message handed on (without the token) when no HTTP layer in front rewrote it."""
+    """The HTTP request a handler sees: the token replaced in every header (the proof and approval headers whole), the
+    HTTP layer's hand-over removed, and its body the message handed on (without the token) when no HTTP layer in
+    front rewrote it."""
     scope = getattr(request, "scope", None)
     if not isinstance(scope, dict):
         return request
     from starlette.requests import Request
 
     new_scope = {k: v for k, v in scope.items() if k != _TRANSPORT}
-    if token:
-        t = token.encode("latin-1", "replace")
-        new_scope["headers"] = [(k, v.replace(t, REDACTED.encode())) for k, v in scope.get("headers", [])]
+    t = token.encode("latin-1", "replace") if token else None
+    whole = (b"x-mcpvault-proof", b"x-mcpvault-approval")  # spent by the guard: the handler sees neither
+    new_scope["headers"] = [
+        (k, REDACTED.encode() if k.lower() in whole else v.replace(t, REDACTED.encode()) if t else v)
+        for k, v in scope.get("headers", [])
+    ]
     out = Request(new_scope)
     if isinstance(forward, Mapping):
         out._body = json.dumps(forward).encode()
@@ -334,9 +338,33 @@ def _redacted_request(request: Any, token: Optional[str], forward: Any = None) -
     return out
 
 
+#: Where a message's ``_meta`` carries a credential: the token (the core's ``META_KEYS``), the proof, the approvals.
+_CREDENTIAL_META = ("token", "mcpvault/token", "mcpvault/proof", "mcpvault/approvals")
+
+
+def _scrubbed(ctx: Any) -> Any:
+    """A message that passes undecided (``initialize``, ``ping``, ``server/discover``, a client's notification) as
+    its handler and the middleware after this one see it: no token, proof or approvals in its ``_meta`` (removed in
+    place: the SDK keeps ``initialize``'s params as the session's ``client_params``) or in its request's headers."""
+    params = ctx.params
+    meta = getattr(ctx, "meta", None)
+    if isinstance(params, dict) and isinstance(params.get("_meta"), dict):
+        for key in _CREDENTIAL_META:
+            params["_meta"].pop(key, None)
+        try:
+            meta = RequestParams.model_validate(params, by_name=False).meta
+        except Exception:
+            meta = None
+    changes: Dict[str, Any] = {"request": _listing_request(ctx.request)}
+    if hasattr(ctx, "meta"):
+        changes["meta"] = meta
+    return dataclasses.replace(ctx, **changes)
+
+
 def _listing_request(request: Any) -> Any:
-    """The HTTP request the server's ``tools/list`` handler sees when the guard reads the tool definitions: the
-    headers that may carry a token, a proof or an approval redacted, the HTTP layer's hand-over removed."""
+    """The HTTP request the server's ``tools/list`` handler sees when the guard reads the tool definitions, and the
+    one a message that passes undecided goes on with: the headers that may carry a token, a proof or an approval
+    redacted, the HTTP layer's hand-over removed."""
     scope = getattr(request, "scope", None)
     if not isinstance(scope, dict):
         return request
@@ -354,6 +382,7 @@ class _MessageGuard:
     def __init__(self, policy: _Policy, server: Any) -> None:
         self.policy = policy
         self.server = server
+        self._hash_limiter: Optional[anyio.CapacityLimiter] = None
 
     async def definitions(self, ctx: Any) -> Dict[str, str]:
         """The hashes of the server's current tool definitions by name (the guard's ``tool_definitions``): its own
@@ -383,7 +412,12 @@ class _MessageGuard:
                 cursor = result.get("nextCursor")
                 if not cursor:
                     break
-            return await anyio.to_thread.run_sync(self.policy.vault.tool_hashes, tools)
+            # hashed in a thread of its own limiter: the guard's worker threads (anyio's default limiter, 40) wait
+            # on this coroutine, so with 40 pinned calls in flight a hash waiting for one of them never ran — and
+            # every later decision hung with it
+            if self._hash_limiter is None:
+                self._hash_limiter = anyio.CapacityLimiter(4)
+            return await anyio.to_thread.run_sync(self.policy.vault.tool_hashes, tools, limiter=self._hash_limiter)
         except Exception:
             _log.warning("mcpvault: reading the server's tool definitions failed; pinned tools are refused",
                          exc_info=True)
@@ -392,11 +426,18 @@ class _MessageGuard:
     async def __call__(self, ctx: Any, call_next: Callable[[Any], Awaitable[Any]]) -> Any:
         method = ctx.method
         if method in LIFECYCLE:
-            return await call_next(ctx)
+            return await call_next(_scrubbed(ctx))
         notification = ctx.request_id is None
-        if notification and isinstance(method, str) and method.startswith("notifications/"):
-            # what the client tells (initialized, cancelled, progress, roots changed) runs no request handler
-            return await call_next(ctx)
+        told = notification and isinstance(method, str) and method.startswith("notifications/")
+        request = ctx.request
+        scope = getattr(request, "scope", None)
+        transport = scope.get(_TRANSPORT) if isinstance(scope, dict) else None
+        if told and (not isinstance(scope, dict) or transport is not None):
+            # what the client tells (initialized, cancelled, progress, roots changed) runs no request handler: over
+            # stdio or in process the one client, over HTTP decided by the HTTP layer in front. HTTP without it (the
+            # SSE transport's POSTs, whose session id is in every URL) decides it here like any message: anyone
+            # could otherwise cancel another client's calls without a token
+            return await call_next(_scrubbed(ctx))
         message: Dict[str, Any] = {"jsonrpc": "2.0", "method": method}
         if not notification:
             message["id"] = ctx.request_id
@@ -407,9 +448,6 @@ class _MessageGuard:
             input["body"] = json.dumps(message)
         except (TypeError, ValueError):
             input["body_error"] = "not_json"
-        request = ctx.request
-        scope = getattr(request, "scope", None)
-        transport = scope.get(_TRANSPORT) if isinstance(scope, dict) else None
         headers = _header_map(getattr(request, "headers", None))
         if isinstance(transport, dict):
             # the HTTP layer in front decided this request's token: hand it over as the transport's
@@ -428,6 +466,8 @@ class _MessageGuard:
             # pinned call of a valid token needs them
             input["tool_definitions"] = lambda: anyio.from_thread.run(self.definitions, ctx)
         outcome = await self.policy.decide(self.policy.guard, input)
+        if told and outcome["allowed"]:
+            return await call_next(_scrubbed(ctx))
         if notification:
             # a request sent as a notification (no id) never runs: the guard refused it or it has no answer
             return None

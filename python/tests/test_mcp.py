@@ -857,3 +857,117 @@ def test_a_recorded_error_is_what_the_sdk_sends_never_the_exceptions_text():
     mcp_error = MCPError(-32000, "told on purpose")
     assert _response_of(error=mcp_error)["error"]["message"] == "told on purpose"
     assert _response_of({"content": []}) == {"result": {"content": []}}
+
+
+def test_sixty_concurrent_pinned_calls_finish():
+    # the guard's worker threads (anyio's 40) each waited on definitions(), which waited for one of them to hash: at
+    # 40 pinned calls in flight nothing ever finished again (helper 34)
+    v = MCPVault()
+    priv, pub = v.generate_keypair()
+    server = MCPServer("pins")
+
+    @server.tool()
+    def db_query(sql: str) -> str:
+        return "rows"
+
+    with_mcpvault(server, public_key_hex=pub)
+    guard = next(m for m in server._lowlevel_server.middleware if type(m).__name__ == "_MessageGuard")
+
+    def ctx_of(params, rid):
+        return ServerRequestContext(session=None, lifespan_context={}, protocol_version="2025-11-25",
+                                    method="tools/call", params=params, request_id=rid, request=None)
+
+    async def main():
+        hashes = await guard.definitions(ctx_of({}, 0))
+        tok = v.mint(priv, {"tools": ["db_query"], "ttl": 600, "issuer": "i", "subject": "s",
+                            "pin": {"db_query": hashes["db_query"]}})
+        ran = []
+
+        async def call_next(ctx):
+            ran.append(ctx.request_id)
+            return {"content": []}
+
+        async def one(i):
+            params = {"name": "db_query", "arguments": {"sql": "1"}, "_meta": {"token": tok}}
+            await guard(ctx_of(params, i), call_next)
+
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as tg:
+                for i in range(60):
+                    tg.start_soon(one, i)
+        return ran
+
+    # fail_after is only the hang's bound: the old code never finished
+    assert sorted(anyio.run(main)) == list(range(60))
+
+
+def test_messages_that_pass_undecided_lose_their_credentials(keys):
+    # initialize, ping and the client's notifications pass without a decision: they went on with the token and the
+    # proof in their _meta, and the SDK keeps initialize's params as the session's client_params, which every tool
+    # handler can read (helper 34)
+    from mcp.server.mcpserver import Context
+
+    from mcpvault.mcp import with_mcpvault_client
+
+    v = MCPVault()
+    hpriv, hpub = v.generate_keypair()
+    token = v.mint(keys[0], {"tools": ["db_query"], "ttl": 3600, "issuer": "i", "subject": "s", "holder": hpub})
+    seen = {}
+    server = MCPServer("x")
+
+    @server.tool()
+    def db_query(sql: str, ctx: Context) -> str:
+        seen["client_params"] = repr(ctx.session.client_params)
+        return "ok"
+
+    with_mcpvault(server, public_key_hex=keys[1], store="memory")
+
+    async def main():
+        async with with_mcpvault_client(Client(server, mode="legacy"), token=token, holder_key=hpriv) as c:
+            await c.send_ping()
+            assert (await c.call_tool("db_query", {"sql": "1"})).content[0].text == "ok"
+
+    anyio.run(main)
+    assert "InitializeRequestParams" in seen["client_params"]
+    assert token not in seen["client_params"] and "mvp1." not in seen["client_params"], seen["client_params"]
+
+
+def test_the_handler_sees_no_proof_or_approval_header():
+    # spent by the guard, they reached the handler as sent (helper 34); the token is replaced wherever it appears
+    from mcpvault.mcp import _redacted_request
+
+    scope = {"type": "http", "method": "POST", "path": "/mcp", "headers": [
+        (b"authorization", b"Bearer TOKEN"), (b"x-mcpvault-proof", b"mvp1.1.ab.sig"),
+        (b"x-mcpvault-approval", b"mva1.x.y.z"), (b"accept", b"application/json")]}
+    headers = dict(_redacted_request(Request(scope), "TOKEN").headers)
+    assert headers == {"authorization": f"Bearer {REDACTED}", "x-mcpvault-proof": REDACTED,
+                       "x-mcpvault-approval": REDACTED, "accept": "application/json"}
+
+
+def test_a_notification_over_http_without_the_http_layer_is_decided(keys, tokens):
+    # the SSE transport's POSTs reach the message layer with no HTTP layer in front, and the session id is in every
+    # URL: notifications/cancelled without a token cancelled another client's call (helper 34)
+    server = MCPServer("sse")
+    with_mcpvault(server, public_key_hex=keys[1])
+    guard = next(m for m in server._lowlevel_server.middleware if type(m).__name__ == "_MessageGuard")
+    told = []
+
+    async def call_next(ctx):
+        told.append(ctx.params)
+
+    def ctx_of(meta, request):
+        params = {"requestId": 3, "reason": "x", **({"_meta": meta} if meta else {})}
+        return ServerRequestContext(session=None, lifespan_context={}, protocol_version="2025-11-25",
+                                    method="notifications/cancelled", params=params, request_id=None,
+                                    request=request)
+
+    http = Request({"type": "http", "method": "POST", "path": "/messages/", "headers": []})
+
+    async def main():
+        await guard(ctx_of(None, http), call_next)  # no token: dropped
+        await guard(ctx_of({"token": "garbage"}, http), call_next)  # a bad one: dropped
+        await guard(ctx_of({"token": tokens["narrow"]}, http), call_next)  # a valid one: told, without it
+        await guard(ctx_of(None, None), call_next)  # stdio / in process: the one client's
+
+    anyio.run(main)
+    assert told == [{"requestId": 3, "reason": "x", "_meta": {}}, {"requestId": 3, "reason": "x"}]
