@@ -3346,15 +3346,75 @@ fn step_up_cases(g: &mut Gen) {
         NOW,
     );
     let with_proof = |id: i64, args: Value, proof: &str| proved_call(id, &args, proof);
+    // beyond 64 bits the JSON reader holds the double it rounds to (helper 36): refused as well
+    let huge: Value = serde_json::from_str(r#"{"account": 18446744073709551616}"#).unwrap();
+    let huge_proof = g.prove(
+        (&holder, &bound_id),
+        ("tools/call", Some("db_query"), &huge),
+        NOW,
+    );
+    let huge_neighbour = format!(
+        r#"{{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{{"name":"db_query","arguments":{{"account":18446744073709551617}},"_meta":{{"mcpvault/proof":"{huge_proof}"}}}}}}"#
+    );
     g.guard_case(
         "state-proof-of-a-number-beyond-2-53-refused",
-        "a holder-bound call whose arguments hold an integer of magnitude 2^53 or more is invalid_request (its proof could be any neighbour's); a small integer is proved as usual",
+        "a holder-bound call whose arguments hold a number of magnitude 2^53 or more (an integer beyond 64 bits included) is invalid_request (its proof could be any neighbour's); a small integer is proved as usual",
         opts(),
         &[],
         vec![
             step(NOW, bearer(&bound, with_proof(1, json!({"account": 9_007_199_254_740_993u64}), &neighbour)), Some("invalid_request")),
             step(NOW, bearer(&bound, with_proof(2, signed.clone(), &neighbour)), Some("invalid_request")),
             step(NOW, bearer(&bound, with_proof(3, small.clone(), &small_proof)), None),
+            step(NOW, bearer(&bound, huge_neighbour), Some("invalid_request")),
+        ],
+    );
+    // a nonce is spent as the block's that carries it: a sibling attenuation of the same parent, carrying a copy of
+    // the victim's nonce in a block of its own, neither burns the victim's single use nor spends it (helper 36: keyed
+    // by the authority block, siblings collided)
+    let parent = g.mint(&Grant {
+        subject: "team".into(),
+        ..grant(&["db_query", "file_read"], 3600)
+    });
+    let victim = g.att(
+        &parent,
+        &Restriction {
+            single_use: true,
+            ..tools(&["db_query"])
+        },
+    );
+    let source = biscuit_auth::Biscuit::from_base64(&victim, root_key)
+        .unwrap()
+        .print_block_source(1)
+        .unwrap();
+    let nonce = source
+        .split("nonce(\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_string();
+    let next = KeyPair::new_with_rng(Algorithm::Ed25519, &mut g.rng);
+    let sibling =
+        biscuit_auth::Biscuit::from_base64(g.att(&parent, &tools(&["db_query"])), root_key)
+            .unwrap()
+            .append_with_keypair(
+                &next,
+                BlockBuilder::new()
+                    .code(format!("nonce(\"{nonce}\");"))
+                    .unwrap(),
+            )
+            .unwrap()
+            .to_base64()
+            .unwrap();
+    g.guard_case(
+        "state-copied-nonce-of-a-sibling",
+        "a sibling attenuation of the victim's parent carrying a copy of the victim's single-use nonce spends its own: the victim's call still runs once, then the victim's token is replayed, and the sibling's spent copy is replayed on another call",
+        opts(),
+        &[],
+        vec![
+            step(NOW, bearer(&sibling, q(1)), None),
+            step(NOW + 1, bearer(&victim, q(2)), None),
+            step(NOW + 2, bearer(&victim, q(3)), Some("replayed")),
+            step(NOW + 3, bearer(&sibling, q(4)), Some("replayed")),
         ],
     );
 }

@@ -2839,9 +2839,9 @@ fn check_completion(
 
 /// The key a spent nonce is kept under: the nonce bound to what owns it (SHA-256 of `owner:nonce`, hex, after
 /// `kind`). Any block may carry a nonce its holder chose, and any holder or approver may sign one it saw: bound to
-/// the token that minted it (its authority block's revocation id, which every token attenuated from it shares), the
-/// holder key a proof is signed with, the approver — a nonce copied elsewhere is another key, and can neither spend
-/// (burn) the original nor be handed its recorded response.
+/// the block that carries it (its revocation id, which every token attenuated from it shares and no other token
+/// has), the holder key a proof is signed with, the approver — a nonce copied elsewhere is another key, and can
+/// neither spend (burn) the original nor be handed its recorded response.
 fn spent_as(kind: &str, owner: &str, nonce: &str) -> String {
     use sha2::{Digest, Sha256};
     format!(
@@ -2850,10 +2850,15 @@ fn spent_as(kind: &str, owner: &str, nonce: &str) -> String {
     )
 }
 
-/// What a single-use token's nonces are spent as ([`spent_as`], owned by its authority block).
+/// What a single-use token's nonces are spent as ([`spent_as`], each owned by the block that carries it).
 fn token_spends(f: &AuthorizedFacts) -> Vec<String> {
+    // facts come from this crate's verification, which fills both; were one short, its nonces would be the root's
     let root = f.revocation_ids.first().map_or("", String::as_str);
-    f.nonces.iter().map(|n| spent_as("", root, n)).collect()
+    f.nonces
+        .iter()
+        .enumerate()
+        .map(|(i, n)| spent_as("", f.nonce_blocks.get(i).map_or(root, String::as_str), n))
+        .collect()
 }
 
 /// The resource URIs a `subscriptions/listen` subscribes to (`params.notifications.resourceSubscriptions`, none

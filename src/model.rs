@@ -439,6 +439,10 @@ pub struct AuthorizedFacts {
     /// lets a call through only if none was spent before.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub nonces: Vec<String>,
+    /// The revocation id of the block each of `nonces` is in (not serialized): the guard spends a nonce as that
+    /// block's, which every token attenuated from it shares and no other token has.
+    #[serde(skip)]
+    pub nonce_blocks: Vec<String>,
     /// Scopes every block allows, sorted (absent when none).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scopes: Vec<String>,

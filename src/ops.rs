@@ -1736,6 +1736,12 @@ fn facts_of(chain: &Chain, request: &Request, depth: usize) -> AuthorizedFacts {
             .iter()
             .filter_map(|b| b.nonce.clone())
             .collect(),
+        nonce_blocks: chain
+            .blocks
+            .iter()
+            .zip(chain.revocation_ids())
+            .filter_map(|(b, id)| b.nonce.as_ref().map(|_| id))
+            .collect(),
         scopes: chain.effective_scopes().into_iter().collect(),
         scope: request.scope.clone(),
         quotas: chain.quotas(),

@@ -70,16 +70,19 @@ fn write_jcs(value: &Value, out: &mut String) {
     }
 }
 
-/// Refuses a call whose arguments hold an integer of magnitude 2^53 or more before it is signed or checked: the
+/// Refuses a call whose arguments hold a number of magnitude 2^53 or more before it is signed or checked: the
 /// canonical JSON prints it as the double ECMAScript holds (so `9007199254740993` and `9007199254740992` sign the
 /// same), while a Python or Rust server acts on the exact integer — a proof or an approval of one would pass for the
 /// other.
 pub(crate) fn check_signable(arguments: &serde_json::Map<String, Value>) -> Result<()> {
     fn inexact(v: &Value) -> bool {
         match v {
+            // an integer beyond 64 bits is read as the double it rounds to: every number of magnitude 2^53 or more
             Value::Number(n) => {
                 n.as_i64().is_some_and(|i| i.unsigned_abs() >= 1 << 53)
                     || n.as_u64().is_some_and(|u| u >= 1 << 53)
+                    || n.as_f64()
+                        .is_some_and(|x| x.abs() >= 9_007_199_254_740_992.0)
             }
             Value::Array(a) => a.iter().any(inexact),
             Value::Object(m) => m.values().any(inexact),
@@ -88,7 +91,7 @@ pub(crate) fn check_signable(arguments: &serde_json::Map<String, Value>) -> Resu
     }
     if arguments.values().any(inexact) {
         return Err(Error::invalid(
-            "an argument holds an integer of magnitude 2^53 or more: a proof or an approval cannot sign it exactly \
+            "an argument holds a number of magnitude 2^53 or more: a proof or an approval cannot sign it exactly \
              (send it as a string)",
         ));
     }

@@ -125,24 +125,31 @@ class SessionBook {
   }
 }
 
-/** Whether the request carries a body (Express 4's body parser sets `req.body = {}` even when it does not). */
-function hasContent(req) {
+/** Whether the request announces a body (Express 4's body parser sets `req.body = {}` even when there is none). */
+function declared(req) {
   const length = req.headers["content-length"];
-  return req.headers["transfer-encoding"] !== undefined || (length !== undefined && length !== "0") || lengthUnknown(req);
+  return req.headers["transfer-encoding"] !== undefined || (length !== undefined && length !== "0");
 }
 
+/** Whether the request may carry a body: announced, or one of unknown length. */
+function hasContent(req) {
+  return declared(req) || lengthUnknown(req);
+}
+
+/** The methods that carry no body here (MCP's GET stream, its session DELETE). */
+const BODILESS = new Set(["GET", "HEAD", "DELETE", "OPTIONS"]);
+
 /**
- * HTTP/2 (and 3) have no Transfer-Encoding and make Content-Length optional: a body is there until the stream ends.
- * Deciding such a POST as body-less let its handler (the MCP SDK's transport) read and run a tools/call undecided.
+ * HTTP/2 (and 3) have no Transfer-Encoding and make Content-Length optional: a POST's body is there until the stream
+ * ends. Deciding such a POST as body-less let its handler (the MCP SDK's transport) read and run a tools/call
+ * undecided. (A GET is decided at once, whether or not its client ended the stream.)
  */
 function lengthUnknown(req) {
-  return req.httpVersionMajor >= 2 && req.headers["content-length"] === undefined;
+  return req.httpVersionMajor >= 2 && req.headers["content-length"] === undefined && !BODILESS.has(req.method);
 }
 
 function readJson(req, max) {
   return new Promise((resolve, reject) => {
-    // a stream another middleware read to its end without setting req.body: nothing is left for anyone
-    if (req.readableEnded) return resolve(undefined);
     const chunks = [];
     let size = 0;
     const onData = (c) => {
@@ -320,6 +327,13 @@ function createMcpVaultMiddleware(options) {
         return void run(req, res, next, { body, parsed: body });
       }
       if (!hasContent(req)) return void run(req, res, next, {});
+      if (req.readableEnded) {
+        // the stream was read to its end before this middleware, and req.body not set: an HTTP/2 stream that ended
+        // empty has no body; an announced body went elsewhere (req.rawBody, …), where the handler may read what
+        // nothing decided — refused, never decided as body-less
+        if (!declared(req)) return void run(req, res, next, {});
+        return void failed(res, new Error("the request body was read before mcpvault-express without setting req.body: mount the middleware before it, or have it set req.body"));
+      }
       readJson(req, o.maxBodyBytes).then(
         (text) => {
           let parsed;

@@ -435,8 +435,9 @@ class _MessageGuard:
         if told and (not isinstance(scope, dict) or transport is not None):
             # what the client tells (initialized, cancelled, progress, roots changed) runs no request handler: over
             # stdio or in process the one client, over HTTP decided by the HTTP layer in front. HTTP without it (the
-            # SSE transport's POSTs, whose session id is in every URL) decides it here like any message: anyone
-            # could otherwise cancel another client's calls without a token
+            # SSE transport's POSTs, whose session id is in every URL) decides it here like any message. (The SDK's
+            # dispatcher applies notifications/cancelled and /progress before any middleware: only a layer in front
+            # of the SSE POST path decides those — see the README)
             return await call_next(_scrubbed(ctx))
         message: Dict[str, Any] = {"jsonrpc": "2.0", "method": method}
         if not notification:

@@ -946,7 +946,8 @@ def test_the_handler_sees_no_proof_or_approval_header():
 
 def test_a_notification_over_http_without_the_http_layer_is_decided(keys, tokens):
     # the SSE transport's POSTs reach the message layer with no HTTP layer in front, and the session id is in every
-    # URL: notifications/cancelled without a token cancelled another client's call (helper 34)
+    # URL: a client's notifications went on without a token (helper 34; the SDK's dispatcher applies cancelled and
+    # progress before any middleware, as the README says)
     server = MCPServer("sse")
     with_mcpvault(server, public_key_hex=keys[1])
     guard = next(m for m in server._lowlevel_server.middleware if type(m).__name__ == "_MessageGuard")
@@ -956,9 +957,9 @@ def test_a_notification_over_http_without_the_http_layer_is_decided(keys, tokens
         told.append(ctx.params)
 
     def ctx_of(meta, request):
-        params = {"requestId": 3, "reason": "x", **({"_meta": meta} if meta else {})}
+        params = {"x": 3, **({"_meta": meta} if meta else {})}
         return ServerRequestContext(session=None, lifespan_context={}, protocol_version="2025-11-25",
-                                    method="notifications/cancelled", params=params, request_id=None,
+                                    method="notifications/roots/list_changed", params=params, request_id=None,
                                     request=request)
 
     http = Request({"type": "http", "method": "POST", "path": "/messages/", "headers": []})
@@ -970,4 +971,4 @@ def test_a_notification_over_http_without_the_http_layer_is_decided(keys, tokens
         await guard(ctx_of(None, None), call_next)  # stdio / in process: the one client's
 
     anyio.run(main)
-    assert told == [{"requestId": 3, "reason": "x", "_meta": {}}, {"requestId": 3, "reason": "x"}]
+    assert told == [{"x": 3, "_meta": {}}, {"x": 3}]

@@ -477,7 +477,7 @@ test("HTTP/2 without Content-Length: the body is read and decided (it was decide
     // what a handler reading the stream itself (the MCP SDK's transport without parsedBody) would run
     const handler = async (req, res) => {
       let text = "";
-      if (!req.readableEnded) for await (const c of req) text += c;
+      if (req.method === "POST" && !req.readableEnded) for await (const c of req) text += c;
       ran.push(req.body ?? text);
       res.end(J({ ok: true }));
     };
@@ -506,11 +506,45 @@ test("HTTP/2 without Content-Length: the body is read and decided (it was decide
       }
       // an empty stream is a body-less POST
       assert.strictEqual((await h2("", false)).status, 200);
-      assert.strictEqual(ran.length, 3, J(ran));
+      // a GET is decided at once, its stream ended or not (an SSE client may keep it open)
+      for (const endStream of [true, false]) {
+        const status = await new Promise((resolve, reject) => {
+          const s = client.request({ ":method": "GET", ":path": "/mcp", "x-mcpvault-token": token }, { endStream });
+          s.on("response", (h) => { resolve(h[":status"]); s.close(); });
+          s.on("error", reject);
+        });
+        assert.strictEqual(status, 200, `GET, endStream ${endStream}`);
+      }
+      assert.strictEqual(ran.length, 5, J(ran));
       assert.ok(ran.slice(0, 2).every((b) => J(b).includes("db_query")), J(ran));
     } finally {
       client.close();
       await new Promise((r) => server.close(r));
     }
+  }
+});
+
+test("a body another middleware read without setting req.body is refused, never decided as body-less (helper 36)", async () => {
+  // e.g. a signature check that keeps req.rawBody: the handler would run what nothing decided
+  const app = express5();
+  const ran = [];
+  app.use((req, res, next) => {
+    let text = "";
+    req.on("data", (c) => (text += c));
+    req.on("end", () => { req.rawBody = text; next(); });
+  });
+  app.use("/mcp", createMcpVaultMiddleware({ publicKeyHex: keys.publicKey })(), (req, res) => {
+    ran.push(JSON.parse(req.rawBody).params.name);
+    res.json({ ok: true });
+  });
+  const server = await new Promise((resolve) => { const s = app.listen(0, "127.0.0.1", () => resolve(s)); });
+  try {
+    const r = await send(server.address().port, "POST", { ...CT, ...X(token) }, call("admin_delete", { all: true }));
+    assert.strictEqual(r.status, 500, r.text);
+    assert.strictEqual(r.json.error.data.code, "internal_error");
+    assert.deepStrictEqual(ran, []);
+  } finally {
+    server.closeAllConnections?.();
+    await new Promise((r) => server.close(r));
   }
 });
