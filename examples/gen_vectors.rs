@@ -216,6 +216,34 @@ impl Gen {
         mint(&self.private_key, g, NOW, &mut self.rng).unwrap()
     }
 
+    /// `into` with one more block holding a copy of the nonce in block `block` of `from` (any block may carry a
+    /// nonce its holder chose).
+    fn copy_nonce(&mut self, from: &str, block: usize, into: &str) -> String {
+        let root_key = mcpvault::parse_public_key(&self.public_key).unwrap();
+        let source = biscuit_auth::Biscuit::from_base64(from, root_key)
+            .unwrap()
+            .print_block_source(block)
+            .unwrap();
+        let nonce = source
+            .split("nonce(\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap()
+            .to_string();
+        let next = KeyPair::new_with_rng(Algorithm::Ed25519, &mut self.rng);
+        biscuit_auth::Biscuit::from_base64(into, root_key)
+            .unwrap()
+            .append_with_keypair(
+                &next,
+                BlockBuilder::new()
+                    .code(format!("nonce(\"{nonce}\");"))
+                    .unwrap(),
+            )
+            .unwrap()
+            .to_base64()
+            .unwrap()
+    }
+
     fn att(&mut self, token: &str, r: &Restriction) -> String {
         attenuate(token, r, NOW, &mut self.rng).unwrap().token
     }
@@ -3279,40 +3307,16 @@ fn step_up_cases(g: &mut Gen) {
     // nonce in another token burned the victim's single-use token and, within the window, was handed the victim's
     // recorded response; a token attenuated from the victim's shares its nonce but not its recorded responses
     // (helper 33)
-    let root_key = mcpvault::parse_public_key(&g.public_key).unwrap();
     let victim = g.mint(&Grant {
         single_use: true,
         subject: "victim".into(),
         ..grant(&["db_query"], 3600)
     });
-    let source = biscuit_auth::Biscuit::from_base64(&victim, root_key)
-        .unwrap()
-        .print_block_source(0)
-        .unwrap();
-    let nonce = source
-        .split("nonce(\"")
-        .nth(1)
-        .and_then(|r| r.split('"').next())
-        .unwrap()
-        .to_string();
-    let next = KeyPair::new_with_rng(Algorithm::Ed25519, &mut g.rng);
-    let copier = biscuit_auth::Biscuit::from_base64(
-        g.mint(&Grant {
-            subject: "attacker".into(),
-            ..grant(&["db_query"], 3600)
-        }),
-        root_key,
-    )
-    .unwrap()
-    .append_with_keypair(
-        &next,
-        BlockBuilder::new()
-            .code(format!("nonce(\"{nonce}\");"))
-            .unwrap(),
-    )
-    .unwrap()
-    .to_base64()
-    .unwrap();
+    let attacker = g.mint(&Grant {
+        subject: "attacker".into(),
+        ..grant(&["db_query"], 3600)
+    });
+    let copier = g.copy_nonce(&victim, 0, &attacker);
     let child = g.att(&victim, &tools(&["db_query"]));
     let q = |id: i64| rpc_call(json!(id), "db_query", json!({"sql": "select 1"}));
     let rows = json!({"result": {"content": [{"type": "text", "text": "the victim's rows"}]}});
@@ -3382,29 +3386,8 @@ fn step_up_cases(g: &mut Gen) {
             ..tools(&["db_query"])
         },
     );
-    let source = biscuit_auth::Biscuit::from_base64(&victim, root_key)
-        .unwrap()
-        .print_block_source(1)
-        .unwrap();
-    let nonce = source
-        .split("nonce(\"")
-        .nth(1)
-        .and_then(|r| r.split('"').next())
-        .unwrap()
-        .to_string();
-    let next = KeyPair::new_with_rng(Algorithm::Ed25519, &mut g.rng);
-    let sibling =
-        biscuit_auth::Biscuit::from_base64(g.att(&parent, &tools(&["db_query"])), root_key)
-            .unwrap()
-            .append_with_keypair(
-                &next,
-                BlockBuilder::new()
-                    .code(format!("nonce(\"{nonce}\");"))
-                    .unwrap(),
-            )
-            .unwrap()
-            .to_base64()
-            .unwrap();
+    let other = g.att(&parent, &tools(&["db_query"]));
+    let sibling = g.copy_nonce(&victim, 1, &other);
     g.guard_case(
         "state-copied-nonce-of-a-sibling",
         "a sibling attenuation of the victim's parent carrying a copy of the victim's single-use nonce spends its own: the victim's call still runs once, then the victim's token is replayed, and the sibling's spent copy is replayed on another call",
