@@ -548,6 +548,40 @@ pub fn glob_regex(glob: &str) -> Result<String> {
     Ok(re)
 }
 
+/// Whether `text` matches `glob` as its [`glob_regex`] does (anchored; `*` any run of characters, newlines
+/// included, `?` one character), without compiling a regular expression: a list or a `subscriptions/listen` of many
+/// URIs is matched against every grant, and a compile per pair cost seconds. A glob [`glob_regex`] refuses matches
+/// nothing. The usual wildcard walk: on a mismatch, the last `*` takes one more character.
+pub fn glob_match(glob: &str, text: &str) -> bool {
+    if glob.contains(GLOB_REFUSED) || glob.chars().any(char::is_control) {
+        return false;
+    }
+    let (g, t): (Vec<char>, Vec<char>) = (glob.chars().collect(), text.chars().collect());
+    let (mut gi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while let Some(&tc) = t.get(ti) {
+        match g.get(gi) {
+            Some('*') => {
+                star = Some((gi, ti));
+                gi += 1;
+            }
+            Some(&c) if c == '?' || c == tc => {
+                gi += 1;
+                ti += 1;
+            }
+            _ => match star {
+                Some((sg, st)) => {
+                    gi = sg + 1;
+                    ti = st + 1;
+                    star = Some((sg, st + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    g.get(gi..).unwrap_or_default().iter().all(|&c| c == '*')
+}
+
 /// The glob a regular expression was written from, if it was.
 pub fn regex_glob(re: &str) -> Option<String> {
     let mut rest = re.strip_prefix('^')?.strip_suffix('$')?;
@@ -835,6 +869,16 @@ pub(crate) fn allows(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// `glob_match` is `glob_regex` without the regular expression, on globs and texts of the characters that
+        /// matter (wildcards, escaped and refused characters, a newline, a multi-byte one).
+        #[test]
+        fn glob_match_is_the_globs_regex(glob in "[ab*?.\\[\né/]{0,8}", text in "[ab.\né/*?]{0,10}") {
+            let regex = glob_regex(&glob).is_ok_and(|re| is_match(&re, &text));
+            proptest::prop_assert_eq!(glob_match(&glob, &text), regex, "{:?} {:?}", glob, text);
+        }
+    }
 
     #[test]
     fn paths_parse_and_print_back() {

@@ -2696,10 +2696,10 @@ pub fn resource_allowed(facts: &AuthorizedFacts, uri: &str, open: bool) -> bool 
     if facts.resources.is_empty() {
         return open;
     }
-    facts.resources.iter().all(|set| {
-        set.iter()
-            .any(|g| crate::args::glob_regex(g).is_ok_and(|re| crate::args::is_match(&re, uri)))
-    })
+    facts
+        .resources
+        .iter()
+        .all(|set| set.iter().any(|g| crate::args::glob_match(g, uri)))
 }
 
 /// The text of a glob before its first wildcard.
