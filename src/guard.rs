@@ -1156,40 +1156,34 @@ fn call_of(
                 .filter(|s| !s.is_empty())
                 .map(str::to_string)
         };
-        match method.as_str() {
+        // what listen and completion name is read now (a malformed one is the request's fault), decided once the
+        // token verifies (`check_listen`, `check_completion`)
+        let read = match method.as_str() {
             _ if request.reads_resource() => match named("uri") {
-                Some(uri) => request.resource = Some(uri),
-                None => {
-                    return Err(bad(
-                        "a resource method needs params.uri",
-                        Some(method),
-                        None,
-                        id,
-                    ))
+                Some(uri) => {
+                    request.resource = Some(uri);
+                    Ok(())
                 }
+                None => Err(Error::invalid("a resource method needs params.uri")),
             },
             "prompts/get" => match named("name") {
-                Some(name) => request.prompt = Some(name),
-                None => return Err(bad("prompts/get needs params.name", Some(method), None, id)),
-            },
-            // what these name is read now (a malformed one is the request's fault), decided once the token
-            // verifies (`check_listen`, `check_completion`)
-            LISTEN_METHOD | COMPLETION_METHOD => {
-                let read = if method == LISTEN_METHOD {
-                    listened_uris(params).map(drop)
-                } else {
-                    completion_ref(params).map(drop)
-                };
-                if let Err(e) = read {
-                    return Err(Box::new(Refused {
-                        error: e,
-                        method: Some(method),
-                        tool: None,
-                        id,
-                    }));
+                Some(name) => {
+                    request.prompt = Some(name);
+                    Ok(())
                 }
-            }
-            _ => {}
+                None => Err(Error::invalid("prompts/get needs params.name")),
+            },
+            LISTEN_METHOD => listened_uris(params).map(drop),
+            COMPLETION_METHOD => completion_ref(params).map(drop),
+            _ => Ok(()),
+        };
+        if let Err(error) = read {
+            return Err(Box::new(Refused {
+                error,
+                method: Some(method),
+                tool: None,
+                id,
+            }));
         }
         return Ok(Call {
             id,

@@ -77,13 +77,8 @@ fn write_jcs(value: &Value, out: &mut String) {
 pub(crate) fn check_signable(arguments: &serde_json::Map<String, Value>) -> Result<()> {
     fn inexact(v: &Value) -> bool {
         match v {
-            // an integer beyond 64 bits is read as the double it rounds to: every number of magnitude 2^53 or more
-            Value::Number(n) => {
-                n.as_i64().is_some_and(|i| i.unsigned_abs() >= 1 << 53)
-                    || n.as_u64().is_some_and(|u| u >= 1 << 53)
-                    || n.as_f64()
-                        .is_some_and(|x| x.abs() >= 9_007_199_254_740_992.0)
-            }
+            // the numbers argument limits refuse too (an integer beyond 64 bits is read as a double)
+            Value::Number(_) => crate::args::number_key(v).is_none(),
             Value::Array(a) => a.iter().any(inexact),
             Value::Object(m) => m.values().any(inexact),
             _ => false,
