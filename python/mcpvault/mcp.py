@@ -69,6 +69,15 @@ _MAX_LIST_PAGES = 100
 #: The headers the guard reads (the rest of a request's headers stay out of its input).
 _GUARD_HEADERS = ("x-mcpvault-token", "x-mcpvault-proof", "x-mcpvault-approval", "authorization", "mcp-method",
                   "mcp-name", "mcp-session-id", "traceparent", "tracestate", "mcp-protocol-version")
+#: The headers that carry what the guard spends (replaced whole in what a handler sees), and with them those that may
+#: carry the token (replaced whole where no decision named the token).
+_SPENT_HEADERS = (b"x-mcpvault-proof", b"x-mcpvault-approval")
+_CREDENTIAL_HEADERS = (b"authorization", b"x-mcpvault-token") + _SPENT_HEADERS
+#: Where a message carries its token and its proof (the guard's ``META_KEYS`` and ``PROOF_META_KEY``).
+TOKEN_META_KEY = "mcpvault/token"
+PROOF_META_KEY = "mcpvault/proof"
+#: Where a message's ``_meta`` carries a credential: the token (the core's ``META_KEYS``), the proof, the approvals.
+_CREDENTIAL_META = ("token", TOKEN_META_KEY, PROOF_META_KEY, "mcpvault/approvals")
 
 _facts: contextvars.ContextVar[Optional[Dict[str, Any]]] = contextvars.ContextVar("mcpvault_facts", default=None)
 
@@ -324,9 +333,8 @@ def _redacted_request(request: Any, token: Optional[str], forward: Any = None) -
 
     new_scope = {k: v for k, v in scope.items() if k != _TRANSPORT}
     t = token.encode("latin-1", "replace") if token else None
-    whole = (b"x-mcpvault-proof", b"x-mcpvault-approval")  # spent by the guard: the handler sees neither
     new_scope["headers"] = [
-        (k, REDACTED.encode() if k.lower() in whole else v.replace(t, REDACTED.encode()) if t else v)
+        (k, REDACTED.encode() if k.lower() in _SPENT_HEADERS else v.replace(t, REDACTED.encode()) if t else v)
         for k, v in scope.get("headers", [])
     ]
     out = Request(new_scope)
@@ -336,10 +344,6 @@ def _redacted_request(request: Any, token: Optional[str], forward: Any = None) -
         body = request._body
         out._body = body.replace(token.encode("latin-1", "replace"), REDACTED.encode()) if token else body
     return out
-
-
-#: Where a message's ``_meta`` carries a credential: the token (the core's ``META_KEYS``), the proof, the approvals.
-_CREDENTIAL_META = ("token", "mcpvault/token", "mcpvault/proof", "mcpvault/approvals")
 
 
 def _scrubbed(ctx: Any) -> Any:
@@ -370,9 +374,9 @@ def _listing_request(request: Any) -> Any:
         return request
     from starlette.requests import Request
 
-    secret = (b"authorization", b"x-mcpvault-token", b"x-mcpvault-proof", b"x-mcpvault-approval")
     new_scope = {k: v for k, v in scope.items() if k != _TRANSPORT}
-    new_scope["headers"] = [(k, REDACTED.encode() if k.lower() in secret else v) for k, v in scope.get("headers", [])]
+    new_scope["headers"] = [(k, REDACTED.encode() if k.lower() in _CREDENTIAL_HEADERS else v)
+                            for k, v in scope.get("headers", [])]
     return Request(new_scope)
 
 
@@ -730,10 +734,7 @@ def with_mcpvault(server: Any, **options: Any) -> Any:
     return server
 
 
-#: Where a message carries its token and its proof (the guard's ``META_KEYS`` and ``PROOF_META_KEY``), and the
-#: header of a proof on HTTP.
-TOKEN_META_KEY = "mcpvault/token"
-PROOF_META_KEY = "mcpvault/proof"
+#: The header of a proof on HTTP.
 PROOF_HEADER = "X-MCPVault-Proof"
 _CLIENT_APPLIED = "_mcpvault_client"
 
