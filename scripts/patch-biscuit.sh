@@ -13,7 +13,8 @@ if [ -f "$STAMP" ] && [ "$STAMP" -nt "$PATCH" ]; then
 fi
 
 registry="${CARGO_HOME:-$HOME/.cargo}/registry/src"
-find_src() { find "$registry" -maxdepth 2 -type d -name biscuit-auth-6.0.0 2>/dev/null | head -n1; }
+# (a fresh machine has no registry directory yet: find fails, which is not an error here)
+find_src() { find "$registry" -maxdepth 2 -type d -name biscuit-auth-6.0.0 2>/dev/null | head -n1 || true; }
 src="$(find_src)"
 if [ -z "$src" ]; then
   cargo fetch --manifest-path Cargo.toml >/dev/null   # the root crate depends on biscuit-auth =6.0.0
