@@ -3276,6 +3276,8 @@ fn step_up_cases(g: &mut Gen) {
             step(NOW, bearer(&nothing, rpc(json!(4), "prompts/get\u{200b}", json!({"name": "secret"}))), Some("invalid_request")),
             step(NOW, bearer(&nothing, rpc(json!(5), "x-acme/report", json!({}))), None),
             step(NOW, bearer(&nothing, rpc(json!(6), "tools/list", json!({}))), None),
+            // MCP 2026-07-28's tasks/update (rmcp 3 routes it by its exact name)
+            step(NOW, bearer(&nothing, rpc(json!(7), "Tasks/Update", json!({"taskId": "t1"}))), Some("invalid_request")),
         ],
     );
     // MCP 2026-07-28's subscriptions/listen subscribes to resources: each needs the grant resources/subscribe needs

@@ -526,6 +526,7 @@ const MCP_METHODS: &[&str] = &[
     "tasks/get",
     "tasks/result",
     "tasks/list",
+    "tasks/update",
     "tasks/cancel",
     "sampling/createMessage",
     "elicitation/create",
