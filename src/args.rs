@@ -553,13 +553,30 @@ pub fn glob_regex(glob: &str) -> Result<String> {
 /// URIs is matched against every grant, and a compile per pair cost seconds. A glob [`glob_regex`] refuses matches
 /// nothing. The usual wildcard walk: on a mismatch, the last `*` takes one more character.
 pub fn glob_match(glob: &str, text: &str) -> bool {
+    glob_match_within(glob, text, &std::cell::Cell::new(u64::MAX)) == Some(true)
+}
+
+/// Most steps of [`glob_match_within`] one request may take (a list filtered, a `subscriptions/listen` decided). The
+/// walk takes up to |glob| × |text| steps, and both are the caller's: a holder attenuates a token with 4 KB globs
+/// that fail late, and listens to 100 URIs of 4 KB each — 15 s of one core for one request before the limit.
+pub const GLOB_STEPS: u64 = 10_000_000;
+
+/// [`glob_match`], taking its steps from `steps`: none when they run out (the answer is then unknown, never a match).
+pub fn glob_match_within(glob: &str, text: &str, steps: &std::cell::Cell<u64>) -> Option<bool> {
     if glob.contains(GLOB_REFUSED) || glob.chars().any(char::is_control) {
-        return false;
+        return Some(false);
     }
+    let take = |n: u64| {
+        let left = steps.get().checked_sub(n)?;
+        steps.set(left);
+        Some(())
+    };
+    take((glob.len() + text.len()) as u64)?;
     let (g, t): (Vec<char>, Vec<char>) = (glob.chars().collect(), text.chars().collect());
     let (mut gi, mut ti) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while let Some(&tc) = t.get(ti) {
+        take(1)?;
         match g.get(gi) {
             Some('*') => {
                 star = Some((gi, ti));
@@ -575,11 +592,11 @@ pub fn glob_match(glob: &str, text: &str) -> bool {
                     ti = st + 1;
                     star = Some((sg, st + 1));
                 }
-                None => return false,
+                None => return Some(false),
             },
         }
     }
-    g.get(gi..).unwrap_or_default().iter().all(|&c| c == '*')
+    Some(g.get(gi..).unwrap_or_default().iter().all(|&c| c == '*'))
 }
 
 /// The glob a regular expression was written from, if it was.
@@ -878,6 +895,20 @@ mod tests {
             let regex = glob_regex(&glob).is_ok_and(|re| is_match(&re, &text));
             proptest::prop_assert_eq!(glob_match(&glob, &text), regex, "{:?} {:?}", glob, text);
         }
+    }
+
+    #[test]
+    fn glob_matching_stops_when_its_steps_run_out() {
+        let (glob, text) = (format!("*{}Z", "a".repeat(100)), "a".repeat(300));
+        let steps = std::cell::Cell::new(u64::MAX);
+        assert_eq!(glob_match_within(&glob, &text, &steps), Some(false));
+        let spent = u64::MAX - steps.get();
+        assert!(spent > 100 * 200, "{spent}");
+        let steps = std::cell::Cell::new(spent - 1);
+        assert_eq!(glob_match_within(&glob, &text, &steps), None);
+        let steps = std::cell::Cell::new(spent);
+        assert_eq!(glob_match_within(&glob, &text, &steps), Some(false));
+        assert_eq!(steps.get(), 0);
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //! server", documents the rules; `tests/vectors/state` holds every host to
 //! them.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -29,6 +30,15 @@ use crate::Verifier;
 /// Most messages in one JSON-RPC batch (the MCP SDK's own limit); a larger
 /// batch is refused before any verification.
 pub const MAX_BATCH: usize = 100;
+/// Most objects and arrays one body holds, and most values (strings, object
+/// keys included, objects, arrays, and the values commas separate): a body
+/// is counted before it is parsed, since each parsed object costs hundreds of
+/// bytes, copied as the guard reads it — 4 MiB of `{"":0}` held 1.2 GB and 17 s
+/// of the npm guard (its WebAssembly memory never shrinks) before any token
+/// was looked at.
+pub const MAX_BODY_CONTAINERS: usize = 10_000;
+/// See [`MAX_BODY_CONTAINERS`].
+pub const MAX_BODY_VALUES: usize = 100_000;
 /// What the caller chose (method, tool, request id) is cut to this many
 /// characters in decisions and audit records: a refused request cannot grow
 /// the log.
@@ -1281,10 +1291,50 @@ fn call_of(
     })
 }
 
+/// Whether `text` holds at most [`MAX_BODY_CONTAINERS`] objects and arrays and [`MAX_BODY_VALUES`] values, counted
+/// on its bytes (outside strings: `{`, `[` and `,`; every string once), so that what a body costs to parse is bounded
+/// by what it is allowed to hold. Not a JSON check: the parse comes next.
+fn body_within_limits(text: &str) -> bool {
+    let (mut containers, mut values) = (0usize, 0usize);
+    let mut bytes = text.bytes();
+    while let Some(b) = bytes.next() {
+        match b {
+            b'"' => {
+                values += 1;
+                let mut escaped = false;
+                for c in bytes.by_ref() {
+                    match (escaped, c) {
+                        (true, _) => escaped = false,
+                        (false, b'\\') => escaped = true,
+                        (false, b'"') => break,
+                        _ => {}
+                    }
+                }
+            }
+            b'{' | b'[' => {
+                containers += 1;
+                values += 1;
+            }
+            b',' => values += 1,
+            _ => continue,
+        }
+        if containers > MAX_BODY_CONTAINERS || values > MAX_BODY_VALUES {
+            return false;
+        }
+    }
+    true
+}
+
 /// Parses a body: any JSON value, except that a batch (a top-level array)
 /// is read only up to [`MAX_BATCH`] messages: the parse stops at the first
 /// message over the limit, so a huge batch costs no more than a full one.
+/// A body over [`MAX_BODY_CONTAINERS`] or [`MAX_BODY_VALUES`] is not parsed.
 fn parse_body(text: &str) -> std::result::Result<Value, String> {
+    if !body_within_limits(text) {
+        return Err(format!(
+            "body holds more than {MAX_BODY_CONTAINERS} objects and arrays or {MAX_BODY_VALUES} values"
+        ));
+    }
     struct Capped;
     impl<'de> serde::de::Visitor<'de> for Capped {
         type Value = Vec<Value>;
@@ -1774,6 +1824,8 @@ impl Guard {
         // at most anyway): a batch of 100 calls, each with 16 approvals by listed approvers, would otherwise cost
         // 1,600 signature checks.
         let mut approvals_left = crate::approval::MAX_APPROVALS;
+        // what matching the token's resource patterns may cost the whole request (subscriptions/listen)
+        let glob_steps = Cell::new(crate::args::GLOB_STEPS);
         let mut spend_nonces: Vec<String> = Vec::new();
         let mut charges: Vec<crate::quota::Charge> = Vec::new();
         let mut probe_target: Option<(usize, AuthorizedFacts, Request)> = None;
@@ -1910,7 +1962,7 @@ impl Guard {
                     check_completion(call.params.as_ref(), &f, &self.options)?;
                 }
                 if call.request.method == LISTEN_METHOD {
-                    check_listen(call.params.as_ref(), &f, &self.options)?;
+                    check_listen(call.params.as_ref(), &f, &self.options, &glob_steps)?;
                 }
                 Ok(f)
             });
@@ -2687,13 +2739,33 @@ fn filter_tools_by(
 /// resources): the same answer `resources/read` gets. `facts` must come from
 /// a request made with the same `open` (the guard's options).
 pub fn resource_allowed(facts: &AuthorizedFacts, uri: &str, open: bool) -> bool {
+    resource_allowed_within(facts, uri, open, &Cell::new(crate::args::GLOB_STEPS)) == Some(true)
+}
+
+/// [`resource_allowed`], its globs matched within `steps` ([`crate::args::GLOB_STEPS`] for a whole request): none
+/// when they ran out.
+fn resource_allowed_within(
+    facts: &AuthorizedFacts,
+    uri: &str,
+    open: bool,
+    steps: &Cell<u64>,
+) -> Option<bool> {
     if facts.resources.is_empty() {
-        return open;
+        return Some(open);
     }
-    facts
-        .resources
-        .iter()
-        .all(|set| set.iter().any(|g| crate::args::glob_match(g, uri)))
+    for set in &facts.resources {
+        let mut any = false;
+        for g in set {
+            if crate::args::glob_match_within(g, uri, steps)? {
+                any = true;
+                break;
+            }
+        }
+        if !any {
+            return Some(false);
+        }
+    }
+    Some(true)
 }
 
 /// The text of a glob before its first wildcard.
@@ -2720,11 +2792,14 @@ fn filter_list_of(result: &Value, field: &str, keep: impl Fn(&Value) -> bool) ->
 }
 
 /// A `resources/list` result with only the resources the token may read.
+/// What the token's globs cost is bounded for the whole list ([`crate::args::GLOB_STEPS`]): once spent, the rest of
+/// the list is left out.
 pub fn filter_resources(result: &Value, facts: &AuthorizedFacts, open: bool) -> Value {
+    let steps = Cell::new(crate::args::GLOB_STEPS);
     filter_list_of(result, "resources", |r| {
         r.get("uri")
             .and_then(Value::as_str)
-            .is_some_and(|u| resource_allowed(facts, u, open))
+            .is_some_and(|u| resource_allowed_within(facts, u, open, &steps) == Some(true))
     })
 }
 
@@ -2890,22 +2965,36 @@ fn listened_uris(params: Option<&Value>) -> Result<Vec<&str>> {
 /// A `subscriptions/listen` the token behind `facts` may make: every resource it subscribes to is one the token may
 /// read (as `resources/subscribe` of it would be decided), else `resource_not_allowed`: an update to a resource
 /// tells of what the token cannot read.
+/// The token's globs are matched within `steps`, the request's ([`crate::args::GLOB_STEPS`]): past them the request
+/// is `limits_exceeded`.
 fn check_listen(
     params: Option<&Value>,
     facts: &AuthorizedFacts,
     options: &GuardOptions,
+    steps: &Cell<u64>,
 ) -> Result<()> {
-    match listened_uris(params)?
-        .into_iter()
-        .find(|uri| !resource_allowed(facts, uri, options.open_resources))
-    {
-        Some(uri) => Err(Error::ResourceNotAllowed {
-            resource: uri.to_string(),
-            block: 0,
-            check: "a subscription to a resource the token may not read".into(),
-        }),
-        None => Ok(()),
+    let mut seen = std::collections::BTreeSet::new();
+    for uri in listened_uris(params)?.into_iter().filter(|u| seen.insert(*u)) {
+        match resource_allowed_within(facts, uri, options.open_resources, steps) {
+            Some(true) => {}
+            Some(false) => {
+                return Err(Error::ResourceNotAllowed {
+                    resource: uri.to_string(),
+                    block: 0,
+                    check: "a subscription to a resource the token may not read".into(),
+                })
+            }
+            None => {
+                return Err(Error::LimitsExceeded {
+                    detail: format!(
+                        "matching the token's resource patterns took more than {} steps",
+                        crate::args::GLOB_STEPS
+                    ),
+                })
+            }
+        }
     }
+    Ok(())
 }
 
 /// A list answer as the token behind `facts` may see it: `resources/list`,
@@ -3181,6 +3270,15 @@ mod tests {
             "a batch of more than 100 messages is over the limit"
         );
         assert_eq!(parse_body("[1] x").unwrap_err(), "body is not JSON");
+        // objects and values are counted before anything is parsed (strings, escaped quotes in them, count once)
+        let objects = |n: usize| format!(r#"{{"a":[{}]}}"#, vec![r#"{"":"\",{"}"#; n].join(","));
+        assert!(parse_body(&objects(MAX_BODY_CONTAINERS - 2)).is_ok());
+        assert!(parse_body(&objects(MAX_BODY_CONTAINERS - 1))
+            .unwrap_err()
+            .starts_with("body holds more than"));
+        let values = |n: usize| format!("[{}]", vec!["0"; n].join(","));
+        assert!(parse_body(&format!(r#"{{"a":{}}}"#, values(MAX_BODY_VALUES - 2))).is_ok());
+        assert!(parse_body(&format!(r#"{{"a":{}}}"#, values(MAX_BODY_VALUES))).is_err());
         assert_eq!(
             parse_body(&"[".repeat(500)).unwrap_err(),
             "body is nested too deeply"
@@ -3240,6 +3338,50 @@ mod tests {
             g.filter("tools/list", &list, None, true)["tools"],
             json!([])
         );
+    }
+
+    /// A holder's own globs that fail late, against many long URIs: matching is bounded per request (helper 37
+    /// measured 15 s of one core for one `subscriptions/listen` before the bound).
+    #[test]
+    fn resource_patterns_cost_a_request_a_bounded_number_of_steps() {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(6);
+        let keys = crate::keygen(&mut rng);
+        let now = 1_800_000_000;
+        let mut gr = crate::Grant::new(["t"], 600, "i", "s");
+        gr.resources = vec!["file:///docs/*".into()];
+        let token = crate::mint(&keys.private_key, &gr, now, &mut rng).unwrap();
+        let a = "a".repeat(1000);
+        let mut globs: Vec<String> = ["X", "Y", "Z"].iter().map(|e| format!("*{a}{e}")).collect();
+        globs.push(format!("*{a}b"));
+        let r = crate::Restriction {
+            resources: Some(globs),
+            ..Default::default()
+        };
+        let token = crate::attenuate(&token, &r, now, &mut rng).unwrap().token;
+        let req = Request {
+            method: "resources/list".into(),
+            ..Request::default()
+        };
+        let f = crate::verify(&token, &keys.public_key, &req, now).unwrap();
+        let options = GuardOptions::new(&keys.public_key);
+        let uris: Vec<String> = (0..5)
+            .map(|i| format!("file:///docs/{i}{}b", "a".repeat(2000)))
+            .collect();
+        // each URI alone is allowed (about 3 million steps)
+        let one = json!({"notifications": {"resourceSubscriptions": [uris[0]]}});
+        let steps = Cell::new(crate::args::GLOB_STEPS);
+        assert!(check_listen(Some(&one), &f, &options, &steps).is_ok());
+        // five of them (listed twice: each is matched once) are over the request's steps
+        let mut twice = uris.clone();
+        twice.extend(uris.clone());
+        let five = json!({"notifications": {"resourceSubscriptions": twice}});
+        let steps = Cell::new(crate::args::GLOB_STEPS);
+        let e = check_listen(Some(&five), &f, &options, &steps).unwrap_err();
+        assert_eq!(e.code(), "limits_exceeded");
+        // a list filtered past the steps leaves the rest out
+        let list = json!({"resources": uris.iter().map(|u| json!({"uri": u})).collect::<Vec<_>>()});
+        let kept = filter_resources(&list, &f, false)["resources"].as_array().unwrap().len();
+        assert!((1..5).contains(&kept), "{kept}");
     }
 
     #[test]
