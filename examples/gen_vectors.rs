@@ -3416,6 +3416,25 @@ fn step_up_cases(g: &mut Gen) {
             step(NOW, with_body(GuardInput::default(), rows(10_001)), Some("invalid_request")),
         ],
     );
+    // U+FE30 (and every other character whose NFKC form holds '.', '/' or '\\') in a path an `under` limit reads
+    // (helper 37): a server normalising it would read `..`
+    let confined = g.mint(&Grant {
+        arg_limits: vec![limit("file_read", "path", ArgRule::Under("/srv/public".into()))],
+        ..grant(&["file_read"], 3600)
+    });
+    let read = |id: i64, path: &str| rpc_call(json!(id), "file_read", json!({"path": path}));
+    g.guard_case(
+        "state-under-refuses-nfkc-dots-and-slashes",
+        "an under limit refuses a path with U+FE30 (NFKC '..'), U+FE19 (NFKC '...') or U+2100 (NFKC 'a/c'); a plain path under the root passes",
+        opts(),
+        &[],
+        vec![
+            step(NOW, bearer(&confined, read(1, "/srv/public/a.txt")), None),
+            step(NOW, bearer(&confined, read(2, "/srv/public/\u{FE30}/\u{FE30}/etc/passwd")), Some("argument_not_allowed")),
+            step(NOW, bearer(&confined, read(3, "/srv/public/\u{FE19}")), Some("argument_not_allowed")),
+            step(NOW, bearer(&confined, read(4, "/srv/public/\u{2100}")), Some("argument_not_allowed")),
+        ],
+    );
 }
 
 /// Issue 16, items 1-3: holder-bound tokens and per-call proofs.

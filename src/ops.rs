@@ -217,6 +217,12 @@ fn step_up_facts(
     pins: &std::collections::BTreeMap<String, String>,
     approvals: &[crate::approval::Requirement],
 ) -> Result<Vec<builder::Fact>> {
+    if pins.len() > crate::model::MAX_TOOLS || approvals.len() > crate::model::MAX_TOOLS {
+        return Err(Error::invalid(format!(
+            "more than {} pins or approval requirements in one block",
+            crate::model::MAX_TOOLS
+        )));
+    }
     let mut facts: Vec<builder::Fact> = crate::pin::check_pins(pins)?
         .iter()
         .map(|(t, h)| schema::pin_fact(t, h))
@@ -523,6 +529,20 @@ fn read_block(index: usize, mut parsed: RawBlock, revocation_id: String) -> Resu
     }
     if let Some(e) = &claims.bad_fact {
         return Err(Error::malformed(format!("block {index}: {e}")));
+    }
+    // what mint and attenuate write at most (a block appended with stock Biscuit could hold thousands, each
+    // counted per message and per store key)
+    if claims.rates.len() + claims.budgets.len() > crate::quota::MAX_QUOTAS {
+        return Err(Error::malformed(format!(
+            "block {index}: more than {} quotas",
+            crate::quota::MAX_QUOTAS
+        )));
+    }
+    if claims.pins.len() > model::MAX_TOOLS || claims.approvals.len() > model::MAX_TOOLS {
+        return Err(Error::malformed(format!(
+            "block {index}: more than {} pins or approval requirements",
+            model::MAX_TOOLS
+        )));
     }
     let holder = match claims.holder.as_slice() {
         [] => None,

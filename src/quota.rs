@@ -383,7 +383,7 @@ pub fn charges(
             }
         };
         let window = now - now % q.period;
-        out.push(Charge {
+        let charge = Charge {
             key: counter_key(q, window),
             kind: q.kind,
             max: q.max as f64,
@@ -391,17 +391,34 @@ pub fn charges(
             until: window + q.period,
             ttl: window + q.period - now,
             probe: false,
-        });
+        };
+        // two quotas of one block on the same tool, argument and period are one counter: the call counts once
+        // against the lower maximum (`rate(100, 3600)` beside `rate(5, 3600)` let 50 calls through)
+        match out.iter_mut().find(|c: &&mut Charge| c.key == charge.key) {
+            Some(c) => c.max = c.max.min(charge.max),
+            None => out.push(charge),
+        }
     }
     Ok(out)
 }
 
-/// Several requests' charges as one: amounts under the same key add up.
+/// Several requests' charges as one: amounts under the same key add up (against the lower maximum).
 pub fn merge(into: &mut Vec<Charge>, more: Vec<Charge>) {
+    let mut at: std::collections::BTreeMap<String, usize> = into
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.key.clone(), i))
+        .collect();
     for c in more {
-        match into.iter_mut().find(|x| x.key == c.key) {
-            Some(x) => x.amount += c.amount,
-            None => into.push(c),
+        match at.get(&c.key).and_then(|&i| into.get_mut(i)) {
+            Some(x) => {
+                x.amount += c.amount;
+                x.max = x.max.min(c.max);
+            }
+            None => {
+                at.insert(c.key.clone(), into.len());
+                into.push(c);
+            }
         }
     }
 }
@@ -409,6 +426,22 @@ pub fn merge(into: &mut Vec<Charge>, more: Vec<Charge>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn two_quotas_on_one_counter_count_once_against_the_lower_maximum() {
+        for (a, b) in [(100, 5), (5, 100)] {
+            let quotas = [
+                q(QuotaKind::Rate, None, None, a, 3600),
+                q(QuotaKind::Rate, None, None, b, 3600),
+            ];
+            let c = charges(&quotas, TOOLS_CALL, Some("t"), &Map::new(), 1_800_000_000).unwrap();
+            assert_eq!(c.len(), 1);
+            assert_eq!((c[0].max, c[0].amount), (5.0, 1.0));
+            let mut all = c.clone();
+            merge(&mut all, c);
+            assert_eq!((all.len(), all[0].max, all[0].amount), (1, 5.0, 2.0));
+        }
+    }
 
     fn q(kind: QuotaKind, tool: Option<&str>, arg: Option<&str>, max: u64, period: u64) -> Quota {
         Quota {

@@ -643,3 +643,25 @@ fn malformed_expressions_are_refused_not_printed() {
         );
     }
 }
+
+/// A block appended with stock Biscuit holds no more quotas, pins or approval requirements than mint and attenuate
+/// write (16 quotas; 256 of each other): each quota is counted per message and per store key, each pin per message.
+#[test]
+fn blocks_over_the_step_up_limits_are_malformed() {
+    let (mut rng, keys, token) = setup();
+    let call = Request::tool("db_query");
+    let rates = |n: u64| (1..=n).map(|p| format!("rate(5, {p});")).collect::<String>();
+    let ok = hostile(&mut rng, &token, &rates(16));
+    assert!(verify(&ok, &keys.public_key, &call, NOW).is_ok());
+    let over = hostile(&mut rng, &token, &rates(17));
+    let e = verify(&over, &keys.public_key, &call, NOW).unwrap_err();
+    assert_eq!(e.code(), "malformed_token", "{e}");
+    let pins = |n: usize| {
+        (0..n)
+            .map(|i| format!("pin(\"t{i}\", \"{}\");", "a".repeat(64)))
+            .collect::<String>()
+    };
+    assert!(verify(&hostile(&mut rng, &token, &pins(256)), &keys.public_key, &call, NOW).is_ok());
+    let e = verify(&hostile(&mut rng, &token, &pins(257)), &keys.public_key, &call, NOW).unwrap_err();
+    assert_eq!(e.code(), "malformed_token", "{e}");
+}
