@@ -206,7 +206,7 @@ inspector: npm
 
 ## test-inspector: the inspector's model (Node) and the page in headless Chromium; screenshots in build/inspector/
 test-inspector: npm $(NODE_DEPS) $(HOSTS) | tools-browser
-	node --test examples/inspector/explain.test.mjs examples/inspector/audit.test.mjs
+	node --test examples/inspector/explain.test.mjs examples/inspector/audit.test.mjs examples/inspector/serve.test.mjs
 	cd npm/hosts && node inspector-test.mjs
 
 ## test-load: 2 threads x 100,000 cold verifies of honest tokens (release build): not one false limits_exceeded

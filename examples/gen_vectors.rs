@@ -3419,7 +3419,11 @@ fn step_up_cases(g: &mut Gen) {
     // U+FE30 (and every other character whose NFKC form holds '.', '/' or '\\') in a path an `under` limit reads
     // (helper 37): a server normalising it would read `..`
     let confined = g.mint(&Grant {
-        arg_limits: vec![limit("file_read", "path", ArgRule::Under("/srv/public".into()))],
+        arg_limits: vec![limit(
+            "file_read",
+            "path",
+            ArgRule::Under("/srv/public".into()),
+        )],
         ..grant(&["file_read"], 3600)
     });
     let read = |id: i64, path: &str| rpc_call(json!(id), "file_read", json!({"path": path}));
@@ -3433,6 +3437,64 @@ fn step_up_cases(g: &mut Gen) {
             step(NOW, bearer(&confined, read(2, "/srv/public/\u{FE30}/\u{FE30}/etc/passwd")), Some("argument_not_allowed")),
             step(NOW, bearer(&confined, read(3, "/srv/public/\u{FE19}")), Some("argument_not_allowed")),
             step(NOW, bearer(&confined, read(4, "/srv/public/\u{2100}")), Some("argument_not_allowed")),
+        ],
+    );
+    // the dry run decides as the real call: a scope a conditional mapping cannot decide is refused there too (it
+    // answered allowed for a call the real request refuses; helper 37)
+    let check = |id: i64, amount: Value| {
+        rpc_call(
+            json!(id),
+            mcpvault::guard::CHECK_TOOL,
+            json!({"tool": "transfer", "arguments": {"amount": amount}}),
+        )
+    };
+    g.guard_case(
+        "state-dry-run-of-a-mistyped-mapping-refused",
+        "the dry-run tool answers a call whose scope a conditional mapping cannot decide (amount \"5000\" against gt 1000) as the call is decided: rule_violation naming tool_mappings[0]; a readable amount is allowed",
+        GuardOptions {
+            mappings: [("transfer".to_string(), "payments:small".to_string())].into(),
+            tool_mappings: serde_json::from_value(json!([{ "tool": "transfer", "scope": "payments:large",
+                "when": { "amount": { "gt": 1000 } } }])).unwrap(),
+            check_tool: true,
+            ..opts()
+        },
+        &[],
+        vec![
+            step(NOW, bearer(&transfer, check(1, json!(5))), None),
+            step(NOW, bearer(&transfer, check(2, json!("5000"))), None),
+            step(NOW, bearer(&transfer, pay(3, json!("5000"))), Some("rule_violation")),
+        ],
+    );
+    // a policy on paths with `under` (helper 37: the README's `startsWith: "/tmp/"` sandbox held for
+    // `/tmp/../etc/cron.d/evil`, and `startsWith: "/etc/"` missed `//etc/passwd`)
+    let sandbox = g.mint(&Grant {
+        scopes: vec!["files:write:sandbox".into()],
+        ..grant(&["db_query"], 3600)
+    });
+    let writer = g.mint(&grant(&["write_file"], 3600));
+    let write =
+        |id: i64, path: &str| rpc_call(json!(id), "write_file", json!({"path": path, "text": "x"}));
+    g.guard_case(
+        "state-policy-under-resolves-paths",
+        "a mapping and a hard rule written with `under` resolve the path: a files:write:sandbox token writes /tmp/a but not /tmp/../etc/cron.d/evil (tool_not_allowed: not under /tmp); a token granting write_file by name is refused rule no-etc for //etc/passwd, /./etc/passwd and /tmp/../etc/passwd, and for a relative path (it does not resolve: of another type); the sandbox token's path with a look-alike slash is not under /tmp (tool_not_allowed: the token refuses first); /tmp/a passes",
+        GuardOptions {
+            tool_mappings: serde_json::from_value(json!([
+                { "tool": "write_file", "scope": "files:write:sandbox", "when": { "path": { "under": "/tmp" } }, "priority": 10 },
+                { "tool": "write_file", "scope": "files:write" }])).unwrap(),
+            rules: serde_json::from_value(json!([
+                { "id": "no-etc", "when": { "path": { "under": "/etc" } }, "enforcement": "hard" }])).unwrap(),
+            ..opts()
+        },
+        &[],
+        vec![
+            step(NOW, bearer(&sandbox, write(1, "/tmp/a")), None),
+            step(NOW, bearer(&sandbox, write(2, "/tmp/../etc/cron.d/evil")), Some("tool_not_allowed")),
+            step(NOW, bearer(&writer, write(3, "//etc/passwd")), Some("rule_violation")),
+            step(NOW, bearer(&writer, write(4, "/./etc/passwd")), Some("rule_violation")),
+            step(NOW, bearer(&writer, write(5, "/tmp/../etc/passwd")), Some("rule_violation")),
+            step(NOW, bearer(&writer, write(6, "etc/passwd")), Some("rule_violation")),
+            step(NOW, bearer(&sandbox, write(7, "/tmp\u{2215}..\u{2215}etc")), Some("tool_not_allowed")),
+            step(NOW, bearer(&writer, write(8, "/tmp/a")), None),
         ],
     );
 }

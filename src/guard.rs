@@ -1291,6 +1291,30 @@ fn call_of(
     })
 }
 
+/// What the server's policy refuses of a call the token allowed (`result`), or that lacks only approvals (nobody is
+/// asked to approve what the server refuses anyway; the token's own refusal comes first): a hard rule, or a scope a
+/// conditional mapping cannot decide — unless the token grants the tool by name, which allows it whatever its scope.
+/// The real call and its dry run alike.
+fn policy_refusal(
+    verdict: Option<&Verdict>,
+    result: &Result<AuthorizedFacts>,
+    tool: Option<&str>,
+) -> Option<Error> {
+    let v = verdict?;
+    let by_name = matches!((result, tool), (Ok(f), Some(t)) if f.tools.iter().any(|x| x == t));
+    match (&v.hard, &v.unknown_scope) {
+        (Some((rule, message)), _) => Some(Error::RuleViolation {
+            rule: rule.clone(),
+            message: message.clone(),
+        }),
+        (None, Some((rule, message))) if !by_name => Some(Error::RuleViolation {
+            rule: rule.clone(),
+            message: message.clone(),
+        }),
+        _ => None,
+    }
+}
+
 /// Whether `text` holds at most [`MAX_BODY_CONTAINERS`] objects and arrays and [`MAX_BODY_VALUES`] values, counted
 /// on its bytes (outside strings: `{`, `[` and `,`; every string once), so that what a body costs to parse is bounded
 /// by what it is allowed to hold. Not a JSON check: the parse comes next.
@@ -1898,27 +1922,11 @@ impl Guard {
                 (Some(t), _) => verifier.verify(t, &self.options.public_key, &call.request, now),
             };
             let cache_hit = self.verifier.cache_stats().hits > hits;
-            // a hard rule refuses a call the token allows (the token's refusal comes first), and a call that only
-            // lacks approvals: nobody is asked to approve what the server refuses anyway
-            // a token granting the tool by name allows it whatever its scope: an unknown scope refuses the others
-            let by_name = matches!((&result, &tool), (Ok(f), Some(t)) if f.tools.contains(t));
-            let hard = match &verdict {
-                Ok(Some(Verdict {
-                    hard: Some((rule, message)),
-                    ..
-                })) => Some(Error::RuleViolation {
-                    rule: rule.clone(),
-                    message: message.clone(),
-                }),
-                Ok(Some(Verdict {
-                    unknown_scope: Some((rule, message)),
-                    ..
-                })) if !by_name => Some(Error::RuleViolation {
-                    rule: rule.clone(),
-                    message: message.clone(),
-                }),
-                _ => None,
-            };
+            let hard = policy_refusal(
+                verdict.as_ref().ok().and_then(Option::as_ref),
+                &result,
+                tool.as_deref(),
+            );
             let result = match (result, hard) {
                 (Ok(_) | Err(Error::ApprovalRequired { .. }), Some(e)) => Err(e),
                 (
@@ -2387,11 +2395,10 @@ impl Guard {
                     &req,
                     now,
                 );
-                // as the real call: a hard rule before the token's approvals
-                let result = match (result, verdict.as_ref().and_then(|v| v.hard.clone())) {
-                    (Ok(_) | Err(Error::ApprovalRequired { .. }), Some((rule, message))) => {
-                        Err(Error::RuleViolation { rule, message })
-                    }
+                // as the real call: a hard rule (or a scope the policy cannot decide) before the token's approvals
+                let refusal = policy_refusal(verdict.as_ref(), &result, Some(&tool));
+                let result = match (result, refusal) {
+                    (Ok(_) | Err(Error::ApprovalRequired { .. }), Some(e)) => Err(e),
                     (r, _) => r,
                 };
                 lacked_definition = req.tool_definition.is_none()
@@ -2974,7 +2981,10 @@ fn check_listen(
     steps: &Cell<u64>,
 ) -> Result<()> {
     let mut seen = std::collections::BTreeSet::new();
-    for uri in listened_uris(params)?.into_iter().filter(|u| seen.insert(*u)) {
+    for uri in listened_uris(params)?
+        .into_iter()
+        .filter(|u| seen.insert(*u))
+    {
         match resource_allowed_within(facts, uri, options.open_resources, steps) {
             Some(true) => {}
             Some(false) => {
@@ -3380,7 +3390,10 @@ mod tests {
         assert_eq!(e.code(), "limits_exceeded");
         // a list filtered past the steps leaves the rest out
         let list = json!({"resources": uris.iter().map(|u| json!({"uri": u})).collect::<Vec<_>>()});
-        let kept = filter_resources(&list, &f, false)["resources"].as_array().unwrap().len();
+        let kept = filter_resources(&list, &f, false)["resources"]
+            .as_array()
+            .unwrap()
+            .len();
         assert!((1..5).contains(&kept), "{kept}");
     }
 

@@ -56,6 +56,12 @@ pub struct Matcher {
     /// A string matching this shell-style wildcard (`*`, `?`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub glob: Option<String>,
+    /// A path this directory holds, read as the `under` argument limit reads it (its `.` and `..` segments and
+    /// repeated slashes resolved; a path that does not resolve — above the root, relative, with `%`, `\` or a
+    /// look-alike character — is of another type, so a hard rule refuses it and an approval rule asks). The string
+    /// matchers compare the text as written: `startsWith: "/tmp/"` holds for `/tmp/../etc/passwd`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub under: Option<String>,
 }
 
 /// `{ "path": { "startsWith": "/tmp" }, "config.mode": { "equals": "ro" } }`:
@@ -150,6 +156,14 @@ fn prepare(when: &When, what: &str) -> Result<Prepared> {
                 return Err(Error::invalid(format!("{what}: bounds are finite numbers")));
             }
         }
+        if let Some(base) = &m.under {
+            if args::under_base(base).as_deref() != Ok(base.as_str()) {
+                return Err(Error::invalid(format!(
+                    "{what}: under needs an absolute path written as it resolves (no '.', '..', repeated or trailing \
+                     '/', '%', '\\' or look-alike characters), not {base:?}"
+                )));
+            }
+        }
         let re = match &m.glob {
             Some(g) => Some(
                 regex::Regex::new(&args::glob_regex(g)?)
@@ -219,8 +233,10 @@ fn read<'a>(arguments: &'a Map<String, Value>, key: &str, m: &Matcher) -> Read<'
         || m.matches.is_some()
         || m.glob.is_some();
     let named: Vec<&Value> = m.equals.iter().chain(m.one_of.iter().flatten()).collect();
+    let unresolved = m.under.is_some() && v.as_str().and_then(args::normal_path).is_none();
     if (numeric && args::number_key(v).is_none())
         || (textual && !v.is_string())
+        || unresolved
         || (!named.is_empty() && !named.iter().any(|e| kind(e) == kind(v)))
     {
         return Read::Mistyped;
@@ -259,6 +275,10 @@ fn holds(
             .as_ref()
             .map_or(true, |x| s.is_some_and(|s| s.contains(x.as_str())))
         && pattern.map_or(true, |re| s.is_some_and(|s| re.is_match(s)))
+        && m.under.as_ref().map_or(true, |base| {
+            s.and_then(args::normal_path)
+                .is_some_and(|p| p == *base || p.starts_with(&args::under_prefix(base)))
+        })
 }
 
 impl Prepared {
@@ -492,6 +512,47 @@ impl Policy {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
+
+    #[test]
+    fn under_resolves_the_path_and_fails_closed_on_one_that_does_not_resolve() {
+        let m = |base: &str| Matcher {
+            under: Some(base.into()),
+            ..Matcher::default()
+        };
+        let when: When = [("path".to_string(), m("/tmp"))].into();
+        let p = prepare(&when, "when").unwrap();
+        let a = |path: Value| -> Map<String, Value> {
+            [("path".to_string(), path)].into_iter().collect()
+        };
+        for ok in ["/tmp", "/tmp/a", "//tmp/./a", "/tmp/a/../b"] {
+            assert!(p.matches(&a(json!(ok))), "{ok}");
+        }
+        for no in ["/tmp/../etc/passwd", "/tmpx", "/etc", "/"] {
+            assert!(
+                !p.matches(&a(json!(no))) && !p.mistyped(&a(json!(no))),
+                "{no}"
+            );
+        }
+        for odd in [
+            json!("tmp/a"),
+            json!("/../tmp"),
+            json!("/tmp/%2e%2e"),
+            json!("/tmp\u{2215}a"),
+            json!(5),
+        ] {
+            assert!(
+                !p.matches(&a(odd.clone())) && p.mistyped(&a(odd.clone())),
+                "{odd}"
+            );
+        }
+        for bad in ["/tmp/", "tmp", "/tmp/../x", "//tmp"] {
+            assert!(
+                prepare(&[("path".to_string(), m(bad))].into(), "when").is_err(),
+                "{bad}"
+            );
+        }
+        assert!(prepare(&[("path".to_string(), m("/"))].into(), "when").is_ok());
+    }
     use serde_json::json;
 
     fn policy(v: Value) -> Policy {

@@ -650,7 +650,11 @@ fn malformed_expressions_are_refused_not_printed() {
 fn blocks_over_the_step_up_limits_are_malformed() {
     let (mut rng, keys, token) = setup();
     let call = Request::tool("db_query");
-    let rates = |n: u64| (1..=n).map(|p| format!("rate(5, {p});")).collect::<String>();
+    let rates = |n: u64| {
+        (1..=n)
+            .map(|p| format!("rate(5, {p});"))
+            .collect::<String>()
+    };
     let ok = hostile(&mut rng, &token, &rates(16));
     assert!(verify(&ok, &keys.public_key, &call, NOW).is_ok());
     let over = hostile(&mut rng, &token, &rates(17));
@@ -661,7 +665,19 @@ fn blocks_over_the_step_up_limits_are_malformed() {
             .map(|i| format!("pin(\"t{i}\", \"{}\");", "a".repeat(64)))
             .collect::<String>()
     };
-    assert!(verify(&hostile(&mut rng, &token, &pins(256)), &keys.public_key, &call, NOW).is_ok());
-    let e = verify(&hostile(&mut rng, &token, &pins(257)), &keys.public_key, &call, NOW).unwrap_err();
+    assert!(verify(
+        &hostile(&mut rng, &token, &pins(256)),
+        &keys.public_key,
+        &call,
+        NOW
+    )
+    .is_ok());
+    let e = verify(
+        &hostile(&mut rng, &token, &pins(257)),
+        &keys.public_key,
+        &call,
+        NOW,
+    )
+    .unwrap_err();
     assert_eq!(e.code(), "malformed_token", "{e}");
 }

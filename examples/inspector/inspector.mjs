@@ -299,6 +299,8 @@ try {
   const hash = new URLSearchParams(location.hash.slice(1));
   if (hash.get("token")) {
     $("token").value = hash.get("token");
+    // the token leaves the address bar (and so the history a browser keeps and syncs) once it is read
+    history.replaceState(null, "", location.pathname + location.search);
     inspect();
   }
   document.body.dataset.ready = "true";

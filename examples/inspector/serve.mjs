@@ -12,7 +12,14 @@ const TYPES = { ".html": "text/html; charset=utf-8", ".mjs": "text/javascript", 
 
 export function startServer(port = 0, host = "127.0.0.1") {
   const server = createServer(async (req, res) => {
-    const path = decodeURIComponent(new URL(req.url, "http://x").pathname).replace(/^\/+/, "");
+    let path;
+    try {
+      path = decodeURIComponent(new URL(req.url, "http://x").pathname).replace(/^\/+/, "");
+    } catch {
+      // a malformed escape (`GET /%`) is the request's fault: it threw in this async handler and ended the process
+      res.writeHead(400, { "content-type": "text/plain" });
+      return res.end("bad request\n");
+    }
     if (path === "") {
       res.writeHead(302, { location: "/examples/inspector/" });
       return res.end();

@@ -198,6 +198,15 @@ try {
     assert.match(await page.textContent("#error"), /Paste a token/);
   });
 
+  await step("a token handed in the address (#token=) is read, then removed from the address and the history", async () => {
+    await page.goto(`${origin}/examples/inspector/#token=${chain.token}`);
+    await page.waitForSelector("body[data-ready=true]", { timeout: 60_000 });
+    await page.waitForSelector("#result:not([hidden])");
+    assert.strictEqual(await page.inputValue("#token"), chain.token);
+    assert.strictEqual(await page.evaluate(() => location.hash), "");
+    assert.ok(!(await page.evaluate(() => location.href)).includes(chain.token));
+  });
+
   await step("audit tab: a log with one tampered entry is checked by the core, the broken link named and highlighted", async () => {
     const file = `${shots}/audit-tampered.jsonl`;
     writeFileSync(file, tamper(sampleLog(auditAppend), 17).join("\n") + "\n");

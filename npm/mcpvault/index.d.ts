@@ -451,6 +451,9 @@ export interface Matcher {
   gt?: number;
   gte?: number;
   glob?: string;
+  /** A path this directory holds, resolved (`.`, `..`, `//`) as the `under` argument limit resolves it; a path that
+   * does not resolve is of another type. Use it for paths: `startsWith` compares the text as written. */
+  under?: string;
   /** @apoa/mcp's names: `oneOf` is `in`; `endsWith`, `contains`, `matches` (a regular expression). */
   oneOf?: Array<string | number | boolean | null>;
   endsWith?: string;

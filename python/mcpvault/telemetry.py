@@ -59,9 +59,11 @@ def method_label(method: Optional[str]) -> str:
 
 
 def span_name(d: Mapping[str, Any]) -> str:
-    """``{mcp.method.name} {target}`` (semantic conventions), the target a tool or prompt name."""
+    """``{mcp.method.name} {target}`` (semantic conventions), the target a tool or prompt name, only when the decision
+    allowed it: a refused name is the caller's choice (anyone's, without a token), and a span name per request would
+    grow every backend that keys on it. The attributes still carry it."""
     method = "mcpvault.authorize" if d.get("method") is None else method_label(d["method"])
-    target = d.get("tool") or d.get("prompt")
+    target = (d.get("tool") or d.get("prompt")) if d.get("allowed") is True else None
     return f"{method} {target}" if target else method
 
 

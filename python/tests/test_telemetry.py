@@ -82,6 +82,9 @@ def test_spans_continue_meta_traceparent_and_carry_the_decision_record(setup):
         "mcpvault.cache_hit": allowed.attributes["mcpvault.cache_hit"], "mcpvault.token_source": "header",
         "mcpvault.scope": "db_query:call",
     }
+    # a refused name is the caller's: the span is named by its method alone, the name stays an attribute
+    assert refused.name == "tools/call"
+    assert refused.attributes["gen_ai.tool.name"] == "file_read"
     assert refused.status.status_code == StatusCode.ERROR
     assert refused.status.description == 'tool "file_read" is not allowed (refused by block 1)'
     assert refused.attributes["error.type"] == "tool_not_allowed"

@@ -44,10 +44,14 @@ function makeTelemetry(initialApi) {
 
   const methodLabel = (m) => (typeof m === "string" && METHODS.has(m) ? m : "_OTHER");
 
-  /** The span's name (semantic conventions: `{mcp.method.name} {target}`, the target a tool or prompt name). */
+  /**
+   * The span's name (semantic conventions: `{mcp.method.name} {target}`, the target a tool or prompt name), the
+   * target only when the decision allowed it: a refused name is the caller's choice (anyone's, without a token), and a
+   * span name per request would grow every backend that keys on it. The attributes still carry it.
+   */
   function spanName(d) {
     const method = d.method == null ? "mcpvault.authorize" : methodLabel(d.method);
-    const target = d.tool ?? d.prompt;
+    const target = d.allowed === true ? (d.tool ?? d.prompt) : null;
     return target ? `${method} ${target}` : method;
   }
 

@@ -92,7 +92,9 @@ test("a span per decision, continuing _meta.traceparent, with the decision recor
   });
   assert.strictEqual(ok.status.code, SpanStatusCode.UNSET);
 
-  assert.strictEqual(no.name, "tools/call file_read");
+  // a refused name is the caller's: the span is named by its method alone, the name stays an attribute
+  assert.strictEqual(no.name, "tools/call");
+  assert.strictEqual(no.attributes["gen_ai.tool.name"], "file_read");
   assert.strictEqual(no.spanContext().traceId, TRACE);
   assert.strictEqual(no.status.code, SpanStatusCode.ERROR);
   assert.strictEqual(no.status.message, 'tool "file_read" is not allowed (refused by block 1)');
