@@ -1317,9 +1317,11 @@ fn policy_refusal(
 
 /// Whether `text` holds at most [`MAX_BODY_CONTAINERS`] objects and arrays and [`MAX_BODY_VALUES`] values, counted
 /// on its bytes (outside strings: `{`, `[` and `,`; every string once), so that what a body costs to parse is bounded
-/// by what it is allowed to hold. Not a JSON check: the parse comes next.
-fn body_within_limits(text: &str) -> bool {
-    let (mut containers, mut values) = (0usize, 0usize);
+/// by what it is allowed to hold; and, for a top-level array, at most [`MAX_BATCH`] messages. Not a JSON check: the
+/// parse comes next. The refusal, if any.
+fn body_over_limits(text: &str) -> Option<String> {
+    let (mut containers, mut values, mut depth, mut top_commas) = (0usize, 0usize, 0usize, 0usize);
+    let batch = text.trim_start().starts_with('[');
     let mut bytes = text.bytes();
     while let Some(b) = bytes.next() {
         match b {
@@ -1338,26 +1340,39 @@ fn body_within_limits(text: &str) -> bool {
             b'{' | b'[' => {
                 containers += 1;
                 values += 1;
+                depth += 1;
             }
-            b',' => values += 1,
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            b',' => {
+                values += 1;
+                // a batch's messages are separated by its top-level commas
+                if batch && depth == 1 {
+                    top_commas += 1;
+                }
+            }
             _ => continue,
         }
+        if top_commas >= MAX_BATCH {
+            return Some(OVER_BATCH.to_string());
+        }
         if containers > MAX_BODY_CONTAINERS || values > MAX_BODY_VALUES {
-            return false;
+            return Some(format!(
+                "body holds more than {MAX_BODY_CONTAINERS} objects and arrays or {MAX_BODY_VALUES} values"
+            ));
         }
     }
-    true
+    None
 }
+
+const OVER_BATCH: &str = "a batch of more than 100 messages is over the limit";
 
 /// Parses a body: any JSON value, except that a batch (a top-level array)
 /// is read only up to [`MAX_BATCH`] messages: the parse stops at the first
 /// message over the limit, so a huge batch costs no more than a full one.
 /// A body over [`MAX_BODY_CONTAINERS`] or [`MAX_BODY_VALUES`] is not parsed.
 fn parse_body(text: &str) -> std::result::Result<Value, String> {
-    if !body_within_limits(text) {
-        return Err(format!(
-            "body holds more than {MAX_BODY_CONTAINERS} objects and arrays or {MAX_BODY_VALUES} values"
-        ));
+    if let Some(refusal) = body_over_limits(text) {
+        return Err(refusal);
     }
     struct Capped;
     impl<'de> serde::de::Visitor<'de> for Capped {
@@ -1379,7 +1394,6 @@ fn parse_body(text: &str) -> std::result::Result<Value, String> {
             Ok(out)
         }
     }
-    const OVER_BATCH: &str = "a batch of more than 100 messages is over the limit";
     let reason = |e: serde_json::Error| {
         let m = e.to_string();
         if m.starts_with(OVER_BATCH) {
@@ -3286,6 +3300,11 @@ mod tests {
         assert!(parse_body(&objects(MAX_BODY_CONTAINERS - 1))
             .unwrap_err()
             .starts_with("body holds more than"));
+        // a batch is told as a batch when its messages are what is over (a batch of 20,000 objects)
+        assert_eq!(
+            parse_body(&format!("[{}]", vec!["{}"; 20_000].join(","))).unwrap_err(),
+            "a batch of more than 100 messages is over the limit"
+        );
         let values = |n: usize| format!("[{}]", vec!["0"; n].join(","));
         assert!(parse_body(&format!(r#"{{"a":{}}}"#, values(MAX_BODY_VALUES - 2))).is_ok());
         assert!(parse_body(&format!(r#"{{"a":{}}}"#, values(MAX_BODY_VALUES))).is_err());

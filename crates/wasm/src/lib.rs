@@ -10,7 +10,7 @@
 use rand_core::OsRng;
 use serde::Serialize;
 use serde_json::json;
-use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen::prelude::{wasm_bindgen, JsValue};
 
 /// `{"ok": value}`, written straight into the text (no `serde_json::Value` in between: building and sorting that tree
 /// was most of what a guard decision cost at the boundary), into one buffer sized for a guard's outcome (growing
@@ -60,10 +60,13 @@ fn parse<T: serde::de::DeserializeOwned>(what: &str, json: &str) -> Result<T, mc
     })
 }
 
-/// `{"ok": {"private_key", "public_key"}}`.
+/// `{"ok": {"private_key", "public_key"}}`: a JavaScript string copied out of the module's memory, whose text there
+/// is wiped before it is freed (a `String` result would be freed as it is, the private key readable until the memory
+/// is reused).
 #[wasm_bindgen]
-pub fn keygen() -> String {
-    ok(mcpvault::keygen(&mut OsRng))
+pub fn keygen() -> JsValue {
+    let text = zeroize::Zeroizing::new(ok(mcpvault::keygen(&mut OsRng)));
+    JsValue::from_str(&text)
 }
 
 /// `grant_json` is the core's `Grant` as JSON; `now` is unix seconds.

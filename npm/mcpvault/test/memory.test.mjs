@@ -36,3 +36,29 @@ for (const [label, options, n] of [["100,000 cached verifies", { cache: 16 }, 10
     assert.ok(after - before <= PAGE, `grew by ${after - before} bytes`);
   });
 }
+
+test("4 MiB of tiny objects is refused before it is parsed: the memory stays, the answer is quick", async () => {
+  const { Guard } = await import("mcpvault");
+  const { publicKey, token } = setup({});
+  const g = new Guard({ publicKey, now: () => NOW });
+  const rows = Array.from({ length: 599_000 }, () => '{"":0}').join(",");
+  const body = `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"db_query","arguments":{"a":[${rows}]}}}`;
+  assert.ok(body.length > 4_000_000);
+  const before = __wasmMemory().buffer.byteLength;
+  for (const headers of [{}, { "x-mcpvault-token": token }]) {
+    const out = await g.decide({ httpMethod: "POST", headers, body });
+    assert.deepStrictEqual([out.allowed, out.status], [false, 400]);
+    assert.match(JSON.stringify(out.response), /more than 10000 objects and arrays/);
+  }
+  const after = __wasmMemory().buffer.byteLength;
+  console.log(`4 MiB of objects: wasm memory ${before} -> ${after} bytes`);
+  // the body itself crosses into the module (4 MiB, twice over as JSON text), never its 599,000 parsed objects
+  assert.ok(after - before <= 16 * 1024 * 1024, `grew by ${after - before} bytes`);
+});
+
+test("a generated private key is not left readable in the module's memory", () => {
+  const vault = new MCPVault({ now: () => NOW });
+  const { privateKey } = vault.generateKeypair();
+  const memory = Buffer.from(__wasmMemory().buffer);
+  assert.strictEqual(memory.indexOf(Buffer.from(privateKey, "latin1")), -1);
+});
