@@ -3476,7 +3476,7 @@ fn step_up_cases(g: &mut Gen) {
         |id: i64, path: &str| rpc_call(json!(id), "write_file", json!({"path": path, "text": "x"}));
     g.guard_case(
         "state-policy-under-resolves-paths",
-        "a mapping and a hard rule written with `under` resolve the path: a files:write:sandbox token writes /tmp/a but not /tmp/../etc/cron.d/evil (tool_not_allowed: not under /tmp); a token granting write_file by name is refused rule no-etc for //etc/passwd, /./etc/passwd and /tmp/../etc/passwd, and for a relative path (it does not resolve: of another type); the sandbox token's path with a look-alike slash is not under /tmp (tool_not_allowed: the token refuses first); /tmp/a passes",
+        "a mapping and a hard rule written with `under` resolve the path: a files:write:sandbox token writes /tmp/a but not /tmp/../etc/cron.d/evil (tool_not_allowed: a `..` segment is the kernel's to resolve, so the path is of another type and its scope unknown); a token granting write_file by name is refused rule no-etc for //etc/passwd, /./etc/passwd, /tmp/../etc/passwd and a relative path (of another type: a hard rule refuses it); the sandbox token's path with a look-alike slash is not under /tmp (tool_not_allowed: the token refuses first); /tmp/a passes",
         GuardOptions {
             tool_mappings: serde_json::from_value(json!([
                 { "tool": "write_file", "scope": "files:write:sandbox", "when": { "path": { "under": "/tmp" } }, "priority": 10 },

@@ -602,6 +602,12 @@ pub fn glob_match_within(glob: &str, text: &str, steps: &std::cell::Cell<u64>) -
         steps.set(left);
         Some(())
     };
+    // the glob's text before its first wildcard first: most globs of a list fail there, at the cost of that text
+    let literal = glob.split(['*', '?']).next().unwrap_or_default();
+    take(literal.len().min(text.len()) as u64 + 1)?;
+    if !text.starts_with(literal) {
+        return Some(false);
+    }
     take((glob.len() + text.len()) as u64)?;
     let (g, t): (Vec<char>, Vec<char>) = (glob.chars().collect(), text.chars().collect());
     let (mut gi, mut ti) = (0, 0);

@@ -104,6 +104,19 @@ fn default_window() -> u64 {
 pub struct GuardOptions {
     /// The issuer's public key, 64 hex characters.
     pub public_key: String,
+    /// Most objects and arrays one body may hold (default [`MAX_BODY_CONTAINERS`]): a server whose tools take
+    /// bulk rows raises it, at the memory each parsed object costs (hundreds of bytes, several times over).
+    #[serde(
+        default = "max_body_containers",
+        skip_serializing_if = "is_max_body_containers"
+    )]
+    pub max_body_containers: usize,
+    /// Most values one body may hold (default [`MAX_BODY_VALUES`]).
+    #[serde(
+        default = "max_body_values",
+        skip_serializing_if = "is_max_body_values"
+    )]
+    pub max_body_values: usize,
     /// This server's audience name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audience: Option<String>,
@@ -165,11 +178,26 @@ pub struct GuardOptions {
     pub defer_pins: bool,
 }
 
+fn max_body_containers() -> usize {
+    MAX_BODY_CONTAINERS
+}
+fn is_max_body_containers(n: &usize) -> bool {
+    *n == MAX_BODY_CONTAINERS
+}
+fn max_body_values() -> usize {
+    MAX_BODY_VALUES
+}
+fn is_max_body_values(n: &usize) -> bool {
+    *n == MAX_BODY_VALUES
+}
+
 impl GuardOptions {
     /// Options for `public_key` with every default.
     pub fn new(public_key: impl Into<String>) -> Self {
         GuardOptions {
             public_key: public_key.into(),
+            max_body_containers: MAX_BODY_CONTAINERS,
+            max_body_values: MAX_BODY_VALUES,
             audience: None,
             retry_window: RETRY_WINDOW,
             store: false,
@@ -809,8 +837,14 @@ pub struct CallTarget {
 /// none; a body that is not JSON is searched for nothing. A lookup, not a
 /// decision: the first by precedence, even where the guard would refuse
 /// two different tokens.
+/// A body over the default limits ([`MAX_BODY_CONTAINERS`], [`MAX_BODY_VALUES`]) is searched for nothing, as one
+/// that is not JSON: it is counted, never parsed.
 pub fn find_token(input: &GuardInput) -> Option<(String, String)> {
-    let messages = match input.body.as_deref().map(serde_json::from_str::<Value>) {
+    let parsed = input
+        .body
+        .as_deref()
+        .map(|b| parse_body(b, MAX_BODY_CONTAINERS, MAX_BODY_VALUES));
+    let messages = match parsed {
         Some(Ok(Value::Array(a))) => a,
         Some(Ok(v)) => vec![v],
         _ => Vec::new(),
@@ -1319,7 +1353,7 @@ fn policy_refusal(
 /// on its bytes (outside strings: `{`, `[` and `,`; every string once), so that what a body costs to parse is bounded
 /// by what it is allowed to hold; and, for a top-level array, at most [`MAX_BATCH`] messages. Not a JSON check: the
 /// parse comes next. The refusal, if any.
-fn body_over_limits(text: &str) -> Option<String> {
+fn body_over_limits(text: &str, max_containers: usize, max_values: usize) -> Option<String> {
     let (mut containers, mut values, mut depth, mut top_commas) = (0usize, 0usize, 0usize, 0usize);
     let batch = text.trim_start().starts_with('[');
     let mut bytes = text.bytes();
@@ -1355,9 +1389,10 @@ fn body_over_limits(text: &str) -> Option<String> {
         if top_commas >= MAX_BATCH {
             return Some(OVER_BATCH.to_string());
         }
-        if containers > MAX_BODY_CONTAINERS || values > MAX_BODY_VALUES {
+        if containers > max_containers || values > max_values {
             return Some(format!(
-                "body holds more than {MAX_BODY_CONTAINERS} objects and arrays or {MAX_BODY_VALUES} values"
+                "body holds more than {max_containers} objects and arrays or {max_values} values (the server's \
+                 max_body_containers, max_body_values)"
             ));
         }
     }
@@ -1370,8 +1405,12 @@ const OVER_BATCH: &str = "a batch of more than 100 messages is over the limit";
 /// is read only up to [`MAX_BATCH`] messages: the parse stops at the first
 /// message over the limit, so a huge batch costs no more than a full one.
 /// A body over [`MAX_BODY_CONTAINERS`] or [`MAX_BODY_VALUES`] is not parsed.
-fn parse_body(text: &str) -> std::result::Result<Value, String> {
-    if let Some(refusal) = body_over_limits(text) {
+fn parse_body(
+    text: &str,
+    max_containers: usize,
+    max_values: usize,
+) -> std::result::Result<Value, String> {
+    if let Some(refusal) = body_over_limits(text, max_containers, max_values) {
         return Err(refusal);
     }
     struct Capped;
@@ -1651,7 +1690,11 @@ impl Guard {
         let text = input.body.as_deref().unwrap_or("");
         let mut body: Option<Value> = None;
         if !text.trim().is_empty() {
-            match parse_body(text) {
+            match parse_body(
+                text,
+                self.options.max_body_containers,
+                self.options.max_body_values,
+            ) {
                 Ok(v) => body = Some(v),
                 Err(e) => {
                     let batch = e.contains("batch");
@@ -3282,34 +3325,35 @@ mod tests {
 
     #[test]
     fn a_batch_is_parsed_only_up_to_its_limit() {
+        let pb = |t: &str| parse_body(t, MAX_BODY_CONTAINERS, MAX_BODY_VALUES);
         let many = format!(
             "[{}]",
             vec![r#"{"jsonrpc":"2.0","method":"n"}"#; 100].join(",")
         );
-        assert_eq!(parse_body(&many).unwrap().as_array().unwrap().len(), 100);
+        assert_eq!(pb(&many).unwrap().as_array().unwrap().len(), 100);
         // the 101st message stops the parse, even when what follows is not JSON at all
         let over = format!("[{},{{}}, this is never read", vec!["1"; 100].join(","));
         assert_eq!(
-            parse_body(&over).unwrap_err(),
+            pb(&over).unwrap_err(),
             "a batch of more than 100 messages is over the limit"
         );
-        assert_eq!(parse_body("[1] x").unwrap_err(), "body is not JSON");
+        assert_eq!(pb("[1] x").unwrap_err(), "body is not JSON");
         // objects and values are counted before anything is parsed (strings, escaped quotes in them, count once)
         let objects = |n: usize| format!(r#"{{"a":[{}]}}"#, vec![r#"{"":"\",{"}"#; n].join(","));
-        assert!(parse_body(&objects(MAX_BODY_CONTAINERS - 2)).is_ok());
-        assert!(parse_body(&objects(MAX_BODY_CONTAINERS - 1))
+        assert!(pb(&objects(MAX_BODY_CONTAINERS - 2)).is_ok());
+        assert!(pb(&objects(MAX_BODY_CONTAINERS - 1))
             .unwrap_err()
             .starts_with("body holds more than"));
         // a batch is told as a batch when its messages are what is over (a batch of 20,000 objects)
         assert_eq!(
-            parse_body(&format!("[{}]", vec!["{}"; 20_000].join(","))).unwrap_err(),
+            pb(&format!("[{}]", vec!["{}"; 20_000].join(","))).unwrap_err(),
             "a batch of more than 100 messages is over the limit"
         );
         let values = |n: usize| format!("[{}]", vec!["0"; n].join(","));
-        assert!(parse_body(&format!(r#"{{"a":{}}}"#, values(MAX_BODY_VALUES - 2))).is_ok());
-        assert!(parse_body(&format!(r#"{{"a":{}}}"#, values(MAX_BODY_VALUES))).is_err());
+        assert!(pb(&format!(r#"{{"a":{}}}"#, values(MAX_BODY_VALUES - 2))).is_ok());
+        assert!(pb(&format!(r#"{{"a":{}}}"#, values(MAX_BODY_VALUES))).is_err());
         assert_eq!(
-            parse_body(&"[".repeat(500)).unwrap_err(),
+            pb(&"[".repeat(500)).unwrap_err(),
             "body is nested too deeply"
         );
     }

@@ -56,10 +56,11 @@ pub struct Matcher {
     /// A string matching this shell-style wildcard (`*`, `?`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub glob: Option<String>,
-    /// A path this directory holds, read as the `under` argument limit reads it (its `.` and `..` segments and
-    /// repeated slashes resolved; a path that does not resolve — above the root, relative, with `%`, `\` or a
-    /// look-alike character — is of another type, so a hard rule refuses it and an approval rule asks). The string
-    /// matchers compare the text as written: `startsWith: "/tmp/"` holds for `/tmp/../etc/passwd`.
+    /// A path this directory holds, read as the `under` argument limit reads it (its `.` segments and repeated
+    /// slashes resolved); a path with a `..` segment (which the kernel resolves through symbolic links, not as text)
+    /// or one that does not resolve (relative, with `%`, a backslash or a look-alike character) is of another type,
+    /// so a hard rule refuses it and an approval rule asks. The string matchers compare the text as written:
+    /// `startsWith: "/tmp/"` holds for `/tmp/../etc/passwd`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub under: Option<String>,
 }
@@ -233,7 +234,12 @@ fn read<'a>(arguments: &'a Map<String, Value>, key: &str, m: &Matcher) -> Read<'
         || m.matches.is_some()
         || m.glob.is_some();
     let named: Vec<&Value> = m.equals.iter().chain(m.one_of.iter().flatten()).collect();
-    let unresolved = m.under.is_some() && v.as_str().and_then(args::normal_path).is_none();
+    // a `..` segment is resolved by the kernel through symbolic links (`/tmp/link/../x`, `/proc/1/cwd/../etc`), not
+    // as text: a path holding one is not read as under anything
+    let unresolved = m.under.is_some()
+        && v.as_str().map_or(true, |s| {
+            s.split('/').any(|seg| seg == "..") || args::normal_path(s).is_none()
+        });
     if (numeric && args::number_key(v).is_none())
         || (textual && !v.is_string())
         || unresolved
@@ -524,16 +530,19 @@ mod tests {
         let a = |path: Value| -> Map<String, Value> {
             [("path".to_string(), path)].into_iter().collect()
         };
-        for ok in ["/tmp", "/tmp/a", "//tmp/./a", "/tmp/a/../b"] {
+        for ok in ["/tmp", "/tmp/a", "//tmp/./a"] {
             assert!(p.matches(&a(json!(ok))), "{ok}");
         }
-        for no in ["/tmp/../etc/passwd", "/tmpx", "/etc", "/"] {
+        for no in ["/tmpx", "/etc", "/"] {
             assert!(
                 !p.matches(&a(json!(no))) && !p.mistyped(&a(json!(no))),
                 "{no}"
             );
         }
+        // `..` is the kernel's to resolve (through symbolic links): of another type, as a path that does not resolve
         for odd in [
+            json!("/tmp/a/../b"),
+            json!("/tmp/../etc/passwd"),
             json!("tmp/a"),
             json!("/../tmp"),
             json!("/tmp/%2e%2e"),

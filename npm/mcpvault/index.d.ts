@@ -510,6 +510,10 @@ export interface GuardOptions extends PolicyOptions {
   forwardProofs?: boolean;
   /** An inner layer that knows the server's tool definitions checks pinned tools (this one lets them through). */
   deferPins?: boolean;
+  /** Most objects and arrays (default 10,000) and values (default 100,000) one body may hold: a body over them is
+   * refused (`invalid_request`) before it is parsed. A server whose tools take bulk rows raises them. */
+  maxBodyContainers?: number;
+  maxBodyValues?: number;
   realm?: string;
   resourceMetadata?: string;
   /** Open resources (prompts) to valid tokens that grant none; a token naming some is still held to them. */

@@ -763,7 +763,8 @@ class MCPVault:
     def guard(self, options: Mapping[str, Any]) -> "Guard":
         """The server-side guard for ``options`` (``public_key``, and optionally ``audience``, ``retry_window``,
         ``tool``, ``check_tool``, ``defer_spend``, ``forward_proofs``, ``defer_pins``, ``realm``,
-        ``resource_metadata``; SCHEMA.md, "The guard") on this vault's store. ``store`` is set from the vault:
+        ``resource_metadata``, ``max_body_containers`` and ``max_body_values`` (default 10,000 and 100,000: a body
+        holding more objects and arrays, or values, is refused before it is parsed); SCHEMA.md, "The guard") on this vault's store. ``store`` is set from the vault:
         ``True`` when it has one.
 
         The server's policy (SCHEMA.md, "Server policy"), decided by the core: ``mappings`` (``{tool: scope}``; an

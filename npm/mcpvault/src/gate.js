@@ -201,7 +201,9 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
    * (`[{ id, tool?, when?, enforcement: "hard" | "soft", message? }]`), `openResources` / `openPrompts` (tokens
    * that grant no resource / prompt may read them; closed by default); `forwardProofs` (hand on the proofs and
    * approvals this layer counted and spent, for an inner layer such as withMcpVault); `deferPins` (an inner layer that knows
-   * the server's tool definitions checks pinned tools). A bad key or option throws here.
+   * the server's tool definitions checks pinned tools); `maxBodyContainers` / `maxBodyValues` (default 10,000 /
+   * 100,000: a body holding more objects and arrays, or values, is refused before it is parsed). A bad key or option
+   * throws here.
    */
   class Guard {
     constructor(options = {}) {
@@ -231,6 +233,8 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
         open_prompts: options.openPrompts === true || undefined,
         forward_proofs: options.forwardProofs === true || undefined,
         defer_pins: options.deferPins === true || undefined,
+        max_body_containers: options.maxBodyContainers ?? undefined,
+        max_body_values: options.maxBodyValues ?? undefined,
       };
       this._g = new wasm.Guard(JSON.stringify(this.options), cache);
       const err = this._g.error();
@@ -411,7 +415,8 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
   function guardFor(options, extra) {
     const o = { ...options, ...extra };
     const key = JSON.stringify([o.publicKey, o.audience, o.retryWindow, o.tool, o.checkTool, o.deferSpend, o.realm, o.resourceMetadata, o.store !== undefined,
-      o.mappings, o.toolMappings, o.rules, o.openResources, o.openPrompts, o.forwardProofs, o.deferPins]);
+      o.mappings, o.toolMappings, o.rules, o.openResources, o.openPrompts, o.forwardProofs, o.deferPins, o.maxBodyContainers,
+      o.maxBodyValues]);
     let g = guards.get(key);
     if (!g) {
       if (guards.size >= 64) guards.delete(guards.keys().next().value);

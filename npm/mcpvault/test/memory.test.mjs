@@ -62,3 +62,20 @@ test("a generated private key is not left readable in the module's memory", () =
   const memory = Buffer.from(__wasmMemory().buffer);
   assert.strictEqual(memory.indexOf(Buffer.from(privateKey, "latin1")), -1);
 });
+
+test("a server raises the body limits with maxBodyContainers / maxBodyValues; extractToken counts a body before searching it", async () => {
+  const { Guard, extractToken } = await import("mcpvault");
+  const { publicKey, token } = setup({});
+  const rows = Array.from({ length: 10_001 }, (_, i) => ({ id: i }));
+  const body = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "db_query", arguments: { rows, max_rows: 5 } } });
+  const headers = { "x-mcpvault-token": token };
+  const strict = new Guard({ publicKey, now: () => NOW });
+  assert.deepStrictEqual([(await strict.decide({ httpMethod: "POST", headers, body })).status], [400]);
+  const bulk = new Guard({ publicKey, now: () => NOW, maxBodyContainers: 20_000, maxBodyValues: 200_000 });
+  const out = await bulk.decide({ httpMethod: "POST", headers, body });
+  assert.deepStrictEqual([out.allowed, out.status], [true, 200]);
+  // a token in _meta of a body over the default limits is not looked for (the body is counted, never parsed)
+  const huge = `{"jsonrpc":"2.0","method":"m","params":{"_meta":{"token":"${token}"},"a":[${Array(200_000).fill(0).join(",")}]}}`;
+  assert.strictEqual(extractToken({ headers: {} }, huge), null);
+  assert.strictEqual(extractToken({ headers: {} }, huge.replace(/,0/g, "")), token);
+});
