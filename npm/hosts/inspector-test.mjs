@@ -198,15 +198,6 @@ try {
     assert.match(await page.textContent("#error"), /Paste a token/);
   });
 
-  await step("a token handed in the address (#token=) is read, then removed from the address and the history", async () => {
-    await page.goto(`${origin}/examples/inspector/#token=${chain.token}`);
-    await page.waitForSelector("body[data-ready=true]", { timeout: 60_000 });
-    await page.waitForSelector("#result:not([hidden])");
-    assert.strictEqual(await page.inputValue("#token"), chain.token);
-    assert.strictEqual(await page.evaluate(() => location.hash), "");
-    assert.ok(!(await page.evaluate(() => location.href)).includes(chain.token));
-  });
-
   await step("audit tab: a log with one tampered entry is checked by the core, the broken link named and highlighted", async () => {
     const file = `${shots}/audit-tampered.jsonl`;
     writeFileSync(file, tamper(sampleLog(auditAppend), 17).join("\n") + "\n");
@@ -260,6 +251,18 @@ try {
     assert.deepStrictEqual(afterLoad, []);
     assert.deepStrictEqual(requests.filter((u) => !u.startsWith(origin)), []);
     assert.deepStrictEqual(problems, []);
+  });
+
+  await step("a token handed in the address (#token=) is read, then removed from the address and the history", async () => {
+    // a fresh page (on the same document, a new fragment alone would not load it again)
+    const fresh = await browser.newPage();
+    await fresh.goto(`${origin}/examples/inspector/#token=${chain.token}`);
+    await fresh.waitForSelector("body[data-ready=true]", { timeout: 60_000 });
+    await fresh.waitForSelector("#result:not([hidden])");
+    assert.strictEqual(await fresh.inputValue("#token"), chain.token);
+    assert.strictEqual(await fresh.evaluate(() => location.hash), "");
+    assert.ok(!(await fresh.evaluate(() => location.href)).includes(chain.token));
+    await fresh.close();
   });
 } finally {
   await browser.close();
