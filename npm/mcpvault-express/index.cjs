@@ -6,7 +6,7 @@ const { Guard, storeOptionsError, metricsText } = require("mcpvault");
 
 const OPTIONS = ["publicKeyHex", "audience", "onDecision", "onSoftRule", "cache", "now", "realm", "resourceMetadata", "maxBodyBytes",
   "store", "retryWindow", "deferSpend", "mappings", "toolMappings", "rules", "openResources", "openPrompts", "innerGuard",
-  "toolDefinitions"];
+  "toolDefinitions", "maxBodyContainers", "maxBodyValues"];
 const DEFAULT_CACHE = 1024;
 const DEFAULT_MAX_BODY = 4 * 1024 * 1024;
 
@@ -206,6 +206,7 @@ function createMcpVaultMiddleware(options) {
       deferSpend: o.deferSpend, realm: o.realm, resourceMetadata: o.resourceMetadata, cache: o.cache, now: o.now,
       mappings: o.mappings, toolMappings: o.toolMappings, rules: o.rules,
       openResources: o.openResources, openPrompts: o.openPrompts,
+      maxBodyContainers: o.maxBodyContainers, maxBodyValues: o.maxBodyValues,
       // innerGuard: withMcpVault behind this middleware decides each message again: hand on the proofs and approvals
       // spent here and the dry-run tool (it answers it), and leave pinned tools to it (it knows the definitions).
       // Alone (the default), this middleware is the last guard: the dry-run tool is refused and pinned tools are

@@ -23,6 +23,10 @@ export interface McpVaultMiddlewareOptions extends PolicyOptions {
   resourceMetadata?: string;
   /** The largest body read when no body parser ran before (default 4 MiB). */
   maxBodyBytes?: number;
+  /** Most objects and arrays (default 10,000) and values (default 100,000) a body may hold: more is a 400
+   * `invalid_request` before the guard parses it (tools taking bulk rows raise them). */
+  maxBodyContainers?: number;
+  maxBodyValues?: number;
   /** A store of mcpvault-store: revocation, single-use spends, the audit log. */
   store?: Store;
   /** Seconds a retry of the same single-use request is one (default 30). */

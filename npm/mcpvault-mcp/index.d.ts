@@ -22,6 +22,10 @@ export interface WithMcpVaultOptions extends PolicyOptions {
   /** Open resources (prompts) to valid tokens that grant none; a token naming some is still held to them. */
   openResources?: boolean;
   openPrompts?: boolean;
+  /** Most objects and arrays (default 10,000) and values (default 100,000) a message may hold: more is refused
+   * `invalid_request` before the guard parses it (tools taking bulk rows raise them). */
+  maxBodyContainers?: number;
+  maxBodyValues?: number;
 }
 
 /** Guards an McpServer or Server of @modelcontextprotocol/sdk 1.x in place and returns it. */

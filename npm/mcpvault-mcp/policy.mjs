@@ -10,7 +10,7 @@ export const REDACTED = "[mcpvault: redacted]";
 export { CHECK_TOOL };
 
 const OPTIONS = ["publicKeyHex", "audience", "onDecision", "onSoftRule", "cache", "now", "checkTool", "store", "retryWindow",
-  "mappings", "toolMappings", "rules", "openResources", "openPrompts"];
+  "mappings", "toolMappings", "rules", "openResources", "openPrompts", "maxBodyContainers", "maxBodyValues"];
 /** The list answers filtered to what the token grants. */
 export const LISTS = new Set([TOOLS_LIST, "resources/list", "resources/templates/list", "prompts/list"]);
 const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
@@ -91,6 +91,7 @@ export class Policy {
         cache: cache === true ? 1024 : cache === false ? 0 : cache, now,
         mappings: options.mappings, toolMappings: options.toolMappings, rules: options.rules,
         openResources: options.openResources, openPrompts: options.openPrompts,
+        maxBodyContainers: options.maxBodyContainers, maxBodyValues: options.maxBodyValues,
       });
     } catch (e) {
       // the core names what is wrong: the key, or the policy (mappings, toolMappings, rules)

@@ -548,3 +548,31 @@ test("a body another middleware read without setting req.body is refused, never 
     await new Promise((r) => server.close(r));
   }
 });
+
+test("a body of 600,000 tiny objects is a 400 before it is parsed, with a parser in front or none; a server raises the limits", async () => {
+  const rows = Array.from({ length: 599_000 }, () => '{"":0}').join(",");
+  const huge = `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"db_query","arguments":{"max_rows":1,"a":[${rows}]}}}`;
+  for (const parser of ["none", "json"]) {
+    const s = await serve({ parser });
+    try {
+      for (const headers of [CT, { ...CT, ...X(token) }]) {
+        const r = await send(s.port, "POST", headers, huge);
+        refused(r, 400, "invalid_request", `${parser}: 4 MiB of objects`);
+      }
+      assert.strictEqual(s.ran, 0);
+    } finally {
+      await s.close();
+    }
+  }
+  const bulk = call("db_query", { max_rows: 1, rows: Array.from({ length: 10_001 }, (_, i) => ({ id: i })) });
+  const strict = await serve();
+  const raised = await serve({ options: { maxBodyContainers: 20_000, maxBodyValues: 200_000 } });
+  try {
+    refused(await send(strict.port, "POST", { ...CT, ...X(token) }, bulk), 400, "invalid_request", "10,001 rows");
+    const r = await send(raised.port, "POST", { ...CT, ...X(token) }, bulk);
+    assert.deepStrictEqual([r.status, raised.ran], [200, 1]);
+  } finally {
+    await strict.close();
+    await raised.close();
+  }
+});

@@ -275,3 +275,27 @@ test("withMcpVault: resources and prompts are granted, lists filtered; openResou
   assert.throws(() => withMcpVault(new McpServer({ name: "x", version: "1" }), { publicKeyHex: keys.publicKey, openResources: "yes" }),
     /withMcpVault: openResources must be true or false/);
 });
+
+test("withMcpVault: a call over the body limits is refused invalid_request; maxBodyContainers / maxBodyValues raise them", async (t) => {
+  const token = mint({ tools: ["db_query"] });
+  const rows = Array.from({ length: 10_001 }, (_, i) => String(i));
+  for (const [options, refused] of [[{}, true], [{ maxBodyContainers: 20_000, maxBodyValues: 200_000 }, false]]) {
+    const server = new McpServer({ name: "bulk", version: "1.0.0" });
+    let ran = 0;
+    server.registerTool("db_query", { inputSchema: { rows: z.array(z.array(z.string())) } }, async () => {
+      ran++;
+      return { content: [{ type: "text", text: "ok" }] };
+    });
+    withMcpVault(server, { publicKeyHex: keys.publicKey, ...options });
+    const client = await connect(server);
+    t.after(() => client.close());
+    const result = client.callTool({ name: "db_query", arguments: { rows: rows.map((r) => [r]) }, _meta: { token } });
+    if (refused) {
+      assert.deepStrictEqual(await mcpError(result), { rpc: -32600, code: "invalid_request" });
+      assert.strictEqual(ran, 0);
+    } else {
+      await result;
+      assert.strictEqual(ran, 1);
+    }
+  }
+});
