@@ -317,6 +317,11 @@ pub fn under_base(base: &str) -> Result<String> {
     })
 }
 
+/// Whether `path` (resolved: [`normal_path`]) is `base` (resolved: [`under_base`]) or inside it.
+pub fn path_under(base: &str, path: &str) -> bool {
+    path == base || path.starts_with(&under_prefix(base))
+}
+
 /// The prefix a path under `base` starts with.
 pub fn under_prefix(base: &str) -> String {
     if base == "/" {
@@ -592,6 +597,11 @@ pub fn glob_match(glob: &str, text: &str) -> bool {
 /// that fail late, and listens to 100 URIs of 4 KB each — 15 s of one core for one request before the limit.
 pub const GLOB_STEPS: u64 = 10_000_000;
 
+/// The text of a glob before its first wildcard.
+pub(crate) fn glob_literal_prefix(glob: &str) -> &str {
+    glob.split(['*', '?']).next().unwrap_or_default()
+}
+
 /// [`glob_match`], taking its steps from `steps`: none when they run out (the answer is then unknown, never a match).
 pub fn glob_match_within(glob: &str, text: &str, steps: &std::cell::Cell<u64>) -> Option<bool> {
     if glob.contains(GLOB_REFUSED) || glob.chars().any(char::is_control) {
@@ -603,7 +613,7 @@ pub fn glob_match_within(glob: &str, text: &str, steps: &std::cell::Cell<u64>) -
         Some(())
     };
     // the glob's text before its first wildcard first: most globs of a list fail there, at the cost of that text
-    let literal = glob.split(['*', '?']).next().unwrap_or_default();
+    let literal = glob_literal_prefix(glob);
     take(literal.len().min(text.len()) as u64 + 1)?;
     if !text.starts_with(literal) {
         return Some(false);
@@ -911,7 +921,7 @@ pub(crate) fn allows(
     match (&limit.rule, &v) {
         (ArgRule::Max(Bound::Float(f)), Derived::Num(k)) => *k <= f64_key(f.0),
         (ArgRule::Min(Bound::Float(f)), Derived::Num(k)) => *k >= f64_key(f.0),
-        (ArgRule::Under(base), Derived::Path(p)) => p == base || p.starts_with(&under_prefix(base)),
+        (ArgRule::Under(base), Derived::Path(p)) => path_under(base, p),
         (ArgRule::Url(pattern), Derived::Url(u)) => prepared.url_allows(pattern, u),
         (ArgRule::Cidr(net), Derived::Ip(bits)) => prepared.in_network(net, bits),
         (ArgRule::MaxItems(n), Derived::Array(a)) => a.len() as u64 <= u64::from(*n),

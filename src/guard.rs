@@ -1401,10 +1401,9 @@ fn body_over_limits(text: &str, max_containers: usize, max_values: usize) -> Opt
 
 const OVER_BATCH: &str = "a batch of more than 100 messages is over the limit";
 
-/// Parses a body: any JSON value, except that a batch (a top-level array)
-/// is read only up to [`MAX_BATCH`] messages: the parse stops at the first
-/// message over the limit, so a huge batch costs no more than a full one.
-/// A body over [`MAX_BODY_CONTAINERS`] or [`MAX_BODY_VALUES`] is not parsed.
+/// Parses a body, once [`body_over_limits`] has counted it: a batch (a top-level array) of more than [`MAX_BATCH`]
+/// messages, or a body over `max_containers` objects and arrays or `max_values` values, is refused before any of it
+/// is parsed, so a huge body costs its scan.
 fn parse_body(
     text: &str,
     max_containers: usize,
@@ -1413,43 +1412,13 @@ fn parse_body(
     if let Some(refusal) = body_over_limits(text, max_containers, max_values) {
         return Err(refusal);
     }
-    struct Capped;
-    impl<'de> serde::de::Visitor<'de> for Capped {
-        type Value = Vec<Value>;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a JSON-RPC batch")
-        }
-        fn visit_seq<A: serde::de::SeqAccess<'de>>(
-            self,
-            mut seq: A,
-        ) -> std::result::Result<Vec<Value>, A::Error> {
-            let mut out = Vec::new();
-            while let Some(v) = seq.next_element::<Value>()? {
-                if out.len() == MAX_BATCH {
-                    return Err(serde::de::Error::custom(OVER_BATCH));
-                }
-                out.push(v);
-            }
-            Ok(out)
-        }
-    }
-    let reason = |e: serde_json::Error| {
-        let m = e.to_string();
-        if m.starts_with(OVER_BATCH) {
-            OVER_BATCH.to_string()
-        } else if m.contains("recursion limit") {
+    serde_json::from_str(text).map_err(|e| {
+        if e.to_string().contains("recursion limit") {
             "body is nested too deeply".to_string()
         } else {
             "body is not JSON".to_string()
         }
-    };
-    if !text.trim_start().starts_with('[') {
-        return serde_json::from_str(text).map_err(reason);
-    }
-    let mut de = serde_json::Deserializer::from_str(text);
-    let v = serde::Deserializer::deserialize_seq(&mut de, Capped).map_err(reason)?;
-    de.end().map_err(reason)?;
-    Ok(Value::Array(v))
+    })
 }
 
 /// What a message names for traces: the prompt of `prompts/get`, the URI of
@@ -2832,11 +2801,6 @@ fn resource_allowed_within(
     Some(true)
 }
 
-/// The text of a glob before its first wildcard.
-fn literal_prefix(glob: &str) -> &str {
-    glob.split(['*', '?']).next().unwrap_or("")
-}
-
 /// A list result with only what `keep` accepts in its `field` array.
 fn filter_list_of(result: &Value, field: &str, keep: impl Fn(&Value) -> bool) -> Value {
     let mut out = if result.is_object() {
@@ -2891,7 +2855,7 @@ fn template_visible(facts: &AuthorizedFacts, template: &str, open: bool) -> bool
     let fixed = template.split('{').next().unwrap_or("");
     facts.resources.iter().all(|set| {
         set.iter().any(|g| {
-            let p = literal_prefix(g);
+            let p = crate::args::glob_literal_prefix(g);
             fixed.starts_with(p) || p.starts_with(fixed)
         })
     })

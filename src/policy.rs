@@ -283,7 +283,7 @@ fn holds(
         && pattern.map_or(true, |re| s.is_some_and(|s| re.is_match(s)))
         && m.under.as_ref().map_or(true, |base| {
             s.and_then(args::normal_path)
-                .is_some_and(|p| p == *base || p.starts_with(&args::under_prefix(base)))
+                .is_some_and(|p| args::path_under(base, &p))
         })
 }
 

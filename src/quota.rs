@@ -352,12 +352,12 @@ pub fn charges(
     arguments: &Map<String, Value>,
     now: u64,
 ) -> Result<Vec<Charge>> {
-    let mut out = Vec::new();
+    let mut all = Vec::new();
     if method != TOOLS_CALL {
-        return Ok(out);
+        return Ok(Vec::new());
     }
     let Some(tool) = tool else {
-        return Ok(out);
+        return Ok(Vec::new());
     };
     for q in quotas {
         if q.tool.as_deref().is_some_and(|t| t != tool) {
@@ -392,18 +392,24 @@ pub fn charges(
             ttl: window + q.period - now,
             probe: false,
         };
-        // two quotas of one block on the same tool, argument and period are one counter: the call counts once
-        // against the lower maximum (`rate(100, 3600)` beside `rate(5, 3600)` let 50 calls through)
-        match out.iter_mut().find(|c: &&mut Charge| c.key == charge.key) {
-            Some(c) => c.max = c.max.min(charge.max),
-            None => out.push(charge),
-        }
+        all.push(charge);
     }
+    // two quotas of one block on the same tool, argument and period are one counter: the call counts once against
+    // the lower maximum (`rate(100, 3600)` beside `rate(5, 3600)` let 50 calls through)
+    let mut out = Vec::with_capacity(all.len());
+    fold(&mut out, all, false);
     Ok(out)
 }
 
 /// Several requests' charges as one: amounts under the same key add up (against the lower maximum).
 pub fn merge(into: &mut Vec<Charge>, more: Vec<Charge>) {
+    fold(into, more, true);
+}
+
+/// `more` into `into` by key (a chain holds up to 1,024 quotas: keyed, not searched): a key already there keeps the
+/// lower maximum, and adds the amount when `add` (another request's charge), not when one call names the counter
+/// twice.
+fn fold(into: &mut Vec<Charge>, more: Vec<Charge>, add: bool) {
     let mut at: std::collections::BTreeMap<String, usize> = into
         .iter()
         .enumerate()
@@ -412,7 +418,9 @@ pub fn merge(into: &mut Vec<Charge>, more: Vec<Charge>) {
     for c in more {
         match at.get(&c.key).and_then(|&i| into.get_mut(i)) {
             Some(x) => {
-                x.amount += c.amount;
+                if add {
+                    x.amount += c.amount;
+                }
                 x.max = x.max.min(c.max);
             }
             None => {
