@@ -82,6 +82,9 @@ export interface ProxyConfig {
   rules?: PolicyOptions["rules"];
   openResources?: boolean;
   openPrompts?: boolean;
+  /** Most objects and arrays (default 10,000) and values (default 100,000) a message may hold. */
+  maxBodyContainers?: number;
+  maxBodyValues?: number;
   /** The HTTP downstream's sessions: at most `max` open (default 100), `perSubject` of one token subject (10), each
    * closed after `idleSeconds` (1800) without an allowed request or an upstream answer while none of its requests waits.
    * An initialize past a cap is 429 `rate_limited`. */

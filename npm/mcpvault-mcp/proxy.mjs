@@ -23,7 +23,7 @@ const isRequest = (m) => isObject(m) && typeof m.method === "string" && m.id !==
 const isResponse = (m) => isObject(m) && m.method === undefined && m.id !== undefined && ("result" in m || "error" in m);
 
 const CONFIG_KEYS = ["publicKey", "audience", "upstream", "downstream", "tokenEnv", "checkTool", "cache", "log", "store",
-  "mappings", "toolMappings", "rules", "openResources", "openPrompts", "sessions"];
+  "mappings", "toolMappings", "rules", "openResources", "openPrompts", "sessions", "maxBodyContainers", "maxBodyValues"];
 
 // The HTTP downstream's sessions (each holds an upstream connection, a child process for a command upstream): at most
 // `max` open, `perSubject` of one token subject, each closed after `idleSeconds` without a request or an upstream
@@ -99,6 +99,9 @@ export function checkConfig(raw, base = process.cwd(), env = process.env) {
   for (const k of ["openResources", "openPrompts"]) {
     if (raw[k] !== undefined && typeof raw[k] !== "boolean") throw fail(`${k} must be true or false`);
   }
+  for (const k of ["maxBodyContainers", "maxBodyValues"]) {
+    if (raw[k] !== undefined && !(Number.isSafeInteger(raw[k]) && raw[k] >= 0)) throw fail(`${k} must be a whole number from 0`);
+  }
   const sessions = { ...SESSIONS };
   if (raw.sessions !== undefined) {
     if (!isObject(raw.sessions)) throw fail("sessions must be { max?, perSubject?, idleSeconds? }");
@@ -128,6 +131,8 @@ export function checkConfig(raw, base = process.cwd(), env = process.env) {
     ...(raw.rules !== undefined ? { rules: raw.rules } : {}),
     ...(raw.openResources !== undefined ? { openResources: raw.openResources } : {}),
     ...(raw.openPrompts !== undefined ? { openPrompts: raw.openPrompts } : {}),
+    ...(raw.maxBodyContainers !== undefined ? { maxBodyContainers: raw.maxBodyContainers } : {}),
+    ...(raw.maxBodyValues !== undefined ? { maxBodyValues: raw.maxBodyValues } : {}),
   };
 }
 
@@ -343,6 +348,7 @@ function policyOf(config, onDecision, onSoftRule, store) {
     { publicKeyHex: config.publicKey, audience: config.audience, cache: config.cache, checkTool: config.checkTool, onDecision, onSoftRule,
       mappings: config.mappings, toolMappings: config.toolMappings, rules: config.rules,
       openResources: config.openResources, openPrompts: config.openPrompts,
+      maxBodyContainers: config.maxBodyContainers, maxBodyValues: config.maxBodyValues,
       ...(store ? { store } : {}) },
     "mcpvault-proxy",
   );

@@ -143,6 +143,10 @@ class _Policy:
         max_body = options.get("max_body_bytes", _DEFAULT_MAX_BODY)
         if isinstance(max_body, bool) or not isinstance(max_body, int) or max_body <= 0:
             raise fail("max_body_bytes must be a positive integer")
+        for k in ("max_body_containers", "max_body_values"):
+            v = options.get(k)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
+                raise fail(f"{k} must be a non-negative integer")
         store, vault = options.get("store"), options.get("vault")
         if store is not None and vault is not None:
             raise fail("give store or vault, not both")
@@ -156,7 +160,8 @@ class _Policy:
         self.now: Optional[Callable[[], int]] = options.get("now")
         self.max_body_bytes = max_body
         self._options: Dict[str, Any] = {"public_key": key}
-        for k in ("audience", "retry_window", "realm", "resource_metadata", "mappings", "tool_mappings", "rules"):
+        for k in ("audience", "retry_window", "realm", "resource_metadata", "mappings", "tool_mappings", "rules",
+                  "max_body_containers", "max_body_values"):
             if options.get(k) is not None:
                 self._options[k] = options[k]
         for k in ("check_tool", "open_resources", "open_prompts"):
@@ -670,7 +675,7 @@ async def _send_json(send: Callable[[Dict[str, Any]], Awaitable[None]], status: 
 
 _OPTIONS = ("public_key_hex", "audience", "store", "vault", "check_tool", "mappings", "tool_mappings", "rules",
             "open_resources", "open_prompts", "on_decision", "on_soft_rule", "retry_window", "realm",
-            "resource_metadata", "max_body_bytes", "now")
+            "resource_metadata", "max_body_bytes", "max_body_containers", "max_body_values", "now")
 
 
 def _known_options(options: Mapping[str, Any], known: Sequence[str], who: str) -> None:
@@ -700,7 +705,9 @@ def with_mcpvault(server: Any, **options: Any) -> Any:
     decided by the core: ``mappings``, ``tool_mappings``, ``rules`` (SCHEMA.md, "Server policy"),
     ``open_resources`` / ``open_prompts`` (tokens that grant none may read them), ``on_decision(decision)`` (every
     decision, the core's dict; allowed ones carry ``facts``), ``on_soft_rule(decision)``, ``now`` (a clock in unix
-    seconds), and for HTTP ``realm``, ``resource_metadata``, ``max_body_bytes``.
+    seconds), ``max_body_containers`` / ``max_body_values`` (default 10,000 objects and arrays / 100,000 values: a
+    message holding more is refused before the guard parses it; raise them for tools that take bulk rows), and for
+    HTTP ``realm``, ``resource_metadata``, ``max_body_bytes``.
 
     The token is read from ``params._meta.token`` / ``params._meta["mcpvault/token"]``, or over HTTP from
     ``Authorization: Bearer`` / ``X-MCPVault-Token``. A handler reads the authorized facts with :func:`facts`.

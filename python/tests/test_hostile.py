@@ -879,3 +879,16 @@ def test_session_book_a_subjects_flood_pushes_out_only_its_own():
     for sid, subject in [("", "s"), (None, "s"), ("x", None), (7, "s")]:
         book.bind(sid, subject)
     assert len(book.subjects) == 99
+
+
+@pytest.mark.parametrize("which", ["a", "f"])
+def test_half_a_million_tiny_objects_are_refused_before_they_are_parsed(http, tokens, which):
+    urls, seen = http
+    before = len(seen[which])
+    body = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"db_query","arguments":{"sql":"x","a":[%s]}}}' % \
+        ",".join(['{"":0}'] * 500_000)
+    started = time.monotonic()
+    for headers in ([], _bearer(tokens["root"])):
+        _refused(_post(urls[which], body, headers), 400, "invalid_request", tokens["root"])
+    print(f"500,000 objects refused twice in {time.monotonic() - started:.2f} s")
+    assert len(seen[which]) == before

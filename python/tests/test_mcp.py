@@ -972,3 +972,32 @@ def test_a_notification_over_http_without_the_http_layer_is_decided(keys, tokens
 
     anyio.run(main)
     assert told == [{"x": 3, "_meta": {}}, {"x": 3}]
+
+
+def test_a_message_over_the_body_limits_is_refused_unless_the_server_raises_them(keys, tokens):
+    rows = [[str(i)] for i in range(10_001)]
+
+    def server(**options):
+        ran = []
+        mcp = MCPServer("bulk")
+
+        @mcp.tool()
+        def load(rows: list) -> str:
+            ran.append(len(rows))
+            return "loaded"
+
+        return with_mcpvault(mcp, public_key_hex=keys[1], **options), ran
+
+    root = tokens["root"]
+    strict, ran = server()
+
+    async def call(mcp):
+        async with Client(mcp, mode="legacy") as c:
+            return await code_of(c.call_tool("load", {"rows": rows}, meta={"token": root}))
+
+    # root grants db_query, file_read, admin_delete: the body is refused before the token is even asked about load
+    assert anyio.run(call, strict) == (-32600, "invalid_request") and ran == []
+    raised, ran = server(max_body_containers=20_000, max_body_values=200_000)
+    assert anyio.run(call, raised) == (-32013, "tool_not_allowed") and ran == []
+    with pytest.raises(TypeError, match="max_body_values must be a non-negative integer"):
+        server(max_body_values="many")

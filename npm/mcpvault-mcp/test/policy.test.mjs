@@ -299,3 +299,13 @@ test("withMcpVault: a call over the body limits is refused invalid_request; maxB
     }
   }
 });
+
+test("the proxy's config takes maxBodyContainers / maxBodyValues (whole numbers) for the guard it builds", () => {
+  const base = { publicKey: keys.publicKey, upstream: { command: "node", args: ["s.js"] } };
+  const ok = checkConfig({ ...base, maxBodyContainers: 20_000, maxBodyValues: 200_000 });
+  assert.deepStrictEqual([ok.maxBodyContainers, ok.maxBodyValues], [20_000, 200_000]);
+  assert.deepStrictEqual([checkConfig(base).maxBodyContainers, checkConfig(base).maxBodyValues], [undefined, undefined]);
+  for (const bad of ["many", -1, 1.5]) {
+    assert.throws(() => checkConfig({ ...base, maxBodyValues: bad }), (e) => e instanceof ConfigError && /maxBodyValues must be a whole number/.test(e.message));
+  }
+});
