@@ -451,8 +451,9 @@ export interface Matcher {
   gt?: number;
   gte?: number;
   glob?: string;
-  /** A path this directory holds, resolved (`.`, `..`, `//`) as the `under` argument limit resolves it; a path that
-   * does not resolve is of another type. Use it for paths: `startsWith` compares the text as written. */
+  /** A path this directory holds (`.` segments and repeated slashes resolved); a path with a `..` segment (the kernel
+   * resolves it through symbolic links) or one that does not resolve is of another type: a hard rule refuses it. Use
+   * it for paths: `startsWith` compares the text as written. */
   under?: string;
   /** @apoa/mcp's names: `oneOf` is `in`; `endsWith`, `contains`, `matches` (a regular expression). */
   oneOf?: Array<string | number | boolean | null>;

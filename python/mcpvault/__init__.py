@@ -774,8 +774,9 @@ class MCPVault:
         hard rule refuses with ``rule_violation``, a soft rule allows and is named in the decision's ``soft_rules``,
         an approval rule requires ``needed`` (default 1) signed approvals of the call by its ``approvers``). ``when``
         maps argument paths to matchers written as @apoa/mcp writes them: ``startsWith``, ``equals``, ``in``, ``lt``,
-        ``lte``, ``gt``, ``gte``, ``glob``, and ``under`` (a path the directory holds, resolved as the ``under``
-        argument limit resolves it: use it for paths, since ``startsWith`` compares the text as written). ``on_soft_rule``: a function called with each allowed decision whose
+        ``lte``, ``gt``, ``gte``, ``glob``, and ``under`` (a path the directory holds, ``.`` segments and repeated
+        slashes resolved; a path with a ``..`` segment, which the kernel resolves through symbolic links, is of another
+        type and a hard rule refuses it: use it for paths, since ``startsWith`` compares the text as written). ``on_soft_rule``: a function called with each allowed decision whose
         ``soft_rules`` is not empty (it observes only: what it raises is logged, the decision stands).
 
         Bad options raise here (``invalid_key``, or ``invalid_request`` naming what is wrong: an unknown matcher key,
