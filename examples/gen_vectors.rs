@@ -3407,7 +3407,7 @@ fn step_up_cases(g: &mut Gen) {
     let rows = |n: usize| rpc_call(json!(1), "db_query", json!({"rows": vec![json!([]); n]}));
     g.guard_case(
         "state-body-of-too-many-values",
-        "a body of more than 10,000 objects and arrays is invalid_request before it is parsed, with a valid token or none; 9,990 pass (so is one of more than 100,000 values)",
+        "a body of more than 10,000 objects and arrays is invalid_request before it is parsed, with a valid token or none, answered under the message's id; 9,990 pass (so is one of more than 100,000 values)",
         opts(),
         &[],
         vec![

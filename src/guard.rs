@@ -1421,6 +1421,80 @@ fn parse_body(
     })
 }
 
+/// The `id` of one message whose body [`body_over_limits`] refused: read with nothing else of the body kept (every
+/// other value skipped as serde_json skips, without building it), so that the error answers the request it refuses.
+/// A batch, an `id` that is not a number or a string, or a body that is not JSON: none (the error's id is `null`, as
+/// JSON-RPC answers a request whose id it cannot read).
+fn refused_message_id(text: &str) -> Option<Value> {
+    use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+    use std::fmt;
+    struct Id(Option<Value>);
+    struct Message(Option<Value>);
+    struct IdVisitor;
+    struct MessageVisitor;
+    impl<'de> Visitor<'de> for IdVisitor {
+        type Value = Id;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a JSON-RPC id")
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> std::result::Result<Id, E> {
+            Ok(Id(Some(v.into())))
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> std::result::Result<Id, E> {
+            Ok(Id(Some(v.into())))
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> std::result::Result<Id, E> {
+            Ok(Id(serde_json::Number::from_f64(v).map(Value::Number)))
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<Id, E> {
+            Ok(Id(Some(Value::String(v.to_owned()))))
+        }
+        fn visit_bool<E: de::Error>(self, _: bool) -> std::result::Result<Id, E> {
+            Ok(Id(None))
+        }
+        fn visit_unit<E: de::Error>(self) -> std::result::Result<Id, E> {
+            Ok(Id(None))
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> std::result::Result<Id, A::Error> {
+            while a.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(Id(None))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> std::result::Result<Id, A::Error> {
+            while a.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            Ok(Id(None))
+        }
+    }
+    impl<'de> Deserialize<'de> for Id {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+            d.deserialize_any(IdVisitor)
+        }
+    }
+    impl<'de> Visitor<'de> for MessageVisitor {
+        type Value = Message;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a JSON-RPC message")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> std::result::Result<Message, A::Error> {
+            // the last `id` wins, as when the body is parsed whole
+            let mut id = None;
+            while let Some(key) = a.next_key::<std::borrow::Cow<'de, str>>()? {
+                if key == "id" {
+                    id = a.next_value::<Id>()?.0;
+                } else {
+                    a.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(Message(id))
+        }
+    }
+    impl<'de> Deserialize<'de> for Message {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+            d.deserialize_map(MessageVisitor)
+        }
+    }
+    serde_json::from_str::<Message>(text).ok().and_then(|m| m.0)
+}
+
 /// What a message names for traces: the prompt of `prompts/get`, the URI of
 /// a resource request, and the W3C trace context in `params._meta`.
 fn message_context(d: &mut Decision, m: &Value) {
@@ -1667,12 +1741,18 @@ impl Guard {
                 Ok(v) => body = Some(v),
                 Err(e) => {
                     let batch = e.contains("batch");
+                    // one message refused for its size is answered under its own id
+                    let id = if batch || text.trim_start().starts_with('[') {
+                        None
+                    } else {
+                        refused_message_id(text)
+                    };
                     return self.refuse_whole(
                         out,
                         &Error::invalid(e),
                         batch.then_some("batch"),
                         None,
-                        &None,
+                        &id,
                         now,
                     );
                 }
@@ -3320,6 +3400,74 @@ mod tests {
             pb(&"[".repeat(500)).unwrap_err(),
             "body is nested too deeply"
         );
+    }
+
+    #[test]
+    fn a_body_refused_for_its_size_is_answered_under_its_id() {
+        let whole = |t: &str| {
+            serde_json::from_str::<Value>(t)
+                .ok()
+                .and_then(|v| v.get("id").cloned())
+                .filter(|v| v.is_string() || v.is_number())
+        };
+        // the id read alone is the id of the parsed body, wherever it stands, however written
+        for t in [
+            r#"{"jsonrpc":"2.0","id":7,"method":"m"}"#,
+            r#"{"params":{"id":1,"x":[{"id":2}]},"id":"a\"b\u00e9","method":"m"}"#,
+            r#"{"id":-3}"#,
+            r#"{"id":1.5e3}"#,
+            r#"{"id":18446744073709551616}"#,
+            r#"{"id":1,"id":"last"}"#,
+            r#"{"\u0069d":9}"#,
+            r#"{"id":null}"#,
+            r#"{"id":true}"#,
+            r#"{"id":[1]}"#,
+            r#"{"id":{"id":1}}"#,
+            r#"{"method":"m"}"#,
+            r#"{"id":1"#,
+            r#"{"id":1} x"#,
+            "[1]",
+            "\"id\"",
+        ] {
+            assert_eq!(refused_message_id(t), whole(t), "{t}");
+        }
+        // nesting a parse would refuse is skipped, not followed: the id before and after it is read
+        let deep = format!(
+            r#"{{"id":4,"x":{}{}}}"#,
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        assert_eq!(refused_message_id(&deep), Some(json!(4)));
+        let deep_after = format!(
+            r#"{{"x":{}{},"id":"z"}}"#,
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        assert_eq!(refused_message_id(&deep_after), Some(json!("z")));
+        // and the guard answers the refused request under it (a batch over its limits stays one error, id null)
+        let mut g = Guard::new(
+            serde_json::from_value(json!({"public_key": "00".repeat(32)})).unwrap(),
+            0,
+        )
+        .unwrap();
+        let mut store = crate::state::MemoryStore::default();
+        let body = |b: String| GuardInput {
+            body: Some(b),
+            ..GuardInput::default()
+        };
+        let many = format!("[{}]", vec!["{}"; MAX_BODY_CONTAINERS].join(","));
+        let single = format!(
+            r#"{{"jsonrpc":"2.0","method":"tools/call","params":{{"x":{many}}},"id":"r-1"}}"#
+        );
+        let out = g.run(&mut store, &body(single), 1);
+        assert_eq!(out.decisions[0].code.as_deref(), Some("invalid_request"));
+        assert_eq!(out.response.as_ref().unwrap()["id"], json!("r-1"));
+        assert_eq!(out.decisions[0].request_id.as_deref(), Some("r-1"));
+        let batch = format!(
+            r#"[{{"jsonrpc":"2.0","method":"tools/call","params":{{"x":{many}}},"id":"r-1"}}]"#
+        );
+        let out = g.run(&mut store, &body(batch), 1);
+        assert_eq!(out.response.as_ref().unwrap()[0]["id"], Value::Null);
     }
 
     #[test]
