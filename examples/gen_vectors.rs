@@ -3497,6 +3497,23 @@ fn step_up_cases(g: &mut Gen) {
             step(NOW, bearer(&writer, write(8, "/tmp/a")), None),
         ],
     );
+    // a batch of lists shares the request's glob steps (helper 39: 100 lists cost 100 lists' budgets)
+    let docs = g.mint(&Grant {
+        resources: vec!["file:///docs/*".into()],
+        ..grant(&["db_query"], 3600)
+    });
+    let list = |id: i64| json!({"jsonrpc": "2.0", "id": id, "method": "resources/list"});
+    g.guard_case(
+        "state-batch-of-lists-shares-glob-steps",
+        "the facts a resources/list answer is filtered with carry no list_steps for one list; a batch of two lists carries list_steps 5,000,000 (half of the request's 10,000,000 glob steps each); a batch of four, 2,500,000",
+        opts(),
+        &[],
+        vec![
+            step(NOW, with_body(bearer_only(&docs), list(1).to_string()), None),
+            step(NOW, with_body(bearer_only(&docs), json!([list(1), list(2)]).to_string()), None),
+            step(NOW, with_body(bearer_only(&docs), Value::Array((1..=4).map(list).collect()).to_string()), None),
+        ],
+    );
 }
 
 /// Issue 16, items 1-3: holder-bound tokens and per-call proofs.

@@ -2267,6 +2267,19 @@ impl Guard {
                 later_page,
             });
         }
+        // The lists this request's answers will be filtered to: what matching the token's globs may still cost
+        // the request (after subscriptions/listen) is shared among its resources/list messages, so that a batch
+        // of 100 lists costs what one does.
+        let lists = msgs
+            .iter()
+            .filter(|m| m.method.as_deref() == Some("resources/list") && m.decision.allowed)
+            .count() as u64;
+        if let Some(f) = out.facts.as_mut() {
+            let left = glob_steps.get();
+            if lists > 1 || (lists == 1 && left < crate::args::GLOB_STEPS) {
+                f.list_steps = Some(left / lists);
+            }
+        }
         // A dry run answers what the real call would: what the store holds for its nonces and quotas is read
         // (never written) along with the request's own ask.
         let mut probe = None;
@@ -2903,7 +2916,11 @@ fn filter_list_of(result: &Value, field: &str, keep: impl Fn(&Value) -> bool) ->
 /// What the token's globs cost is bounded for the whole list ([`crate::args::GLOB_STEPS`]): once spent, the rest of
 /// the list is left out.
 pub fn filter_resources(result: &Value, facts: &AuthorizedFacts, open: bool) -> Value {
-    let steps = Cell::new(crate::args::GLOB_STEPS);
+    let steps = Cell::new(
+        facts
+            .list_steps
+            .map_or(crate::args::GLOB_STEPS, |s| s.min(crate::args::GLOB_STEPS)),
+    );
     filter_list_of(result, "resources", |r| {
         r.get("uri")
             .and_then(Value::as_str)
@@ -3400,6 +3417,56 @@ mod tests {
             pb(&"[".repeat(500)).unwrap_err(),
             "body is nested too deeply"
         );
+    }
+
+    #[test]
+    fn a_batch_of_lists_shares_one_requests_glob_steps() {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(11);
+        let keys = crate::keygen(&mut rng);
+        let now = 1_800_000_000;
+        // a glob every URI below matches, at about 1,700 steps each: one list's budget keeps some 5,900 of them
+        let grant = crate::Grant {
+            resources: vec![format!("{}*", "?".repeat(500))],
+            ..crate::Grant::new(["db_query"], 600, "i", "s")
+        };
+        let token = crate::mint(&keys.private_key, &grant, now, &mut rng).unwrap();
+        let mut g = Guard::new(GuardOptions::new(keys.public_key.clone()), 8).unwrap();
+        let list = |id: usize| json!({"jsonrpc": "2.0", "id": id, "method": "resources/list"});
+        let mut run = |body: Value| {
+            let input = GuardInput {
+                body: Some(body.to_string()),
+                fallback_token: Some(token.clone()),
+                ..GuardInput::default()
+            };
+            g.run(&mut MemoryStore::new(), &input, now)
+        };
+        let resources: Vec<Value> = (0..3_000)
+            .map(|i| json!({"uri": format!("{}{i:04}", "a".repeat(596))}))
+            .collect();
+        let result = json!({"resources": resources});
+        let kept = |facts: &AuthorizedFacts| {
+            filter_resources(&result, facts, false)["resources"]
+                .as_array()
+                .unwrap()
+                .len()
+        };
+        let one = run(list(1)).facts.unwrap();
+        assert_eq!(one.list_steps, None);
+        assert_eq!(kept(&one), 3_000);
+        // a batch of 100 lists: each answer filtered within a hundredth, the request within one list's budget
+        let batch = run(Value::Array((0..MAX_BATCH).map(list).collect()));
+        assert!(batch.allowed);
+        let shared = batch.facts.unwrap();
+        assert_eq!(shared.list_steps, Some(crate::args::GLOB_STEPS / 100));
+        let each = kept(&shared);
+        assert!(each > 0 && each * 100 < 7_000, "{each}");
+        // a batch of one list and other messages keeps the whole budget
+        let mixed = run(json!([list(1), {"jsonrpc": "2.0", "id": 2, "method": "ping"}]));
+        assert_eq!(mixed.facts.unwrap().list_steps, None);
+        // the share goes through the facts' JSON, as hosts pass them back
+        let back: AuthorizedFacts =
+            serde_json::from_value(serde_json::to_value(&shared).unwrap()).unwrap();
+        assert_eq!(kept(&back), each);
     }
 
     #[test]

@@ -474,6 +474,11 @@ pub struct AuthorizedFacts {
     /// The approvals that counted for this call (the store spends each once).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub approvals: Vec<crate::approval::Used>,
+    /// Not a fact of the token: what matching its resource globs may cost each `resources/list` answer filtered
+    /// with these facts, when the request that gave them shares its steps ([`crate::args::GLOB_STEPS`]) among
+    /// several (a batch of lists). None: one list's whole budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list_steps: Option<u64>,
 }
 
 /// An Ed25519 key pair as hex. The private key is wiped from memory when the

@@ -1769,6 +1769,7 @@ fn facts_of(chain: &Chain, request: &Request, depth: usize) -> AuthorizedFacts {
         proof_nonce: None,
         pins: chain.pins(),
         approvals: Vec::new(),
+        list_steps: None,
         // what a list may show: nothing the issuer did not grant, unless the
         // server opened it (then every block's own grant still narrows)
         resources: if chain.issuer_grants_resources() || request.open_resources {
