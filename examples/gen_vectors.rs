@@ -1462,6 +1462,23 @@ fn build() -> Gen {
                 retry_done,
             ],
         );
+        // helper 40: a verify API answered "allowed" (its facts) for a retry the guard answers with the recorded
+        // response, and its caller ran the call a second time
+        g.guard_case(
+            "state-retry-verify-only-refused",
+            "a host that verifies and runs calls itself (verify_only: the verify APIs over a store) refuses the retry of a call whose response is recorded (replayed, twice): allowed, it would run it again; another call is replayed as ever",
+            GuardOptions {
+                verify_only: true,
+                ..opts()
+            },
+            &[],
+            vec![
+                completed(step(NOW, bearer(&once, q(7)), None), result.clone()),
+                step(NOW + 1, bearer(&once, q(7)), Some("replayed")),
+                step(NOW + 2, bearer(&once, q(7)), Some("replayed")),
+                step(NOW + 3, bearer(&once, q(8)), Some("replayed")),
+            ],
+        );
         g.guard_case(
             "state-retry-window-expired",
             "the same request after the retry window is a replay",
@@ -3512,6 +3529,153 @@ fn step_up_cases(g: &mut Gen) {
             step(NOW, with_body(bearer_only(&docs), list(1).to_string()), None),
             step(NOW, with_body(bearer_only(&docs), json!([list(1), list(2)]).to_string()), None),
             step(NOW, with_body(bearer_only(&docs), Value::Array((1..=4).map(list).collect()).to_string()), None),
+        ],
+    );
+    // helper 40: the proof of a refused call stayed unspent, and a logged copy of it ran that call once more
+    let holder = mcpvault::keygen(&mut g.rng);
+    let limited = g.mint(&Grant {
+        holder: Some(holder.public_key.clone()),
+        rate: vec![rate(Some("db_query"), 1, 10)],
+        ..grant(&["db_query"], 3600)
+    });
+    let lid = inspect(&limited)
+        .unwrap()
+        .revocation_ids
+        .last()
+        .cloned()
+        .unwrap();
+    let (one, two) = (json!({"sql": "select 1"}), json!({"sql": "select 2"}));
+    let p0 = g.prove((&holder, &lid), ("tools/call", Some("db_query"), &one), NOW);
+    let p1 = g.prove(
+        (&holder, &lid),
+        ("tools/call", Some("db_query"), &one),
+        NOW + 5,
+    );
+    let p2 = g.prove(
+        (&holder, &lid),
+        ("tools/call", Some("db_query"), &one),
+        NOW + 12,
+    );
+    g.guard_case(
+        "state-proof-of-a-rate-limited-call-spent",
+        "a holder's call refused by its quota (rate 1 per 10 s) spends its proof all the same: the same request again once the quota allows it (a logged copy) is replayed, and a new proof of the same call is allowed",
+        opts(),
+        &[],
+        vec![
+            step(NOW, bearer(&limited, proved_call(1, &one, &p0)), None),
+            step(NOW + 5, bearer(&limited, proved_call(2, &one, &p1)), Some("rate_limited")),
+            step(NOW + 12, bearer(&limited, proved_call(2, &one, &p1)), Some("replayed")),
+            step(NOW + 12, bearer(&limited, proved_call(3, &one, &p1)), Some("replayed")),
+            step(NOW + 12, bearer(&limited, proved_call(4, &one, &p2)), None),
+        ],
+    );
+    let (bh, bound, bid) = g.holder_bound(&["db_query"]);
+    let q1 = g.prove((&bh, &bid), ("tools/call", Some("db_query"), &one), NOW);
+    let q2 = g.prove((&bh, &bid), ("tools/call", Some("db_query"), &two), NOW);
+    let q3 = g.prove((&bh, &bid), ("tools/call", Some("db_query"), &one), NOW);
+    let q4 = g.prove((&bh, &bid), ("tools/call", Some("db_query"), &one), NOW + 1);
+    let both = format!(
+        "[{},{}]",
+        proved_call(1, &one, &q1),
+        proved_call(2, &two, &q2)
+    );
+    let with_other = format!(
+        "[{},{}]",
+        proved_call(1, &one, &q3),
+        rpc_call(json!(2), "file_write", json!({}))
+    );
+    g.guard_case(
+        "state-refused-batch-spends-its-proofs",
+        "a batch refused as a whole (two calls that each spend a proof; a proved call beside a call without a proof) spends the proofs that verified: each call sent alone with its proof (a logged copy) is replayed; a new proof of the same call is allowed",
+        opts(),
+        &[],
+        vec![
+            step(NOW, bearer(&bound, both), Some("replayed")),
+            step(NOW + 1, bearer(&bound, proved_call(1, &one, &q1)), Some("replayed")),
+            step(NOW + 1, bearer(&bound, proved_call(2, &two, &q2)), Some("replayed")),
+            step(NOW + 1, bearer(&bound, with_other), Some("proof_required")),
+            step(NOW + 1, bearer(&bound, proved_call(1, &one, &q3)), Some("replayed")),
+            step(NOW + 1, bearer(&bound, proved_call(3, &one, &q4)), None),
+        ],
+    );
+    // helper 41: a glob's wildcard took in the URI's query or fragment, which the server then ignores
+    let homes = g.mint(&Grant {
+        resources: vec![
+            "file:///home/*/public/*".into(),
+            "https://*.example.com/*".into(),
+        ],
+        ..grant(&["db_query"], 3600)
+    });
+    let read = |id: i64, uri: &str| rpc(json!(id), "resources/read", json!({"uri": uri}));
+    let sub = |id: i64, uri: &str| rpc(json!(id), "resources/subscribe", json!({"uri": uri}));
+    g.guard_case(
+        "state-resource-glob-matched-before-query",
+        "a grant's glob is matched against the URI before its query and fragment: file:///home/*/public/* does not hold for .../private/id_rsa#/public/x or ?/public/x (a server reads /home/alice/private/id_rsa), nor https://*.example.com/* for https://evil.com#.example.com/x; a granted path keeps any query or fragment",
+        opts(),
+        &[],
+        vec![
+            step(NOW, bearer(&homes, read(1, "file:///home/alice/public/a")), None),
+            step(NOW, bearer(&homes, read(2, "file:///home/alice/private/id_rsa#/public/x")), Some("resource_not_allowed")),
+            step(NOW, bearer(&homes, read(3, "file:///home/alice/private/id_rsa?/public/x")), Some("resource_not_allowed")),
+            step(NOW, bearer(&homes, sub(4, "file:///home/alice/private/id_rsa?/public/x")), Some("resource_not_allowed")),
+            step(NOW, bearer(&homes, read(5, "https://evil.com#.example.com/x")), Some("resource_not_allowed")),
+            step(NOW, bearer(&homes, read(6, "https://evil.com?.example.com/x")), Some("resource_not_allowed")),
+            step(NOW, bearer(&homes, read(7, "file:///home/alice/public/a?v=2#top")), None),
+            step(NOW, bearer(&homes, read(8, "https://api.example.com/x?q=1")), None),
+        ],
+    );
+    // helper 41: a 2026-07-28 client sends a header value it cannot send as it is as `=?base64?…?=`
+    let docs = g.mint(&Grant {
+        resources: vec!["file:///docs/*".into()],
+        ..grant(&["db_query"], 3600)
+    });
+    let b64 = |v: &str| {
+        use base64::Engine as _;
+        format!(
+            "=?base64?{}?=",
+            base64::engine::general_purpose::STANDARD.encode(v)
+        )
+    };
+    let uri = "file:///docs/r\u{e9}sum\u{e9}";
+    let headed = |method: &str, name: &str| {
+        let mut h = bearer(&docs, rpc(json!(1), "resources/read", json!({"uri": uri})));
+        h.headers.insert("Mcp-Method".into(), method.into());
+        h.headers.insert("Mcp-Name".into(), name.into());
+        h
+    };
+    g.guard_case(
+        "state-headers-base64-sentinel",
+        "an Mcp-Name (or Mcp-Method) sent as =?base64?...?= is compared decoded: the base64 of file:///docs/résumé matches the body; of another URI, or not canonical base64 (trailing bits), or not UTF-8, it is invalid_request",
+        opts(),
+        &[],
+        vec![
+            step(NOW, headed("resources/read", &b64(uri)), None),
+            step(NOW, headed(&b64("resources/read"), &b64(uri)), None),
+            step(NOW, headed("resources/read", &b64("file:///docs/other")), Some("invalid_request")),
+            step(NOW, headed("resources/read", "=?base64?ZmlsZR==?="), Some("invalid_request")),
+            step(NOW, headed("resources/read", "=?base64?/w==?="), Some("invalid_request")),
+        ],
+    );
+    // helper 41: fastmcp's skills extension answered skills/get (and listed every skill's files) to any valid token
+    let skills = g.mint(&Grant {
+        resources: vec!["skill://public/*".into()],
+        ..grant(&["db_query"], 3600)
+    });
+    let none = g.mint(&grant(&["db_query"], 3600));
+    let get = |id: i64, params: Value| rpc(json!(id), "skills/get", params);
+    g.guard_case(
+        "state-skills-get-is-a-read",
+        "skills/get reads the skill's SKILL.md (params.uri) as resources/read would: granted, allowed; another skill, or a token that grants no resource, resource_not_allowed; no uri, or one with a '..' segment, invalid_request; skills/list needs a valid token (its answer is filtered)",
+        opts(),
+        &[],
+        vec![
+            step(NOW, bearer(&skills, get(1, json!({"uri": "skill://public/SKILL.md"}))), None),
+            step(NOW, bearer(&skills, get(2, json!({"uri": "skill://payroll/SKILL.md"}))), Some("resource_not_allowed")),
+            step(NOW, bearer(&none, get(3, json!({"uri": "skill://public/SKILL.md"}))), Some("resource_not_allowed")),
+            step(NOW, bearer(&skills, get(4, json!({}))), Some("invalid_request")),
+            step(NOW, bearer(&skills, get(5, json!({"uri": "skill://public/../payroll/SKILL.md"}))), Some("invalid_request")),
+            step(NOW, bearer(&none, rpc(json!(6), "skills/list", json!({}))), None),
+            step(NOW, with_body(GuardInput::default(), rpc(json!(7), "skills/list", json!({}))), Some("missing_token")),
         ],
     );
 }

@@ -55,6 +55,10 @@ pub const COMPLETION_METHOD: &str = "completion/complete";
 /// MCP's (2026-07-28) notification stream: `params.notifications.resourceSubscriptions` subscribes to resources,
 /// each of which the token must be allowed to read ([`MAX_LISTENED`] at most).
 pub const LISTEN_METHOD: &str = "subscriptions/listen";
+/// The skills extension's read of one skill (fastmcp 4's `SkillCatalogProvider`): `params.uri`, its `SKILL.md`.
+pub const SKILL_GET_METHOD: &str = "skills/get";
+/// The skills extension's list: every skill's URI and the URIs, digests and sizes of its files.
+pub const SKILL_LIST_METHOD: &str = "skills/list";
 /// The most resource URIs one `subscriptions/listen` subscribes to.
 pub const MAX_LISTENED: usize = 100;
 /// Seconds the clocks of servers sharing one store may differ by: what a
@@ -64,11 +68,13 @@ pub const MAX_LISTENED: usize = 100;
 pub const STORE_SKEW: u64 = 300;
 /// The list methods whose answers the guard filters to what a token may see
 /// ([`Guard::filter`]).
-pub const LIST_METHODS: [&str; 4] = [
+pub const LIST_METHODS: [&str; 6] = [
     "tools/list",
     "resources/list",
     "resources/templates/list",
     "prompts/list",
+    SKILL_LIST_METHOD,
+    SKILL_GET_METHOD,
 ];
 /// Where a token may be in a message's `params._meta`.
 pub const META_KEYS: [&str; 2] = ["token", "mcpvault/token"];
@@ -132,6 +138,12 @@ pub struct GuardOptions {
     /// Answer the dry-run tool `mcpvault.check`.
     #[serde(default)]
     pub check_tool: bool,
+    /// The host verifies and runs an allowed call itself, and has no way to answer with a recorded response (the
+    /// verify APIs over a store: npm `authorizeWithState` and `authorizeBody`, Python `MCPVault.verify` with a
+    /// store, the CLI's `verify --store`): the retry of a call whose response is recorded is `replayed`, never
+    /// allowed (it would run a second time).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub verify_only: bool,
     /// An inner layer spends single-use tokens (and records results): this one
     /// checks revocation only.
     #[serde(default)]
@@ -203,6 +215,7 @@ impl GuardOptions {
             store: false,
             tool: None,
             check_tool: false,
+            verify_only: false,
             defer_spend: false,
             realm: None,
             resource_metadata: None,
@@ -547,6 +560,13 @@ pub struct Pending {
     /// The input's `session_book`: the session a `DELETE` ends (if any).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     session: Option<SessionNote>,
+    /// The store was asked to spend the spender's nonces: its answer must say what it found.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    spend_asked: bool,
+    /// The request is refused, and the store was asked only to spend its proofs and approvals (and whether its
+    /// token is revoked): what it found of the spend changes nothing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    burn: bool,
     outcome: Outcome,
 }
 
@@ -1218,6 +1238,7 @@ fn call_of(
                 None => Err(Error::invalid("prompts/get needs params.name")),
             },
             LISTEN_METHOD => listened_uris(params).map(drop),
+            SKILL_GET_METHOD => skill_uri(params).map(drop),
             COMPLETION_METHOD => completion_ref(params).map(drop),
             _ => Ok(()),
         };
@@ -1518,6 +1539,27 @@ fn message_context(d: &mut Decision, m: &Value) {
     let meta = params.and_then(|p| p.get("_meta"));
     d.traceparent = text(meta.and_then(|x| x.get("traceparent")));
     d.tracestate = text(meta.and_then(|x| x.get("tracestate")));
+}
+
+/// An `Mcp-Method` or `Mcp-Name` header's value as the client meant it (MCP 2026-07-28): verbatim, or the UTF-8 text
+/// of a `=?base64?PAYLOAD?=` sentinel (what the SDKs send for a value that is not printable ASCII without edge
+/// spaces: a URI or a name with `é` in it). A sentinel whose payload is not canonical base64 of UTF-8: none, which
+/// matches no body.
+fn header_value(value: &str) -> Option<std::borrow::Cow<'_, str>> {
+    use base64::Engine as _;
+    let Some(payload) = value
+        .strip_prefix("=?base64?")
+        .and_then(|v| v.strip_suffix("?="))
+    else {
+        return Some(std::borrow::Cow::Borrowed(value));
+    };
+    let engine = base64::engine::general_purpose::STANDARD;
+    let bytes = engine.decode(payload).ok()?;
+    // the encoder only writes the canonical form: another one is refused, as the SDK's reader refuses it
+    if engine.encode(&bytes) != payload {
+        return None;
+    }
+    String::from_utf8(bytes).ok().map(std::borrow::Cow::Owned)
 }
 
 /// The `Mcp-Name` a message names: a tool or prompt name, or a resource URI.
@@ -1840,13 +1882,19 @@ impl Guard {
         }
         // Mcp-Method / Mcp-Name must agree with the body, or with what a request without a JSON-RPC body is
         // decided as (`http/GET`, a one-tool route's call)
-        let hm = header(&input.headers, "mcp-method").map(str::trim);
-        let hn = header(&input.headers, "mcp-name").map(str::trim);
+        // (a value a client could not send as it is comes as `=?base64?…?=`: compared decoded, and one that does not
+        // decode matches nothing)
+        let hm = header(&input.headers, "mcp-method").map(|h| header_value(h.trim()));
+        let hn = header(&input.headers, "mcp-name").map(|h| header_value(h.trim()));
         if hm.is_some() || hn.is_some() {
             for m in &messages {
                 let method = m.get("method").and_then(Value::as_str);
-                let wrong = hm.is_some_and(|h| Some(h) != method)
-                    || hn.is_some_and(|h| Some(h) != mcp_name(m));
+                let wrong = hm
+                    .as_ref()
+                    .is_some_and(|h| h.as_deref().is_none() || h.as_deref() != method)
+                    || hn
+                        .as_ref()
+                        .is_some_and(|h| h.as_deref().is_none() || h.as_deref() != mcp_name(m));
                 if wrong {
                     let e =
                         Error::invalid("the Mcp-Method or Mcp-Name header does not match the body");
@@ -1957,6 +2005,12 @@ impl Guard {
         // what matching the token's resource patterns may cost the whole request (subscriptions/listen)
         let glob_steps = Cell::new(crate::args::GLOB_STEPS);
         let mut spend_nonces: Vec<String> = Vec::new();
+        // how many of spend_nonces, at their end, are the spender's proof and approvals
+        let mut spend_proofs = 0usize;
+        // the proofs and approvals every message that verified carries: spent even if the request is refused (a
+        // batch refused for one message: a logged copy of another's proof would run that call alone), until then
+        let mut burn: Vec<String> = Vec::new();
+        let mut burn_until = 0u64;
         let mut charges: Vec<crate::quota::Charge> = Vec::new();
         let mut probe_target: Option<(usize, AuthorizedFacts, Request)> = None;
         // the revocation ids of a token whose call was refused for lack of approvals
@@ -2078,6 +2132,9 @@ impl Guard {
                 if call.request.method == LISTEN_METHOD {
                     check_listen(call.params.as_ref(), &f, &self.options, &glob_steps)?;
                 }
+                if call.request.method == SKILL_GET_METHOD {
+                    check_skill(call.params.as_ref(), &f, &self.options, &glob_steps)?;
+                }
                 Ok(f)
             });
             let result = result.and_then(|f| match &input.session_subject {
@@ -2130,6 +2187,15 @@ impl Guard {
                         .cloned()
                         .unwrap_or_default();
                     if spends && !input.replay_checked && !self.options.defer_spend {
+                        if self.options.store {
+                            // spent even if the request is refused (below): a proof is used once
+                            let proofs = proof_spends(&f);
+                            if !proofs.is_empty() {
+                                let keep = keep_spent_until(&f, false, now);
+                                burn_until = burn_until.max(keep);
+                                burn.extend(proofs);
+                            }
+                        }
                         if !self.options.store {
                             d = refusal(
                                 &Error::Replayed { nonce: first_nonce },
@@ -2159,14 +2225,9 @@ impl Guard {
                             } else {
                                 Vec::new()
                             };
-                            if let (Some(n), Some(h)) = (&f.proof_nonce, &f.holder) {
-                                spend_nonces.push(spent_as("proof:", h, n));
-                            }
-                            spend_nonces.extend(
-                                f.approvals
-                                    .iter()
-                                    .map(|a| spent_as("approval:", &a.approver, &a.nonce)),
-                            );
+                            let proofs = proof_spends(&f);
+                            spend_proofs = proofs.len();
+                            spend_nonces.extend(proofs);
                             out.call_key = Some(crate::audit::spend_key(
                                 call.id.as_ref(),
                                 &call.request.method,
@@ -2174,29 +2235,7 @@ impl Guard {
                                 &spend_nonces,
                                 &f.revocation_ids,
                             ));
-                            // a proof's nonce is kept while the proof could be fresh; a single-use token's
-                            // nonces until the token expires
-                            // (a proof is fresh through second iat + PROOF_WINDOW, iat up to now + PROOF_SKEW;
-                            // stores sweep a row at its `until`: kept one second past the last fresh one)
-                            let fresh = if f.proof_nonce.is_some() {
-                                now + crate::proof::PROOF_WINDOW + crate::proof::PROOF_SKEW + 1
-                            } else {
-                                now
-                            };
-                            let approved = f
-                                .approvals
-                                .iter()
-                                .map(|a| a.expires_at + crate::proof::PROOF_SKEW)
-                                .max()
-                                .unwrap_or(now);
-                            // and STORE_SKEW more: a server sharing the store whose clock is behind still accepts
-                            // the token (or proof) that long after this server's clock says it expired
-                            let keep = if single_use {
-                                f.expires_at.max(approved)
-                            } else {
-                                fresh.max(approved)
-                            }
-                            .saturating_add(STORE_SKEW);
+                            let keep = keep_spent_until(&f, single_use, now);
                             out.keep_until = Some(keep);
                             out.keep_for = Some(keep.saturating_sub(now).max(1));
                         }
@@ -2272,7 +2311,13 @@ impl Guard {
         // of 100 lists costs what one does.
         let lists = msgs
             .iter()
-            .filter(|m| m.method.as_deref() == Some("resources/list") && m.decision.allowed)
+            .filter(|m| {
+                m.decision.allowed
+                    && matches!(
+                        m.method.as_deref(),
+                        Some("resources/list" | SKILL_LIST_METHOD | SKILL_GET_METHOD)
+                    )
+            })
             .count() as u64;
         if let Some(f) = out.facts.as_mut() {
             let left = glob_steps.get();
@@ -2322,6 +2367,7 @@ impl Guard {
                     until: tf.expires_at,
                     window: 0,
                     probe: true,
+                    proofs: 0,
                 })
             };
             probe = Some((i, spend));
@@ -2370,6 +2416,8 @@ impl Guard {
             charges,
             probe,
             session: SessionNote::of(input),
+            spend_asked: false,
+            burn: false,
             outcome: out,
         };
         let stripped_plain = plain_args(&messages) != plain_before;
@@ -2392,11 +2440,24 @@ impl Guard {
         };
         // A call refused for lack of approvals asks the store whether its token is revoked: a revoked token is
         // `revoked` then, nobody is asked to approve its call (its other refusals stand: verify decides first).
-        if !all_allowed && self.options.store && !ask_revoked.is_empty() {
+        if !all_allowed && self.options.store && (!ask_revoked.is_empty() || !burn.is_empty()) {
+            // a refused request spends the proofs and approvals that verified, by no call (a logged copy of one
+            // is `replayed`)
+            let burn_len = burn.len();
+            pending.burn = burn_len > 0;
+            let spend = pending.burn.then(|| SpendAsk {
+                nonces: burn,
+                call_key: crate::state::REFUSED_CALL.into(),
+                now,
+                until: burn_until,
+                window: 0,
+                probe: false,
+                proofs: burn_len,
+            });
             return Check::Ask {
                 ask: StoreAsk {
                     revocation_ids: ask_revoked,
-                    spend: None,
+                    spend,
                     quotas: Vec::new(),
                 },
                 pending: Box::new(pending),
@@ -2413,8 +2474,10 @@ impl Guard {
                     until: pending.outcome.keep_until.unwrap_or(f.expires_at),
                     window: self.options.retry_window,
                     probe: false,
+                    proofs: spend_proofs,
                 })
             });
+            pending.spend_asked = spend.is_some();
             let spend = spend.or_else(|| pending.probe.as_ref().and_then(|(_, s)| s.clone()));
             let ask = StoreAsk {
                 revocation_ids: facts.map(|f| f.revocation_ids).unwrap_or_default(),
@@ -2644,6 +2707,8 @@ impl Guard {
             charges: _,
             probe,
             session,
+            spend_asked,
+            burn,
             mut outcome,
         } = p;
         // What the store found applies to every message (revocation), or to the spender.
@@ -2656,8 +2721,16 @@ impl Guard {
                 Some(Error::Revoked {
                     revocation_id: id.clone(),
                 })
+            } else if let Some(q) = &a.quota {
+                Some(quota_error(q, now))
+            } else if a.spend.is_none() && spend_asked {
+                // a spend was asked and the store says nothing of it (a custom store that ignores it): nothing
+                // says the call is this one's to run, so it is not allowed
+                Some(Error::Internal {
+                    detail: "store: the answer says nothing of the spend it was asked".into(),
+                })
             } else {
-                a.quota.as_ref().map(|q| quota_error(q, now))
+                None
             };
             if let Some(e) = whole {
                 for m in msgs.iter_mut() {
@@ -2676,13 +2749,13 @@ impl Guard {
                 if let (Some(e), Some(m)) = (e, msgs.get_mut(*i)) {
                     refuse_dry_run(&mut m.answer, &e);
                 }
-            } else if let (Some(i), Some(s)) = (spender, &a.spend) {
+            } else if let (Some(i), Some(s), false) = (spender, &a.spend, burn) {
                 // a recorded response answers its request only when that call is the whole request: the other
                 // messages of a batch sent again would run again, their quotas uncounted (a retry spends nothing)
                 let alone = msgs.len() == 1;
                 if let Some(m) = msgs.get_mut(i) {
                     let e = match s {
-                        SpendOutcome::Done { .. } if !alone => {
+                        SpendOutcome::Done { .. } if !alone || self.options.verify_only => {
                             // the public message of every replay; what happened is the detail (as a batch's
                             // second spender's)
                             let e = Error::Replayed {
@@ -2691,9 +2764,16 @@ impl Guard {
                             m.decision = refusal(&e, m.method.as_deref(), m.tool.as_deref(), &m.id)
                                 .with_context_of(&m.decision);
                             m.decision.detail = Some(
-                                "a batch holding a call that already ran: send its retry alone to get its \
-                                 recorded response"
-                                    .into(),
+                                if alone {
+                                    // a host that runs what is allowed cannot answer with the record: allowed,
+                                    // the call would run a second time
+                                    "a call that already ran, its response recorded: this host verifies calls \
+                                     and runs them itself, and cannot answer with it"
+                                } else {
+                                    "a batch holding a call that already ran: send its retry alone to get its \
+                                     recorded response"
+                                }
+                                .into(),
                             );
                             None
                         }
@@ -2879,6 +2959,7 @@ fn resource_allowed_within(
     if facts.resources.is_empty() {
         return Some(open);
     }
+    let uri = crate::ops::granted_part(uri);
     for set in &facts.resources {
         let mut any = false;
         for g in set {
@@ -3045,6 +3126,45 @@ fn spent_as(kind: &str, owner: &str, nonce: &str) -> String {
 }
 
 /// What a single-use token's nonces are spent as ([`spent_as`], each owned by the block that carries it).
+/// The proof's and the approvals' nonces a call carries, as a store keeps them.
+fn proof_spends(f: &AuthorizedFacts) -> Vec<String> {
+    let mut spends = Vec::with_capacity(1 + f.approvals.len());
+    if let (Some(n), Some(h)) = (&f.proof_nonce, &f.holder) {
+        spends.push(spent_as("proof:", h, n));
+    }
+    spends.extend(
+        f.approvals
+            .iter()
+            .map(|a| spent_as("approval:", &a.approver, &a.nonce)),
+    );
+    spends
+}
+
+/// Until when a store keeps what the call of `f` spends: a proof's nonce while the proof could be fresh, an
+/// approval's while it could be, a single-use token's nonces until the token expires (a proof is fresh through
+/// second iat + PROOF_WINDOW, iat up to now + PROOF_SKEW; stores sweep a row at its `until`: kept one second past
+/// the last fresh one) — and STORE_SKEW more: a server sharing the store whose clock is behind still accepts the
+/// token (or proof) that long after this server's clock says it expired.
+fn keep_spent_until(f: &AuthorizedFacts, single_use: bool, now: u64) -> u64 {
+    let fresh = if f.proof_nonce.is_some() {
+        now + crate::proof::PROOF_WINDOW + crate::proof::PROOF_SKEW + 1
+    } else {
+        now
+    };
+    let approved = f
+        .approvals
+        .iter()
+        .map(|a| a.expires_at + crate::proof::PROOF_SKEW)
+        .max()
+        .unwrap_or(now);
+    if single_use {
+        f.expires_at.max(approved)
+    } else {
+        fresh.max(approved)
+    }
+    .saturating_add(STORE_SKEW)
+}
+
 fn token_spends(f: &AuthorizedFacts) -> Vec<String> {
     // facts come from this crate's verification, which fills both; were one short, its nonces would be the root's
     let root = f.revocation_ids.first().map_or("", String::as_str);
@@ -3085,6 +3205,90 @@ fn listened_uris(params: Option<&Value>) -> Result<Vec<&str>> {
             )),
         })
         .collect()
+}
+
+/// The skill `skills/get` reads (`params.uri`, screened as a resource URI is), or `invalid_request`.
+fn skill_uri(params: Option<&Value>) -> Result<&str> {
+    match params.and_then(|p| p.get("uri")).and_then(Value::as_str) {
+        Some(uri)
+            if !uri.is_empty()
+                && uri.len() <= crate::model::MAX_VALUE_LEN
+                && crate::ops::confinable_uri(uri) =>
+        {
+            Ok(uri)
+        }
+        _ => Err(Error::invalid(
+            "skills/get needs params.uri, a URI a server reads as written (1 to 4096 bytes, no '.' or '..' \
+             segment, encoded '.', '/' or '\\', '\\' or control character)",
+        )),
+    }
+}
+
+/// A `skills/get` the token behind `facts` may make: the skill's `SKILL.md` is a resource the token may read (as
+/// `resources/read` of it would be decided), else `resource_not_allowed`; what the answer lists of the skill's
+/// other files is filtered ([`filter_skills`]).
+fn check_skill(
+    params: Option<&Value>,
+    facts: &AuthorizedFacts,
+    options: &GuardOptions,
+    steps: &Cell<u64>,
+) -> Result<()> {
+    let uri = skill_uri(params)?;
+    match resource_allowed_within(facts, uri, options.open_resources, steps) {
+        Some(true) => Ok(()),
+        Some(false) => Err(Error::ResourceNotAllowed {
+            resource: uri.to_string(),
+            block: 0,
+            check: "a skill whose SKILL.md the token may not read".into(),
+        }),
+        None => Err(Error::LimitsExceeded {
+            detail: format!(
+                "matching the token's resource patterns took more than {} steps",
+                crate::args::GLOB_STEPS
+            ),
+        }),
+    }
+}
+
+/// A `skills/list` result with only the skills whose `SKILL.md` the token may read, and of each only the files it
+/// may read (`resources`, when a list); a `skills/get` result's skill likewise. A listed file tells its URI, digest
+/// and size: of a small secret, enough to guess it offline.
+pub fn filter_skills(method: &str, result: &Value, facts: &AuthorizedFacts, open: bool) -> Value {
+    let steps = Cell::new(
+        facts
+            .list_steps
+            .map_or(crate::args::GLOB_STEPS, |s| s.min(crate::args::GLOB_STEPS)),
+    );
+    let readable = |v: &Value| {
+        v.get("uri")
+            .and_then(Value::as_str)
+            .is_some_and(|u| resource_allowed_within(facts, u, open, &steps) == Some(true))
+    };
+    let files_of = |skill: &Value| {
+        let mut skill = skill.clone();
+        if let Some(files) = skill.get_mut("resources").and_then(Value::as_array_mut) {
+            files.retain(|f| readable(f));
+        }
+        skill
+    };
+    if method == SKILL_GET_METHOD {
+        let mut out = result.clone();
+        if let Some(skill) = out.get_mut("skill") {
+            *skill = if readable(skill) {
+                files_of(skill)
+            } else {
+                Value::Null
+            };
+        }
+        return out;
+    }
+    let mut out = filter_list_of(result, "skills", |s| readable(s));
+    if let Some(skills) = out.get_mut("skills").and_then(Value::as_array_mut) {
+        for s in skills.iter_mut() {
+            *s = files_of(s);
+        }
+    }
+    out
 }
 
 /// A `subscriptions/listen` the token behind `facts` may make: every resource it subscribes to is one the token may
@@ -3140,12 +3344,20 @@ pub(crate) fn filter_list(
         "resources/list" => "resources",
         "resources/templates/list" => "resourceTemplates",
         "prompts/list" => "prompts",
+        SKILL_LIST_METHOD => "skills",
+        SKILL_GET_METHOD => "skill",
         _ => return result.clone(),
     };
     let Some(facts) = facts else {
+        if method == SKILL_GET_METHOD {
+            return json!({});
+        }
         return filter_list_of(result, field, |_| false);
     };
     match method {
+        SKILL_LIST_METHOD | SKILL_GET_METHOD => {
+            filter_skills(method, result, facts, open_resources)
+        }
         "resources/list" => filter_resources(result, facts, open_resources),
         "resources/templates/list" => filter_resource_templates(result, facts, open_resources),
         _ => filter_prompts(result, facts, open_prompts),
@@ -3316,6 +3528,64 @@ mod tests {
     }
 
     #[test]
+    fn a_store_answer_silent_on_the_spend_it_was_asked_is_internal_error() {
+        // helper 40: a custom store whose check() answered {} let a single-use token's call through every time
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(12);
+        let keys = crate::keygen(&mut rng);
+        let now = 1_800_000_000;
+        let grant = crate::Grant {
+            single_use: true,
+            ..crate::Grant::new(["db_query"], 600, "i", "s")
+        };
+        let token = crate::mint(&keys.private_key, &grant, now, &mut rng).unwrap();
+        let mut g = Guard::new(
+            GuardOptions {
+                store: true,
+                ..GuardOptions::new(keys.public_key.clone())
+            },
+            8,
+        )
+        .unwrap();
+        let call = |id: i64| GuardInput {
+            body: Some(
+                json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                    "params": {"name": "db_query", "arguments": {}}})
+                .to_string(),
+            ),
+            fallback_token: Some(token.clone()),
+            ..GuardInput::default()
+        };
+        let mut decide = |id: i64, answer: StoreAnswer| {
+            let Check::Ask { ask, pending, .. } = g.check(&call(id), now) else {
+                panic!("a store is attached")
+            };
+            assert!(ask.spend.is_some());
+            g.resume(*pending, &answer)
+        };
+        let silent = decide(1, StoreAnswer::default());
+        assert_eq!((silent.allowed, silent.status), (false, 500));
+        assert_eq!(silent.decisions[0].code.as_deref(), Some("internal_error"));
+        assert!(silent.forward.is_none() && silent.facts.is_none());
+        let fresh = StoreAnswer {
+            spend: Some(SpendOutcome::Fresh),
+            ..StoreAnswer::default()
+        };
+        assert!(decide(2, fresh).allowed);
+        // a request that spends nothing is allowed on an answer that says nothing of a spend
+        let (mut g, token, now) = setup();
+        let list = GuardInput {
+            body: Some(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}).to_string()),
+            fallback_token: Some(token),
+            ..GuardInput::default()
+        };
+        let Check::Ask { ask, pending, .. } = g.check(&list, now) else {
+            panic!("a store is attached")
+        };
+        assert!(ask.spend.is_none());
+        assert!(g.resume(*pending, &StoreAnswer::default()).allowed);
+    }
+
+    #[test]
     fn decisions_carry_what_traces_need_and_refusals_keep_it() {
         let (g, token, now) = setup();
         // resources and prompts opened, so those reads verify the token (issue 15 closes them by default)
@@ -3467,6 +3737,62 @@ mod tests {
         let back: AuthorizedFacts =
             serde_json::from_value(serde_json::to_value(&shared).unwrap()).unwrap();
         assert_eq!(kept(&back), each);
+    }
+
+    #[test]
+    fn skills_answers_keep_what_the_token_may_read() {
+        let facts_of = |resources: Value| -> AuthorizedFacts {
+            serde_json::from_value(json!({"verified": true, "tools": [], "issuer": "i", "subject": "s",
+                "expires_at": 1, "depth": 0, "audience": null, "max_depth": null, "revocation_ids": [],
+                "resources": resources}))
+            .unwrap()
+        };
+        let facts = facts_of(json!([["skill://public/*"]]));
+        let skill = |name: &str, files: &[&str]| {
+            json!({"uri": format!("skill://{name}/SKILL.md"), "frontmatter": {"name": name},
+                "resources": files.iter().map(|f| json!({"uri": format!("skill://{f}"), "digest": "sha256:00", "size": 1}))
+                    .collect::<Vec<_>>()})
+        };
+        let list = json!({"skills": [
+            skill("public", &["public/SKILL.md", "public/a.md", "payroll/creds.md"]),
+            skill("payroll", &["payroll/SKILL.md", "payroll/creds.md"]),
+            {"uri": "skill://public/dyn/SKILL.md", "resources": "dynamic"}
+        ], "nextCursor": "c"});
+        let out = filter_skills(SKILL_LIST_METHOD, &list, &facts, false);
+        assert_eq!(
+            out,
+            json!({"skills": [
+                skill("public", &["public/SKILL.md", "public/a.md"]),
+                {"uri": "skill://public/dyn/SKILL.md", "resources": "dynamic"}
+            ], "nextCursor": "c"})
+        );
+        // skills/get: the skill's files likewise; a skill it may not read is none
+        let got = json!({"skill": skill("public", &["public/SKILL.md", "payroll/creds.md"])});
+        assert_eq!(
+            filter_skills(SKILL_GET_METHOD, &got, &facts, false),
+            json!({"skill": skill("public", &["public/SKILL.md"])})
+        );
+        let other = json!({"skill": skill("payroll", &["payroll/SKILL.md"])});
+        assert_eq!(
+            filter_skills(SKILL_GET_METHOD, &other, &facts, false),
+            json!({"skill": null})
+        );
+        // through the guard's filter, and nothing for no token
+        assert_eq!(
+            filter_list(SKILL_LIST_METHOD, &list, None, false, false),
+            json!({"skills": [], "nextCursor": "c"})
+        );
+        assert_eq!(
+            filter_list(SKILL_GET_METHOD, &got, None, false, false),
+            json!({})
+        );
+        // a token that grants no resource sees none, unless the server opened them
+        let closed = facts_of(json!([]));
+        assert_eq!(
+            filter_skills(SKILL_LIST_METHOD, &list, &closed, false)["skills"],
+            json!([])
+        );
+        assert_eq!(filter_skills(SKILL_LIST_METHOD, &list, &closed, true), list);
     }
 
     #[test]

@@ -1078,6 +1078,14 @@ fn attenuate_with(
 /// Most approval requirements a server adds to one call.
 const MAX_REQUIRED_APPROVALS: usize = 16;
 
+/// What of a resource URI a grant's patterns are matched against: the URI before its query and fragment (the first
+/// `?` or `#`). Matched whole, a pattern's wildcard took in the query: `file:///home/*/public/*` held for
+/// `file:///home/alice/private/id_rsa#/public/x`, which a server reads as `/home/alice/private/id_rsa`, and
+/// `https://*.example.com/*` for `https://evil.com#.example.com/x`. What follows is the server's to read as data.
+pub(crate) fn granted_part(uri: &str) -> &str {
+    uri.split(['?', '#']).next().unwrap_or_default()
+}
+
 /// Whether a resource URI means what it says to every server: a grant's glob is matched against the URI as sent,
 /// while a server may resolve it first (the MCP SDKs parse it as a WHATWG URL, which resolves `..`, `%2e%2e`, `\`
 /// in special schemes, and drops tabs and newlines), so `file:///docs/../secret` matches `file:///docs/*` and reads
@@ -1088,7 +1096,7 @@ pub(crate) fn confinable_uri(uri: &str) -> bool {
     if uri.chars().any(char::is_control) || uri.starts_with(' ') || uri.ends_with(' ') {
         return false;
     }
-    let path = uri.split(['?', '#']).next().unwrap_or_default();
+    let path = granted_part(uri);
     let lower = path.to_ascii_lowercase();
     !(path.contains('\\')
         || ["%2e", "%2f", "%5c"].iter().any(|e| lower.contains(e))
@@ -1274,7 +1282,7 @@ fn request_facts(
     if let Some(uri) = &request.resource {
         builder = add(
             builder,
-            builder::fact("request_resource", &[Term::from(uri.as_str())]),
+            builder::fact("request_resource", &[Term::from(granted_part(uri))]),
         )?;
     }
     if let Some(name) = &request.prompt {
@@ -1811,6 +1819,7 @@ fn direct(chain: &Chain, request: &Request, now: u64, depth: usize) -> Result<()
                 Statement::Resources(globs) => {
                     !request.reads_resource()
                         || request.resource.as_ref().is_some_and(|uri| {
+                            let uri = granted_part(uri);
                             globs.iter().any(|g| chain.prepared.glob_matches(g, uri))
                         })
                 }

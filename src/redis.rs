@@ -19,8 +19,9 @@ pub struct RedisCall {
     /// `mcpvault:revoked`, `mcpvault:nonce:N` per nonce, `mcpvault:result:CALLKEY` when there are nonces,
     /// `mcpvault:quota:KEY` per charge.
     pub keys: Vec<String>,
-    /// The call key, now, keep until, retry window, the numbers of nonces and charges, probe (`1`/`0`); per charge
-    /// its max, amount, ttl and probe; the token's revocation ids.
+    /// The call key, now, keep until, retry window, the numbers of nonces and charges, probe (`1`/`0`), how many of
+    /// the nonces (at their end) are proofs' and approvals'; per charge its max, amount, ttl and probe; the token's
+    /// revocation ids.
     pub args: Vec<String>,
 }
 
@@ -48,6 +49,7 @@ pub fn redis_call(ask: &StoreAsk) -> RedisCall {
         nonces.len().to_string(),
         ask.quotas.len().to_string(),
         flag(spend.is_some_and(|s| s.probe)),
+        spend.map_or(0, |s| s.proofs.min(nonces.len())).to_string(),
     ];
     for q in &ask.quotas {
         // Rust prints a double with the shortest digits that read back as it (Lua's tonumber reads them exactly)
@@ -215,6 +217,7 @@ mod tests {
                 until: 200,
                 window: 30,
                 probe,
+                proofs: 1,
             }),
             quotas: vec![
                 Charge {
@@ -260,8 +263,8 @@ mod tests {
         assert_eq!(
             c.args,
             [
-                "ck", "100", "200", "30", "2", "2", "0", "10", "1", "60", "0", "2.5", "0.1", "90",
-                "0", "aa", "bb"
+                "ck", "100", "200", "30", "2", "2", "0", "1", "10", "1", "60", "0", "2.5", "0.1",
+                "90", "0", "aa", "bb"
             ]
         );
         // no spend, no quota: the revoked set and the ids alone
@@ -271,7 +274,7 @@ mod tests {
             quotas: vec![],
         });
         assert_eq!(bare.keys, ["mcpvault:revoked"]);
-        assert_eq!(bare.args, ["", "0", "0", "0", "0", "0", "0", "aa"]);
+        assert_eq!(bare.args, ["", "0", "0", "0", "0", "0", "0", "0", "aa"]);
         assert_eq!(redis_call(&ask(true)).args[6], "1");
     }
 

@@ -81,7 +81,22 @@ pub struct SpendAsk {
     /// written, and a spent nonce does not refuse the request).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub probe: bool,
+    /// How many of `nonces`, at their end, are proofs' and approvals': spent even when a quota refuses the call
+    /// (by no call: every later use is `replayed`). A proof is used once, whatever became of its call; a logged
+    /// copy of a refused call's proof ran that call once more when the quota allowed it again. A single-use
+    /// token's nonces stay unspent then.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub proofs: usize,
 }
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// The call key a proof or an approval is spent by when its call did not run (a refused request's, or one a quota
+/// refused): no request has it (call keys are SHA-256 hex), so every later use of the nonce is `replayed`.
+pub const REFUSED_CALL: &str = "refused";
 
 /// What a store holds for one spent nonce.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -264,6 +279,15 @@ pub fn decide(ask: &StoreAsk, read: &StoreRead) -> StoreDecision {
             continue;
         }
         if !sound || used + c.amount > c.max {
+            // the call does not run, and its proofs and approvals are spent all the same
+            let write = real.map_or_else(Vec::new, |s| {
+                let from = s.nonces.len().saturating_sub(s.proofs);
+                let refused = SpendAsk {
+                    call_key: REFUSED_CALL.into(),
+                    ..s.clone()
+                };
+                nonce_rows(&refused, s.nonces.get(from..).unwrap_or_default())
+            });
             return StoreDecision {
                 answer: StoreAnswer {
                     quota: Some(QuotaExceeded {
@@ -276,6 +300,7 @@ pub fn decide(ask: &StoreAsk, read: &StoreRead) -> StoreDecision {
                     }),
                     ..StoreAnswer::default()
                 },
+                write,
                 ..none
             };
         }
@@ -298,16 +323,7 @@ pub fn decide(ask: &StoreAsk, read: &StoreRead) -> StoreDecision {
             ..none
         };
     };
-    let write = spend
-        .nonces
-        .iter()
-        .map(|n| NonceRow {
-            nonce: n.clone(),
-            call_key: spend.call_key.clone(),
-            at: spend.now,
-            until: spend.until.max(spend.now + 1),
-        })
-        .collect();
+    let write = nonce_rows(spend, &spend.nonces);
     StoreDecision {
         answer: StoreAnswer {
             spend: Some(SpendOutcome::Fresh),
@@ -317,6 +333,19 @@ pub fn decide(ask: &StoreAsk, read: &StoreRead) -> StoreDecision {
         write,
         counts,
     }
+}
+
+/// The rows of `nonces` spent by `spend`'s call.
+fn nonce_rows(spend: &SpendAsk, nonces: &[String]) -> Vec<NonceRow> {
+    nonces
+        .iter()
+        .map(|n| NonceRow {
+            nonce: n.clone(),
+            call_key: spend.call_key.clone(),
+            at: spend.now,
+            until: spend.until.max(spend.now + 1),
+        })
+        .collect()
 }
 
 fn spend_outcome(spend: &SpendAsk, read: &StoreRead) -> SpendOutcome {
@@ -395,24 +424,9 @@ impl MemoryStore {
     }
 
     /// Performs `ask` atomically.
-    pub fn check(&mut self, ask: &StoreAsk) -> StoreAnswer {
-        let now = ask.spend.as_ref().map(|s| s.now);
-        if let Some(now) = now.filter(|n| *n > self.swept.0) {
-            self.nonces.retain(|_, r| r.until > now);
-            self.recorded.retain(|_, (_, until)| *until > now);
-            self.swept.0 = now;
-        }
-        if let Some(now) = ask
-            .quotas
-            .iter()
-            .map(|c| c.until - c.ttl.min(c.until))
-            .min()
-            .filter(|n| *n > self.swept.1)
-        {
-            self.counts.retain(|_, r| r.until > now);
-            self.swept.1 = now;
-        }
-        let read = StoreRead {
+    /// What the store holds for `ask`.
+    fn read_of(&self, ask: &StoreAsk) -> StoreRead {
+        StoreRead {
             revoked: ask
                 .revocation_ids
                 .iter()
@@ -440,7 +454,27 @@ impl MemoryStore {
                 .iter()
                 .map(|c| self.counts.get(&c.key).map_or(0.0, |r| r.used))
                 .collect(),
-        };
+        }
+    }
+
+    pub fn check(&mut self, ask: &StoreAsk) -> StoreAnswer {
+        let now = ask.spend.as_ref().map(|s| s.now);
+        if let Some(now) = now.filter(|n| *n > self.swept.0) {
+            self.nonces.retain(|_, r| r.until > now);
+            self.recorded.retain(|_, (_, until)| *until > now);
+            self.swept.0 = now;
+        }
+        if let Some(now) = ask
+            .quotas
+            .iter()
+            .map(|c| c.until - c.ttl.min(c.until))
+            .min()
+            .filter(|n| *n > self.swept.1)
+        {
+            self.counts.retain(|_, r| r.until > now);
+            self.swept.1 = now;
+        }
+        let read = self.read_of(ask);
         let d = decide(ask, &read);
         for row in d.write {
             self.nonces.insert(row.nonce.clone(), row);
@@ -518,6 +552,7 @@ mod tests {
                 until: now + 100,
                 window: 30,
                 probe: false,
+                proofs: 0,
             }),
             quotas: Vec::new(),
         }
@@ -603,6 +638,44 @@ mod tests {
             },
         );
         assert!(bad.answer.quota.is_some() && bad.counts.is_empty());
+    }
+
+    #[test]
+    fn a_quota_refusal_spends_the_proofs_and_nothing_else() {
+        let mut s = MemoryStore::new();
+        let mut first = ask(&["p0"], "k0", 1000);
+        first.spend.as_mut().unwrap().proofs = 1;
+        first.quotas = vec![charge("q", 1.0, 1.0)];
+        assert_eq!(s.check(&first).spend, Some(SpendOutcome::Fresh));
+        // a token nonce t1 and a proof p1: refused by the quota, the proof is spent (by no call), the token's not
+        let mut refused = ask(&["t1", "p1"], "k1", 1001);
+        refused.spend.as_mut().unwrap().proofs = 1;
+        refused.quotas = vec![charge("q", 1.0, 1.0)];
+        let d = decide(&refused, &s.read_of(&refused));
+        assert!(d.answer.quota.is_some() && d.counts.is_empty());
+        assert_eq!(
+            d.write
+                .iter()
+                .map(|r| (r.nonce.as_str(), r.call_key.as_str()))
+                .collect::<Vec<_>>(),
+            [("p1", REFUSED_CALL)]
+        );
+        assert!(s.check(&refused).quota.is_some());
+        // the same request again (a logged copy), even once the quota would allow it: replayed, by its proof
+        let mut again = refused.clone();
+        again.quotas = vec![];
+        assert_eq!(
+            s.check(&again).spend,
+            Some(SpendOutcome::Replayed { nonce: "p1".into() })
+        );
+        // the token's nonce was not spent; a probe or a spend without proofs writes nothing when refused
+        assert_eq!(
+            s.check(&ask(&["t1"], "k2", 1002)).spend,
+            Some(SpendOutcome::Fresh)
+        );
+        let mut plain = ask(&["t3"], "k3", 1003);
+        plain.quotas = vec![charge("q", 1.0, 1.0)];
+        assert!(decide(&plain, &s.read_of(&plain)).write.is_empty());
     }
 
     #[test]

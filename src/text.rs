@@ -211,7 +211,10 @@ pub fn guard_resume(options: &str, pending: &str, answer: &str) -> Result<String
 /// `store-decide`: the store's atomic step on what it read.
 pub fn store_decide(ask: &str, read: &str) -> Result<String> {
     let ask: StoreAsk = parse("ask", ask)?;
-    let read: StoreRead = parse("read", read)?;
+    // what the store read is the store's, not the caller's: one that does not parse is the server's failure
+    let read: StoreRead = parse("read", read).map_err(|e| Error::Internal {
+        detail: format!("store: {e}"),
+    })?;
     print(&crate::state::decide(&ask, &read))
 }
 

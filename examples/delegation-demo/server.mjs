@@ -33,7 +33,8 @@ function mcpServer(publicKeyHex) {
  */
 export async function startServer({ publicKeyHex, port = 0, onDecision, store, rules }) {
   const app = express();
-  app.use(express.json());
+  // no body parser before the middleware: it reads the body itself (a body it cannot read is a refusal it decides and
+  // records, and no parser's error page prints the raw body, token and all) and sets req.body
   const stores = store ? { store } : {};
   // `rules`: the server's policy (hard, soft and approval rules), applied where the store spends: the middleware
   const auth = createMcpVaultMiddleware({ publicKeyHex, innerGuard: true, onDecision, ...stores, ...(rules ? { rules } : {}) });

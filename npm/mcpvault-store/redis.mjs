@@ -40,9 +40,11 @@ export class RedisStore {
     return redisAnswer(ask, await this.redis.mcpvaultCheck(keys.length, ...keys, ...args));
   }
 
-  /** `until` is on the guard's clock; Redis expires by `keepFor` seconds on its own. */
+  /** `until` is on the guard's clock; Redis expires by `keepFor` seconds on its own (a caller that passes only
+   * `until`, as the Store interface once read: until it on this clock, not 1 s). */
   async complete(callKey, response, until, keepFor) {
-    await this.redis.set(`${P}result:${callKey}`, JSON.stringify(response), "EX", Math.max(1, keepFor ?? 1));
+    const ttl = keepFor ?? (Number.isFinite(until) ? until - Math.floor(Date.now() / 1000) : 1);
+    await this.redis.set(`${P}result:${callKey}`, JSON.stringify(response), "EX", Math.max(1, Math.ceil(ttl)));
   }
 
   appendAudit(record) {

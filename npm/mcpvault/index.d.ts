@@ -515,6 +515,9 @@ export interface GuardOptions extends PolicyOptions {
    * refused (`invalid_request`) before it is parsed. A server whose tools take bulk rows raises them. */
   maxBodyContainers?: number;
   maxBodyValues?: number;
+  /** The host runs allowed calls itself and cannot answer with a recorded response: a retry of a call whose response
+   * another server recorded is `replayed`, never allowed again (authorizeWithState and authorizeBody set it). */
+  verifyOnly?: boolean;
   realm?: string;
   resourceMetadata?: string;
   /** Open resources (prompts) to valid tokens that grant none; a token naming some is still held to them. */
@@ -607,8 +610,9 @@ export function callKey(requestId: string | number | null, method: string, tool:
 export interface Store {
   /** The guard's atomic step. */
   check(ask: StoreAsk): Promise<StoreAnswer>;
-  /** Records the response of a single-use call under its call key until `until`. */
-  complete(callKey: string, response: unknown, until: number): Promise<void>;
+  /** Records the response of a single-use call under its call key until `until` (unix seconds); `keepFor` is the same
+   * as seconds from now (Redis keys expire by it). */
+  complete(callKey: string, response: unknown, until: number, keepFor?: number): Promise<void>;
   appendAudit(record: AuditRecord): Promise<AuditEntry>;
 }
 export interface StateOptions extends GateOptions {

@@ -160,6 +160,17 @@ _U64 = (0, 2 ** 64 - 1)
 _U32 = (0, 2 ** 32 - 1)
 
 
+def _finite(value: Any) -> Any:
+    """``value`` with NaN and infinities as ``None``, as JavaScript's ``JSON.stringify`` writes them."""
+    if isinstance(value, float):
+        return value if value == value and value not in (float("inf"), float("-inf")) else None
+    if isinstance(value, Mapping):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
 def _int(value: Any, bounds: Tuple[int, int], what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not bounds[0] <= value <= bounds[1]:
         raise McpVaultError("invalid_request", f"{what} must be an integer from {bounds[0]} to {bounds[1]}")
@@ -739,7 +750,8 @@ class MCPVault:
             scope = _opt_str(request, "scope")
         else:
             scope = None
-        options: Dict[str, Any] = {"public_key": public_key}
+        # the caller runs what is allowed: a retry of a call another server recorded is refused, never run again
+        options: Dict[str, Any] = {"public_key": public_key, "verify_only": True}
         if scope is not None and isinstance(tool, str):
             options["mappings"] = {tool: scope}
         audience = _opt_str(request, "audience")
@@ -1038,9 +1050,7 @@ class Guard:
             else:
                 try:
                     answer = v.store.check(check["ask"], self._store_core)
-                except McpVaultError:
-                    raise
-                except Exception as e:  # the store failed: the guard refuses (internal_error)
+                except Exception as e:  # the store failed (what it read included): the guard refuses (internal_error)
                     answer = {"error": f"{type(e).__name__}: {e}"}
             outcome = json.loads(v._call("guard-resume", self._options, json.dumps(check["pending"]),
                                          json.dumps(answer)))
@@ -1068,4 +1078,6 @@ class Guard:
         seconds on its own clock): a retry within the window gets it."""
         if self._vault.store is None:
             raise McpVaultError("invalid_request", "complete needs a store: MCPVault(store=...)")
-        self._vault.store.complete(call_key, response, keep_until, keep_for)
+        # JSON as the other hosts record it: NaN and infinities are null (JSON has none; recorded as Python writes
+        # them, the retry's read did not parse)
+        self._vault.store.complete(call_key, _finite(response), keep_until, keep_for)

@@ -60,7 +60,9 @@ CHECK_TOOL = "mcpvault.check"
 #: Sent before a client can present anything (an in-process or stdio client cannot attach a token to them): not
 #: guarded at the message level. Over HTTP the middleware decides them like every request.
 LIFECYCLE = frozenset({"initialize", "ping", "server/discover"})
-_LISTS = ("tools/list", "resources/list", "resources/templates/list", "prompts/list")
+# the core's guard::LIST_METHODS: the answers its filter narrows to what the token may see (skills: fastmcp's skills
+# extension, each skill and file a resource URI)
+_LISTS = ("tools/list", "resources/list", "resources/templates/list", "prompts/list", "skills/list", "skills/get")
 _APPLIED = "_mcpvault_guard"
 _TRANSPORT = "mcpvault.transport"  # the ASGI scope key where the HTTP layer hands its token to the message layer
 _DEFAULT_MAX_BODY = 4 * 1024 * 1024

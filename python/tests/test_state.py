@@ -172,6 +172,55 @@ def test_guard_retry_gets_the_recorded_response(vault, keys, tmp_path):
     assert not later["allowed"] and later["decisions"][0]["code"] == "replayed" and later["status"] == 401
 
 
+@pytest.mark.parametrize("spec", ["memory", "sqlite"])
+def test_guard_records_a_response_holding_nan_as_json_does(vault, keys, tmp_path, spec):
+    # helper 40: a response recorded with NaN or an infinity (Python writes them, JSON has none) made the retry's
+    # check raise invalid_request: recorded as JavaScript records it (null), the retry gets it
+    priv, pub = keys
+    once = mint(vault, priv, single_use=True)
+    py = MCPVault(store=f"sqlite:{tmp_path / 's.db'}" if spec == "sqlite" else "memory")
+    guard = py.guard({"public_key": pub})
+    msg = {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "db_query", "arguments": {}}}
+    inp = {"headers": {"Authorization": f"Bearer {once}"}, "body": json.dumps(msg)}
+    first = guard.check(inp, NOW)
+    inf = {"result": {"structuredContent": {"v": [float("inf"), float("nan"), -float("inf"), 1.5]}}}
+    guard.complete(first["call_key"], inf, first["keep_until"], first["keep_for"])
+    again = guard.check(inp, NOW + 5)
+    assert again["allowed"] and again["answers"][0]["result"] == {"structuredContent": {"v": [None, None, None, 1.5]}}
+
+
+def test_guard_refuses_when_the_store_reads_what_does_not_parse(vault, keys):
+    # what a store read is the server's: one the core cannot parse refuses the request (internal_error, 500), never
+    # raises as if the caller had sent it
+    priv, pub = keys
+    once = mint(vault, priv, single_use=True)
+    py = MCPVault(store="memory")
+    guard = py.guard({"public_key": pub})
+    msg = {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "db_query", "arguments": {}}}
+    inp = {"headers": {"Authorization": f"Bearer {once}"}, "body": json.dumps(msg)}
+    first = guard.check(inp, NOW)
+    py.store.complete(first["call_key"], {"result": float("nan")}, first["keep_until"], first["keep_for"])
+    again = guard.check(inp, NOW + 5)
+    assert not again["allowed"] and again["status"] == 500 and again["decisions"][0]["code"] == "internal_error"
+
+
+def test_verify_refuses_the_retry_of_a_call_another_server_recorded(vault, keys, tmp_path):
+    # helper 40: verify answered the retry of a recorded call with its facts, and its caller ran the call again
+    priv, pub = keys
+    once = mint(vault, priv, single_use=True)
+    db = f"sqlite:{tmp_path / 's.db'}"
+    guard = MCPVault(store=db).guard({"public_key": pub})
+    msg = {"jsonrpc": "2.0", "id": "9", "method": "tools/call", "params": {"name": "db_query", "arguments": {}}}
+    first = guard.check({"headers": {"Authorization": f"Bearer {once}"}, "body": json.dumps(msg)}, NOW + 10)
+    assert first["allowed"]
+    guard.complete(first["call_key"], {"result": {"content": []}}, first["keep_until"], first["keep_for"])
+    other = MCPVault(store=db)
+    for request_id in ("9", "9", "10"):
+        with pytest.raises(McpVaultError) as e:
+            other.verify(once, pub, call(), request_id=request_id)
+        assert e.value.code == "replayed"
+
+
 def test_guard_bad_options_and_input(vault, keys):
     _, pub = keys
     for options, code in (({"public_key": "zz"}, "invalid_key"), ({"public_key": pub, "bogus": 1}, "invalid_request"),

@@ -704,8 +704,10 @@ fn verify(args: VerifyArgs, now: u64) -> Result<String, Failure> {
         "method": method,
         "params": params,
     });
+    // the caller runs what is allowed: a retry of a call another server recorded is refused, never run again
     let mut options = GuardOptions {
         audience: args.audience,
+        verify_only: true,
         ..GuardOptions::new(args.pubkey)
     };
     if let Some(file) = &args.policy {

@@ -190,6 +190,40 @@ fn scenario(store: &str) {
         cli.refused(&args(&verify(&once, &["--request-id", "2"]))),
         "replayed"
     );
+    // a call another server ran and recorded (the guard's `complete`): its retry through `verify` is refused, never
+    // allowed to run again (helper 40: verify printed the facts, and its caller ran the call a second time)
+    let twice = cli.mint(&["--single-use"]);
+    let options = serde_json::json!({"public_key": pk, "store": true}).to_string();
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": "5", "method": "tools/call",
+        "params": {"name": "db_query", "arguments": {}}});
+    let line = serde_json::json!({"now": NOW.parse::<u64>().unwrap(),
+        "input": {"fallback_token": twice, "body": body.to_string()},
+        "complete": {"result": {"content": []}}});
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mcpvault"))
+        .args(["guard", "--options", &options, "--store", store])
+        .env("HOME", cli.home.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{line}\n").as_bytes())
+            .unwrap();
+    }
+    let ran = child.wait_with_output().unwrap();
+    let ran: serde_json::Value = serde_json::from_slice(&ran.stdout).unwrap();
+    assert_eq!(ran["allowed"], true);
+    for id in ["5", "5"] {
+        assert_eq!(
+            cli.refused(&args(&verify(&twice, &["--request-id", id]))),
+            "replayed"
+        );
+    }
     // without a store a single-use token is refused
     assert_eq!(
         cli.refused(&["verify", "--token", &once, "--pubkey", &pk, "--tool", "db_query"]),

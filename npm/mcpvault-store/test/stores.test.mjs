@@ -6,7 +6,7 @@ import { spawn } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Guard, MCPVault, McpVaultError, authorizeWithState, auditVerify } from "mcpvault";
+import { Guard, MCPVault, McpVaultError, authorizeBody, authorizeWithState, auditVerify } from "mcpvault";
 import { openStore } from "mcpvault-store";
 import { freshStore, startRedis, tmp } from "./helpers.mjs";
 
@@ -73,6 +73,17 @@ for (const kind of ["memory", "sqlite", "redis"]) {
     const retry = await g.decide({ body: call(1), fallbackToken: twice });
     assert.deepStrictEqual([retry.allowed, retry.forward, retry.answers], [true, null,
       [{ jsonrpc: "2.0", id: 1, result: { content: [{ type: "text", text: "ran once" }] } }]]);
+    // the verify APIs cannot answer with that response: the retry is refused there, never allowed to run again
+    // (helper 40: they answered it with the token's facts)
+    assert.strictEqual(code(await authorizeWithState(twice, call(1), opts)), "replayed");
+    const viaBody = await authorizeBody(twice, call(1), opts);
+    assert.strictEqual(viaBody.error?.code, "replayed");
+    assert.strictEqual(viaBody.facts, undefined);
+    // a store whose answer says nothing of the spend it was asked lets nothing through
+    const silent = { check: async () => ({}), complete: async () => {}, appendAudit: async (r) => store.appendAudit(r) };
+    for (const id of [1, 2, 3]) {
+      assert.strictEqual(code(await authorizeWithState(mint({ singleUse: true }), call(id), { ...opts, store: silent })), "internal_error");
+    }
     // a prefix of a revocation id revokes nothing, so it is refused
     await assert.rejects(store.revoke(vault.inspect(twice).revocation_ids[0].slice(0, 16)), (e) => e.code === "invalid_request");
     // without a store a single-use token is refused

@@ -21,6 +21,7 @@ function guardOptions(o, store) {
     deferSpend: o.defer_spend, realm: o.realm, resourceMetadata: o.resource_metadata, store: o.store ? store : undefined,
     mappings: o.mappings, toolMappings: o.tool_mappings, rules: o.rules, openResources: o.open_resources,
     openPrompts: o.open_prompts, forwardProofs: o.forward_proofs, deferPins: o.defer_pins,
+    maxBodyContainers: o.max_body_containers, maxBodyValues: o.max_body_values, verifyOnly: o.verify_only,
   };
 }
 

@@ -9,7 +9,8 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
   const CHECK_TOOL = "mcpvault.check";
   /** The list methods the guard filters, and the key of their items. */
   // the lists whose answers the core filters (skips a wasm round trip for every other result)
-  const LIST_METHODS = new Set(["resources/list", "resources/templates/list", "prompts/list"]);
+  // the core's guard::LIST_METHODS but tools/list (filterTools): answers its filter narrows
+  const LIST_METHODS = new Set(["resources/list", "resources/templates/list", "prompts/list", "skills/list", "skills/get"]);
   /** The headers the guard reads, the core's list, in the order `check_request` takes their values (read once the
    * module is loaded: browsers load it after this runs). */
   let headerNames;
@@ -202,8 +203,9 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
    * that grant no resource / prompt may read them; closed by default); `forwardProofs` (hand on the proofs and
    * approvals this layer counted and spent, for an inner layer such as withMcpVault); `deferPins` (an inner layer that knows
    * the server's tool definitions checks pinned tools); `maxBodyContainers` / `maxBodyValues` (default 10,000 /
-   * 100,000: a body holding more objects and arrays, or values, is refused before it is parsed). A bad key or option
-   * throws here.
+   * 100,000: a body holding more objects and arrays, or values, is refused before it is parsed); `verifyOnly` (the
+   * host runs allowed calls itself and cannot answer with a recorded response: a retry of a call whose response
+   * another server recorded is `replayed`). A bad key or option throws here.
    */
   class Guard {
     constructor(options = {}) {
@@ -235,6 +237,7 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
         defer_pins: options.deferPins === true || undefined,
         max_body_containers: options.maxBodyContainers ?? undefined,
         max_body_values: options.maxBodyValues ?? undefined,
+        verify_only: options.verifyOnly === true || undefined,
       };
       this._g = new wasm.Guard(JSON.stringify(this.options), cache);
       const err = this._g.error();
@@ -416,7 +419,7 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
     const o = { ...options, ...extra };
     const key = JSON.stringify([o.publicKey, o.audience, o.retryWindow, o.tool, o.checkTool, o.deferSpend, o.realm, o.resourceMetadata, o.store !== undefined,
       o.mappings, o.toolMappings, o.rules, o.openResources, o.openPrompts, o.forwardProofs, o.deferPins, o.maxBodyContainers,
-      o.maxBodyValues]);
+      o.maxBodyValues, o.verifyOnly]);
     let g = guards.get(key);
     if (!g) {
       if (guards.size >= 64) guards.delete(guards.keys().next().value);
@@ -497,7 +500,8 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
    */
   async function authorizeWithState(token, c, options = {}) {
     try {
-      const g = guardFor(options, { checkTool: false });
+      // the caller runs what is allowed: a retry of a call another server recorded is refused, never run again
+      const g = guardFor(options, { checkTool: false, verifyOnly: true });
       const message = messageOf(c, options.requestId);
       const outcome = await g.decide({ body: message, transportToken: token, replayChecked: options.replayChecked, now: checkTime(options, options.vault), store: options.store });
       return asResult(g, outcome);
@@ -514,7 +518,7 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
   async function authorizeBody(token, body, options = {}) {
     let g;
     try {
-      g = guardFor(options, { checkTool: false });
+      g = guardFor(options, { checkTool: false, verifyOnly: true });
     } catch (e) {
       return { error: asError(e), outcome: null, id: null };
     }
