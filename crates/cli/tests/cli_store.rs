@@ -230,12 +230,12 @@ fn scenario(store: &str) {
         "replayed"
     );
 
-    // every decision with --store is in the audit log (6: the one without a store is not), and it verifies
+    // every decision with --store is in the audit log (9: the one without a store is not), and it verifies
     let ok = cli.ok(&["audit", "verify", "--store", store]);
-    assert!(ok.starts_with("ok: 6 entries, head "), "{ok}");
+    assert!(ok.starts_with("ok: 9 entries, head "), "{ok}");
     let export = cli.ok(&["audit", "export", "--store", store]);
     let lines: Vec<&str> = export.lines().collect();
-    assert_eq!(lines.len(), 6);
+    assert_eq!(lines.len(), 9);
     let dir = tempfile::tempdir().unwrap();
     let check = |name: &str, lines: Vec<String>| -> String {
         let f = dir.path().join(name);
@@ -246,7 +246,7 @@ fn scenario(store: &str) {
         format!("{} {}", out.status.code().unwrap(), text.trim())
     };
     let original: Vec<String> = lines.iter().map(|s| s.to_string()).collect();
-    assert!(check("ok.jsonl", original.clone()).starts_with("0 ok: 6 entries"));
+    assert!(check("ok.jsonl", original.clone()).starts_with("0 ok: 9 entries"));
     let mut edited = original.clone();
     edited[1] = edited[1].replace("\"allowed\":false", "\"allowed\":true");
     assert_ne!(edited[1], original[1]);
