@@ -1974,6 +1974,8 @@ fn build() -> Gen {
                 },
                 request_id: Some(format!("req-{i}\u{e9}\"")),
                 approvers: Vec::new(),
+                // the last: a retry answered with its recorded response
+                replayed_response: i == 4,
             })
             .collect();
         let mut entries: Vec<AuditEntry> = Vec::new();

@@ -44,6 +44,10 @@ pub struct AuditRecord {
     /// "Signed approvals"); absent when none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub approvers: Vec<String>,
+    /// The retry of a call that already ran, answered with its recorded response (nothing ran); absent otherwise,
+    /// so an entry without it hashes as it did before this field.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub replayed_response: bool,
 }
 
 /// A record in the chain.
@@ -415,6 +419,7 @@ mod tests {
             revocation_ids: vec![format!("{i:02x}")],
             request_id: Some(i.to_string()),
             approvers: Vec::new(),
+            replayed_response: false,
         }
     }
 

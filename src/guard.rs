@@ -456,6 +456,7 @@ impl Decision {
             revocation_ids: self.revocation_ids.clone(),
             request_id: self.request_id.clone(),
             approvers: self.approvers.clone(),
+            replayed_response: self.replayed_response,
         }
     }
 }

@@ -530,6 +530,7 @@ mod tests {
             revocation_ids: Vec::new(),
             request_id: None,
             approvers: Vec::new(),
+            replayed_response: false,
         };
         for i in 0..(2 * MEMORY_AUDIT_KEEP as u64 + 5) {
             s.append_audit(record(i)).unwrap();

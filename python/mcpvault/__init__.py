@@ -832,6 +832,7 @@ class MCPVault:
             revocation_ids=[str(i) for i in record.get("revocation_ids") or []],
             request_id=_opt_str(record, "request_id"),
             approvers=[str(a) for a in record.get("approvers") or []],
+            replayed_response=record.get("replayed_response") is True,
         )
         if self.backend == "native":
             try:

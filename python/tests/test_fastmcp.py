@@ -632,3 +632,57 @@ def test_readme_fastmcp_server(keys, tokens, tmp_path):
     assert ok.content[0].text == "5 rows of select 1 for agent-a"
     assert refused == (-32011, "missing_token")
     assert limited == (-32013, "argument_not_allowed")
+
+
+def test_skills_are_resources_the_token_may_read(keys):
+    # helper 41: skills/list and skills/get gave any valid token every skill and the URI, digest and size of each file
+    from fastmcp.skills import Skill
+    from fastmcp.skills.models import (GetSkillParams, GetSkillRequest, GetSkillResult, ListSkillsParams,
+                                       ListSkillsRequest, ListSkillsResult)
+    from fastmcp.skills.provider import SkillCatalogProvider
+
+    mcp = FastMCP("skills")
+
+    @mcp.tool
+    def db_query(sql: str = "") -> str:
+        return "ok"
+
+    mcp.add_provider(SkillCatalogProvider([
+        Skill(name="runbook", description="public", instructions="# public", files={"notes.md": "hello"}),
+        Skill(name="payroll-export", description="private", instructions="# secret", files={"creds.md": "pw=hunter2"}),
+    ]))
+    with_mcpvault(mcp, public_key_hex=keys[1])
+    v = MCPVault()
+    grant = {"tools": ["db_query"], "ttl": 600, "issuer": "i", "subject": "s"}
+    none = v.mint(keys[0], grant)
+    runbook = v.mint(keys[0], {**grant, "resources": ["skill://runbook/SKILL.md"]})
+    whole = v.mint(keys[0], {**grant, "resources": ["skill://runbook/*"]})
+
+    async def main():
+        async with Client(mcp) as c:
+            s = c.session
+
+            async def listed(token):
+                r = await s.send_request(ListSkillsRequest(params=ListSkillsParams(_meta={"token": token})),
+                                         ListSkillsResult)
+                return {k.uri: sorted(f.uri for f in k.resources) for k in r.skills}
+
+            async def got(token, uri):
+                try:
+                    r = await s.send_request(GetSkillRequest(params=GetSkillParams(uri=uri, _meta={"token": token})),
+                                             GetSkillResult)
+                except MCPError as e:
+                    return e.code, (e.data or {}).get("code")
+                return sorted(f.uri for f in r.skill.resources)
+
+            assert await listed(none) == {}
+            assert await listed(runbook) == {"skill://runbook/SKILL.md": ["skill://runbook/SKILL.md"]}
+            assert await listed(whole) == {"skill://runbook/SKILL.md": ["skill://runbook/SKILL.md",
+                                                                        "skill://runbook/notes.md"]}
+            assert await got(none, "skill://runbook/SKILL.md") == (-32013, "resource_not_allowed")
+            assert await got(whole, "skill://payroll-export/SKILL.md") == (-32013, "resource_not_allowed")
+            assert await got(runbook, "skill://runbook/SKILL.md") == ["skill://runbook/SKILL.md"]
+            assert await got(whole, "skill://runbook/SKILL.md") == ["skill://runbook/SKILL.md",
+                                                                    "skill://runbook/notes.md"]
+
+    anyio.run(main)

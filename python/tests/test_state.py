@@ -235,11 +235,14 @@ def test_guard_bad_options_and_input(vault, keys):
     # every guard function answers bad JSON with invalid_request, never a trap
     for name, args in (("guard-check", ("{", "{}", None)), ("guard-check", (guard._options, "[", None)),
                        ("guard-resume", (guard._options, "{}", "{}")), ("store-decide", ("{}", "{}")),
-                       ("store-decide", ('{"revocation_ids": []}', "nope")),
                        ("audit-failed", (guard._options, "{}", "x"))):
         with pytest.raises(McpVaultError) as e:
             vault._call(name, *args)
         assert e.value.code == "invalid_request", name
+    # what a store read is the store's: one that does not parse is the server's failure
+    with pytest.raises(McpVaultError) as e:
+        vault._call("store-decide", '{"revocation_ids": []}', "nope")
+    assert e.value.code == "internal_error"
     nothing = vault.guard({"public_key": pub}).check({}, NOW)  # no body, no token
     assert (nothing["status"], nothing["decisions"][0]["code"]) == (401, "missing_token")
 

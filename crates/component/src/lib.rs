@@ -532,6 +532,7 @@ impl Guest for Component {
             revocation_ids: record.revocation_ids,
             request_id: record.request_id,
             approvers: record.approvers,
+            replayed_response: record.replayed_response,
         };
         let entry = audit::audit_append(prev.as_ref(), record).map_err(error)?;
         text::print(&entry).map_err(error)

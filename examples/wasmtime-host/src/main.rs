@@ -179,6 +179,7 @@ fn audit_record(r: &Value) -> Result<AuditRecord> {
         )?,
         request_id: s("request_id"),
         approvers: serde_json::from_value(r.get("approvers").cloned().unwrap_or(json!([])))?,
+        replayed_response: r.get("replayed_response") == Some(&Value::Bool(true)),
     })
 }
 
