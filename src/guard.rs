@@ -2994,15 +2994,20 @@ fn filter_list_of(result: &Value, field: &str, keep: impl Fn(&Value) -> bool) ->
     out
 }
 
+/// What matching the token's globs may cost one list answer filtered with `facts`: its share of the request's steps.
+fn list_steps(facts: &AuthorizedFacts) -> Cell<u64> {
+    Cell::new(
+        facts
+            .list_steps
+            .map_or(crate::args::GLOB_STEPS, |s| s.min(crate::args::GLOB_STEPS)),
+    )
+}
+
 /// A `resources/list` result with only the resources the token may read.
 /// What the token's globs cost is bounded for the whole list ([`crate::args::GLOB_STEPS`]): once spent, the rest of
 /// the list is left out.
 pub fn filter_resources(result: &Value, facts: &AuthorizedFacts, open: bool) -> Value {
-    let steps = Cell::new(
-        facts
-            .list_steps
-            .map_or(crate::args::GLOB_STEPS, |s| s.min(crate::args::GLOB_STEPS)),
-    );
+    let steps = list_steps(facts);
     filter_list_of(result, "resources", |r| {
         r.get("uri")
             .and_then(Value::as_str)
@@ -3192,15 +3197,9 @@ fn listened_uris(params: Option<&Value>) -> Result<Vec<&str>> {
         }
     };
     list.iter()
-        .map(|u| match u.as_str() {
-            Some(uri)
-                if !uri.is_empty()
-                    && uri.len() <= crate::model::MAX_VALUE_LEN
-                    && crate::ops::confinable_uri(uri) =>
-            {
-                Ok(uri)
-            }
-            _ => Err(Error::invalid(
+        .map(|u| match screened_uri(Some(u)) {
+            Some(uri) => Ok(uri),
+            None => Err(Error::invalid(
                 "subscriptions/listen: each resource subscription is a URI a server reads as written (1 to 4096 \
                  bytes, no '.' or '..' segment, encoded '.', '/' or '\\', '\\' or control character)",
             )),
@@ -3208,17 +3207,21 @@ fn listened_uris(params: Option<&Value>) -> Result<Vec<&str>> {
         .collect()
 }
 
+/// A URI a server reads as written (1 to 4096 bytes, none of what [`crate::ops::confinable_uri`] refuses), if `v`
+/// is one.
+fn screened_uri(v: Option<&Value>) -> Option<&str> {
+    v.and_then(Value::as_str).filter(|uri| {
+        !uri.is_empty()
+            && uri.len() <= crate::model::MAX_VALUE_LEN
+            && crate::ops::confinable_uri(uri)
+    })
+}
+
 /// The skill `skills/get` reads (`params.uri`, screened as a resource URI is), or `invalid_request`.
 fn skill_uri(params: Option<&Value>) -> Result<&str> {
-    match params.and_then(|p| p.get("uri")).and_then(Value::as_str) {
-        Some(uri)
-            if !uri.is_empty()
-                && uri.len() <= crate::model::MAX_VALUE_LEN
-                && crate::ops::confinable_uri(uri) =>
-        {
-            Ok(uri)
-        }
-        _ => Err(Error::invalid(
+    match screened_uri(params.and_then(|p| p.get("uri"))) {
+        Some(uri) => Ok(uri),
+        None => Err(Error::invalid(
             "skills/get needs params.uri, a URI a server reads as written (1 to 4096 bytes, no '.' or '..' \
              segment, encoded '.', '/' or '\\', '\\' or control character)",
         )),
@@ -3235,12 +3238,30 @@ fn check_skill(
     steps: &Cell<u64>,
 ) -> Result<()> {
     let uri = skill_uri(params)?;
+    may_read(
+        facts,
+        uri,
+        options,
+        steps,
+        "a skill whose SKILL.md the token may not read",
+    )
+}
+
+/// Whether the token behind `facts` may read `uri` (its globs matched within `steps`): `resource_not_allowed`
+/// (saying `why`) if not, `limits_exceeded` past the steps.
+fn may_read(
+    facts: &AuthorizedFacts,
+    uri: &str,
+    options: &GuardOptions,
+    steps: &Cell<u64>,
+    why: &str,
+) -> Result<()> {
     match resource_allowed_within(facts, uri, options.open_resources, steps) {
         Some(true) => Ok(()),
         Some(false) => Err(Error::ResourceNotAllowed {
             resource: uri.to_string(),
             block: 0,
-            check: "a skill whose SKILL.md the token may not read".into(),
+            check: why.into(),
         }),
         None => Err(Error::LimitsExceeded {
             detail: format!(
@@ -3255,11 +3276,7 @@ fn check_skill(
 /// may read (`resources`, when a list); a `skills/get` result's skill likewise. A listed file tells its URI, digest
 /// and size: of a small secret, enough to guess it offline.
 pub fn filter_skills(method: &str, result: &Value, facts: &AuthorizedFacts, open: bool) -> Value {
-    let steps = Cell::new(
-        facts
-            .list_steps
-            .map_or(crate::args::GLOB_STEPS, |s| s.min(crate::args::GLOB_STEPS)),
-    );
+    let steps = list_steps(facts);
     let readable = |v: &Value| {
         v.get("uri")
             .and_then(Value::as_str)
@@ -3308,24 +3325,13 @@ fn check_listen(
         .into_iter()
         .filter(|u| seen.insert(*u))
     {
-        match resource_allowed_within(facts, uri, options.open_resources, steps) {
-            Some(true) => {}
-            Some(false) => {
-                return Err(Error::ResourceNotAllowed {
-                    resource: uri.to_string(),
-                    block: 0,
-                    check: "a subscription to a resource the token may not read".into(),
-                })
-            }
-            None => {
-                return Err(Error::LimitsExceeded {
-                    detail: format!(
-                        "matching the token's resource patterns took more than {} steps",
-                        crate::args::GLOB_STEPS
-                    ),
-                })
-            }
-        }
+        may_read(
+            facts,
+            uri,
+            options,
+            steps,
+            "a subscription to a resource the token may not read",
+        )?;
     }
     Ok(())
 }

@@ -38,6 +38,27 @@ impl Cli {
             .unwrap()
     }
 
+    /// `args` with `input` on standard input (`mcpvault guard`'s JSON lines).
+    fn run_with_input(&self, args: &[&str], input: &str) -> Output {
+        use std::io::Write;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mcpvault"))
+            .args(args)
+            .env("HOME", self.home.path())
+            .env("MCPVAULT_NOW", NOW)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    }
+
     fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
         assert_eq!(
@@ -199,23 +220,10 @@ fn scenario(store: &str) {
     let line = serde_json::json!({"now": NOW.parse::<u64>().unwrap(),
         "input": {"fallback_token": twice, "body": body.to_string()},
         "complete": {"result": {"content": []}}});
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mcpvault"))
-        .args(["guard", "--options", &options, "--store", store])
-        .env("HOME", cli.home.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(format!("{line}\n").as_bytes())
-            .unwrap();
-    }
-    let ran = child.wait_with_output().unwrap();
+    let ran = cli.run_with_input(
+        &["guard", "--options", &options, "--store", store],
+        &format!("{line}\n"),
+    );
     let ran: serde_json::Value = serde_json::from_slice(&ran.stdout).unwrap();
     assert_eq!(ran["allowed"], true);
     for id in ["5", "5"] {
@@ -301,21 +309,7 @@ fn state_vectors(fresh: &mut dyn FnMut(&str) -> String) {
         if case["options"]["store"].as_bool().unwrap() {
             args.extend(["--store", &store]);
         }
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mcpvault"))
-            .args(&args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out = cli.run_with_input(&args, &input);
         assert_eq!(
             out.status.code(),
             Some(0),
