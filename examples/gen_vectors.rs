@@ -3680,6 +3680,27 @@ fn step_up_cases(g: &mut Gen) {
             step(NOW, with_body(GuardInput::default(), rpc(json!(7), "skills/list", json!({}))), Some("missing_token")),
         ],
     );
+    // helper 42: a quota's refusal spends a proof, never the approvals a human gave for the call that did not run
+    let rated = g.mint(&Grant {
+        require_approval: vec![needs(1, &[&alice])],
+        rate: vec![rate(Some("pay"), 1, 10)],
+        ..grant(&["pay"], 3600)
+    });
+    let paid = json!({"to": "acme", "amount": 500});
+    let hr = hash_of(&rated, &paid);
+    let (ra, rb) = (by(g, &alice, &hr, 300), by(g, &alice, &hr, 300));
+    g.guard_case(
+        "state-quota-refusal-keeps-approvals",
+        "an approved call refused by its quota (rate 1 per 10 s) leaves its approval unspent: the same approval once the quota allows it is allowed, and spent then (replayed after)",
+        opts(),
+        &[],
+        vec![
+            step(NOW, bearer(&rated, with_approvals(1, &paid, vec![ra])), None),
+            step(NOW + 5, bearer(&rated, with_approvals(2, &paid, vec![rb.clone()])), Some("rate_limited")),
+            step(NOW + 12, bearer(&rated, with_approvals(3, &paid, vec![rb.clone()])), None),
+            step(NOW + 24, bearer(&rated, with_approvals(4, &paid, vec![rb])), Some("replayed")),
+        ],
+    );
 }
 
 /// Issue 16, items 1-3: holder-bound tokens and per-call proofs.

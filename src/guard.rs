@@ -564,7 +564,7 @@ pub struct Pending {
     /// The store was asked to spend the spender's nonces: its answer must say what it found.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     spend_asked: bool,
-    /// The request is refused, and the store was asked only to spend its proofs and approvals (and whether its
+    /// The request is refused, and the store was asked only to spend its proofs (and whether its
     /// token is revoked): what it found of the spend changes nothing.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     burn: bool,
@@ -2006,10 +2006,10 @@ impl Guard {
         // what matching the token's resource patterns may cost the whole request (subscriptions/listen)
         let glob_steps = Cell::new(crate::args::GLOB_STEPS);
         let mut spend_nonces: Vec<String> = Vec::new();
-        // how many of spend_nonces, at their end, are the spender's proof and approvals
+        // how many of spend_nonces, at their end, are the spender's proof (0 or 1)
         let mut spend_proofs = 0usize;
-        // the proofs and approvals every message that verified carries: spent even if the request is refused (a
-        // batch refused for one message: a logged copy of another's proof would run that call alone), until then
+        // the proof every message that verified carries: spent even if the request is refused (a batch refused for
+        // one message: a logged copy of another's proof would run that call alone), until then
         let mut burn: Vec<String> = Vec::new();
         let mut burn_until = 0u64;
         let mut charges: Vec<crate::quota::Charge> = Vec::new();
@@ -2190,11 +2190,9 @@ impl Guard {
                     if spends && !input.replay_checked && !self.options.defer_spend {
                         if self.options.store {
                             // spent even if the request is refused (below): a proof is used once
-                            let proofs = proof_spends(&f);
-                            if !proofs.is_empty() {
-                                let keep = keep_spent_until(&f, false, now);
-                                burn_until = burn_until.max(keep);
-                                burn.extend(proofs);
+                            if let Some(proof) = proof_spend(&f) {
+                                burn_until = burn_until.max(keep_spent_until(&f, false, now));
+                                burn.push(proof);
                             }
                         }
                         if !self.options.store {
@@ -2215,7 +2213,9 @@ impl Guard {
                             d.detail = Some(if single_use {
                                 "a batch may spend a single-use token once".into()
                             } else {
-                                "a request spends one proof or set of approvals: send such calls one by one".into()
+                                "a request spends one proof or set of approvals: send such calls one by one, each \
+                                 with a new proof (the proofs of a refused request are spent)"
+                                    .into()
                             });
                         } else {
                             spender = Some(i);
@@ -2226,9 +2226,9 @@ impl Guard {
                             } else {
                                 Vec::new()
                             };
-                            let proofs = proof_spends(&f);
-                            spend_proofs = proofs.len();
-                            spend_nonces.extend(proofs);
+                            // the proof last: the one nonce a quota's refusal spends
+                            spend_proofs = usize::from(proof_spend(&f).is_some());
+                            spend_nonces.extend(proof_spends(&f));
                             out.call_key = Some(crate::audit::spend_key(
                                 call.id.as_ref(),
                                 &call.request.method,
@@ -2442,7 +2442,7 @@ impl Guard {
         // A call refused for lack of approvals asks the store whether its token is revoked: a revoked token is
         // `revoked` then, nobody is asked to approve its call (its other refusals stand: verify decides first).
         if !all_allowed && self.options.store && (!ask_revoked.is_empty() || !burn.is_empty()) {
-            // a refused request spends the proofs and approvals that verified, by no call (a logged copy of one
+            // a refused request spends the proofs that verified, by no call (a logged copy of one
             // is `replayed`)
             let burn_len = burn.len();
             pending.burn = burn_len > 0;
@@ -2714,7 +2714,10 @@ impl Guard {
         } = p;
         // What the store found applies to every message (revocation), or to the spender.
         if let Some(a) = answer {
-            let whole = if let Some(detail) = &a.error {
+            let whole = if let (Some(_), true) = (&a.error, burn) {
+                // the request is refused already: a store that failed to spend its proofs changes no answer
+                None
+            } else if let Some(detail) = &a.error {
                 Some(Error::Internal {
                     detail: format!("store: {detail}"),
                 })
@@ -3133,17 +3136,25 @@ fn spent_as(kind: &str, owner: &str, nonce: &str) -> String {
 
 /// What a single-use token's nonces are spent as ([`spent_as`], each owned by the block that carries it).
 /// The proof's and the approvals' nonces a call carries, as a store keeps them.
+/// The approvals first, the proof last: the proof alone is spent when its call is refused ([`proof_spend`]).
 fn proof_spends(f: &AuthorizedFacts) -> Vec<String> {
-    let mut spends = Vec::with_capacity(1 + f.approvals.len());
-    if let (Some(n), Some(h)) = (&f.proof_nonce, &f.holder) {
-        spends.push(spent_as("proof:", h, n));
-    }
-    spends.extend(
-        f.approvals
-            .iter()
-            .map(|a| spent_as("approval:", &a.approver, &a.nonce)),
-    );
+    let mut spends: Vec<String> = f
+        .approvals
+        .iter()
+        .map(|a| spent_as("approval:", &a.approver, &a.nonce))
+        .collect();
+    spends.extend(proof_spend(f));
     spends
+}
+
+/// The proof's nonce a call carries, as a store keeps it: what a refusal of the call spends. Not its approvals: a
+/// human gave them, for a call that did not run (a holder retries with a new proof and the same approvals; a logged
+/// copy of the request dies with its proof).
+fn proof_spend(f: &AuthorizedFacts) -> Option<String> {
+    match (&f.proof_nonce, &f.holder) {
+        (Some(n), Some(h)) => Some(spent_as("proof:", h, n)),
+        _ => None,
+    }
 }
 
 /// Until when a store keeps what the call of `f` spends: a proof's nonce while the proof could be fresh, an

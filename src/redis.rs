@@ -20,8 +20,7 @@ pub struct RedisCall {
     /// `mcpvault:quota:KEY` per charge.
     pub keys: Vec<String>,
     /// The call key, now, keep until, retry window, the numbers of nonces and charges, probe (`1`/`0`), how many of
-    /// the nonces (at their end) are proofs' and approvals'; per charge its max, amount, ttl and probe; the token's
-    /// revocation ids.
+    /// the nonces (at their end) are proofs'; per charge its max, amount, ttl and probe; the token's revocation ids.
     pub args: Vec<String>,
 }
 

@@ -81,10 +81,10 @@ pub struct SpendAsk {
     /// written, and a spent nonce does not refuse the request).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub probe: bool,
-    /// How many of `nonces`, at their end, are proofs' and approvals': spent even when a quota refuses the call
-    /// (by no call: every later use is `replayed`). A proof is used once, whatever became of its call; a logged
-    /// copy of a refused call's proof ran that call once more when the quota allowed it again. A single-use
-    /// token's nonces stay unspent then.
+    /// How many of `nonces`, at their end, are proofs': spent even when a quota refuses the call (by no call:
+    /// every later use is `replayed`). A proof is used once, whatever became of its call; a logged copy of a refused
+    /// call's proof ran that call once more when the quota allowed it again. A single-use token's nonces and the
+    /// approvals (a human's, for a call that did not run) stay unspent then.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub proofs: usize,
 }
@@ -279,7 +279,7 @@ pub fn decide(ask: &StoreAsk, read: &StoreRead) -> StoreDecision {
             continue;
         }
         if !sound || used + c.amount > c.max {
-            // the call does not run, and its proofs and approvals are spent all the same
+            // the call does not run, and its proof is spent all the same
             let write = real.map_or_else(Vec::new, |s| {
                 let from = s.nonces.len().saturating_sub(s.proofs);
                 let refused = SpendAsk {

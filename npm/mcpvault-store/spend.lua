@@ -5,8 +5,8 @@
 -- KEYS: mcpvault:revoked, then mcpvault:nonce:N per nonce (n of them), then mcpvault:result:CALLKEY when n > 0, then
 -- mcpvault:quota:KEY per quota charge (m of them).
 -- ARGV: call key, now, keep until (unix seconds, the guard's clock), retry window (seconds), n, m, probe (1: the
--- nonces are only read, for a dry run), p (the last p nonces are proofs' and approvals': spent, by the call key
--- "refused", even when a quota refuses the call), then per charge its max, amount, ttl and probe (4 m values; a
+-- nonces are only read, for a dry run), p (the last p nonces are proofs': spent, by the call key "refused", even
+-- when a quota refuses the call), then per charge its max, amount, ttl and probe (4 m values; a
 -- probe charge is only read), then the token's revocation ids. Keys expire after (keep until - now) seconds (a charge: its ttl) on
 -- Redis's clock, and longer by as much as the guard's clock is ahead of Redis's (TIME: Redis 5 or later): neither a
 -- skew between the two clocks nor a guard whose clock jumped ahead can drop a spent nonce or a counter early.

@@ -271,6 +271,9 @@ export function init(input?: string | URL | Response | BufferSource | WebAssembl
 
 /** The reserved dry-run tool name, `mcpvault.check`. */
 export const CHECK_TOOL: "mcpvault.check";
+/** The methods whose answers the guard's filter narrows to what a token may see (the core's `guard::LIST_METHODS`):
+ * `tools/list`, `resources/list`, `resources/templates/list`, `prompts/list`, `skills/list`, `skills/get`. */
+export const LIST_METHODS: readonly string[];
 
 /** A refusal code at the gate (the core's codes; `missing_token` is one of them). */
 export type GateErrorCode = ErrorCode;
@@ -541,17 +544,19 @@ export class Guard {
   factsOf(outcome: Omit<GuardOutcome, "decisions">): AuthorizedFacts | null;
   decisionsOf(outcome: Omit<GuardOutcome, "decisions">): Decision[];
   filterTools<T extends object>(result: T, outcome: GuardOutcome, firstPage?: boolean): T & { tools: unknown[] };
-  /** A `resources/list`, `resources/templates/list` or `prompts/list` result with only what `outcome` grants (the
-   * guard's `openResources`/`openPrompts` apply); another method's result as it is. */
+  /** A `resources/list`, `resources/templates/list`, `prompts/list`, `skills/list` or `skills/get` result with only
+   * what `outcome` grants (the guard's `openResources`/`openPrompts` apply); another method's result as it is. */
   filterList<T>(method: string, result: T, outcome: GuardOutcome): T;
   cacheStats(): { hits: number; misses: number; entries: number; capacity: number };
 }
 /** What the guard asks a store to do atomically. */
 export interface StoreAsk {
   revocation_ids: string[];
-  spend?: { nonces: string[]; call_key: string; now: number; until: number; window: number };
-  /** Quota counters to add to (SCHEMA.md, "Quotas"). */
-  quotas?: Array<{ key: string; kind: "rate" | "budget"; max: number; amount: number; until: number; ttl: number }>;
+  /** `probe`: only read (a dry run's call); `proofs`: how many of `nonces`, at their end, are proofs', spent (by the
+   * call key "refused") even when a quota refuses the call — storeDecide writes them. */
+  spend?: { nonces: string[]; call_key: string; now: number; until: number; window: number; probe?: boolean; proofs?: number };
+  /** Quota counters to add to (SCHEMA.md, "Quotas"); a `probe` charge is only read. */
+  quotas?: Array<{ key: string; kind: "rate" | "budget"; max: number; amount: number; until: number; ttl: number; probe?: boolean }>;
 }
 export type SpendOutcome =
   | { result: "fresh" } | { result: "in_flight" } | { result: "done"; response: unknown } | { result: "replayed"; nonce: string };
@@ -590,6 +595,10 @@ export interface AuditRecord {
   issuer: string | null;
   revocation_ids: string[];
   request_id: string | null;
+  /** The approvers of an approved call (absent when none). */
+  approvers?: string[];
+  /** The retry of a call that already ran, answered with its recorded response (absent when not). */
+  replayed_response?: boolean;
 }
 export interface AuditEntry extends AuditRecord {
   seq: number;

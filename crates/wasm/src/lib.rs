@@ -458,6 +458,13 @@ pub fn revocation_id(id: &str) -> String {
     answer(mcpvault::state::revocation_id(id))
 }
 
+/// The methods whose answers the guard's `filter` narrows to what a token may see (`mcpvault::guard::LIST_METHODS`),
+/// as a JSON array: hosts filter these answers and hand every other one on as it is.
+#[wasm_bindgen]
+pub fn list_methods() -> String {
+    json!(mcpvault::guard::LIST_METHODS).to_string()
+}
+
 /// `{"ok": {token, source} | null}`: the token `input_json` presents.
 #[wasm_bindgen]
 pub fn find_token(input_json: &str) -> String {

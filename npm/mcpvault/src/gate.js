@@ -9,8 +9,9 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
   const CHECK_TOOL = "mcpvault.check";
   /** The list methods the guard filters, and the key of their items. */
   // the lists whose answers the core filters (skips a wasm round trip for every other result)
-  // the core's guard::LIST_METHODS but tools/list (filterTools): answers its filter narrows
-  const LIST_METHODS = new Set(["resources/list", "resources/templates/list", "prompts/list", "skills/list", "skills/get"]);
+  // the core's guard::LIST_METHODS: the answers its filter narrows (tools/list through filterTools)
+  const ALL_LISTS = Object.freeze(JSON.parse(wasm.list_methods()));
+  const LIST_METHODS = new Set(ALL_LISTS.filter((m) => m !== "tools/list"));
   /** The headers the guard reads, the core's list, in the order `check_request` takes their values (read once the
    * module is loaded: browsers load it after this runs). */
   let headerNames;
@@ -653,6 +654,7 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
 
   return {
     CHECK_TOOL,
+    LIST_METHODS: ALL_LISTS,
     Guard,
     storeDecide,
     redisCall,
