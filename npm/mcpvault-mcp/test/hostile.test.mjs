@@ -639,3 +639,22 @@ test("withMcpVault alone over HTTP decides the headers an HTTP layer would have:
   const seen = state.seen.join("");
   assert.ok(!seen.includes(proof) && !seen.includes(bound), "the handler saw the proof or the token");
 });
+
+test("skills answers through withMcpVault's and the proxy's policy keep only what the token may read", async () => {
+  // helper 42: the list of filtered methods was a copy without skills/list and skills/get; it is the core's now
+  const { Policy, LISTS } = await import("../policy.mjs");
+  assert.ok(LISTS.has("skills/list") && LISTS.has("skills/get") && LISTS.has("tools/list"));
+  const policy = new Policy({ publicKeyHex: keys.publicKey }, "test");
+  const reader = mint({ resources: ["skill://public/*"] });
+  const skill = (name, files) => ({ uri: `skill://${name}/SKILL.md`, frontmatter: { name },
+    resources: files.map((f) => ({ uri: `skill://${f}`, digest: "sha256:00", size: 1 })) });
+  const list = { skills: [skill("public", ["public/SKILL.md", "payroll/creds.md"]), skill("payroll", ["payroll/SKILL.md"])] };
+  const message = { jsonrpc: "2.0", id: 1, method: "skills/list", params: { _meta: { token: reader } } };
+  const outcome = await policy.decide(message, undefined, undefined, undefined, undefined);
+  assert.ok(outcome.allowed);
+  assert.deepStrictEqual(policy.filterResult("skills/list", list, outcome, message),
+    { skills: [skill("public", ["public/SKILL.md"])] });
+  const get = { jsonrpc: "2.0", id: 2, method: "skills/get", params: { uri: "skill://payroll/SKILL.md", _meta: { token: reader } } };
+  const refused = await policy.decide(get, undefined, undefined, undefined, undefined);
+  assert.strictEqual(refused.decisions[0].code, "resource_not_allowed");
+});
