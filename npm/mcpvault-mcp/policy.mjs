@@ -1,7 +1,7 @@
 // What withMcpVault and mcpvault-proxy share: the guard of a server (the core's; no rule here), the token a message
 // presents through the SDK's authInfo, onDecision, the MCP error of a refusal, tools/list filtering, and recording
 // the response of a single-use call for its retries.
-import { Guard, CHECK_TOOL, LIST_METHODS, storeOptionsError, toolHashes } from "mcpvault";
+import { Guard, CHECK_TOOL, listMethods, storeOptionsError, toolHashes } from "mcpvault";
 
 export const TOOLS_CALL = "tools/call";
 export const TOOLS_LIST = "tools/list";
@@ -12,7 +12,7 @@ export { CHECK_TOOL };
 const OPTIONS = ["publicKeyHex", "audience", "onDecision", "onSoftRule", "cache", "now", "checkTool", "store", "retryWindow",
   "mappings", "toolMappings", "rules", "openResources", "openPrompts", "maxBodyContainers", "maxBodyValues"];
 /** The answers filtered to what the token grants: the core's list (lists, and the skills extension's answers). */
-export const LISTS = new Set(LIST_METHODS);
+export const LISTS = new Set(listMethods());
 const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
 
 /** What the guard reads of the SDK's `extra`: the MCP session id and the HTTP request's trace context headers (spans

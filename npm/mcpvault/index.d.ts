@@ -272,8 +272,9 @@ export function init(input?: string | URL | Response | BufferSource | WebAssembl
 /** The reserved dry-run tool name, `mcpvault.check`. */
 export const CHECK_TOOL: "mcpvault.check";
 /** The methods whose answers the guard's filter narrows to what a token may see (the core's `guard::LIST_METHODS`):
- * `tools/list`, `resources/list`, `resources/templates/list`, `prompts/list`, `skills/list`, `skills/get`. */
-export const LIST_METHODS: readonly string[];
+ * `tools/list`, `resources/list`, `resources/templates/list`, `prompts/list`, `skills/list`, `skills/get`. (A
+ * function: the web entry's module is there only after `init()`.) */
+export function listMethods(): readonly string[];
 
 /** A refusal code at the gate (the core's codes; `missing_token` is one of them). */
 export type GateErrorCode = ErrorCode;

@@ -102,7 +102,7 @@ writeFileSync(join(dist, "cjs", "mcpvault_wasm.js"), readFileSync(join(dist, "cj
 
 const api = ["api.js", "telemetry.js", "gate.js"].map((f) => readFileSync(join(root, "src", f), "utf8")).join("\n");
 // Every name the entries export besides init.
-const exported = "MCPVault, McpVaultError, auditAppend, auditVerify, callKey, callTarget, toolHashes, Guard, storeDecide, redisCall, redisAnswer, revocationId, authorizeWithState, storeOptionsError, CHECK_TOOL, LIST_METHODS, extractToken, findToken, authorizeCall, authorizeBody, " +
+const exported = "MCPVault, McpVaultError, auditAppend, auditVerify, callKey, callTarget, toolHashes, Guard, storeDecide, redisCall, redisAnswer, revocationId, authorizeWithState, storeOptionsError, CHECK_TOOL, listMethods, extractToken, findToken, authorizeCall, authorizeBody, " +
   "statusOf, challenge, challengeResponse, authorizeFetch, assertPublicKey, useOpenTelemetry, metricsText";
 writeFileSync(join(dist, "api.cjs"), `"use strict";\n${api}\nmodule.exports = { makeApi };\n`);
 writeFileSync(join(dist, "api.mjs"), `${api}\nexport { makeApi };\n`);

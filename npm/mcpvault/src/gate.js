@@ -9,9 +9,12 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
   const CHECK_TOOL = "mcpvault.check";
   /** The list methods the guard filters, and the key of their items. */
   // the lists whose answers the core filters (skips a wasm round trip for every other result)
-  // the core's guard::LIST_METHODS: the answers its filter narrows (tools/list through filterTools)
-  const ALL_LISTS = Object.freeze(JSON.parse(wasm.list_methods()));
-  const LIST_METHODS = new Set(ALL_LISTS.filter((m) => m !== "tools/list"));
+  // the core's guard::LIST_METHODS: the answers its filter narrows (tools/list through filterTools); read from the
+  // module on first use (the web entry instantiates it in init(), after this runs)
+  let allLists;
+  const listMethods = () => (allLists ??= Object.freeze(JSON.parse(wasm.list_methods())));
+  let filtered;
+  const isFilteredList = (method) => (filtered ??= new Set(listMethods().filter((m) => m !== "tools/list"))).has(method);
   /** The headers the guard reads, the core's list, in the order `check_request` takes their values (read once the
    * module is loaded: browsers load it after this runs). */
   let headerNames;
@@ -379,7 +382,7 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
      * (the core's filter; open resources/prompts when the options open them). Other methods: `result` as it is.
      */
     filterList(method, result, outcome) {
-      if (!LIST_METHODS.has(method)) return result;
+      if (!isFilteredList(method)) return result;
       // the core decides what each list keeps (and empties it when no token verified)
       return call(this._g.filter(method, JSON.stringify(isObject(result) ? result : {}), JSON.stringify(outcome.facts ?? null), true));
     }
@@ -654,7 +657,7 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
 
   return {
     CHECK_TOOL,
-    LIST_METHODS: ALL_LISTS,
+    listMethods,
     Guard,
     storeDecide,
     redisCall,
