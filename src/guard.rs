@@ -3417,13 +3417,17 @@ mod tests {
     use rand_core::SeedableRng;
 
     fn setup() -> (Guard, String, u64) {
+        setup_with(crate::Grant::new(["db_query"], 600, "i", "s"), true)
+    }
+
+    /// A guard (with a store or not) and a token of `grant`, at `now`.
+    fn setup_with(grant: crate::Grant, store: bool) -> (Guard, String, u64) {
         let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(3);
         let keys = crate::keygen(&mut rng);
         let now = 1_800_000_000;
-        let grant = crate::Grant::new(["db_query"], 600, "i", "s");
         let token = crate::mint(&keys.private_key, &grant, now, &mut rng).unwrap();
         let options = GuardOptions {
-            store: true,
+            store,
             ..GuardOptions::new(keys.public_key.clone())
         };
         (Guard::new(options, 8).unwrap(), token, now)
@@ -3548,22 +3552,13 @@ mod tests {
     #[test]
     fn a_store_answer_silent_on_the_spend_it_was_asked_is_internal_error() {
         // helper 40: a custom store whose check() answered {} let a single-use token's call through every time
-        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(12);
-        let keys = crate::keygen(&mut rng);
-        let now = 1_800_000_000;
-        let grant = crate::Grant {
-            single_use: true,
-            ..crate::Grant::new(["db_query"], 600, "i", "s")
-        };
-        let token = crate::mint(&keys.private_key, &grant, now, &mut rng).unwrap();
-        let mut g = Guard::new(
-            GuardOptions {
-                store: true,
-                ..GuardOptions::new(keys.public_key.clone())
+        let (mut g, token, now) = setup_with(
+            crate::Grant {
+                single_use: true,
+                ..crate::Grant::new(["db_query"], 600, "i", "s")
             },
-            8,
-        )
-        .unwrap();
+            true,
+        );
         let call = |id: i64| GuardInput {
             body: Some(
                 json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
@@ -3709,16 +3704,14 @@ mod tests {
 
     #[test]
     fn a_batch_of_lists_shares_one_requests_glob_steps() {
-        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(11);
-        let keys = crate::keygen(&mut rng);
-        let now = 1_800_000_000;
         // a glob every URI below matches, at about 1,700 steps each: one list's budget keeps some 5,900 of them
-        let grant = crate::Grant {
-            resources: vec![format!("{}*", "?".repeat(500))],
-            ..crate::Grant::new(["db_query"], 600, "i", "s")
-        };
-        let token = crate::mint(&keys.private_key, &grant, now, &mut rng).unwrap();
-        let mut g = Guard::new(GuardOptions::new(keys.public_key.clone()), 8).unwrap();
+        let (mut g, token, now) = setup_with(
+            crate::Grant {
+                resources: vec![format!("{}*", "?".repeat(500))],
+                ..crate::Grant::new(["db_query"], 600, "i", "s")
+            },
+            false,
+        );
         let list = |id: usize| json!({"jsonrpc": "2.0", "id": id, "method": "resources/list"});
         let mut run = |body: Value| {
             let input = GuardInput {
