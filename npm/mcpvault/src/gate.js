@@ -13,8 +13,7 @@ function makeGate(wasm, McpVaultError, call, facts, telemetry) {
   // module on first use (the web entry instantiates it in init(), after this runs)
   let allLists;
   const listMethods = () => (allLists ??= Object.freeze(JSON.parse(wasm.list_methods())));
-  let filtered;
-  const isFilteredList = (method) => (filtered ??= new Set(listMethods().filter((m) => m !== "tools/list"))).has(method);
+  const isFilteredList = (method) => method !== "tools/list" && listMethods().includes(method);
   /** The headers the guard reads, the core's list, in the order `check_request` takes their values (read once the
    * module is loaded: browsers load it after this runs). */
   let headerNames;
